@@ -1,0 +1,259 @@
+"""The audit store: one DynamoDB table recording every unit of work and its outcome.
+
+Items are addressed by ``pk = "<kind>#<subject>"`` and ``sk = <version>``:
+
+* ``file``        subject ``s3://bucket/key``, version the object's version id or ETag
+* ``run``         subject the product name, version ``<run_id>`` (and ``<run_id>#<model>``
+                  for the per-model run audit with the original ``audit_control`` fields)
+* ``metadata``    subject ``s3://config-bucket/key``, version the object's version id or ETag
+* ``dataset``     subject the dataset id, version ``refresh#<time>``
+
+Each item carries ``status``, ``created_at``, ``updated_at`` and a ``history`` list (status,
+time, note), so ``lakegov status`` can show a timeline. :meth:`AuditStore.claim` is the
+idempotency guard: a conditional write that lets exactly one worker own a unit of work,
+lets a retry take over a crashed worker's expired lease, and reports duplicates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from lakegov.aws import error_code
+from lakegov.errors import RetryableError
+from lakegov.events import utc_now
+
+IN_PROGRESS = "RECEIVED"
+DONE_STATUSES = ("PROCESSED", "REJECTED", "SUCCEEDED", "APPLIED")
+KIND_INDEX = "by_kind"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _plain(value: Any) -> Any:
+    """Python value -> something TypeSerializer accepts (floats become Decimals)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _native(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _native(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_native(v) for v in value]
+    return value
+
+
+def _ser(value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = _serializer.serialize(_plain(value))
+    return out
+
+
+def _deser(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _native(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Outcome of :meth:`AuditStore.claim`: ``acquired`` or a ``duplicate`` of finished work."""
+
+    acquired: bool
+    item: dict[str, Any]
+
+    @property
+    def duplicate(self) -> bool:
+        return not self.acquired
+
+
+class AuditStore:
+    """Small adapter over the audit table (a low-level DynamoDB client is passed in)."""
+
+    def __init__(self, table_name: str, dynamodb_client: Any, *, clock: Any = time.time) -> None:
+        self.table_name = table_name
+        self._ddb = dynamodb_client
+        self._clock = clock
+
+    @staticmethod
+    def key(kind: str, subject: str, version: str) -> dict[str, Any]:
+        return {"pk": {"S": f"{kind}#{subject}"}, "sk": {"S": version or "-"}}
+
+    def claim(
+        self,
+        kind: str,
+        subject: str,
+        version: str,
+        *,
+        lease_seconds: int = 900,
+        attributes: Mapping[str, Any] | None = None,
+        done_statuses: Iterable[str] = DONE_STATUSES,
+    ) -> Claim:
+        """Take ownership of one unit of work, exactly once across concurrent deliveries.
+
+        Returns ``Claim(acquired=False)`` when the work already finished (a duplicate
+        delivery). Raises RetryableError while another worker holds an unexpired lease,
+        so the message comes back after its visibility timeout.
+        """
+        now = self._clock()
+        stamp = utc_now()
+        item = {
+            **{k: _ser(v) for k, v in (attributes or {}).items()},
+            **self.key(kind, subject, version),
+            "kind": {"S": kind},
+            "subject": {"S": subject},
+            "version": {"S": version or "-"},
+            "status": {"S": IN_PROGRESS},
+            "created_at": {"S": stamp},
+            "updated_at": {"S": stamp},
+            "lease_until": {"N": str(int(now + lease_seconds))},
+            "attempts": {"N": "1"},
+            "history": {"L": [_ser({"status": IN_PROGRESS, "at": stamp})]},
+        }
+        done = list(done_statuses)
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":now": {"N": str(int(now))}}
+        done_terms = []
+        for i, status in enumerate(done):
+            values[f":d{i}"] = {"S": status}
+            done_terms.append(f":d{i}")
+        condition = "attribute_not_exists(pk)"
+        if done_terms:
+            condition += f" OR (NOT #s IN ({', '.join(done_terms)}) AND lease_until < :now)"
+        else:
+            condition += " OR lease_until < :now"
+        try:
+            previous = self.get(kind, subject, version)
+            if previous:
+                item["created_at"] = {"S": str(previous.get("created_at", stamp))}
+                item["attempts"] = {"N": str(int(previous.get("attempts", 0)) + 1)}
+                item["history"] = {
+                    "L": [_ser(h) for h in previous.get("history", [])]
+                    + [_ser({"status": IN_PROGRESS, "at": stamp, "note": "retry"})]
+                }
+            self._ddb.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            current = self.get(kind, subject, version) or {}
+            if current.get("status") in done:
+                return Claim(acquired=False, item=current)
+            raise RetryableError(
+                f"{kind} {subject} ({version}) is being processed by another worker"
+            ) from exc
+        return Claim(acquired=True, item=_deser(item))
+
+    def record(
+        self,
+        kind: str,
+        subject: str,
+        version: str,
+        status: str,
+        *,
+        note: str = "",
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Set the status (appending to the history) and any attributes of one item."""
+        stamp = utc_now()
+        entry = {"status": status, "at": stamp, **({"note": note} if note else {})}
+        sets = [
+            "#s = :s",
+            "#upd = :u",
+            "#kind = :k",
+            "#subj = :subj",
+            "#ver = :v",
+            "#hist = list_append(if_not_exists(#hist, :empty), :h)",
+            "#cre = if_not_exists(#cre, :u)",
+        ]
+        names = {
+            "#s": "status",
+            "#upd": "updated_at",
+            "#kind": "kind",
+            "#subj": "subject",
+            "#ver": "version",
+            "#hist": "history",
+            "#cre": "created_at",
+        }
+        values: dict[str, Any] = {
+            ":s": {"S": status},
+            ":u": {"S": stamp},
+            ":k": {"S": kind},
+            ":subj": {"S": subject},
+            ":v": {"S": version or "-"},
+            ":h": {"L": [_ser(entry)]},
+            ":empty": {"L": []},
+        }
+        for i, (name, value) in enumerate((attributes or {}).items()):
+            names[f"#a{i}"] = name
+            values[f":a{i}"] = _ser(value)
+            sets.append(f"#a{i} = :a{i}")
+        remove = ""
+        if status in DONE_STATUSES:
+            names["#lease"] = "lease_until"
+            remove = " REMOVE #lease"
+        self._ddb.update_item(
+            TableName=self.table_name,
+            Key=self.key(kind, subject, version),
+            UpdateExpression="SET " + ", ".join(sets) + remove,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def release(self, kind: str, subject: str, version: str, *, note: str) -> None:
+        """Give up a claim after a retryable failure so the next delivery can take it at once."""
+        self.record(kind, subject, version, "FAILED", note=note, attributes={"lease_until": 0})
+
+    def get(self, kind: str, subject: str, version: str) -> dict[str, Any] | None:
+        response = self._ddb.get_item(
+            TableName=self.table_name, Key=self.key(kind, subject, version), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return _deser(item) if item else None
+
+    def versions(self, kind: str, subject: str) -> list[dict[str, Any]]:
+        """Every item of one subject (all versions of a file, all runs of a product)."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"{kind}#{subject}"}},
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            items.extend(_deser(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def recent(self, kind: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest items of one kind, newest first (the ``by_kind`` index)."""
+        page = self._ddb.query(
+            TableName=self.table_name,
+            IndexName=KIND_INDEX,
+            KeyConditionExpression="#k = :k",
+            ExpressionAttributeNames={"#k": "kind"},
+            ExpressionAttributeValues={":k": {"S": kind}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_deser(i) for i in page.get("Items", [])]

@@ -1,0 +1,95 @@
+"""AWS client factory: one place that builds boto3 clients.
+
+Clients are created lazily, once per warm container, with adaptive retries. Domain code
+never calls this module: handlers and the CLI build a :class:`Clients` and pass the
+clients they need down as arguments.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 10},
+    connect_timeout=5,
+    read_timeout=60,
+    user_agent_extra="lakegov",
+)
+
+
+class Clients:
+    """Lazy, cached boto3 clients sharing one session.
+
+    ``endpoint_url`` overrides every service's endpoint (the embedded runtime's moto
+    server); when empty, boto3's own resolution applies, which also honours
+    ``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_<SERVICE>`` variables.
+    """
+
+    def __init__(
+        self,
+        session: boto3.session.Session | None = None,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        config: Config = RETRY_CONFIG,
+    ) -> None:
+        self._session = session or boto3.session.Session(region_name=region)
+        self._endpoint_url = endpoint_url or None
+        self._config = config
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def region(self) -> str:
+        return str(self._session.region_name or "")
+
+    def __call__(self, service: str) -> Any:
+        with self._lock:
+            client = self._clients.get(service)
+            if client is None:
+                kwargs: dict[str, Any] = {"config": self._config}
+                if self._endpoint_url:
+                    kwargs["endpoint_url"] = self._endpoint_url
+                client = self._session.client(service, **kwargs)  # type: ignore[call-overload]
+                self._clients[service] = client
+            return client
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError, or '' for anything else."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "SlowDown",
+        "RequestThrottled",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+        "InternalServiceException",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying as they are (throttling, 5xx, concurrent edits)."""
+    code = error_code(exc)
+    return code in THROTTLING_CODES or code in {
+        "ConcurrentModificationException",
+        "CrawlerRunningException",
+        "OperationTimeoutException",
+    }

@@ -1,0 +1,98 @@
+"""The events lakegov publishes: their contracts and the publisher.
+
+Every event has ``source = "lakegov"`` and one of :data:`DETAIL_TYPES`; its detail must
+validate against ``schemas/events/<DetailType>.json`` before it leaves the process, so a
+consumer can rely on the contract.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from lakegov.errors import LakegovError, RetryableError
+from lakegov.jsonschemas import schema_issues
+
+SOURCE = "lakegov"
+DETAIL_TYPES = (
+    "FileConverted",
+    "FileRejected",
+    "SchemaChanged",
+    "DatasetRefreshed",
+    "ProductRunStarted",
+    "ProductRunFinished",
+    "GovernanceApplied",
+    "GovernanceRejected",
+    "DriftDetected",
+)
+MAX_ENTRIES_PER_CALL = 10  # PutEvents limit
+MAX_EVENT_BYTES = 256 * 1024
+
+
+class EventContractError(LakegovError):
+    """An event we were about to publish does not match its schema: a bug, not bad input."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def validate_detail(detail_type: str, detail: Mapping[str, Any]) -> None:
+    if detail_type not in DETAIL_TYPES:
+        raise EventContractError(f"unknown detail-type {detail_type!r}")
+    issues = schema_issues(f"events/{detail_type}", dict(detail))
+    if issues:
+        raise EventContractError(
+            f"{detail_type} detail breaks its contract: " + "; ".join(map(str, issues))
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    detail_type: str
+    detail: Mapping[str, Any]
+    resources: tuple[str, ...] = ()
+
+    def entry(self, bus: str) -> dict[str, Any]:
+        body = json.dumps(self.detail, default=str, separators=(",", ":"))
+        if len(body) > MAX_EVENT_BYTES - 1024:
+            raise EventContractError(f"{self.detail_type} detail is {len(body)} bytes, over the limit")
+        return {
+            "Source": SOURCE,
+            "DetailType": self.detail_type,
+            "Detail": body,
+            "EventBusName": bus,
+            "Resources": list(self.resources),
+        }
+
+
+@dataclass
+class EventPublisher:
+    """Publishes validated events to one or more buses (names or ARNs).
+
+    ``events_client`` is an EventBridge client. Failed entries raise RetryableError so the
+    unit of work is retried; an invalid detail raises EventContractError before any call.
+    """
+
+    events_client: Any
+    buses: tuple[str, ...]
+    published: list[Event] = field(default_factory=list)
+
+    def publish(self, detail_type: str, detail: Mapping[str, Any], resources: Iterable[str] = ()) -> None:
+        self.publish_all([Event(detail_type, detail, tuple(resources))])
+
+    def publish_all(self, events: Iterable[Event]) -> None:
+        batch = list(events)
+        for event in batch:
+            validate_detail(event.detail_type, event.detail)
+        entries = [event.entry(bus) for event in batch for bus in self.buses if bus]
+        for start in range(0, len(entries), MAX_ENTRIES_PER_CALL):
+            chunk = entries[start : start + MAX_ENTRIES_PER_CALL]
+            response = self.events_client.put_events(Entries=chunk)
+            if response.get("FailedEntryCount", 0):
+                failures = [e for e in response.get("Entries", []) if e.get("ErrorCode")]
+                raise RetryableError(f"PutEvents failed for {len(failures)} entries: {failures[:3]}")
+        self.published.extend(batch)
