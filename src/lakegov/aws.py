@@ -54,7 +54,7 @@ class Clients:
                 kwargs: dict[str, Any] = {"config": self._config}
                 if self._endpoint_url:
                     kwargs["endpoint_url"] = self._endpoint_url
-                client = self._session.client(service, **kwargs)  # type: ignore[call-overload]
+                client = self._session.client(service, **kwargs)
                 self._clients[service] = client
             return client
 

@@ -35,7 +35,9 @@ def _local_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    runtime = LocalRuntime(args.template, port=args.port, region=args.region, schedules=args.schedules)
+    runtime = LocalRuntime(
+        args.template, port=args.port, region=args.region, schedules=args.schedules
+    )
     runtime.start()
     try:
         if args.outputs:
@@ -45,7 +47,10 @@ def _local_run(args: argparse.Namespace) -> int:
             print(f"  {key:<22} {value}")
         if args.outputs:
             print(f"outputs written to {args.outputs}")
-        print("upload with any AWS client using --endpoint-url above and any credentials; Ctrl-C stops")
+        print(
+            "upload with any AWS client using --endpoint-url above and any credentials;"
+            " Ctrl-C stops"
+        )
         sys.stdout.flush()
         runtime.listeners.append(_print_activity)
         while not stop.wait(0.5):
@@ -60,12 +65,15 @@ def _print_activity(kind: str, item: Any) -> None:
     if kind == "invocation":
         outcome = "ok" if item.ok else f"FAILED {item.error}"
         failed = f" ({item.failed_items} failed items)" if item.failed_items else ""
-        print(f"[invoke] {item.function:<28} {item.source:<34} {outcome}{failed} {item.duration_ms:.0f} ms",
-              flush=True)
+        took = f"{item.duration_ms:.0f} ms"
+        line = f"[invoke] {item.function:<28} {item.source:<34} {outcome}{failed} {took}"
+        print(line, flush=True)
     elif kind == "event":
         detail = item.get("detail", {})
         subject = detail.get("key") or detail.get("table") or detail.get("product") or ""
-        print(f"[event ] {item.get('detail-type'):<28} on {item.get('_bus')}  {subject}", flush=True)
+        print(
+            f"[event ] {item.get('detail-type'):<28} on {item.get('_bus')}  {subject}", flush=True
+        )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -76,34 +84,51 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lakegov", description="Event-driven governance for AWS data lakes.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="lakegov",
+        description="Event-driven governance for AWS data lakes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lakegov {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = sub.add_parser("demo", help="scripted walk-through on the embedded runtime",
-                          description="Start the embedded runtime, upload sample files and metadata, "
-                                      "and show what happens at each step. Exit 0 on success.")
-    demo.add_argument("--template", type=Path, default=None, help="template.yaml (default: found upwards)")
+    demo = sub.add_parser(
+        "demo",
+        help="scripted walk-through on the embedded runtime",
+        description="Start the embedded runtime, upload sample files and metadata, "
+        "and show what happens at each step. Exit 0 on success.",
+    )
+    demo.add_argument(
+        "--template", type=Path, default=None, help="template.yaml (default: found upwards)"
+    )
     demo.add_argument("--verbose", action="store_true", help="also print every handler invocation")
     demo.set_defaults(func=_demo)
 
     local = sub.add_parser("local", help="the embedded runtime (moto server + handlers in-process)")
     local_sub = local.add_subparsers(dest="local_command", metavar="COMMAND", required=True)
     run = local_sub.add_parser(
-        "run", help="run the embedded stack until interrupted",
-        description="Start moto's server on 127.0.0.1, create what template.yaml declares, wire each "
-                    "function's declared events to its handler, and dispatch until SIGINT/SIGTERM.",
+        "run",
+        help="run the embedded stack until interrupted",
+        description="Start moto's server on 127.0.0.1, create what template.yaml declares, "
+        "wire each function's declared events to its handler, and dispatch until "
+        "SIGINT/SIGTERM.",
         epilog="example:\n  lakegov local run --port 4566 --outputs outputs.json\n"
-               "  aws --endpoint-url http://127.0.0.1:4566 s3 cp customers.json "
-               "s3://$(jq -r .RawBucketName outputs.json)/mwaa/blog/partition_dt=2026-11-20/customers.json",
+        "  aws --endpoint-url http://127.0.0.1:4566 s3 cp customers.json \\\n"
+        "    s3://$(jq -r .RawBucketName outputs.json)/mwaa/blog/partition_dt=2026-11-20/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--port", type=int, default=0, help="port for the AWS endpoint (default: a free one)")
-    run.add_argument("--outputs", type=Path, default=None,
-                     help="write the template's Outputs (local names) plus EndpointUrl and Region as JSON")
-    run.add_argument("--template", type=Path, default=None, help="template.yaml (default: found upwards)")
+    run.add_argument(
+        "--port", type=int, default=0, help="port for the AWS endpoint (default: a free one)"
+    )
+    run.add_argument(
+        "--outputs",
+        type=Path,
+        default=None,
+        help="write the template's Outputs (local names) plus EndpointUrl and Region as JSON",
+    )
+    run.add_argument(
+        "--template", type=Path, default=None, help="template.yaml (default: found upwards)"
+    )
     run.add_argument("--region", default="us-east-1")
     run.add_argument("--schedules", action="store_true", help="also fire rate() schedules")
     run.set_defaults(func=_local_run)

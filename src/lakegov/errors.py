@@ -49,7 +49,7 @@ class ValidationIssue:
         return f"{self.path}: {self.message}"
 
 
-class InvalidDocument(PermanentError):  # noqa: N818 - reads as what the document is
+class InvalidDocument(PermanentError):
     """A metadata document failed validation; nothing was changed."""
 
     def __init__(self, issues: list[ValidationIssue], source: str = "") -> None:
@@ -61,7 +61,7 @@ class InvalidDocument(PermanentError):  # noqa: N818 - reads as what the documen
 
 
 @dataclass
-class RejectedFile(PermanentError):  # noqa: N818 - reads as what happened to the file
+class RejectedFile(PermanentError):
     """A landed file cannot be converted. ``reason_code`` is a stable machine-readable class."""
 
     reason_code: str

@@ -59,7 +59,9 @@ class Event:
     def entry(self, bus: str) -> dict[str, Any]:
         body = json.dumps(self.detail, default=str, separators=(",", ":"))
         if len(body) > MAX_EVENT_BYTES - 1024:
-            raise EventContractError(f"{self.detail_type} detail is {len(body)} bytes, over the limit")
+            raise EventContractError(
+                f"{self.detail_type} detail is {len(body)} bytes, over the limit"
+            )
         return {
             "Source": SOURCE,
             "DetailType": self.detail_type,
@@ -81,7 +83,9 @@ class EventPublisher:
     buses: tuple[str, ...]
     published: list[Event] = field(default_factory=list)
 
-    def publish(self, detail_type: str, detail: Mapping[str, Any], resources: Iterable[str] = ()) -> None:
+    def publish(
+        self, detail_type: str, detail: Mapping[str, Any], resources: Iterable[str] = ()
+    ) -> None:
         self.publish_all([Event(detail_type, detail, tuple(resources))])
 
     def publish_all(self, events: Iterable[Event]) -> None:
@@ -94,5 +98,7 @@ class EventPublisher:
             response = self.events_client.put_events(Entries=chunk)
             if response.get("FailedEntryCount", 0):
                 failures = [e for e in response.get("Entries", []) if e.get("ErrorCode")]
-                raise RetryableError(f"PutEvents failed for {len(failures)} entries: {failures[:3]}")
+                raise RetryableError(
+                    f"PutEvents failed for {len(failures)} entries: {failures[:3]}"
+                )
         self.published.extend(batch)

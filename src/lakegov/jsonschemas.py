@@ -42,7 +42,9 @@ def json_path(error: ValidationError) -> str:
 def schema_issues(name: str, document: Any) -> list[ValidationIssue]:
     """Every schema violation of ``document``, sorted by path, as ValidationIssues."""
     issues = []
-    for error in sorted(validator(name).iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(
+        validator(name).iter_errors(document), key=lambda e: list(map(str, e.absolute_path))
+    ):
         value = error.instance if isinstance(error.instance, str | int | float | bool) else None
         issues.append(ValidationIssue(path=json_path(error), message=error.message, value=value))
     return issues

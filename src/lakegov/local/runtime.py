@@ -45,7 +45,9 @@ def find_template(start: Path | None = None) -> Path:
         path = folder / "template.yaml"
         if path.is_file():
             return path
-    raise ConfigurationError("template.yaml not found (run from the lakegov checkout or pass --template)")
+    raise ConfigurationError(
+        "template.yaml not found (run from the lakegov checkout or pass --template)"
+    )
 
 
 def free_port() -> int:
@@ -105,10 +107,18 @@ class Invocation:
 class LocalRuntime:
     """The whole service on one machine. Use as a context manager, or start()/stop()."""
 
-    def __init__(self, template_path: Path | None = None, *, port: int = 0, region: str = "us-east-1",
-                 account: str = DEFAULT_ACCOUNT, stack_name: str = "lakegov-local",
-                 parameters: Mapping[str, str] | None = None, schedules: bool = False,
-                 poll_interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        template_path: Path | None = None,
+        *,
+        port: int = 0,
+        region: str = "us-east-1",
+        account: str = DEFAULT_ACCOUNT,
+        stack_name: str = "lakegov-local",
+        parameters: Mapping[str, str] | None = None,
+        schedules: bool = False,
+        poll_interval: float = 0.05,
+    ) -> None:
         self.template_path = (template_path or find_template()).resolve()
         self.port = port or free_port()
         self.region = region
@@ -141,7 +151,9 @@ class LocalRuntime:
     def client(self, service: str, account: str | None = None) -> Any:
         """A boto3 client on the local endpoint, in this stack's account or in ``account``."""
         return boto3.client(
-            service, region_name=self.region, endpoint_url=self.endpoint_url,
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
             config=Config(retries={"mode": "standard", "max_attempts": 3}),
             **self.credentials(account),
         )
@@ -149,12 +161,16 @@ class LocalRuntime:
     def credentials(self, account: str | None = None) -> dict[str, str]:
         """Credentials moto maps to ``account`` (an assumed role there), default: this stack's."""
         if not account or account == self.account:
-            return {"aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                    "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
+            return {
+                "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            }
         if account not in self._account_credentials:
             sts = self.client("sts")
-            creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/lakegov-local",
-                                    RoleSessionName="lakegov-local")["Credentials"]
+            creds = sts.assume_role(
+                RoleArn=f"arn:aws:iam::{account}:role/lakegov-local",
+                RoleSessionName="lakegov-local",
+            )["Credentials"]
             self._account_credentials[account] = {
                 "aws_access_key_id": creds["AccessKeyId"],
                 "aws_secret_access_key": creds["SecretAccessKey"],
@@ -169,9 +185,15 @@ class LocalRuntime:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self._wait_for_server()
-        builder = StackBuilder(self.template_path, self.client, endpoint_url=self.endpoint_url,
-                               stack=self.stack_name, region=self.region, account=self.account,
-                               parameters=self.parameters)
+        builder = StackBuilder(
+            self.template_path,
+            self.client,
+            endpoint_url=self.endpoint_url,
+            stack=self.stack_name,
+            region=self.region,
+            account=self.account,
+            parameters=self.parameters,
+        )
         self.stack = builder.build()
         for bus in self.stack.buses:
             self._observe(bus)
@@ -179,7 +201,9 @@ class LocalRuntime:
         for code_dir in sorted(code_dirs):
             if code_dir not in sys.path:
                 sys.path.insert(0, code_dir)
-        thread = threading.Thread(target=self._dispatch_loop, name="lakegov-dispatcher", daemon=True)
+        thread = threading.Thread(
+            target=self._dispatch_loop, name="lakegov-dispatcher", daemon=True
+        )
         thread.start()
         self._threads.append(thread)
         logger.debug("embedded runtime started", extra={"endpoint": self.endpoint_url})
@@ -196,7 +220,10 @@ class LocalRuntime:
     def _wait_for_server(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.5),
+            ):
                 return
             time.sleep(0.05)
         raise ConfigurationError(f"moto server did not start on port {self.port}")
@@ -205,8 +232,12 @@ class LocalRuntime:
     @property
     def outputs(self) -> dict[str, str]:
         assert self.stack is not None, "start() first"
-        return {**self.stack.outputs, "EndpointUrl": self.endpoint_url, "Region": self.region,
-                "AccountId": self.account}
+        return {
+            **self.stack.outputs,
+            "EndpointUrl": self.endpoint_url,
+            "Region": self.region,
+            "AccountId": self.account,
+        }
 
     def write_outputs(self, path: Path) -> None:
         path.write_text(json.dumps(self.outputs, indent=2) + "\n", encoding="utf-8")
@@ -232,8 +263,12 @@ class LocalRuntime:
         name = f"{self.stack_name}-observe-{hashlib.sha1(bus.encode()).hexdigest()[:8]}"  # noqa: S324
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
         arn = f"arn:aws:sqs:{self.region}:{self.account}:{name}"
-        events.put_rule(Name=name, EventBusName=bus, State="ENABLED",
-                        EventPattern=json.dumps({"source": ["lakegov"]}))
+        events.put_rule(
+            Name=name,
+            EventBusName=bus,
+            State="ENABLED",
+            EventPattern=json.dumps({"source": ["lakegov"]}),
+        )
         events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
         self._observer_queues[bus] = url
 
@@ -258,8 +293,14 @@ class LocalRuntime:
                 got = True
         return got
 
-    def wait_for_event(self, detail_type: str, predicate: Callable[[dict[str, Any]], bool] | None = None,
-                       *, bus: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
+    def wait_for_event(
+        self,
+        detail_type: str,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+        *,
+        bus: str | None = None,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
         """The first recorded event of ``detail_type`` (on ``bus``) matching ``predicate``."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -279,8 +320,11 @@ class LocalRuntime:
 
     def events_of(self, detail_type: str, *, bus: str | None = None) -> list[dict[str, Any]]:
         with self._cond:
-            return [e for e in self.events if e.get("detail-type") == detail_type
-                    and (bus is None or e.get("_bus") == bus)]
+            return [
+                e
+                for e in self.events
+                if e.get("detail-type") == detail_type and (bus is None or e.get("_bus") == bus)
+            ]
 
     def wait_idle(self, timeout: float = 60.0, settle: float = 0.5) -> None:
         """Until no queue holds work and nothing runs for ``settle`` seconds."""
@@ -295,9 +339,14 @@ class LocalRuntime:
             for url in urls:
                 attrs = sqs.get_queue_attributes(
                     QueueUrl=url,
-                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
                 )["Attributes"]
-                pending += int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+                pending += int(attrs["ApproximateNumberOfMessages"]) + int(
+                    attrs["ApproximateNumberOfMessagesNotVisible"]
+                )
             if pending == 0 and not self._busy.is_set():
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle:
@@ -330,8 +379,10 @@ class LocalRuntime:
 
     def _poll(self, sqs: Any, sub: Subscription) -> bool:
         response = sqs.receive_message(
-            QueueUrl=sub.queue_url, MaxNumberOfMessages=sub.batch_size if sub.source == "sqs" else 1,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=sub.queue_url,
+            MaxNumberOfMessages=sub.batch_size if sub.source == "sqs" else 1,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         )
         messages = response.get("Messages", [])
         if not messages:
@@ -351,10 +402,15 @@ class LocalRuntime:
         receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         delay = min(30, 2 ** (receives - 1))
         with contextlib.suppress(Exception):
-            sqs.change_message_visibility(QueueUrl=sub.queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                          VisibilityTimeout=delay)
+            sqs.change_message_visibility(
+                QueueUrl=sub.queue_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=delay,
+            )
 
-    def _deliver_sqs_batch(self, sqs: Any, sub: Subscription, messages: list[dict[str, Any]]) -> None:
+    def _deliver_sqs_batch(
+        self, sqs: Any, sub: Subscription, messages: list[dict[str, Any]]
+    ) -> None:
         records = [self._sqs_record(sub, m) for m in messages]
         invocation = self.invoke(sub.function, {"Records": records}, source=f"sqs:{sub.event_name}")
         failed: set[str] = set()
@@ -390,9 +446,13 @@ class LocalRuntime:
 
     def scheduled_event(self, sub: Subscription) -> dict[str, Any]:
         return {
-            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
-            "source": "aws.events", "account": self.account,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": self.region,
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.account,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region,
             "resources": [f"arn:aws:events:{self.region}:{self.account}:rule/{sub.event_name}"],
             "detail": {},
         }
@@ -408,7 +468,8 @@ class LocalRuntime:
                 "SentTimestamp": attrs.get("SentTimestamp", str(int(time.time() * 1000))),
                 "SenderId": attrs.get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
                 "ApproximateFirstReceiveTimestamp": attrs.get(
-                    "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))),
+                    "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+                ),
             },
             "messageAttributes": message.get("MessageAttributes", {}),
             "md5OfBody": message.get("MD5OfBody", ""),
@@ -421,17 +482,24 @@ class LocalRuntime:
         """Call ``fn``'s handler in-process, in its own environment, as Lambda would."""
         module_name, _, attr = fn.handler.rpartition(".")
         started = time.monotonic()
-        context = LambdaContext(function_name=fn.name, timeout_s=fn.timeout,
-                                invoked_function_arn=f"arn:aws:lambda:{self.region}:{self.account}:function:{fn.name}",
-                                log_group_name=f"/aws/lambda/{fn.name}")
+        context = LambdaContext(
+            function_name=fn.name,
+            timeout_s=fn.timeout,
+            invoked_function_arn=f"arn:aws:lambda:{self.region}:{self.account}:function:{fn.name}",
+            log_group_name=f"/aws/lambda/{fn.name}",
+        )
         with patched_environ(self.function_environment(fn)):
             try:
                 handler = getattr(importlib.import_module(module_name), attr)
                 result = handler(event, context)
                 invocation = Invocation(fn.logical_id, source, True, result=result)
             except Exception as exc:  # a handler failure is an outcome, as in Lambda
-                logger.warning("handler failed", extra={"function": fn.logical_id, "error": repr(exc)})
-                invocation = Invocation(fn.logical_id, source, False, error=f"{type(exc).__name__}: {exc}")
+                logger.warning(
+                    "handler failed", extra={"function": fn.logical_id, "error": repr(exc)}
+                )
+                invocation = Invocation(
+                    fn.logical_id, source, False, error=f"{type(exc).__name__}: {exc}"
+                )
         invocation.duration_ms = (time.monotonic() - started) * 1000
         self.invocations.append(invocation)
         for listener in list(self.listeners):
@@ -441,4 +509,3 @@ class LocalRuntime:
     def function(self, logical_id: str) -> FunctionSpec:
         assert self.stack is not None
         return self.stack.functions[logical_id]
-

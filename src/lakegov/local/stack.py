@@ -75,9 +75,17 @@ def _rate_seconds(expr: str) -> int:
 class StackBuilder:
     """Provisions one template on a moto endpoint through real API calls."""
 
-    def __init__(self, template_path: Path, client: Callable[[str], Any], *, endpoint_url: str,
-                 stack: str, region: str, account: str,
-                 parameters: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        template_path: Path,
+        client: Callable[[str], Any],
+        *,
+        endpoint_url: str,
+        stack: str,
+        region: str,
+        account: str,
+        parameters: Mapping[str, str] | None = None,
+    ) -> None:
         self.template_path = template_path
         self.template = load_template(template_path)
         self.client = client
@@ -85,8 +93,9 @@ class StackBuilder:
         self.stack = stack
         self.region = region
         self.account = account
-        self.resolver = Resolver(self.template, stack=stack, region=region, account=account,
-                                 parameters=parameters)
+        self.resolver = Resolver(
+            self.template, stack=stack, region=region, account=account, parameters=parameters
+        )
         self.resources: dict[str, dict[str, Any]] = {}
 
     # -- names -------------------------------------------------------------------------
@@ -99,17 +108,33 @@ class StackBuilder:
         for logical_id, spec in self.resources.items():
             props = spec.get("Properties") or {}
             name_props = {}
-            for key in ("BucketName", "Name", "QueueName", "TableName", "TopicName", "FunctionName",
-                        "RoleName", "LogGroupName", "ArchiveName", "StateMachineName", "RegistryName",
-                        "EventBusName", "DatabaseInput"):
+            for key in (
+                "BucketName",
+                "Name",
+                "QueueName",
+                "TableName",
+                "TopicName",
+                "FunctionName",
+                "RoleName",
+                "LogGroupName",
+                "ArchiveName",
+                "StateMachineName",
+                "RegistryName",
+                "EventBusName",
+                "DatabaseInput",
+            ):
                 if key in props:
                     try:
                         name_props[key] = self.resolver.resolve(props[key])
                     except ConfigurationError:
                         continue  # names that depend on other resources: resolved on a later pass
-            phys = physical_for(self.stack, logical_id, spec["Type"], name_props, self.region, self.account)
+            phys = physical_for(
+                self.stack, logical_id, spec["Type"], name_props, self.region, self.account
+            )
             phys.ref = phys.ref.replace("{endpoint}", self.endpoint_url)
-            phys.attrs = {k: v.replace("{endpoint}", self.endpoint_url) for k, v in phys.attrs.items()}
+            phys.attrs = {
+                k: v.replace("{endpoint}", self.endpoint_url) for k, v in phys.attrs.items()
+            }
             self.resolver.physical[logical_id] = phys
 
     def props(self, logical_id: str) -> dict[str, Any]:
@@ -132,7 +157,9 @@ class StackBuilder:
             self.client("events").create_event_bus(Name=name)
             buses.append(name)
         queues = self._of_type("AWS::SQS::Queue")  # dead-letter queues before their sources
-        for lid in sorted(queues, key=lambda q: "RedrivePolicy" in (self.resources[q].get("Properties") or {})):
+        for lid in sorted(
+            queues, key=lambda q: "RedrivePolicy" in (self.resources[q].get("Properties") or {})
+        ):
             self._queue(lid)
         for lid in self._of_type("AWS::DynamoDB::Table"):
             self._table(lid)
@@ -140,13 +167,22 @@ class StackBuilder:
             self.client("sns").create_topic(Name=self.resolver.physical[lid].attrs["TopicName"])
         for lid in self._of_type("AWS::Glue::Database"):
             props = self.props(lid)
-            db_input = {k: v for k, v in props.get("DatabaseInput", {}).items() if k in ("Name", "Description", "LocationUri", "Parameters")}
+            db_input = {
+                k: v
+                for k, v in props.get("DatabaseInput", {}).items()
+                if k in ("Name", "Description", "LocationUri", "Parameters")
+            }
             self.client("glue").create_database(DatabaseInput=db_input)
         for lid in self._of_type("AWS::Events::Archive"):
             props = self.props(lid)
             self.client("events").create_archive(
-                ArchiveName=self.resolver.physical[lid].ref, EventSourceArn=props["SourceArn"],
-                **({"EventPattern": json.dumps(props["EventPattern"])} if "EventPattern" in props else {}),
+                ArchiveName=self.resolver.physical[lid].ref,
+                EventSourceArn=props["SourceArn"],
+                **(
+                    {"EventPattern": json.dumps(props["EventPattern"])}
+                    if "EventPattern" in props
+                    else {}
+                ),
             )
         functions = {lid: self._function(lid) for lid in self._of_type("AWS::Serverless::Function")}
         function_arns = {self.resolver.physical[lid].attrs["Arn"]: lid for lid in functions}
@@ -164,8 +200,13 @@ class StackBuilder:
                 continue
             outputs[name] = str(self.resolver.resolve(spec["Value"]))
         physical = {lid: p.ref for lid, p in self.resolver.physical.items()}
-        return LocalStack(outputs, {fn.logical_id: fn for fn in functions.values()},
-                          subscriptions, physical, buses)
+        return LocalStack(
+            outputs,
+            {fn.logical_id: fn for fn in functions.values()},
+            subscriptions,
+            physical,
+            buses,
+        )
 
     def _bucket(self, lid: str) -> None:
         s3 = self.client("s3")
@@ -186,14 +227,23 @@ class StackBuilder:
     def _queue(self, lid: str) -> None:
         props = self.props(lid)
         attributes: dict[str, str] = {}
-        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds",
-                    "ReceiveMessageWaitTimeSeconds", "FifoQueue", "ContentBasedDeduplication"):
+        for key in (
+            "VisibilityTimeout",
+            "MessageRetentionPeriod",
+            "DelaySeconds",
+            "ReceiveMessageWaitTimeSeconds",
+            "FifoQueue",
+            "ContentBasedDeduplication",
+        ):
             if key in props:
-                attributes[key] = str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+                attributes[key] = (
+                    str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+                )
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
-        self.client("sqs").create_queue(QueueName=self.resolver.physical[lid].attrs["QueueName"],
-                                        Attributes=attributes)
+        self.client("sqs").create_queue(
+            QueueName=self.resolver.physical[lid].attrs["QueueName"], Attributes=attributes
+        )
 
     def _table(self, lid: str) -> None:
         props = self.props(lid)
@@ -209,7 +259,9 @@ class StackBuilder:
 
     def _function(self, lid: str) -> FunctionSpec:
         props = self.props(lid)
-        env = {k: str(v) for k, v in ((props.get("Environment") or {}).get("Variables") or {}).items()}
+        env = {
+            k: str(v) for k, v in ((props.get("Environment") or {}).get("Variables") or {}).items()
+        }
         code_dir = (self.template_path.parent / str(props.get("CodeUri", "."))).resolve()
         return FunctionSpec(
             logical_id=lid,
@@ -227,13 +279,15 @@ class StackBuilder:
         dlq_url = sqs.create_queue(QueueName=f"{base}-dlq")["QueueUrl"]
         dlq_arn = f"arn:aws:sqs:{self.region}:{self.account}:{base}-dlq"
         redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": LOCAL_RETRIES})
-        url = sqs.create_queue(QueueName=f"{base}-in",
-                               Attributes={"VisibilityTimeout": "30", "RedrivePolicy": redrive})["QueueUrl"]
+        url = sqs.create_queue(
+            QueueName=f"{base}-in", Attributes={"VisibilityTimeout": "30", "RedrivePolicy": redrive}
+        )["QueueUrl"]
         del dlq_url
         return url, f"arn:aws:sqs:{self.region}:{self.account}:{base}-in"
 
-    def _put_rule(self, name: str, bus: str, pattern: Mapping[str, Any] | None,
-                  schedule: str | None = None) -> None:
+    def _put_rule(
+        self, name: str, bus: str, pattern: Mapping[str, Any] | None, schedule: str | None = None
+    ) -> None:
         kwargs: dict[str, Any] = {"Name": name[:64], "EventBusName": bus, "State": "ENABLED"}
         if pattern is not None:
             kwargs["EventPattern"] = json.dumps(pattern)
@@ -241,8 +295,9 @@ class StackBuilder:
             kwargs["ScheduleExpression"] = schedule
         self.client("events").put_rule(**kwargs)
 
-    def _rule(self, lid: str, functions: Mapping[str, FunctionSpec],
-              function_arns: Mapping[str, str]) -> list[Subscription]:
+    def _rule(
+        self, lid: str, functions: Mapping[str, FunctionSpec], function_arns: Mapping[str, str]
+    ) -> list[Subscription]:
         props = self.props(lid)
         name = self.resolver.physical[lid].ref
         bus = str(props.get("EventBusName") or "default").rsplit("/", 1)[-1]
@@ -253,8 +308,14 @@ class StackBuilder:
             for target in props.get("Targets", []):
                 fn_lid = function_arns.get(str(target.get("Arn")))
                 if fn_lid:
-                    subs.append(Subscription(functions[fn_lid], "schedule", event_name=lid,
-                                             rate_seconds=_rate_seconds(schedule)))
+                    subs.append(
+                        Subscription(
+                            functions[fn_lid],
+                            "schedule",
+                            event_name=lid,
+                            rate_seconds=_rate_seconds(schedule),
+                        )
+                    )
             return subs
         self._put_rule(name, bus, pattern)
         subs = []
@@ -265,12 +326,27 @@ class StackBuilder:
             if fn_lid:
                 url, qarn = self._function_queue(functions[fn_lid], lid)
                 targets.append({"Id": str(target["Id"]), "Arn": qarn})
-                subs.append(Subscription(functions[fn_lid], "eventbridge", queue_url=url,
-                                         queue_arn=qarn, event_name=lid, pattern=pattern))
+                subs.append(
+                    Subscription(
+                        functions[fn_lid],
+                        "eventbridge",
+                        queue_url=url,
+                        queue_arn=qarn,
+                        event_name=lid,
+                        pattern=pattern,
+                    )
+                )
             else:
                 entry = {"Id": str(target["Id"]), "Arn": arn}
-                for key in ("RoleArn", "Input", "InputPath", "InputTransformer", "SqsParameters",
-                            "DeadLetterConfig", "RetryPolicy"):
+                for key in (
+                    "RoleArn",
+                    "Input",
+                    "InputPath",
+                    "InputTransformer",
+                    "SqsParameters",
+                    "DeadLetterConfig",
+                    "RetryPolicy",
+                ):
                     if key in target:
                         entry[key] = target[key]
                 targets.append(entry)
@@ -288,33 +364,59 @@ class StackBuilder:
                 arn = str(eprops["Queue"])
                 queue_name = arn.rsplit(":", 1)[-1]
                 url = self.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
-                subs.append(Subscription(
-                    fn, "sqs", queue_url=url, queue_arn=arn, event_name=event_name,
-                    batch_size=min(int(eprops.get("BatchSize", 10)), 10),
-                    report_batch_item_failures="ReportBatchItemFailures"
-                    in (eprops.get("FunctionResponseTypes") or []),
-                ))
+                subs.append(
+                    Subscription(
+                        fn,
+                        "sqs",
+                        queue_url=url,
+                        queue_arn=arn,
+                        event_name=event_name,
+                        batch_size=min(int(eprops.get("BatchSize", 10)), 10),
+                        report_batch_item_failures="ReportBatchItemFailures"
+                        in (eprops.get("FunctionResponseTypes") or []),
+                    )
+                )
             elif etype in ("EventBridgeRule", "CloudWatchEvent"):
                 bus = str(eprops.get("EventBusName") or "default").rsplit("/", 1)[-1]
                 pattern = eprops["Pattern"]
                 rule_name = f"{fn.name}-{event_name}"[:64]
                 self._put_rule(rule_name, bus, pattern)
                 url, qarn = self._function_queue(fn, event_name)
-                self.client("events").put_targets(Rule=rule_name, EventBusName=bus,
-                                                  Targets=[{"Id": "function", "Arn": qarn}])
-                subs.append(Subscription(fn, "eventbridge", queue_url=url, queue_arn=qarn,
-                                         event_name=event_name, pattern=pattern))
+                self.client("events").put_targets(
+                    Rule=rule_name, EventBusName=bus, Targets=[{"Id": "function", "Arn": qarn}]
+                )
+                subs.append(
+                    Subscription(
+                        fn,
+                        "eventbridge",
+                        queue_url=url,
+                        queue_arn=qarn,
+                        event_name=event_name,
+                        pattern=pattern,
+                    )
+                )
             elif etype in ("Schedule", "ScheduleV2"):
                 expr = str(eprops.get("Schedule") or eprops.get("ScheduleExpression") or "")
-                subs.append(Subscription(fn, "schedule", event_name=event_name,
-                                         rate_seconds=_rate_seconds(expr)))
+                subs.append(
+                    Subscription(
+                        fn, "schedule", event_name=event_name, rate_seconds=_rate_seconds(expr)
+                    )
+                )
             else:
-                logger.warning("event type not wired locally", extra={"function": lid, "type": etype})
+                logger.warning(
+                    "event type not wired locally", extra={"function": lid, "type": etype}
+                )
         return subs
 
 
 HANDLED_TYPES = {
-    "AWS::S3::Bucket", "AWS::Events::EventBus", "AWS::SQS::Queue", "AWS::DynamoDB::Table",
-    "AWS::SNS::Topic", "AWS::Glue::Database", "AWS::Events::Archive", "AWS::Events::Rule",
+    "AWS::S3::Bucket",
+    "AWS::Events::EventBus",
+    "AWS::SQS::Queue",
+    "AWS::DynamoDB::Table",
+    "AWS::SNS::Topic",
+    "AWS::Glue::Database",
+    "AWS::Events::Archive",
+    "AWS::Events::Rule",
     "AWS::Serverless::Function",
 }

@@ -91,8 +91,9 @@ def _short_hash(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]  # noqa: S324 - a name suffix, not security
 
 
-def physical_for(stack: str, logical_id: str, rtype: str, props: Mapping[str, Any],
-                 region: str, account: str) -> Physical:
+def physical_for(
+    stack: str, logical_id: str, rtype: str, props: Mapping[str, Any], region: str, account: str
+) -> Physical:
     """Local physical names, the way CloudFormation derives them (explicit name or generated)."""
     arn = f"arn:aws:{{svc}}:{region}:{account}:"
     generated = f"{stack}-{logical_id}"
@@ -101,15 +102,23 @@ def physical_for(stack: str, logical_id: str, rtype: str, props: Mapping[str, An
             f"{stack}-{logical_id}".lower()[:54] + "-" + _short_hash(stack + logical_id)
         )
         name = re.sub(r"[^a-z0-9.-]", "-", str(name).lower())
-        return Physical(name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com",
-                               "RegionalDomainName": f"{name}.s3.{region}.amazonaws.com"})
+        return Physical(
+            name,
+            {
+                "Arn": f"arn:aws:s3:::{name}",
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.{region}.amazonaws.com",
+            },
+        )
     if rtype == "AWS::Events::EventBus":
         name = str(props.get("Name") or generated)
         return Physical(name, {"Name": name, "Arn": arn.format(svc="events") + f"event-bus/{name}"})
     if rtype == "AWS::SQS::Queue":
         name = str(props.get("QueueName") or generated)[:80]
         url = f"{{endpoint}}/{account}/{name}"
-        return Physical(url, {"QueueName": name, "QueueUrl": url, "Arn": arn.format(svc="sqs") + name})
+        return Physical(
+            url, {"QueueName": name, "QueueUrl": url, "Arn": arn.format(svc="sqs") + name}
+        )
     if rtype == "AWS::DynamoDB::Table":
         name = str(props.get("TableName") or generated)
         table_arn = arn.format(svc="dynamodb") + f"table/{name}"
@@ -132,7 +141,9 @@ def physical_for(stack: str, logical_id: str, rtype: str, props: Mapping[str, An
         return Physical(name, {"Arn": arn.format(svc="lambda") + f"function:{name}"})
     if rtype == "AWS::IAM::Role":
         name = str(props.get("RoleName") or generated)[:64]
-        return Physical(name, {"Arn": f"arn:aws:iam::{account}:role/{name}", "RoleId": _short_hash(name)})
+        return Physical(
+            name, {"Arn": f"arn:aws:iam::{account}:role/{name}", "RoleId": _short_hash(name)}
+        )
     if rtype == "AWS::Logs::LogGroup":
         name = str(props.get("LogGroupName") or generated)
         return Physical(name, {"Arn": arn.format(svc="logs") + f"log-group:{name}:*"})
@@ -150,19 +161,35 @@ def physical_for(stack: str, logical_id: str, rtype: str, props: Mapping[str, An
         return Physical(sm_arn, {"Arn": sm_arn, "Name": name})
     if rtype == "AWS::EventSchemas::Registry":
         name = str(props.get("RegistryName") or generated)
-        return Physical(name, {"RegistryArn": arn.format(svc="schemas") + f"registry/{name}",
-                               "RegistryName": name})
+        return Physical(
+            name,
+            {"RegistryArn": arn.format(svc="schemas") + f"registry/{name}", "RegistryName": name},
+        )
     return Physical(generated, {"Arn": arn.format(svc="local") + generated})
 
 
 class Resolver:
     """Evaluates conditions and intrinsic functions for one local stack."""
 
-    PSEUDO = ("AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::Partition",
-              "AWS::URLSuffix", "AWS::StackId", "AWS::NoValue")
+    PSEUDO = (
+        "AWS::Region",
+        "AWS::AccountId",
+        "AWS::StackName",
+        "AWS::Partition",
+        "AWS::URLSuffix",
+        "AWS::StackId",
+        "AWS::NoValue",
+    )
 
-    def __init__(self, template: Mapping[str, Any], *, stack: str, region: str, account: str,
-                 parameters: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        *,
+        stack: str,
+        region: str,
+        account: str,
+        parameters: Mapping[str, str] | None = None,
+    ) -> None:
         self.template = template
         self.stack = stack
         self.region = region
@@ -198,24 +225,24 @@ class Resolver:
         cond = self.template["Resources"][logical_id].get("Condition")
         return True if cond is None else self.condition(cond)
 
-    def resolve(self, node: Any) -> Any:  # noqa: C901, PLR0911, PLR0912 - a small interpreter
+    def resolve(self, node: Any) -> Any:
         if isinstance(node, list):
-            out = [self.resolve(v) for v in node]
-            return [v for v in out if v is not NO_VALUE]
+            items = [self.resolve(v) for v in node]
+            return [v for v in items if v is not NO_VALUE]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (fn, arg), = node.items()
+            ((fn, arg),) = node.items()
             if fn == "Ref":
                 return self._ref(arg)
             if fn == "Fn::GetAtt":
-                logical, attr = (arg.split(".", 1) if isinstance(arg, str) else arg)
+                logical, attr = arg.split(".", 1) if isinstance(arg, str) else arg
                 return self._getatt(logical, self.resolve(attr))
             if fn == "Fn::Sub":
                 return self._sub(arg)
             if fn == "Fn::Join":
-                sep, items = arg
-                return str(sep).join(str(v) for v in self.resolve(items))
+                sep, parts = arg
+                return str(sep).join(str(v) for v in self.resolve(parts))
             if fn == "Fn::If":
                 cond, yes, no = arg
                 return self.resolve(yes if self.condition(cond) else no)
@@ -240,8 +267,8 @@ class Resolver:
                 return self.resolve(arg)
             if fn.startswith("Fn::"):
                 raise ConfigurationError(f"{fn} is not supported by the embedded runtime")
-        out = {k: self.resolve(v) for k, v in node.items()}
-        return {k: v for k, v in out.items() if v is not NO_VALUE}
+        resolved = {k: self.resolve(v) for k, v in node.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
     def _ref(self, name: str) -> Any:
         if name == "AWS::NoValue":
@@ -280,10 +307,14 @@ class Resolver:
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
 
-def merge_globals(template: Mapping[str, Any], rtype: str, props: Mapping[str, Any]) -> dict[str, Any]:
+def merge_globals(
+    template: Mapping[str, Any], rtype: str, props: Mapping[str, Any]
+) -> dict[str, Any]:
     """SAM's Globals merge for one resource: maps merge, scalars and lists are overridden."""
     section = {"AWS::Serverless::Function": "Function"}.get(rtype)
-    globals_ = copy.deepcopy(((template.get("Globals") or {}).get(section) or {}) if section else {})
+    globals_ = copy.deepcopy(
+        ((template.get("Globals") or {}).get(section) or {}) if section else {}
+    )
 
     def merge(base: Any, override: Any) -> Any:
         if isinstance(base, dict) and isinstance(override, dict):

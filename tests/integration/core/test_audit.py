@@ -1,0 +1,75 @@
+"""The audit store on moto's DynamoDB, with the table as template.yaml declares it."""
+
+import boto3
+import pytest
+from moto import mock_aws
+from tests.conftest import ROOT
+
+from lakegov.audit import AuditStore
+from lakegov.errors import RetryableError
+from lakegov.local.template import Resolver, load_template
+
+
+@pytest.fixture
+def audit():
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
+        ddb.create_table(
+            TableName="audit",
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode="PAY_PER_REQUEST",
+            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        )
+        clock = {"now": 1_000_000.0}
+        store = AuditStore("audit", ddb, clock=lambda: clock["now"])
+        store.clock = clock  # type: ignore[attr-defined]
+        yield store
+
+
+def test_a_unit_of_work_is_claimed_once_and_a_finished_one_is_a_duplicate(audit):
+    first = audit.claim("file", "s3://raw/a.csv", "etag1", attributes={"size": 10})
+    assert first.acquired and first.item["status"] == "RECEIVED"
+    with pytest.raises(RetryableError, match="another worker"):
+        audit.claim("file", "s3://raw/a.csv", "etag1")
+    audit.record(
+        "file", "s3://raw/a.csv", "etag1", "PROCESSED", attributes={"rows_out": 3, "ratio": 0.5}
+    )
+    again = audit.claim("file", "s3://raw/a.csv", "etag1")
+    assert again.duplicate and again.item["status"] == "PROCESSED" and again.item["rows_out"] == 3
+
+
+def test_a_crashed_workers_lease_expires_and_the_retry_takes_over(audit):
+    audit.claim("file", "s3://raw/b.csv", "v1", lease_seconds=60)
+    audit.clock["now"] += 61
+    retry = audit.claim("file", "s3://raw/b.csv", "v1")
+    assert retry.acquired
+    item = audit.get("file", "s3://raw/b.csv", "v1")
+    assert item["attempts"] == 2
+    assert [h["status"] for h in item["history"]] == ["RECEIVED", "RECEIVED"]
+
+
+def test_a_released_claim_can_be_retried_at_once(audit):
+    audit.claim("file", "s3://raw/c.csv", "v1")
+    audit.release("file", "s3://raw/c.csv", "v1", note="throttled")
+    assert audit.claim("file", "s3://raw/c.csv", "v1").acquired
+
+
+def test_timeline_and_recent_items(audit):
+    audit.claim("file", "s3://raw/d.csv", "v1")
+    audit.record("file", "s3://raw/d.csv", "v1", "REJECTED", note="empty file")
+    audit.claim("file", "s3://raw/d.csv", "v2")
+    versions = audit.versions("file", "s3://raw/d.csv")
+    assert {v["version"] for v in versions} == {"v1", "v2"}
+    rejected = next(v for v in versions if v["version"] == "v1")
+    assert [h["status"] for h in rejected["history"]] == ["RECEIVED", "REJECTED"]
+    assert rejected["history"][-1]["note"] == "empty file"
+    assert audit.recent("file", limit=1)[0]["subject"] == "s3://raw/d.csv"
+
+
+def test_the_resolver_reads_the_real_template():
+    template = load_template(ROOT / "template.yaml")
+    resolver = Resolver(template, stack="s", region="us-east-1", account="123456789012")
+    assert resolver.condition("HostsCentralBus") is True
+    assert resolver.condition("HasPowertoolsLayerArn") is False

@@ -1,0 +1,136 @@
+"""Every event contract: its schema is valid, a complete detail passes, a broken one fails."""
+
+import json
+
+import pytest
+
+from lakegov.errors import RetryableError
+from lakegov.events import DETAIL_TYPES, EventContractError, EventPublisher, validate_detail
+from lakegov.jsonschemas import SCHEMA_DIR, load_schema
+
+NOW = "2026-11-21T10:00:00.000Z"
+VALID = {
+    "FileConverted": {
+        "bucket": "raw",
+        "key": "mwaa/blog/partition_dt=2026-11-20/customers.json",
+        "etag": "abc",
+        "dataset": "mwaa/blog/customers",
+        "table": "mwaa_blog_customers",
+        "partition_values": {"partition_dt": "2026-11-20"},
+        "output_bucket": "formatted",
+        "output_keys": ["formatted_stg/mwaa_blog_customers/partition_dt=2026-11-20/part-0.parquet"],
+        "rows": 10,
+        "schema_fingerprint": "0123456789abcdef",
+        "converted_at": NOW,
+    },
+    "FileRejected": {
+        "bucket": "raw",
+        "key": "a/b.csv",
+        "reason_code": "empty",
+        "reason": "the file is empty",
+        "rejected_at": NOW,
+    },
+    "SchemaChanged": {
+        "dataset": "a/b",
+        "table": "a_b",
+        "change": "additive",
+        "action": "applied",
+        "added": [{"name": "c", "type": "string"}],
+        "detected_at": NOW,
+    },
+    "DatasetRefreshed": {
+        "dataset": "a/b",
+        "database": "db",
+        "table": "a_b",
+        "refreshed_at": NOW,
+        "partitions": [{"dt": "2026-11-20"}],
+    },
+    "ProductRunStarted": {"product": "cards", "run_id": "r1", "runner": "local", "started_at": NOW},
+    "ProductRunFinished": {
+        "product": "cards",
+        "run_id": "r1",
+        "runner": "local",
+        "status": "SUCCEEDED",
+        "finished_at": NOW,
+    },
+    "GovernanceApplied": {
+        "document": {"bucket": "cfg", "key": "governance/a.json"},
+        "changes": 3,
+        "applied_at": NOW,
+    },
+    "GovernanceRejected": {
+        "document": {"bucket": "cfg", "key": "governance/a.json"},
+        "errors": [{"path": "$[0].role_arn", "message": "not an ARN"}],
+        "rejected_at": NOW,
+    },
+    "DriftDetected": {
+        "documents": ["governance/a.json"],
+        "differences": [{"missing": "grant"}],
+        "detected_at": NOW,
+    },
+}
+
+
+def test_there_is_a_schema_for_every_detail_type_and_nothing_else():
+    files = {p.stem for p in (SCHEMA_DIR / "events").glob("*.json")}
+    assert files == set(DETAIL_TYPES) == set(VALID)
+
+
+@pytest.mark.parametrize("detail_type", DETAIL_TYPES)
+def test_a_complete_detail_matches_its_contract(detail_type):
+    load_schema(f"events/{detail_type}")  # the schema itself is valid Draft 2020-12
+    validate_detail(detail_type, VALID[detail_type])
+
+
+@pytest.mark.parametrize("detail_type", DETAIL_TYPES)
+def test_a_detail_missing_a_required_field_is_refused(detail_type):
+    required = load_schema(f"events/{detail_type}")["required"][0]
+    broken = {k: v for k, v in VALID[detail_type].items() if k != required}
+    with pytest.raises(EventContractError, match=required):
+        validate_detail(detail_type, broken)
+
+
+def test_an_unknown_detail_type_is_refused():
+    with pytest.raises(EventContractError):
+        validate_detail("SomethingHappened", {})
+
+
+class FakeEvents:
+    def __init__(self, fail=0):
+        self.calls = []
+        self.fail = fail
+
+    def put_events(self, Entries):
+        self.calls.append(Entries)
+        return {
+            "FailedEntryCount": self.fail,
+            "Entries": [
+                {"ErrorCode": "InternalFailure"} if self.fail else {"EventId": "1"} for _ in Entries
+            ],
+        }
+
+
+def test_the_publisher_sends_valid_events_in_chunks_of_ten():
+    client = FakeEvents()
+    publisher = EventPublisher(client, ("bus",))
+    for _ in range(12):
+        publisher.publish("DatasetRefreshed", VALID["DatasetRefreshed"])
+    publisher.publish_all([])
+    assert sum(len(c) for c in client.calls) == 12
+    entry = client.calls[0][0]
+    assert entry["Source"] == "lakegov" and entry["EventBusName"] == "bus"
+    assert json.loads(entry["Detail"])["table"] == "a_b"
+
+
+def test_the_publisher_refuses_an_invalid_detail_before_calling_aws():
+    client = FakeEvents()
+    with pytest.raises(EventContractError):
+        EventPublisher(client, ("bus",)).publish("FileRejected", {"bucket": "raw"})
+    assert client.calls == []
+
+
+def test_failed_entries_are_retryable():
+    with pytest.raises(RetryableError):
+        EventPublisher(FakeEvents(fail=1), ("bus",)).publish(
+            "DatasetRefreshed", VALID["DatasetRefreshed"]
+        )

@@ -1,0 +1,54 @@
+import pytest
+
+from lakegov.errors import ConfigurationError
+from lakegov.settings import Settings
+
+BASE = {
+    "LAKEGOV_ENVIRONMENT": "dev",
+    "AWS_REGION": "eu-west-1",
+    "RAW_BUCKET": "raw",
+    "FORMATTED_BUCKET": "formatted",
+    "CONFIG_BUCKET": "config",
+    "SERVICE_BUS": "svc",
+    "AUDIT_TABLE": "audit",
+}
+
+
+def test_settings_are_built_from_the_environment():
+    settings = Settings.from_env(
+        {**BASE, "MAX_FILE_BYTES": "1024", "GLUE_DATABASE_PREFIX": "lakegov_dev_"}
+    )
+    assert settings.raw_bucket == "raw"
+    assert settings.max_file_bytes == 1024
+    assert settings.database("formatted_stg") == "lakegov_dev_formatted_stg"
+
+
+def test_every_missing_variable_is_named_at_once():
+    env = {k: v for k, v in BASE.items() if k not in ("RAW_BUCKET", "AUDIT_TABLE")}
+    with pytest.raises(ConfigurationError) as err:
+        Settings.from_env(env)
+    assert "RAW_BUCKET" in str(err.value) and "AUDIT_TABLE" in str(err.value)
+
+
+def test_a_malformed_number_is_refused_with_its_name():
+    with pytest.raises(ConfigurationError, match="MAX_FILE_BYTES='lots'"):
+        Settings.from_env({**BASE, "MAX_FILE_BYTES": "lots"})
+
+
+def test_settings_are_frozen():
+    settings = Settings.from_env(BASE)
+    with pytest.raises(AttributeError):
+        settings.raw_bucket = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("arn", "account", "expected"),
+    [
+        ("arn:aws:events:us-east-1:111111111111:event-bus/central", "111111111111", True),
+        ("arn:aws:events:us-east-1:111111111111:event-bus/central", "222222222222", False),
+        ("", "111111111111", False),
+    ],
+)
+def test_hosting_the_central_bus_follows_its_account(arn, account, expected):
+    settings = Settings.from_env({**BASE, "CENTRAL_BUS_ARN": arn, "LAKEGOV_ACCOUNT_ID": account})
+    assert settings.hosts_central_bus is expected
