@@ -1,0 +1,1 @@
+"""Lambda entry points: decorators, event parsing and one call into ``lakegov``."""

@@ -1,0 +1,11 @@
+"""Which kind of document lives under which config-bucket prefix."""
+
+from __future__ import annotations
+
+from lakegov.metadata.kinds import MetadataKind
+
+
+def metadata_kinds() -> dict[str, MetadataKind]:
+    """Prefix -> kind, for every document the config bucket accepts."""
+    kinds: list[MetadataKind] = []
+    return {kind.prefix: kind for kind in kinds}
