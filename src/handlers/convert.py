@@ -1,0 +1,40 @@
+"""Landed files: an SQS batch of S3 "Object Created" EventBridge events -> Parquet.
+
+Each record is its own unit of work; a failing record is reported in
+``batchItemFailures`` so it alone is retried (and dead-lettered after a few receives).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lakegov.app import get_app
+from lakegov.ingest.service import Converter, LandedObject
+from lakegov.observability import logger, metrics, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def _converter(app_id: int) -> Converter:
+    app = get_app()
+    return Converter(s3=app.client("s3"), publisher=app.publisher, audit=app.audit, settings=app.settings)
+
+
+def _record(record: SQSRecord) -> str:
+    landed = LandedObject.from_eventbridge(json.loads(record.body))
+    return _converter(id(get_app())).process(landed).status
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=_record, processor=processor,
+                                    context=context)

@@ -1,0 +1,291 @@
+"""Converting one landed object, exactly once, losing nothing.
+
+Order of effects, chosen so that a crash at any point leaves no partial or duplicate output:
+
+1. ``claim`` the object (bucket, key, version or ETag) in the audit table: a duplicate
+   delivery of finished work stops here; a concurrent one is retried later.
+2. Stream the object through the converter into a local temporary file (``/tmp``).
+3. Upload it under its final, deterministic key (one S3 PUT or multipart upload: the object
+   appears whole or not at all; a retry overwrites the same key, never adds a second one).
+4. Record the outcome, then publish ``FileConverted`` (or ``SchemaChanged`` first).
+
+A bad file (:class:`~lakegov.errors.RejectedFile`) is copied to ``quarantine/`` in the raw
+bucket with its reason in the object's metadata, audited as REJECTED and announced with
+``FileRejected``; its message is then done (never retried). Anything else releases the
+claim and propagates, so SQS retries it and, after a few receives, dead-letters it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote_plus
+
+import pyarrow as pa
+from botocore.exceptions import ClientError
+
+from lakegov.audit import AuditStore
+from lakegov.aws import error_code
+from lakegov.convert.engine import ConversionResult, convert
+from lakegov.convert.layout import DatasetRef, parse_key
+from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
+from lakegov.convert.types import type_name
+from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
+from lakegov.events import EventPublisher, utc_now
+from lakegov.observability import count, logger
+
+QUARANTINE_PREFIX = "quarantine/"
+EXCEPTIONS_ROOT = "formatted_stg_exceptions"
+DATASETS_PREFIX = "datasets/"
+
+
+@dataclass(frozen=True)
+class LandedObject:
+    bucket: str
+    key: str
+    size: int = 0
+    etag: str | None = None
+    version_id: str | None = None
+
+    @property
+    def version(self) -> str:
+        return self.version_id or self.etag or "-"
+
+    @property
+    def subject(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @classmethod
+    def from_eventbridge(cls, event: dict[str, Any]) -> LandedObject:
+        """From an S3 "Object Created" EventBridge event (detail.bucket / detail.object)."""
+        detail = event["detail"]
+        obj = detail["object"]
+        return cls(bucket=detail["bucket"]["name"], key=obj["key"], size=int(obj.get("size", 0)),
+                   etag=obj.get("etag"), version_id=obj.get("version-id"))
+
+
+@dataclass
+class Outcome:
+    status: str  # PROCESSED | REJECTED | DUPLICATE | IGNORED
+    key: str
+    reason: str = ""
+    output_keys: list[str] = field(default_factory=list)
+    rows: int = 0
+
+
+@dataclass
+class DatasetDocuments:
+    """The ``datasets/`` documents of the config bucket, re-read at most every ``ttl_s``."""
+
+    s3: Any
+    bucket: str
+    ttl_s: float = 30.0
+    _loaded_at: float = -1e9
+    _documents: list[DatasetDocument] = field(default_factory=list)
+
+    def all(self) -> list[DatasetDocument]:
+        if time.monotonic() - self._loaded_at > self.ttl_s:
+            self._documents = list(self._load())
+            self._loaded_at = time.monotonic()
+        return self._documents
+
+    def _load(self) -> Any:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=DATASETS_PREFIX):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if not key.endswith(".json"):
+                    continue
+                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                try:
+                    yield load_document(json.loads(body), source=key)
+                except (InvalidDocument, ValueError) as exc:
+                    # Refused documents are reported by the config path; here they do not apply.
+                    logger.warning("ignoring invalid dataset document", extra={"key": key, "error": str(exc)})
+
+    def for_key(self, key: str) -> DatasetDocument | None:
+        return select_document(self.all(), key)
+
+
+def _schema_columns(schema: pa.Schema) -> list[dict[str, str]]:
+    return [{"name": f.name, "type": type_name(f.type)} for f in schema]
+
+
+def _schema_from_columns(columns: list[dict[str, str]]) -> pa.Schema | None:
+    from lakegov.convert.types import declared_type
+
+    try:
+        return pa.schema([pa.field(c["name"], declared_type(c["type"])) for c in columns])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+class Converter:
+    """Everything needed to convert landed objects; built once per warm container."""
+
+    def __init__(self, *, s3: Any, publisher: EventPublisher, audit: AuditStore, settings: Any,
+                 documents: DatasetDocuments | None = None,
+                 convert_fn: Callable[..., ConversionResult] = convert) -> None:
+        self.s3 = s3
+        self.publisher = publisher
+        self.audit = audit
+        self.settings = settings
+        self.documents = documents or DatasetDocuments(s3, settings.config_bucket)
+        self.convert_fn = convert_fn
+
+    # -- the unit of work --------------------------------------------------------------
+    def process(self, landed: LandedObject) -> Outcome:
+        if landed.key.startswith(QUARANTINE_PREFIX) or landed.key.endswith("/"):
+            return Outcome("IGNORED", landed.key, reason="quarantine copy or folder marker")
+        key = self._existing_key(landed)
+        landed = LandedObject(landed.bucket, key, landed.size, landed.etag, landed.version_id)
+        claim = self.audit.claim("file", landed.subject, landed.version,
+                                 attributes={"bucket": landed.bucket, "key": key, "size": landed.size,
+                                             "received_at": utc_now()})
+        if claim.duplicate:
+            count("DuplicateDeliveries")
+            logger.info("duplicate delivery; already done", extra={"key": key})
+            return Outcome("DUPLICATE", key, reason=str(claim.item.get("status")))
+        ref: DatasetRef | None = None
+        try:
+            ref = parse_key(key)
+            document = self.documents.for_key(key)
+            options = document.options if document else DatasetOptions()
+            if options.table_name:
+                ref = ref.with_table_name(options.table_name)
+            max_bytes = min(options.max_file_bytes, self.settings.max_file_bytes)
+            if landed.size > max_bytes:
+                raise RejectedFile("too_large", f"{landed.size} bytes is over the limit of {max_bytes}")
+            return self._convert(landed, ref, options)
+        except RejectedFile as rejected:
+            return self._reject(landed, ref, rejected)
+        except Exception as exc:
+            self.audit.release("file", landed.subject, landed.version, note=f"{type(exc).__name__}: {exc}")
+            count("ConversionErrors")
+            raise
+
+    def _existing_key(self, landed: LandedObject) -> str:
+        """The key as stored: S3 notifications URL-encode keys, EventBridge may not."""
+        if "%" not in landed.key and "+" not in landed.key:
+            return landed.key
+        try:
+            self.s3.head_object(Bucket=landed.bucket, Key=landed.key)
+            return landed.key
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                raise
+        return unquote_plus(landed.key)
+
+    def _previous_schema(self, ref: DatasetRef) -> pa.Schema | None:
+        item = self.audit.get("dataset", ref.table_name, "schema")
+        return _schema_from_columns(item["columns"]) if item and item.get("columns") else None
+
+    def _convert(self, landed: LandedObject, ref: DatasetRef, options: DatasetOptions) -> Outcome:
+        started = utc_now()
+        token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
+        output_key = ref.output_key(token)
+        exceptions_key = f"{EXCEPTIONS_ROOT}/{output_key[len('formatted_stg/'):]}".replace(".parquet", ".jsonl")
+        previous = self._previous_schema(ref)
+        with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
+            out_path = os.path.join(workdir, "out.parquet")
+            exc_path = os.path.join(workdir, "exceptions.jsonl")
+            exc_handles: list[Any] = []
+
+            def open_exceptions() -> Any:
+                handle = open(exc_path, "wb")  # noqa: SIM115 - closed below, after the conversion
+                exc_handles.append(handle)
+                return handle
+
+            kwargs: dict[str, Any] = {"VersionId": landed.version_id} if landed.version_id else {}
+            try:
+                body = self.s3.get_object(Bucket=landed.bucket, Key=landed.key, **kwargs)["Body"]
+            except ClientError as exc:
+                if error_code(exc) in ("NoSuchKey", "NoSuchVersion"):
+                    raise RejectedFile("missing", "the object was deleted before it could be read") from exc
+                raise RetryableError(f"reading {landed.subject}: {error_code(exc)}") from exc
+            try:
+                with open(out_path, "wb") as sink:
+                    result = self.convert_fn(body, sink, options=options, source_name=landed.key,
+                                             previous_schema=previous, exceptions_sink=open_exceptions,
+                                             workdir=workdir)
+            finally:
+                body.close()
+                for handle in exc_handles:
+                    handle.close()
+            self.s3.upload_file(out_path, self.settings.formatted_bucket, output_key)
+            wrote_exceptions = bool(exc_handles) and os.path.getsize(exc_path) > 0
+            if wrote_exceptions:
+                self.s3.upload_file(exc_path, self.settings.formatted_bucket, exceptions_key)
+        columns = _schema_columns(result.schema)
+        self.audit.record("dataset", ref.table_name, "schema", "CURRENT",
+                          attributes={"columns": columns, "fingerprint": result.schema_fingerprint})
+        self.audit.record("file", landed.subject, landed.version, "PROCESSED",
+                          note=result.summary()[:500],
+                          attributes={"dataset": ref.dataset_id, "table": ref.table_name,
+                                      "rows_in": result.rows_in, "rows_out": result.rows_out,
+                                      "bad_rows": result.bad_row_count, "output_keys": [output_key],
+                                      "exceptions_key": exceptions_key if wrote_exceptions else None,
+                                      "started_at": started, "finished_at": utc_now(),
+                                      "format": result.format})
+        diff = result.schema_diff
+        if diff.kind != "none" and previous is not None:
+            self.publisher.publish("SchemaChanged", {
+                "dataset": ref.dataset_id, "table": ref.table_name,
+                "change": "additive" if diff.kind == "additive" else "breaking",
+                "action": "applied", "policy": options.schema_changes,
+                "added": [{"name": f.name, "type": type_name(f.type)} for f in diff.added],
+                "removed": [{"name": f.name, "type": type_name(f.type)} for f in diff.removed],
+                "changed": [{"name": c.name, "from": type_name(c.old), "to": type_name(c.new)} for c in diff.changed],
+                "source_key": landed.key, "detected_at": utc_now()})
+        detail: dict[str, Any] = {
+            "bucket": landed.bucket, "key": landed.key, "version_id": landed.version_id,
+            "etag": landed.etag, "dataset": ref.dataset_id, "table": ref.table_name,
+            "partition_values": dict(ref.partitions), "output_bucket": self.settings.formatted_bucket,
+            "output_keys": [output_key], "rows": result.rows_out, "bad_rows": result.bad_row_count,
+            "exceptions_key": exceptions_key if wrote_exceptions else None,
+            "schema_fingerprint": result.schema_fingerprint, "columns": columns,
+            "catalog_mode": options.catalog_mode, "engine": "lambda", "converted_at": utc_now(),
+        }
+        self.publisher.publish("FileConverted", detail)
+        count("FilesConverted")
+        count("RowsConverted", result.rows_out)
+        logger.info("converted", extra={"key": landed.key, "output": output_key, "summary": result.summary()})
+        return Outcome("PROCESSED", landed.key, output_keys=[output_key], rows=result.rows_out)
+
+    def _reject(self, landed: LandedObject, ref: DatasetRef | None, rejected: RejectedFile) -> Outcome:
+        quarantine_key = f"{QUARANTINE_PREFIX}{landed.key}"
+        source: dict[str, str] = {"Bucket": landed.bucket, "Key": landed.key}
+        if landed.version_id:
+            source["VersionId"] = landed.version_id
+        try:
+            self.s3.copy_object(
+                Bucket=landed.bucket, Key=quarantine_key, CopySource=source,
+                MetadataDirective="REPLACE",
+                Metadata={"lakegov-reason-code": rejected.reason_code,
+                          "lakegov-reason": rejected.reason[:1000].encode("ascii", "replace").decode()},
+            )
+        except ClientError as exc:
+            if error_code(exc) not in ("NoSuchKey", "NoSuchVersion"):
+                raise
+            quarantine_key = ""
+        self.audit.record("file", landed.subject, landed.version, "REJECTED",
+                          note=f"{rejected.reason_code}: {rejected.reason}"[:500],
+                          attributes={"reason_code": rejected.reason_code, "reason": rejected.reason,
+                                      "bad_lines": rejected.bad_lines[:20], "quarantine_key": quarantine_key,
+                                      "dataset": ref.dataset_id if ref else None, "finished_at": utc_now()})
+        self.publisher.publish("FileRejected", {
+            "bucket": landed.bucket, "key": landed.key, "version_id": landed.version_id,
+            "etag": landed.etag, "dataset": ref.dataset_id if ref else None,
+            "reason_code": rejected.reason_code, "reason": rejected.reason,
+            "bad_lines": rejected.bad_lines[:20], "quarantine_key": quarantine_key or None,
+            "rejected_at": utc_now()})
+        count("FilesRejected")
+        count(f"FilesRejected_{rejected.reason_code}")
+        logger.warning("rejected", extra={"key": landed.key, "reason_code": rejected.reason_code,
+                                          "reason": rejected.reason})
+        return Outcome("REJECTED", landed.key, reason=str(rejected))
