@@ -10,7 +10,11 @@ import json
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,7 +28,9 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @cache
 def _converter(app_id: int) -> Converter:
     app = get_app()
-    return Converter(s3=app.client("s3"), publisher=app.publisher, audit=app.audit, settings=app.settings)
+    return Converter(
+        s3=app.client("s3"), publisher=app.publisher, audit=app.audit, settings=app.settings
+    )
 
 
 def _record(record: SQSRecord) -> str:
@@ -36,5 +42,7 @@ def _record(record: SQSRecord) -> str:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=_record, processor=processor,
-                                    context=context)
+    response = process_partial_response(
+        event=event, record_handler=_record, processor=processor, context=context
+    )
+    return dict(response)

@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrations() -> list[Any]:
     """Subcommands contributed by each area of the package."""
-    return []
+    from lakegov.ops import cli as ops_cli
+
+    return [ops_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:

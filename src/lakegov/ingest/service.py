@@ -65,8 +65,13 @@ class LandedObject:
         """From an S3 "Object Created" EventBridge event (detail.bucket / detail.object)."""
         detail = event["detail"]
         obj = detail["object"]
-        return cls(bucket=detail["bucket"]["name"], key=obj["key"], size=int(obj.get("size", 0)),
-                   etag=obj.get("etag"), version_id=obj.get("version-id"))
+        return cls(
+            bucket=detail["bucket"]["name"],
+            key=obj["key"],
+            size=int(obj.get("size", 0)),
+            etag=obj.get("etag"),
+            version_id=obj.get("version-id"),
+        )
 
 
 @dataclass
@@ -106,7 +111,9 @@ class DatasetDocuments:
                     yield load_document(json.loads(body), source=key)
                 except (InvalidDocument, ValueError) as exc:
                     # Refused documents are reported by the config path; here they do not apply.
-                    logger.warning("ignoring invalid dataset document", extra={"key": key, "error": str(exc)})
+                    logger.warning(
+                        "ignoring invalid dataset document", extra={"key": key, "error": str(exc)}
+                    )
 
     def for_key(self, key: str) -> DatasetDocument | None:
         return select_document(self.all(), key)
@@ -128,9 +135,16 @@ def _schema_from_columns(columns: list[dict[str, str]]) -> pa.Schema | None:
 class Converter:
     """Everything needed to convert landed objects; built once per warm container."""
 
-    def __init__(self, *, s3: Any, publisher: EventPublisher, audit: AuditStore, settings: Any,
-                 documents: DatasetDocuments | None = None,
-                 convert_fn: Callable[..., ConversionResult] = convert) -> None:
+    def __init__(
+        self,
+        *,
+        s3: Any,
+        publisher: EventPublisher,
+        audit: AuditStore,
+        settings: Any,
+        documents: DatasetDocuments | None = None,
+        convert_fn: Callable[..., ConversionResult] = convert,
+    ) -> None:
         self.s3 = s3
         self.publisher = publisher
         self.audit = audit
@@ -144,9 +158,17 @@ class Converter:
             return Outcome("IGNORED", landed.key, reason="quarantine copy or folder marker")
         key = self._existing_key(landed)
         landed = LandedObject(landed.bucket, key, landed.size, landed.etag, landed.version_id)
-        claim = self.audit.claim("file", landed.subject, landed.version,
-                                 attributes={"bucket": landed.bucket, "key": key, "size": landed.size,
-                                             "received_at": utc_now()})
+        claim = self.audit.claim(
+            "file",
+            landed.subject,
+            landed.version,
+            attributes={
+                "bucket": landed.bucket,
+                "key": key,
+                "size": landed.size,
+                "received_at": utc_now(),
+            },
+        )
         if claim.duplicate:
             count("DuplicateDeliveries")
             logger.info("duplicate delivery; already done", extra={"key": key})
@@ -160,12 +182,16 @@ class Converter:
                 ref = ref.with_table_name(options.table_name)
             max_bytes = min(options.max_file_bytes, self.settings.max_file_bytes)
             if landed.size > max_bytes:
-                raise RejectedFile("too_large", f"{landed.size} bytes is over the limit of {max_bytes}")
+                raise RejectedFile(
+                    "too_large", f"{landed.size} bytes is over the limit of {max_bytes}"
+                )
             return self._convert(landed, ref, options)
         except RejectedFile as rejected:
             return self._reject(landed, ref, rejected)
         except Exception as exc:
-            self.audit.release("file", landed.subject, landed.version, note=f"{type(exc).__name__}: {exc}")
+            self.audit.release(
+                "file", landed.subject, landed.version, note=f"{type(exc).__name__}: {exc}"
+            )
             count("ConversionErrors")
             raise
 
@@ -189,7 +215,9 @@ class Converter:
         started = utc_now()
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
         output_key = ref.output_key(token)
-        exceptions_key = f"{EXCEPTIONS_ROOT}/{output_key[len('formatted_stg/'):]}".replace(".parquet", ".jsonl")
+        exceptions_key = f"{EXCEPTIONS_ROOT}/{output_key[len('formatted_stg/') :]}".replace(
+            ".parquet", ".jsonl"
+        )
         previous = self._previous_schema(ref)
         with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
             out_path = os.path.join(workdir, "out.parquet")
@@ -206,13 +234,21 @@ class Converter:
                 body = self.s3.get_object(Bucket=landed.bucket, Key=landed.key, **kwargs)["Body"]
             except ClientError as exc:
                 if error_code(exc) in ("NoSuchKey", "NoSuchVersion"):
-                    raise RejectedFile("missing", "the object was deleted before it could be read") from exc
+                    raise RejectedFile(
+                        "missing", "the object was deleted before it could be read"
+                    ) from exc
                 raise RetryableError(f"reading {landed.subject}: {error_code(exc)}") from exc
             try:
                 with open(out_path, "wb") as sink:
-                    result = self.convert_fn(body, sink, options=options, source_name=landed.key,
-                                             previous_schema=previous, exceptions_sink=open_exceptions,
-                                             workdir=workdir)
+                    result = self.convert_fn(
+                        body,
+                        sink,
+                        options=options,
+                        source_name=landed.key,
+                        previous_schema=previous,
+                        exceptions_sink=open_exceptions,
+                        workdir=workdir,
+                    )
             finally:
                 body.close()
                 for handle in exc_handles:
@@ -222,70 +258,140 @@ class Converter:
             if wrote_exceptions:
                 self.s3.upload_file(exc_path, self.settings.formatted_bucket, exceptions_key)
         columns = _schema_columns(result.schema)
-        self.audit.record("dataset", ref.table_name, "schema", "CURRENT",
-                          attributes={"columns": columns, "fingerprint": result.schema_fingerprint})
-        self.audit.record("file", landed.subject, landed.version, "PROCESSED",
-                          note=result.summary()[:500],
-                          attributes={"dataset": ref.dataset_id, "table": ref.table_name,
-                                      "rows_in": result.rows_in, "rows_out": result.rows_out,
-                                      "bad_rows": result.bad_row_count, "output_keys": [output_key],
-                                      "exceptions_key": exceptions_key if wrote_exceptions else None,
-                                      "started_at": started, "finished_at": utc_now(),
-                                      "format": result.format})
+        self.audit.record(
+            "dataset",
+            ref.table_name,
+            "schema",
+            "CURRENT",
+            attributes={"columns": columns, "fingerprint": result.schema_fingerprint},
+        )
+        self.audit.record(
+            "file",
+            landed.subject,
+            landed.version,
+            "PROCESSED",
+            note=result.summary()[:500],
+            attributes={
+                "dataset": ref.dataset_id,
+                "table": ref.table_name,
+                "rows_in": result.rows_in,
+                "rows_out": result.rows_out,
+                "bad_rows": result.bad_row_count,
+                "output_keys": [output_key],
+                "exceptions_key": exceptions_key if wrote_exceptions else None,
+                "started_at": started,
+                "finished_at": utc_now(),
+                "format": result.format,
+            },
+        )
         diff = result.schema_diff
         if diff.kind != "none" and previous is not None:
-            self.publisher.publish("SchemaChanged", {
-                "dataset": ref.dataset_id, "table": ref.table_name,
-                "change": "additive" if diff.kind == "additive" else "breaking",
-                "action": "applied", "policy": options.schema_changes,
-                "added": [{"name": f.name, "type": type_name(f.type)} for f in diff.added],
-                "removed": [{"name": f.name, "type": type_name(f.type)} for f in diff.removed],
-                "changed": [{"name": c.name, "from": type_name(c.old), "to": type_name(c.new)} for c in diff.changed],
-                "source_key": landed.key, "detected_at": utc_now()})
+            self.publisher.publish(
+                "SchemaChanged",
+                {
+                    "dataset": ref.dataset_id,
+                    "table": ref.table_name,
+                    "change": "additive" if diff.kind == "additive" else "breaking",
+                    "action": "applied",
+                    "policy": options.schema_changes,
+                    "added": [{"name": f.name, "type": type_name(f.type)} for f in diff.added],
+                    "removed": [{"name": f.name, "type": type_name(f.type)} for f in diff.removed],
+                    "changed": [
+                        {"name": c.name, "from": type_name(c.old), "to": type_name(c.new)}
+                        for c in diff.changed
+                    ],
+                    "source_key": landed.key,
+                    "detected_at": utc_now(),
+                },
+            )
         detail: dict[str, Any] = {
-            "bucket": landed.bucket, "key": landed.key, "version_id": landed.version_id,
-            "etag": landed.etag, "dataset": ref.dataset_id, "table": ref.table_name,
-            "partition_values": dict(ref.partitions), "output_bucket": self.settings.formatted_bucket,
-            "output_keys": [output_key], "rows": result.rows_out, "bad_rows": result.bad_row_count,
+            "bucket": landed.bucket,
+            "key": landed.key,
+            "version_id": landed.version_id,
+            "etag": landed.etag,
+            "dataset": ref.dataset_id,
+            "table": ref.table_name,
+            "partition_values": dict(ref.partitions),
+            "output_bucket": self.settings.formatted_bucket,
+            "output_keys": [output_key],
+            "rows": result.rows_out,
+            "bad_rows": result.bad_row_count,
             "exceptions_key": exceptions_key if wrote_exceptions else None,
-            "schema_fingerprint": result.schema_fingerprint, "columns": columns,
-            "catalog_mode": options.catalog_mode, "engine": "lambda", "converted_at": utc_now(),
+            "schema_fingerprint": result.schema_fingerprint,
+            "columns": columns,
+            "catalog_mode": options.catalog_mode,
+            "engine": "lambda",
+            "converted_at": utc_now(),
         }
         self.publisher.publish("FileConverted", detail)
         count("FilesConverted")
         count("RowsConverted", result.rows_out)
-        logger.info("converted", extra={"key": landed.key, "output": output_key, "summary": result.summary()})
+        logger.info(
+            "converted",
+            extra={"key": landed.key, "output": output_key, "summary": result.summary()},
+        )
         return Outcome("PROCESSED", landed.key, output_keys=[output_key], rows=result.rows_out)
 
-    def _reject(self, landed: LandedObject, ref: DatasetRef | None, rejected: RejectedFile) -> Outcome:
+    def _reject(
+        self, landed: LandedObject, ref: DatasetRef | None, rejected: RejectedFile
+    ) -> Outcome:
         quarantine_key = f"{QUARANTINE_PREFIX}{landed.key}"
         source: dict[str, str] = {"Bucket": landed.bucket, "Key": landed.key}
         if landed.version_id:
             source["VersionId"] = landed.version_id
         try:
             self.s3.copy_object(
-                Bucket=landed.bucket, Key=quarantine_key, CopySource=source,
+                Bucket=landed.bucket,
+                Key=quarantine_key,
+                CopySource=source,
                 MetadataDirective="REPLACE",
-                Metadata={"lakegov-reason-code": rejected.reason_code,
-                          "lakegov-reason": rejected.reason[:1000].encode("ascii", "replace").decode()},
+                Metadata={
+                    "lakegov-reason-code": rejected.reason_code,
+                    "lakegov-reason": rejected.reason[:1000].encode("ascii", "replace").decode(),
+                },
             )
         except ClientError as exc:
             if error_code(exc) not in ("NoSuchKey", "NoSuchVersion"):
                 raise
             quarantine_key = ""
-        self.audit.record("file", landed.subject, landed.version, "REJECTED",
-                          note=f"{rejected.reason_code}: {rejected.reason}"[:500],
-                          attributes={"reason_code": rejected.reason_code, "reason": rejected.reason,
-                                      "bad_lines": rejected.bad_lines[:20], "quarantine_key": quarantine_key,
-                                      "dataset": ref.dataset_id if ref else None, "finished_at": utc_now()})
-        self.publisher.publish("FileRejected", {
-            "bucket": landed.bucket, "key": landed.key, "version_id": landed.version_id,
-            "etag": landed.etag, "dataset": ref.dataset_id if ref else None,
-            "reason_code": rejected.reason_code, "reason": rejected.reason,
-            "bad_lines": rejected.bad_lines[:20], "quarantine_key": quarantine_key or None,
-            "rejected_at": utc_now()})
+        self.audit.record(
+            "file",
+            landed.subject,
+            landed.version,
+            "REJECTED",
+            note=f"{rejected.reason_code}: {rejected.reason}"[:500],
+            attributes={
+                "reason_code": rejected.reason_code,
+                "reason": rejected.reason,
+                "bad_lines": rejected.bad_lines[:20],
+                "quarantine_key": quarantine_key,
+                "dataset": ref.dataset_id if ref else None,
+                "finished_at": utc_now(),
+            },
+        )
+        self.publisher.publish(
+            "FileRejected",
+            {
+                "bucket": landed.bucket,
+                "key": landed.key,
+                "version_id": landed.version_id,
+                "etag": landed.etag,
+                "dataset": ref.dataset_id if ref else None,
+                "reason_code": rejected.reason_code,
+                "reason": rejected.reason,
+                "bad_lines": rejected.bad_lines[:20],
+                "quarantine_key": quarantine_key or None,
+                "rejected_at": utc_now(),
+            },
+        )
         count("FilesRejected")
         count(f"FilesRejected_{rejected.reason_code}")
-        logger.warning("rejected", extra={"key": landed.key, "reason_code": rejected.reason_code,
-                                          "reason": rejected.reason})
+        logger.warning(
+            "rejected",
+            extra={
+                "key": landed.key,
+                "reason_code": rejected.reason_code,
+                "reason": rejected.reason,
+            },
+        )
         return Outcome("REJECTED", landed.key, reason=str(rejected))

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
 
 
-class DemoFailed(Exception):  # noqa: N818 - reads as what happened
+class DemoFailed(Exception):
     pass
 
 
@@ -50,14 +50,19 @@ class Demo:
         self.rt.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
         self.say(f"uploaded s3://{bucket}/{key} ({len(body)} bytes)")
 
-    def wait(self, detail_type: str, predicate: Callable[[dict[str, Any]], bool],
-             timeout: float = 120.0) -> dict[str, Any]:
+    def wait(
+        self, detail_type: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 120.0
+    ) -> dict[str, Any]:
         try:
             return self.rt.wait_for_event(detail_type, predicate, timeout=timeout)["detail"]
         except TimeoutError as exc:
             failures = [i for i in self.rt.invocations if not i.ok][-3:]
             hint = "; ".join(f"{i.function}: {i.error}" for i in failures)
             raise DemoFailed(f"{exc}{' - recent failures: ' + hint if hint else ''}") from exc
+
+
+def key_is(key: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda detail: bool(detail.get("key") == key)
 
 
 def _example(path: str) -> bytes:
@@ -69,7 +74,12 @@ def step_stack(demo: Demo) -> None:
     assert demo.rt.stack is not None
     for name, value in demo.out.items():
         demo.say(f"{name:<22} {value}")
-    wiring = sorted({f"{s.function.logical_id} <- {s.source}:{s.event_name}" for s in demo.rt.stack.subscriptions})
+    wiring = sorted(
+        {
+            f"{s.function.logical_id} <- {s.source}:{s.event_name}"
+            for s in demo.rt.stack.subscriptions
+        }
+    )
     for line in wiring:
         demo.say(f"wired  {line}")
 
@@ -77,12 +87,16 @@ def step_stack(demo: Demo) -> None:
 def step_convert(demo: Demo) -> None:
     demo.step("Landed files become Parquet (raw bucket -> convert -> formatted_stg/)")
     raw = demo.out["RawBucketName"]
-    for name, key in (("data/customers.json", "mwaa/blog/partition_dt=2026-11-20/customers.json"),
-                      ("data/cards.csv", "mwaa/blog/partition_dt=2026-11-20/cards.csv")):
+    for name, key in (
+        ("data/customers.json", "mwaa/blog/partition_dt=2026-11-20/customers.json"),
+        ("data/cards.csv", "mwaa/blog/partition_dt=2026-11-20/cards.csv"),
+    ):
         demo.upload(raw, key, _example(name))
-        detail = demo.wait("FileConverted", lambda d, k=key: d["key"] == k)
-        demo.say(f"FileConverted: table {detail['table']}, partition {detail['partition_values']}, "
-                 f"{detail['rows']} rows, {len(detail['columns'])} columns")
+        detail = demo.wait("FileConverted", key_is(key))
+        demo.say(
+            f"FileConverted: table {detail['table']}, partition {detail['partition_values']}, "
+            f"{detail['rows']} rows, {len(detail['columns'])} columns"
+        )
         demo.say(f"  -> s3://{detail['output_bucket']}/{detail['output_keys'][0]}")
 
 
@@ -93,12 +107,20 @@ def step_reject(demo: Demo) -> None:
     demo.upload(raw, key, b"id,amount,currency\n1,10.50,EUR\n2,7.25\n3,99.00,USD,extra\n")
     detail = demo.wait("FileRejected", lambda d: d["key"] == key)
     demo.say(f"FileRejected: {detail['reason_code']}: {detail['reason']}")
-    demo.say(f"  bad lines {detail.get('bad_lines')}; copy kept at s3://{raw}/{detail['quarantine_key']}")
-    item = demo.rt.client("dynamodb").get_item(
-        TableName=demo.out["AuditTableName"],
-        Key={"pk": {"S": f"file#s3://{raw}/{key}"}, "sk": {"S": _version(demo, raw, key)}},
-    ).get("Item", {})
-    demo.check(item.get("status", {}).get("S") == "REJECTED", "the audit does not show the rejection")
+    demo.say(
+        f"  bad lines {detail.get('bad_lines')}; copy kept at s3://{raw}/{detail['quarantine_key']}"
+    )
+    item = (
+        demo.rt.client("dynamodb")
+        .get_item(
+            TableName=demo.out["AuditTableName"],
+            Key={"pk": {"S": f"file#s3://{raw}/{key}"}, "sk": {"S": _version(demo, raw, key)}},
+        )
+        .get("Item", {})
+    )
+    demo.check(
+        item.get("status", {}).get("S") == "REJECTED", "the audit does not show the rejection"
+    )
     demo.say("audit: REJECTED (see `lakegov status`)")
 
 
@@ -124,8 +146,10 @@ def run_demo(template: Path | None = None, verbose: bool = False) -> int:
             print(f"\nDEMO FAILED at step {demo.step_no}: {exc}", flush=True)
             return 1
         failures = [i for i in rt.invocations if not i.ok]
-        print(f"\nDone in {time.monotonic() - started:.1f} s: {len(rt.invocations)} handler invocations "
-              f"({len(failures)} failed and retried), {len(rt.events)} lakegov events.")
+        print(
+            f"\nDone in {time.monotonic() - started:.1f} s: {len(rt.invocations)} handler invocations "
+            f"({len(failures)} failed and retried), {len(rt.events)} lakegov events."
+        )
         print(json.dumps({"events": _event_counts(rt)}, sort_keys=True))
     return 0
 

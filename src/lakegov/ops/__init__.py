@@ -1,0 +1,1 @@
+"""Operator tools: ``lakegov status`` (what happened) and ``lakegov redrive`` (replay DLQs)."""

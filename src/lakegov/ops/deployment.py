@@ -1,0 +1,66 @@
+"""Finding a deployment's names: a local outputs file, a CloudFormation stack, or flags."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from lakegov.aws import RETRY_CONFIG
+from lakegov.errors import ConfigurationError
+
+DEFAULT_OUTPUTS = Path(".lakegov/outputs.json")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    outputs: dict[str, str]
+    endpoint_url: str | None
+    region: str | None
+
+    def client(self, service: str) -> Any:
+        session = boto3.session.Session(region_name=self.region)
+        kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+            if not session.get_credentials():
+                kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - moto
+        return session.client(service, **kwargs)
+
+    def output(self, name: str) -> str:
+        try:
+            return self.outputs[name]
+        except KeyError:
+            raise ConfigurationError(f"the deployment has no output {name}") from None
+
+
+def resolve_deployment(outputs_file: Path | None, stack: str | None) -> Deployment:
+    """``--outputs`` file (default ``.lakegov/outputs.json`` when present), else ``--stack``."""
+    if outputs_file is None and stack is None and DEFAULT_OUTPUTS.is_file():
+        outputs_file = DEFAULT_OUTPUTS
+    if outputs_file is not None:
+        try:
+            data = json.loads(outputs_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigurationError(f"cannot read outputs file {outputs_file}: {exc}") from exc
+        return Deployment(
+            {k: str(v) for k, v in data.items()}, data.get("EndpointUrl"), data.get("Region")
+        )
+    if stack is None:
+        raise ConfigurationError(
+            "which deployment? pass --outputs FILE (from `lakegov local run --outputs`) "
+            "or --stack NAME (a deployed CloudFormation stack)"
+        )
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    deployment = Deployment({}, endpoint, None)
+    cfn = deployment.client("cloudformation")
+    try:
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    except Exception as exc:
+        raise ConfigurationError(f"cannot describe stack {stack}: {exc}") from exc
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return Deployment(outputs, endpoint, None)
