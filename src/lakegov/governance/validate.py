@@ -341,6 +341,8 @@ class _Checker:
         self.desired = DesiredState(catalog_id=catalog_id)
         self.catalog_id = catalog_id
         self.entry_count = 0
+        self._tperms_listed = False
+        self._dperms_listed = False
 
     # issues
     def error(self, path: str, message: str, value: Any = None) -> None:
@@ -547,6 +549,9 @@ class _Checker:
             revoke,
         )
         grantable = self.grant_option(entry, at, revoke, tperms | dperms)
+        # permissions listed but refused above: do not also report them as missing
+        self._tperms_listed = bool(entry.get("table_permissions"))
+        self._dperms_listed = bool(entry.get("database_permissions"))
 
         named = entry.get("named_data_catalog", [])
         lf_tags = entry.get("lf_tags", [])
@@ -574,11 +579,12 @@ class _Checker:
         if lf_tags:
             expression = self.expression(lf_tags, f"{at}.lf_tags", create=not revoke)
             if not (tperms or dperms):
-                self.error(
-                    f"{at}.lf_tags",
-                    "expected table_permissions or database_permissions to grant on this "
-                    "LF-Tag expression",
-                )
+                if not (self._tperms_listed or self._dperms_listed):
+                    self.error(
+                        f"{at}.lf_tags",
+                        "expected table_permissions or database_permissions to grant on this "
+                        "LF-Tag expression",
+                    )
             elif expression is not None:
                 if tperms:
                     add(tag_policy_resource("TABLE", expression, self.catalog_id), tperms, at)
@@ -723,6 +729,8 @@ class _Checker:
                 self.error(path, "expected a Table for Columns, ExcludedColumns or DataCellsFilter")
                 return
             if not dperms:
+                if self._dperms_listed:
+                    return
                 self.error(
                     path,
                     "a database item (no Table) needs database_permissions; table_permissions "
@@ -761,7 +769,7 @@ class _Checker:
                 )
                 return
         if not tperms:
-            if not dperms:
+            if not dperms and not self._tperms_listed:
                 self.error(path, "expected table_permissions for this table")
             return
         if has_cols:
