@@ -39,6 +39,7 @@ from lakegov.governance.model import (
 
 SCHEMA_NAME = "governance.schema.json"
 WARNING = "warning"
+MAX_DEPTH = 32  # the deepest valid document is 5 levels; jsonschema recurses per level
 
 _PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
 _ACCOUNT = r"\d{12}"
@@ -329,6 +330,20 @@ def _schema_issues(
     return issues
 
 
+def _too_deep(document: Any, limit: int) -> list[str | int] | None:
+    """Path of the first value nested deeper than ``limit``, found without recursion."""
+    stack: list[tuple[Any, list[str | int]]] = [(document, [])]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > limit:
+            return path[:limit]
+        if isinstance(value, dict):
+            stack.extend((v, [*path, str(k)]) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, [*path, i]) for i, v in enumerate(value))
+    return None
+
+
 # -- semantic layer ---------------------------------------------------------------------
 
 
@@ -478,6 +493,14 @@ class _Checker:
 
     # document shapes
     def check(self, document: Any) -> None:
+        deep = _too_deep(document, MAX_DEPTH)
+        if deep is not None:
+            self.error(
+                path_str(deep),
+                f"expected at most {MAX_DEPTH} levels of nesting (no governance document "
+                "needs more)",
+            )
+            return
         shape = _shape(document)
         if shape == "entryList":
             self.check_entries(document, [])

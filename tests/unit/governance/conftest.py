@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.unit.governance.fakes import ACCOUNT, FakeLakeFormation
 
 DATA = Path(__file__).parent / "data"

@@ -55,7 +55,11 @@ class FakeLakeFormation:
         return sum(1 for name, _ in self.calls if name == op)
 
     def seed_grant(
-        self, principal: str, resource: dict[str, Any], perms: list[str], grantable: list[str] = ()  # type: ignore[assignment]
+        self,
+        principal: str,
+        resource: dict[str, Any],
+        perms: list[str],
+        grantable: list[str] = (),  # type: ignore[assignment]
     ) -> None:
         entry = self.grants.setdefault((principal, _rkey(resource)), [set(), set()])
         entry[0].update(perms)
@@ -74,25 +78,35 @@ class FakeLakeFormation:
                 continue
             resource = json.loads(rjson)
             item_perms = sorted(perms)
-            if self.report_select_as_columns and "Table" in resource and "Name" in resource["Table"]:
+            if (
+                self.report_select_as_columns
+                and "Table" in resource
+                and "Name" in resource["Table"]
+            ):
                 if "SELECT" in perms:
                     body = dict(resource["Table"])
                     body["ColumnWildcard"] = {}
-                    items.append({
-                        "Principal": {"DataLakePrincipalIdentifier": principal},
-                        "Resource": {"TableWithColumns": body},
-                        "Permissions": ["SELECT"],
-                        "PermissionsWithGrantOption": ["SELECT"] if "SELECT" in grantable else [],
-                    })
+                    items.append(
+                        {
+                            "Principal": {"DataLakePrincipalIdentifier": principal},
+                            "Resource": {"TableWithColumns": body},
+                            "Permissions": ["SELECT"],
+                            "PermissionsWithGrantOption": ["SELECT"]
+                            if "SELECT" in grantable
+                            else [],
+                        }
+                    )
                 item_perms = sorted(perms - {"SELECT"})
                 if not item_perms:
                     continue
-            items.append({
-                "Principal": {"DataLakePrincipalIdentifier": principal},
-                "Resource": resource,
-                "Permissions": item_perms,
-                "PermissionsWithGrantOption": sorted(grantable & set(item_perms)),
-            })
+            items.append(
+                {
+                    "Principal": {"DataLakePrincipalIdentifier": principal},
+                    "Resource": resource,
+                    "Permissions": item_perms,
+                    "PermissionsWithGrantOption": sorted(grantable & set(item_perms)),
+                }
+            )
         start = int(kwargs.get("NextToken") or 0)
         page = items[start : start + self.page_size]
         out: dict[str, Any] = {"PrincipalResourcePermissions": page}
@@ -112,13 +126,22 @@ class FakeLakeFormation:
                     code = fcode
                     break
             if code:
-                failures.append({"RequestEntry": entry, "Error": {"ErrorCode": code, "ErrorMessage": "scripted"}})
+                failures.append(
+                    {
+                        "RequestEntry": entry,
+                        "Error": {"ErrorCode": code, "ErrorMessage": "scripted"},
+                    }
+                )
                 continue
             principal = entry["Principal"]["DataLakePrincipalIdentifier"]
             key = (principal, _rkey(entry["Resource"]))
             if grant:
-                self.seed_grant(principal, entry["Resource"], entry["Permissions"],
-                                entry.get("PermissionsWithGrantOption") or [])
+                self.seed_grant(
+                    principal,
+                    entry["Resource"],
+                    entry["Permissions"],
+                    entry.get("PermissionsWithGrantOption") or [],
+                )
             elif key in self.grants:
                 self.grants[key][0] -= set(entry["Permissions"])
                 self.grants[key][1] -= set(entry.get("PermissionsWithGrantOption") or [])
@@ -134,7 +157,12 @@ class FakeLakeFormation:
     # LF-Tags
     def list_lf_tags(self, **kwargs: Any) -> dict[str, Any]:
         self._enter("list_lf_tags", kwargs)
-        return {"LFTags": [{"CatalogId": ACCOUNT, "TagKey": k, "TagValues": list(v)} for k, v in self.tags.items()]}
+        return {
+            "LFTags": [
+                {"CatalogId": ACCOUNT, "TagKey": k, "TagValues": list(v)}
+                for k, v in self.tags.items()
+            ]
+        }
 
     def get_lf_tag(self, **kwargs: Any) -> dict[str, Any]:
         self._enter("get_lf_tag", kwargs)
@@ -174,8 +202,15 @@ class FakeLakeFormation:
         failures = []
         for tag in kwargs["LFTags"]:
             if tag["TagValues"][0] not in self.tags.get(tag["TagKey"], []):
-                failures.append({"LFTag": tag, "Error": {"ErrorCode": "EntityNotFoundException",
-                                                         "ErrorMessage": "no such tag value"}})
+                failures.append(
+                    {
+                        "LFTag": tag,
+                        "Error": {
+                            "ErrorCode": "EntityNotFoundException",
+                            "ErrorMessage": "no such tag value",
+                        },
+                    }
+                )
                 continue
             for target in self._targets(kwargs["Resource"]):
                 self.resource_tags.setdefault(target, {})[tag["TagKey"]] = tag["TagValues"][0]
@@ -186,8 +221,10 @@ class FakeLakeFormation:
         resource = kwargs["Resource"]
 
         def pairs(target: str) -> list[dict[str, Any]]:
-            return [{"CatalogId": ACCOUNT, "TagKey": k, "TagValues": [v]}
-                    for k, v in self.resource_tags.get(target, {}).items()]
+            return [
+                {"CatalogId": ACCOUNT, "TagKey": k, "TagValues": [v]}
+                for k, v in self.resource_tags.get(target, {}).items()
+            ]
 
         if "Database" in resource:
             return {"LFTagOnDatabase": pairs(_rkey(resource))}
@@ -203,7 +240,12 @@ class FakeLakeFormation:
     # data cells filters
     def get_data_cells_filter(self, **kwargs: Any) -> dict[str, Any]:
         self._enter("get_data_cells_filter", kwargs)
-        key = (kwargs["TableCatalogId"], kwargs["DatabaseName"], kwargs["TableName"], kwargs["Name"])
+        key = (
+            kwargs["TableCatalogId"],
+            kwargs["DatabaseName"],
+            kwargs["TableName"],
+            kwargs["Name"],
+        )
         if key not in self.filters:
             raise client_error("EntityNotFoundException", "GetDataCellsFilter")
         return {"DataCellsFilter": copy.deepcopy(self.filters[key])}

@@ -6,18 +6,24 @@ import json
 import random
 from typing import Any
 
-from lakegov.governance import Plan, apply, detect_drift, plan, validate
-from lakegov.governance.model import table_resource
 from tests.unit.governance.conftest import ROLE, entry, original
 from tests.unit.governance.fakes import ACCOUNT, FakeLakeFormation
+
+from lakegov.governance import Plan, apply, detect_drift, plan, validate
+from lakegov.governance.model import table_resource
 
 OTHER = f"arn:aws:iam::{ACCOUNT}:role/engineer"
 
 
 def run(document: Any, lf: FakeLakeFormation, sleeps: list[float] | None = None, **kw: Any):
     the_plan = plan(validate(document), lf, catalog_id=ACCOUNT)
-    result = apply(the_plan, lf, sleep=(sleeps if sleeps is not None else []).append,
-                   rng=random.Random(0), **kw)
+    result = apply(
+        the_plan,
+        lf,
+        sleep=(sleeps if sleeps is not None else []).append,
+        rng=random.Random(0),
+        **kw,
+    )
     return the_plan, result
 
 
@@ -26,27 +32,51 @@ RICH = {
     "lf_tags": [{"TagKey": "domain", "TagValues": ["sales", "finance"]}],
     "assignments": [
         {"Database": "sales", "lf_tags": [{"TagKey": "domain", "TagValues": ["sales"]}]},
-        {"Database": "sales", "Table": "orders", "lf_tags": [{"TagKey": "tier", "TagValues": ["gold"]}]},
-        {"Database": "sales", "Table": "customers", "Columns": ["email", "phone"],
-         "lf_tags": [{"TagKey": "pii", "TagValues": ["true"]}]},
+        {
+            "Database": "sales",
+            "Table": "orders",
+            "lf_tags": [{"TagKey": "tier", "TagValues": ["gold"]}],
+        },
+        {
+            "Database": "sales",
+            "Table": "customers",
+            "Columns": ["email", "phone"],
+            "lf_tags": [{"TagKey": "pii", "TagValues": ["true"]}],
+        },
     ],
-    "data_cells_filters": [{"Name": "fr", "Database": "sales", "Table": "orders",
-                            "RowFilter": "country = 'FR'"}],
+    "data_cells_filters": [
+        {"Name": "fr", "Database": "sales", "Table": "orders", "RowFilter": "country = 'FR'"}
+    ],
     "entries": [
-        {"role_arn": ROLE, "access_type": "GRANT",
-         "lf_tags": [{"TagKey": "domain", "TagValues": ["sales"]}],
-         "table_permissions": ["SELECT", "DESCRIBE"], "grant_option": ["DESCRIBE"]},
-        {"role_arn": ROLE, "access_type": "GRANT", "table_permissions": ["SELECT"],
-         "named_data_catalog": [
-             {"Database": "sales", "Table": "customers", "ExcludedColumns": ["email"]},
-             {"Database": "sales", "Table": "orders", "DataCellsFilter": "fr"}]},
-        {"principal": "210987654321", "access_type": "GRANT", "database_permissions": ["DESCRIBE"],
-         "named_data_catalog": [{"Database": "sales"}]},
+        {
+            "role_arn": ROLE,
+            "access_type": "GRANT",
+            "lf_tags": [{"TagKey": "domain", "TagValues": ["sales"]}],
+            "table_permissions": ["SELECT", "DESCRIBE"],
+            "grant_option": ["DESCRIBE"],
+        },
+        {
+            "role_arn": ROLE,
+            "access_type": "GRANT",
+            "table_permissions": ["SELECT"],
+            "named_data_catalog": [
+                {"Database": "sales", "Table": "customers", "ExcludedColumns": ["email"]},
+                {"Database": "sales", "Table": "orders", "DataCellsFilter": "fr"},
+            ],
+        },
+        {
+            "principal": "210987654321",
+            "access_type": "GRANT",
+            "database_permissions": ["DESCRIBE"],
+            "named_data_catalog": [{"Database": "sales"}],
+        },
     ],
 }
 
 
-def test_original_file_plans_tag_then_grants_and_reapplies_to_nothing(lf: FakeLakeFormation) -> None:
+def test_original_file_plans_tag_then_grants_and_reapplies_to_nothing(
+    lf: FakeLakeFormation,
+) -> None:
     """Given the post's final file and an empty Lake Formation, when planned and applied,
     then the tag is created, three grants made in one batch, and a second plan is empty."""
     the_plan, result = run(original("original_final.json"), lf)
@@ -69,7 +99,12 @@ def test_rich_document_round_trip_is_idempotent(lf: FakeLakeFormation) -> None:
     the_plan, result = run(RICH, lf)
     assert result.ok, [o.to_dict() for o in result.failed]
     counts = the_plan.counts()
-    assert counts == {"create_lf_tag": 3, "create_data_cells_filter": 1, "assign_lf_tags": 3, "grant": 4}
+    assert counts == {
+        "create_lf_tag": 3,
+        "create_data_cells_filter": 1,
+        "assign_lf_tags": 3,
+        "grant": 4,
+    }
     assert lf.resource_tags  # tags really attached
     assert ("123456789012", "sales", "orders", "fr") in lf.filters
     assert plan(validate(RICH), lf, catalog_id=ACCOUNT).empty
@@ -87,10 +122,14 @@ def test_plan_is_json_and_round_trips(lf: FakeLakeFormation) -> None:
 
 def test_existing_tag_is_extended_not_recreated(lf: FakeLakeFormation) -> None:
     lf.tags["domain"] = ["sales"]
-    the_plan = plan(validate({"version": 1, "lf_tags": [{"TagKey": "domain", "TagValues": ["sales", "hr"]}]}),
-                    lf, catalog_id=ACCOUNT)
+    the_plan = plan(
+        validate({"version": 1, "lf_tags": [{"TagKey": "domain", "TagValues": ["sales", "hr"]}]}),
+        lf,
+        catalog_id=ACCOUNT,
+    )
     assert [c.to_dict() for c in the_plan.changes] == [
-        {"action": "add_lf_tag_values", "tag_key": "domain", "tag_values": ["hr"]}]
+        {"action": "add_lf_tag_values", "tag_key": "domain", "tag_values": ["hr"]}
+    ]
     assert apply(the_plan, lf).ok and lf.tags["domain"] == ["sales", "hr"]
 
 
@@ -123,7 +162,9 @@ def test_select_reported_as_table_with_columns_counts_as_granted(lf: FakeLakeFor
     """Lake Formation lists SELECT on a table as TableWithColumns + ColumnWildcard: in sync."""
     lf.report_select_as_columns = True
     lf.seed_grant(ROLE, table_resource("sales", "orders", ACCOUNT), ["SELECT", "DESCRIBE"])
-    assert plan(validate([entry(table_permissions=["SELECT", "DESCRIBE"])]), lf, catalog_id=ACCOUNT).empty
+    assert plan(
+        validate([entry(table_permissions=["SELECT", "DESCRIBE"])]), lf, catalog_id=ACCOUNT
+    ).empty
 
 
 def test_missing_grant_option_alone_is_planned(lf: FakeLakeFormation) -> None:
@@ -133,7 +174,9 @@ def test_missing_grant_option_alone_is_planned(lf: FakeLakeFormation) -> None:
 
 
 def forty_five_grants() -> list[dict[str, Any]]:
-    return [entry(named_data_catalog=[{"Database": "sales", "Table": f"t{i:02}"}]) for i in range(45)]
+    return [
+        entry(named_data_catalog=[{"Database": "sales", "Table": f"t{i:02}"}]) for i in range(45)
+    ]
 
 
 def test_grants_are_batched_twenty_per_call(lf: FakeLakeFormation) -> None:
@@ -144,7 +187,10 @@ def test_grants_are_batched_twenty_per_call(lf: FakeLakeFormation) -> None:
 
 
 def test_throttled_calls_are_retried_with_backoff(lf: FakeLakeFormation) -> None:
-    lf.fail_calls["batch_grant_permissions"] = ["ThrottlingException", "ConcurrentModificationException"]
+    lf.fail_calls["batch_grant_permissions"] = [
+        "ThrottlingException",
+        "ConcurrentModificationException",
+    ]
     sleeps: list[float] = []
     _, result = run(forty_five_grants(), lf, sleeps)
     assert result.ok and result.retries == 2 and len(sleeps) == 2
@@ -153,9 +199,14 @@ def test_throttled_calls_are_retried_with_backoff(lf: FakeLakeFormation) -> None
 
 
 def test_transient_entry_failures_are_retried_in_the_next_round(lf: FakeLakeFormation) -> None:
-    lf.fail_entries.append(("batch_grant_permissions",
-                            lambda e: e["Resource"]["Table"].get("Name") == "t07",
-                            "ConcurrentModificationException", 2))
+    lf.fail_entries.append(
+        (
+            "batch_grant_permissions",
+            lambda e: e["Resource"]["Table"].get("Name") == "t07",
+            "ConcurrentModificationException",
+            2,
+        )
+    )
     sleeps: list[float] = []
     _, result = run(forty_five_grants(), lf, sleeps)
     assert result.ok and len(sleeps) == 2
@@ -165,12 +216,22 @@ def test_transient_entry_failures_are_retried_in_the_next_round(lf: FakeLakeForm
 
 
 def test_partial_failure_is_reported_and_the_rest_applied(lf: FakeLakeFormation) -> None:
-    lf.fail_entries.append(("batch_grant_permissions",
-                            lambda e: e["Resource"]["Table"].get("Name") == "t03",
-                            "EntityNotFoundException", 1))
-    lf.fail_entries.append(("batch_grant_permissions",
-                            lambda e: e["Resource"]["Table"].get("Name") == "t04",
-                            "AlreadyExistsException", 1))
+    lf.fail_entries.append(
+        (
+            "batch_grant_permissions",
+            lambda e: e["Resource"]["Table"].get("Name") == "t03",
+            "EntityNotFoundException",
+            1,
+        )
+    )
+    lf.fail_entries.append(
+        (
+            "batch_grant_permissions",
+            lambda e: e["Resource"]["Table"].get("Name") == "t04",
+            "AlreadyExistsException",
+            1,
+        )
+    )
     _, result = run(forty_five_grants(), lf)
     assert not result.ok
     (failure,) = result.failed
@@ -197,8 +258,11 @@ def test_a_failing_tag_creation_does_not_stop_the_grants(lf: FakeLakeFormation) 
 
 
 def test_tag_created_meanwhile_counts_as_done_and_gets_our_values(lf: FakeLakeFormation) -> None:
-    the_plan = plan(validate({"version": 1, "lf_tags": [{"TagKey": "d", "TagValues": ["x", "y"]}]}),
-                    lf, catalog_id=ACCOUNT)
+    the_plan = plan(
+        validate({"version": 1, "lf_tags": [{"TagKey": "d", "TagValues": ["x", "y"]}]}),
+        lf,
+        catalog_id=ACCOUNT,
+    )
     lf.tags["d"] = ["x"]  # someone else created it between plan and apply
     result = apply(the_plan, lf, sleep=lambda s: None)
     assert result.ok and sorted(lf.tags["d"]) == ["x", "y"]
@@ -221,7 +285,10 @@ def test_drift_finds_a_permission_removed_outside_the_documents(lf: FakeLakeForm
     apply(plan(doc, lf, catalog_id=ACCOUNT), lf)
     assert not detect_drift([doc], lf, catalog_id=ACCOUNT).drifted
     principal = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/XX"
-    key = (principal, json.dumps(table_resource("bdb4834_formatted", "audit_control", ACCOUNT), sort_keys=True))
+    key = (
+        principal,
+        json.dumps(table_resource("bdb4834_formatted", "audit_control", ACCOUNT), sort_keys=True),
+    )
     lf.grants[key][0].discard("SELECT")
 
     report = detect_drift([doc], lf, catalog_id=ACCOUNT)
@@ -240,7 +307,8 @@ def test_drift_merges_documents_in_order(lf: FakeLakeFormation) -> None:
     lf.seed_grant(ROLE, table_resource("sales", "orders", ACCOUNT), ["SELECT", "DESCRIBE"])
     report = detect_drift([grant, revoke], lf, catalog_id=ACCOUNT)
     assert [(d.kind, d.change.permissions) for d in report.differences] == [
-        ("revoked_permission_present", ["SELECT"])]
+        ("revoked_permission_present", ["SELECT"])
+    ]
 
 
 def test_listing_is_paginated(lf: FakeLakeFormation) -> None:

@@ -6,11 +6,11 @@ import copy
 from typing import Any
 
 import pytest
+from tests.unit.governance.conftest import DATA, ROLE, entry, original
+from tests.unit.governance.fakes import ACCOUNT
 
 from lakegov.errors import InvalidDocument, ValidationIssue
 from lakegov.governance import Guardrails, load_and_validate, parse_document, validate
-from tests.unit.governance.conftest import DATA, ROLE, entry, original
-from tests.unit.governance.fakes import ACCOUNT
 
 
 def errors_of(document: Any, guardrails: Guardrails | None = None) -> list[ValidationIssue]:
@@ -40,8 +40,12 @@ def test_original_final_file_applies_with_names_trimmed_and_warnings() -> None:
     state = doc.desired_state(ACCOUNT)
     assert state.tags == {"blog": {"bdb-4834"}}
     resources = sorted(str(g.resource) for g in state.grants.values())
-    assert any("'DatabaseName': 'bdb4834_formatted', 'Name': 'audit_control'" in r for r in resources)
-    assert any("'DatabaseName': 'bdb4834_formatted_stg', 'TableWildcard': {}" in r for r in resources)
+    assert any(
+        "'DatabaseName': 'bdb4834_formatted', 'Name': 'audit_control'" in r for r in resources
+    )
+    assert any(
+        "'DatabaseName': 'bdb4834_formatted_stg', 'TableWildcard': {}" in r for r in resources
+    )
     assert all(g.permissions == {"SELECT", "DESCRIBE"} for g in state.grants.values())
     assert {g.principal for g in state.grants.values()} == {
         f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/XX"
@@ -89,89 +93,302 @@ def test_structure_template_from_the_post_is_not_json() -> None:
 
 RULES: list[tuple[str, Any, str, str]] = [
     ("unknown field", [entry(Tabel="x")], "$[0].Tabel", "unknown field 'Tabel'"),
-    ("bad access_type", [entry(access_type="ALLOW")], "$[0].access_type", "expected one of GRANT, REVOKE"),
-    ("null access_type", [entry(access_type=None) | {"access_type": None}], "$[0].access_type", "got null"),
+    (
+        "bad access_type",
+        [entry(access_type="ALLOW")],
+        "$[0].access_type",
+        "expected one of GRANT, REVOKE",
+    ),
+    (
+        "null access_type",
+        [entry(access_type=None) | {"access_type": None}],
+        "$[0].access_type",
+        "got null",
+    ),
     ("missing access_type", [{"role_arn": ROLE}], "$[0]", "missing required field 'access_type'"),
-    ("wrong type", [entry(table_permissions="SELECT")], "$[0].table_permissions", "expected array, got string"),
-    ("unknown permission", [entry(table_permissions=["READ"])], "$[0].table_permissions[0]", "expected one of ALL"),
-    ("no principal", [entry(role_arn=None)], "$[0]", "missing required field 'role_arn' (or 'principal')"),
+    (
+        "wrong type",
+        [entry(table_permissions="SELECT")],
+        "$[0].table_permissions",
+        "expected array, got string",
+    ),
+    (
+        "unknown permission",
+        [entry(table_permissions=["READ"])],
+        "$[0].table_permissions[0]",
+        "expected one of ALL",
+    ),
+    (
+        "no principal",
+        [entry(role_arn=None)],
+        "$[0]",
+        "missing required field 'role_arn' (or 'principal')",
+    ),
     ("two principals", [entry(principal=ROLE)], "$[0]", "role_arn or principal, not both"),
-    ("malformed ARN", [entry(role_arn="arn:aws:iam::12345:role/x")], "$[0].role_arn", "'12345' is not 12 digits"),
-    ("not a principal", [entry(role_arn="analyst")], "$[0].role_arn", "expected an IAM role or user ARN"),
-    ("IAM_ALLOWED_PRINCIPALS", [entry(role_arn="IAM_ALLOWED_PRINCIPALS")], "$[0].role_arn", "not allowed"),
-    ("wildcard principal", [entry(role_arn=f"arn:aws:iam::{ACCOUNT}:role/*")], "$[0].role_arn", "no wildcards"),
-    ("CREATE_TABLE on a table", [entry(table_permissions=["CREATE_TABLE"])], "$[0].table_permissions[0]",
-     "CREATE_TABLE is not a table permission (it is a database permission"),
-    ("SELECT on a database", [entry(database_permissions=["SELECT"])], "$[0].database_permissions[0]",
-     "SELECT is not a database permission (it is a table permission"),
-    ("ALL needs an allow", [entry(table_permissions=["ALL"])], "$[0].table_permissions[0]",
-     "granting ALL needs an explicit allow"),
-    ("DATA_LOCATION_ACCESS on a table", [entry(table_permissions=["DATA_LOCATION_ACCESS"])],
-     "$[0].table_permissions[0]", "list them in data_locations"),
-    ("data location needs an allow", [entry(data_locations=["arn:aws:s3:::lake/raw"])],
-     "$[0].data_locations[0]", "granting DATA_LOCATION_ACCESS needs an explicit allow"),
-    ("bad data location", [entry(data_locations=["s3://lake/raw"])], "$[0].data_locations[0]",
-     "expected an S3 location ARN"),
+    (
+        "malformed ARN",
+        [entry(role_arn="arn:aws:iam::12345:role/x")],
+        "$[0].role_arn",
+        "'12345' is not 12 digits",
+    ),
+    (
+        "not a principal",
+        [entry(role_arn="analyst")],
+        "$[0].role_arn",
+        "expected an IAM role or user ARN",
+    ),
+    (
+        "IAM_ALLOWED_PRINCIPALS",
+        [entry(role_arn="IAM_ALLOWED_PRINCIPALS")],
+        "$[0].role_arn",
+        "not allowed",
+    ),
+    (
+        "wildcard principal",
+        [entry(role_arn=f"arn:aws:iam::{ACCOUNT}:role/*")],
+        "$[0].role_arn",
+        "no wildcards",
+    ),
+    (
+        "CREATE_TABLE on a table",
+        [entry(table_permissions=["CREATE_TABLE"])],
+        "$[0].table_permissions[0]",
+        "CREATE_TABLE is not a table permission (it is a database permission",
+    ),
+    (
+        "SELECT on a database",
+        [entry(database_permissions=["SELECT"])],
+        "$[0].database_permissions[0]",
+        "SELECT is not a database permission (it is a table permission",
+    ),
+    (
+        "ALL needs an allow",
+        [entry(table_permissions=["ALL"])],
+        "$[0].table_permissions[0]",
+        "granting ALL needs an explicit allow",
+    ),
+    (
+        "DATA_LOCATION_ACCESS on a table",
+        [entry(table_permissions=["DATA_LOCATION_ACCESS"])],
+        "$[0].table_permissions[0]",
+        "list them in data_locations",
+    ),
+    (
+        "data location needs an allow",
+        [entry(data_locations=["arn:aws:s3:::lake/raw"])],
+        "$[0].data_locations[0]",
+        "granting DATA_LOCATION_ACCESS needs an explicit allow",
+    ),
+    (
+        "bad data location",
+        [entry(data_locations=["s3://lake/raw"])],
+        "$[0].data_locations[0]",
+        "expected an S3 location ARN",
+    ),
     ("no resource", [entry(named_data_catalog=[])], "$[0]", "names no resource"),
-    ("lf_tags without permissions", [entry(named_data_catalog=None, table_permissions=None,
-                                           lf_tags=[{"TagKey": "d", "TagValues": ["x"]}])],
-     "$[0].lf_tags", "expected table_permissions or database_permissions"),
-    ("database item without database permissions", [entry(named_data_catalog=[{"Database": "sales"}])],
-     "$[0].named_data_catalog[0]", "needs database_permissions"),
-    ("columns: SELECT only", [entry(table_permissions=["SELECT", "INSERT"],
-                                    named_data_catalog=[{"Database": "sales", "Table": "orders", "Columns": ["id"]}])],
-     "$[0].named_data_catalog[0]", "column-level grants allow SELECT only; got INSERT"),
-    ("columns and excluded", [entry(named_data_catalog=[{"Database": "sales", "Table": "orders",
-                                                         "Columns": ["a"], "ExcludedColumns": ["b"]}])],
-     "$[0].named_data_catalog[0]", "Columns or ExcludedColumns, not both"),
-    ("columns on all tables", [entry(named_data_catalog=[{"Database": "sales", "Table": "*", "Columns": ["a"]}])],
-     "$[0].named_data_catalog[0].Table", "expected a named table"),
-    ("columns without table", [entry(named_data_catalog=[{"Database": "sales", "Columns": ["a"]}])],
-     "$[0].named_data_catalog[0]", "expected a Table"),
-    ("data cells filter permissions", [entry(table_permissions=["ALTER"], named_data_catalog=[
-        {"Database": "sales", "Table": "orders", "DataCellsFilter": "fr"}])],
-     "$[0].named_data_catalog[0]", "data cells filters take SELECT, DESCRIBE or DROP; got ALTER"),
-    ("grant option on revoke", [entry(access_type="REVOKE", grant_option=True)], "$[0].grant_option",
-     "GRANT entries only"),
-    ("grant option not granted", [entry(grant_option=["DESCRIBE"])], "$[0].grant_option[0]",
-     "DESCRIBE is not granted by this entry"),
-    ("duplicate tag key", [entry(named_data_catalog=None, lf_tags=[{"TagKey": "d", "TagValues": ["x"]},
-                                                                    {"TagKey": "d", "TagValues": ["y"]}])],
-     "$[0].lf_tags[1].TagKey", "appears twice"),
-    ("bad tag key", [entry(named_data_catalog=None, lf_tags=[{"TagKey": "a#b", "TagValues": ["x"]}])],
-     "$[0].lf_tags[0].TagKey", "expected an LF-Tag key"),
-    ("empty tag values", [entry(named_data_catalog=None, lf_tags=[{"TagKey": "a", "TagValues": []}])],
-     "$[0].lf_tags[0].TagValues", "expected at least 1 item"),
-    ("space inside a name", [entry(named_data_catalog=[{"Database": "sales data", "Table": "t"}])],
-     "$[0].named_data_catalog[0].Database", "without spaces"),
-    ("blank name", [entry(named_data_catalog=[{"Database": "  ", "Table": "t"}])],
-     "$[0].named_data_catalog[0].Database", "expected a non-empty database name"),
-    ("grant and revoke together", [entry(), entry(access_type="REVOKE")], "$[1].named_data_catalog[0]",
-     "revokes SELECT on table sales.orders that $[0].named_data_catalog[0] grants"),
-    ("not a list or object", "grant everything", "$", "expected a list of entries or an object, got string"),
+    (
+        "lf_tags without permissions",
+        [
+            entry(
+                named_data_catalog=None,
+                table_permissions=None,
+                lf_tags=[{"TagKey": "d", "TagValues": ["x"]}],
+            )
+        ],
+        "$[0].lf_tags",
+        "expected table_permissions or database_permissions",
+    ),
+    (
+        "database item without database permissions",
+        [entry(named_data_catalog=[{"Database": "sales"}])],
+        "$[0].named_data_catalog[0]",
+        "needs database_permissions",
+    ),
+    (
+        "columns: SELECT only",
+        [
+            entry(
+                table_permissions=["SELECT", "INSERT"],
+                named_data_catalog=[{"Database": "sales", "Table": "orders", "Columns": ["id"]}],
+            )
+        ],
+        "$[0].named_data_catalog[0]",
+        "column-level grants allow SELECT only; got INSERT",
+    ),
+    (
+        "columns and excluded",
+        [
+            entry(
+                named_data_catalog=[
+                    {
+                        "Database": "sales",
+                        "Table": "orders",
+                        "Columns": ["a"],
+                        "ExcludedColumns": ["b"],
+                    }
+                ]
+            )
+        ],
+        "$[0].named_data_catalog[0]",
+        "Columns or ExcludedColumns, not both",
+    ),
+    (
+        "columns on all tables",
+        [entry(named_data_catalog=[{"Database": "sales", "Table": "*", "Columns": ["a"]}])],
+        "$[0].named_data_catalog[0].Table",
+        "expected a named table",
+    ),
+    (
+        "columns without table",
+        [entry(named_data_catalog=[{"Database": "sales", "Columns": ["a"]}])],
+        "$[0].named_data_catalog[0]",
+        "expected a Table",
+    ),
+    (
+        "data cells filter permissions",
+        [
+            entry(
+                table_permissions=["ALTER"],
+                named_data_catalog=[
+                    {"Database": "sales", "Table": "orders", "DataCellsFilter": "fr"}
+                ],
+            )
+        ],
+        "$[0].named_data_catalog[0]",
+        "data cells filters take SELECT, DESCRIBE or DROP; got ALTER",
+    ),
+    (
+        "grant option on revoke",
+        [entry(access_type="REVOKE", grant_option=True)],
+        "$[0].grant_option",
+        "GRANT entries only",
+    ),
+    (
+        "grant option not granted",
+        [entry(grant_option=["DESCRIBE"])],
+        "$[0].grant_option[0]",
+        "DESCRIBE is not granted by this entry",
+    ),
+    (
+        "duplicate tag key",
+        [
+            entry(
+                named_data_catalog=None,
+                lf_tags=[{"TagKey": "d", "TagValues": ["x"]}, {"TagKey": "d", "TagValues": ["y"]}],
+            )
+        ],
+        "$[0].lf_tags[1].TagKey",
+        "appears twice",
+    ),
+    (
+        "bad tag key",
+        [entry(named_data_catalog=None, lf_tags=[{"TagKey": "a#b", "TagValues": ["x"]}])],
+        "$[0].lf_tags[0].TagKey",
+        "expected an LF-Tag key",
+    ),
+    (
+        "empty tag values",
+        [entry(named_data_catalog=None, lf_tags=[{"TagKey": "a", "TagValues": []}])],
+        "$[0].lf_tags[0].TagValues",
+        "expected at least 1 item",
+    ),
+    (
+        "space inside a name",
+        [entry(named_data_catalog=[{"Database": "sales data", "Table": "t"}])],
+        "$[0].named_data_catalog[0].Database",
+        "without spaces",
+    ),
+    (
+        "blank name",
+        [entry(named_data_catalog=[{"Database": "  ", "Table": "t"}])],
+        "$[0].named_data_catalog[0].Database",
+        "expected a non-empty database name",
+    ),
+    (
+        "grant and revoke together",
+        [entry(), entry(access_type="REVOKE")],
+        "$[1].named_data_catalog[0]",
+        "revokes SELECT on table sales.orders that $[0].named_data_catalog[0] grants",
+    ),
+    (
+        "not a list or object",
+        "grant everything",
+        "$",
+        "expected a list of entries or an object, got string",
+    ),
     ("entry not an object", [entry(), 42], "$[1]", "expected object, got number"),
     ("envelope version", {"version": 2, "entries": []}, "$.version", "expected 1; got 2"),
-    ("envelope entries type", {"version": 1, "entries": {}}, "$.entries", "expected array, got object"),
-    ("assignment to all tables", {"version": 1, "assignments": [
-        {"Database": "sales", "Table": "*", "lf_tags": [{"TagKey": "d", "TagValues": ["x"]}]}]},
-     "$.assignments[0].Table", "LF-Tags are assigned to one table at a time"),
-    ("assignment: one value per key", {"version": 1, "assignments": [
-        {"Database": "sales", "lf_tags": [{"TagKey": "d", "TagValues": ["x"]},
-                                          {"TagKey": "d", "TagValues": ["y"]}]}]},
-     "$.assignments[0].lf_tags[1].TagKey", "one value per key"),
-    ("assignment: two values", {"version": 1, "assignments": [
-        {"Database": "sales", "lf_tags": [{"TagKey": "d", "TagValues": ["x", "y"]}]}]},
-     "$.assignments[0].lf_tags[0].TagValues", "expected at most 1 item"),
-    ("duplicate filter", {"version": 1, "data_cells_filters": [
-        {"Name": "fr", "Database": "sales", "Table": "orders"},
-        {"Name": "fr", "Database": "sales", "Table": "orders", "RowFilter": "x = 1"}]},
-     "$.data_cells_filters[1].Name", "declared twice"),
+    (
+        "envelope entries type",
+        {"version": 1, "entries": {}},
+        "$.entries",
+        "expected array, got object",
+    ),
+    (
+        "assignment to all tables",
+        {
+            "version": 1,
+            "assignments": [
+                {
+                    "Database": "sales",
+                    "Table": "*",
+                    "lf_tags": [{"TagKey": "d", "TagValues": ["x"]}],
+                }
+            ],
+        },
+        "$.assignments[0].Table",
+        "LF-Tags are assigned to one table at a time",
+    ),
+    (
+        "assignment: one value per key",
+        {
+            "version": 1,
+            "assignments": [
+                {
+                    "Database": "sales",
+                    "lf_tags": [
+                        {"TagKey": "d", "TagValues": ["x"]},
+                        {"TagKey": "d", "TagValues": ["y"]},
+                    ],
+                }
+            ],
+        },
+        "$.assignments[0].lf_tags[1].TagKey",
+        "one value per key",
+    ),
+    (
+        "assignment: two values",
+        {
+            "version": 1,
+            "assignments": [
+                {"Database": "sales", "lf_tags": [{"TagKey": "d", "TagValues": ["x", "y"]}]}
+            ],
+        },
+        "$.assignments[0].lf_tags[0].TagValues",
+        "expected at most 1 item",
+    ),
+    (
+        "duplicate filter",
+        {
+            "version": 1,
+            "data_cells_filters": [
+                {"Name": "fr", "Database": "sales", "Table": "orders"},
+                {"Name": "fr", "Database": "sales", "Table": "orders", "RowFilter": "x = 1"},
+            ],
+        },
+        "$.data_cells_filters[1].Name",
+        "declared twice",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("document", "path", "fragment"), [r[1:] for r in RULES], ids=[r[0] for r in RULES])
-def test_each_rule_reports_path_value_and_expectation(document: Any, path: str, fragment: str) -> None:
-    """Given a document breaking one rule, the error names its JSON path and says what is expected."""
+@pytest.mark.parametrize(
+    ("document", "path", "fragment"), [r[1:] for r in RULES], ids=[r[0] for r in RULES]
+)
+def test_each_rule_reports_path_value_and_expectation(
+    document: Any, path: str, fragment: str
+) -> None:
+    """Given a document breaking one rule, the error names its path and what is expected."""
     issues = errors_of(document)
     matching = [i for i in issues if i.path == path]
     assert matching, f"no error at {path}; got {[str(i) for i in issues]}"
@@ -179,7 +396,9 @@ def test_each_rule_reports_path_value_and_expectation(document: Any, path: str, 
 
 
 def test_errors_carry_the_offending_value() -> None:
-    issues = errors_of([entry(role_arn="arn:aws:iam::XXX:role/r", table_permissions=["CREATE_TABLE"])])
+    issues = errors_of(
+        [entry(role_arn="arn:aws:iam::XXX:role/r", table_permissions=["CREATE_TABLE"])]
+    )
     assert {(i.path, i.value) for i in issues} == {
         ("$[0].role_arn", "arn:aws:iam::XXX:role/r"),
         ("$[0].table_permissions[0]", "CREATE_TABLE"),
@@ -188,10 +407,19 @@ def test_errors_carry_the_offending_value() -> None:
 
 def test_all_errors_of_all_entries_are_reported_at_once() -> None:
     """Given three bad entries among good ones, every problem is listed, not just the first."""
-    doc = [entry(), entry(role_arn="nobody"), entry(), entry(table_permissions=["CREATE_TABLE"]),
-           entry(named_data_catalog=[{"Database": "a b", "Table": "t"}])]
+    doc = [
+        entry(),
+        entry(role_arn="nobody"),
+        entry(),
+        entry(table_permissions=["CREATE_TABLE"]),
+        entry(named_data_catalog=[{"Database": "a b", "Table": "t"}]),
+    ]
     paths = {i.path for i in errors_of(doc)}
-    assert paths == {"$[1].role_arn", "$[3].table_permissions[0]", "$[4].named_data_catalog[0].Database"}
+    assert paths == {
+        "$[1].role_arn",
+        "$[3].table_permissions[0]",
+        "$[4].named_data_catalog[0].Database",
+    }
 
 
 # -- guardrails ---------------------------------------------------------------------------
@@ -207,7 +435,9 @@ def test_only_governed_databases_may_appear() -> None:
 
 def test_sensitive_permissions_pass_with_an_explicit_allow() -> None:
     g = Guardrails(allowed_permissions=frozenset({"ALL", "DATA_LOCATION_ACCESS"}))
-    doc = validate([entry(table_permissions=["ALL"], data_locations=["arn:aws:s3:::lake/raw"])], guardrails=g)
+    doc = validate(
+        [entry(table_permissions=["ALL"], data_locations=["arn:aws:s3:::lake/raw"])], guardrails=g
+    )
     kinds = {next(iter(p.resource)) for p in doc.desired_state(ACCOUNT).grants.values()}
     assert kinds == {"Table", "DataLocation"}
 
@@ -218,11 +448,14 @@ def test_revoking_a_sensitive_permission_needs_no_allow() -> None:
 
 def test_cross_account_principals_refused_when_disallowed() -> None:
     g = Guardrails(allow_cross_account=False, home_account_id=ACCOUNT)
-    issues = errors_of([
-        entry(role_arn="arn:aws:iam::210987654321:role/partner"),
-        entry(role_arn="210987654321"),
-        entry(role_arn="arn:aws:organizations::123456789012:organization/o-abcdefghij"),
-    ], g)
+    issues = errors_of(
+        [
+            entry(role_arn="arn:aws:iam::210987654321:role/partner"),
+            entry(role_arn="210987654321"),
+            entry(role_arn="arn:aws:organizations::123456789012:organization/o-abcdefghij"),
+        ],
+        g,
+    )
     assert {i.path for i in issues} == {"$[0].role_arn", "$[1].role_arn", "$[2].role_arn"}
     assert all("cross-account grants are not allowed" in i.message for i in issues)
     validate([entry()], guardrails=g)  # own account is fine
@@ -271,49 +504,86 @@ def test_envelope_with_every_optional_part() -> None:
         "lf_tags": [{"TagKey": "domain", "TagValues": ["sales", "finance"]}],
         "assignments": [
             {"Database": "sales", "lf_tags": [{"TagKey": "domain", "TagValues": ["sales"]}]},
-            {"Database": "sales", "Table": "customers", "Columns": ["Email", "phone"],
-             "lf_tags": [{"TagKey": "pii", "TagValues": ["true"]}]},
+            {
+                "Database": "sales",
+                "Table": "customers",
+                "Columns": ["Email", "phone"],
+                "lf_tags": [{"TagKey": "pii", "TagValues": ["true"]}],
+            },
         ],
         "data_cells_filters": [
-            {"Name": "fr_only", "Database": "sales", "Table": "orders", "RowFilter": "country = 'FR'",
-             "ExcludedColumns": ["margin"]},
+            {
+                "Name": "fr_only",
+                "Database": "sales",
+                "Table": "orders",
+                "RowFilter": "country = 'FR'",
+                "ExcludedColumns": ["margin"],
+            },
         ],
         "entries": [
-            {"principal": "arn:aws:identitystore:::group/abc-123", "access_type": "GRANT",
-             "lf_tags": [{"TagKey": "domain", "TagValues": ["sales"]}],
-             "table_permissions": ["SELECT", "DESCRIBE"], "database_permissions": ["DESCRIBE"],
-             "grant_option": ["DESCRIBE"]},
-            {"role_arn": ROLE, "access_type": "GRANT", "table_permissions": ["SELECT"],
-             "named_data_catalog": [
-                 {"Database": "sales", "Table": "customers", "ExcludedColumns": ["email"]},
-                 {"Database": "sales", "Table": "orders", "DataCellsFilter": "fr_only"}]},
-            {"principal": "210987654321", "access_type": "GRANT", "database_permissions": ["CREATE_TABLE"],
-             "named_data_catalog": [{"Database": "sales"}]},
+            {
+                "principal": "arn:aws:identitystore:::group/abc-123",
+                "access_type": "GRANT",
+                "lf_tags": [{"TagKey": "domain", "TagValues": ["sales"]}],
+                "table_permissions": ["SELECT", "DESCRIBE"],
+                "database_permissions": ["DESCRIBE"],
+                "grant_option": ["DESCRIBE"],
+            },
+            {
+                "role_arn": ROLE,
+                "access_type": "GRANT",
+                "table_permissions": ["SELECT"],
+                "named_data_catalog": [
+                    {"Database": "sales", "Table": "customers", "ExcludedColumns": ["email"]},
+                    {"Database": "sales", "Table": "orders", "DataCellsFilter": "fr_only"},
+                ],
+            },
+            {
+                "principal": "210987654321",
+                "access_type": "GRANT",
+                "database_permissions": ["CREATE_TABLE"],
+                "named_data_catalog": [{"Database": "sales"}],
+            },
         ],
     }
     doc = validate(document)
     state = doc.desired_state(ACCOUNT)
     assert state.tags == {"domain": {"sales", "finance"}, "pii": {"true"}}
     assert len(state.assignments) == 2
-    column_assignment = [a for a in state.assignments.values() if "TableWithColumns" in a.resource][0]
+    column_assignment = next(
+        a for a in state.assignments.values() if "TableWithColumns" in a.resource
+    )
     assert column_assignment.resource["TableWithColumns"]["ColumnNames"] == ["email", "phone"]
     assert "$.assignments[1].Columns[0]" in {w.path for w in doc.warnings}  # lower-cased
     (flt,) = state.data_cells_filters.values()
     assert flt.table_data["RowFilter"] == {"FilterExpression": "country = 'FR'"}
     assert flt.table_data["ColumnWildcard"] == {"ExcludedColumnNames": ["margin"]}
     kinds = sorted(next(iter(p.resource)) for p in state.grants.values())
-    assert kinds == ["DataCellsFilter", "Database", "LFTagPolicy", "LFTagPolicy", "TableWithColumns"]
-    db_policy = [p for p in state.grants.values()
-                 if p.resource.get("LFTagPolicy", {}).get("ResourceType") == "DATABASE"][0]
+    assert kinds == [
+        "DataCellsFilter",
+        "Database",
+        "LFTagPolicy",
+        "LFTagPolicy",
+        "TableWithColumns",
+    ]
+    db_policy = next(
+        p
+        for p in state.grants.values()
+        if p.resource.get("LFTagPolicy", {}).get("ResourceType") == "DATABASE"
+    )
     assert db_policy.grantable == {"DESCRIBE"}
 
 
 def test_upper_case_names_are_lowered_with_a_warning() -> None:
     doc = validate([entry(named_data_catalog=[{"Database": "Sales", "Table": "Orders"}])])
-    assert {w.path for w in doc.warnings} == {"$[0].named_data_catalog[0].Database",
-                                               "$[0].named_data_catalog[0].Table"}
+    assert {w.path for w in doc.warnings} == {
+        "$[0].named_data_catalog[0].Database",
+        "$[0].named_data_catalog[0].Table",
+    }
     (grant,) = doc.desired_state(ACCOUNT).grants.values()
-    assert grant.resource == {"Table": {"CatalogId": ACCOUNT, "DatabaseName": "sales", "Name": "orders"}}
+    assert grant.resource == {
+        "Table": {"CatalogId": ACCOUNT, "DatabaseName": "sales", "Name": "orders"}
+    }
 
 
 def test_empty_list_is_valid_with_a_warning() -> None:
@@ -328,7 +598,7 @@ def test_the_document_is_not_modified() -> None:
     assert document == before
 
 
-@pytest.mark.parametrize("data", [b"\xff\xfe\x00", b"[" * 100_000, b"", b"{\"a\": }"])
+@pytest.mark.parametrize("data", [b"\xff\xfe\x00", b"[" * 100_000, b"", b'{"a": }'])
 def test_unreadable_bytes_are_refused_at_the_root(data: bytes) -> None:
     with pytest.raises(InvalidDocument) as info:
         parse_document(data, source="x.json")
