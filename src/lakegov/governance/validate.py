@@ -506,16 +506,15 @@ class _Checker:
             self.check_entries(document, [])
         elif shape == "envelope":
             top = {k: v for k, v in document.items() if k not in ("entries",)}
-            for issue in _schema_issues("envelope", top, []):
-                self.issues.append(issue)
-            if any(i.severity != WARNING for i in self.issues):
-                return
+            top_issues = _schema_issues("envelope", top, [])
+            self.issues.extend(top_issues)
             entries = document.get("entries", [])
             if not isinstance(entries, list):
                 self.error("$.entries", f"expected array, got {_json_type(entries)}", entries)
             else:
                 self.check_entries(entries, ["entries"])
-            self.check_envelope(document)
+            if not top_issues:
+                self.check_envelope(document)
         elif isinstance(document, dict):
             self.check_entry(document, [])
             self.entry_count = 1

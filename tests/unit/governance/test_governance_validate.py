@@ -603,3 +603,27 @@ def test_unreadable_bytes_are_refused_at_the_root(data: bytes) -> None:
     with pytest.raises(InvalidDocument) as info:
         parse_document(data, source="x.json")
     assert [i.path for i in info.value.issues] == ["$"]
+
+
+def test_envelope_reports_entry_errors_alongside_envelope_errors() -> None:
+    paths = {
+        i.path for i in errors_of({"version": 1, "lf_tags": "x", "entries": [entry(role_arn="x")]})
+    }
+    assert paths == {"$.lf_tags", "$.entries[0].role_arn"}
+
+
+def test_published_schema_accepts_every_shape_and_rejects_garbage() -> None:
+    """The schema file itself (as other tools would use it) matches the three shapes."""
+    from jsonschema import Draft202012Validator
+
+    from lakegov.governance.validate import governance_schema
+
+    checker = Draft202012Validator(governance_schema())
+    for good in (
+        original("original_final.json", account=None),
+        original("added_entry.json", account=None),
+        {"version": 1, "entries": [entry()], "lf_tags": [{"TagKey": "k", "TagValues": ["v"]}]},
+    ):
+        assert checker.is_valid(good)
+    for bad in ([{"access_type": "MAYBE"}], {"version": 1, "entries": [{}]}, 7, [entry(x=1)]):
+        assert not checker.is_valid(bad)
