@@ -1,0 +1,444 @@
+"""Planning: the desired state compared with Lake Formation, reduced to the changes.
+
+Reads only (``ListPermissions``, ``ListLFTags``, ``GetResourceLFTags``,
+``GetDataCellsFilter``); writes nothing. A document already in force plans no change.
+
+Reading permissions: one paginated ``ListPermissions`` on the whole catalog (no
+``Principal``/``Resource`` filter: with both set, Lake Formation returns *effective*
+rather than explicitly granted permissions, and the filters cannot select LF-Tag policy
+resources everywhere). The number of read calls therefore depends on the size of the
+catalog's grants, not on the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lakegov.errors import RetryableError
+from lakegov.governance.model import (
+    DataCellsFilterSpec,
+    DesiredState,
+    Resource,
+    describe_resource,
+    resource_key,
+)
+from lakegov.governance.validate import ValidatedDocument
+
+ACTIONS = (
+    "create_lf_tag",
+    "add_lf_tag_values",
+    "create_data_cells_filter",
+    "update_data_cells_filter",
+    "assign_lf_tags",
+    "grant",
+    "revoke",
+)
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ConcurrentModificationException",
+        "InternalServiceException",
+        "OperationTimeoutException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestLimitExceeded",
+    }
+)
+
+
+@dataclass
+class Change:
+    """One change to Lake Formation; ``to_dict`` is its JSON form in plans and results."""
+
+    action: str
+    principal: str | None = None
+    resource: Resource | None = None
+    permissions: list[str] = field(default_factory=list)
+    permissions_with_grant_option: list[str] = field(default_factory=list)
+    tag_key: str | None = None
+    tag_values: list[str] = field(default_factory=list)
+    lf_tags: list[dict[str, Any]] = field(default_factory=list)
+    data_cells_filter: dict[str, Any] | None = None
+    sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": self.action}
+        if self.principal is not None:
+            out["principal"] = self.principal
+        if self.resource is not None:
+            out["resource"] = self.resource
+            out["resource_name"] = describe_resource(self.resource)
+        if self.action in ("grant", "revoke"):
+            out["permissions"] = self.permissions
+            out["permissions_with_grant_option"] = self.permissions_with_grant_option
+        if self.tag_key is not None:
+            out["tag_key"] = self.tag_key
+            out["tag_values"] = self.tag_values
+        if self.lf_tags:
+            out["lf_tags"] = self.lf_tags
+        if self.data_cells_filter is not None:
+            out["data_cells_filter"] = self.data_cells_filter
+        if self.sources:
+            out["sources"] = self.sources
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Change:
+        if data.get("action") not in ACTIONS:
+            raise ValueError(f"unknown change action {data.get('action')!r}")
+        return cls(
+            action=data["action"],
+            principal=data.get("principal"),
+            resource=data.get("resource"),
+            permissions=list(data.get("permissions", [])),
+            permissions_with_grant_option=list(data.get("permissions_with_grant_option", [])),
+            tag_key=data.get("tag_key"),
+            tag_values=list(data.get("tag_values", [])),
+            lf_tags=list(data.get("lf_tags", [])),
+            data_cells_filter=data.get("data_cells_filter"),
+            sources=list(data.get("sources", [])),
+        )
+
+    def describe(self) -> str:
+        """One line for people (CLI output, logs)."""
+        if self.action == "create_lf_tag":
+            return f"create LF-Tag {self.tag_key} = {', '.join(self.tag_values)}"
+        if self.action == "add_lf_tag_values":
+            return f"add values to LF-Tag {self.tag_key}: {', '.join(self.tag_values)}"
+        if self.action in ("create_data_cells_filter", "update_data_cells_filter"):
+            d = self.data_cells_filter or {}
+            verb = "create" if self.action.startswith("create") else "update"
+            return (
+                f"{verb} data cells filter {d.get('DatabaseName')}.{d.get('TableName')}/"
+                f"{d.get('Name')}"
+            )
+        target = describe_resource(self.resource) if self.resource else "?"
+        if self.action == "assign_lf_tags":
+            tags = ", ".join(f"{t['TagKey']}={t['TagValues'][0]}" for t in self.lf_tags)
+            return f"tag {target}: {tags}"
+        perms = ", ".join(self.permissions)
+        grantable = (
+            f" (grantable: {', '.join(self.permissions_with_grant_option)})"
+            if self.permissions_with_grant_option
+            else ""
+        )
+        verb = "grant" if self.action == "grant" else "revoke"
+        prep = "to" if verb == "grant" else "from"
+        return f"{verb} {perms}{grantable} on {target} {prep} {self.principal}"
+
+
+@dataclass
+class Plan:
+    """The changes that make Lake Formation match a document; empty when in sync."""
+
+    catalog_id: str
+    changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # things apply will likely trip on
+    read_calls: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changes": [c.to_dict() for c in self.changes]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, catalog_id: str) -> Plan:
+        return cls(catalog_id, [Change.from_dict(c) for c in data.get("changes", [])])
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.changes:
+            out[c.action] = out.get(c.action, 0) + 1
+        return out
+
+
+@dataclass
+class CurrentState:
+    """What Lake Formation holds today, indexed for comparison."""
+
+    catalog_id: str
+    permissions: dict[tuple[str, str], tuple[set[str], set[str]]] = field(default_factory=dict)
+    tags: dict[str, tuple[str, set[str]]] = field(default_factory=dict)  # casefold key -> values
+    read_calls: int = 0
+
+    def has_tag_value(self, key: str, value: str) -> bool:
+        entry = self.tags.get(key.casefold())
+        return entry is not None and value.casefold() in {v.casefold() for v in entry[1]}
+
+
+def _client_error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _read(state: CurrentState, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    state.read_calls += 1
+    try:
+        return fn(**kwargs)
+    except ClientError as exc:
+        if _client_error_code(exc) in TRANSIENT_CODES:
+            raise RetryableError(f"Lake Formation read failed: {_client_error_code(exc)}") from exc
+        raise
+
+
+def _pages(
+    state: CurrentState, fn: Callable[..., dict[str, Any]], key: str, **kwargs: Any
+) -> Iterator[dict[str, Any]]:
+    token: str | None = None
+    while True:
+        args = dict(kwargs)
+        if token:
+            args["NextToken"] = token
+        page = _read(state, fn, **args)
+        yield from page.get(key, [])
+        token = page.get("NextToken")
+        if not token:
+            return
+
+
+def read_state(lakeformation_client: Any, *, catalog_id: str) -> CurrentState:
+    """Every explicit permission and LF-Tag of the catalog."""
+    state = CurrentState(catalog_id)
+    for item in _pages(
+        state,
+        lakeformation_client.list_permissions,
+        "PrincipalResourcePermissions",
+        CatalogId=catalog_id,
+    ):
+        principal = (item.get("Principal") or {}).get("DataLakePrincipalIdentifier")
+        resource = item.get("Resource")
+        if not principal or not isinstance(resource, dict) or not resource:
+            continue
+        pkey = (principal, resource_key(resource, catalog_id))
+        perms, grantable = state.permissions.setdefault(pkey, (set(), set()))
+        perms.update(item.get("Permissions") or [])
+        grantable.update(item.get("PermissionsWithGrantOption") or [])
+    for tag in _pages(state, lakeformation_client.list_lf_tags, "LFTags", CatalogId=catalog_id):
+        tag_key = str(tag.get("TagKey", ""))
+        state.tags[tag_key.casefold()] = (tag_key, set(tag.get("TagValues") or []))
+    return state
+
+
+def _resource_tags(
+    state: CurrentState, lf: Any, resource: Resource, notes: list[str]
+) -> dict[str, dict[str, str]]:
+    """Tags directly assigned to ``resource``: {target: {casefold key: value}}.
+
+    ``target`` is ``""`` for a database or table, the column name for columns.
+    """
+    try:
+        resp = _read(
+            state,
+            lf.get_resource_lf_tags,
+            CatalogId=state.catalog_id,
+            Resource=resource,
+            ShowAssignedLFTags=True,
+        )
+    except ClientError as exc:
+        if _client_error_code(exc) == "EntityNotFoundException":
+            notes.append(f"{describe_resource(resource)} does not exist: tagging it will fail")
+            return {}
+        raise
+
+    def as_map(tags: list[dict[str, Any]] | None) -> dict[str, str]:
+        return {
+            str(t["TagKey"]).casefold(): str((t.get("TagValues") or [""])[0]) for t in tags or []
+        }
+
+    if "Database" in resource:
+        return {"": as_map(resp.get("LFTagOnDatabase"))}
+    if "Table" in resource:
+        return {"": as_map(resp.get("LFTagsOnTable"))}
+    return {
+        str(c.get("Name")).lower(): as_map(c.get("LFTags"))
+        for c in resp.get("LFTagsOnColumns") or []
+    }
+
+
+def _filter_body(data: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a data cells filter that define it (for comparison)."""
+    row = data.get("RowFilter") or {}
+    if "FilterExpression" in row:
+        row_part: dict[str, Any] = {"FilterExpression": str(row["FilterExpression"]).strip()}
+    else:
+        row_part = {"AllRowsWildcard": {}}
+    out: dict[str, Any] = {"RowFilter": row_part}
+    if data.get("ColumnNames"):
+        out["ColumnNames"] = sorted(c.lower() for c in data["ColumnNames"])
+    else:
+        wildcard = data.get("ColumnWildcard") or {}
+        out["ColumnWildcard"] = {
+            "ExcludedColumnNames": sorted(
+                c.lower() for c in wildcard.get("ExcludedColumnNames") or []
+            )
+        }
+    return out
+
+
+def _plan_filter(
+    state: CurrentState, lf: Any, spec: DataCellsFilterSpec, changes: list[Change]
+) -> None:
+    d = spec.table_data
+    try:
+        resp = _read(
+            state,
+            lf.get_data_cells_filter,
+            TableCatalogId=d["TableCatalogId"],
+            DatabaseName=d["DatabaseName"],
+            TableName=d["TableName"],
+            Name=d["Name"],
+        )
+    except ClientError as exc:
+        if _client_error_code(exc) != "EntityNotFoundException":
+            raise
+        changes.append(
+            Change("create_data_cells_filter", data_cells_filter=d, sources=[spec.source])
+        )
+        return
+    current = resp.get("DataCellsFilter") or {}
+    if _filter_body(current) != _filter_body(d):
+        changes.append(
+            Change("update_data_cells_filter", data_cells_filter=d, sources=[spec.source])
+        )
+
+
+def _check_catalog(glue: Any, desired: DesiredState, notes: list[str]) -> None:
+    """Notes for named databases and tables that do not exist (grants on them would fail)."""
+    seen: set[tuple[str, str | None]] = set()
+    resources = [p.resource for p in desired.grants.values()]
+    resources += [a.resource for a in desired.assignments.values()]
+    for resource in resources:
+        kind, body = next(iter(resource.items()))
+        if kind == "Database":
+            target: tuple[str, str | None] = (body["Name"], None)
+        elif kind in ("Table", "TableWithColumns") and "TableWildcard" not in body:
+            target = (body["DatabaseName"], body["Name"])
+        elif kind == "Table":
+            target = (body["DatabaseName"], None)
+        else:
+            continue
+        if target in seen:
+            continue
+        seen.add(target)
+        try:
+            if target[1] is None:
+                glue.get_database(CatalogId=desired.catalog_id, Name=target[0])
+            else:
+                glue.get_table(CatalogId=desired.catalog_id, DatabaseName=target[0], Name=target[1])
+        except ClientError as exc:
+            if _client_error_code(exc) != "EntityNotFoundException":
+                raise
+            what = f"table {target[0]}.{target[1]}" if target[1] else f"database {target[0]}"
+            notes.append(f"{what} is not in the Data Catalog: changes on it will fail")
+
+
+def plan(
+    desired: DesiredState | ValidatedDocument,
+    lakeformation_client: Any,
+    glue_client: Any = None,
+    *,
+    catalog_id: str,
+) -> Plan:
+    """Compare ``desired`` with Lake Formation in ``catalog_id``; return the changes.
+
+    ``glue_client`` is optional: given, the plan notes databases and tables that do not
+    exist in the Data Catalog. Raises :class:`RetryableError` when a read is throttled.
+    """
+    if isinstance(desired, ValidatedDocument):
+        desired = desired.desired_state(catalog_id)
+    elif desired.catalog_id != catalog_id:
+        desired = desired.bound_to(catalog_id)
+    state = read_state(lakeformation_client, catalog_id=catalog_id)
+    changes: list[Change] = []
+    notes: list[str] = []
+    if glue_client is not None:
+        _check_catalog(glue_client, desired, notes)
+
+    # LF-Tags and values
+    for tag_key, values in sorted(desired.tags.items()):
+        existing = state.tags.get(tag_key.casefold())
+        if existing is None:
+            changes.append(Change("create_lf_tag", tag_key=tag_key, tag_values=sorted(values)))
+            continue
+        known = {v.casefold() for v in existing[1]}
+        new_values = sorted(v for v in values if v.casefold() not in known)
+        if new_values:
+            changes.append(Change("add_lf_tag_values", tag_key=existing[0], tag_values=new_values))
+
+    # data cells filters
+    for spec in desired.data_cells_filters.values():
+        _plan_filter(state, lakeformation_client, spec, changes)
+
+    # tag assignments
+    for assignment in desired.assignments.values():
+        current = _resource_tags(state, lakeformation_client, assignment.resource, notes)
+        kind, body = next(iter(assignment.resource.items()))
+        targets = body.get("ColumnNames", [""]) if kind == "TableWithColumns" else [""]
+        stale_targets = []
+        stale_keys: set[str] = set()
+        for target in targets:
+            assigned = current.get(target, {})
+            diff = {
+                k
+                for k, v in assignment.tags.items()
+                if assigned.get(k.casefold(), "").casefold() != v.casefold()
+            }
+            if diff:
+                stale_targets.append(target)
+                stale_keys |= diff
+        if not stale_keys:
+            continue
+        resource = assignment.resource
+        if kind == "TableWithColumns":
+            resource = {"TableWithColumns": {**body, "ColumnNames": stale_targets}}
+        changes.append(
+            Change(
+                "assign_lf_tags",
+                resource=resource,
+                lf_tags=[
+                    {"TagKey": k, "TagValues": [assignment.tags[k]]} for k in sorted(stale_keys)
+                ],
+                sources=list(assignment.sources),
+            )
+        )
+
+    # grants: what is asked for and not held (a grant option counts separately)
+    for gkey, wanted in desired.grants.items():
+        perms, grantable = state.permissions.get(gkey, (set(), set()))
+        missing = wanted.permissions - perms
+        missing_grantable = wanted.grantable - grantable
+        if missing or missing_grantable:
+            changes.append(
+                Change(
+                    "grant",
+                    principal=wanted.principal,
+                    resource=wanted.resource,
+                    permissions=sorted(missing | missing_grantable),
+                    permissions_with_grant_option=sorted(missing_grantable),
+                    sources=list(wanted.sources),
+                )
+            )
+
+    # revokes: exactly the named permissions that are held, with their grant option
+    for rkey, unwanted in desired.revokes.items():
+        perms, grantable = state.permissions.get(rkey, (set(), set()))
+        held = unwanted.permissions & perms
+        if held:
+            changes.append(
+                Change(
+                    "revoke",
+                    principal=unwanted.principal,
+                    resource=unwanted.resource,
+                    permissions=sorted(held),
+                    permissions_with_grant_option=sorted(unwanted.permissions & grantable),
+                    sources=list(unwanted.sources),
+                )
+            )
+
+    return Plan(catalog_id, changes, notes, state.read_calls)
