@@ -117,6 +117,7 @@ def run_dbt_local(
     process_nm: str | None = None,
     threads: int | None = None,
     base_env: Mapping[str, str] | None = None,
+    dbt_executable: Sequence[str] | None = None,
 ) -> DbtRunOutcome:
     """Run ``dbt <command>`` on ``project_dir`` in a subprocess and collect its results.
 
@@ -129,7 +130,7 @@ def run_dbt_local(
     ``state_dir`` must not overlap (DuckDB locks its file). ``run_dir`` (default: a new
     temporary directory, left in place for the caller) receives ``target/``, ``logs/`` and
     ``dbt.out``. ``process_nm`` fills the audit's ``process_nm`` (default: the project
-    directory's name).
+    directory's name). ``dbt_executable`` replaces :func:`dbt_command` (another venv's dbt).
     """
     project = Path(project_dir).resolve()
     if not (project / "dbt_project.yml").is_file():
@@ -150,7 +151,7 @@ def run_dbt_local(
     child_env.setdefault("DBT_VERSION_CHECK", "false")
 
     argv = [
-        *dbt_command(),
+        *(dbt_executable or dbt_command()),
         command,
         "--project-dir", str(project),
         "--profiles-dir", str(project),
@@ -210,7 +211,7 @@ def run_dbt_local(
         status = TIMED_OUT
         error = f"dbt {command} did not finish within {timeout_s:g} s"
     elif status == FAILED and failed_nodes:
-        error = f"dbt {command} failed: {', '.join(failed_nodes)}"
+        error = f"dbt {command} failed: {', '.join(sorted(set(failed_nodes)))}"
     elif status == FAILED:
         # dbt stopped before (or outside) the nodes: its own output says why.
         error = f"dbt {command} exited with code {return_code}: {_tail(out_path).strip()}"
