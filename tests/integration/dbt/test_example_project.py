@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,20 @@ def test_failed_model_is_audited_and_retried_with_its_children_only(
     assert cards.num_rows == 30
     exceptions = read_lake_table(s3, bucket, "formatted_exception/mwaa_blog_cards_exception/")
     assert exceptions.num_rows == len(EXPECTED_CARD_EXCEPTIONS)
+
+
+def test_missing_setting_fails_before_any_model_with_dbt_reason(tmp_path: Path) -> None:
+    # Given the local target without the S3 endpoint it needs
+    minimal_env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+
+    # When the project is built
+    outcome = run_dbt_local(
+        DBT_PROJECT, selection=None, vars={}, env={"LAKEGOV_FORMATTED_BUCKET": "unused"},
+        run_dir=tmp_path / "run", base_env=minimal_env, timeout_s=120,
+    )  # fmt: skip
+
+    # Then dbt stops at parsing, and the outcome says which variable is missing
+    assert outcome.status == FAILED
+    assert outcome.return_code == 2
+    assert outcome.models == []
+    assert outcome.error and "LAKEGOV_S3_ENDPOINT" in outcome.error
