@@ -63,6 +63,9 @@
     select 1 as parse_placeholder
   {%- else -%}
     {%- set node = graph.sources['source.' ~ project_name ~ '.' ~ source_name ~ '.' ~ table_name] -%}
+    {%- if not node.columns -%}
+      {{ exceptions.raise_compiler_error('dq: source ' ~ source_name ~ '.' ~ table_name ~ ' declares no columns') }}
+    {%- endif -%}
     {%- set checks = get_dq_checks(source_name, table_name) -%}
     {#- each relationship check joins its parent under its own alias -#}
     {%- set aliases = {} -%}
@@ -82,11 +85,15 @@ with staged as (
 checked as (
     select
         staged.*,
+        {%- if checks %}
         nullif(concat_ws('|'
         {%- for check in checks %}
             , case when {{ dq_check_fails(check, aliases.get(loop.index)) }} then '{{ check.name }}' end
         {%- endfor %}
         ), '') as tests_failed
+        {%- else %}
+        cast(null as varchar) as tests_failed
+        {%- endif %}
     from staged
     {%- for check in checks %}
       {%- if check.check == 'relationship' %}
