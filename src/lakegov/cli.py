@@ -140,9 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrations() -> list[Any]:
     """Subcommands contributed by each area of the package."""
+    from lakegov.governance import cli as governance_cli
     from lakegov.ops import cli as ops_cli
 
-    return [ops_cli.register]
+    return [governance_cli.register, ops_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:

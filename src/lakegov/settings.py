@@ -31,6 +31,9 @@ _ENV_NAMES: dict[str, str] = {
     "athena_workgroup": "ATHENA_WORKGROUP",
     "alarm_topic_arn": "ALARM_TOPIC_ARN",
     "central_bus_role_arn": "CENTRAL_BUS_ROLE_ARN",
+    "governance_guardrails": "GOVERNANCE_GUARDRAILS",
+    "drift_reconcile": "DRIFT_RECONCILE",
+    "local": "LAKEGOV_LOCAL",
 }
 
 
@@ -55,6 +58,9 @@ class Settings:
     athena_workgroup: str = "primary"
     alarm_topic_arn: str = ""
     central_bus_role_arn: str = ""
+    governance_guardrails: str = ""  # JSON object, see lakegov.governance.Guardrails
+    drift_reconcile: str = "false"
+    local: str = ""  # "1" on the embedded runtime
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +104,14 @@ class Settings:
             return False
         parts = self.central_bus_arn.split(":")
         return len(parts) > 4 and (not self.account_id or parts[4] == self.account_id)
+
+    @property
+    def reconcile_drift(self) -> bool:
+        return self.drift_reconcile.lower() in ("1", "true", "yes")
+
+    @property
+    def is_local(self) -> bool:
+        return self.local == "1"
 
     def database(self, layer: str) -> str:
         """Glue database name of a lake layer (``formatted_stg``, ``formatted``...)."""
