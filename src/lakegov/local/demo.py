@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lakegov.local.runtime import LocalRuntime, find_template
+from lakegov.observability import logger
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -129,12 +130,62 @@ def _version(demo: Demo, bucket: str, key: str) -> str:
     return str(head.get("VersionId") or head["ETag"].strip('"'))
 
 
-STEPS: list[Callable[[Demo], None]] = [step_stack, step_convert, step_reject]
+def step_governance(demo: Demo) -> None:
+    from lakegov.governance import plan, validate
+
+    demo.step("Lake Formation from a governance document: plan, then apply by upload")
+    body = _example("governance/lf_tags_metadata.json")
+    validated = validate(json.loads(body), source="lf_tags_metadata.json")
+    for warning in validated.warnings:
+        demo.say(f"warning {warning.path}: {warning.message}")
+    the_plan = plan(
+        validated,
+        demo.rt.client("lakeformation"),
+        demo.rt.client("glue"),
+        catalog_id=demo.rt.account,
+    )
+    demo.say(f"plan: {len(the_plan.changes)} change(s)")
+    for change in the_plan.to_dict()["changes"][:8]:
+        if change.get("tag_key"):
+            what = f"LF-Tag {change['tag_key']}={change.get('tag_values')}"
+        else:
+            what = f"{change.get('principal', '')} on {change.get('resource_name', '')} {change.get('permissions', '')}"
+        demo.say(f"  {change['action']:<14} {what}")
+    key = "governance/lf_tags_metadata.json"
+    demo.upload(demo.out["ConfigBucketName"], key, body)
+    applied = demo.wait("GovernanceApplied", lambda d: d["document"]["key"] == key)
+    demo.say(
+        f"GovernanceApplied: {applied['changes']} change(s), {applied['write_calls']} write call(s), "
+        f"{applied['failed']} failed; result at s3://{demo.out['ConfigBucketName']}/{applied['result_key']}"
+    )
+    demo.check(applied["failed"] == 0, "some governance changes failed")
+    again = plan(
+        validated,
+        demo.rt.client("lakeformation"),
+        demo.rt.client("glue"),
+        catalog_id=demo.rt.account,
+    )
+    demo.say(f"plan after apply: {len(again.changes)} change(s)")
+    demo.check(not again.changes, "the plan after apply is not empty")
+
+    bad = json.loads(body)
+    bad[0]["access_type"] = "GIVE"
+    bad[1]["table_permissions"] = ["SELECT", "DROP_EVERYTHING"]
+    key = "governance/typo.json"
+    demo.upload(demo.out["ConfigBucketName"], key, json.dumps(bad).encode())
+    rejected = demo.wait("GovernanceRejected", lambda d: d["document"]["key"] == key)
+    for error in rejected["errors"][:4]:
+        demo.say(f"GovernanceRejected {error['path']}: {error['message']}")
+
+
+STEPS: list[Callable[[Demo], None]] = [step_stack, step_governance, step_convert, step_reject]
 
 
 def run_demo(template: Path | None = None, verbose: bool = False) -> int:
     started = time.monotonic()
     print("lakegov demo: the service on the embedded runtime (moto server, no AWS account)")
+    if not verbose:  # handlers log JSON for CloudWatch; the demo narrates instead
+        logger.setLevel("ERROR")
     with LocalRuntime(template or find_template()) as rt:
         if verbose:
             rt.listeners.append(lambda kind, item: print(f"   [{kind}] {item}", flush=True))

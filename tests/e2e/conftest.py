@@ -1,0 +1,12 @@
+"""One embedded runtime over the real template.yaml, shared by the e2e modules that ask for it."""
+
+import pytest
+
+from lakegov.local.runtime import LocalRuntime
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def service():
+    with LocalRuntime(ROOT / "template.yaml", stack_name="e2e") as rt:
+        yield rt
