@@ -1,0 +1,125 @@
+"""Least privilege and safe defaults in the templates, checked statically.
+
+A new ``Resource: "*"`` fails this test until it is added to WILDCARD_ALLOWED with the
+reason the API leaves no narrower choice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakegov.local.template import load_template
+from tests.conftest import ROOT
+
+TEMPLATES = [ROOT / "template.yaml", *sorted((ROOT / "templates").glob("*.yaml"))]
+
+# (template file, logical id, statement Sid) -> why "*" is the only choice
+WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
+    ("template.yaml", "ConfigFunction", "LakeFormationGovernance"):
+        "Lake Formation permission and LF-Tag APIs take no resource ARNs",
+    ("template.yaml", "DriftFunction", "LakeFormationDrift"):
+        "Lake Formation permission and LF-Tag APIs take no resource ARNs",
+}
+
+
+def _statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    props = resource.get("Properties") or {}
+    found: list[dict[str, Any]] = []
+    if resource["Type"] == "AWS::Serverless::Function":
+        for policy in props.get("Policies") or []:
+            if isinstance(policy, dict) and "Statement" in policy:
+                found.extend(policy["Statement"])
+    if resource["Type"] in ("AWS::IAM::Role",):
+        for policy in props.get("Policies") or []:
+            found.extend(policy.get("PolicyDocument", {}).get("Statement", []))
+    if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        found.extend(props.get("PolicyDocument", {}).get("Statement", []))
+    return found
+
+
+def _resources(path: Path) -> dict[str, dict[str, Any]]:
+    return load_template(path)["Resources"]
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_wildcard_resources_are_only_where_listed(path):
+    unlisted = []
+    for logical_id, resource in _resources(path).items():
+        for statement in _statements(resource):
+            if statement.get("Effect") != "Allow":
+                continue
+            resources = statement.get("Resource")
+            resources = resources if isinstance(resources, list) else [resources]
+            if "*" in resources:
+                key = (path.name, logical_id, str(statement.get("Sid", "")))
+                if key not in WILDCARD_ALLOWED:
+                    unlisted.append(key)
+    assert unlisted == [], f"Resource '*' without a listed reason: {unlisted}"
+
+
+def test_the_allowlist_has_no_stale_entries():
+    present = set()
+    for path in TEMPLATES:
+        for logical_id, resource in _resources(path).items():
+            for statement in _statements(resource):
+                present.add((path.name, logical_id, str(statement.get("Sid", ""))))
+    assert set(WILDCARD_ALLOWED) <= present
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_buckets_are_encrypted_private_and_tls_only(path):
+    resources = _resources(path)
+    policies = {str(r["Properties"]["Bucket"].get("Ref")): r for r in resources.values()
+                if r["Type"] == "AWS::S3::BucketPolicy"}
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::S3::Bucket":
+            continue
+        props = resource["Properties"]
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"], logical_id
+        block = props["PublicAccessBlockConfiguration"]
+        assert all(block[k] is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
+                                              "RestrictPublicBuckets")), logical_id
+        statements = policies[logical_id]["Properties"]["PolicyDocument"]["Statement"]
+        assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+                   for s in statements), f"{logical_id} allows plain HTTP"
+
+
+def test_metadata_lives_in_a_versioned_bucket():
+    props = _resources(ROOT / "template.yaml")["ConfigBucket"]["Properties"]
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+
+
+def test_every_function_has_its_own_log_group_with_retention():
+    resources = _resources(ROOT / "template.yaml")
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        group = resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[group]["Properties"]["RetentionInDays"], logical_id
+
+
+def test_async_invoked_functions_have_a_failure_destination():
+    for logical_id, resource in _resources(ROOT / "template.yaml").items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        kinds = {e["Type"] for e in (props.get("Events") or {}).values()}
+        if kinds & {"EventBridgeRule", "Schedule", "ScheduleV2", "CloudWatchEvent"}:
+            on_failure = props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+            assert on_failure["Type"] == "SQS", logical_id
+
+
+def test_every_queue_is_a_dead_letter_queue_or_has_one():
+    resources = _resources(ROOT / "template.yaml")
+    queues = {k for k, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    dead_letter = set()
+    for logical_id in queues:
+        redrive = resources[logical_id]["Properties"].get("RedrivePolicy")
+        if redrive:
+            dead_letter.add(redrive["deadLetterTargetArn"]["Fn::GetAtt"][0])
+    for logical_id in queues:
+        props = resources[logical_id]["Properties"]
+        assert "RedrivePolicy" in props or logical_id in dead_letter or "DeadLetter" in logical_id, logical_id
