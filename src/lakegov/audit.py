@@ -30,7 +30,8 @@ from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 
 IN_PROGRESS = "RECEIVED"
-DONE_STATUSES = ("PROCESSED", "REJECTED", "SUCCEEDED", "APPLIED")
+DONE_STATUSES = ("PROCESSED", "REJECTED", "SUCCEEDED", "APPLIED", "CONVERTING")
+# CONVERTING: handed to a job (Athena) that reports its own end; a redelivery is a duplicate.
 KIND_INDEX = "by_kind"
 
 _serializer = TypeSerializer()

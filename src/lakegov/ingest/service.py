@@ -37,9 +37,11 @@ from lakegov.convert.options import DatasetDocument, DatasetOptions, load_docume
 from lakegov.convert.types import type_name
 from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
+from lakegov.ingest.athena import AthenaConverter
 from lakegov.observability import count, logger
 
 QUARANTINE_PREFIX = "quarantine/"
+ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
 EXCEPTIONS_ROOT = "formatted_stg_exceptions"
 DATASETS_PREFIX = "datasets/"
 
@@ -151,6 +153,7 @@ class Converter:
         self.settings = settings
         self.documents = documents or DatasetDocuments(s3, settings.config_bucket)
         self.convert_fn = convert_fn
+        self.athena = athena
 
     # -- the unit of work --------------------------------------------------------------
     def process(self, landed: LandedObject) -> Outcome:

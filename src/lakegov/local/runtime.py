@@ -284,6 +284,7 @@ class LocalRuntime:
             for message in messages:
                 event = json.loads(message["Body"])
                 event["_bus"] = bus
+                event["_received_at"] = time.time()
                 with self._cond:
                     self.events.append(event)
                     self._cond.notify_all()

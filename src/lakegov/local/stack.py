@@ -173,6 +173,8 @@ class StackBuilder:
                 if k in ("Name", "Description", "LocationUri", "Parameters")
             }
             self.client("glue").create_database(DatabaseInput=db_input)
+        for lid in self._of_type("AWS::Athena::WorkGroup"):
+            self.client("athena").create_work_group(Name=self.resolver.physical[lid].ref)
         for lid in self._of_type("AWS::Events::Archive"):
             props = self.props(lid)
             self.client("events").create_archive(
@@ -419,4 +421,5 @@ HANDLED_TYPES = {
     "AWS::Events::Archive",
     "AWS::Events::Rule",
     "AWS::Serverless::Function",
+    "AWS::Athena::WorkGroup",
 }

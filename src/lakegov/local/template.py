@@ -150,6 +150,9 @@ def physical_for(
     if rtype == "AWS::Glue::Database":
         name = str((props.get("DatabaseInput") or {}).get("Name") or generated.lower())
         return Physical(name, {})
+    if rtype == "AWS::Athena::WorkGroup":
+        name = str(props.get("Name") or generated)
+        return Physical(name, {})
     if rtype == "AWS::Glue::Crawler":
         return Physical(str(props.get("Name") or generated), {})
     if rtype == "AWS::CodeBuild::Project":

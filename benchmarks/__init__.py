@@ -1,0 +1,1 @@
+"""Reproducible measurements against named baselines (`make bench`)."""

@@ -1,0 +1,173 @@
+"""Load on the embedded runtime: a burst of small files and metadata documents.
+
+Uploads N small landed files (spread over several datasets and partitions) and M governance
+documents as fast as boto3 allows, then waits until every one has its outcome event, and
+reports throughput, end-to-end latency percentiles (upload -> FileConverted or
+GovernanceApplied seen on the service bus), and the counts that prove nothing was lost or
+duplicated: events per key, audit items, Parquet objects in the formatted bucket.
+
+    python -m benchmarks.load_bench --files 1000 --documents 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _csv(i: int) -> bytes:
+    rows = [
+        f"{i * 10 + r},customer-{i}-{r},{(i * 7 + r) % 1000 / 10:.2f},2026-11-{1 + r % 28:02d}"
+        for r in range(10)
+    ]
+    return ("order_id,customer,amount,order_date\n" + "\n".join(rows) + "\n").encode()
+
+
+def _document(i: int) -> bytes:
+    return json.dumps(
+        [
+            {
+                "role_arn": f"arn:aws:iam::123456789012:role/load-team-{i:03d}",
+                "access_type": "GRANT",
+                "lf_tags": [],
+                "named_data_catalog": [
+                    {"Database": "lakegov_dev_formatted", "Table": f"orders_{i % 10}"}
+                ],
+                "table_permissions": ["SELECT", "DESCRIBE"],
+            }
+        ]
+    ).encode()
+
+
+def run(files: int, documents: int, timeout: float) -> dict[str, object]:
+    from lakegov.local.runtime import LocalRuntime
+    from lakegov.observability import logger
+
+    logger.setLevel("ERROR")
+    with LocalRuntime(ROOT / "template.yaml", stack_name="load") as rt:
+        out = rt.outputs
+        s3 = rt.client("s3")
+        uploaded: dict[str, float] = {}
+        started = time.time()
+
+        def put_file(i: int) -> None:
+            key = f"load/orders_{i % 10}/order_dt=2026-11-{1 + i % 20:02d}/batch-{i:05d}.csv"
+            uploaded[key] = time.time()
+            s3.put_object(Bucket=out["RawBucketName"], Key=key, Body=_csv(i))
+
+        def put_document(i: int) -> None:
+            key = f"governance/load-{i:03d}.json"
+            uploaded[key] = time.time()
+            s3.put_object(Bucket=out["ConfigBucketName"], Key=key, Body=_document(i))
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(put_file, range(files)))
+            list(pool.map(put_document, range(documents)))
+        upload_s = time.time() - started
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = len(rt.events_of("FileConverted")) + len(rt.events_of("GovernanceApplied"))
+            if done >= files + documents:
+                break
+            time.sleep(0.5)
+        rt.wait_idle(timeout=60)
+        elapsed = time.time() - started
+
+        converted = Counter(e["detail"]["key"] for e in rt.events_of("FileConverted"))
+        applied = Counter(e["detail"]["document"]["key"] for e in rt.events_of("GovernanceApplied"))
+        latencies = [
+            e["_received_at"] - uploaded[e["detail"]["key"]] for e in rt.events_of("FileConverted")
+        ]
+        doc_latencies = [
+            e["_received_at"] - uploaded[e["detail"]["document"]["key"]]
+            for e in rt.events_of("GovernanceApplied")
+        ]
+        parquet = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=out["FormattedBucketName"], Prefix="formatted_stg/load_"
+        ):
+            parquet += sum(1 for o in page.get("Contents", []) if o["Key"].endswith(".parquet"))
+        audit = rt.client("dynamodb")
+        processed = 0
+        for page in audit.get_paginator("scan").paginate(
+            TableName=out["AuditTableName"],
+            FilterExpression="begins_with(pk, :p) AND #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":p": {"S": f"file#s3://{out['RawBucketName']}/load/"},
+                ":s": {"S": "PROCESSED"},
+            },
+        ):
+            processed += page["Count"]
+        failures = [i for i in rt.invocations if not i.ok]
+        return {
+            "files": files,
+            "documents": documents,
+            "upload_seconds": round(upload_s, 1),
+            "total_seconds": round(elapsed, 1),
+            "files_per_second": round(files / elapsed, 1),
+            "file_latency_s": {
+                "p50": round(statistics.median(latencies), 2),
+                "p90": round(_percentile(latencies, 0.9), 2),
+                "p99": round(_percentile(latencies, 0.99), 2),
+                "max": round(max(latencies), 2),
+            }
+            if latencies
+            else {},
+            "document_latency_s": {
+                "p50": round(statistics.median(doc_latencies), 2),
+                "p99": round(_percentile(doc_latencies, 0.99), 2),
+            }
+            if doc_latencies
+            else {},
+            "FileConverted_keys": len(converted),
+            "FileConverted_duplicates": sum(c - 1 for c in converted.values()),
+            "GovernanceApplied_keys": len(applied),
+            "GovernanceApplied_duplicates": sum(c - 1 for c in applied.values()),
+            "lost_files": files - len(converted),
+            "lost_documents": documents - len(applied),
+            "parquet_objects": parquet,
+            "audit_processed": processed,
+            "handler_invocations": len(rt.invocations),
+            "failed_invocations": len(failures),
+            "rejected_files": len(rt.events_of("FileRejected")),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--documents", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "load.json")
+    args = parser.parse_args(argv)
+    result = run(args.files, args.documents, args.timeout)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    ok = (
+        result["lost_files"] == 0
+        and result["lost_documents"] == 0
+        and result["FileConverted_duplicates"] == 0
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
