@@ -19,7 +19,6 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
-from lakegov.ingest.athena import AthenaConverter
 from lakegov.ingest.service import Converter, LandedObject
 from lakegov.observability import logger, metrics, tracer
 

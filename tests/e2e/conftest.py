@@ -1,9 +1,9 @@
 """One embedded runtime over the real template.yaml, shared by the e2e modules that ask for it."""
 
 import pytest
+from tests.conftest import ROOT
 
 from lakegov.local.runtime import LocalRuntime
-from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]

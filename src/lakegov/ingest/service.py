@@ -146,6 +146,7 @@ class Converter:
         settings: Any,
         documents: DatasetDocuments | None = None,
         convert_fn: Callable[..., ConversionResult] = convert,
+        athena: AthenaConverter | None = None,
     ) -> None:
         self.s3 = s3
         self.publisher = publisher
