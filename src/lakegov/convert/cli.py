@@ -15,7 +15,7 @@ from lakegov.errors import InvalidDocument, RejectedFile
 _DELIMITERS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t"}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "convert",
         help="convert a CSV/JSON/Avro/Parquet file (optionally compressed) to Parquet",
@@ -24,10 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("input", metavar="IN", help="the landed file")
     parser.add_argument("output", metavar="OUT", help="the Parquet file to write")
-    parser.add_argument("--format", choices=["csv", "json", "parquet", "avro"], help="default: detect")
-    parser.add_argument("--compression", choices=["none", "gzip", "bz2", "zstd"], help="default: detect")
     parser.add_argument(
-        "--delimiter", help="CSV delimiter: one character, or comma|semicolon|tab|pipe (default: sniff)"
+        "--format", choices=["csv", "json", "parquet", "avro"], help="default: detect"
+    )
+    parser.add_argument(
+        "--compression", choices=["none", "gzip", "bz2", "zstd"], help="default: detect"
+    )
+    parser.add_argument(
+        "--delimiter",
+        help="CSV delimiter: one character, or comma|semicolon|tab|pipe (default: sniff)",
     )
     parser.add_argument("--no-header", action="store_true", help="the CSV has no header row")
     parser.add_argument("--encoding", help="text encoding, e.g. latin-1 (default utf-8)")
@@ -73,7 +78,9 @@ def _options(args: argparse.Namespace) -> DatasetOptions:
 def run_convert(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
-        result = convert_file(args.input, args.output, options=options, exceptions_path=args.exceptions)
+        result = convert_file(
+            args.input, args.output, options=options, exceptions_path=args.exceptions
+        )
     except RejectedFile as exc:
         lines = f" (lines {', '.join(map(str, exc.bad_lines))})" if exc.bad_lines else ""
         print(f"rejected: {exc.reason_code}: {exc.reason}{lines}", file=sys.stderr)

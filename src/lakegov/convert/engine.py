@@ -54,18 +54,19 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import csv
 import io
 import json
 import os
 import queue
-import shutil
 import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import numpy as np
@@ -95,6 +96,7 @@ from lakegov.convert.types import (
     join_schemas,
     join_types,
     schema_fingerprint,
+    storable_type,
     try_cast,
     widen_array,
     widen_table,
@@ -299,7 +301,9 @@ class _BackgroundWriter:
 class SegmentedWriter:
     """Buffers pieces into row groups, decides each group's types, writes segments."""
 
-    def __init__(self, workdir: str, seed: pa.Schema | None, row_group_rows: int, row_group_bytes: int) -> None:
+    def __init__(
+        self, workdir: str, seed: pa.Schema | None, row_group_rows: int, row_group_bytes: int
+    ) -> None:
         self._dir = workdir
         self.schema = seed if seed is not None else pa.schema([])  # the join so far
         self._nullable = {f.name: f.nullable for f in self.schema}  # declared NOT NULL kept
@@ -345,13 +349,21 @@ class SegmentedWriter:
         schema = self.schema
         for piece in take:
             schema = join_schemas(schema, piece.typed.schema)
-        schema = pa.schema([pa.field(f.name, f.type, nullable=self._nullable.get(f.name, True)) for f in schema])
+        schema = pa.schema(
+            [
+                pa.field(f.name, storable_type(f.type), nullable=self._nullable.get(f.name, True))
+                for f in schema
+            ]
+        )
         if schema != self.schema or not self.segments:
             if self.on_schema is not None:
                 self.on_schema(schema)
             self._open_segment(schema)
         self.schema = schema
-        columns = [pa.chunked_array(_chunks([p.column(f.name, f.type) for p in take]), type=f.type) for f in schema]
+        columns = [
+            pa.chunked_array(_chunks([p.column(f.name, f.type) for p in take]), type=f.type)
+            for f in schema
+        ]
         table = pa.Table.from_arrays(columns, schema=schema)
         self._writer.submit("write", table)
         self.row_groups += 1
@@ -374,17 +386,18 @@ class SegmentedWriter:
         if not self.segments:
             return 0
         if len(self.segments) == 1:
-            with open(self.segments[0][0], "rb") as src:
-                copied = _copy(src, sink)
-            return copied
+            with Path(self.segments[0][0]).open("rb") as src:
+                return _copy(src, sink)
         final = self.schema
         counting = _CountingSink(sink)
-        with pq.ParquetWriter(counting, final) as out:  # type: ignore[arg-type]
+        with pq.ParquetWriter(counting, final) as out:
             for path, _schema in self.segments:
                 pf = pq.ParquetFile(path)
                 for i in range(pf.num_row_groups):
                     group = pf.read_row_group(i)
-                    out.write_table(widen_table(group, final), row_group_size=max(group.num_rows, 1))
+                    out.write_table(
+                        widen_table(group, final), row_group_size=max(group.num_rows, 1)
+                    )
         return counting.written
 
     def abort(self) -> None:
@@ -396,8 +409,7 @@ class SegmentedWriter:
 
     def cleanup(self) -> None:
         for path, _ in self.segments:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+            Path(path).unlink(missing_ok=True)
 
 
 def _chunks(arrays: list[pa.Array | pa.ChunkedArray]) -> list[pa.Array]:
@@ -439,14 +451,18 @@ def _copy(src: IO[bytes], sink: BinaryIO) -> int:
 # --------------------------------------------------------------------------- bad rows
 
 
-def _find_bad(arr: pa.Array, convert: Callable[[pa.Array], pa.Array | None], offset: int = 0) -> list[int]:
+def _find_bad(
+    arr: pa.Array, convert: Callable[[pa.Array], pa.Array | None], offset: int = 0
+) -> list[int]:
     """Indices of values that ``convert`` refuses, by bisection (cheap when they are few)."""
     if len(arr) == 0 or convert(arr) is not None:
         return []
     if len(arr) == 1:
         return [offset]
     mid = len(arr) // 2
-    return _find_bad(arr.slice(0, mid), convert, offset) + _find_bad(arr.slice(mid), convert, offset + mid)
+    return _find_bad(arr.slice(0, mid), convert, offset) + _find_bad(
+        arr.slice(mid), convert, offset + mid
+    )
 
 
 def _utf8(arr: pa.Array) -> pa.Array | None:
@@ -462,7 +478,7 @@ def _declared_cast(arr: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.A
         return pa.nulls(len(arr), target)
     if join_types(arr.type, target) == target:
         try:
-            return widen_array(arr, target)  # type: ignore[return-value]
+            return widen_array(arr, target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None
     return try_cast(arr, target)
@@ -480,14 +496,18 @@ def _apply_declared(
             arrays.append(pa.nulls(nrows, f.type))
             if not f.nullable and nrows:
                 for i in range(nrows):
-                    bad.setdefault(i, ("schema_mismatch", f"column {f.name} is missing and not nullable"))
+                    bad.setdefault(
+                        i, ("schema_mismatch", f"column {f.name} is missing and not nullable")
+                    )
             continue
         converted = _declared_cast(arr, f.type)
         if converted is None:
             flat = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-            for i in _find_bad(flat, lambda a, t=f.type: _declared_cast(a, t)):
+            for i in _find_bad(flat, functools.partial(_declared_cast, target=f.type)):
                 value = flat[i].as_py()
-                bad.setdefault(i, ("schema_mismatch", f"column {f.name}: {value!r} is not a valid {f.type}"))
+                bad.setdefault(
+                    i, ("schema_mismatch", f"column {f.name}: {value!r} is not a valid {f.type}")
+                )
             mask = np.ones(nrows, dtype=bool)
             mask[list(bad)] = False
             keep = pa.array(mask)
@@ -497,9 +517,14 @@ def _apply_declared(
             converted = _scatter(converted, mask, f.type)
         if not f.nullable and converted.null_count:
             for i in np.flatnonzero(np.asarray(converted.is_null())).tolist():
-                bad.setdefault(int(i), ("schema_mismatch", f"column {f.name} is null but declared not nullable"))
+                bad.setdefault(
+                    int(i),
+                    ("schema_mismatch", f"column {f.name} is null but declared not nullable"),
+                )
         arrays.append(converted)
-    return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(f.name, f.type) for f in declared])), bad
+    return pa.Table.from_arrays(
+        arrays, schema=pa.schema([pa.field(f.name, f.type) for f in declared])
+    ), bad
 
 
 def _scatter(values: pa.Array, mask: np.ndarray, t: pa.DataType) -> pa.Array:
@@ -546,7 +571,9 @@ def parse_csv_block(block: Block, ctx: CsvContext) -> BlockResult:
     try:
         table = pacsv.read_csv(
             io.BytesIO(block.data),
-            read_options=pacsv.ReadOptions(column_names=internal, use_threads=False, block_size=len(block.data) + 1),
+            read_options=pacsv.ReadOptions(
+                column_names=internal, use_threads=False, block_size=len(block.data) + 1
+            ),
             parse_options=pacsv.ParseOptions(
                 delimiter=ctx.delimiter,
                 quote_char=ctx.quotechar,
@@ -561,7 +588,11 @@ def parse_csv_block(block: Block, ctx: CsvContext) -> BlockResult:
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise RejectedFile("malformed", f"CSV near line {block.start_line} cannot be parsed: {exc}", [block.start_line]) from exc
+        raise RejectedFile(
+            "malformed",
+            f"CSV near line {block.start_line} cannot be parsed: {exc}",
+            [block.start_line],
+        ) from exc
 
     nrows = table.num_rows
     record_lines: list[int] | None = None
@@ -569,13 +600,15 @@ def parse_csv_block(block: Block, ctx: CsvContext) -> BlockResult:
     def lines() -> list[int]:
         nonlocal record_lines
         if record_lines is None:
-            record_lines = [block.start_line + x for x in _record_lines(block.data, ctx.quotechar.encode())]
+            record_lines = [
+                block.start_line + x for x in _record_lines(block.data, ctx.quotechar.encode())
+            ]
         return record_lines
 
     bad_entries: list[tuple[int, str, str, Any]] = []
-    for number, text in invalid:
+    for number, row_text in invalid:
         ln = lines()[number - 1] if number - 1 < len(lines()) else block.start_line
-        bad_entries.append((ln, "ragged_rows", f"expected {len(ctx.header)} fields", text))
+        bad_entries.append((ln, "ragged_rows", f"expected {len(ctx.header)} fields", row_text))
     skipped = sorted(n for n, _ in invalid)
 
     def row_line(i: int) -> int:
@@ -595,7 +628,10 @@ def parse_csv_block(block: Block, ctx: CsvContext) -> BlockResult:
         if converted is None:
             bad_idx = _find_bad(arr, _utf8)
             for i in bad_idx:
-                row_bad.setdefault(i, ("encoding", f"column {name} is not valid UTF-8 (declare the file's encoding)"))
+                row_bad.setdefault(
+                    i,
+                    ("encoding", f"column {name} is not valid UTF-8 (declare the file's encoding)"),
+                )
             keep = np.ones(nrows, dtype=bool)
             keep[bad_idx] = False
             good = _utf8(pc.filter(arr, pa.array(keep)))
@@ -707,7 +743,9 @@ def _join_tables(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables([widen_table(t, schema) for t in tables])
 
 
-def _json_lines_table(lines: list[bytes], first_line: int) -> tuple[list[pa.Table], list[tuple[int, str, str, Any]]]:
+def _json_lines_table(
+    lines: list[bytes], first_line: int
+) -> tuple[list[pa.Table], list[tuple[int, str, str, Any]]]:
     """Parse lines that pyarrow refused together: split until parts parse; single bad
     lines become bad rows."""
     data = b"\n".join(lines)
@@ -731,13 +769,29 @@ def _json_lines_table(lines: list[bytes], first_line: int) -> tuple[list[pa.Tabl
         try:
             value = json.loads(line)
         except UnicodeDecodeError:
-            bad.append((first_line + i, "encoding", "the line is not valid UTF-8", line.decode("utf-8", "replace")))
+            bad.append(
+                (
+                    first_line + i,
+                    "encoding",
+                    "the line is not valid UTF-8",
+                    line.decode("utf-8", "replace"),
+                )
+            )
             continue
         except ValueError as exc:
-            bad.append((first_line + i, "malformed", f"not valid JSON: {exc}", line.decode("utf-8", "replace")))
+            bad.append(
+                (
+                    first_line + i,
+                    "malformed",
+                    f"not valid JSON: {exc}",
+                    line.decode("utf-8", "replace"),
+                )
+            )
             continue
         if not isinstance(value, dict):
-            bad.append((first_line + i, "malformed", "not a JSON object", line.decode("utf-8", "replace")))
+            bad.append(
+                (first_line + i, "malformed", "not a JSON object", line.decode("utf-8", "replace"))
+            )
             continue
         good.append(line)
     if good:
@@ -750,7 +804,14 @@ def _json_lines_table(lines: list[bytes], first_line: int) -> tuple[list[pa.Tabl
                 try:
                     tables.append(_read_json_bytes(line))
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    bad.append((first_line + i, "malformed", f"value cannot be represented: {exc}", line.decode("utf-8", "replace")))
+                    bad.append(
+                        (
+                            first_line + i,
+                            "malformed",
+                            f"value cannot be represented: {exc}",
+                            line.decode("utf-8", "replace"),
+                        )
+                    )
     return tables, bad
 
 
@@ -771,9 +832,11 @@ def parse_json_block(block: Block, ctx: JsonContext) -> BlockResult:
     if ctx.declared is not None:
         undeclared = [n for n in table.column_names if n not in ctx.declared.names]
         if undeclared:
-            raise RejectedFile("schema_mismatch", f"column {undeclared[0]} is not in the declared schema")
+            raise RejectedFile(
+                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
+            )
         columns = {n: table.column(n) for n in table.column_names}
-        typed, row_bad = _apply_declared(columns, table.num_rows, ctx.declared)  # type: ignore[arg-type]
+        typed, row_bad = _apply_declared(columns, table.num_rows, ctx.declared)
         if row_bad:
             # JSON rows cannot be mapped back to lines cheaply after a merge of parts; the
             # record's position among the block's parsed rows gives it exactly when no line
@@ -782,7 +845,9 @@ def parse_json_block(block: Block, ctx: JsonContext) -> BlockResult:
             records = table.select(list(columns))
             for i in sorted(row_bad):
                 code, reason = row_bad[i]
-                bad.append((line_of(i), code, reason, _jsonable(records.slice(i, 1).to_pylist()[0])))
+                bad.append(
+                    (line_of(i), code, reason, _jsonable(records.slice(i, 1).to_pylist()[0]))
+                )
             keep = np.ones(table.num_rows, dtype=bool)
             keep[list(row_bad)] = False
             typed = typed.filter(pa.array(keep))
@@ -791,10 +856,16 @@ def parse_json_block(block: Block, ctx: JsonContext) -> BlockResult:
     return BlockResult(Piece(table), rows_in, bad)
 
 
-def _json_row_lines(block: Block, bad: list[tuple[int, str, str, Any]], nrows: int, records: bool) -> Callable[[int], int]:
+def _json_row_lines(
+    block: Block, bad: list[tuple[int, str, str, Any]], nrows: int, records: bool
+) -> Callable[[int], int]:
     lines = block.data.split(b"\n")
     bad_lines = {b[0] for b in bad}
-    real = [block.start_line + i for i, ln in enumerate(lines) if ln.strip() and block.start_line + i not in bad_lines]
+    real = [
+        block.start_line + i
+        for i, ln in enumerate(lines)
+        if ln.strip() and block.start_line + i not in bad_lines
+    ]
     return lambda i: real[i] if i < len(real) else block.start_line
 
 
@@ -852,11 +923,15 @@ def json_document_blocks(chunks: Iterator[bytes], target: int) -> Iterator[Block
             pos += 1
             skip_ws()
             if pos < len(buf):
-                raise RejectedFile("malformed", f"unexpected data after the JSON array (record {record})")
+                raise RejectedFile(
+                    "malformed", f"unexpected data after the JSON array (record {record})"
+                )
             break
         if in_array and record > 0:
             if buf[pos] != ",":
-                raise RejectedFile("malformed", f"expected ',' or ']' after record {record}", [record])
+                raise RejectedFile(
+                    "malformed", f"expected ',' or ']' after record {record}", [record]
+                )
             pos += 1
             skip_ws()
         while True:
@@ -865,7 +940,11 @@ def json_document_blocks(chunks: Iterator[bytes], target: int) -> Iterator[Block
                 break
             except json.JSONDecodeError as exc:
                 if eof:
-                    raise RejectedFile("malformed", f"record {record + 1} is not valid JSON: {exc.msg}", [record + 1]) from exc
+                    raise RejectedFile(
+                        "malformed",
+                        f"record {record + 1} is not valid JSON: {exc.msg}",
+                        [record + 1],
+                    ) from exc
                 more()
                 skip_ws()
         pos = end
@@ -927,7 +1006,7 @@ def _avro_type(schema: Any, named: dict[str, pa.DataType]) -> tuple[pa.DataType,
     if kind == "record":
         fields = []
         for f in schema["fields"]:
-            t, nullable = _avro_type(f["type"], named)
+            t, _ = _avro_type(f["type"], named)
             fields.append(pa.field(f["name"], t, nullable=True))
         st = pa.struct(fields)
         named[schema["name"]] = st
@@ -975,7 +1054,9 @@ def avro_pieces(stream: DecompressedReader, batch_rows: int) -> Iterator[tuple[p
     except RejectedFile:
         raise
     except Exception as exc:
-        raise RejectedFile("malformed", f"Avro record {count + 1} cannot be read: {exc}", [count + 1]) from exc
+        raise RejectedFile(
+            "malformed", f"Avro record {count + 1} cannot be read: {exc}", [count + 1]
+        ) from exc
     if batch:
         yield _avro_table(batch, arrow), first
 
@@ -989,7 +1070,9 @@ def _avro_table(batch: list[Any], schema: pa.Schema | None) -> pa.Table:
     try:
         return pa.Table.from_pylist(batch)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise RejectedFile("unsupported_format", f"Avro values cannot be represented: {exc}") from exc
+        raise RejectedFile(
+            "unsupported_format", f"Avro values cannot be represented: {exc}"
+        ) from exc
 
 
 # --------------------------------------------------------------------------- driver
@@ -1013,7 +1096,9 @@ def _detect_format(head: bytes, options: DatasetOptions, name_format: str | None
 class _Run:
     """State of one conversion: counters, bad rows, the exceptions output."""
 
-    def __init__(self, options: DatasetOptions, exceptions_sink: Callable[[], BinaryIO] | None) -> None:
+    def __init__(
+        self, options: DatasetOptions, exceptions_sink: Callable[[], BinaryIO] | None
+    ) -> None:
         self.options = options
         self.rows_in = 0
         self.bad_count = 0
@@ -1033,7 +1118,9 @@ class _Run:
         if self.options.bad_rows == "reject":
             line, code, reason, _ = bad[0]
             lines = [b[0] for b in bad[:REJECT_LINES]]
-            more = f" (and {len(bad) - 1} more in the same part of the file)" if len(bad) > 1 else ""
+            more = (
+                f" (and {len(bad) - 1} more in the same part of the file)" if len(bad) > 1 else ""
+            )
             raise RejectedFile(code, f"line {line}: {reason}{more}", lines)
         if self._exceptions is None:
             if self._open_exceptions is None:
@@ -1051,7 +1138,13 @@ class _Run:
         self.exceptions_written += len(records)
 
 
-def _pipeline(blocks: Iterator[Block], work: Callable[[Block], BlockResult], threads: int, run: _Run, writer: SegmentedWriter) -> None:
+def _pipeline(
+    blocks: Iterator[Block],
+    work: Callable[[Block], BlockResult],
+    threads: int,
+    run: _Run,
+    writer: SegmentedWriter,
+) -> None:
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="convert")
     pending: deque[Future[BlockResult]] = deque()
     try:
@@ -1107,15 +1200,21 @@ def convert(
     raw = LimitedReader(source, options.max_file_bytes, stats)
     head = raw.peek(4)
     compression = detect_compression(head)
-    expected = options.compression if options.compression not in (None, "none") else name_compression
+    expected = (
+        options.compression if options.compression not in (None, "none") else name_compression
+    )
     if expected and compression != expected:
-        raise RejectedFile("malformed", f"the file is not {expected}-compressed as its name or options say")
+        raise RejectedFile(
+            "malformed", f"the file is not {expected}-compressed as its name or options say"
+        )
     if compression is None and stats.bytes_in == 0:
         raise RejectedFile("empty", "the file is empty")
     stream = DecompressedReader(raw, compression, options.max_decompression_ratio, stats)
     head = stream.peek(64 * 1024)
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
-        raise RejectedFile("empty", "the file is empty" + (" once decompressed" if compression else ""))
+        raise RejectedFile(
+            "empty", "the file is empty" + (" once decompressed" if compression else "")
+        )
     fmt = _detect_format(head, options, name_format)
 
     seed: pa.Schema | None = declared
@@ -1133,7 +1232,9 @@ def convert(
     ok = False
     try:
         if fmt == "csv":
-            delimiter = _convert_csv(stream, options, declared, names, writer, run, threads, block_bytes, name_parts)
+            delimiter = _convert_csv(
+                stream, options, declared, names, writer, run, threads, block_bytes, name_parts
+            )
         elif fmt == "json":
             _convert_json(stream, head, options, declared, names, writer, run, threads, block_bytes)
         elif fmt == "avro":
@@ -1163,7 +1264,11 @@ def convert(
     schema = writer.schema
     diff = compare_schemas(previous_schema, schema)
     seen = names.output_names()
-    missing = [f.name for f in previous_schema if f.name not in seen] if previous_schema is not None else []
+    missing = (
+        [f.name for f in previous_schema if f.name not in seen]
+        if previous_schema is not None
+        else []
+    )
     return ConversionResult(
         rows_in=run.rows_in,
         rows_out=writer.rows_out,
@@ -1186,7 +1291,9 @@ def convert(
     )
 
 
-def _check_schema_change(previous: pa.Schema | None, current: pa.Schema, options: DatasetOptions) -> None:
+def _check_schema_change(
+    previous: pa.Schema | None, current: pa.Schema, options: DatasetOptions
+) -> None:
     if previous is None or options.schema_changes == "any":
         return
     diff = compare_schemas(previous, current)
@@ -1213,7 +1320,11 @@ def _convert_csv(
     chunks = utf8_chunks(stream.chunks(), options.encoding)
     first = next(chunks, b"")
     sample_text = first[: 64 * 1024].decode("utf-8", errors="replace")
-    delimiter = options.delimiter or _name_delimiter(name_parts) or sniff_delimiter(sample_text, options.quotechar)
+    delimiter = (
+        options.delimiter
+        or _name_delimiter(name_parts)
+        or sniff_delimiter(sample_text, options.quotechar)
+    )
 
     def rest() -> Iterator[bytes]:
         yield first
@@ -1231,17 +1342,25 @@ def _convert_csv(
         header_lines = first_block.data[:header_len].count(b"\n")
         first_block = Block(0, body, first_block.start_line + header_lines)
     else:
-        sample = csv.reader(io.StringIO(sample_text.splitlines()[0] if sample_text else ""), delimiter=delimiter, quotechar=options.quotechar)
+        sample = csv.reader(
+            io.StringIO(sample_text.splitlines()[0] if sample_text else ""),
+            delimiter=delimiter,
+            quotechar=options.quotechar,
+        )
         fields = [f"col_{i + 1}" for i in range(len(next(sample, [])))]
     header = [names(f) for f in fields]
 
     if declared is not None:
         undeclared = [h for h in header if h not in declared.names]
         if undeclared:
-            raise RejectedFile("schema_mismatch", f"column {undeclared[0]} is not in the declared schema")
+            raise RejectedFile(
+                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
+            )
         missing = [f.name for f in declared if f.name not in header and not f.nullable]
         if missing:
-            raise RejectedFile("schema_mismatch", f"declared column {missing[0]} is missing and not nullable")
+            raise RejectedFile(
+                "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
+            )
 
     def all_blocks() -> Iterator[Block]:
         if first_block.data.strip():
@@ -1249,7 +1368,14 @@ def _convert_csv(
         yield from blocks
 
     def work(block: Block) -> BlockResult:
-        ctx = CsvContext(header, delimiter, options.quotechar, list(options.null_values), declared, writer.floors())
+        ctx = CsvContext(
+            header,
+            delimiter,
+            options.quotechar,
+            list(options.null_values),
+            declared,
+            writer.floors(),
+        )
         return parse_csv_block(block, ctx)
 
     _pipeline(all_blocks(), work, threads, run, writer)
@@ -1284,7 +1410,9 @@ def _convert_json(
             except ValueError:
                 documents = True  # a pretty-printed object, not JSON Lines
     ctx = JsonContext(names, declared, records=documents)
-    blocks = json_document_blocks(chunks, block_bytes) if documents else line_blocks(chunks, block_bytes)
+    blocks = (
+        json_document_blocks(chunks, block_bytes) if documents else line_blocks(chunks, block_bytes)
+    )
     _pipeline(blocks, lambda b: parse_json_block(b, ctx), threads, run, writer)
 
 
@@ -1301,13 +1429,17 @@ def _convert_records(
         if declared is not None:
             undeclared = [n for n in renamed.column_names if n not in declared.names]
             if undeclared:
-                raise RejectedFile("schema_mismatch", f"column {undeclared[0]} is not in the declared schema")
+                raise RejectedFile(
+                    "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
+                )
             columns = {n: renamed.column(n) for n in renamed.column_names}
-            typed, row_bad = _apply_declared(columns, renamed.num_rows, declared)  # type: ignore[arg-type]
+            typed, row_bad = _apply_declared(columns, renamed.num_rows, declared)
             if row_bad:
                 for i in sorted(row_bad):
                     code, reason = row_bad[i]
-                    bad.append((first + i, code, reason, _jsonable(renamed.slice(i, 1).to_pylist()[0])))
+                    bad.append(
+                        (first + i, code, reason, _jsonable(renamed.slice(i, 1).to_pylist()[0]))
+                    )
                 keep = np.ones(renamed.num_rows, dtype=bool)
                 keep[list(row_bad)] = False
                 typed = typed.filter(pa.array(keep))
@@ -1340,14 +1472,15 @@ def _convert_parquet(
                 try:
                     table = pf.read_row_group(i)
                 except (pa.ArrowInvalid, OSError) as exc:
-                    raise RejectedFile("malformed", f"Parquet row group {i} cannot be read: {exc}", [first]) from exc
+                    raise RejectedFile(
+                        "malformed", f"Parquet row group {i} cannot be read: {exc}", [first]
+                    ) from exc
                 yield table, first
                 first += table.num_rows
 
         _convert_records(groups(), declared, names, writer, run)
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        Path(path).unlink(missing_ok=True)
 
 
 def convert_file(
@@ -1360,7 +1493,7 @@ def convert_file(
 ) -> ConversionResult:
     """:func:`convert` between local files; ``dst_path`` appears only when it succeeded
     (written to a temporary name beside it, then renamed), and so does the exceptions file."""
-    dst_dir = os.path.dirname(os.path.abspath(dst_path))
+    dst_dir = str(Path(dst_path).resolve().parent)
     fd, tmp = tempfile.mkstemp(prefix=".lakegov-", suffix=".parquet.part", dir=dst_dir)
     exc_tmp: str | None = None
     exc_file: BinaryIO | None = None
@@ -1369,12 +1502,16 @@ def convert_file(
         nonlocal exc_tmp, exc_file
         if exceptions_path is None:
             raise ValueError("bad_rows='exceptions' needs an exceptions file")
-        efd, exc_tmp = tempfile.mkstemp(prefix=".lakegov-", suffix=".jsonl.part", dir=os.path.dirname(os.path.abspath(exceptions_path)))
+        efd, exc_tmp = tempfile.mkstemp(
+            prefix=".lakegov-",
+            suffix=".jsonl.part",
+            dir=str(Path(exceptions_path).resolve().parent),
+        )
         exc_file = os.fdopen(efd, "wb")
         return exc_file
 
     try:
-        with os.fdopen(fd, "wb") as sink, open(src_path, "rb") as source:
+        with os.fdopen(fd, "wb") as sink, Path(src_path).open("rb") as source:
             result = convert(
                 source,
                 sink,
@@ -1386,14 +1523,13 @@ def convert_file(
         if exc_file is not None:
             exc_file.close()
             assert exc_tmp is not None and exceptions_path is not None
-            os.replace(exc_tmp, exceptions_path)
-        os.replace(tmp, dst_path)
+            Path(exc_tmp).replace(exceptions_path)
+        Path(tmp).replace(dst_path)
         return result
     except BaseException:
         if exc_file is not None:
             exc_file.close()
         for leftover in (tmp, exc_tmp):
             if leftover:
-                with contextlib.suppress(OSError):
-                    os.unlink(leftover)
+                Path(leftover).unlink(missing_ok=True)
         raise

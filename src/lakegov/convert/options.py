@@ -92,7 +92,9 @@ class DatasetOptions:
     def declared_schema(self) -> pa.Schema | None:
         if self.columns is None:
             return None
-        return pa.schema([pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in self.columns])
+        return pa.schema(
+            [pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in self.columns]
+        )
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,11 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
     """
     validator = dataset_validator()
     issues = [
-        ValidationIssue(_json_path(err.absolute_path), err.message, err.instance if not isinstance(err.instance, dict | list) else None)
+        ValidationIssue(
+            _json_path(err.absolute_path),
+            err.message,
+            err.instance if not isinstance(err.instance, dict | list) else None,
+        )
         for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     ]
     if issues:
@@ -172,7 +178,11 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
             except ValueError as exc:
                 issues.append(ValidationIssue(f"$.schema.columns[{i}].type", str(exc), col["type"]))
             if col["name"] in seen:
-                issues.append(ValidationIssue(f"$.schema.columns[{i}].name", "duplicate column name", col["name"]))
+                issues.append(
+                    ValidationIssue(
+                        f"$.schema.columns[{i}].name", "duplicate column name", col["name"]
+                    )
+                )
             seen.add(col["name"])
             specs.append(ColumnSpec(col["name"], col["type"], col.get("nullable", True)))
         columns = tuple(specs)
@@ -181,7 +191,8 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
         issues.append(
             ValidationIssue(
                 "$.table_name",
-                "must be a valid Glue table name: lowercase letters, digits and _, not starting with a digit",
+                "must be a valid Glue table name: lowercase letters, digits and _, "
+                "not starting with a digit",
                 table_name,
             )
         )

@@ -12,7 +12,7 @@ import gzip
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 import zstandard
 
@@ -91,17 +91,24 @@ class DecompressedReader:
     """Decompressed bytes of ``raw``, stopping a decompression bomb while it streams:
     once output passes :data:`BOMB_FLOOR`, output/input above ``max_ratio`` is refused."""
 
-    def __init__(self, raw: LimitedReader, compression: str | None, max_ratio: float, stats: StreamStats) -> None:
+    def __init__(
+        self, raw: LimitedReader, compression: str | None, max_ratio: float, stats: StreamStats
+    ) -> None:
         self._stats = stats
         self._ratio = max_ratio
         self._compression = compression
-        self._inner: BinaryIO | LimitedReader
+        self._inner: IO[bytes] | LimitedReader
         if compression == "gzip":
-            self._inner = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
+            self._inner = cast(BinaryIO, gzip.GzipFile(fileobj=cast(BinaryIO, raw), mode="rb"))
         elif compression == "bz2":
-            self._inner = bz2.BZ2File(raw, mode="rb")  # type: ignore[arg-type]
+            self._inner = bz2.BZ2File(cast(BinaryIO, raw), mode="rb")
         elif compression == "zstd":
-            self._inner = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[assignment]
+            self._inner = cast(
+                BinaryIO,
+                zstandard.ZstdDecompressor().stream_reader(
+                    cast(BinaryIO, raw), read_across_frames=True
+                ),
+            )
         else:
             self._inner = raw
         self._head = b""
@@ -171,7 +178,11 @@ def utf8_chunks(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
             text = decoder.decode(chunk)
             offset += len(chunk)
             if text:
-                yield text.lstrip("\ufeff").encode("utf-8") if offset == len(chunk) else text.encode("utf-8")
+                yield (
+                    text.lstrip("\ufeff").encode("utf-8")
+                    if offset == len(chunk)
+                    else text.encode("utf-8")
+                )
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail.encode("utf-8")

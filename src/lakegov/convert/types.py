@@ -91,7 +91,9 @@ def declared_type(name: str) -> pa.DataType:
 def type_name(t: pa.DataType) -> str:
     """A stable, human-readable name for ``t`` (struct fields in the order given)."""
     if pa.types.is_struct(t):
-        inner = ", ".join(f"{t.field(i).name}: {type_name(t.field(i).type)}" for i in range(t.num_fields))
+        inner = ", ".join(
+            f"{t.field(i).name}: {type_name(t.field(i).type)}" for i in range(t.num_fields)
+        )
         return f"struct<{inner}>"
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return f"list<{type_name(t.value_type)}>"
@@ -104,7 +106,12 @@ def type_name(t: pa.DataType) -> str:
 
 
 def is_nested(t: pa.DataType) -> bool:
-    return bool(pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t))
+    return bool(
+        pa.types.is_struct(t)
+        or pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_map(t)
+    )
 
 
 def join_types(a: pa.DataType, b: pa.DataType) -> pa.DataType:
@@ -160,7 +167,12 @@ def _to_json_text(arr: pa.Array) -> pa.Array:
     # Nested values that must become text: rare, so Python's speed is acceptable here.
     values = arr.to_pylist()
     return pa.array(
-        [None if v is None else json.dumps(v, default=_json_default, ensure_ascii=False, separators=(",", ":")) for v in values],
+        [
+            None
+            if v is None
+            else json.dumps(v, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+            for v in values
+        ],
         pa.string(),
     )
 
@@ -171,6 +183,8 @@ def widen_array(arr: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Arra
         return pa.chunked_array([widen_array(c, target) for c in arr.chunks], type=target)
     if arr.type == target:
         return arr
+    if pa.types.is_null(target):
+        return pa.nulls(len(arr))
     if pa.types.is_null(arr.type):
         return pa.nulls(len(arr), target)
     if pa.types.is_struct(arr.type) and pa.types.is_struct(target):
@@ -180,7 +194,9 @@ def widen_array(arr: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Arra
         for i in range(target.num_fields):
             f = target.field(i)
             child = children.get(f.name)
-            arrays.append(pa.nulls(len(arr), f.type) if child is None else widen_array(child, f.type))
+            arrays.append(
+                pa.nulls(len(arr), f.type) if child is None else widen_array(child, f.type)
+            )
         mask = arr.is_null() if arr.null_count else None
         return pa.StructArray.from_arrays(arrays, fields=list(target), mask=mask)
     if pa.types.is_list(arr.type) and pa.types.is_list(target):
@@ -191,6 +207,20 @@ def widen_array(arr: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Arra
     if pa.types.is_string(target) and is_nested(arr.type):
         return _to_json_text(arr)
     return pc.cast(arr, target)
+
+
+def storable_type(t: pa.DataType) -> pa.DataType:
+    """``t`` with every empty struct (JSON ``{}`` with no key ever seen) made null: Parquet
+    cannot store a struct without fields. Such values are written as nulls."""
+    if pa.types.is_struct(t):
+        if t.num_fields == 0:
+            return pa.null()
+        return pa.struct(
+            [pa.field(t.field(i).name, storable_type(t.field(i).type)) for i in range(t.num_fields)]
+        )
+    if pa.types.is_list(t):
+        return pa.list_(storable_type(t.value_type))
+    return t
 
 
 def widen_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -216,7 +246,9 @@ def _sample(arr: pa.Array, size: int = 64) -> pa.Array:
 def _no_leading_zero(arr: pa.Array) -> bool:
     # "007" or "-01" parse as numbers but are identifiers (zip codes, account numbers):
     # typing them as numbers would lose the zeros, so such a column stays text.
-    maybe = pc.or_(pc.starts_with(arr, "0"), pc.or_(pc.starts_with(arr, "-0"), pc.starts_with(arr, "+0")))
+    maybe = pc.or_(
+        pc.starts_with(arr, "0"), pc.or_(pc.starts_with(arr, "-0"), pc.starts_with(arr, "+0"))
+    )
     if not pc.any(maybe).as_py():
         return True
     return not pc.any(pc.match_substring_regex(arr, r"^[+-]?0[0-9]")).as_py()
@@ -230,10 +262,11 @@ def try_cast(arr: pa.Array, target: pa.DataType) -> pa.Array | None:
         return None
 
 
-def infer_text(arr: pa.Array, floor: pa.DataType = pa.null()) -> tuple[pa.DataType, pa.Array]:
+def infer_text(arr: pa.Array, floor: pa.DataType | None = None) -> tuple[pa.DataType, pa.Array]:
     """The narrowest lattice type at or above ``floor`` that every value of the string array
     ``arr`` parses as, and the array converted to it. A whole failed cast is costly, so each
     candidate is first tried on a small sample."""
+    floor = pa.null() if floor is None else floor
     if arr.null_count == len(arr):
         return floor, pa.nulls(len(arr), floor)
     if pa.types.is_string(floor):
@@ -249,7 +282,11 @@ def infer_text(arr: pa.Array, floor: pa.DataType = pa.null()) -> tuple[pa.DataTy
         converted = try_cast(arr, candidate)
         if converted is not None:
             return candidate, converted
-    if not pa.types.is_null(floor) and not pa.types.is_string(floor) and floor not in CSV_CANDIDATES:
+    if (
+        not pa.types.is_null(floor)
+        and not pa.types.is_string(floor)
+        and floor not in CSV_CANDIDATES
+    ):
         converted = try_cast(arr, floor)  # a declared/previous type outside the lattice
         if converted is not None:
             return floor, converted
@@ -261,7 +298,11 @@ def infer_text(arr: pa.Array, floor: pa.DataType = pa.null()) -> tuple[pa.DataTy
 
 def _canonical(t: pa.DataType) -> Any:
     if pa.types.is_struct(t):
-        return {"struct": sorted([[t.field(i).name, _canonical(t.field(i).type)] for i in range(t.num_fields)])}
+        return {
+            "struct": sorted(
+                [[t.field(i).name, _canonical(t.field(i).type)] for i in range(t.num_fields)]
+            )
+        }
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return {"list": _canonical(t.value_type)}
     if pa.types.is_map(t):
@@ -329,7 +370,8 @@ def _nested_additive(prev: pa.DataType, cur: pa.DataType) -> bool:
     if pa.types.is_struct(prev) and pa.types.is_struct(cur):
         cur_fields = {cur.field(i).name: cur.field(i).type for i in range(cur.num_fields)}
         return all(
-            prev.field(i).name in cur_fields and _nested_additive(prev.field(i).type, cur_fields[prev.field(i).name])
+            prev.field(i).name in cur_fields
+            and _nested_additive(prev.field(i).type, cur_fields[prev.field(i).name])
             for i in range(prev.num_fields)
         )
     if pa.types.is_list(prev) and pa.types.is_list(cur):
@@ -352,7 +394,9 @@ def compare_schemas(previous: pa.Schema | None, current: pa.Schema) -> SchemaDif
         if ctype is None or ctype == ptype:
             continue
         changed.append(
-            ColumnChange(name, type_name(ptype), type_name(ctype), join_types(ptype, ctype) == ctype)
+            ColumnChange(
+                name, type_name(ptype), type_name(ctype), join_types(ptype, ctype) == ctype
+            )
         )
         if not _nested_additive(ptype, ctype):
             breaking = True

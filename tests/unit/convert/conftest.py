@@ -64,7 +64,9 @@ def run(tmp_path: Path) -> Callable[..., Converted]:
     """Convert ``data`` (bytes) named ``name``; returns the result, the Parquet table read
     back and the exceptions records."""
 
-    def _run(data: bytes, name: str = "file.csv", *, options: DatasetOptions | None = None, **kwargs: Any) -> Converted:
+    def _run(
+        data: bytes, name: str = "file.csv", *, options: DatasetOptions | None = None, **kwargs: Any
+    ) -> Converted:
         import json
 
         sink = io.BytesIO()

@@ -37,15 +37,21 @@ def test_delimiter_is_sniffed(run: Run, delim: str) -> None:
 def test_quoting_edge_cases(run: Run) -> None:
     # embedded delimiter, doubled quotes, embedded newline (LF and CRLF), empty quoted field
     data = (
-        'id,text,n\r\n'
-        '1,"a, b",1\r\n'
-        '2,"she said ""hi""",2\r\n'
-        '3,"line one\r\nline two",3\r\n'
-        '4,"",4\r\n'
-        '5,plain,5\r\n'
-    ).encode()
+        b"id,text,n\r\n"
+        b'1,"a, b",1\r\n'
+        b'2,"she said ""hi""",2\r\n'
+        b'3,"line one\r\nline two",3\r\n'
+        b'4,"",4\r\n'
+        b"5,plain,5\r\n"
+    )
     out = run(data)
-    assert out.table.column("text").to_pylist() == ["a, b", 'she said "hi"', "line one\r\nline two", None, "plain"]
+    assert out.table.column("text").to_pylist() == [
+        "a, b",
+        'she said "hi"',
+        "line one\r\nline two",
+        None,
+        "plain",
+    ]
     assert out.table.column("n").to_pylist() == [1, 2, 3, 4, 5]
 
 
@@ -72,7 +78,11 @@ def test_undeclared_latin1_is_rejected_as_encoding_with_the_line(run: Run) -> No
 
 def test_declared_encoding_that_does_not_fit_is_rejected(run: Run) -> None:
     with pytest.raises(RejectedFile) as err:
-        run(b"a,b\n1,\xff\xfe\xfd\n", options=DatasetOptions(encoding="utf-8", delimiter=","), name="x.csv")
+        run(
+            b"a,b\n1,\xff\xfe\xfd\n",
+            options=DatasetOptions(encoding="utf-8", delimiter=","),
+            name="x.csv",
+        )
     assert err.value.reason_code == "encoding"
     with pytest.raises(RejectedFile) as err:
         run(b"a,b\n1,\x81\n", options=DatasetOptions(encoding="cp1252"))
@@ -116,7 +126,9 @@ def test_inferred_types(run: Run) -> None:
 
 
 def _late_text(n_null: int) -> bytes:
-    rows = ["id,late"] + [f"{i}," for i in range(n_null)] + [f"{n_null},hello", f"{n_null + 1},world"]
+    rows = (
+        ["id,late"] + [f"{i}," for i in range(n_null)] + [f"{n_null},hello", f"{n_null + 1},world"]
+    )
     return ("\n".join(rows) + "\n").encode()
 
 
@@ -127,8 +139,14 @@ def _late_text(n_null: int) -> bytes:
         {"block_bytes": 64 * 1024, "row_group_rows": 10_000},  # the change comes 5 row groups in
     ],
 )
-def test_fifty_thousand_nulls_then_strings_convert_without_loss(run: Run, kwargs: dict[str, Any]) -> None:
-    out = run(_late_text(50_000), block_bytes=kwargs.get("block_bytes", 64 * 1024), **{k: v for k, v in kwargs.items() if k != "block_bytes"})
+def test_fifty_thousand_nulls_then_strings_convert_without_loss(
+    run: Run, kwargs: dict[str, Any]
+) -> None:
+    out = run(
+        _late_text(50_000),
+        block_bytes=kwargs.get("block_bytes", 64 * 1024),
+        **{k: v for k, v in kwargs.items() if k != "block_bytes"},
+    )
     assert out.table.schema.field("late").type == pa.string()
     late = out.table.column("late").to_pylist()
     assert late[:50_000] == [None] * 50_000
@@ -139,10 +157,16 @@ def test_fifty_thousand_nulls_then_strings_convert_without_loss(run: Run, kwargs
 @pytest.mark.parametrize("row_group_rows", [1 << 20, 7_000])
 def test_ints_then_floats_widen_to_float(run: Run, row_group_rows: int) -> None:
     rows = ["n"] + [str(i) for i in range(30_000)] + ["0.5", "1e3"]
-    out = run(("\n".join(rows) + "\n").encode(), block_bytes=32 * 1024, row_group_rows=row_group_rows)
+    out = run(
+        ("\n".join(rows) + "\n").encode(), block_bytes=32 * 1024, row_group_rows=row_group_rows
+    )
     assert out.table.schema.field("n").type == pa.float64()
     values = out.table.column("n").to_pylist()
-    assert values[:3] == [0.0, 1.0, 2.0] and values[29_999] == 29_999.0 and values[-2:] == [0.5, 1000.0]
+    assert (
+        values[:3] == [0.0, 1.0, 2.0]
+        and values[29_999] == 29_999.0
+        and values[-2:] == [0.5, 1000.0]
+    )
     meta = pq.ParquetFile(io.BytesIO(out.parquet)).metadata
     assert meta.num_rows == 30_002
 
@@ -158,7 +182,11 @@ def test_row_groups_are_written_at_the_configured_size(run: Run) -> None:
     rows = ["a,b"] + [f"{i},x{i}" for i in range(25_000)]
     out = run(("\n".join(rows) + "\n").encode(), block_bytes=16 * 1024, row_group_rows=10_000)
     meta = pq.ParquetFile(io.BytesIO(out.parquet)).metadata
-    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [10_000, 10_000, 5_000]
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [
+        10_000,
+        10_000,
+        5_000,
+    ]
     assert out.table.column("a").to_pylist() == list(range(25_000))
 
 
@@ -218,14 +246,22 @@ def test_empty_files_are_rejected(run: Run, data: bytes) -> None:
 # --------------------------------------------------------------------------- declared schema
 
 DECLARED = DatasetOptions(
-    columns=(ColumnSpec("id", "bigint", nullable=False), ColumnSpec("amount", "decimal(10,2)"), ColumnSpec("day", "date"))
+    columns=(
+        ColumnSpec("id", "bigint", nullable=False),
+        ColumnSpec("amount", "decimal(10,2)"),
+        ColumnSpec("day", "date"),
+    )
 )
 
 
 def test_declared_schema_is_enforced(run: Run) -> None:
     out = run(b"id,amount,day\n1,10.50,2026-11-20\n2,,2026-11-21\n", options=DECLARED)
     assert out.table.schema == pa.schema(
-        [pa.field("id", pa.int64(), nullable=False), ("amount", pa.decimal128(10, 2)), ("day", pa.date32())]
+        [
+            pa.field("id", pa.int64(), nullable=False),
+            ("amount", pa.decimal128(10, 2)),
+            ("day", pa.date32()),
+        ]
     )
     assert out.table.column("amount").to_pylist()[1] is None
 
@@ -242,7 +278,10 @@ def test_declared_schema_null_in_non_nullable_goes_to_exceptions(run: Run) -> No
     options = DatasetOptions(columns=DECLARED.columns, bad_rows="exceptions")
     out = run(b"id,amount,day\n1,1,2026-11-20\n,2,2026-11-21\n3,bad,2026-11-22\n", options=options)
     assert out.table.column("id").to_pylist() == [1]
-    assert [(r["line"], r["reason_code"]) for r in out.exceptions] == [(3, "schema_mismatch"), (4, "schema_mismatch")]
+    assert [(r["line"], r["reason_code"]) for r in out.exceptions] == [
+        (3, "schema_mismatch"),
+        (4, "schema_mismatch"),
+    ]
     assert out.exceptions[1]["record"] == {"id": "3", "amount": "bad", "day": "2026-11-22"}
 
 
@@ -277,7 +316,10 @@ def test_compressed_variants(run: Run, name: str, compress: Callable[[bytes], by
 
 
 def test_multi_member_gzip(run: Run) -> None:
-    out = run(gzip.compress(PLAIN) + gzip.compress(b"".join(b"%d,more\n" % i for i in range(3))), "x.csv.gz")
+    out = run(
+        gzip.compress(PLAIN) + gzip.compress(b"".join(b"%d,more\n" % i for i in range(3))),
+        "x.csv.gz",
+    )
     assert out.result.rows_out == 5003
 
 

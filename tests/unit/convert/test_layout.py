@@ -38,7 +38,9 @@ def test_multiple_partition_levels_and_compressed_name() -> None:
         ("a/b.tsv", "a_b", {}),
     ],
 )
-def test_root_files_and_files_under_partitions_only(key: str, table: str, partitions: dict[str, str]) -> None:
+def test_root_files_and_files_under_partitions_only(
+    key: str, table: str, partitions: dict[str, str]
+) -> None:
     ref = parse_key(key)
     assert ref.table_name == table
     assert ref.partitions == partitions

@@ -72,8 +72,17 @@ def test_minimal_document_gives_defaults() -> None:
         ({"match": {"prefix": "x/"}, "bad_rows": "drop"}, "$.bad_rows"),
         ({"match": {"prefix": "x/"}, "csv": {"delimiter": "::"}}, "$.csv.delimiter"),
         ({"match": {"prefix": "x/"}, "table_name": "Bad Name"}, "$.table_name"),
-        ({"match": {"prefix": "x/"}, "schema": {"columns": [{"name": "a", "type": "varchar2"}]}}, "$.schema.columns[0].type"),
-        ({"match": {"prefix": "x/"}, "schema": {"columns": [{"name": "a", "type": "int"}, {"name": "a", "type": "int"}]}}, "$.schema.columns[1].name"),
+        (
+            {"match": {"prefix": "x/"}, "schema": {"columns": [{"name": "a", "type": "varchar2"}]}},
+            "$.schema.columns[0].type",
+        ),
+        (
+            {
+                "match": {"prefix": "x/"},
+                "schema": {"columns": [{"name": "a", "type": "int"}, {"name": "a", "type": "int"}]},
+            },
+            "$.schema.columns[1].name",
+        ),
         ({"match": {"prefix": "x/"}, "encoding": "klingon"}, "$.encoding"),
         ({"match": {"prefix": "x/"}, "limits": {"max_file_bytes": 0}}, "$.limits.max_file_bytes"),
         ({"match": {"prefix": "x/"}, "surprise": 1}, "$"),
@@ -89,7 +98,9 @@ def test_invalid_documents_name_the_json_path(doc: dict[str, Any], path: str) ->
 def test_the_most_specific_matching_document_wins() -> None:
     broad = load_document({"match": {"prefix": "mwaa/"}, "bad_rows": "reject"})
     narrow = load_document({"match": {"prefix": "mwaa/blog/"}, "bad_rows": "exceptions"})
-    pattern = load_document({"match": {"prefix": "mwaa/blog/", "pattern": "cards*"}, "format": "json"})
+    pattern = load_document(
+        {"match": {"prefix": "mwaa/blog/", "pattern": "cards*"}, "format": "json"}
+    )
     docs = [broad, narrow, pattern]
     assert select_document(docs, "mwaa/blog/dt=1/customers.csv") is narrow
     assert select_document(docs, "mwaa/blog/dt=1/cards.csv") is pattern
