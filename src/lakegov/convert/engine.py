@@ -54,8 +54,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import functools
 import csv
+import functools
 import io
 import json
 import os
