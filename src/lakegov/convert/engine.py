@@ -1160,6 +1160,28 @@ def _pipeline(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+_POOL_LOCK = threading.Lock()
+
+
+def use_block_friendly_memory_pool() -> None:
+    """Make jemalloc (else the system allocator) pyarrow's default pool, once per process.
+
+    Block-wise parsing on several threads allocates and frees many mid-sized buffers;
+    with pyarrow's default mimalloc pool that churn returned pages to the kernel and
+    doubled the parse CPU time in our measurements (benchmarks/README.md). Arrays already
+    allocated from another pool stay valid.
+    """
+    with _POOL_LOCK:
+        current = pa.default_memory_pool().backend_name
+        if current in ("jemalloc", "system"):
+            return
+        try:
+            pool = pa.jemalloc_memory_pool()
+        except (pa.ArrowNotImplementedError, NotImplementedError):
+            pool = pa.system_memory_pool()
+        pa.set_memory_pool(pool)
+
+
 def convert(
     source: BinaryIO,
     sink: BinaryIO,
@@ -1189,6 +1211,7 @@ def convert(
     from lakegov.convert.layout import split_file_name
 
     options = options or DatasetOptions()
+    use_block_friendly_memory_pool()
     threads = threads or os.cpu_count() or 1
     workdir = workdir or tempfile.gettempdir()
     name_parts = split_file_name(source_name.rsplit("/", 1)[-1]) if source_name else None

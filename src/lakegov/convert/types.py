@@ -277,7 +277,9 @@ def infer_text(arr: pa.Array, floor: pa.DataType | None = None) -> tuple[pa.Data
             continue
         if try_cast(sample, candidate) is None:
             continue
-        if candidate in (pa.int64(), pa.float64()) and not _no_leading_zero(arr):
+        # checked when a column is first typed: afterwards the column's type is settled
+        first = pa.types.is_null(floor)
+        if first and candidate in (pa.int64(), pa.float64()) and not _no_leading_zero(arr):
             continue
         converted = try_cast(arr, candidate)
         if converted is not None:
