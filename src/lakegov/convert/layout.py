@@ -1,0 +1,232 @@
+"""Zero-config landing layout: an object key names its dataset, table and partition.
+
+A landed key reads ``<path>/<key=value>/.../<file>``::
+
+    mwaa/blog/partition_dt=2026-11-20/customers.json
+    -> dataset id   mwaa/blog/customers
+       table        mwaa_blog_customers
+       partitions   {"partition_dt": "2026-11-20"}
+       format       json (from the name; the engine still sniffs the content)
+       output       formatted_stg/mwaa_blog_customers/partition_dt=2026-11-20/
+
+Rules, each one deliberate:
+
+- The dataset id is the path folders plus the file's stem (the name without its format and
+  compression extensions), joined with ``/``; the table name is the same words made a valid
+  Glue/Athena identifier (see :func:`normalize_identifier`). A file at the root
+  (``customers.csv``) or directly under partition folders is its own dataset (``customers``).
+- Partition folders (``name=value``) must come after every plain folder: ``a/dt=1/b/f.csv``
+  is refused, since no table layout could hold it. Partition names are normalised like
+  column names; values are kept as written (URL-decoded) and must be non-empty.
+- S3 event notifications URL-encode keys (``+`` for a space, ``%3D`` for ``=``); pass
+  ``url_encoded=True`` for such keys. Empty folders (``a//b``), a trailing ``/`` (a folder
+  marker) and ``.``/``..`` segments are refused with reason code ``invalid_key``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote_plus
+
+from lakegov.errors import RejectedFile
+
+OUTPUT_ROOT = "formatted_stg"
+MAX_IDENTIFIER = 255  # Glue's limit for database, table and column names
+
+FORMAT_EXTENSIONS: dict[str, str] = {
+    "csv": "csv",
+    "tsv": "csv",
+    "psv": "csv",
+    "txt": "csv",
+    "dat": "csv",
+    "json": "json",
+    "jsonl": "json",
+    "ndjson": "json",
+    "parquet": "parquet",
+    "pq": "parquet",
+    "avro": "avro",
+}
+COMPRESSION_EXTENSIONS: dict[str, str] = {
+    "gz": "gzip",
+    "gzip": "gzip",
+    "bz2": "bz2",
+    "zst": "zstd",
+    "zstd": "zstd",
+}
+# Archive and codec names we recognise only to refuse them with a clear reason.
+UNSUPPORTED_EXTENSIONS = frozenset({"zip", "7z", "xz", "lz4", "tar", "rar", "xls", "xlsx"})
+DELIMITER_BY_EXTENSION = {"tsv": "\t", "psv": "|"}
+
+_NON_IDENT = re.compile(r"[^a-z0-9_]+")
+_UNDERSCORES = re.compile(r"_+")
+
+
+def normalize_identifier(raw: str, *, prefix: str = "t") -> str:
+    """Make ``raw`` a valid Glue/Athena name: lowercase ``[a-z0-9_]``, no leading digit.
+
+    Accented letters lose their accents (``Café`` -> ``cafe``); every other run of
+    characters outside ``[a-z0-9_]`` becomes one ``_``; leading/trailing underscores go; a
+    leading digit gets ``<prefix>_`` in front (``2026_sales`` -> ``t_2026_sales``). Names
+    longer than 255 characters are cut and given a short hash so that they stay distinct.
+    Returns ``""`` when nothing usable remains (callers decide what that means).
+    """
+    text = unicodedata.normalize("NFKD", raw)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = _NON_IDENT.sub("_", text)
+    text = _UNDERSCORES.sub("_", text).strip("_")
+    if not text:
+        return ""
+    if text[0].isdigit():
+        text = f"{prefix}_{text}"
+    if len(text) > MAX_IDENTIFIER:
+        digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:8]
+        text = f"{text[: MAX_IDENTIFIER - 9]}_{digest}"
+    return text
+
+
+@dataclass(frozen=True)
+class NameParts:
+    """What a file name says: its stem, format and compression (``None`` when unknown)."""
+
+    stem: str
+    format: str | None
+    compression: str | None
+    extension: str | None = None  # the format extension as written, e.g. "tsv"
+
+
+def split_file_name(name: str) -> NameParts:
+    """Split ``customers.csv.gz`` into stem ``customers``, format ``csv``, compression ``gzip``.
+
+    Raises ``RejectedFile("unsupported_format")`` for archives (``.zip``, ``.xz``, ...).
+    """
+    stem = name
+    compression = None
+    fmt = None
+    extension = None
+    base, dot, ext = stem.rpartition(".")
+    if dot and base and ext.lower() in COMPRESSION_EXTENSIONS:
+        compression = COMPRESSION_EXTENSIONS[ext.lower()]
+        stem = base
+    elif dot and base and ext.lower() in UNSUPPORTED_EXTENSIONS:
+        raise RejectedFile(
+            "unsupported_format",
+            f"{name}: .{ext.lower()} files are not supported (use gzip, bzip2 or zstd)",
+        )
+    base, dot, ext = stem.rpartition(".")
+    if dot and base and ext.lower() in FORMAT_EXTENSIONS:
+        extension = ext.lower()
+        fmt = FORMAT_EXTENSIONS[extension]
+        stem = base
+    return NameParts(stem=stem, format=fmt, compression=compression, extension=extension)
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A landed object, read through the zero-config layout."""
+
+    key: str  # the decoded object key
+    dataset_id: str  # e.g. "mwaa/blog/customers"
+    table_name: str  # e.g. "mwaa_blog_customers"
+    partitions: dict[str, str] = field(default_factory=dict)  # ordered as in the key
+    file_name: str = ""
+    file_stem: str = ""
+    format: str | None = None  # from the name: csv | json | parquet | avro | None
+    compression: str | None = None  # from the name: gzip | bz2 | zstd | None
+    delimiter: str | None = None  # implied by .tsv / .psv
+
+    @property
+    def output_prefix(self) -> str:
+        """``formatted_stg/<table>/<k=v>/.../`` (values percent-encoded as Hive does)."""
+        parts = [OUTPUT_ROOT, self.table_name]
+        parts += [f"{k}={quote(v, safe='')}" for k, v in self.partitions.items()]
+        return "/".join(parts) + "/"
+
+    def output_key(self, token: str = "") -> str:
+        """The Parquet key for this file: ``<prefix><stem>[-<token>].parquet``.
+
+        ``token`` (for example the object's ETag or version id) keeps two uploads of the
+        same name in one partition from overwriting each other when the caller wants that.
+        """
+        stem = normalize_identifier(self.file_stem, prefix="f") or "part"
+        suffix = f"-{re.sub(r'[^A-Za-z0-9_.-]', '', token)}" if token else ""
+        return f"{self.output_prefix}{stem}{suffix}.parquet"
+
+    def with_table_name(self, table_name: str) -> DatasetRef:
+        """A copy whose table (and output prefix) is ``table_name`` (a datasets/ override)."""
+        normalized = normalize_identifier(table_name)
+        if normalized != table_name:
+            raise RejectedFile(
+                "invalid_key", f"table name {table_name!r} is not a valid Glue table name"
+            )
+        return DatasetRef(
+            key=self.key,
+            dataset_id=self.dataset_id,
+            table_name=table_name,
+            partitions=dict(self.partitions),
+            file_name=self.file_name,
+            file_stem=self.file_stem,
+            format=self.format,
+            compression=self.compression,
+            delimiter=self.delimiter,
+        )
+
+
+def decode_event_key(key: str) -> str:
+    """Decode a key as S3 event notifications encode it (``+`` is a space, ``%XX`` escapes)."""
+    return unquote_plus(key)
+
+
+def parse_key(key: str, *, url_encoded: bool = False) -> DatasetRef:
+    """Read ``key`` through the landing layout; raise ``RejectedFile("invalid_key")`` if it
+    cannot be placed (see the module docstring for the rules)."""
+    decoded = decode_event_key(key) if url_encoded else key
+    if not decoded or decoded.endswith("/"):
+        raise RejectedFile("invalid_key", f"{decoded!r} is a folder, not a file")
+    segments = decoded.split("/")
+    if any(seg in ("", ".", "..") for seg in segments):
+        raise RejectedFile("invalid_key", f"{decoded!r} has an empty, '.' or '..' folder")
+    *folders, file_name = segments
+    parts = split_file_name(file_name)
+    if not parts.stem or parts.stem.startswith("."):
+        raise RejectedFile("invalid_key", f"{file_name!r} has no usable file name")
+
+    path: list[str] = []
+    partitions: dict[str, str] = {}
+    for folder in folders:
+        name, eq, value = folder.partition("=")
+        if not eq:
+            if partitions:
+                raise RejectedFile(
+                    "invalid_key",
+                    f"{decoded!r}: folder {folder!r} follows a partition folder; "
+                    "partition folders (name=value) must come last",
+                )
+            path.append(folder)
+            continue
+        column = normalize_identifier(name, prefix="p")
+        if not column or not value:
+            raise RejectedFile(
+                "invalid_key", f"{decoded!r}: partition folder {folder!r} needs a name and value"
+            )
+        if column in partitions:
+            raise RejectedFile("invalid_key", f"{decoded!r}: partition {column!r} appears twice")
+        partitions[column] = value
+
+    words = [*path, parts.stem]
+    table = normalize_identifier("_".join(words))
+    if not table:
+        raise RejectedFile("invalid_key", f"{decoded!r} gives no usable table name")
+    return DatasetRef(
+        key=decoded,
+        dataset_id="/".join(words),
+        table_name=table,
+        partitions=partitions,
+        file_name=file_name,
+        file_stem=parts.stem,
+        format=parts.format,
+        compression=parts.compression,
+        delimiter=DELIMITER_BY_EXTENSION.get(parts.extension or ""),
+    )

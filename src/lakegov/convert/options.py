@@ -1,0 +1,233 @@
+"""Per-dataset conversion options and the ``datasets/*.json`` documents that set them.
+
+A document (schema: ``schemas/dataset.schema.json``) says which landed keys it applies to
+(``match``: a key prefix and an optional file-name glob) and overrides the zero-config
+defaults. Example::
+
+    {
+      "match": {"prefix": "mwaa/blog/", "pattern": "customers*"},
+      "table_name": "blog_customers",
+      "format": "csv",
+      "csv": {"delimiter": ";", "header": true},
+      "encoding": "latin-1",
+      "schema": {"columns": [{"name": "id", "type": "bigint", "nullable": false}],
+                 "changes": "additive"},
+      "bad_rows": "exceptions",
+      "limits": {"max_file_bytes": 2000000000, "max_decompression_ratio": 100},
+      "catalog": {"mode": "direct"}
+    }
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+import pyarrow as pa
+from jsonschema import Draft202012Validator
+
+from lakegov.convert.layout import normalize_identifier
+from lakegov.convert.types import declared_type
+from lakegov.errors import InvalidDocument, ValidationIssue
+
+Format = Literal["csv", "json", "parquet", "avro"]
+Compression = Literal["none", "gzip", "bz2", "zstd"]
+BadRows = Literal["reject", "exceptions"]
+SchemaChanges = Literal["additive", "any", "none"]
+CatalogMode = Literal["crawler", "direct"]
+
+DEFAULT_MAX_FILE_BYTES = 10 * 1024**3
+DEFAULT_MAX_RATIO = 200.0
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One declared column: ``type`` is a declared type name (``bigint``, ``decimal(10,2)``...)."""
+
+    name: str
+    type: str
+    nullable: bool = True
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return declared_type(self.type)
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """How one dataset's files are read and written. Every field has a zero-config default.
+
+    - ``format``/``compression``: ``None`` = detect (magic bytes, then the name, then content).
+    - ``delimiter``: ``None`` = sniff among ``,`` ``;`` TAB ``|``.
+    - ``null_values``: CSV field texts read as null (default: only the empty field).
+    - ``columns``: a declared schema, enforced: values are cast to it; a value that does not
+      fit is a bad row, a missing non-nullable column or an undeclared column rejects the file.
+    - ``bad_rows``: ``reject`` the file naming its first bad lines, or send bad rows to the
+      ``exceptions`` output and keep the good ones.
+    - ``schema_changes`` against the dataset's previous schema: ``additive`` (new columns
+      pass, breaking changes reject), ``any`` (everything passes), ``none`` (any change rejects).
+    - ``catalog_mode`` is not used by the converter; it is carried for the catalog step.
+    """
+
+    format: Format | None = None
+    compression: Compression | None = None
+    delimiter: str | None = None
+    quotechar: str = '"'
+    header: bool = True
+    encoding: str = "utf-8"
+    null_values: tuple[str, ...] = ("",)
+    columns: tuple[ColumnSpec, ...] | None = None
+    bad_rows: BadRows = "reject"
+    schema_changes: SchemaChanges = "additive"
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_decompression_ratio: float = DEFAULT_MAX_RATIO
+    table_name: str | None = None
+    catalog_mode: CatalogMode = "crawler"
+    normalize_column_names: bool = True
+
+    def declared_schema(self) -> pa.Schema | None:
+        if self.columns is None:
+            return None
+        return pa.schema(
+            [pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in self.columns]
+        )
+
+
+@dataclass(frozen=True)
+class DatasetMatch:
+    """Which landed keys a document applies to: a key prefix and an optional name glob."""
+
+    prefix: str
+    pattern: str | None = None
+
+    def matches(self, key: str) -> bool:
+        if not key.startswith(self.prefix):
+            return False
+        if self.pattern is None:
+            return True
+        return fnmatch.fnmatchcase(key.rsplit("/", 1)[-1], self.pattern)
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        """Longer prefixes win; a pattern beats none (used to pick among matching documents)."""
+        return (len(self.prefix), 1 if self.pattern else 0)
+
+
+@dataclass(frozen=True)
+class DatasetDocument:
+    """A loaded ``datasets/`` document: where it applies and the options it sets."""
+
+    match: DatasetMatch
+    options: DatasetOptions
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def select_document(documents: list[DatasetDocument], key: str) -> DatasetDocument | None:
+    """The most specific document whose ``match`` applies to ``key`` (``None`` if none)."""
+    candidates = [d for d in documents if d.match.matches(key)]
+    return max(candidates, key=lambda d: d.match.specificity) if candidates else None
+
+
+@lru_cache(maxsize=1)
+def dataset_validator() -> Draft202012Validator:
+    text = resources.files("lakegov").joinpath("schemas/dataset.schema.json").read_text("utf-8")
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _json_path(parts: Any) -> str:
+    path = "$"
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, DatasetOptions]:
+    """Validate a ``datasets/`` document and map it onto :class:`DatasetOptions`.
+
+    Raises :class:`InvalidDocument` listing every problem with its JSON path.
+    """
+    validator = dataset_validator()
+    issues = [
+        ValidationIssue(
+            _json_path(err.absolute_path),
+            err.message,
+            err.instance if not isinstance(err.instance, dict | list) else None,
+        )
+        for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if issues:
+        raise InvalidDocument(issues, source)
+
+    issues = []
+    csv_opts = doc.get("csv", {})
+    columns = None
+    schema = doc.get("schema", {})
+    if "columns" in schema:
+        seen: set[str] = set()
+        specs = []
+        for i, col in enumerate(schema["columns"]):
+            try:
+                declared_type(col["type"])
+            except ValueError as exc:
+                issues.append(ValidationIssue(f"$.schema.columns[{i}].type", str(exc), col["type"]))
+            if col["name"] in seen:
+                issues.append(
+                    ValidationIssue(
+                        f"$.schema.columns[{i}].name", "duplicate column name", col["name"]
+                    )
+                )
+            seen.add(col["name"])
+            specs.append(ColumnSpec(col["name"], col["type"], col.get("nullable", True)))
+        columns = tuple(specs)
+    table_name = doc.get("table_name")
+    if table_name is not None and normalize_identifier(table_name) != table_name:
+        issues.append(
+            ValidationIssue(
+                "$.table_name",
+                "must be a valid Glue table name: lowercase letters, digits and _, "
+                "not starting with a digit",
+                table_name,
+            )
+        )
+    encoding = doc.get("encoding", "utf-8")
+    try:
+        "".encode(encoding)
+    except LookupError:
+        issues.append(ValidationIssue("$.encoding", f"unknown encoding {encoding!r}", encoding))
+    if issues:
+        raise InvalidDocument(issues, source)
+
+    limits = doc.get("limits", {})
+    match = DatasetMatch(doc["match"]["prefix"], doc["match"].get("pattern"))
+    options = DatasetOptions(
+        format=doc.get("format"),
+        compression=doc.get("compression"),
+        delimiter=csv_opts.get("delimiter"),
+        quotechar=csv_opts.get("quotechar", '"'),
+        header=csv_opts.get("header", True),
+        encoding=encoding,
+        null_values=tuple(csv_opts.get("null_values", [""])),
+        columns=columns,
+        bad_rows=doc.get("bad_rows", "reject"),
+        schema_changes=schema.get("changes", "additive"),
+        max_file_bytes=limits.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES),
+        max_decompression_ratio=limits.get("max_decompression_ratio", DEFAULT_MAX_RATIO),
+        table_name=table_name,
+        catalog_mode=doc.get("catalog", {}).get("mode", "crawler"),
+        normalize_column_names=doc.get("normalize_column_names", True),
+    )
+    return match, options
+
+
+def load_document(doc: Any, source: str = "") -> DatasetDocument:
+    """:func:`options_from_document` wrapped as a :class:`DatasetDocument`."""
+    match, options = options_from_document(doc, source)
+    extra = {k: doc[k] for k in ("dataset", "description", "owner") if k in doc}
+    return DatasetDocument(match=match, options=options, source=source, extra=extra)

@@ -1,0 +1,96 @@
+"""`lakegov convert IN OUT`: one-line summary, one-line reason, nothing partial left."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from lakegov.convert.cli import register
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lakegov")
+    register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_converts_a_local_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes("id;name\n1;Zoé\n2;Bob\n".encode("latin-1"))
+    out = tmp_path / "out.parquet"
+    code = main(
+        ["convert", str(src), str(out), "--encoding", "latin-1", "--delimiter", "semicolon"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.out.count("\n") == 1 and "2 rows out" in captured.out
+    assert pq.read_table(out).to_pylist() == [{"id": 1, "name": "Zoé"}, {"id": 2, "name": "Bob"}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.parquet"]
+
+
+def test_bad_file_exits_non_zero_with_one_line_and_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes(b"a,b\n1,2\n3\n")
+    out = tmp_path / "out.parquet"
+    code = main(["convert", str(src), str(out)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err == "rejected: ragged_rows: line 3: expected 2 fields (lines 3)\n"
+    assert "Traceback" not in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_exceptions_mode_writes_the_exceptions_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"a": 1}\nnot json\n{"a": 2}\n')
+    out = tmp_path / "out.parquet"
+    exc = tmp_path / "bad.jsonl"
+    code = main(
+        ["convert", str(src), str(out), "--bad-rows", "exceptions", "--exceptions", str(exc)]
+    )
+    assert code == 0
+    assert "1 bad rows" in capsys.readouterr().out
+    assert [json.loads(x)["line"] for x in exc.read_text().splitlines()] == [2]
+    assert pq.read_table(out).column("a").to_pylist() == [1, 2]
+
+
+def test_declared_schema_file(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes(b"id,v\n1,2\n")
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps([{"name": "id", "type": "int"}, {"name": "v", "type": "double"}]))
+    out = tmp_path / "out.parquet"
+    assert main(["convert", str(src), str(out), "--schema", str(schema)]) == 0
+    assert str(pq.read_table(out).schema.field("v").type) == "double"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--bad-rows", "exceptions"], "error: --bad-rows exceptions needs --exceptions FILE\n"),
+        (["--delimiter", "::"], "error: --delimiter must be one character, not '::'\n"),
+    ],
+)
+def test_usage_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes(b"a\n1\n")
+    assert main(["convert", str(src), str(tmp_path / "o.parquet"), *extra]) == 1
+    assert capsys.readouterr().err == message
+
+
+def test_missing_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["convert", str(tmp_path / "nope.csv"), str(tmp_path / "o.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,139 @@
+"""The widening lattice, fingerprints, schema diffs and the dataset's previous schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from lakegov.convert.options import DatasetOptions
+from lakegov.convert.types import compare_schemas, join_types, schema_fingerprint, widen_array
+from lakegov.errors import RejectedFile
+
+Run = Callable[..., Any]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "joined"),
+    [
+        (pa.null(), pa.int64(), pa.int64()),
+        (pa.int64(), pa.float64(), pa.float64()),
+        (pa.int32(), pa.int64(), pa.int64()),
+        (pa.bool_(), pa.int64(), pa.string()),
+        (pa.date32(), pa.timestamp("us"), pa.timestamp("us")),
+        (pa.timestamp("us"), pa.timestamp("us", tz="UTC"), pa.string()),
+        (pa.list_(pa.int64()), pa.list_(pa.float64()), pa.list_(pa.float64())),
+        (
+            pa.struct([("a", pa.int64())]),
+            pa.struct([("b", pa.string())]),
+            pa.struct([("a", pa.int64()), ("b", pa.string())]),
+        ),
+        (pa.struct([("a", pa.int64())]), pa.int64(), pa.string()),
+    ],
+)
+def test_join_types(a: pa.DataType, b: pa.DataType, joined: pa.DataType) -> None:
+    assert join_types(a, b) == joined
+    assert join_types(b, a).equals(joined) or pa.types.is_struct(joined)
+
+
+def test_widen_nested_arrays_keeps_nulls_and_values() -> None:
+    arr = pa.array([{"a": 1, "l": [1, 2]}, None, {"a": 3, "l": None}])
+    target = pa.struct([("a", pa.float64()), ("l", pa.list_(pa.float64())), ("z", pa.string())])
+    assert widen_array(arr, target).to_pylist() == [
+        {"a": 1.0, "l": [1.0, 2.0], "z": None},
+        None,
+        {"a": 3.0, "l": None, "z": None},
+    ]
+
+
+def test_fingerprint_ignores_column_and_field_order_but_not_types() -> None:
+    a = pa.schema([("x", pa.int64()), ("s", pa.struct([("p", pa.int64()), ("q", pa.string())]))])
+    b = pa.schema([("s", pa.struct([("q", pa.string()), ("p", pa.int64())])), ("x", pa.int64())])
+    c = pa.schema([("x", pa.float64()), ("s", pa.struct([("p", pa.int64()), ("q", pa.string())]))])
+    assert schema_fingerprint(a) == schema_fingerprint(b)
+    assert schema_fingerprint(a) != schema_fingerprint(c)
+    assert schema_fingerprint(a).startswith("sha256:")
+
+
+def test_compare_schemas() -> None:
+    prev = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("name", pa.string()),
+            ("x", pa.null()),
+            ("s", pa.struct([("a", pa.int64())])),
+        ]
+    )
+    assert compare_schemas(None, prev).kind == "none"
+    assert compare_schemas(prev, prev).kind == "none"
+    added = prev.append(pa.field("new", pa.string()))
+    diff = compare_schemas(prev, added)
+    assert (diff.kind, diff.added) == ("additive", ["new"])
+    filled = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("name", pa.string()),
+            ("x", pa.string()),
+            ("s", pa.struct([("a", pa.int64()), ("b", pa.int64())])),
+        ]
+    )
+    assert compare_schemas(prev, filled).kind == "additive"
+    retyped = pa.schema(
+        [
+            ("id", pa.float64()),
+            ("name", pa.string()),
+            ("x", pa.null()),
+            ("s", pa.struct([("a", pa.int64())])),
+        ]
+    )
+    diff = compare_schemas(prev, retyped)
+    assert diff.kind == "breaking"
+    assert diff.changed[0].name == "id" and diff.changed[0].widening
+    removed = pa.schema([("id", pa.int64())])
+    diff = compare_schemas(prev, removed)
+    assert diff.kind == "breaking" and set(diff.removed) == {"name", "x", "s"}
+    assert diff.to_dict()["kind"] == "breaking"
+
+
+PREVIOUS = pa.schema(
+    [("id", pa.int64()), ("amount", pa.float64()), ("note", pa.string()), ("gone", pa.string())]
+)
+
+
+def test_previous_schema_seeds_inference_and_fills_absent_columns(run: Run) -> None:
+    # Given a dataset whose amount was float64 and note text / When a file has only ints
+    out = run(b"id,amount,note\n1,5,7\n2,6,8\n", previous_schema=PREVIOUS)
+    # Then the types stay the dataset's, and the absent column is written as nulls
+    assert out.table.schema.field("amount").type == pa.float64()
+    assert out.table.column("note").to_pylist() == ["7", "8"]
+    assert out.table.column("gone").to_pylist() == [None, None]
+    assert out.result.schema_diff.kind == "none"
+    assert out.result.missing_columns == ["gone"]
+
+
+def test_additive_change_passes_and_is_reported(run: Run) -> None:
+    out = run(b"id,amount,note,extra\n1,5,a,b\n", previous_schema=PREVIOUS)
+    assert out.result.schema_diff.kind == "additive"
+    assert out.result.schema_diff.added == ["extra"]
+
+
+def test_breaking_change_is_rejected_by_default_and_allowed_by_policy(run: Run) -> None:
+    data = b"id,amount,note\nabc,5,a\n"
+    with pytest.raises(RejectedFile) as err:
+        run(data, previous_schema=PREVIOUS)
+    assert err.value.reason_code == "schema_change"
+    assert "id int64 -> string" in err.value.reason
+    out = run(data, previous_schema=PREVIOUS, options=DatasetOptions(schema_changes="any"))
+    assert out.result.schema_diff.kind == "breaking"
+
+
+def test_policy_none_rejects_even_additive_changes(run: Run) -> None:
+    with pytest.raises(RejectedFile) as err:
+        run(
+            b"id,extra\n1,x\n",
+            previous_schema=PREVIOUS,
+            options=DatasetOptions(schema_changes="none"),
+        )
+    assert err.value.reason_code == "schema_change"
