@@ -121,6 +121,11 @@ class DatasetDocuments:
         return select_document(self.all(), key)
 
 
+def _type_of(schema: pa.Schema, name: str) -> str:
+    index = schema.get_field_index(name)
+    return type_name(schema.field(index).type) if index >= 0 else "unknown"
+
+
 def _schema_columns(schema: pa.Schema) -> list[dict[str, str]]:
     return [{"name": f.name, "type": type_name(f.type)} for f in schema]
 
@@ -298,11 +303,10 @@ class Converter:
                     "change": "additive" if diff.kind == "additive" else "breaking",
                     "action": "applied",
                     "policy": options.schema_changes,
-                    "added": [{"name": f.name, "type": type_name(f.type)} for f in diff.added],
-                    "removed": [{"name": f.name, "type": type_name(f.type)} for f in diff.removed],
+                    "added": [{"name": n, "type": _type_of(result.schema, n)} for n in diff.added],
+                    "removed": [{"name": n, "type": _type_of(previous, n)} for n in diff.removed],
                     "changed": [
-                        {"name": c.name, "from": type_name(c.old), "to": type_name(c.new)}
-                        for c in diff.changed
+                        {"name": c.name, "from": c.previous, "to": c.current} for c in diff.changed
                     ],
                     "source_key": landed.key,
                     "detected_at": utc_now(),
