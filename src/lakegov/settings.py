@@ -31,6 +31,11 @@ _ENV_NAMES: dict[str, str] = {
     "athena_workgroup": "ATHENA_WORKGROUP",
     "alarm_topic_arn": "ALARM_TOPIC_ARN",
     "central_bus_role_arn": "CENTRAL_BUS_ROLE_ARN",
+    "dbt_project_key": "DBT_PROJECT_KEY",
+    "dbt_codebuild_project": "DBT_CODEBUILD_PROJECT",
+    "products_default_runner": "PRODUCTS_DEFAULT_RUNNER",
+    "local_mode": "LAKEGOV_LOCAL",
+    "local_runs_dir": "LAKEGOV_LOCAL_RUNS_DIR",
 }
 
 
@@ -55,6 +60,11 @@ class Settings:
     athena_workgroup: str = "primary"
     alarm_topic_arn: str = ""
     central_bus_role_arn: str = ""
+    dbt_project_key: str = "dbt/project.zip"
+    dbt_codebuild_project: str = ""
+    products_default_runner: str = ""  # empty: "local" on the embedded runtime, else codebuild
+    local_mode: int = 0  # 1 on the embedded runtime
+    local_runs_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
