@@ -98,13 +98,16 @@ class CodeBuildRunner:
 
 
 def _phase_reason(phases: Any) -> str | None:
+    """The first phase that did not succeed, from the API (camelCase) or an event (kebab)."""
     for phase in phases or []:
-        if phase.get("phaseStatus") not in (None, "SUCCEEDED"):
-            messages = [c.get("message", "") for c in phase.get("contexts") or []]
-            detail = "; ".join(m for m in messages if m)
-            return f"phase {phase.get('phaseType')} {phase.get('phaseStatus')}" + (
-                f": {detail}" if detail else ""
-            )
+        status = phase.get("phaseStatus") or phase.get("phase-status")
+        if status in (None, "SUCCEEDED"):
+            continue
+        kind = phase.get("phaseType") or phase.get("phase-type")
+        contexts = phase.get("contexts") or phase.get("phase-context") or []
+        messages = [c.get("message", "") if isinstance(c, dict) else str(c) for c in contexts]
+        detail = "; ".join(m.strip(": ") for m in messages if m.strip(": "))
+        return f"phase {kind} {status}" + (f": {detail}" if detail else "")
     return None
 
 
