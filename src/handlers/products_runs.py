@@ -1,4 +1,6 @@
-"""Run state: CodeBuild, Step Functions, ECS and local-runner state changes -> run audit."""
+"""Run state: CodeBuild, Step Functions, ECS and local-runner state changes -> run audit,
+events, alarms and retries; on its schedule, the sweep (MWAA polling, stuck starts,
+pending retries, schedule fallbacks)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
 from lakegov.observability import logger, metrics, tracer
-from lakegov.products.service import on_run_state_change
+from lakegov.products.service import on_run_state_change, sweep
 from lakegov.products.wiring import products_context
 from lakegov.runners import codebuild, ecs, local, stepfunctions
 
@@ -21,6 +23,8 @@ PARSERS = (codebuild.parse_event, stepfunctions.parse_event, ecs.parse_event, lo
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    if event.detail_type == "Scheduled Event":
+        return {"swept": sweep(products_context(get_app()))}
     raw = event.raw_event
     for parse in PARSERS:
         change = parse(raw)
