@@ -297,6 +297,7 @@ def on_run_state_change(change: RunStateChange, ctx: ProductsContext) -> dict[st
         return {"status": "IGNORED", "reason": f"not an end state ({change.status.native})"}
     ref = ctx.store.get_run_ref(change.runner, change.external_id)
     if ref is None:
+        count("ForeignRunStateChanges")
         logger.info(
             "state change of a job lakegov did not start",
             extra={"runner": change.runner, "external_id": change.external_id},

@@ -4,7 +4,6 @@ alarms, and the partial retry of the failed models and their children."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
