@@ -499,6 +499,7 @@ def _alarm(
 def sweep(ctx: ProductsContext) -> dict[str, Any]:
     """Poll what has no events, take over stuck starts, start retries and schedules."""
     outcome: dict[str, Any] = {}
+    count("ProductSweeps")
     for definition in ctx.store.list_definitions():
         if definition.get("status") != "ACTIVE":
             continue
