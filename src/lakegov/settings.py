@@ -33,7 +33,11 @@ _ENV_NAMES: dict[str, str] = {
     "central_bus_role_arn": "CENTRAL_BUS_ROLE_ARN",
     "governance_guardrails": "GOVERNANCE_GUARDRAILS",
     "drift_reconcile": "DRIFT_RECONCILE",
-    "local": "LAKEGOV_LOCAL",
+    "dbt_project_key": "DBT_PROJECT_KEY",
+    "dbt_codebuild_project": "DBT_CODEBUILD_PROJECT",
+    "products_default_runner": "PRODUCTS_DEFAULT_RUNNER",
+    "local_mode": "LAKEGOV_LOCAL",
+    "local_runs_dir": "LAKEGOV_LOCAL_RUNS_DIR",
 }
 
 
@@ -60,7 +64,11 @@ class Settings:
     central_bus_role_arn: str = ""
     governance_guardrails: str = ""  # JSON object, see lakegov.governance.Guardrails
     drift_reconcile: str = "false"
-    local: str = ""  # "1" on the embedded runtime
+    dbt_project_key: str = "dbt/project.zip"
+    dbt_codebuild_project: str = ""
+    products_default_runner: str = ""  # empty: "local" on the embedded runtime, else codebuild
+    local_mode: int = 0  # 1 on the embedded runtime
+    local_runs_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,7 +119,7 @@ class Settings:
 
     @property
     def is_local(self) -> bool:
-        return self.local == "1"
+        return self.local_mode == 1
 
     def database(self, layer: str) -> str:
         """Glue database name of a lake layer (``formatted_stg``, ``formatted``...)."""

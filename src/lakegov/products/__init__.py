@@ -1,0 +1,1 @@
+"""Data products: documents, dependency fan-in, runs, run audit and retries."""

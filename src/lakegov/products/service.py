@@ -1,0 +1,540 @@
+"""The products' unit of work: fan-in on DatasetRefreshed, starting runs, finishing them.
+
+* :func:`on_dataset_refreshed` records a refresh for every product depending on it, and
+  starts each product whose dependencies are now fresh (:mod:`lakegov.products.fanin`).
+* :func:`advance` is the one place a run starts: a pending retry first, else the fan-in
+  decision (or the schedule fallback). The start is claimed by one conditional write per
+  generation (``ProductStore.claim_start``), so a product starts exactly once even when
+  its last two refreshes are handled at the same moment.
+* :func:`on_run_state_change` turns a runner's end into the run audit (per model from
+  dbt's ``run_results.json``), ``ProductRunFinished``, ``DatasetRefreshed`` for what the
+  product refreshes, an alarm on failure and a retry of the failed models and their
+  children.
+* :func:`sweep` (on a schedule) polls runners without state-change events (MWAA), takes
+  over stuck starts, starts pending retries and the schedule fallbacks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lakegov.audit import AuditStore
+from lakegov.aws import error_code, is_transient
+from lakegov.errors import PermanentError, RetryableError
+from lakegov.events import Event, EventPublisher, utc_now
+from lakegov.observability import count, logger
+from lakegov.products.artifacts import (
+    MAX_MODELS_IN_EVENT,
+    DbtResults,
+    RunArtifacts,
+    artifacts_prefix,
+    load_artifacts,
+)
+from lakegov.products.fanin import Readiness, evaluate, normalise_time, schedule_due, stamp_of
+from lakegov.products.model import Product, event_keys
+from lakegov.products.store import IDLE, RUNNING, STARTING, ProductStore
+from lakegov.runners.base import (
+    FAILED,
+    STOPPED,
+    SUCCEEDED,
+    TIMED_OUT,
+    Runner,
+    RunRequest,
+    RunStateChange,
+    RunStatus,
+)
+
+RUN_KIND = "run"
+FINAL_RUN_STATUSES = frozenset({SUCCEEDED, FAILED, TIMED_OUT, STOPPED})
+RETRIED_STATUSES = frozenset({FAILED, TIMED_OUT})  # a stopped run was stopped on purpose
+POLLED_RUNNERS = frozenset({"mwaa"})  # no state-change events: the sweeper asks
+
+
+@dataclass
+class ProductsContext:
+    """What the products' functions need; built once per container by the handlers."""
+
+    store: ProductStore
+    audit: AuditStore
+    publisher: EventPublisher
+    runners: Callable[[str], Runner]
+    s3: Any
+    config_bucket: str
+    glue_prefix: str = ""
+    default_runner: str = "codebuild"
+    sns: Any = None
+    alarm_topic_arn: str = ""
+    dbt_project_key: str = "dbt/project.zip"
+    account_id: str = ""
+    environment: str = ""
+    lease_s: int = 600
+    clock: Callable[[], float] = time.time
+    dbt: DbtResults = field(default_factory=DbtResults)
+    load_artifacts: Callable[[Any, str, str, str], RunArtifacts] = load_artifacts
+
+    def product(self, name: str) -> Product | None:
+        document = self.store.get_document(name)
+        return Product.from_document(document) if document else None
+
+
+# -- fan-in ------------------------------------------------------------------------------
+def on_dataset_refreshed(detail: Mapping[str, Any], ctx: ProductsContext) -> dict[str, Any]:
+    """Record one DatasetRefreshed for every product depending on it; start the ready ones."""
+    keys = event_keys(detail.get("dataset"), detail.get("database"), detail.get("table"))
+    refreshed_at = normalise_time(str(detail.get("refreshed_at") or utc_now()))
+    outcome: dict[str, Any] = {"keys": keys, "products": {}}
+    for name in ctx.store.products_for(keys):
+        if detail.get("product") == name:
+            continue  # a product never triggers itself (validation refuses such cycles too)
+        product = ctx.product(name)
+        if product is None:
+            continue
+        mine = set(product.dependency_keys(ctx.glue_prefix)) & set(keys)
+        newer = False
+        for key in sorted(mine):
+            recorded, _ = ctx.store.record_refresh(name, key, refreshed_at)
+            newer |= recorded
+        trigger = {
+            "type": "refresh",
+            "dataset": detail.get("dataset"),
+            "database": detail.get("database"),
+            "table": detail.get("table"),
+            "refreshed_at": refreshed_at,
+        }
+        outcome["products"][name] = {"recorded": newer, **advance(product, ctx, trigger=trigger)}
+    count("DatasetRefreshedHandled")
+    return outcome
+
+
+def readiness(product: Product, state: Mapping[str, Any], ctx: ProductsContext) -> Readiness:
+    return evaluate(
+        product.dependency_keys(ctx.glue_prefix),
+        state,
+        policy=product.policy,
+        max_age_s=product.max_age_s,
+        now=ctx.clock(),
+    )
+
+
+def advance(
+    product: Product,
+    ctx: ProductsContext,
+    *,
+    trigger: Mapping[str, Any] | None = None,
+    state: Mapping[str, Any] | None = None,
+    allow_schedule: bool = False,
+) -> dict[str, Any]:
+    """Start the product's next run if one is due: a pending retry, else fan-in, else schedule.
+
+    Safe to call any number of times, concurrently: only one caller per generation wins.
+    """
+    state = dict(state if state is not None else ctx.store.get_state(product.name))
+    now = ctx.clock()
+    retry = state.get("retry")
+    if retry and state.get("phase", IDLE) == IDLE:
+        run = {
+            "attempt": int(retry["attempt"]),
+            "run_snapshot": retry.get("snapshot") or {},
+            "selection": list(retry.get("selection") or []),
+            "selector": None,
+            "trigger": {"type": "retry", "of": retry.get("of")},
+        }
+        return _claim_and_launch(product, ctx, state, run)
+    decision = readiness(product, state, ctx)
+    if decision.ready:
+        run = {
+            "attempt": 1,
+            "run_snapshot": dict(decision.snapshot),
+            "selection": list(product.select),
+            "selector": product.selector,
+            "trigger": dict(trigger or {"type": "refresh"}),
+        }
+        return {**_claim_and_launch(product, ctx, state, run), "readiness": decision.to_dict()}
+    if allow_schedule and schedule_due(state, product.schedule_s, now):
+        run = {
+            "attempt": 1,
+            "run_snapshot": dict(decision.snapshot),
+            "selection": list(product.select),
+            "selector": product.selector,
+            "trigger": {"type": "schedule", "every_s": product.schedule_s},
+        }
+        return {**_claim_and_launch(product, ctx, state, run), "readiness": decision.to_dict()}
+    return {"started": False, "readiness": decision.to_dict()}
+
+
+def new_run_id(now: float, generation: int, attempt: int) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + f"-g{generation}-a{attempt}"
+
+
+def _claim_and_launch(
+    product: Product, ctx: ProductsContext, state: Mapping[str, Any], run: Mapping[str, Any]
+) -> dict[str, Any]:
+    now = ctx.clock()
+    generation = int(state.get("generation", 0))
+    run_id = new_run_id(now, generation + 1, int(run["attempt"]))
+    runner = product.runner_name(ctx.default_runner)
+    claimed = ctx.store.claim_start(
+        product.name,
+        generation=generation,
+        now=int(now),
+        lease_s=ctx.lease_s,
+        run={
+            **run,
+            "current_run": run_id,
+            "runner": runner,
+            "last_started_at": stamp_of(now),
+        },
+    )
+    if claimed is None:
+        count("ProductStartRacesLost")
+        return {"started": False, "reason": "another handler claimed this generation"}
+    return launch(product, ctx, claimed)
+
+
+def launch(product: Product, ctx: ProductsContext, state: Mapping[str, Any]) -> dict[str, Any]:
+    """Start the claimed run (``state`` is ``starting``) on the product's runner."""
+    run_id = str(state["current_run"])
+    runner_name = str(state.get("runner") or product.runner_name(ctx.default_runner))
+    attempt = int(state.get("attempt", 1))
+    selection = tuple(state.get("selection") or ())
+    request = RunRequest(
+        product=product.name,
+        run_id=run_id,
+        selection=selection,
+        vars=product.vars,
+        settings=product.runner_settings,
+        exclude=product.exclude,
+        selector=state.get("selector") or None,
+        command=product.command,
+        attempt=attempt,
+        artifacts_uri=f"s3://{ctx.config_bucket}/{artifacts_prefix(product.name, run_id)}",
+        project_uri=f"s3://{ctx.config_bucket}/{ctx.dbt_project_key}",
+    )
+    trigger = dict(state.get("trigger") or {})
+    started_at = utc_now()
+    base = {
+        "runner": runner_name,
+        "attempt": attempt,
+        "selection": list(selection),
+        "trigger": trigger,
+        "generation": int(state.get("generation", 0)),
+        "artifacts_uri": request.artifacts_uri,
+        "started_at": started_at,
+    }
+    ctx.audit.record(RUN_KIND, product.name, run_id, "STARTING", attributes=base)
+    try:
+        external_id = ctx.runners(runner_name).start(request)
+    except Exception as exc:
+        return _start_failed(product, ctx, state, run_id, base, exc)
+    ctx.store.put_run_ref(
+        runner_name,
+        external_id,
+        product=product.name,
+        run_id=run_id,
+        extra={"settings": dict(product.runner_settings)},
+    )
+    # Clears any pending retry too: a run that started supersedes it.
+    ctx.store.mark_running(product.name, run_id, runner=runner_name, external_id=external_id)
+    ctx.audit.record(
+        RUN_KIND, product.name, run_id, "STARTED", attributes={"external_id": external_id}
+    )
+    ctx.publisher.publish(
+        "ProductRunStarted",
+        {
+            "product": product.name,
+            "run_id": run_id,
+            "runner": runner_name,
+            "selection": list(selection),
+            "trigger": trigger,
+            "attempt": attempt,
+            "external_id": external_id,
+            "started_at": started_at,
+        },
+    )
+    count("ProductRunsStarted")
+    logger.info(
+        "product run started",
+        extra={"product": product.name, "run_id": run_id, "runner": runner_name},
+    )
+    return {"started": True, "run_id": run_id, "external_id": external_id, "runner": runner_name}
+
+
+def _start_failed(
+    product: Product,
+    ctx: ProductsContext,
+    state: Mapping[str, Any],
+    run_id: str,
+    base: Mapping[str, Any],
+    exc: Exception,
+) -> dict[str, Any]:
+    transient = isinstance(exc, RetryableError) or is_transient(exc)
+    reason = f"the {base['runner']} runner could not start: {type(exc).__name__}: {exc}"[:1000]
+    if transient:
+        # Back to idle with the same inputs: the redelivered event starts it again.
+        ctx.store.end_run(product.name, run_id, sets={"phase": IDLE, "last_run": run_id})
+        ctx.audit.record(RUN_KIND, product.name, run_id, "FAILED", note=reason + " (will retry)")
+        count("ProductStartsRetried")
+        if isinstance(exc, RetryableError):
+            raise exc
+        raise RetryableError(reason) from exc
+    if not isinstance(exc, PermanentError | ClientError | ValueError | KeyError):
+        ctx.store.end_run(product.name, run_id, sets={"phase": IDLE, "last_run": run_id})
+        raise exc  # a bug: let it surface (and the event be retried / dead-lettered)
+    change = RunStateChange(base["runner"], "", RunStatus(FAILED, reason, "START_FAILED"))
+    return finish_run(product.name, run_id, change, ctx, attempt=int(state.get("attempt", 1)))
+
+
+# -- run state ---------------------------------------------------------------------------
+def on_run_state_change(change: RunStateChange, ctx: ProductsContext) -> dict[str, Any]:
+    """A runner's job changed state: finish the run it belongs to (ignore anything else)."""
+    if not change.status.terminal:
+        return {"status": "IGNORED", "reason": f"not an end state ({change.status.native})"}
+    ref = ctx.store.get_run_ref(change.runner, change.external_id)
+    if ref is None:
+        count("ForeignRunStateChanges")
+        logger.info(
+            "state change of a job lakegov did not start",
+            extra={"runner": change.runner, "external_id": change.external_id},
+        )
+        return {"status": "IGNORED", "reason": "not a lakegov run"}
+    return finish_run(str(ref["product"]), str(ref["run_id"]), change, ctx)
+
+
+def finish_run(
+    name: str,
+    run_id: str,
+    change: RunStateChange,
+    ctx: ProductsContext,
+    *,
+    attempt: int | None = None,
+) -> dict[str, Any]:
+    """Audit, announce and follow up the end of one run (idempotent per run)."""
+    run = ctx.audit.get(RUN_KIND, name, run_id) or {}
+    product = ctx.product(name)
+    if run.get("status") in FINAL_RUN_STATUSES:
+        count("DuplicateRunStateChanges")
+        if product is not None:
+            advance(product, ctx)
+        return {"status": "DUPLICATE", "run_id": run_id, "previous": run.get("status")}
+    attempt = int(attempt or run.get("attempt", 1))
+    artifacts = ctx.load_artifacts(ctx.s3, ctx.config_bucket, name, run_id)
+    rows = ctx.dbt.rows(artifacts, process_nm=name)
+    status = change.status.state
+    if status == SUCCEEDED and ctx.dbt.failed(artifacts):
+        status = FAILED  # the job said success but dbt did not: trust dbt
+    failed_rows = [r for r in rows if r.status == "FAILED"]
+    reason = change.status.reason
+    if status != SUCCEEDED and failed_rows:
+        detail = "; ".join(
+            f"{r.model_nm}: {r.fields.get('execution_failure_reason') or 'failed'}"
+            for r in failed_rows[:5]
+        )
+        reason = f"{reason}; {detail}" if reason else detail
+    if status != SUCCEEDED and not reason:
+        reason = f"{change.runner} job ended {change.status.native or status}"
+    for row in rows:
+        ctx.audit.record(
+            RUN_KIND,
+            name,
+            f"{run_id}#{row.model_nm}",
+            row.status,
+            attributes={**row.fields, "run_id": run_id, "unique_id": row.unique_id},
+        )
+
+    max_attempts = product.max_attempts if product else 1
+    retry_selection: list[str] = []
+    if status in RETRIED_STATUSES and product is not None:
+        if artifacts.present:
+            retry_selection = ctx.dbt.failed_and_children(artifacts)
+        else:
+            retry_selection = list(run.get("selection") or product.select)
+    will_retry = bool(
+        status in RETRIED_STATUSES
+        and attempt < max_attempts
+        and (retry_selection or not artifacts.present)
+        and change.status.native != "START_FAILED"
+    )
+    state = ctx.store.get_state(name)
+    snapshot = state.get("run_snapshot") or {}
+    finished_at = utc_now()
+    sets: dict[str, Any] = {
+        "phase": IDLE,
+        "last_run": run_id,
+        "last_status": status,
+        "last_finished_at": finished_at,
+    }
+    remove: list[str] = []
+    if status == SUCCEEDED:
+        sets.update(success_snapshot=snapshot, last_success_at=finished_at)
+        remove += ["failed_snapshot", "retry"]
+    elif will_retry:
+        sets["retry"] = {
+            "attempt": attempt + 1,
+            "selection": retry_selection,
+            "snapshot": snapshot,
+            "of": run_id,
+        }
+    else:
+        sets["failed_snapshot"] = snapshot
+        remove.append("retry")
+    after = ctx.store.end_run(name, run_id, sets=sets, remove=remove)
+
+    models = [r.fields for r in rows][:MAX_MODELS_IN_EVENT]
+    finished: dict[str, Any] = {
+        "product": name,
+        "run_id": run_id,
+        "runner": change.runner,
+        "status": status,
+        "failure_reason": reason if status != SUCCEEDED else None,
+        "models": [dict(m) for m in models],
+        "attempt": attempt,
+        "external_id": change.external_id or None,
+        "finished_at": finished_at,
+    }
+    if run.get("started_at"):
+        finished["started_at"] = run["started_at"]
+    if status != SUCCEEDED and retry_selection:
+        finished["retry_selection"] = retry_selection
+    events = [Event("ProductRunFinished", finished)]
+    if status == SUCCEEDED and product is not None:
+        for output in product.outputs(ctx.glue_prefix):
+            refreshed = {
+                "dataset": output.dataset,
+                "database": output.database,
+                "table": output.table,
+                "refreshed_at": finished_at,
+                "mode": "product",
+                "product": name,
+                "run_id": run_id,
+                "producer_account": ctx.account_id or None,
+                "environment": ctx.environment or None,
+            }
+            events.append(Event("DatasetRefreshed", {k: v for k, v in refreshed.items() if v}))
+    ctx.publisher.publish_all(events)
+    if status != SUCCEEDED:
+        _alarm(
+            ctx, name, run_id, status, reason, attempt, max_attempts, will_retry, retry_selection
+        )
+    ctx.audit.record(
+        RUN_KIND,
+        name,
+        run_id,
+        status,
+        note=(reason or "")[:500],
+        attributes={
+            "finished_at": finished_at,
+            "failure_reason": reason if status != SUCCEEDED else None,
+            "models_total": len(rows),
+            "models_failed": len(failed_rows),
+            "retry_selection": retry_selection,
+            "will_retry": will_retry,
+        },
+    )
+    count("ProductRunsSucceeded" if status == SUCCEEDED else "ProductRunsFailed")
+    next_run: dict[str, Any] = {}
+    if product is not None:
+        next_run = advance(product, ctx, state=after) if after else advance(product, ctx)
+    return {
+        "status": status,
+        "run_id": run_id,
+        "models": len(rows),
+        "retry_selection": retry_selection,
+        "will_retry": will_retry,
+        "next": next_run,
+    }
+
+
+def _alarm(
+    ctx: ProductsContext,
+    name: str,
+    run_id: str,
+    status: str,
+    reason: str | None,
+    attempt: int,
+    max_attempts: int,
+    will_retry: bool,
+    retry_selection: list[str],
+) -> None:
+    if will_retry:
+        what = ", ".join(retry_selection) or "the same selection"
+        follow_up = f"retrying {what} (failed models and children), attempt {attempt + 1}"
+    else:
+        follow_up = f"no retry left after attempt {attempt}; waiting for a new refresh"
+    follow_up += f" (max_attempts {max_attempts})"
+    logger.error(
+        "product run failed",
+        extra={"product": name, "run_id": run_id, "status": status, "reason": reason},
+    )
+    if not (ctx.sns and ctx.alarm_topic_arn):
+        return
+    message = {
+        "product": name,
+        "run_id": run_id,
+        "status": status,
+        "reason": reason,
+        "attempt": attempt,
+        "max_attempts": max_attempts,
+        "follow_up": follow_up,
+        "environment": ctx.environment,
+    }
+    try:
+        ctx.sns.publish(
+            TopicArn=ctx.alarm_topic_arn,
+            Subject=f"lakegov: product {name} run {status}"[:100],
+            Message=json.dumps(message, indent=2, default=str),
+        )
+    except ClientError as exc:
+        # The run is already audited and evented; a lost alarm must not redo the run's end.
+        logger.error("alarm publish failed", extra={"code": error_code(exc)})
+        count("AlarmPublishFailures")
+
+
+# -- sweeper -----------------------------------------------------------------------------
+def sweep(ctx: ProductsContext) -> dict[str, Any]:
+    """Poll what has no events, take over stuck starts, start retries and schedules."""
+    outcome: dict[str, Any] = {}
+    count("ProductSweeps")
+    for definition in ctx.store.list_definitions():
+        if definition.get("status") != "ACTIVE":
+            continue
+        name = str(definition["subject"])
+        product = ctx.product(name)
+        if product is None:
+            continue
+        state = ctx.store.get_state(name)
+        try:
+            outcome[name] = _sweep_one(product, state, ctx)
+        except RetryableError as exc:
+            outcome[name] = {"error": str(exc)}
+    return outcome
+
+
+def _sweep_one(product: Product, state: Mapping[str, Any], ctx: ProductsContext) -> dict[str, Any]:
+    phase = state.get("phase", IDLE)
+    runner = str(state.get("runner") or "")
+    if phase == RUNNING and runner in POLLED_RUNNERS and state.get("external_id"):
+        status = ctx.runners(runner).describe(str(state["external_id"]), product.runner_settings)
+        if status.terminal:
+            change = RunStateChange(runner, str(state["external_id"]), status)
+            return {"polled": finish_run(product.name, str(state["current_run"]), change, ctx)}
+        return {"polled": status.state}
+    if phase in (IDLE, STARTING):
+        return advance(product, ctx, state=state, allow_schedule=True)
+    return {"phase": phase}
+
+
+__all__ = [
+    "STARTING",
+    "ProductsContext",
+    "advance",
+    "finish_run",
+    "on_dataset_refreshed",
+    "on_run_state_change",
+    "sweep",
+]

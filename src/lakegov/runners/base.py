@@ -1,0 +1,135 @@
+"""What every runner does: start a product's dbt job, and say how it is doing.
+
+A runner's ``start(request) -> external id`` returns at once (the job runs elsewhere); its
+end arrives later as an event (CodeBuild, Step Functions and ECS state changes, the local
+runner's ``Local Run State Change``) or by polling ``describe`` (MWAA). Each runner module
+maps its service's states onto :data:`STATES` and parses its state-change event into a
+:class:`RunStateChange`.
+
+The job receives the same contract everywhere (environment variables, or the execution
+input / DAG conf with the same names in lower case without the prefix): see
+:func:`job_environment`. It must write dbt's ``run_results.json`` and ``manifest.json``
+under ``LAKEGOV_ARTIFACTS_URI`` so that the run audit and the partial retry can read them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+TIMED_OUT = "TIMED_OUT"
+STOPPED = "STOPPED"
+STATES = (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, STOPPED)
+TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, STOPPED})
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One start of one product's dbt job."""
+
+    product: str
+    run_id: str
+    selection: tuple[str, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    selector: str | None = None
+    command: str = "build"
+    attempt: int = 1
+    artifacts_uri: str = ""  # s3://bucket/runs/<product>/<run_id>/
+    project_uri: str = ""  # s3://config-bucket/dbt/project.zip
+
+    @property
+    def token(self) -> str:
+        """A deterministic name for idempotent starts (letters, digits, '-', '_')."""
+        raw = f"{self.product}-{self.run_id}"
+        return "".join(c if c.isalnum() or c in "-_" else "-" for c in raw)[:80]
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A job's state in lakegov's terms, with the runner's reason when it did not succeed."""
+
+    state: str
+    reason: str | None = None
+    native: str = ""  # the service's own status word
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+@dataclass(frozen=True)
+class RunStateChange:
+    """A runner's job changed state (parsed from its event, or observed by polling)."""
+
+    runner: str
+    external_id: str
+    status: RunStatus
+    at: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    """The interface each runner implements."""
+
+    name: str
+
+    def start(self, request: RunRequest) -> str:
+        """Start the job; return its external id (build ARN, execution ARN, task ARN...)."""
+        ...
+
+    def describe(self, external_id: str, settings: Mapping[str, Any]) -> RunStatus:
+        """The job's current state."""
+        ...
+
+
+def job_environment(request: RunRequest) -> dict[str, str]:
+    """The job contract: what the dbt job needs to know, as environment variables."""
+    return {
+        "LAKEGOV_PRODUCT": request.product,
+        "LAKEGOV_RUN_ID": request.run_id,
+        "LAKEGOV_ATTEMPT": str(request.attempt),
+        "LAKEGOV_DBT_COMMAND": request.command,
+        "LAKEGOV_DBT_SELECT": " ".join(request.selection),
+        "LAKEGOV_DBT_EXCLUDE": " ".join(request.exclude),
+        "LAKEGOV_DBT_SELECTOR": request.selector or "",
+        "LAKEGOV_DBT_VARS": json.dumps(dict(request.vars), sort_keys=True, default=str),
+        "LAKEGOV_ARTIFACTS_URI": request.artifacts_uri,
+        "LAKEGOV_DBT_PROJECT_URI": request.project_uri,
+    }
+
+
+def job_input(request: RunRequest) -> dict[str, Any]:
+    """The same contract as a JSON document (Step Functions input, MWAA DAG run conf)."""
+    return {
+        "product": request.product,
+        "run_id": request.run_id,
+        "attempt": request.attempt,
+        "dbt_command": request.command,
+        "dbt_select": list(request.selection),
+        "dbt_exclude": list(request.exclude),
+        "dbt_selector": request.selector,
+        "dbt_vars": dict(request.vars),
+        "artifacts_uri": request.artifacts_uri,
+        "dbt_project_uri": request.project_uri,
+    }
+
+
+def dbt_arguments(request: RunRequest) -> list[str]:
+    """The dbt command line the contract stands for (for logs and the local runner)."""
+    args = [request.command]
+    if request.selector:
+        args += ["--selector", request.selector]
+    if request.selection:
+        args += ["--select", *request.selection]
+    if request.exclude:
+        args += ["--exclude", *request.exclude]
+    if request.vars:
+        args += ["--vars", json.dumps(dict(request.vars), sort_keys=True)]
+    return args
