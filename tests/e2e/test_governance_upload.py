@@ -32,6 +32,9 @@ def test_an_upload_applies_and_writes_its_result(service):
 
 
 def test_reuploading_a_document_in_force_changes_nothing(service):
+    first = "governance/first.json"
+    service.client("s3").put_object(Bucket=service.outputs["ConfigBucketName"], Key=first, Body=EXAMPLE)
+    service.wait_for_event("GovernanceApplied", lambda d: d["document"]["key"] == first)
     key = "governance/again.json"
     service.client("s3").put_object(Bucket=service.outputs["ConfigBucketName"], Key=key, Body=EXAMPLE)
     detail = service.wait_for_event("GovernanceApplied", lambda d: d["document"]["key"] == key)["detail"]

@@ -22,6 +22,8 @@ WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
         "Lake Formation permission and LF-Tag APIs take no resource ARNs",
     ("template.yaml", "DriftFunction", "LakeFormationDrift"):
         "Lake Formation permission and LF-Tag APIs take no resource ARNs",
+    ("template.yaml", "DbtBuildRole", "LakeFormationDataAccessAndTags"):
+        "lakeformation:GetDataAccess and the LF-Tag APIs dbt-athena calls take no resource ARNs",
 }
 
 
