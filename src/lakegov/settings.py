@@ -31,6 +31,11 @@ _ENV_NAMES: dict[str, str] = {
     "athena_workgroup": "ATHENA_WORKGROUP",
     "alarm_topic_arn": "ALARM_TOPIC_ARN",
     "central_bus_role_arn": "CENTRAL_BUS_ROLE_ARN",
+    "local_runtime": "LAKEGOV_LOCAL",
+    "default_catalog_mode": "DEFAULT_CATALOG_MODE",
+    "catalog_queue_url": "CATALOG_QUEUE_URL",
+    "crawl_coalesce_seconds": "CRAWL_COALESCE_SECONDS",
+    "partition_projection_threshold": "PARTITION_PROJECTION_THRESHOLD",
 }
 
 
@@ -55,6 +60,15 @@ class Settings:
     athena_workgroup: str = "primary"
     alarm_topic_arn: str = ""
     central_bus_role_arn: str = ""
+    # 1 when running on the embedded runtime (set by it): AWS-managed engines get stand-ins.
+    local_runtime: int = 0
+    # Catalog: mode for datasets that do not choose one, the queue the catalog function
+    # re-queues delayed crawler starts on, the burst window that coalesces crawler starts,
+    # and the partition count above which date-partitioned tables switch to projection.
+    default_catalog_mode: str = "direct"
+    catalog_queue_url: str = ""
+    crawl_coalesce_seconds: int = 60
+    partition_projection_threshold: int = 10000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
