@@ -33,6 +33,7 @@ A crawler that already exists (declared in the template, say) is used as it is.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -139,12 +140,11 @@ def crawler_definition(
     }
 
 
-def ensure_crawler(glue: Any, definition: Mapping[str, Any]) -> bool:
-    """Create the crawler unless it exists. True when it was created here."""
+def ensure_crawler(glue: Any, definition: Mapping[str, Any]) -> str:
+    """Create the crawler unless it exists; returns its state (``READY``, ``RUNNING``...)."""
     name = str(definition["Name"])
     try:
-        glue.get_crawler(Name=name)
-        return False
+        return str(glue.get_crawler(Name=name)["Crawler"].get("State") or "READY")
     except ClientError as exc:
         if error_code(exc) != "EntityNotFoundException":
             raise RetryableError(f"GetCrawler {name}: {exc}") from exc
@@ -154,12 +154,12 @@ def ensure_crawler(glue: Any, definition: Mapping[str, Any]) -> bool:
         glue.create_crawler(**definition)
     except ClientError as exc:
         if error_code(exc) == "AlreadyExistsException":
-            return False
+            return "READY"
         if is_transient(exc):
             raise RetryableError(f"CreateCrawler {name}: {exc}") from exc
         raise PermanentError(f"cannot create crawler {name}: {exc}") from exc
     logger.info("crawler created", extra={"crawler": name, "target": definition["Targets"]})
-    return True
+    return "READY"
 
 
 @dataclass(frozen=True)
@@ -229,10 +229,15 @@ class CrawlLedger:
             TableName=self.table,
             Key=self._key(request.crawler, "pending"),
             UpdateExpression=(
-                "SET batch_id = if_not_exists(batch_id, :b), "
-                "requested_at = if_not_exists(requested_at, :now), "
-                "request = if_not_exists(request, :req) ADD files :one"
+                "SET #b = if_not_exists(#b, :b), #at = if_not_exists(#at, :now), "
+                "#req = if_not_exists(#req, :req) ADD #n :one"
             ),
+            ExpressionAttributeNames={
+                "#b": "batch_id",
+                "#at": "requested_at",
+                "#req": "request",
+                "#n": "files",
+            },
             ExpressionAttributeValues={
                 ":b": {"S": candidate},
                 ":now": {"S": utc_now()},
@@ -251,10 +256,9 @@ class CrawlLedger:
             self.ddb.update_item(
                 TableName=self.table,
                 Key=self._key(crawler, "pending"),
-                UpdateExpression="SET kicked_at = :now",
-                ConditionExpression=(
-                    "batch_id = :b AND (attribute_not_exists(kicked_at) OR kicked_at < :old)"
-                ),
+                UpdateExpression="SET #k = :now",
+                ConditionExpression=("#b = :b AND (attribute_not_exists(#k) OR #k < :old)"),
+                ExpressionAttributeNames={"#k": "kicked_at", "#b": "batch_id"},
                 ExpressionAttributeValues={
                     ":b": {"S": batch_id},
                     ":now": {"S": utc_now()},
@@ -284,19 +288,38 @@ class CrawlLedger:
             ":table": {"S": request.table},
             ":hist": {"L": [{"M": {"status": {"S": "REQUESTED"}, "at": {"S": utc_now()}}}]},
         }
+        names = {
+            f"#{n}": n
+            for n in (
+                "kind",
+                "subject",
+                "version",
+                "updated_at",
+                "created_at",
+                "status",
+                "dataset",
+                "database",
+                "table",
+                "history",
+                "row_count",
+                "files",
+                "partitions",
+                "source_files",
+                "source_files_truncated",
+            )
+        }
         sets = (
-            "SET #kind = :kind, subject = :subject, version = :version, updated_at = :now, "
-            "created_at = if_not_exists(created_at, :now), "
+            "SET #kind = :kind, #subject = :subject, #version = :version, #updated_at = :now, "
+            "#created_at = if_not_exists(#created_at, :now), "
             "#status = if_not_exists(#status, :status), "
-            "dataset = :dataset, #db = :database, #tbl = :table, "
-            "history = if_not_exists(history, :hist)"
+            "#dataset = :dataset, #database = :database, #table = :table, "
+            "#history = if_not_exists(#history, :hist)"
         )
-        names = {"#kind": "kind", "#status": "status", "#db": "database", "#tbl": "table"}
-        adds = ["row_count :rows", "files :one"]
+        adds = ["#row_count :rows", "#files :one"]
         partitions = [json.dumps(p.to_event(), sort_keys=True) for p in file.partitions]
         if partitions:
             values[":parts"] = {"SS": partitions}
-            adds.append("partitions :parts")
+            adds.append("#partitions :parts")
         tracked = dict(values)
         tracked[":src"] = {"SS": [file.source]}
         tracked[":cap"] = {"N": str(MAX_TRACKED_FILES)}
@@ -304,12 +327,14 @@ class CrawlLedger:
             self.ddb.update_item(
                 TableName=self.table,
                 Key=self._key(crawler, batch_id),
-                UpdateExpression=sets + " ADD " + ", ".join([*adds, "source_files :src"]),
-                ConditionExpression=(
-                    "attribute_not_exists(source_files) OR size(source_files) < :cap"
+                **_expression(
+                    names,
+                    tracked,
+                    UpdateExpression=sets + " ADD " + ", ".join([*adds, "#source_files :src"]),
+                    ConditionExpression=(
+                        "attribute_not_exists(#source_files) OR size(#source_files) < :cap"
+                    ),
                 ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=tracked,
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
@@ -317,9 +342,11 @@ class CrawlLedger:
             self.ddb.update_item(  # over the cap: count the file without listing it
                 TableName=self.table,
                 Key=self._key(crawler, batch_id),
-                UpdateExpression=sets + ", source_files_truncated = :t ADD " + ", ".join(adds),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={**values, ":t": {"BOOL": True}},
+                **_expression(
+                    names,
+                    {**values, ":t": {"BOOL": True}},
+                    UpdateExpression=sets + ", #source_files_truncated = :t ADD " + ", ".join(adds),
+                ),
             )
 
     def pending(self, crawler: str) -> dict[str, Any] | None:
@@ -334,7 +361,8 @@ class CrawlLedger:
             response = self.ddb.delete_item(
                 TableName=self.table,
                 Key=self._key(crawler, "pending"),
-                ConditionExpression="batch_id = :b",
+                ConditionExpression="#b = :b",
+                ExpressionAttributeNames={"#b": "batch_id"},
                 ExpressionAttributeValues={":b": {"S": batch_id}},
                 ReturnValues="ALL_OLD",
             )
@@ -393,6 +421,20 @@ class CrawlLedger:
         return dict(item or {})
 
 
+def _expression(
+    names: Mapping[str, str], values: Mapping[str, Any], **expressions: str
+) -> dict[str, Any]:
+    """Expressions with only the names and values they use (DynamoDB rejects unused ones)."""
+    text = " ".join(expressions.values())
+    used_names = set(re.findall(r"#\w+", text))
+    used_values = set(re.findall(r":\w+", text))
+    return {
+        **expressions,
+        "ExpressionAttributeNames": {k: v for k, v in names.items() if k in used_names},
+        "ExpressionAttributeValues": {k: v for k, v in values.items() if k in used_values},
+    }
+
+
 def _iso_ago(seconds: int) -> str:
     from datetime import timedelta
 
@@ -424,6 +466,22 @@ def request_crawl(
     return batch_id
 
 
+def _defer(request: StartRequest, *, sealed: bool, send_later: SendLater, audit: AuditStore) -> str:
+    """Re-send the start, later: 60 s, 120 s... at most 5 minutes between tries."""
+    delay = min(5 * BUSY_DELAY, BUSY_DELAY * (request.attempt + 1))
+    send_later(request.message(sealed=sealed, attempt=request.attempt + 1), delay)
+    count("CrawlDeferred")
+    audit.record(
+        AUDIT_KIND,
+        request.crawler,
+        request.batch_id,
+        "DEFERRED",
+        note=f"crawler busy; retry in {delay}s",
+    )
+    logger.info("crawler busy; start deferred", extra={"crawler": request.crawler, "delay": delay})
+    return "deferred"
+
+
 def start_requested_crawl(
     request: StartRequest,
     *,
@@ -434,11 +492,15 @@ def start_requested_crawl(
     send_later: SendLater,
     settings: Settings,
 ) -> str:
-    """Start the crawler for a pending batch. Returns started | deferred | superseded."""
-    marker: dict[str, Any] | None = None
+    """Start the crawler for a pending batch. Returns started | deferred | superseded.
+
+    A busy crawler is seen before the pending marker is touched (``GetCrawler`` state), so
+    files keep joining the waiting batch; the marker is only sealed right before the
+    start, and put back if the start still finds the crawler busy.
+    """
     if not request.sealed:
-        marker = ledger.seal(request.crawler, request.batch_id)
-        if marker is None:
+        pending = ledger.pending(request.crawler)
+        if pending is None or _text(pending, "batch_id") != request.batch_id:
             logger.info(
                 "crawl already started",
                 extra={"crawler": request.crawler, "batch": request.batch_id},
@@ -452,25 +514,18 @@ def start_requested_crawl(
         dataset=request.dataset,
         table=request.table,
     )
+    if ensure_crawler(glue, definition) in ("RUNNING", "STOPPING"):
+        return _defer(request, sealed=request.sealed, send_later=send_later, audit=audit)
+    marker: dict[str, Any] | None = None
+    if not request.sealed:
+        marker = ledger.seal(request.crawler, request.batch_id)
+        if marker is None:
+            return "superseded"
     try:
-        ensure_crawler(glue, definition)
         start_crawler(request.crawler)
     except CrawlerBusy:
         restored = marker is not None and ledger.restore(request.crawler, marker)
-        delay = min(MAX_DELAY, BUSY_DELAY * (2 ** min(request.attempt, 4)))
-        send_later(request.message(sealed=not restored, attempt=request.attempt + 1), delay)
-        count("CrawlDeferred")
-        audit.record(
-            AUDIT_KIND,
-            request.crawler,
-            request.batch_id,
-            "DEFERRED",
-            note=f"crawler busy; retry in {delay}s",
-        )
-        logger.info(
-            "crawler busy; start deferred", extra={"crawler": request.crawler, "delay": delay}
-        )
-        return "deferred"
+        return _defer(request, sealed=not restored, send_later=send_later, audit=audit)
     except Exception:
         if marker is not None and not ledger.restore(request.crawler, marker):
             # A newer batch opened meanwhile: keep this one alive on its own message.

@@ -145,9 +145,7 @@ def register_direct(
         outcome.projected = True
         changes = catalog.widen_projection_range(table, partitions)
         if changes:
-            catalog.update_table(
-                glue, table, table.table_input(parameters=changes), reread=False
-            )
+            catalog.update_table(glue, table, table.table_input(parameters=changes), reread=False)
         return outcome
     result = catalog.register_partitions(glue, table, partitions, columns=table.columns)
     outcome.partitions_created = result.created

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -240,3 +241,28 @@ def count_calls(client: Any, operation: str) -> list[dict[str, Any]]:
 
 
 Transform = Callable[[pa.Table], pa.Table]
+
+
+class Atomic:
+    """A client whose requests run one at a time.
+
+    DynamoDB applies each request atomically; moto's in-process backend does not when
+    threads share it (concurrent ADDs lose updates). Serializing the *requests* (not the
+    workers) restores the service's guarantee for concurrency tests.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr) or name.startswith("get_paginator"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call
