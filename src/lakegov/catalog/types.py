@@ -119,7 +119,10 @@ class TypeNode:
 
 def parse_type(text: str) -> TypeNode:
     """Parse a Hive type string (as Glue stores it) into a :class:`TypeNode`."""
-    node, rest = _parse(text.replace(" ", "").lower(), 0)
+    try:
+        node, rest = _parse(text.replace(" ", "").lower(), 0)
+    except IndexError as exc:
+        raise ValueError(f"truncated type {text!r}") from exc
     if rest != len(text.replace(" ", "")):
         raise ValueError(f"trailing text in type {text!r}")
     return node
@@ -294,11 +297,16 @@ def diff_columns(table: Sequence[Column], file: Sequence[Column]) -> SchemaDiff:
             merged.append(Column(col.name, new.type))
             retyped.append(Column(col.name, new.type))
             continue
-        result, verdict = merge_types(parse_type(col.type), parse_type(new.type))
+        try:
+            merged_type, verdict = merge_types(parse_type(col.type), parse_type(new.type))
+            result = str(merged_type)
+        except ValueError:  # a type this parser does not know: only equality is safe
+            same = col.type.replace(" ", "").lower() == new.type.replace(" ", "").lower()
+            result, verdict = (col.type, "same") if same else (new.type, "breaking")
         if verdict == "additive":
-            widened.append(TypeChange(col.name, col.type, str(result)))
-            merged.append(Column(col.name, str(result)))
-            retyped.append(Column(col.name, str(result)))
+            widened.append(TypeChange(col.name, col.type, result))
+            merged.append(Column(col.name, result))
+            retyped.append(Column(col.name, result))
         elif verdict == "breaking":
             broken.append(TypeChange(col.name, col.type, new.type))
             merged.append(col)
