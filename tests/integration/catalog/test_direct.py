@@ -344,3 +344,25 @@ def test_a_missing_parquet_object_is_audited_as_rejected_not_retried_forever(env
     assert item["status"] == "REJECTED"
     with pytest.raises(env.glue.exceptions.EntityNotFoundException):
         _table(env)
+
+
+def test_a_throttled_catalog_retries_the_batch_and_the_retry_goes_through(env):
+    # Given Glue throttling GetTable once
+    throttled = []
+
+    def throttle(**_):
+        if not throttled:
+            throttled.append(True)
+            error = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+            return None, {**error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return None
+
+    env.glue.meta.events.register("before-call.glue.GetTable", throttle)
+    detail = file_converted("customers", CUSTOMERS, s3=env.s3)
+    # When the batch is handled, its message is handed back for a retry, the claim released
+    first = process_batch(messages(detail), env.services())
+    assert first.failed == ["m0"]
+    assert env.audit.get("catalog", f"s3://lakegov-raw/{detail['key']}", "v1")["status"] == "FAILED"
+    # Then the retry registers the file and announces it once
+    again = process_batch(messages(detail), env.services())
+    assert again.failed == [] and len(env.published("DatasetRefreshed")) == 1
