@@ -70,16 +70,20 @@ def file_converted(
     source_key: str | None = None,
     version: str = "v1",
     files_per_partition: int = 1,
+    write_all: bool = True,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A FileConverted detail; with ``s3``, its Parquet objects are written too."""
+    """A FileConverted detail; with ``s3``, its Parquet objects are written too.
+
+    ``write_all=False`` writes only the first object (the one whose footer is read).
+    """
     keys = []
     for partition in partitions:
         folder = "".join(f"{k}={v}/" for k, v in partition.items())
         for n in range(files_per_partition):
             key = f"formatted_stg/{table_name}/{folder}part-{version}-{n}.parquet"
             keys.append(key)
-            if s3 is not None:
+            if s3 is not None and (write_all or len(keys) == 1):
                 put_parquet(s3, key, data)
     return {
         "bucket": RAW,
@@ -202,9 +206,19 @@ class Env:
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
 
+_SESSIONS: list[boto3.session.Session] = []
+
+
+def _session() -> boto3.session.Session:
+    """One session per test process: its loader caches the service models across tests."""
+    if not _SESSIONS:
+        _SESSIONS.append(boto3.session.Session(region_name=REGION))
+    return _SESSIONS[0]
+
+
 def make_env(**setting_changes: Any) -> Env:
     """Create the resources (call inside ``mock_aws``)."""
-    session = boto3.session.Session(region_name=REGION)
+    session = _session()
     s3, glue, ddb = session.client("s3"), session.client("glue"), session.client("dynamodb")
     sqs, events = session.client("sqs"), session.client("events")
     s3.create_bucket(Bucket=FORMATTED)
