@@ -37,7 +37,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -57,7 +57,7 @@ MAX_DELAY = 900  # SQS DelaySeconds limit
 BUSY_DELAY = 60  # how long to wait before retrying a start while the crawler runs
 STALE_AFTER = 1800  # a pending batch older than this lost its start message: re-kick it
 MAX_TRACKED_FILES = 1000  # source files listed per batch (the item must stay < 400 KB)
-EXCLUSIONS = ["**/_*", "**/.*"]  # writer markers and hidden temporary files
+EXCLUSIONS = ["_*", "**/_*", ".*", "**/.*"]  # writer markers, hidden temporary files
 
 
 class CrawlerBusy(LakegovError):
@@ -436,8 +436,6 @@ def _expression(
 
 
 def _iso_ago(seconds: int) -> str:
-    from datetime import timedelta
-
     stamp = datetime.now(UTC) - timedelta(seconds=seconds)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
