@@ -38,6 +38,10 @@ _ENV_NAMES: dict[str, str] = {
     "products_default_runner": "PRODUCTS_DEFAULT_RUNNER",
     "local_mode": "LAKEGOV_LOCAL",
     "local_runs_dir": "LAKEGOV_LOCAL_RUNS_DIR",
+    "default_catalog_mode": "DEFAULT_CATALOG_MODE",
+    "catalog_queue_url": "CATALOG_QUEUE_URL",
+    "crawl_coalesce_seconds": "CRAWL_COALESCE_SECONDS",
+    "partition_projection_threshold": "PARTITION_PROJECTION_THRESHOLD",
 }
 
 
@@ -69,6 +73,13 @@ class Settings:
     products_default_runner: str = ""  # empty: "local" on the embedded runtime, else codebuild
     local_mode: int = 0  # 1 on the embedded runtime
     local_runs_dir: str = ""
+    # Catalog: mode for datasets that do not choose one, the queue the catalog function
+    # re-queues delayed crawler starts on, the burst window that coalesces crawler starts,
+    # and the partition count above which date-partitioned tables switch to projection.
+    default_catalog_mode: str = "direct"
+    catalog_queue_url: str = ""
+    crawl_coalesce_seconds: int = 60
+    partition_projection_threshold: int = 10000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

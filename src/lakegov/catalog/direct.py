@@ -1,0 +1,182 @@
+"""Direct registration: the table and its partitions straight from the Parquet schema.
+
+No crawler run (no DPU cost, no minutes of delay) and exact types: the schema comes from
+the footer of the Parquet the convert step wrote, one ranged GET per distinct schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lakegov.catalog import glue as catalog
+from lakegov.catalog.evolution import Decision, Evolution, evolve
+from lakegov.catalog.layout import ConvertedFile, Partition
+from lakegov.catalog.parquet import read_footer
+from lakegov.catalog.types import Column, columns_from_arrow
+from lakegov.observability import logger
+
+
+def file_columns(s3: Any, files: Sequence[ConvertedFile]) -> dict[str, list[Column]]:
+    """Columns per file (keyed by its first output key), one footer per distinct schema."""
+    by_schema: dict[str, list[Column]] = {}
+    out: dict[str, list[Column]] = {}
+    for f in files:
+        schema_id = f.fingerprint or f"{f.bucket}/{f.keys[0]}"
+        if schema_id not in by_schema:
+            footer = read_footer(s3, f.bucket, f.keys[0])
+            by_schema[schema_id] = columns_from_arrow(footer.schema)
+        out[f.keys[0]] = by_schema[schema_id]
+    return out
+
+
+@dataclass
+class TableOutcome:
+    """What one table's registration did."""
+
+    database: str
+    table: str
+    evolution: Evolution
+    table_created: bool = False
+    table_updated: bool = False
+    partitions: list[Partition] = field(default_factory=list)
+    partitions_created: int = 0
+    partitions_existing: int = 0
+    partition_calls: int = 0
+    projected: bool = False
+
+    @property
+    def accepted(self) -> list[ConvertedFile]:
+        return self.evolution.accepted
+
+    @property
+    def rejected(self) -> list[Decision]:
+        return self.evolution.rejected
+
+
+def _unique_partitions(files: Sequence[ConvertedFile]) -> list[Partition]:
+    seen: dict[tuple[tuple[str, str], ...], Partition] = {}
+    for f in files:
+        for p in f.partitions:
+            seen.setdefault(p.items, p)
+    return list(seen.values())
+
+
+def apply_schema(
+    glue: Any,
+    database: str,
+    table_name: str,
+    files: Sequence[ConvertedFile],
+    columns: dict[str, list[Column]],
+    *,
+    create: bool,
+) -> tuple[catalog.Table | None, Evolution, bool, bool]:
+    """Decide each file against the table; create or widen the table accordingly.
+
+    Returns (table, evolution, created, updated). With ``create=False`` a missing table
+    stays missing (crawler mode: the crawler creates it).
+    """
+    table = catalog.get_table(glue, database, table_name)
+    ordered = sorted(files, key=lambda f: f.converted_at)
+    pairs = [(f, columns[f.keys[0]]) for f in ordered]
+    if table is None:
+        evolution = evolve(None, None, pairs)
+        if not create or not evolution.accepted:
+            return None, evolution, False, False
+        first = evolution.accepted[0]
+        table_input = catalog.new_table_input(
+            table_name,
+            evolution.columns,
+            evolution.partition_keys,
+            first.location,
+            {catalog.P_DATASET: first.dataset, catalog.P_FINGERPRINT: first.fingerprint},
+        )
+        table = catalog.create_table(glue, database, table_input)
+        if table.columns == evolution.columns and table.partition_keys == tuple(
+            evolution.partition_keys
+        ):
+            return table, evolution, True, False
+        # Another worker created it first, maybe with other columns: decide against that.
+        evolution = evolve(table.columns, table.partition_keys, pairs)
+    else:
+        evolution = evolve(table.columns, table.partition_keys, pairs)
+    if evolution.changed and evolution.columns != table.columns:
+        fingerprint = evolution.accepted[-1].fingerprint if evolution.accepted else ""
+        table = catalog.update_table(
+            glue,
+            table,
+            table.table_input(
+                columns=evolution.columns, parameters={catalog.P_FINGERPRINT: fingerprint}
+            ),
+        )
+        return table, evolution, False, True
+    return table, evolution, False, False
+
+
+def register_direct(
+    glue: Any,
+    s3: Any,
+    files: Sequence[ConvertedFile],
+    *,
+    projection_threshold: int,
+) -> TableOutcome:
+    """Create or update the table of ``files`` (all one table) and add their partitions.
+
+    Partitions go in ``BatchCreatePartition`` calls of at most 100; existing ones count as
+    registered. A table over ``projection_threshold`` partitions whose keys are dates
+    (or whose dataset asks for it) switches to partition projection, after which Athena
+    computes partitions from the layout and no more are registered.
+    """
+    database, table_name = files[0].database, files[0].table
+    columns = file_columns(s3, files)
+    table, evolution, created, updated = apply_schema(
+        glue, database, table_name, files, columns, create=True
+    )
+    outcome = TableOutcome(database, table_name, evolution, created, updated)
+    if table is None or not evolution.accepted:
+        return outcome
+    partitions = _unique_partitions(evolution.accepted)
+    outcome.partitions = partitions
+    if not partitions:
+        return outcome
+    policy = evolution.accepted[-1].projection
+    if table.projected:
+        outcome.projected = True
+        changes = catalog.widen_projection_range(table, partitions)
+        if changes:
+            catalog.update_table(glue, table, table.table_input(parameters=changes), reread=False)
+        return outcome
+    result = catalog.register_partitions(glue, table, partitions, columns=table.columns)
+    outcome.partitions_created = result.created
+    outcome.partitions_existing = result.existing
+    outcome.partition_calls = result.calls
+    if result.created == 0:
+        return outcome
+    count = table.partition_count + result.created
+    params: dict[str, str | None] = {catalog.P_PARTITIONS: str(count)}
+    if policy == "enabled" or (policy == "auto" and count > projection_threshold):
+        values = catalog.partition_values(glue, table)
+        projection = catalog.projection_parameters(table.partition_keys, values, table.location)
+        if projection:
+            params.update(projection)
+            outcome.projected = True
+            logger.info(
+                "partition projection enabled",
+                extra={"table": f"{database}.{table_name}", "partitions": len(values)},
+            )
+        elif policy == "enabled" or count - result.created <= projection_threshold:
+            # Say it once, when the threshold is crossed (or when the dataset asked).
+            logger.warning(
+                "partition keys cannot be projected; partitions stay registered",
+                extra={"table": f"{database}.{table_name}", "keys": table.partition_keys},
+            )
+    # A counter bump is no schema change: skip the archived table version.
+    catalog.update_table(
+        glue,
+        table,
+        table.table_input(parameters=params),
+        skip_archive=not outcome.projected,
+        reread=False,
+    )
+    return outcome

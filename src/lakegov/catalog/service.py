@@ -1,0 +1,284 @@
+"""The catalog function's work: a batch of queue messages in, catalog changes and events out.
+
+Messages on the catalog queue are either ``FileConverted`` events (from the service bus
+rule) or this service's own delayed "start the crawler" requests (see
+:mod:`lakegov.catalog.crawler`). ``FileConverted`` events of one batch are grouped per
+table, so a burst costs one GetTable, one footer read per distinct schema and one
+``BatchCreatePartition`` per hundred partitions, not one of each per file.
+
+Idempotency: each file is claimed in the audit store as ``catalog#<raw s3 uri>`` at the
+raw object's version (or ETag), so a duplicate ``FileConverted`` changes nothing and
+publishes nothing a second time (the Glue calls are idempotent anyway; the claim is what
+keeps ``DatasetRefreshed``, and the dbt runs it triggers, from repeating).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lakegov.audit import AuditStore
+from lakegov.catalog import crawler as crawling
+from lakegov.catalog.direct import TableOutcome, apply_schema, file_columns, register_direct
+from lakegov.catalog.layout import ConvertedFile
+from lakegov.errors import PermanentError, RetryableError
+from lakegov.events import Event, EventPublisher, utc_now
+from lakegov.observability import count, logger
+from lakegov.settings import Settings
+
+AUDIT_KIND = "catalog"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One queue message: its id (for partial batch failures) and parsed body."""
+
+    message_id: str
+    body: Mapping[str, Any]
+
+
+@dataclass
+class CatalogServices:
+    """What the catalog needs, passed in (clients and adapters built by the handler)."""
+
+    settings: Settings
+    glue: Any
+    s3: Any
+    dynamodb: Any
+    publisher: EventPublisher
+    audit: AuditStore
+    start_crawler: crawling.StartCrawler
+    send_later: crawling.SendLater
+
+    @property
+    def ledger(self) -> crawling.CrawlLedger:
+        return crawling.CrawlLedger(self.settings.audit_table, self.dynamodb)
+
+
+@dataclass
+class BatchResult:
+    failed: list[str] = field(default_factory=list)
+    outcomes: list[TableOutcome] = field(default_factory=list)
+    duplicates: int = 0
+    crawl_requests: int = 0
+    crawl_starts: list[str] = field(default_factory=list)
+
+    def response(self) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in self.failed]}
+
+
+def refreshed_detail(
+    settings: Settings,
+    files: Sequence[ConvertedFile],
+    *,
+    mode: str,
+    partitions: Iterable[Mapping[str, str]],
+    row_count: int | None,
+) -> dict[str, Any]:
+    first = files[0]
+    return {
+        "dataset": first.dataset,
+        "database": first.database,
+        "table": first.table,
+        "partitions": [dict(p) for p in partitions],
+        "row_count": row_count,
+        "source_files": sorted({f.source for f in files}),
+        "data_files": sorted({k for f in files for k in f.data_files}),
+        "producer_account": settings.account_id,
+        "environment": settings.environment,
+        "mode": mode,
+        "refreshed_at": utc_now(),
+    }
+
+
+def process_batch(messages: Sequence[Message], svc: CatalogServices) -> BatchResult:
+    """Handle one SQS batch; returns the ids of messages to retry."""
+    result = BatchResult()
+    claimed: list[tuple[Message, ConvertedFile]] = []
+    for message in messages:
+        body = message.body
+        if body.get(crawling.MESSAGE_MARK) == crawling.START_MESSAGE:
+            try:
+                outcome = crawling.start_requested_crawl(
+                    crawling.StartRequest.from_message(body),
+                    glue=svc.glue,
+                    ledger=svc.ledger,
+                    audit=svc.audit,
+                    start_crawler=svc.start_crawler,
+                    send_later=svc.send_later,
+                    settings=svc.settings,
+                )
+                result.crawl_starts.append(outcome)
+            except PermanentError as exc:
+                count("CrawlStartFailed")
+                logger.error(
+                    "crawler cannot be started", extra={"error": str(exc), "body": dict(body)}
+                )
+                svc.audit.record(
+                    crawling.AUDIT_KIND,
+                    str(body.get("crawler")),
+                    str(body.get("batch_id")),
+                    "FAILED",
+                    note=str(exc),
+                )
+            except Exception as exc:  # retried by SQS, then dead-lettered
+                logger.warning("crawler start will be retried", extra={"error": repr(exc)})
+                result.failed.append(message.message_id)
+            continue
+        if body.get("detail-type") != "FileConverted":
+            logger.warning("ignoring an unexpected message", extra={"body": dict(body)})
+            continue
+        try:
+            file = ConvertedFile.from_detail(body.get("detail") or {}, svc.settings)
+        except PermanentError as exc:
+            count("CatalogInvalidEvent")
+            logger.error("FileConverted cannot be catalogued", extra={"error": str(exc)})
+            continue
+        try:
+            claim = svc.audit.claim(
+                AUDIT_KIND,
+                file.audit_subject,
+                file.source_version,
+                attributes={"dataset": file.dataset, "table": file.table, "mode": file.mode},
+            )
+        except RetryableError:
+            result.failed.append(message.message_id)
+            continue
+        if claim.duplicate:
+            result.duplicates += 1
+            count("CatalogDuplicate")
+            continue
+        claimed.append((message, file))
+    groups: dict[tuple[str, str, str], list[tuple[Message, ConvertedFile]]] = defaultdict(list)
+    for message, file in claimed:
+        groups[(file.database, file.table, file.mode)].append((message, file))
+    for (_, _, mode), members in groups.items():
+        files = [f for _, f in members]
+        try:
+            if mode == "direct":
+                result.outcomes.append(_direct(files, svc))
+            else:
+                result.crawl_requests += _crawler(files, svc)
+        except PermanentError as exc:
+            logger.error("files cannot be catalogued", extra={"error": str(exc)})
+            count("CatalogRejected", len(files))
+            for f in files:
+                svc.audit.record(
+                    AUDIT_KIND, f.audit_subject, f.source_version, "REJECTED", note=str(exc)
+                )
+        except Exception as exc:  # retried by SQS, then dead-lettered
+            logger.exception("catalog update failed; will retry", extra={"table": files[0].table})
+            for message, f in members:
+                svc.audit.release(AUDIT_KIND, f.audit_subject, f.source_version, note=repr(exc))
+                result.failed.append(message.message_id)
+    return result
+
+
+def _schema_events(outcome_decisions: Iterable[Any], database: str) -> list[Event]:
+    now = utc_now()
+    events = []
+    for decision in outcome_decisions:
+        detail = decision.schema_changed(database, now)
+        if detail is not None:
+            events.append(Event("SchemaChanged", detail))
+            count("SchemaChangeApplied" if decision.accepted else "SchemaChangeRejected")
+    return events
+
+
+def _record_rejections(svc: CatalogServices, decisions: Iterable[Any]) -> None:
+    for decision in decisions:
+        f = decision.file
+        logger.warning(
+            "schema change rejected",
+            extra={"table": f.table, "source": f.source, "reason": decision.reason},
+        )
+        svc.audit.record(
+            AUDIT_KIND, f.audit_subject, f.source_version, "REJECTED", note=decision.reason
+        )
+
+
+def _direct(files: list[ConvertedFile], svc: CatalogServices) -> TableOutcome:
+    outcome = register_direct(
+        svc.glue, svc.s3, files, projection_threshold=svc.settings.partition_projection_threshold
+    )
+    events = _schema_events(outcome.evolution.decisions, outcome.database)
+    accepted = outcome.accepted
+    if accepted:
+        detail = refreshed_detail(
+            svc.settings,
+            accepted,
+            mode="direct",
+            partitions=[p.to_event() for p in outcome.partitions],
+            row_count=sum(f.rows for f in accepted),
+        )
+        detail["partitions_created"] = outcome.partitions_created
+        events.append(Event("DatasetRefreshed", detail))
+    svc.publisher.publish_all(events)
+    count("PartitionsRegistered", outcome.partitions_created)
+    _record_rejections(svc, outcome.rejected)
+    for f in accepted:
+        svc.audit.record(
+            AUDIT_KIND,
+            f.audit_subject,
+            f.source_version,
+            "PROCESSED",
+            note=f"registered in {f.database}.{f.table}",
+            attributes={"database": f.database, "partitions": [p.to_event() for p in f.partitions]},
+        )
+    if accepted:
+        first = accepted[0]
+        svc.audit.record(
+            "dataset",
+            first.dataset,
+            f"refresh#{utc_now()}",
+            "SUCCEEDED",
+            note=f"direct: {len(accepted)} file(s), {outcome.partitions_created} new partition(s)",
+            attributes={"database": first.database, "table": first.table, "mode": "direct"},
+        )
+        count("DatasetRefreshed")
+    return outcome
+
+
+def _crawler(files: list[ConvertedFile], svc: CatalogServices) -> int:
+    """Schema check against an existing table, then one coalesced crawl request per file."""
+    database, table_name = files[0].database, files[0].table
+    columns = file_columns(svc.s3, files)
+    _, evolution, _, _ = apply_schema(svc.glue, database, table_name, files, columns, create=False)
+    svc.publisher.publish_all(_schema_events(evolution.decisions, database))
+    _record_rejections(svc, evolution.rejected)
+    ledger = svc.ledger
+    requested = 0
+    for f in evolution.accepted:
+        request = crawling.StartRequest.for_file(f, svc.settings)
+        batch_id = crawling.request_crawl(
+            request,
+            f,
+            ledger=ledger,
+            send_later=svc.send_later,
+            window=svc.settings.crawl_coalesce_seconds,
+        )
+        requested += 1
+        svc.audit.record(
+            AUDIT_KIND,
+            f.audit_subject,
+            f.source_version,
+            "PROCESSED",
+            note=f"crawl of {request.crawler} requested (batch {batch_id})",
+            attributes={
+                "database": f.database,
+                "crawler": request.crawler,
+                "crawl_batch": batch_id,
+            },
+        )
+    return requested
+
+
+def parse_body(text: str) -> dict[str, Any]:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
