@@ -185,6 +185,7 @@ class LocalRuntime:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self._wait_for_server()
+        self._reset_backends()  # moto's state is process-wide: start from nothing
         builder = StackBuilder(
             self.template_path,
             self.client,
@@ -214,8 +215,17 @@ class LocalRuntime:
         for thread in self._threads:
             thread.join(timeout=30)
         if self._server is not None:
+            self._reset_backends()
             self._server.stop()
             self._server = None
+
+    def _reset_backends(self) -> None:
+        """Forget every resource (moto keeps them per process, not per server)."""
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback
+            pass
 
     def _wait_for_server(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

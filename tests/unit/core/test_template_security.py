@@ -22,6 +22,10 @@ WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
         "Lake Formation permission and LF-Tag APIs take no resource ARNs",
     ("template.yaml", "DriftFunction", "LakeFormationDrift"):
         "Lake Formation permission and LF-Tag APIs take no resource ARNs",
+    ("template.yaml", "CrawlerRole", "LakeFormationCredentials"):
+        "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
+    ("template.yaml", "CatalogFunction", "LakeFormationCredentials"):
+        "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
     ("template.yaml", "DbtBuildRole", "LakeFormationDataAccessAndTags"):
         "lakeformation:GetDataAccess and the LF-Tag APIs dbt-athena calls take no resource ARNs",
 }
