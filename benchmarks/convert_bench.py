@@ -79,9 +79,9 @@ def generate(path: Path, fmt: str, size_mb: int) -> None:
                 for i, name, amount, ts, active, city, note in zip(*cols.values(), strict=True):
                     city_field = f'"{city}"' if "," in city else city
                     note_field = '"' + note.replace('"', '""') + '"' if note else ""
-                    lines.append(
-                        f"{i},{name},{amount},{ts},{'true' if active else 'false'},{city_field},{note_field}\n"
-                    )
+                    flag = "true" if active else "false"
+                    fields = [str(i), name, str(amount), ts, flag, city_field, note_field]
+                    lines.append(",".join(fields) + "\n")
                 text = "".join(lines)
             else:
                 keys = list(cols)
@@ -94,7 +94,7 @@ def generate(path: Path, fmt: str, size_mb: int) -> None:
     tmp.replace(path)
 
 
-# --------------------------------------------------------------------------- one measurement (child)
+# --------------------------------------------------------------------------- one run (child)
 
 
 def measure(method: str, fmt: str, src: str, dst: str) -> None:
