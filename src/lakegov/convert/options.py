@@ -86,7 +86,7 @@ class DatasetOptions:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_decompression_ratio: float = DEFAULT_MAX_RATIO
     table_name: str | None = None
-    catalog_mode: CatalogMode = "crawler"
+    catalog_mode: CatalogMode | None = None  # None: the service's default (direct)
     normalize_column_names: bool = True
 
     def declared_schema(self) -> pa.Schema | None:
@@ -220,7 +220,7 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
         max_file_bytes=limits.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES),
         max_decompression_ratio=limits.get("max_decompression_ratio", DEFAULT_MAX_RATIO),
         table_name=table_name,
-        catalog_mode=doc.get("catalog", {}).get("mode", "crawler"),
+        catalog_mode=doc.get("catalog", {}).get("mode"),
         normalize_column_names=doc.get("normalize_column_names", True),
     )
     return match, options

@@ -327,10 +327,12 @@ class Converter:
             "exceptions_key": exceptions_key if wrote_exceptions else None,
             "schema_fingerprint": result.schema_fingerprint,
             "columns": columns,
-            "catalog_mode": options.catalog_mode,
+            "schema_changes": options.schema_changes,
             "engine": "lambda",
             "converted_at": utc_now(),
         }
+        if options.catalog_mode:
+            detail["catalog_mode"] = options.catalog_mode
         self.publisher.publish("FileConverted", detail)
         count("FilesConverted")
         count("RowsConverted", result.rows_out)

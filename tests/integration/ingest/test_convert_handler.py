@@ -1,0 +1,195 @@
+"""The convert handler on moto: SQS batch in, Parquet, quarantine, audit and events out."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from lakegov.events import validate_detail
+from lakegov.local.template import load_template
+from tests.conftest import ROOT, load_event
+
+ENV = {
+    "LAKEGOV_ENVIRONMENT": "test",
+    "RAW_BUCKET": "raw",
+    "FORMATTED_BUCKET": "formatted",
+    "CONFIG_BUCKET": "configs",
+    "SERVICE_BUS": "svc",
+    "AUDIT_TABLE": "audit",
+    "LAKEGOV_ACCOUNT_ID": "123456789012",
+    "GLUE_DATABASE_PREFIX": "lakegov_test_",
+}
+
+
+class Harness:
+    def __init__(self):
+        self.s3 = boto3.client("s3", region_name="us-east-1")
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        events = boto3.client("events", region_name="us-east-1")
+        for bucket in ("raw", "formatted", "configs"):
+            self.s3.create_bucket(Bucket=bucket)
+        self.s3.put_bucket_versioning(Bucket="raw", VersioningConfiguration={"Status": "Enabled"})
+        events.create_event_bus(Name="svc")
+        self.observed = self.sqs.create_queue(QueueName="observed")["QueueUrl"]
+        events.put_rule(
+            Name="all", EventBusName="svc", EventPattern=json.dumps({"source": ["lakegov"]})
+        )
+        events.put_targets(
+            Rule="all",
+            EventBusName="svc",
+            Targets=[{"Id": "q", "Arn": "arn:aws:sqs:us-east-1:123456789012:observed"}],
+        )
+        props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
+        boto3.client("dynamodb", region_name="us-east-1").create_table(
+            TableName="audit",
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode="PAY_PER_REQUEST",
+            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        )
+
+    def land(self, key: str, body: bytes) -> dict:
+        response = self.s3.put_object(Bucket="raw", Key=key, Body=body)
+        event = load_event("s3_object_created.json")
+        event["detail"]["bucket"]["name"] = "raw"
+        event["detail"]["object"].update(
+            {
+                "key": key,
+                "size": len(body),
+                "etag": response["ETag"].strip('"'),
+                "version-id": response["VersionId"],
+            }
+        )
+        return event
+
+    def batch(self, *events: dict) -> dict:
+        template = load_event("sqs_landed_files.json")["Records"][0]
+        records = [
+            {**template, "messageId": f"m{i}", "body": json.dumps(e)} for i, e in enumerate(events)
+        ]
+        return {"Records": records}
+
+    def published(self) -> list[dict]:
+        out = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.observed, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return out
+            for m in messages:
+                out.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.observed, ReceiptHandle=m["ReceiptHandle"])
+
+
+@pytest.fixture
+def harness(monkeypatch):
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        import handlers.convert as convert_handler
+
+        convert_handler._converter.cache_clear()
+        yield Harness(), convert_handler
+
+
+def test_a_batch_converts_good_files_and_quarantines_a_bad_one_without_failing_it(
+    harness, lambda_context
+):
+    h, handler = harness
+    good = h.land(
+        "sales/emea/order_dt=2026-11-20/orders.csv", b'id;amount;note\n1;10.5;"a;b"\n2;7;x\n'
+    )
+    bad = h.land("sales/emea/order_dt=2026-11-20/broken.csv", b"id,amount\n1,2\n3\n")
+    response = handler.handler(h.batch(good, bad), lambda_context)
+    assert response["batchItemFailures"] == []
+
+    events = {e["detail-type"]: e["detail"] for e in h.published()}
+    for detail_type, detail in events.items():
+        validate_detail(detail_type, detail)
+    converted = events["FileConverted"]
+    assert converted["table"] == "sales_emea_orders" and converted["rows"] == 2
+    assert converted["partition_values"] == {"order_dt": "2026-11-20"}
+    (key,) = converted["output_keys"]
+    assert key.startswith("formatted_stg/sales_emea_orders/order_dt=2026-11-20/orders-")
+    table = pq.read_table(io.BytesIO(h.s3.get_object(Bucket="formatted", Key=key)["Body"].read()))
+    assert table.column("note").to_pylist() == ["a;b", "x"]
+
+    rejected = events["FileRejected"]
+    assert rejected["reason_code"] == "ragged_rows" and rejected["bad_lines"] == [3]
+    quarantined = h.s3.head_object(Bucket="raw", Key=rejected["quarantine_key"])
+    assert quarantined["Metadata"]["lakegov-reason-code"] == "ragged_rows"
+
+
+def test_a_duplicate_delivery_converts_once(harness, lambda_context):
+    h, handler = harness
+    event = h.land("crm/contacts.json", b'{"id": 1, "name": "Ana"}\n{"id": 2, "name": "Bo"}\n')
+    handler.handler(h.batch(event), lambda_context)
+    handler.handler(h.batch(event, event), lambda_context)
+    published = [e for e in h.published() if e["detail-type"] == "FileConverted"]
+    assert len(published) == 1
+    objects = h.s3.list_objects_v2(Bucket="formatted", Prefix="formatted_stg/crm_contacts/")[
+        "Contents"
+    ]
+    assert len(objects) == 1
+
+
+def test_a_transient_failure_fails_only_its_record_and_leaves_no_output(
+    harness, lambda_context, monkeypatch
+):
+    h, handler = harness
+    ok = h.land("a/one.csv", b"x\n1\n")
+    flaky = h.land("a/two.csv", b"x\n2\n")
+    converter = handler._converter(id(handler.get_app()))
+    real_upload = converter.s3.upload_file
+
+    def failing_upload(path, bucket, key, *args, **kwargs):
+        if "two" in key:
+            raise ConnectionError("S3 went away mid-write")
+        return real_upload(path, bucket, key, *args, **kwargs)
+
+    monkeypatch.setattr(converter.s3, "upload_file", failing_upload)
+    response = handler.handler(h.batch(ok, flaky), lambda_context)
+    assert response["batchItemFailures"] == [{"itemIdentifier": "m1"}]
+    assert "Contents" not in h.s3.list_objects_v2(Bucket="formatted", Prefix="formatted_stg/a_two/")
+    # the retry after the fault converts it, exactly once
+    monkeypatch.setattr(converter.s3, "upload_file", real_upload)
+    assert handler.handler(h.batch(flaky), lambda_context)["batchItemFailures"] == []
+    converted = [e["detail"]["key"] for e in h.published() if e["detail-type"] == "FileConverted"]
+    assert sorted(converted) == ["a/one.csv", "a/two.csv"]
+
+
+def test_a_dataset_document_overrides_the_table_name_and_bad_rows_policy(harness, lambda_context):
+    h, handler = harness
+    h.s3.put_object(
+        Bucket="configs",
+        Key="datasets/sales.json",
+        Body=json.dumps(
+            {"match": {"prefix": "sales/"}, "table_name": "sales_orders", "bad_rows": "exceptions"}
+        ).encode(),
+    )
+    event = h.land("sales/q4/orders.csv", b"id,amount\n1,2\n3\n4,5\n")
+    assert handler.handler(h.batch(event), lambda_context)["batchItemFailures"] == []
+    (converted,) = [e["detail"] for e in h.published() if e["detail-type"] == "FileConverted"]
+    assert (
+        converted["table"] == "sales_orders"
+        and converted["rows"] == 2
+        and converted["bad_rows"] == 1
+    )
+    lines = (
+        h.s3.get_object(Bucket="formatted", Key=converted["exceptions_key"])["Body"]
+        .read()
+        .decode()
+        .splitlines()
+    )
+    assert json.loads(lines[0])["line"] == 3
+
+
+def test_settings_come_from_the_environment(harness):
+    assert os.environ["RAW_BUCKET"] == "raw"
