@@ -4,7 +4,6 @@ import io
 
 import pyarrow.parquet as pq
 import pytest
-
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]

@@ -223,8 +223,9 @@ class LocalRuntime:
         """Forget every resource (moto keeps them per process, not per server)."""
         import urllib.request
 
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback
+        url = f"{self.endpoint_url}/moto-api/reset"  # always http://127.0.0.1:<port>
+        request = urllib.request.Request(url, method="POST")  # noqa: S310
+        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=10):  # noqa: S310
             pass
 
     def _wait_for_server(self, timeout: float = 20.0) -> None:

@@ -10,10 +10,10 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
+from tests.conftest import ROOT, load_event
 
 from lakegov.events import validate_detail
 from lakegov.local.template import load_template
-from tests.conftest import ROOT, load_event
 
 ENV = {
     "LAKEGOV_ENVIRONMENT": "test",
