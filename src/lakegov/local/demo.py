@@ -178,7 +178,95 @@ def step_governance(demo: Demo) -> None:
         demo.say(f"GovernanceRejected {error['path']}: {error['message']}")
 
 
-STEPS: list[Callable[[Demo], None]] = [step_stack, step_governance, step_convert, step_reject]
+def step_product_setup(demo: Demo) -> None:
+    from lakegov.products.publish import publish_project
+
+    demo.step("A data product: the dbt project and its product document")
+    published = publish_project(demo.rt.client("s3"), demo.out["ConfigBucketName"], ROOT / "dbt")
+    demo.say(f"dbt project published to s3://{demo.out['ConfigBucketName']}/{published.key}")
+    key = "products/customers_cards.json"
+    demo.upload(demo.out["ConfigBucketName"], key, _example("products/customers_cards.json"))
+    applied = demo.wait("GovernanceApplied", lambda d: d["document"]["key"] == key)
+    product = json.loads(_example("products/customers_cards.json"))
+    demo.say(
+        f"product {product['name']} registered ({applied['kind']}): runs when "
+        f"{' and '.join(product['depends_on'])} have refreshed"
+    )
+
+
+def step_catalog(demo: Demo) -> None:
+    demo.step("The Glue Data Catalog follows (direct registration) -> DatasetRefreshed")
+    glue = demo.rt.client("glue")
+    for table in ("mwaa_blog_customers", "mwaa_blog_cards"):
+        refreshed = demo.wait(
+            "DatasetRefreshed", lambda d, t=table: d["table"] == t and d.get("mode") != "product"
+        )
+        described = glue.get_table(DatabaseName=refreshed["database"], Name=table)["Table"]
+        columns = ", ".join(
+            f"{c['Name']} {c['Type']}" for c in described["StorageDescriptor"]["Columns"][:5]
+        )
+        demo.say(
+            f"{refreshed['database']}.{table}: partitions {refreshed.get('partitions')}; columns {columns}..."
+        )
+
+
+def step_product_run(demo: Demo) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    demo.step("Both inputs refreshed: the product's dbt job runs once (local runner: dbt-duckdb)")
+    started = demo.wait("ProductRunStarted", lambda d: d["product"] == "customers_cards")
+    demo.say(
+        f"ProductRunStarted: run {started['run_id']} on runner {started['runner']}, "
+        f"selection {started.get('selection')}"
+    )
+    finished = demo.wait(
+        "ProductRunFinished", lambda d: d["product"] == "customers_cards", timeout=300
+    )
+    demo.say(f"ProductRunFinished: {finished['status']}")
+    demo.check(
+        finished["status"] == "SUCCEEDED",
+        f"the product run failed: {finished.get('failure_reason')}",
+    )
+    demo.say("run audit (the original audit_control fields):")
+    for model in finished.get("models", []):
+        demo.say(
+            f"  {model['model_nm']:<34} {model['execution_status']:<8} rows {model.get('rows_affected')}"
+        )
+    s3 = demo.rt.client("s3")
+    bucket = demo.out["FormattedBucketName"]
+    for prefix in (
+        "formatted_exception/mwaa_blog_customers_exception/",
+        "formatted_exception/mwaa_blog_cards_exception/",
+    ):
+        keys = [
+            o["Key"]
+            for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+            if o["Key"].endswith(".parquet")
+        ]
+        demo.check(bool(keys), f"no exception table under {prefix}")
+        table = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()))
+        demo.say(f"{prefix.split('/')[1]}: {table.num_rows} rows; tests_failed:")
+        for value in sorted(set(table.column("tests_failed").to_pylist()))[:6]:
+            demo.say(f"    {value}")
+    refreshed = [
+        e["detail"]["table"]
+        for e in demo.rt.events_of("DatasetRefreshed")
+        if e["detail"].get("mode") == "product"
+    ]
+    demo.say(f"DatasetRefreshed for the product's outputs: {', '.join(sorted(set(refreshed)))}")
+
+
+STEPS: list[Callable[[Demo], None]] = [
+    step_stack,
+    step_governance,
+    step_product_setup,
+    step_convert,
+    step_catalog,
+    step_reject,
+    step_product_run,
+]
 
 
 def run_demo(template: Path | None = None, verbose: bool = False) -> int:

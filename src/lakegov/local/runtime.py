@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -140,6 +141,14 @@ class LocalRuntime:
         self._observer_queues: dict[str, str] = {}
         self._last_schedule: dict[int, float] = {}
         self._account_credentials: dict[str, dict[str, str]] = {}
+        self._work_dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space of this runtime (local dbt runs, their DuckDB state); removed on stop."""
+        if self._work_dir is None:
+            self._work_dir = tempfile.TemporaryDirectory(prefix="lakegov-local-")
+        return Path(self._work_dir.name)
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -218,6 +227,9 @@ class LocalRuntime:
             self._reset_backends()
             self._server.stop()
             self._server = None
+        if self._work_dir is not None:
+            self._work_dir.cleanup()
+            self._work_dir = None
 
     def _reset_backends(self) -> None:
         """Forget every resource (moto keeps them per process, not per server)."""
@@ -265,6 +277,7 @@ class LocalRuntime:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
             "LAKEGOV_LOCAL": "1",
+            "LAKEGOV_LOCAL_RUNS_DIR": str(self.work_dir / "runs"),
         }
 
     # -- observing events --------------------------------------------------------------
