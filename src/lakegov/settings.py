@@ -31,6 +31,7 @@ _ENV_NAMES: dict[str, str] = {
     "athena_workgroup": "ATHENA_WORKGROUP",
     "alarm_topic_arn": "ALARM_TOPIC_ARN",
     "central_bus_role_arn": "CENTRAL_BUS_ROLE_ARN",
+    "mesh_dlq_arn": "MESH_DLQ_ARN",
 }
 
 
@@ -55,6 +56,7 @@ class Settings:
     athena_workgroup: str = "primary"
     alarm_topic_arn: str = ""
     central_bus_role_arn: str = ""
+    mesh_dlq_arn: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
