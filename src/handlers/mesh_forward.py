@@ -23,6 +23,6 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     if not app.settings.central_bus_arn:
         raise ConfigurationError("CENTRAL_BUS_ARN is not set: nowhere to forward to")
     publisher = EventPublisher(app.client("events"), (app.settings.central_bus_arn,))
-    result = forward_event(event.raw_event, publisher)
+    result = forward_event(event.raw_event, publisher, producer_account=app.settings.account_id)
     count("EventsForwardedToCentralBus")
     return result

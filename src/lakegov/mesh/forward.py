@@ -18,11 +18,14 @@ from lakegov.events import SOURCE, EventPublisher
 FORWARDED_DETAIL_TYPES = ("DatasetRefreshed", "SchemaChanged")
 
 
-def forward_event(event: Mapping[str, Any], publisher: EventPublisher) -> dict[str, Any]:
+def forward_event(
+    event: Mapping[str, Any], publisher: EventPublisher, *, producer_account: str = ""
+) -> dict[str, Any]:
     """Re-publish one EventBridge event (its full envelope) through ``publisher``.
 
-    The detail keeps its contract; ``producer_account`` is filled in from the envelope
-    when the producer left it out, so consumers know where the data lives.
+    The detail keeps its contract; ``producer_account`` (this deployment's account, else
+    the envelope's) is filled in when the producer left it out, so consumers know where
+    the data lives.
     """
     detail_type = str(event.get("detail-type", ""))
     if event.get("source") != SOURCE or detail_type not in FORWARDED_DETAIL_TYPES:
@@ -30,8 +33,9 @@ def forward_event(event: Mapping[str, Any], publisher: EventPublisher) -> dict[s
             f"not a forwarded event: source={event.get('source')!r} detail-type={detail_type!r}"
         )
     detail = dict(event.get("detail") or {})
-    if event.get("account") and not detail.get("producer_account"):
-        detail["producer_account"] = str(event["account"])
+    account = producer_account or str(event.get("account") or "")
+    if account and not detail.get("producer_account"):
+        detail["producer_account"] = account
     publisher.publish(detail_type, detail, resources=list(event.get("resources") or []))
     return {
         "forwarded": detail_type,

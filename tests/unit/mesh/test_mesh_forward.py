@@ -52,6 +52,13 @@ def test_a_refresh_is_put_on_the_central_bus_with_its_producer_account():
     assert result["forwarded"] == "DatasetRefreshed" and result["to"] == [CENTRAL]
 
 
+def test_the_deployment_account_is_the_producer_account_when_given():
+    events = RecordingEvents()
+    event = {k: v for k, v in _event().items() if k != "account"}
+    forward_event(event, EventPublisher(events, (CENTRAL,)), producer_account="444444444444")
+    assert json.loads(events.entries[0]["Detail"])["producer_account"] == "444444444444"
+
+
 def test_a_producer_account_set_by_the_producer_is_kept():
     events = RecordingEvents()
     forward_event(_event(producer_account="999999999999"), EventPublisher(events, (CENTRAL,)))

@@ -1,0 +1,210 @@
+"""The mesh on the embedded runtime: a refresh reaches exactly the subscribed domain.
+
+The service stack (template.yaml) hosts the central bus; two consumer domains are the
+real templates/domain.yaml deployed in two other account ids. Subscriptions go through
+the config bucket and the config function, refreshes through the service bus and the
+forwarding function, deliveries across accounts to each domain's queue.
+"""
+
+import json
+import time
+import uuid
+
+import pytest
+from tests.conftest import ROOT
+
+from lakegov.events import EventPublisher, utc_now
+from lakegov.local.runtime import LocalRuntime
+from lakegov.mesh.local import deploy_domain
+from lakegov.mesh.subscriptions import subscription_kind
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]
+
+MARKETING_ACCOUNT = "222222222222"
+FINANCE_ACCOUNT = "333333333333"
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    parameters = {"ProducerAccountIds": f"{MARKETING_ACCOUNT},{FINANCE_ACCOUNT}"}
+    with LocalRuntime(ROOT / "template.yaml", stack_name="mesh", parameters=parameters) as rt:
+        # The config function learns the subscriptions/ kind here until the registry has it.
+        import handlers.config
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                handlers.config,
+                "metadata_kinds",
+                lambda: {"subscriptions/": subscription_kind()},
+            )
+            yield rt
+
+
+@pytest.fixture(scope="module")
+def domains(runtime):
+    return {
+        "marketing": deploy_domain(runtime, "marketing", MARKETING_ACCOUNT),
+        "finance": deploy_domain(runtime, "finance", FINANCE_ACCOUNT),
+    }
+
+
+def _upload(runtime, key, document):
+    runtime.client("s3").put_object(
+        Bucket=runtime.outputs["ConfigBucketName"], Key=key, Body=json.dumps(document).encode()
+    )
+
+
+def _delete(runtime, key):
+    """Delete a document, and deliver S3's "Object Deleted" event to the config function.
+
+    moto sends no EventBridge notification when a delete marker is created in a versioned
+    bucket (AWS does: deletion-type "Delete Marker Created"), so the event AWS would send
+    is handed to the function here, through the runtime, in its real shape.
+    """
+    bucket = runtime.outputs["ConfigBucketName"]
+    marker = runtime.client("s3").delete_object(Bucket=bucket, Key=key)
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Deleted",
+        "source": "aws.s3",
+        "account": runtime.account,
+        "time": utc_now()[:19] + "Z",
+        "region": runtime.region,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "version-id": marker["VersionId"], "sequencer": "0"},
+            "request-id": "local",
+            "requester": runtime.account,
+            "source-ip-address": "127.0.0.1",
+            "reason": "DeleteObject",
+            "deletion-type": "Delete Marker Created",
+        },
+    }
+    invocation = runtime.invoke(runtime.function("ConfigFunction"), event)
+    assert invocation.ok, invocation.error
+    return invocation.result
+
+
+def _result(runtime, key):
+    body = runtime.client("s3").get_object(
+        Bucket=runtime.outputs["ConfigBucketName"], Key=f"results/{key}.result.json"
+    )["Body"]
+    return json.loads(body.read())
+
+
+def _refresh(runtime, dataset, bus=None):
+    """A DatasetRefreshed as a producer function publishes it (service bus by default)."""
+    publisher = EventPublisher(
+        runtime.client("events"), (bus or runtime.outputs["ServiceEventBusName"],)
+    )
+    publisher.publish(
+        "DatasetRefreshed",
+        {
+            "dataset": dataset,
+            "database": "lakegov_dev_formatted",
+            "table": dataset.replace("/", "_"),
+            "refreshed_at": utc_now(),
+        },
+    )
+
+
+def _received(domain, expected, timeout=20.0):
+    """Datasets the domain's queue received, waiting until ``expected`` many arrived."""
+    got, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got += domain.receive()
+        if len(got) >= expected:
+            break
+        time.sleep(0.2)
+    return sorted(e["detail"]["dataset"] for e in got)
+
+
+def _applied(runtime, key):
+    return runtime.wait_for_event(
+        "GovernanceApplied", lambda d: d["document"]["key"] == key, timeout=30
+    )
+
+
+def test_the_domain_template_deploys_with_a_bus_open_to_the_central_account_only(runtime, domains):
+    marketing = domains["marketing"]
+    assert marketing.bus_arn == (
+        f"arn:aws:events:us-east-1:{MARKETING_ACCOUNT}:event-bus/lakegov-domain-marketing"
+    )
+    bus = marketing.client("events").describe_event_bus(Name="lakegov-domain-marketing")
+    (statement,) = json.loads(bus["Policy"])["Statement"]
+    assert statement["Principal"] == {"AWS": f"arn:aws:iam::{runtime.account}:root"}
+    assert statement["Action"] == "events:PutEvents"
+    document = marketing.subscription(["sales/*"])
+    assert document["account_id"] == MARKETING_ACCOUNT
+
+
+def test_a_refresh_reaches_exactly_the_subscribed_domain(runtime, domains):
+    marketing, finance = domains["marketing"], domains["finance"]
+    # Given marketing subscribes to sales/* and finance to finance/*, through the config bucket
+    _upload(runtime, "subscriptions/marketing.json", marketing.subscription(["sales/*"]))
+    _upload(runtime, "subscriptions/finance.json", finance.subscription(["finance/*"]))
+    _applied(runtime, "subscriptions/marketing.json")
+    _applied(runtime, "subscriptions/finance.json")
+    assert _result(runtime, "subscriptions/marketing.json")["status"] == "APPLIED"
+    # When producers refresh datasets (published on the service bus, forwarded centrally)
+    for dataset in ["sales/eu", "hr/people", "finance/ledger", "sales/us"]:
+        _refresh(runtime, dataset)
+    # Then each domain's queue holds exactly its datasets, delivered across accounts
+    assert _received(marketing, 2) == ["sales/eu", "sales/us"]
+    assert _received(finance, 1) == ["finance/ledger"]
+    runtime.wait_idle(timeout=30)
+    assert marketing.receive() == [] and finance.receive() == []
+    # and the forwarded copies went through the central bus, with the producer's account
+    central = runtime.outputs["CentralEventBusArn"].rsplit("/", 1)[1]
+    runtime.observe_bus(central)
+    _refresh(runtime, "sales/apac")
+    event = runtime.wait_for_event(
+        "DatasetRefreshed", lambda d: d["dataset"] == "sales/apac", bus=central, timeout=20
+    )
+    assert event["detail"]["producer_account"] == runtime.account
+    assert _received(marketing, 1) == ["sales/apac"]
+
+
+def test_an_event_put_directly_on_the_central_bus_is_delivered_too(runtime, domains):
+    _refresh(runtime, "sales/direct", bus=runtime.outputs["CentralEventBusArn"])
+    assert _received(domains["marketing"], 1) == ["sales/direct"]
+    assert _received(domains["finance"], 0, timeout=1) == []
+
+
+def test_an_update_narrows_and_a_deletion_unsubscribes(runtime, domains):
+    marketing = domains["marketing"]
+    # When marketing narrows its subscription to one exact dataset
+    _upload(runtime, "subscriptions/marketing.json", marketing.subscription(["sales/eu"]))
+    runtime.wait_for_event(
+        "GovernanceApplied",
+        lambda d: d["document"]["key"] == "subscriptions/marketing.json" and d["changes"] == 1,
+        timeout=30,
+    )
+    _refresh(runtime, "sales/us")
+    _refresh(runtime, "sales/eu")
+    assert _received(marketing, 1) == ["sales/eu"]
+    # When the document is deleted, marketing receives nothing more
+    removed = _delete(runtime, "subscriptions/marketing.json")
+    assert removed["status"] == "REMOVED" and len(removed["summary"]["deleted"]) == 1
+    assert _result(runtime, "subscriptions/marketing.json")["status"] == "REMOVED"
+    _refresh(runtime, "sales/eu")
+    _refresh(runtime, "finance/fx")
+    assert _received(domains["finance"], 1) == ["finance/fx"]
+    runtime.wait_idle(timeout=30)
+    assert marketing.receive() == []
+
+
+def test_a_bad_subscription_is_refused_and_explained(runtime, domains):
+    bad = domains["finance"].subscription(["*"])
+    _upload(runtime, "subscriptions/everything.json", bad)
+    event = runtime.wait_for_event(
+        "GovernanceRejected",
+        lambda d: d["document"]["key"] == "subscriptions/everything.json",
+        timeout=30,
+    )
+    assert event["detail"]["errors"][0]["path"] == "$.datasets[0]"
+    result = _result(runtime, "subscriptions/everything.json")
+    assert result["status"] == "REJECTED" and "allow_all_datasets" in result["errors"][0]["message"]
