@@ -142,10 +142,17 @@ def _registrations() -> list[Any]:
     """Subcommands contributed by each area of the package."""
     from lakegov.convert import cli as convert_cli
     from lakegov.governance import cli as governance_cli
+    from lakegov.mesh import cli as mesh_cli
     from lakegov.ops import cli as ops_cli
     from lakegov.products import cli as products_cli
 
-    return [convert_cli.register, governance_cli.register, products_cli.register, ops_cli.register]
+    return [
+        convert_cli.register,
+        governance_cli.register,
+        products_cli.register,
+        mesh_cli.register,
+        ops_cli.register,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

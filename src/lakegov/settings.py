@@ -42,6 +42,7 @@ _ENV_NAMES: dict[str, str] = {
     "catalog_queue_url": "CATALOG_QUEUE_URL",
     "crawl_coalesce_seconds": "CRAWL_COALESCE_SECONDS",
     "partition_projection_threshold": "PARTITION_PROJECTION_THRESHOLD",
+    "mesh_dlq_arn": "MESH_DLQ_ARN",
 }
 
 
@@ -80,6 +81,7 @@ class Settings:
     catalog_queue_url: str = ""
     crawl_coalesce_seconds: int = 60
     partition_projection_threshold: int = 10000
+    mesh_dlq_arn: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -153,9 +153,7 @@ class StackBuilder:
             self._bucket(lid)
         buses = ["default"]
         for lid in self._of_type("AWS::Events::EventBus"):
-            name = self.resolver.physical[lid].ref
-            self.client("events").create_event_bus(Name=name)
-            buses.append(name)
+            buses.append(self._event_bus(lid))
         queues = self._of_type("AWS::SQS::Queue")  # dead-letter queues before their sources
         for lid in sorted(
             queues, key=lambda q: "RedrivePolicy" in (self.resources[q].get("Properties") or {})
@@ -225,6 +223,19 @@ class StackBuilder:
             s3.put_bucket_notification_configuration(
                 Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
+
+    def _event_bus(self, lid: str) -> str:
+        """The bus, with its resource policy when it declares one (moto stores, not enforces)."""
+        name = self.resolver.physical[lid].ref
+        events = self.client("events")
+        events.create_event_bus(Name=name)
+        policy = self.props(lid).get("Policy")
+        if policy:
+            events.put_permission(
+                EventBusName=name,
+                Policy=policy if isinstance(policy, str) else json.dumps(policy),
+            )
+        return name
 
     def _queue(self, lid: str) -> None:
         props = self.props(lid)

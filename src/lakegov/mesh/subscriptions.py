@@ -1,0 +1,589 @@
+"""Subscriptions: ``subscriptions/*.json`` documents reconciled into central-bus rules.
+
+A document names a domain, its account and bus, the datasets it wants and, optionally,
+read access. Applying it makes the central bus hold exactly the rules that deliver those
+datasets to that bus: created, updated in place, or deleted when no longer needed.
+
+Rule names are deterministic: ``lakegov-sub-<domain>-<owner>-<nn>``, where ``owner`` is a
+hash of the document's key (so a deleted document, whose content is gone, still finds its
+rules) and ``nn`` numbers the rules when the patterns do not fit in one
+(:func:`lakegov.mesh.patterns.build_patterns`). Each rule has one target: the domain's bus,
+with the central account's delivery role (cross-account ``PutEvents``), a retry policy and
+the mesh dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lakegov.aws import error_code, is_transient
+from lakegov.errors import PermanentError, RetryableError, ValidationIssue
+from lakegov.jsonschemas import schema_issues
+from lakegov.mesh import grants
+from lakegov.mesh.patterns import (
+    MAX_PATTERN_CHARS,
+    MAX_RULES_PER_BUS,
+    MAX_WILDCARD_RULES_PER_BUS,
+    PatternTooLarge,
+    build_patterns,
+    compact,
+    has_wildcard,
+    pattern_problems,
+    redundant_patterns,
+)
+from lakegov.metadata.kinds import ApplyContext, MetadataKind
+from lakegov.observability import count, logger
+
+SCHEMA = "subscription.schema"
+PREFIX = "subscriptions/"
+RULE_PREFIX = "lakegov-sub-"
+TARGET_ID = "domain-bus"
+DEFAULT_EVENT_TYPES = ("DatasetRefreshed",)
+MAX_RULES_PER_DOCUMENT = 100  # two-digit rule numbers
+RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+_RULE_NAME = re.compile(
+    r"^lakegov-sub-(?P<domain>[a-z][a-z0-9-]*[a-z0-9])-(?P<owner>[0-9a-f]{8})-(?P<index>[0-9]{2})$"
+)
+_BUS_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):events:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
+    r"event-bus/(?P<name>.+)$"
+)
+
+GrantValidator = Callable[[Any, str], list[ValidationIssue]]
+GrantApplier = Callable[[Any, ApplyContext], dict[str, Any]]
+
+
+# -- configuration -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class MeshLimits:
+    """EventBridge quotas the reconciler keeps within (raise them when the account has)."""
+
+    max_pattern_chars: int = MAX_PATTERN_CHARS
+    max_rules_per_bus: int = MAX_RULES_PER_BUS
+    max_wildcard_rules_per_bus: int = MAX_WILDCARD_RULES_PER_BUS
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """What the reconciler needs from the deployment (see :meth:`from_settings`)."""
+
+    central_bus_arn: str
+    delivery_role_arn: str = ""
+    dead_letter_arn: str = ""
+    service_bus_arn: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MeshConfig:
+        central = str(getattr(settings, "central_bus_arn", "") or "")
+        service = str(getattr(settings, "service_bus", "") or "")
+        parsed = _BUS_ARN.match(central)
+        if service and not service.startswith("arn:") and parsed:
+            service = (
+                f"arn:{parsed['partition']}:events:{parsed['region']}:"
+                f"{getattr(settings, 'account_id', '') or parsed['account']}:event-bus/{service}"
+            )
+        return cls(
+            central_bus_arn=central,
+            delivery_role_arn=str(getattr(settings, "central_bus_role_arn", "") or ""),
+            dead_letter_arn=str(getattr(settings, "mesh_dlq_arn", "") or ""),
+            service_bus_arn=service,
+        )
+
+    @property
+    def central_account(self) -> str:
+        parsed = _BUS_ARN.match(self.central_bus_arn)
+        return parsed["account"] if parsed else ""
+
+    @property
+    def central_bus_name(self) -> str:
+        parsed = _BUS_ARN.match(self.central_bus_arn)
+        return parsed["name"] if parsed else self.central_bus_arn
+
+
+# -- the document ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Subscription:
+    """A validated subscription document."""
+
+    domain: str
+    account_id: str
+    event_bus_arn: str
+    datasets: tuple[str, ...]
+    event_types: tuple[str, ...] = DEFAULT_EVENT_TYPES
+    enabled: bool = True
+    read_access: Mapping[str, Any] | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Subscription:
+        return cls(
+            domain=str(document["domain"]),
+            account_id=str(document["account_id"]),
+            event_bus_arn=str(document["event_bus_arn"]),
+            datasets=tuple(document["datasets"]),
+            event_types=tuple(document.get("event_types") or DEFAULT_EVENT_TYPES),
+            enabled=bool(document.get("enabled", True)),
+            read_access=document.get("read_access"),
+            raw=document,
+        )
+
+
+def validate_subscription(document: Any, source: str = "") -> list[ValidationIssue]:
+    """Schema, then semantic checks. Nothing is changed; errors refuse the document."""
+    issues = schema_issues(SCHEMA, document)
+    if issues:
+        return issues
+    allow_all = bool(document.get("allow_all_datasets", False))
+    bus = _BUS_ARN.match(document["event_bus_arn"])
+    if bus and bus["account"] != document["account_id"]:
+        issues.append(
+            ValidationIssue(
+                "$.event_bus_arn",
+                f"the bus is in account {bus['account']}, not in the domain's account "
+                f"{document['account_id']}",
+                document["event_bus_arn"],
+            )
+        )
+    datasets: list[str] = document["datasets"]
+    for index, pattern in enumerate(datasets):
+        for problem in pattern_problems(pattern, allow_all=allow_all):
+            issues.append(ValidationIssue(f"$.datasets[{index}]", problem, pattern))
+    if "*" in datasets and len(datasets) > 1:
+        issues.append(
+            ValidationIssue(
+                "$.datasets",
+                "'*' already matches every dataset; the other patterns are redundant",
+                severity="warning",
+            )
+        )
+    else:
+        for literal, broader in redundant_patterns(datasets).items():
+            issues.append(
+                ValidationIssue(
+                    f"$.datasets[{datasets.index(literal)}]",
+                    f"already covered by {broader!r}",
+                    literal,
+                    severity="warning",
+                )
+            )
+    if not [i for i in issues if i.severity == "error"]:
+        try:
+            desired_rules(Subscription.from_document(document), "-", MeshConfig(""))
+        except PatternTooLarge as exc:
+            issues.append(ValidationIssue("$.datasets", str(exc)))
+    return issues
+
+
+# -- names -------------------------------------------------------------------------------
+def owner_of(document_key: str) -> str:
+    """The 8 hex digits that tie rules to the document at ``document_key``."""
+    return hashlib.sha256(document_key.encode()).hexdigest()[:8]
+
+
+def rule_name(domain: str, owner: str, index: int) -> str:
+    return f"{RULE_PREFIX}{domain}-{owner}-{index:02d}"
+
+
+def parse_rule_name(name: str) -> tuple[str, str, int] | None:
+    """(domain, owner, index) of a subscription rule, None for any other rule."""
+    match = _RULE_NAME.match(name)
+    if not match:
+        return None
+    return match["domain"], match["owner"], int(match["index"])
+
+
+# -- desired state -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RuleSpec:
+    name: str
+    pattern: dict[str, Any]
+    state: str
+    description: str
+    target: dict[str, Any]
+
+    @property
+    def pattern_json(self) -> str:
+        return compact(self.pattern)
+
+
+def desired_rules(
+    subscription: Subscription,
+    document_key: str,
+    config: MeshConfig,
+    *,
+    max_pattern_chars: int = MAX_PATTERN_CHARS,
+) -> list[RuleSpec]:
+    """The rules (and their one target each) that deliver ``subscription``."""
+    patterns = build_patterns(
+        subscription.event_types, subscription.datasets, max_chars=max_pattern_chars
+    )
+    if len(patterns) > MAX_RULES_PER_DOCUMENT:
+        raise PatternTooLarge(
+            f"the dataset patterns need {len(patterns)} rules, more than "
+            f"{MAX_RULES_PER_DOCUMENT} for one domain; use broader prefixes"
+        )
+    owner = owner_of(document_key)
+    target: dict[str, Any] = {
+        "Id": TARGET_ID,
+        "Arn": subscription.event_bus_arn,
+        "RetryPolicy": dict(RETRY_POLICY),
+    }
+    if config.delivery_role_arn:
+        target["RoleArn"] = config.delivery_role_arn
+    if config.dead_letter_arn:
+        target["DeadLetterConfig"] = {"Arn": config.dead_letter_arn}
+    description = f"lakegov subscription of domain {subscription.domain} ({document_key})"[:512]
+    state = "ENABLED" if subscription.enabled else "DISABLED"
+    return [
+        RuleSpec(rule_name(subscription.domain, owner, i), p, state, description, dict(target))
+        for i, p in enumerate(patterns)
+    ]
+
+
+# -- the central bus ---------------------------------------------------------------------
+class CentralBus:
+    """The few EventBridge calls the reconciler makes, with errors mapped to ours."""
+
+    PERMANENT_CODES = frozenset(
+        {"LimitExceededException", "InvalidEventPatternException", "ValidationException"}
+    )
+
+    def __init__(self, events_client: Any, bus_name: str) -> None:
+        self.events = events_client
+        self.bus = bus_name
+        self.write_calls = 0
+
+    def _call(self, operation: str, write: bool = False, **kwargs: Any) -> Any:
+        try:
+            response = getattr(self.events, operation)(EventBusName=self.bus, **kwargs)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in self.PERMANENT_CODES and not is_transient(exc):
+                raise PermanentError(f"EventBridge {operation} refused: {code}: {exc}") from exc
+            raise RetryableError(f"EventBridge {operation} failed: {code or exc}") from exc
+        if write:
+            self.write_calls += 1
+        return response
+
+    def rules(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self._call("list_rules", **kwargs)
+            out.extend(page.get("Rules", []))
+            token = page.get("NextToken")
+            if not token:
+                return out
+            kwargs = {"NextToken": token}
+
+    def targets(self, rule: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self._call("list_targets_by_rule", Rule=rule, **kwargs)
+            out.extend(page.get("Targets", []))
+            token = page.get("NextToken")
+            if not token:
+                return out
+            kwargs = {"NextToken": token}
+
+    def put_rule(self, spec: RuleSpec) -> None:
+        self._call(
+            "put_rule",
+            write=True,
+            Name=spec.name,
+            EventPattern=spec.pattern_json,
+            State=spec.state,
+            Description=spec.description,
+        )
+
+    def put_target(self, spec: RuleSpec) -> None:
+        response = self._call("put_targets", write=True, Rule=spec.name, Targets=[spec.target])
+        if response.get("FailedEntryCount", 0):
+            raise RetryableError(
+                f"PutTargets failed on {spec.name}: {response.get('FailedEntries')}"
+            )
+
+    def remove_targets(self, rule: str, ids: Sequence[str]) -> None:
+        if ids:
+            self._call("remove_targets", write=True, Rule=rule, Ids=list(ids))
+
+    def delete_rule(self, rule: str) -> None:
+        self.remove_targets(rule, [t["Id"] for t in self.targets(rule)])
+        self._call("delete_rule", write=True, Name=rule)
+
+
+_TARGET_KEYS = ("Id", "Arn", "RoleArn", "DeadLetterConfig", "RetryPolicy")
+
+
+def _same_target(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    return all(current.get(k) == desired.get(k) for k in _TARGET_KEYS)
+
+
+def _same_rule(current: Mapping[str, Any], spec: RuleSpec) -> bool:
+    try:
+        pattern = json.loads(current.get("EventPattern") or "null")
+    except ValueError:
+        return False
+    return (
+        pattern == spec.pattern
+        and current.get("State") == spec.state
+        and (current.get("Description") or "") == spec.description
+    )
+
+
+def reconcile(
+    bus: CentralBus,
+    owner: str,
+    desired: Sequence[RuleSpec],
+    *,
+    limits: MeshLimits = MeshLimits(),
+    domain: str = "",
+) -> dict[str, Any]:
+    """Make the bus hold exactly ``desired`` among the rules of ``owner``.
+
+    Checks first (conflicts, quotas) and changes nothing when they fail. Creates and
+    updates before deleting, so a domain never misses an event during an update (it may
+    see one twice while the rules change).
+    """
+    rules = bus.rules()
+    ours: dict[str, dict[str, Any]] = {}
+    others: list[dict[str, Any]] = []
+    for rule in rules:
+        parsed = parse_rule_name(str(rule.get("Name", "")))
+        if parsed and parsed[1] == owner:
+            ours[rule["Name"]] = rule
+        else:
+            others.append(rule)
+    if domain:
+        for rule in others:
+            parsed = parse_rule_name(str(rule.get("Name", "")))
+            if parsed and parsed[0] == domain:
+                raise PermanentError(
+                    f"domain {domain!r} is already subscribed by another document "
+                    f"(rule {rule['Name']}: {rule.get('Description', '')}); edit or delete "
+                    "that document instead"
+                )
+    total = len(others) + len(desired)
+    if total > limits.max_rules_per_bus:
+        raise PermanentError(
+            f"the central bus would hold {total} rules, over its quota of "
+            f"{limits.max_rules_per_bus} rules per bus (raise the EventBridge quota and "
+            "the reconciler's limit, or use broader prefixes)"
+        )
+    wildcard = sum(has_wildcard(r.get("EventPattern")) for r in others) + sum(
+        has_wildcard(s.pattern) for s in desired
+    )
+    if wildcard > limits.max_wildcard_rules_per_bus and any(
+        has_wildcard(s.pattern) for s in desired
+    ):
+        raise PermanentError(
+            f"the central bus would hold {wildcard} rules with wildcard filters, over "
+            f"EventBridge's fixed quota of {limits.max_wildcard_rules_per_bus}; write the "
+            "patterns as exact names, 'prefix*' or '*suffix'"
+        )
+
+    created: list[str] = []
+    updated: list[str] = []
+    unchanged: list[str] = []
+    for spec in desired:
+        current = ours.get(spec.name)
+        rule_changed = current is None or not _same_rule(current, spec)
+        if rule_changed:
+            bus.put_rule(spec)
+        targets = bus.targets(spec.name) if current is not None else []
+        mine = [t for t in targets if t.get("Id") == spec.target["Id"]]
+        target_changed = not mine or not _same_target(mine[0], spec.target)
+        if target_changed:
+            bus.put_target(spec)
+        bus.remove_targets(spec.name, [t["Id"] for t in targets if t.get("Id") != TARGET_ID])
+        if current is None:
+            created.append(spec.name)
+        elif rule_changed or target_changed:
+            updated.append(spec.name)
+        else:
+            unchanged.append(spec.name)
+    wanted = {s.name for s in desired}
+    deleted = sorted(name for name in ours if name not in wanted)
+    for name in deleted:
+        bus.delete_rule(name)
+    return {
+        "created": created,
+        "updated": updated,
+        "deleted": deleted,
+        "unchanged": unchanged,
+        "changes": len(created) + len(updated) + len(deleted),
+        "write_calls": bus.write_calls,
+    }
+
+
+# -- apply and remove --------------------------------------------------------------------
+def _central_bus(ctx: ApplyContext, config: MeshConfig) -> CentralBus:
+    if not _BUS_ARN.match(config.central_bus_arn):
+        raise PermanentError(
+            "this deployment has no central event bus ARN (CENTRAL_BUS_ARN); subscriptions "
+            "are applied in the account that hosts the central bus"
+        )
+    account = str(getattr(ctx.settings, "account_id", "") or "")
+    if account and config.central_account != account:
+        raise PermanentError(
+            f"the central bus is in account {config.central_account}, not in this one "
+            f"({account}); upload subscriptions to the central account's config bucket"
+        )
+    return CentralBus(ctx.client("events"), config.central_bus_name)
+
+
+def _check_target(subscription: Subscription, config: MeshConfig) -> None:
+    target = _BUS_ARN.match(subscription.event_bus_arn)
+    central = _BUS_ARN.match(config.central_bus_arn)
+    assert target is not None and central is not None  # schema-validated / checked above
+    if subscription.event_bus_arn == config.central_bus_arn:
+        raise PermanentError("the target bus is the central bus itself: events would loop")
+    if config.service_bus_arn and subscription.event_bus_arn == config.service_bus_arn:
+        raise PermanentError(
+            "the target bus is this deployment's service bus, which forwards to the central "
+            "bus: events would loop"
+        )
+    if target["account"] != central["account"] and not config.delivery_role_arn:
+        raise PermanentError(
+            "cross-account delivery needs the central bus delivery role "
+            "(CENTRAL_BUS_ROLE_ARN), which this deployment does not set"
+        )
+
+
+def _read_access(
+    subscription: Subscription,
+    ctx: ApplyContext,
+    apply_grant: GrantApplier | None,
+) -> dict[str, Any] | None:
+    document = grants.read_access_document(subscription.raw)
+    if apply_grant is None:
+        if document is None:
+            return None
+        return {"document": document, "status": "NOT_APPLIED", "reason": "no governance engine"}
+    s3 = ctx.client("s3")
+    ref = ctx.document
+    previous = grants.load_grant_state(s3, ref.bucket, ref.key)
+    revoke = grants.revocation_document(previous, document)
+    if document is None and revoke is None:
+        return None
+    out: dict[str, Any] = {"document": document, "status": "APPLIED"}
+    if document is not None:  # grant the new access first: no gap while it changes
+        out["grant"] = apply_grant(document, ctx)
+    if revoke is not None:
+        out["revoke_document"] = revoke
+        out["revoke"] = apply_grant(revoke, ctx)
+    grants.save_grant_state(s3, ref.bucket, ref.key, document)
+    return out
+
+
+def apply_subscription(
+    document: Any,
+    ctx: ApplyContext,
+    *,
+    limits: MeshLimits = MeshLimits(),
+    apply_grant: GrantApplier | None = None,
+) -> dict[str, Any]:
+    """Reconcile the central bus's rules (and the read grant) with one document."""
+    subscription = Subscription.from_document(document)
+    config = MeshConfig.from_settings(ctx.settings)
+    bus = _central_bus(ctx, config)
+    _check_target(subscription, config)
+    try:
+        desired = desired_rules(
+            subscription, ctx.document.key, config, max_pattern_chars=limits.max_pattern_chars
+        )
+    except PatternTooLarge as exc:
+        raise PermanentError(str(exc)) from exc
+    summary = reconcile(
+        bus, owner_of(ctx.document.key), desired, limits=limits, domain=subscription.domain
+    )
+    summary.update(
+        {
+            "domain": subscription.domain,
+            "target": subscription.event_bus_arn,
+            "rules": [s.name for s in desired],
+            "patterns": {s.name: s.pattern for s in desired},
+            "failed": 0,
+        }
+    )
+    access = _read_access(subscription, ctx, apply_grant)
+    if access is not None:
+        summary["read_access"] = access
+    count("SubscriptionRulesChanged", summary["changes"])
+    logger.info(
+        "subscription applied",
+        extra={"domain": subscription.domain, **{k: summary[k] for k in ("created", "deleted")}},
+    )
+    return summary
+
+
+def remove_subscription(
+    ctx: ApplyContext, *, apply_grant: GrantApplier | None = None
+) -> dict[str, Any]:
+    """The document was deleted: delete its rules and revoke the read access it granted."""
+    config = MeshConfig.from_settings(ctx.settings)
+    bus = _central_bus(ctx, config)
+    summary = reconcile(bus, owner_of(ctx.document.key), [])
+    if apply_grant is not None:
+        s3 = ctx.client("s3")
+        ref = ctx.document
+        revoke = grants.revocation_document(grants.load_grant_state(s3, ref.bucket, ref.key), None)
+        if revoke is not None:
+            summary["read_access"] = {
+                "revoke_document": revoke,
+                "revoke": apply_grant(revoke, ctx),
+                "status": "REVOKED",
+            }
+            grants.save_grant_state(s3, ref.bucket, ref.key, None)
+    count("SubscriptionRulesChanged", summary["changes"])
+    return summary
+
+
+def subscription_kind(
+    *,
+    validate_grant: GrantValidator | None = None,
+    apply_grant: GrantApplier | None = None,
+    limits: MeshLimits = MeshLimits(),
+) -> MetadataKind:
+    """The ``subscriptions/`` kind for :func:`lakegov.metadata.registry.metadata_kinds`.
+
+    ``validate_grant(document, source) -> issues`` and ``apply_grant(document, ctx) ->
+    summary`` are the governance engine's, for the optional read access (its document is
+    :func:`lakegov.mesh.grants.read_access_document`); without them the read access is
+    reported in the result but not applied.
+    """
+
+    def validate(document: Any, source: str) -> list[ValidationIssue]:
+        issues = validate_subscription(document, source)
+        if validate_grant is None or any(i.severity == "error" for i in issues):
+            return issues
+        grant = grants.read_access_document(document)
+        if grant is not None:
+            for issue in validate_grant(grant, f"{source}#read_access"):
+                issues.append(
+                    ValidationIssue(
+                        "$.read_access" + re.sub(r"^\$(\[0\])?", "", issue.path),
+                        f"as a Lake Formation grant: {issue.message}",
+                        issue.value,
+                        issue.severity,
+                    )
+                )
+        return issues
+
+    def apply(document: Any, ctx: ApplyContext) -> dict[str, Any]:
+        return apply_subscription(document, ctx, limits=limits, apply_grant=apply_grant)
+
+    def remove(ctx: ApplyContext) -> dict[str, Any]:
+        return remove_subscription(ctx, apply_grant=apply_grant)
+
+    return MetadataKind(
+        name="subscription", prefix=PREFIX, validate=validate, apply=apply, remove=remove
+    )

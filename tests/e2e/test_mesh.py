@@ -1,0 +1,230 @@
+"""The mesh on the embedded runtime: a refresh reaches exactly the subscribed domain.
+
+The service stack (template.yaml) hosts the central bus; consumer domains are the real
+templates/domain.yaml deployed in other account ids. Subscriptions go through
+the config bucket and the config function, refreshes through the service bus and the
+forwarding function, deliveries across accounts to each domain's queue.
+"""
+
+import json
+import time
+import uuid
+
+import pytest
+from tests.conftest import ROOT
+
+from lakegov.events import EventPublisher, utc_now
+from lakegov.local.runtime import LocalRuntime
+from lakegov.mesh.local import deploy_domain
+from lakegov.mesh.subscriptions import subscription_kind
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]
+
+# Each test deploys its own domains (own names, own account ids) and subscriptions, so the
+# tests hold in any order and on any worker.
+PRODUCERS = "222222222222,333333333333"
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    with LocalRuntime(
+        ROOT / "template.yaml", stack_name="mesh", parameters={"ProducerAccountIds": PRODUCERS}
+    ) as rt:
+        # The config function learns the subscriptions/ kind here until the registry has it.
+        import handlers.config
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                handlers.config,
+                "metadata_kinds",
+                lambda: {"subscriptions/": subscription_kind()},
+            )
+            yield rt
+
+
+_ACCOUNTS = iter(f"{n:012d}" for n in range(444400000001, 444400009999))
+
+
+def _domain(runtime, name):
+    return deploy_domain(runtime, name, next(_ACCOUNTS))
+
+
+def _subscribe(runtime, domain, datasets):
+    key = f"subscriptions/{domain.name}.json"
+    _upload(runtime, key, domain.subscription(datasets))
+    return key
+
+
+def _upload(runtime, key, document):
+    runtime.client("s3").put_object(
+        Bucket=runtime.outputs["ConfigBucketName"], Key=key, Body=json.dumps(document).encode()
+    )
+
+
+def _delete(runtime, key):
+    """Delete a document, and deliver S3's "Object Deleted" event to the config function.
+
+    moto sends no EventBridge notification when a delete marker is created in a versioned
+    bucket (AWS does: deletion-type "Delete Marker Created"), so the event AWS would send
+    is handed to the function here, through the runtime, in its real shape.
+    """
+    bucket = runtime.outputs["ConfigBucketName"]
+    marker = runtime.client("s3").delete_object(Bucket=bucket, Key=key)
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Deleted",
+        "source": "aws.s3",
+        "account": runtime.account,
+        "time": utc_now()[:19] + "Z",
+        "region": runtime.region,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "version-id": marker["VersionId"], "sequencer": "0"},
+            "request-id": "local",
+            "requester": runtime.account,
+            "source-ip-address": "127.0.0.1",
+            "reason": "DeleteObject",
+            "deletion-type": "Delete Marker Created",
+        },
+    }
+    invocation = runtime.invoke(runtime.function("ConfigFunction"), event)
+    assert invocation.ok, invocation.error
+    return invocation.result
+
+
+def _result(runtime, key):
+    body = runtime.client("s3").get_object(
+        Bucket=runtime.outputs["ConfigBucketName"], Key=f"results/{key}.result.json"
+    )["Body"]
+    return json.loads(body.read())
+
+
+def _refresh(runtime, dataset, bus=None):
+    """A DatasetRefreshed as a producer function publishes it (service bus by default)."""
+    publisher = EventPublisher(
+        runtime.client("events"), (bus or runtime.outputs["ServiceEventBusName"],)
+    )
+    publisher.publish(
+        "DatasetRefreshed",
+        {
+            "dataset": dataset,
+            "database": "lakegov_dev_formatted",
+            "table": dataset.replace("/", "_"),
+            "refreshed_at": utc_now(),
+        },
+    )
+
+
+def _received(domain, expected, timeout=20.0):
+    """Datasets the domain's queue received, waiting until ``expected`` many arrived."""
+    got, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got += domain.receive()
+        if len(got) >= expected:
+            break
+        time.sleep(0.2)
+    return sorted(e["detail"]["dataset"] for e in got)
+
+
+def _applied(runtime, key):
+    return runtime.wait_for_event(
+        "GovernanceApplied", lambda d: d["document"]["key"] == key, timeout=30
+    )
+
+
+def test_the_domain_template_deploys_with_a_bus_open_to_the_central_account_only(runtime):
+    domain = _domain(runtime, "templated")
+    assert domain.bus_arn == (
+        f"arn:aws:events:us-east-1:{domain.account}:event-bus/lakegov-domain-templated"
+    )
+    bus = domain.client("events").describe_event_bus(Name="lakegov-domain-templated")
+    (statement,) = json.loads(bus["Policy"])["Statement"]
+    assert statement["Principal"] == {"AWS": f"arn:aws:iam::{runtime.account}:root"}
+    assert statement["Action"] == "events:PutEvents"
+    document = domain.subscription(["sales/*"])
+    assert document["account_id"] == domain.account
+    assert document["event_bus_arn"] == domain.bus_arn
+
+
+def test_a_refresh_reaches_exactly_the_subscribed_domain(runtime):
+    marketing, finance = _domain(runtime, "marketing"), _domain(runtime, "finance")
+    # Given marketing subscribes to sales/* and finance to finance/*, through the config bucket
+    _applied(runtime, _subscribe(runtime, marketing, ["sales/*"]))
+    _applied(runtime, _subscribe(runtime, finance, ["finance/*"]))
+    assert _result(runtime, "subscriptions/marketing.json")["status"] == "APPLIED"
+    # When producers refresh datasets (published on the service bus, forwarded centrally)
+    for dataset in ["sales/eu", "hr/people", "finance/ledger", "sales/us"]:
+        _refresh(runtime, dataset)
+    # Then each domain's queue holds exactly its datasets, delivered across accounts
+    assert _received(marketing, 2) == ["sales/eu", "sales/us"]
+    assert _received(finance, 1) == ["finance/ledger"]
+    runtime.wait_idle(timeout=30)
+    assert marketing.receive() == [] and finance.receive() == []
+    # and the forwarded copies went through the central bus, with the producer's account
+    central = runtime.outputs["CentralEventBusArn"].rsplit("/", 1)[1]
+    _refresh(runtime, "sales/apac")
+    event = runtime.wait_for_event(
+        "DatasetRefreshed", lambda d: d["dataset"] == "sales/apac", bus=central, timeout=20
+    )
+    assert event["detail"]["producer_account"] == runtime.account
+    assert _received(marketing, 1) == ["sales/apac"]
+
+
+def test_an_event_put_directly_on_the_central_bus_is_delivered_too(runtime):
+    direct, other = _domain(runtime, "direct"), _domain(runtime, "other")
+    _applied(runtime, _subscribe(runtime, direct, ["direct/*"]))
+    _applied(runtime, _subscribe(runtime, other, ["other/*"]))
+    _refresh(runtime, "direct/orders", bus=runtime.outputs["CentralEventBusArn"])
+    assert _received(direct, 1) == ["direct/orders"]
+    assert _received(other, 0, timeout=1) == []
+
+
+def test_an_update_narrows_and_a_deletion_unsubscribes(runtime):
+    narrow, bystander = _domain(runtime, "narrow"), _domain(runtime, "bystander")
+    key = _subscribe(runtime, narrow, ["north/*"])
+    _applied(runtime, key)
+    _applied(runtime, _subscribe(runtime, bystander, ["south/*"]))
+    # When the domain narrows its subscription to one exact dataset
+    _subscribe(runtime, narrow, ["north/eu"])
+    runtime.wait_for_event(
+        "GovernanceApplied", lambda d: d["document"]["key"] == key and d["changes"] == 1, timeout=30
+    )
+    _refresh(runtime, "north/us")
+    _refresh(runtime, "north/eu")
+    assert _received(narrow, 1) == ["north/eu"]
+    # When the document is deleted, the domain receives nothing more; the other one still does
+    removed = _delete(runtime, key)
+    assert removed["status"] == "REMOVED" and len(removed["summary"]["deleted"]) == 1
+    assert _result(runtime, key)["status"] == "REMOVED"
+    _refresh(runtime, "north/eu")
+    _refresh(runtime, "south/fx")
+    assert _received(bystander, 1) == ["south/fx"]
+    runtime.wait_idle(timeout=30)
+    assert narrow.receive() == []
+
+
+def test_a_bad_subscription_is_refused_and_explained(runtime):
+    bad = _domain(runtime, "greedy").subscription(["*"])
+    _upload(runtime, "subscriptions/everything.json", bad)
+    event = runtime.wait_for_event(
+        "GovernanceRejected",
+        lambda d: d["document"]["key"] == "subscriptions/everything.json",
+        timeout=30,
+    )
+    assert event["detail"]["errors"][0]["path"] == "$.datasets[0]"
+    result = _result(runtime, "subscriptions/everything.json")
+    assert result["status"] == "REJECTED" and "allow_all_datasets" in result["errors"][0]["message"]
+
+
+def test_the_demo_shows_each_domain_receiving_its_datasets(runtime):
+    from lakegov.mesh.demo import run_mesh_demo
+
+    lines = []
+    ok = run_mesh_demo(runtime, echo=lines.append)
+    failures = [i for i in runtime.invocations if not i.ok]
+    assert ok, (lines, failures[-5:])
+    assert "[mesh] domain campaigns received ['sales/eu', 'shop/orders']" in lines
+    assert "[mesh] domain ledger received ['finance/gl']" in lines
