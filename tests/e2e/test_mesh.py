@@ -217,14 +217,3 @@ def test_a_bad_subscription_is_refused_and_explained(runtime):
     assert event["detail"]["errors"][0]["path"] == "$.datasets[0]"
     result = _result(runtime, "subscriptions/everything.json")
     assert result["status"] == "REJECTED" and "allow_all_datasets" in result["errors"][0]["message"]
-
-
-def test_the_demo_shows_each_domain_receiving_its_datasets(runtime):
-    from lakegov.mesh.demo import run_mesh_demo
-
-    lines = []
-    ok = run_mesh_demo(runtime, echo=lines.append)
-    failures = [i for i in runtime.invocations if not i.ok]
-    assert ok, (lines, failures[-5:])
-    assert "[mesh] domain campaigns received ['sales/eu', 'shop/orders']" in lines
-    assert "[mesh] domain ledger received ['finance/gl']" in lines

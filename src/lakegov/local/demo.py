@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class Demo:
     rt: LocalRuntime
     verbose: bool = False
     step_no: int = 0
+    domains: dict[str, Any] = field(default_factory=dict)
 
     @property
     def out(self) -> dict[str, str]:
@@ -64,6 +65,10 @@ class Demo:
 
 def key_is(key: str) -> Callable[[dict[str, Any]], bool]:
     return lambda detail: bool(detail.get("key") == key)
+
+
+def staging_refresh_of(table: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda detail: bool(detail.get("table") == table and detail.get("mode") != "product")
 
 
 def _example(path: str) -> bytes:
@@ -198,9 +203,7 @@ def step_catalog(demo: Demo) -> None:
     demo.step("The Glue Data Catalog follows (direct registration) -> DatasetRefreshed")
     glue = demo.rt.client("glue")
     for table in ("mwaa_blog_customers", "mwaa_blog_cards"):
-        refreshed = demo.wait(
-            "DatasetRefreshed", lambda d, t=table: d["table"] == t and d.get("mode") != "product"
-        )
+        refreshed = demo.wait("DatasetRefreshed", staging_refresh_of(table))
         described = glue.get_table(DatabaseName=refreshed["database"], Name=table)["Table"]
         columns = ", ".join(
             f"{c['Name']} {c['Type']}" for c in described["StorageDescriptor"]["Columns"][:5]
@@ -258,14 +261,62 @@ def step_product_run(demo: Demo) -> None:
     demo.say(f"DatasetRefreshed for the product's outputs: {', '.join(sorted(set(refreshed)))}")
 
 
+DOMAINS = (
+    ("marketing", "222222222222", ["mwaa/blog/customers", "*mwaa_blog_cards*"]),
+    ("finance", "333333333333", ["finance/*"]),
+)
+
+
+def document_is(key: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda detail: bool(detail["document"]["key"] == key)
+
+
+def step_subscriptions(demo: Demo) -> None:
+    from lakegov.mesh.local import deploy_domain
+
+    demo.step("Domain accounts subscribe to refreshes (central bus -> their own bus)")
+    for name, account, datasets in DOMAINS:
+        domain = deploy_domain(demo.rt, name, account)
+        demo.domains[name] = domain
+        key = f"subscriptions/{name}.json"
+        body = json.dumps(domain.subscription(datasets)).encode()
+        demo.upload(demo.out["ConfigBucketName"], key, body)
+        demo.wait("GovernanceApplied", document_is(key))
+        demo.say(f"domain {name} (account {account}) subscribed to {datasets}")
+
+
+def step_domains_received(demo: Demo) -> None:
+    demo.step("What each domain account received (only what it subscribed to)")
+    deadline = time.monotonic() + 30
+    received: dict[str, list[str]] = {name: [] for name in demo.domains}
+    while time.monotonic() < deadline:
+        for name, domain in demo.domains.items():
+            for event in domain.receive():
+                detail = event["detail"]
+                received[name].append(f"{detail['dataset']} ({detail.get('mode', '')})")
+        if len(received["marketing"]) >= 3:
+            break
+        time.sleep(0.5)
+    for name, datasets in received.items():
+        listed = ", ".join(sorted(datasets)) or "nothing"
+        demo.say(f"{name}: {len(datasets)} DatasetRefreshed: {listed}")
+    demo.check(
+        any(d.startswith("mwaa/blog/customers") for d in received["marketing"]),
+        "the marketing domain did not receive the customers refresh",
+    )
+    demo.check(not received["finance"], "the finance domain received refreshes it did not ask for")
+
+
 STEPS: list[Callable[[Demo], None]] = [
     step_stack,
     step_governance,
+    step_subscriptions,
     step_product_setup,
     step_convert,
     step_catalog,
     step_reject,
     step_product_run,
+    step_domains_received,
 ]
 
 

@@ -1,0 +1,25 @@
+"""`lakegov demo` runs the whole chain and says so with its exit code."""
+
+import pytest
+
+from lakegov.local.demo import run_demo
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("runtime")]
+
+
+def test_the_demo_walks_the_whole_chain(capsys):
+    code = run_demo(ROOT / "template.yaml")
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    for expected in (
+        "GovernanceApplied:",
+        "GovernanceRejected $[0].access_type",
+        "FileConverted: table mwaa_blog_customers",
+        "FileRejected: ragged_rows",
+        "ProductRunFinished: SUCCEEDED",
+        "email_format|not_null_dob",
+        "referential_cust_id",
+        "finance: 0 DatasetRefreshed: nothing",
+    ):
+        assert expected in out, expected
