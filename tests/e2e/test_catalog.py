@@ -122,7 +122,7 @@ def test_a_burst_in_crawler_mode_makes_one_crawl_through_the_local_stand_in(runt
     assert len(crawls) == 1
     cards = [
         e
-        for e in runtime.events_of("DatasetRefreshed")
+        for e in runtime.events_of("DatasetRefreshed", bus=runtime.outputs["ServiceEventBusName"])
         if e["detail"]["table"] == "mwaa_blog_cards"
     ]
     assert len(cards) == 1

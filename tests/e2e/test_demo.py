@@ -1,9 +1,9 @@
 """`lakegov demo` runs the whole chain and says so with its exit code."""
 
 import pytest
+from tests.conftest import ROOT
 
 from lakegov.local.demo import run_demo
-from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("runtime")]
 

@@ -26,6 +26,8 @@ WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
         "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
     ("template.yaml", "CatalogFunction", "LakeFormationCredentials"):
         "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
+    ("template.yaml", "ConfigFunctionSubscriptionsPolicy", "ListRulesOfTheCentralBus"):
+        "events:ListRules takes no resource-level permission",
     ("template.yaml", "DbtBuildRole", "LakeFormationDataAccessAndTags"):
         "lakeformation:GetDataAccess and the LF-Tag APIs dbt-athena calls take no resource ARNs",
 }
