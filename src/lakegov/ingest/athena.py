@@ -85,29 +85,39 @@ def header_columns(head: bytes, fmt: str, delimiter: str | None) -> list[str]:
     return names
 
 
-def ddl(job: AthenaJob, fmt: str, delimiter: str) -> str:
+def ddl(job: AthenaJob, fmt: str, delimiter: str, raw_columns: list[str]) -> str:
+    """The temporary table: normalised column names, all text.
+
+    CSV columns are positional (the header line is skipped), so any names do; JSON keys are
+    mapped to the normalised names with the OpenX SerDe's ``mapping.<column>`` properties.
+    """
     folder = job.key.rsplit("/", 1)[0] + "/" if "/" in job.key else ""
     cols = ", ".join(f"`{c}` string" for c in job.columns)
     location = f"s3://{job.bucket}/{folder}"
+    table = f"`{job.temp_database}`.`{job.temp_table}`"
     if fmt == "json":
+        mappings = ", ".join(
+            f"'mapping.{name}' = '{_quote_sql(raw)}'"
+            for raw, name in zip(raw_columns, job.columns, strict=True)
+        )
         return (
-            f"CREATE EXTERNAL TABLE `{job.temp_database}`.`{job.temp_table}` ({cols}) "
+            f"CREATE EXTERNAL TABLE {table} ({cols}) "
             "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' "
+            f"WITH SERDEPROPERTIES ('case.insensitive' = 'false', {mappings}) "
             f"LOCATION '{_quote_sql(location)}'"
         )
     sep = delimiter.replace("\t", "\\t")
     return (
-        f"CREATE EXTERNAL TABLE `{job.temp_database}`.`{job.temp_table}` ({cols}) "
+        f"CREATE EXTERNAL TABLE {table} ({cols}) "
         "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde' "
         f"WITH SERDEPROPERTIES ('separatorChar' = '{sep}', 'quoteChar' = '\"', 'escapeChar' = '\\\\') "
         f"LOCATION '{_quote_sql(location)}' TBLPROPERTIES ('skip.header.line.count' = '1')"
     )
 
 
-def unload(job: AthenaJob, raw_columns: list[str]) -> str:
-    select = ", ".join(
-        f'"{raw}" AS "{name}"' for raw, name in zip(raw_columns, job.columns, strict=True)
-    )
+def unload(job: AthenaJob) -> str:
+    """UNLOAD only this object's rows (``$path``) to a fresh folder, as Parquet."""
+    select = ", ".join(f'"{name}"' for name in job.columns)
     path = f"s3://{job.bucket}/{job.key}"
     return (
         f'UNLOAD (SELECT {select} FROM "{job.temp_database}"."{job.temp_table}" '  # noqa: S608 - names normalised, literals quoted
@@ -170,7 +180,7 @@ class AthenaConverter:
             output_prefix=f"{ref.output_prefix}_athena_{token}/",
             output_bucket=self.settings.formatted_bucket,
         )
-        query_id = self._query(ddl(job, fmt, sep))
+        query_id = self._query(ddl(job, fmt, sep, raw_columns))
         self.audit.record(
             "athena",
             query_id,
@@ -208,7 +218,7 @@ class AthenaConverter:
             return "ignored"
         self.audit.record("athena", query_id, stage, "SUCCEEDED")
         if stage == "ddl":
-            unload_id = self._query(unload(job, list(item["raw_columns"])))
+            unload_id = self._query(unload(job))
             self.audit.record(
                 "athena", unload_id, "unload", "RUNNING", attributes={"job": job.to_item()}
             )

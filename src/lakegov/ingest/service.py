@@ -194,6 +194,22 @@ class Converter:
                 raise RejectedFile(
                     "too_large", f"{landed.size} bytes is over the limit of {max_bytes}"
                 )
+            fmt = options.format or ref.format
+            if (
+                self.athena is not None
+                and landed.size > self.settings.athena_threshold_bytes
+                and fmt in ATHENA_FORMATS
+                and options.columns is None
+            ):
+                query_id = self.athena.start(
+                    bucket=landed.bucket,
+                    key=key,
+                    version=landed.version,
+                    ref=ref,
+                    fmt=str(fmt),
+                    delimiter=options.delimiter or ref.delimiter,
+                )
+                return Outcome("CONVERTING", key, reason=f"Athena query {query_id}")
             return self._convert(landed, ref, options)
         except RejectedFile as rejected:
             return self._reject(landed, ref, rejected)

@@ -1,0 +1,109 @@
+"""Files over the threshold go to Athena: DDL, UNLOAD, then the same FileConverted."""
+
+import json
+from dataclasses import replace
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lakegov.audit import AuditStore
+from lakegov.events import validate_detail
+from lakegov.ingest.athena import AthenaConverter, header_columns
+from lakegov.ingest.service import Converter, LandedObject
+from lakegov.local.template import load_template
+from lakegov.settings import Settings
+from tests.conftest import ROOT
+
+SETTINGS = Settings(environment="t", region="us-east-1", raw_bucket="raw", formatted_bucket="formatted",
+                    config_bucket="configs", service_bus="svc", audit_table="audit",
+                    glue_database_prefix="lakegov_t_", athena_threshold_bytes=10, athena_workgroup="wg")
+
+
+class Publisher:
+    def __init__(self):
+        self.events = []
+
+    def publish(self, detail_type, detail):
+        validate_detail(detail_type, detail)
+        self.events.append((detail_type, detail))
+
+
+@pytest.fixture
+def parts():
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for bucket in ("raw", "formatted", "configs"):
+            s3.create_bucket(Bucket=bucket)
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
+        ddb.create_table(TableName="audit", AttributeDefinitions=props["AttributeDefinitions"],
+                         KeySchema=props["KeySchema"], BillingMode="PAY_PER_REQUEST",
+                         GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"])
+        athena = boto3.client("athena", region_name="us-east-1")
+        athena.create_work_group(Name="wg")
+        audit = AuditStore("audit", ddb)
+        publisher = Publisher()
+        big = AthenaConverter(athena=athena, s3=s3, audit=audit, publisher=publisher, settings=SETTINGS)
+        converter = Converter(s3=s3, publisher=publisher, audit=audit, settings=SETTINGS, athena=big)
+        yield {"s3": s3, "athena": athena, "audit": audit, "publisher": publisher, "big": big, "converter": converter}
+
+
+def _land(parts, key, body):
+    etag = parts["s3"].put_object(Bucket="raw", Key=key, Body=body)["ETag"].strip('"')
+    return LandedObject("raw", key, size=len(body), etag=etag)
+
+
+def _sql(parts, query_id):
+    return parts["athena"].get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Query"]
+
+
+def test_a_large_csv_is_converted_by_athena_and_ends_in_the_same_event(parts):
+    landed = _land(parts, "sales/order_dt=2026-11-20/orders.csv", b"Order Id,Amount\n1,2.5\n")
+    outcome = parts["converter"].process(landed)
+    assert outcome.status == "CONVERTING"
+    ddl_id = outcome.reason.rsplit(" ", 1)[-1]
+    ddl = _sql(parts, ddl_id)
+    assert "CREATE EXTERNAL TABLE `lakegov_t_athena_tmp`" in ddl and "`order_id` string" in ddl
+    assert "LOCATION 's3://raw/sales/order_dt=2026-11-20/'" in ddl and "skip.header.line.count" in ddl
+    # a redelivery while Athena works is a duplicate, not a second job
+    assert parts["converter"].process(landed).status == "DUPLICATE"
+
+    assert parts["big"].on_state_change(ddl_id, "SUCCEEDED") == "unloading"
+    assert parts["big"].on_state_change(ddl_id, "SUCCEEDED") == "duplicate"
+    unload_item = next(i for i in parts["audit"].recent("athena", limit=5) if i["version"] == "unload")
+    unload_sql = _sql(parts, unload_item["subject"])
+    assert 'SELECT "order_id", "amount" FROM' in unload_sql
+    assert "WHERE \"$path\" = 's3://raw/sales/order_dt=2026-11-20/orders.csv'" in unload_sql
+    prefix = unload_item["job"]["output_prefix"]
+    assert prefix.startswith("formatted_stg/sales_orders/order_dt=2026-11-20/_athena_")
+    parts["s3"].put_object(Bucket="formatted", Key=f"{prefix}part-0.parquet", Body=b"PAR1")
+
+    assert parts["big"].on_state_change(unload_item["subject"], "SUCCEEDED") == "converted"
+    (detail_type, detail), = [e for e in parts["publisher"].events if e[0] == "FileConverted"]
+    assert detail["engine"] == "athena" and detail["output_keys"] == [f"{prefix}part-0.parquet"]
+    assert detail["partition_values"] == {"order_dt": "2026-11-20"}
+    item = parts["audit"].get("file", "s3://raw/sales/order_dt=2026-11-20/orders.csv", landed.version)
+    assert item["status"] == "PROCESSED"
+
+
+def test_an_athena_failure_quarantines_the_file(parts):
+    landed = _land(parts, "crm/contacts.json", b'{"id": 1, "name": "a"}\n{"id": 2}\n')
+    ddl_id = parts["converter"].process(landed).reason.rsplit(" ", 1)[-1]
+    ddl = _sql(parts, ddl_id)
+    assert "org.openx.data.jsonserde.JsonSerDe" in ddl and "'mapping.name' = 'name'" in ddl
+    assert parts["big"].on_state_change(ddl_id, "FAILED", "HIVE_BAD_DATA: malformed JSON") == "rejected"
+    (detail_type, detail), = [e for e in parts["publisher"].events if e[0] == "FileRejected"]
+    assert "HIVE_BAD_DATA" in detail["reason"]
+    parts["s3"].head_object(Bucket="raw", Key="quarantine/crm/contacts.json")
+
+
+def test_small_files_and_other_formats_stay_in_lambda(parts):
+    converter = parts["converter"]
+    converter.settings = replace(SETTINGS, athena_threshold_bytes=10_000)
+    assert converter.process(_land(parts, "a/b.csv", b"x\n1\n")).status == "PROCESSED"
+
+
+def test_header_columns_are_read_from_the_first_bytes():
+    assert header_columns(b"a;b;c\n1;2;3\n", "csv", None) == ["a", "b", "c"]
+    assert header_columns(b'{"a": 1}\n{"b": 2}\n{"c"', "json", None) == ["a", "b"]
