@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lakegov.governance.kind import governance_kind
 from lakegov.mesh.subscriptions import subscription_kind
+from lakegov.ingest.kind import dataset_kind
 from lakegov.metadata.kinds import MetadataKind
 from lakegov.products.documents import product_kind
 
@@ -13,6 +14,7 @@ def metadata_kinds() -> dict[str, MetadataKind]:
     governance = governance_kind()
     kinds: list[MetadataKind] = [
         governance,
+        dataset_kind(),
         product_kind(),
         # a subscription asking for read access becomes a governance document, validated
         # and applied by the same engine

@@ -15,8 +15,15 @@ from lakegov.local.template import load_template
 from tests.conftest import ROOT
 
 ROLE = "arn:aws:iam::123456789012:role/analyst"
-DOC = [{"role_arn": ROLE, "access_type": "GRANT", "lf_tags": [],
-        "named_data_catalog": [{"Database": "sales", "Table": "orders"}], "table_permissions": ["SELECT"]}]
+DOC = [
+    {
+        "role_arn": ROLE,
+        "access_type": "GRANT",
+        "lf_tags": [],
+        "named_data_catalog": [{"Database": "sales", "Table": "orders"}],
+        "table_permissions": ["SELECT"],
+    }
+]
 
 
 class Publisher:
@@ -36,17 +43,22 @@ def world():
         s3.put_bucket_versioning(Bucket="cfg-bucket", VersioningConfiguration={"Status": "Enabled"})
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
-        ddb.create_table(TableName="audit", AttributeDefinitions=props["AttributeDefinitions"],
-                         KeySchema=props["KeySchema"], BillingMode="PAY_PER_REQUEST",
-                         GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"])
+        ddb.create_table(
+            TableName="audit",
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode="PAY_PER_REQUEST",
+            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        )
         glue = boto3.client("glue", region_name="us-east-1")
         glue.create_database(DatabaseInput={"Name": "sales"})
         glue.create_table(DatabaseName="sales", TableInput={"Name": "orders"})
         lf = boto3.client("lakeformation", region_name="us-east-1")
         audit = AuditStore("audit", ddb)
         # the document in force: uploaded, applied and audited as APPLIED at its version
-        version = s3.put_object(Bucket="cfg-bucket", Key="governance/sales.json",
-                                Body=json.dumps(DOC).encode())["VersionId"]
+        version = s3.put_object(
+            Bucket="cfg-bucket", Key="governance/sales.json", Body=json.dumps(DOC).encode()
+        )["VersionId"]
         audit.claim("metadata", "s3://cfg-bucket/governance/sales.json", version)
         audit.record("metadata", "s3://cfg-bucket/governance/sales.json", version, "APPLIED")
         apply(plan(validate(DOC, source="sales.json"), lf, glue, catalog_id="123456789012"), lf)
@@ -54,9 +66,17 @@ def world():
 
 
 def _check(world, publisher, reconcile=False):
-    return check_drift(s3=world["s3"], config_bucket="cfg-bucket", audit=world["audit"],
-                       lakeformation=world["lf"], glue=world["glue"], publisher=publisher,
-                       catalog_id="123456789012", guardrails=Guardrails(), reconcile=reconcile)
+    return check_drift(
+        s3=world["s3"],
+        config_bucket="cfg-bucket",
+        audit=world["audit"],
+        lakeformation=world["lf"],
+        glue=world["glue"],
+        publisher=publisher,
+        catalog_id="123456789012",
+        guardrails=Guardrails(),
+        reconcile=reconcile,
+    )
 
 
 def test_no_drift_publishes_nothing(world):
@@ -68,8 +88,11 @@ def test_no_drift_publishes_nothing(world):
 def test_a_revoke_behind_our_back_is_detected_and_reconciled_only_when_asked(world):
     world["lf"].revoke_permissions(
         Principal={"DataLakePrincipalIdentifier": ROLE},
-        Resource={"Table": {"CatalogId": "123456789012", "DatabaseName": "sales", "Name": "orders"}},
-        Permissions=["SELECT"])
+        Resource={
+            "Table": {"CatalogId": "123456789012", "DatabaseName": "sales", "Name": "orders"}
+        },
+        Permissions=["SELECT"],
+    )
     publisher = Publisher()
     outcome = _check(world, publisher)
     assert outcome["drifted"] and outcome["differences"] == 1

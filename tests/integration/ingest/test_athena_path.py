@@ -15,9 +15,18 @@ from lakegov.local.template import load_template
 from lakegov.settings import Settings
 from tests.conftest import ROOT
 
-SETTINGS = Settings(environment="t", region="us-east-1", raw_bucket="raw", formatted_bucket="formatted",
-                    config_bucket="configs", service_bus="svc", audit_table="audit",
-                    glue_database_prefix="lakegov_t_", athena_threshold_bytes=10, athena_workgroup="wg")
+SETTINGS = Settings(
+    environment="t",
+    region="us-east-1",
+    raw_bucket="raw",
+    formatted_bucket="formatted",
+    config_bucket="configs",
+    service_bus="svc",
+    audit_table="audit",
+    glue_database_prefix="lakegov_t_",
+    athena_threshold_bytes=10,
+    athena_workgroup="wg",
+)
 
 
 class Publisher:
@@ -37,16 +46,31 @@ def parts():
             s3.create_bucket(Bucket=bucket)
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
-        ddb.create_table(TableName="audit", AttributeDefinitions=props["AttributeDefinitions"],
-                         KeySchema=props["KeySchema"], BillingMode="PAY_PER_REQUEST",
-                         GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"])
+        ddb.create_table(
+            TableName="audit",
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode="PAY_PER_REQUEST",
+            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        )
         athena = boto3.client("athena", region_name="us-east-1")
         athena.create_work_group(Name="wg")
         audit = AuditStore("audit", ddb)
         publisher = Publisher()
-        big = AthenaConverter(athena=athena, s3=s3, audit=audit, publisher=publisher, settings=SETTINGS)
-        converter = Converter(s3=s3, publisher=publisher, audit=audit, settings=SETTINGS, athena=big)
-        yield {"s3": s3, "athena": athena, "audit": audit, "publisher": publisher, "big": big, "converter": converter}
+        big = AthenaConverter(
+            athena=athena, s3=s3, audit=audit, publisher=publisher, settings=SETTINGS
+        )
+        converter = Converter(
+            s3=s3, publisher=publisher, audit=audit, settings=SETTINGS, athena=big
+        )
+        yield {
+            "s3": s3,
+            "athena": athena,
+            "audit": audit,
+            "publisher": publisher,
+            "big": big,
+            "converter": converter,
+        }
 
 
 def _land(parts, key, body):
@@ -65,13 +89,17 @@ def test_a_large_csv_is_converted_by_athena_and_ends_in_the_same_event(parts):
     ddl_id = outcome.reason.rsplit(" ", 1)[-1]
     ddl = _sql(parts, ddl_id)
     assert "CREATE EXTERNAL TABLE `lakegov_t_athena_tmp`" in ddl and "`order_id` string" in ddl
-    assert "LOCATION 's3://raw/sales/order_dt=2026-11-20/'" in ddl and "skip.header.line.count" in ddl
+    assert (
+        "LOCATION 's3://raw/sales/order_dt=2026-11-20/'" in ddl and "skip.header.line.count" in ddl
+    )
     # a redelivery while Athena works is a duplicate, not a second job
     assert parts["converter"].process(landed).status == "DUPLICATE"
 
     assert parts["big"].on_state_change(ddl_id, "SUCCEEDED") == "unloading"
     assert parts["big"].on_state_change(ddl_id, "SUCCEEDED") == "duplicate"
-    unload_item = next(i for i in parts["audit"].recent("athena", limit=5) if i["version"] == "unload")
+    unload_item = next(
+        i for i in parts["audit"].recent("athena", limit=5) if i["version"] == "unload"
+    )
     unload_sql = _sql(parts, unload_item["subject"])
     assert 'SELECT "order_id", "amount" FROM' in unload_sql
     assert "WHERE \"$path\" = 's3://raw/sales/order_dt=2026-11-20/orders.csv'" in unload_sql
@@ -80,10 +108,12 @@ def test_a_large_csv_is_converted_by_athena_and_ends_in_the_same_event(parts):
     parts["s3"].put_object(Bucket="formatted", Key=f"{prefix}part-0.parquet", Body=b"PAR1")
 
     assert parts["big"].on_state_change(unload_item["subject"], "SUCCEEDED") == "converted"
-    (detail_type, detail), = [e for e in parts["publisher"].events if e[0] == "FileConverted"]
+    ((detail_type, detail),) = [e for e in parts["publisher"].events if e[0] == "FileConverted"]
     assert detail["engine"] == "athena" and detail["output_keys"] == [f"{prefix}part-0.parquet"]
     assert detail["partition_values"] == {"order_dt": "2026-11-20"}
-    item = parts["audit"].get("file", "s3://raw/sales/order_dt=2026-11-20/orders.csv", landed.version)
+    item = parts["audit"].get(
+        "file", "s3://raw/sales/order_dt=2026-11-20/orders.csv", landed.version
+    )
     assert item["status"] == "PROCESSED"
 
 
@@ -92,8 +122,11 @@ def test_an_athena_failure_quarantines_the_file(parts):
     ddl_id = parts["converter"].process(landed).reason.rsplit(" ", 1)[-1]
     ddl = _sql(parts, ddl_id)
     assert "org.openx.data.jsonserde.JsonSerDe" in ddl and "'mapping.name' = 'name'" in ddl
-    assert parts["big"].on_state_change(ddl_id, "FAILED", "HIVE_BAD_DATA: malformed JSON") == "rejected"
-    (detail_type, detail), = [e for e in parts["publisher"].events if e[0] == "FileRejected"]
+    assert (
+        parts["big"].on_state_change(ddl_id, "FAILED", "HIVE_BAD_DATA: malformed JSON")
+        == "rejected"
+    )
+    ((detail_type, detail),) = [e for e in parts["publisher"].events if e[0] == "FileRejected"]
     assert "HIVE_BAD_DATA" in detail["reason"]
     parts["s3"].head_object(Bucket="raw", Key="quarantine/crm/contacts.json")
 

@@ -10,8 +10,13 @@ from lakegov.ops.redrive import describe_message, find_dead_letter_queues, peek,
 
 
 def _s3_event(key):
-    return json.dumps({"detail-type": "Object Created", "source": "aws.s3",
-                       "detail": {"bucket": {"name": "raw"}, "object": {"key": key}}})
+    return json.dumps(
+        {
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "detail": {"bucket": {"name": "raw"}, "object": {"key": key}},
+        }
+    )
 
 
 @pytest.fixture
@@ -19,9 +24,15 @@ def sqs():
     with mock_aws():
         client = boto3.client("sqs", region_name="us-east-1")
         dlq = client.create_queue(QueueName="stack-ConvertDeadLetterQueue")["QueueUrl"]
-        dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        client.create_queue(QueueName="stack-ConvertQueue", Attributes={
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})})
+        dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        client.create_queue(
+            QueueName="stack-ConvertQueue",
+            Attributes={
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})
+            },
+        )
         client.create_queue(QueueName="stack-Other")
         for key in ("a.csv", "b.csv", "c.csv"):
             client.send_message(QueueUrl=dlq, MessageBody=_s3_event(key))
@@ -38,7 +49,10 @@ def test_listing_explains_messages_and_leaves_them_in_place(sqs):
     (dlq,) = find_dead_letter_queues(sqs)
     messages = peek(sqs, dlq)
     assert sorted(m.summary for m in messages) == [
-        "Object Created a.csv", "Object Created b.csv", "Object Created c.csv"]
+        "Object Created a.csv",
+        "Object Created b.csv",
+        "Object Created c.csv",
+    ]
     (again,) = find_dead_letter_queues(sqs)
     assert again.depth == 3
 
@@ -56,10 +70,14 @@ def test_replay_of_selected_messages_moves_only_those(sqs):
 
 
 def test_lambda_failure_records_are_replayed_as_invokes():
-    record = {"requestContext": {"functionArn": "arn:aws:lambda:us-east-1:1:function:cfg:$LATEST",
-                                 "condition": "RetriesExhausted"},
-              "requestPayload": json.loads(_s3_event("governance/x.json")),
-              "responsePayload": {"errorType": "RetryableError", "errorMessage": "throttled"}}
+    record = {
+        "requestContext": {
+            "functionArn": "arn:aws:lambda:us-east-1:1:function:cfg:$LATEST",
+            "condition": "RetriesExhausted",
+        },
+        "requestPayload": json.loads(_s3_event("governance/x.json")),
+        "responsePayload": {"errorType": "RetryableError", "errorMessage": "throttled"},
+    }
     what, why = describe_message(json.dumps(record))
     assert what == "Object Created governance/x.json"
     assert why == "RetriesExhausted: RetryableError throttled"
@@ -69,7 +87,9 @@ def test_lambda_failure_records_are_replayed_as_invokes():
         client.send_message(QueueUrl=url, MessageBody=json.dumps(record))
         (dlq,) = find_dead_letter_queues(client)
         invoked = []
-        counts = replay(client, dlq, invoke=lambda arn, payload: invoked.append((arn, json.loads(payload))))
+        counts = replay(
+            client, dlq, invoke=lambda arn, payload: invoked.append((arn, json.loads(payload)))
+        )
         assert counts["replayed"] == 1
         assert invoked[0][0] == "arn:aws:lambda:us-east-1:1:function:cfg"
         assert invoked[0][1]["detail"]["object"]["key"] == "governance/x.json"

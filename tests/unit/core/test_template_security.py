@@ -18,18 +18,36 @@ TEMPLATES = [ROOT / "template.yaml", *sorted((ROOT / "templates").glob("*.yaml")
 
 # (template file, logical id, statement Sid) -> why "*" is the only choice
 WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
-    ("template.yaml", "ConfigFunction", "LakeFormationGovernance"):
-        "Lake Formation permission and LF-Tag APIs take no resource ARNs",
-    ("template.yaml", "DriftFunction", "LakeFormationDrift"):
-        "Lake Formation permission and LF-Tag APIs take no resource ARNs",
-    ("template.yaml", "CrawlerRole", "LakeFormationCredentials"):
-        "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
-    ("template.yaml", "CatalogFunction", "LakeFormationCredentials"):
-        "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
-    ("template.yaml", "ConfigFunctionSubscriptionsPolicy", "ListRulesOfTheCentralBus"):
-        "events:ListRules takes no resource-level permission",
-    ("template.yaml", "DbtBuildRole", "LakeFormationDataAccessAndTags"):
-        "lakeformation:GetDataAccess and the LF-Tag APIs dbt-athena calls take no resource ARNs",
+    (
+        "template.yaml",
+        "ConfigFunction",
+        "LakeFormationGovernance",
+    ): "Lake Formation permission and LF-Tag APIs take no resource ARNs",
+    (
+        "template.yaml",
+        "DriftFunction",
+        "LakeFormationDrift",
+    ): "Lake Formation permission and LF-Tag APIs take no resource ARNs",
+    (
+        "template.yaml",
+        "CrawlerRole",
+        "LakeFormationCredentials",
+    ): "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
+    (
+        "template.yaml",
+        "CatalogFunction",
+        "LakeFormationCredentials",
+    ): "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
+    (
+        "template.yaml",
+        "ConfigFunctionSubscriptionsPolicy",
+        "ListRulesOfTheCentralBus",
+    ): "events:ListRules takes no resource-level permission",
+    (
+        "template.yaml",
+        "DbtBuildRole",
+        "LakeFormationDataAccessAndTags",
+    ): "lakeformation:GetDataAccess and the LF-Tag APIs dbt-athena calls take no resource ARNs",
 }
 
 
@@ -80,19 +98,31 @@ def test_the_allowlist_has_no_stale_entries():
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
 def test_buckets_are_encrypted_private_and_tls_only(path):
     resources = _resources(path)
-    policies = {str(r["Properties"]["Bucket"].get("Ref")): r for r in resources.values()
-                if r["Type"] == "AWS::S3::BucketPolicy"}
+    policies = {
+        str(r["Properties"]["Bucket"].get("Ref")): r
+        for r in resources.values()
+        if r["Type"] == "AWS::S3::BucketPolicy"
+    }
     for logical_id, resource in resources.items():
         if resource["Type"] != "AWS::S3::Bucket":
             continue
         props = resource["Properties"]
         assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"], logical_id
         block = props["PublicAccessBlockConfiguration"]
-        assert all(block[k] is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
-                                              "RestrictPublicBuckets")), logical_id
+        assert all(
+            block[k] is True
+            for k in (
+                "BlockPublicAcls",
+                "BlockPublicPolicy",
+                "IgnorePublicAcls",
+                "RestrictPublicBuckets",
+            )
+        ), logical_id
         statements = policies[logical_id]["Properties"]["PolicyDocument"]["Statement"]
-        assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
-                   for s in statements), f"{logical_id} allows plain HTTP"
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+            for s in statements
+        ), f"{logical_id} allows plain HTTP"
 
 
 def test_metadata_lives_in_a_versioned_bucket():
@@ -130,4 +160,6 @@ def test_every_queue_is_a_dead_letter_queue_or_has_one():
             dead_letter.add(redrive["deadLetterTargetArn"]["Fn::GetAtt"][0])
     for logical_id in queues:
         props = resources[logical_id]["Properties"]
-        assert "RedrivePolicy" in props or logical_id in dead_letter or "DeadLetter" in logical_id, logical_id
+        assert (
+            "RedrivePolicy" in props or logical_id in dead_letter or "DeadLetter" in logical_id
+        ), logical_id
