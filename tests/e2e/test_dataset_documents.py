@@ -5,7 +5,6 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]

@@ -5,6 +5,7 @@ import json
 import boto3
 import pytest
 from moto import mock_aws
+from tests.conftest import ROOT
 
 from lakegov.audit import AuditStore
 from lakegov.events import validate_detail
@@ -12,7 +13,6 @@ from lakegov.governance import apply, plan, validate
 from lakegov.governance.drift_job import check_drift
 from lakegov.governance.validate import Guardrails
 from lakegov.local.template import load_template
-from tests.conftest import ROOT
 
 ROLE = "arn:aws:iam::123456789012:role/analyst"
 DOC = [

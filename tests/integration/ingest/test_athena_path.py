@@ -1,11 +1,11 @@
 """Files over the threshold go to Athena: DDL, UNLOAD, then the same FileConverted."""
 
-import json
 from dataclasses import replace
 
 import boto3
 import pytest
 from moto import mock_aws
+from tests.conftest import ROOT
 
 from lakegov.audit import AuditStore
 from lakegov.events import validate_detail
@@ -13,7 +13,6 @@ from lakegov.ingest.athena import AthenaConverter, header_columns
 from lakegov.ingest.service import Converter, LandedObject
 from lakegov.local.template import load_template
 from lakegov.settings import Settings
-from tests.conftest import ROOT
 
 SETTINGS = Settings(
     environment="t",
@@ -108,7 +107,7 @@ def test_a_large_csv_is_converted_by_athena_and_ends_in_the_same_event(parts):
     parts["s3"].put_object(Bucket="formatted", Key=f"{prefix}part-0.parquet", Body=b"PAR1")
 
     assert parts["big"].on_state_change(unload_item["subject"], "SUCCEEDED") == "converted"
-    ((detail_type, detail),) = [e for e in parts["publisher"].events if e[0] == "FileConverted"]
+    ((_, detail),) = [e for e in parts["publisher"].events if e[0] == "FileConverted"]
     assert detail["engine"] == "athena" and detail["output_keys"] == [f"{prefix}part-0.parquet"]
     assert detail["partition_values"] == {"order_dt": "2026-11-20"}
     item = parts["audit"].get(
@@ -126,7 +125,7 @@ def test_an_athena_failure_quarantines_the_file(parts):
         parts["big"].on_state_change(ddl_id, "FAILED", "HIVE_BAD_DATA: malformed JSON")
         == "rejected"
     )
-    ((detail_type, detail),) = [e for e in parts["publisher"].events if e[0] == "FileRejected"]
+    ((_, detail),) = [e for e in parts["publisher"].events if e[0] == "FileRejected"]
     assert "HIVE_BAD_DATA" in detail["reason"]
     parts["s3"].head_object(Bucket="raw", Key="quarantine/crm/contacts.json")
 

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from tests.conftest import ROOT
 
 from lakegov.metadata.registry import metadata_kinds
-from tests.conftest import ROOT
 
 EXAMPLES = sorted(
     p
