@@ -31,7 +31,7 @@ from botocore.config import Config
 
 from lakegov.errors import ConfigurationError
 from lakegov.local.stack import FunctionSpec, LocalStack, StackBuilder, Subscription
-from lakegov.observability import logger
+from lakegov.observability import logger, metrics
 
 DEFAULT_ACCOUNT = "123456789012"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -525,6 +525,9 @@ class LocalRuntime:
                 invocation = Invocation(
                     fn.logical_id, source, False, error=f"{type(exc).__name__}: {exc}"
                 )
+        # Metrics go nowhere locally; Powertools keeps unflushed ones when disabled and prints
+        # them once 100 accumulate, so drop them after each invocation.
+        metrics.clear_metrics()
         invocation.duration_ms = (time.monotonic() - started) * 1000
         self.invocations.append(invocation)
         for listener in list(self.listeners):
