@@ -58,3 +58,33 @@ def load_event(name: str) -> dict[str, Any]:
 @pytest.fixture
 def sample_event() -> Any:
     return load_event
+
+
+def create_audit_table(ddb: Any, name: str = "audit") -> None:
+    """The audit table exactly as template.yaml declares it (keys and the by_kind index)."""
+    from lakegov.local.template import load_template
+
+    props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+    )
+
+
+class RecordingPublisher:
+    """Stands in for EventPublisher: checks each event against its contract, keeps it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, detail_type: str, detail: dict[str, Any], resources: Any = ()) -> None:
+        from lakegov.events import validate_detail
+
+        validate_detail(detail_type, detail)
+        self.events.append((detail_type, dict(detail)))
+
+    def of(self, detail_type: str) -> list[dict[str, Any]]:
+        return [d for t, d in self.events if t == detail_type]

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tests.conftest import create_audit_table as shared_create_audit_table
 
 from lakegov.audit import AuditStore
 from lakegov.catalog.crawler import GlueCrawlerStarter, sqs_send_later
@@ -121,30 +122,7 @@ def messages(*details: Mapping[str, Any]) -> list[Message]:
 
 
 def create_audit_table(ddb: Any) -> None:
-    ddb.create_table(
-        TableName=AUDIT,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-            {"AttributeName": "kind", "AttributeType": "S"},
-            {"AttributeName": "updated_at", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by_kind",
-                "KeySchema": [
-                    {"AttributeName": "kind", "KeyType": "HASH"},
-                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    shared_create_audit_table(ddb, AUDIT)
 
 
 @dataclass

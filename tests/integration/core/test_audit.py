@@ -3,7 +3,7 @@
 import boto3
 import pytest
 from moto import mock_aws
-from tests.conftest import ROOT
+from tests.conftest import ROOT, create_audit_table
 
 from lakegov.audit import AuditStore
 from lakegov.errors import RetryableError
@@ -14,14 +14,7 @@ from lakegov.local.template import Resolver, load_template
 def audit():
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
-        ddb.create_table(
-            TableName="audit",
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode="PAY_PER_REQUEST",
-            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-        )
+        create_audit_table(ddb)
         clock = {"now": 1_000_000.0}
         store = AuditStore("audit", ddb, clock=lambda: clock["now"])
         store.clock = clock  # type: ignore[attr-defined]

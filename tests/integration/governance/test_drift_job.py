@@ -5,14 +5,12 @@ import json
 import boto3
 import pytest
 from moto import mock_aws
-from tests.conftest import ROOT
+from tests.conftest import RecordingPublisher, create_audit_table
 
 from lakegov.audit import AuditStore
-from lakegov.events import validate_detail
 from lakegov.governance import apply, plan, validate
 from lakegov.governance.drift_job import check_drift
 from lakegov.governance.validate import Guardrails
-from lakegov.local.template import load_template
 
 ROLE = "arn:aws:iam::123456789012:role/analyst"
 DOC = [
@@ -26,15 +24,6 @@ DOC = [
 ]
 
 
-class Publisher:
-    def __init__(self):
-        self.events = []
-
-    def publish(self, detail_type, detail):
-        validate_detail(detail_type, detail)
-        self.events.append((detail_type, detail))
-
-
 @pytest.fixture
 def world():
     with mock_aws():
@@ -42,14 +31,7 @@ def world():
         s3.create_bucket(Bucket="cfg-bucket")
         s3.put_bucket_versioning(Bucket="cfg-bucket", VersioningConfiguration={"Status": "Enabled"})
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
-        ddb.create_table(
-            TableName="audit",
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode="PAY_PER_REQUEST",
-            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-        )
+        create_audit_table(ddb)
         glue = boto3.client("glue", region_name="us-east-1")
         glue.create_database(DatabaseInput={"Name": "sales"})
         glue.create_table(DatabaseName="sales", TableInput={"Name": "orders"})
@@ -80,7 +62,7 @@ def _check(world, publisher, reconcile=False):
 
 
 def test_no_drift_publishes_nothing(world):
-    publisher = Publisher()
+    publisher = RecordingPublisher()
     assert _check(world, publisher) == {"documents": 1, "drifted": False, "differences": 0}
     assert publisher.events == []
 
@@ -93,20 +75,20 @@ def test_a_revoke_behind_our_back_is_detected_and_reconciled_only_when_asked(wor
         },
         Permissions=["SELECT"],
     )
-    publisher = Publisher()
+    publisher = RecordingPublisher()
     outcome = _check(world, publisher)
     assert outcome["drifted"] and outcome["differences"] == 1
     ((detail_type, detail),) = publisher.events
     assert detail_type == "DriftDetected" and detail["reconciled"] is False
-    assert _check(world, Publisher())["drifted"]  # nothing was changed
+    assert _check(world, RecordingPublisher())["drifted"]  # nothing was changed
 
-    reconciled = Publisher()
+    reconciled = RecordingPublisher()
     _check(world, reconciled, reconcile=True)
     assert reconciled.events[0][1]["reconciled"] is True
-    assert _check(world, Publisher())["drifted"] is False
+    assert _check(world, RecordingPublisher())["drifted"] is False
 
 
 def test_a_refused_upload_does_not_become_the_reference(world):
     # a later version of the document was refused: the applied version stays in force
     world["s3"].put_object(Bucket="cfg-bucket", Key="governance/sales.json", Body=b"[{broken")
-    assert _check(world, Publisher()) == {"documents": 1, "drifted": False, "differences": 0}
+    assert _check(world, RecordingPublisher()) == {"documents": 1, "drifted": False, "differences": 0}

@@ -5,13 +5,11 @@ from dataclasses import replace
 import boto3
 import pytest
 from moto import mock_aws
-from tests.conftest import ROOT
+from tests.conftest import RecordingPublisher, create_audit_table
 
 from lakegov.audit import AuditStore
-from lakegov.events import validate_detail
 from lakegov.ingest.athena import AthenaConverter, header_columns
 from lakegov.ingest.service import Converter, LandedObject
-from lakegov.local.template import load_template
 from lakegov.settings import Settings
 
 SETTINGS = Settings(
@@ -28,15 +26,6 @@ SETTINGS = Settings(
 )
 
 
-class Publisher:
-    def __init__(self):
-        self.events = []
-
-    def publish(self, detail_type, detail):
-        validate_detail(detail_type, detail)
-        self.events.append((detail_type, detail))
-
-
 @pytest.fixture
 def parts():
     with mock_aws():
@@ -44,18 +33,11 @@ def parts():
         for bucket in ("raw", "formatted", "configs"):
             s3.create_bucket(Bucket=bucket)
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
-        ddb.create_table(
-            TableName="audit",
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode="PAY_PER_REQUEST",
-            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-        )
+        create_audit_table(ddb)
         athena = boto3.client("athena", region_name="us-east-1")
         athena.create_work_group(Name="wg")
         audit = AuditStore("audit", ddb)
-        publisher = Publisher()
+        publisher = RecordingPublisher()
         big = AthenaConverter(
             athena=athena, s3=s3, audit=audit, publisher=publisher, settings=SETTINGS
         )

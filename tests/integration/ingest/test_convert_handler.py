@@ -10,10 +10,9 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
-from tests.conftest import ROOT, load_event
+from tests.conftest import create_audit_table, load_event
 
 from lakegov.events import validate_detail
-from lakegov.local.template import load_template
 
 ENV = {
     "LAKEGOV_ENVIRONMENT": "test",
@@ -45,14 +44,7 @@ class Harness:
             EventBusName="svc",
             Targets=[{"Id": "q", "Arn": "arn:aws:sqs:us-east-1:123456789012:observed"}],
         )
-        props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
-        boto3.client("dynamodb", region_name="us-east-1").create_table(
-            TableName="audit",
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode="PAY_PER_REQUEST",
-            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-        )
+        create_audit_table(boto3.client("dynamodb", region_name="us-east-1"))
 
     def land(self, key: str, body: bytes) -> dict:
         response = self.s3.put_object(Bucket="raw", Key=key, Body=body)

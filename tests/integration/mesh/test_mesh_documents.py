@@ -3,12 +3,11 @@
 import json
 
 import pytest
-from tests.conftest import ROOT
+from tests.conftest import ROOT, create_audit_table
 from tests.integration.mesh.mesh_helpers import CONFIG_BUCKET, client_in
 
 from lakegov.audit import AuditStore
 from lakegov.events import EventPublisher
-from lakegov.local.template import load_template
 from lakegov.mesh.grants import grant_state_key
 from lakegov.mesh.subscriptions import subscription_kind
 from lakegov.metadata.kinds import DocumentRef
@@ -21,14 +20,7 @@ KEY = "subscriptions/marketing.json"
 @pytest.fixture
 def service(central):
     ddb = client_in("dynamodb")
-    props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
-    ddb.create_table(
-        TableName="audit",
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
-        BillingMode="PAY_PER_REQUEST",
-        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-    )
+    create_audit_table(ddb)
     central.events.create_event_bus(Name="lakegov-service")
     return {
         "audit": AuditStore("audit", ddb),

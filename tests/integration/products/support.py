@@ -12,11 +12,12 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from tests.conftest import ROOT
+from tests.conftest import (
+    create_audit_table,
+)
 
 from lakegov.audit import AuditStore
 from lakegov.events import EventPublisher
-from lakegov.local.template import load_template
 from lakegov.metadata.kinds import ApplyContext, DocumentRef
 from lakegov.products.artifacts import DbtResults
 from lakegov.products.documents import apply_product
@@ -87,17 +88,6 @@ class AtomicRequests:
                 return attr(*args, **kwargs)
 
         return call
-
-
-def create_audit_table(ddb: Any, name: str = TABLE) -> None:
-    props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
-    ddb.create_table(
-        TableName=name,
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
-        BillingMode="PAY_PER_REQUEST",
-        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-    )
 
 
 @pytest.fixture
