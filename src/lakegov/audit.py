@@ -30,7 +30,15 @@ from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 
 IN_PROGRESS = "RECEIVED"
-DONE_STATUSES = ("PROCESSED", "REJECTED", "SUCCEEDED", "APPLIED", "CONVERTING")
+DONE_STATUSES = (
+    "PROCESSED",
+    "REJECTED",
+    "SUCCEEDED",
+    "APPLIED",
+    "CONVERTING",
+    "SUPERSEDED",
+    "DELETED",
+)
 # CONVERTING: handed to a job (Athena) that reports its own end; a redelivery is a duplicate.
 KIND_INDEX = "by_kind"
 
@@ -219,6 +227,53 @@ class AuditStore:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+
+    def advance_pointer(
+        self, kind: str, subject: str, *, order: str, version: str, attributes: Mapping[str, Any]
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Make ``version`` the current one of ``subject`` unless a later one already is.
+
+        ``order`` sorts versions (e.g. the object's LastModified, ISO 8601). Returns
+        ``(won, previous)``: whether this version is now current, and the pointer it
+        replaced (None if none, or if it lost). One conditional write decides, so two
+        versions processed out of order still end with the newest one current.
+        """
+        item = {
+            **{k: _ser(v) for k, v in attributes.items()},
+            **self.key(kind, subject, "current"),
+            "kind": {"S": kind},
+            "subject": {"S": subject},
+            "version": {"S": "current"},
+            "current_version": {"S": version},
+            "order": {"S": order},
+            "status": {"S": "CURRENT"},
+            "updated_at": {"S": utc_now()},
+        }
+        try:
+            response = self._ddb.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR #o < :o OR (#o = :o AND #v = :v)",
+                ExpressionAttributeNames={"#o": "order", "#v": "current_version"},
+                ExpressionAttributeValues={":o": {"S": order}, ":v": {"S": version}},
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False, None
+        old = response.get("Attributes")
+        return True, (_deser(old) if old else None)
+
+    def clear_pointer(self, kind: str, subject: str) -> dict[str, Any] | None:
+        """Remove the current-version pointer; returns what it held."""
+        response = self._ddb.delete_item(
+            TableName=self.table_name,
+            Key=self.key(kind, subject, "current"),
+            ReturnValues="ALL_OLD",
+        )
+        old = response.get("Attributes")
+        return _deser(old) if old else None
 
     def release(self, kind: str, subject: str, version: str, *, note: str) -> None:
         """Give up a claim after a retryable failure so the next delivery can take it at once."""

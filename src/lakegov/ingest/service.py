@@ -22,7 +22,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -53,6 +53,8 @@ class LandedObject:
     size: int = 0
     etag: str | None = None
     version_id: str | None = None
+    deleted: bool = False
+    sequencer: str = ""  # S3 orders events of one key by it (hex, compare zero-padded)
 
     @property
     def version(self) -> str:
@@ -68,11 +70,13 @@ class LandedObject:
         detail = event["detail"]
         obj = detail["object"]
         return cls(
+            deleted=event.get("detail-type") == "Object Deleted",
             bucket=detail["bucket"]["name"],
             key=obj["key"],
             size=int(obj.get("size", 0)),
-            etag=obj.get("etag"),
+            etag=obj.get("etag") or obj.get("eTag"),
             version_id=obj.get("version-id"),
+            sequencer=str(obj.get("sequencer") or ""),
         )
 
 
@@ -121,11 +125,6 @@ class DatasetDocuments:
         return select_document(self.all(), key)
 
 
-def _type_of(schema: pa.Schema, name: str) -> str:
-    index = schema.get_field_index(name)
-    return type_name(schema.field(index).type) if index >= 0 else "unknown"
-
-
 def _schema_columns(schema: pa.Schema) -> list[dict[str, str]]:
     return [{"name": f.name, "type": type_name(f.type)} for f in schema]
 
@@ -165,8 +164,10 @@ class Converter:
     def process(self, landed: LandedObject) -> Outcome:
         if landed.key.startswith(QUARANTINE_PREFIX) or landed.key.endswith("/"):
             return Outcome("IGNORED", landed.key, reason="quarantine copy or folder marker")
+        if landed.deleted:
+            return self._remove(landed)
         key = self._existing_key(landed)
-        landed = LandedObject(landed.bucket, key, landed.size, landed.etag, landed.version_id)
+        landed = replace(landed, key=key)
         claim = self.audit.claim(
             "file",
             landed.subject,
@@ -256,7 +257,9 @@ class Converter:
 
             kwargs: dict[str, Any] = {"VersionId": landed.version_id} if landed.version_id else {}
             try:
-                body = self.s3.get_object(Bucket=landed.bucket, Key=landed.key, **kwargs)["Body"]
+                obj = self.s3.get_object(Bucket=landed.bucket, Key=landed.key, **kwargs)
+                body = obj["Body"]
+                last_modified = obj["LastModified"].isoformat() if obj.get("LastModified") else ""
             except ClientError as exc:
                 if error_code(exc) in ("NoSuchKey", "NoSuchVersion"):
                     raise RejectedFile(
@@ -282,6 +285,10 @@ class Converter:
             wrote_exceptions = bool(exc_handles) and os.path.getsize(exc_path) > 0
             if wrote_exceptions:
                 self.s3.upload_file(exc_path, self.settings.formatted_bucket, exceptions_key)
+        written = [output_key, *([exceptions_key] if wrote_exceptions else [])]
+        superseded = self._make_current(landed, last_modified, written)
+        if superseded is not None:
+            return superseded
         columns = _schema_columns(result.schema)
         self.audit.record(
             "dataset",
@@ -309,25 +316,6 @@ class Converter:
                 "format": result.format,
             },
         )
-        diff = result.schema_diff
-        if diff.kind != "none" and previous is not None:
-            self.publisher.publish(
-                "SchemaChanged",
-                {
-                    "dataset": ref.dataset_id,
-                    "table": ref.table_name,
-                    "change": "additive" if diff.kind == "additive" else "breaking",
-                    "action": "applied",
-                    "policy": options.schema_changes,
-                    "added": [{"name": n, "type": _type_of(result.schema, n)} for n in diff.added],
-                    "removed": [{"name": n, "type": _type_of(previous, n)} for n in diff.removed],
-                    "changed": [
-                        {"name": c.name, "from": c.previous, "to": c.current} for c in diff.changed
-                    ],
-                    "source_key": landed.key,
-                    "detected_at": utc_now(),
-                },
-            )
         detail: dict[str, Any] = {
             "bucket": landed.bucket,
             "key": landed.key,
@@ -357,6 +345,79 @@ class Converter:
             extra={"key": landed.key, "output": output_key, "summary": result.summary()},
         )
         return Outcome("PROCESSED", landed.key, output_keys=[output_key], rows=result.rows_out)
+
+    def _make_current(
+        self, landed: LandedObject, last_modified: str, written: list[str]
+    ) -> Outcome | None:
+        """A new version of a key replaces the output of the one before: its rows, not both.
+
+        Versions are ordered by S3's event sequencer, then LastModified, then processing
+        time (only the embedded runtime, whose sequencer is constant, ever needs the last).
+        An older version converted after a newer one removes its own output instead.
+        """
+        order = f"{landed.sequencer:0>32}|{last_modified}|{utc_now()}"
+        won, previous = self.audit.advance_pointer(
+            "file-current",
+            landed.subject,
+            order=order,
+            version=landed.version,
+            attributes={"output_keys": written},
+        )
+        if not won:
+            self._delete_outputs(written)
+            self.audit.record(
+                "file",
+                landed.subject,
+                landed.version,
+                "SUPERSEDED",
+                note="a newer version of this key was converted first; output removed",
+            )
+            count("FilesSuperseded")
+            return Outcome("SUPERSEDED", landed.key, reason="a newer version is current")
+        if previous and previous.get("current_version") != landed.version:
+            stale = [k for k in previous.get("output_keys", []) if k not in written]
+            self._delete_outputs(stale)
+            if stale:
+                logger.info(
+                    "replaced the previous version's output",
+                    extra={"key": landed.key, "removed": stale},
+                )
+        return None
+
+    def _remove(self, landed: LandedObject) -> Outcome:
+        """The landed object was deleted: its Parquet output goes too (nothing else remains)."""
+        try:
+            self.s3.head_object(Bucket=landed.bucket, Key=landed.key)
+            return Outcome("IGNORED", landed.key, reason="the key still has a current version")
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                raise
+        pointer = self.audit.clear_pointer("file-current", landed.subject)
+        if not pointer:
+            return Outcome("IGNORED", landed.key, reason="nothing was converted from this key")
+        removed = list(pointer.get("output_keys", []))
+        self._delete_outputs(removed)
+        self.audit.record(
+            "file",
+            landed.subject,
+            str(pointer.get("current_version", "-")),
+            "DELETED",
+            note="the landed object was deleted; its output was removed",
+            attributes={"removed_keys": removed},
+        )
+        count("FilesDeleted")
+        logger.info(
+            "landed object deleted; output removed", extra={"key": landed.key, "removed": removed}
+        )
+        return Outcome("DELETED", landed.key, output_keys=removed)
+
+    def _delete_outputs(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": k} for k in keys[start : start + 1000] if k]
+            if chunk:
+                self.s3.delete_objects(
+                    Bucket=self.settings.formatted_bucket, Delete={"Objects": chunk, "Quiet": True}
+                )
 
     def _reject(
         self, landed: LandedObject, ref: DatasetRef | None, rejected: RejectedFile
@@ -395,6 +456,19 @@ class Converter:
                 "finished_at": utc_now(),
             },
         )
+        if rejected.reason_code == "schema_change" and ref is not None:
+            self.publisher.publish(
+                "SchemaChanged",
+                {
+                    "dataset": ref.dataset_id,
+                    "table": ref.table_name,
+                    "change": "breaking",
+                    "action": "rejected",
+                    "reason": rejected.reason,
+                    "source_key": landed.key,
+                    "detected_at": utc_now(),
+                },
+            )
         self.publisher.publish(
             "FileRejected",
             {

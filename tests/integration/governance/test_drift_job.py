@@ -91,4 +91,8 @@ def test_a_revoke_behind_our_back_is_detected_and_reconciled_only_when_asked(wor
 def test_a_refused_upload_does_not_become_the_reference(world):
     # a later version of the document was refused: the applied version stays in force
     world["s3"].put_object(Bucket="cfg-bucket", Key="governance/sales.json", Body=b"[{broken")
-    assert _check(world, RecordingPublisher()) == {"documents": 1, "drifted": False, "differences": 0}
+    assert _check(world, RecordingPublisher()) == {
+        "documents": 1,
+        "drifted": False,
+        "differences": 0,
+    }

@@ -185,3 +185,67 @@ def test_a_dataset_document_overrides_the_table_name_and_bad_rows_policy(harness
 
 def test_settings_come_from_the_environment(harness):
     assert os.environ["RAW_BUCKET"] == "raw"
+
+
+def test_a_new_version_of_a_key_replaces_the_previous_output(harness, lambda_context):
+    h, handler = harness
+    key = "shop/orders/order_dt=2026-11-20/orders.csv"
+    first = h.land(key, b"id,total\n1,10\n2,20\n3,30\n")
+    handler.handler(h.batch(first), lambda_context)
+    second = h.land(key, b"id,total\n1,10\n2,25\n3,30\n")  # the corrected export
+    handler.handler(h.batch(second), lambda_context)
+    prefix = "formatted_stg/shop_orders_orders/order_dt=2026-11-20/"
+    keys = [o["Key"] for o in h.s3.list_objects_v2(Bucket="formatted", Prefix=prefix)["Contents"]]
+    assert len(keys) == 1, keys
+    table = pq.read_table(
+        io.BytesIO(h.s3.get_object(Bucket="formatted", Key=keys[0])["Body"].read())
+    )
+    assert table.column("total").to_pylist() == [10, 25, 30]
+
+
+def test_an_older_version_converted_late_does_not_win(harness, lambda_context):
+    h, handler = harness
+    key = "shop/late/orders.csv"
+    old = h.land(key, b"id\n1\n")
+    new = h.land(key, b"id\n2\n")
+    old["detail"]["object"]["sequencer"] = "00A1"
+    new["detail"]["object"]["sequencer"] = "00B2"
+    handler.handler(h.batch(new), lambda_context)
+    handler.handler(h.batch(old), lambda_context)  # out of order: the older one arrives last
+    keys = [
+        o["Key"]
+        for o in h.s3.list_objects_v2(Bucket="formatted", Prefix="formatted_stg/shop_late_orders/")[
+            "Contents"
+        ]
+    ]
+    assert len(keys) == 1
+    table = pq.read_table(
+        io.BytesIO(h.s3.get_object(Bucket="formatted", Key=keys[0])["Body"].read())
+    )
+    assert table.column("id").to_pylist() == [2]
+
+
+def test_deleting_a_landed_file_removes_its_output(harness, lambda_context):
+    h, handler = harness
+    key = "crm/leads/leads.csv"
+    created = h.land(key, b"id\n1\n")
+    handler.handler(h.batch(created), lambda_context)
+    assert (
+        h.s3.list_objects_v2(Bucket="formatted", Prefix="formatted_stg/crm_leads_leads/")[
+            "KeyCount"
+        ]
+        == 1
+    )
+    h.s3.delete_object(Bucket="raw", Key=key)
+    deleted = json.loads(json.dumps(created))
+    deleted["detail-type"] = "Object Deleted"
+    deleted["detail"]["deletion-type"] = "Delete Marker Created"
+    assert handler.handler(h.batch(deleted), lambda_context)["batchItemFailures"] == []
+    assert (
+        h.s3.list_objects_v2(Bucket="formatted", Prefix="formatted_stg/crm_leads_leads/")[
+            "KeyCount"
+        ]
+        == 0
+    )
+    # a repeated delete event is harmless
+    assert handler.handler(h.batch(deleted), lambda_context)["batchItemFailures"] == []
