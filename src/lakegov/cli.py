@@ -35,6 +35,9 @@ def _local_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    from lakegov.observability import logger
+
+    logger.setLevel(args.log_level)  # handlers' JSON logs: warnings and errors by default
     runtime = LocalRuntime(
         args.template, port=args.port, region=args.region, schedules=args.schedules
     )
@@ -58,6 +61,8 @@ def _local_run(args: argparse.Namespace) -> int:
     finally:
         print("stopping...", flush=True)
         runtime.stop()
+        if args.outputs:  # its endpoint is gone: a stale file would only mislead
+            args.outputs.unlink(missing_ok=True)
     return 0
 
 
@@ -131,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--region", default="us-east-1")
     run.add_argument("--schedules", action="store_true", help="also fire rate() schedules")
+    run.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="level of the handlers' JSON logs (default WARNING: the [invoke] and [event] "
+        "lines already narrate)",
+    )
     run.set_defaults(func=_local_run)
 
     for register in _registrations():

@@ -71,7 +71,9 @@ def _guardrails(args: argparse.Namespace) -> Guardrails:
 def _print_issues(source: str, issues: list[ValidationIssue]) -> None:
     for issue in issues:
         label = "warning: " if issue.severity == "warning" else ""
-        value = f" (got {json.dumps(issue.value)})" if issue.value is not None else ""
+        shown = json.dumps(issue.value) if issue.value is not None else ""
+        # most messages already quote the value ("... got "SELCT""): do not repeat it
+        value = f" (got {shown})" if shown and shown not in issue.message else ""
         _err(f"{source}: {issue.path}: {label}{issue.message}{value}")
 
 
@@ -99,7 +101,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
             status = 1
             continue
         _print_issues(path, doc.warnings)
-        print(f"{path}: valid ({doc.entry_count} entries, {len(doc.warnings)} warnings)")
+        entries = "entry" if doc.entry_count == 1 else "entries"
+        warnings = "warning" if len(doc.warnings) == 1 else "warnings"
+        print(f"{path}: valid ({doc.entry_count} {entries}, {len(doc.warnings)} {warnings})")
     return status
 
 
@@ -123,6 +127,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Plan, Any] | int:
         doc = _load(args.file, guardrails)
     except InvalidDocument as exc:
         _print_issues(args.file, exc.issues)
+        if getattr(args, "json", False):  # a JSON consumer gets the errors on stdout too
+            print(json.dumps({"errors": [i.to_dict() for i in exc.issues]}, indent=2, default=str))
         return 1
     except (OSError, ValueError, TypeError) as exc:
         _err(f"cannot read input: {exc}")

@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import EndpointConnectionError
+
 from lakegov.audit import AuditStore
+from lakegov.errors import ConfigurationError
 from lakegov.ops.deployment import resolve_deployment
 from lakegov.ops.redrive import find_dead_letter_queues, peek, replay
 from lakegov.ops.status import lookup, render, render_recent, subject_for
@@ -26,6 +29,23 @@ def _deployment_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _reachable(func: Any) -> Any:
+    """One clear line instead of a botocore traceback when the endpoint is not there."""
+
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            code: int = func(args)
+        except EndpointConnectionError as exc:
+            raise ConfigurationError(
+                f"cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}: is "
+                "`lakegov local run` still running (or --stack/--outputs pointing elsewhere)?"
+            ) from exc
+        return code
+
+    return wrapper
+
+
+@_reachable
 def _status(args: argparse.Namespace) -> int:
     deployment = resolve_deployment(args.outputs, args.stack)
     audit = AuditStore(deployment.output("AuditTableName"), deployment.client("dynamodb"))
@@ -56,6 +76,7 @@ def _progress(done: int, total: int) -> None:
     print(f"\r   replayed {done}/{total}", end="", file=sys.stderr, flush=True)
 
 
+@_reachable
 def _redrive(args: argparse.Namespace) -> int:
     deployment = resolve_deployment(args.outputs, args.stack)
     sqs = deployment.client("sqs")
@@ -135,7 +156,7 @@ def register(sub: Any) -> None:
         "and its reason.",
         epilog="examples:\n"
         "  lakegov status file mwaa/blog/partition_dt=2026-11-20/customers.json\n"
-        "  lakegov status run customer_cards\n"
+        "  lakegov status run customers_cards\n"
         "  lakegov status metadata governance/lf_tags_metadata.json --json\n"
         "  lakegov status recent file --stack lakegov-dev",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from lakegov.aws import RETRY_CONFIG
 from lakegov.errors import ConfigurationError
@@ -26,6 +27,10 @@ class Deployment:
         session = boto3.session.Session(region_name=self.region)
         kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
         if self.endpoint_url:
+            # a local endpoint answers at once or not at all: fail fast with a clear message
+            kwargs["config"] = Config(
+                connect_timeout=2, read_timeout=30, retries={"mode": "standard", "max_attempts": 2}
+            )
             kwargs["endpoint_url"] = self.endpoint_url
             if not session.get_credentials():
                 kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - moto
