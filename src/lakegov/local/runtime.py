@@ -405,7 +405,7 @@ class LocalRuntime:
     def _poll(self, sqs: Any, sub: Subscription) -> bool:
         response = sqs.receive_message(
             QueueUrl=sub.queue_url,
-            MaxNumberOfMessages=sub.batch_size if sub.source == "sqs" else 1,
+            MaxNumberOfMessages=sub.batch_size if sub.source == "sqs" else 10,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
