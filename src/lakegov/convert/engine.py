@@ -17,8 +17,9 @@ Schema stability (the hard part). A streaming reader that types a column from it
 block fails when a later block disagrees. Here no block decides for the file:
 
 - CSV is parsed with every column as raw text. Each block infers, per column, the
-  narrowest type of a widening lattice (null < bool | int64 < float64 | date < timestamp
-  < string; see :mod:`lakegov.convert.types`) that all its values parse as, starting from
+  narrowest type of a widening lattice (null < bool | int64 < float64 or decimal(38,0) |
+  date < timestamp < string; see :mod:`lakegov.convert.types`, which also keeps integers
+  beyond 2**53 from being rounded to float64) that all its values parse as, starting from
   the type the column already has (so a text column costs nothing after the first block).
   Blocks are buffered up to a row group (1,048,576 rows, as ``pyarrow.parquet.write_table``
   uses, or 128 MiB); when the group is written its column types are the join over its

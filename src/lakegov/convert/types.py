@@ -352,8 +352,8 @@ def _no_leading_zero(arr: pa.Array) -> bool:
 
 
 def _has_hex(arr: pa.Array) -> bool:
-    # Arrow parses "0x1F" as the integer 31: such values are identifiers, not numbers.
-    return bool(pc.any(pc.match_substring(arr, "x", ignore_case=True)).as_py())
+    # Arrow parses "0x1F" (no sign) as the integer 31: such values are codes, not numbers.
+    return bool(pc.any(pc.starts_with(arr, "0x", ignore_case=True)).as_py())
 
 
 def _long_int_literals(arr: pa.Array, digits: int) -> list[int]:
@@ -373,8 +373,16 @@ def _needs_decimal(arr: pa.Array) -> bool:
     return any(not -(2**63) <= v < 2**63 for v in _long_int_literals(arr, 19))
 
 
-def has_wide_int_text(arr: pa.Array) -> bool:
-    """Some value is an integer literal beyond +-2**53 (a float64 would round it)."""
+def has_wide_int_text(arr: pa.Array, as_float: pa.Array | None = None) -> bool:
+    """Some value is an integer literal beyond +-2**53 (a float64 would round it).
+
+    ``as_float`` (``arr`` cast to float64) makes it cheap: only values that came out at
+    2**53 or more in magnitude can be such literals, and float data rarely has any."""
+    if as_float is not None:
+        big = pc.greater_equal(pc.abs(as_float), float(MAX_EXACT_INT))
+        if not pc.any(big).as_py():
+            return False
+        arr = pc.filter(arr, big)
     return any(abs(v) > MAX_EXACT_INT for v in _long_int_literals(arr, 16))
 
 
@@ -414,11 +422,12 @@ def infer_text(arr: pa.Array, floor: pa.DataType | None = None) -> tuple[pa.Data
             and not _needs_decimal(pc.drop_null(arr))
         ):
             continue
-        if candidate == pa.float64() and has_wide_int_text(arr):
-            continue  # integers a float64 would round: text keeps them
         converted = try_cast(arr, candidate)
-        if converted is not None:
-            return candidate, converted
+        if converted is None:
+            continue
+        if candidate == pa.float64() and has_wide_int_text(arr, converted):
+            continue  # integers a float64 would round: text keeps them
+        return candidate, converted
     if (
         not pa.types.is_null(floor)
         and not pa.types.is_string(floor)
