@@ -17,8 +17,9 @@ Schema stability (the hard part). A streaming reader that types a column from it
 block fails when a later block disagrees. Here no block decides for the file:
 
 - CSV is parsed with every column as raw text. Each block infers, per column, the
-  narrowest type of a widening lattice (null < bool | int64 < float64 | date < timestamp
-  < string; see :mod:`lakegov.convert.types`) that all its values parse as, starting from
+  narrowest type of a widening lattice (null < bool | int64 < float64 or decimal(38,0) |
+  date < timestamp < string; see :mod:`lakegov.convert.types`, which also keeps integers
+  beyond 2**53 from being rounded to float64) that all its values parse as, starting from
   the type the column already has (so a text column costs nothing after the first block).
   Blocks are buffered up to a row group (1,048,576 rows, as ``pyarrow.parquet.write_table``
   uses, or 128 MiB); when the group is written its column types are the join over its
@@ -60,6 +61,7 @@ import io
 import json
 import os
 import queue
+import re
 import tempfile
 import threading
 from collections import deque
@@ -80,6 +82,7 @@ from lakegov.convert.layout import normalize_identifier
 from lakegov.convert.options import DatasetOptions
 from lakegov.convert.streams import (
     READ_CHUNK,
+    UTF16_BOMS,
     Block,
     DecompressedReader,
     LimitedReader,
@@ -90,14 +93,20 @@ from lakegov.convert.streams import (
     utf8_chunks,
 )
 from lakegov.convert.types import (
+    DECIMAL_INT,
+    LIST_ITEM,
+    MAX_EXACT_INT,
+    ColumnPath,
     SchemaDiff,
     compare_schemas,
+    exact_schema,
     infer_text,
     join_schemas,
     join_types,
     schema_fingerprint,
     storable_type,
     try_cast,
+    wide_int_paths,
     widen_array,
     widen_table,
 )
@@ -167,9 +176,16 @@ class ConversionResult:
 class Piece:
     """Rows of one block, typed by that block alone, convertible to a wider type."""
 
-    def __init__(self, typed: pa.Table, raw: dict[str, pa.Array] | None = None) -> None:
+    def __init__(
+        self,
+        typed: pa.Table,
+        raw: dict[str, pa.Array] | None = None,
+        wide: frozenset[ColumnPath] | None = None,
+    ) -> None:
         self.typed = typed
         self.raw = raw  # CSV: the validated text of each column, to re-type without loss
+        # integer columns holding values a float64 would round (see types.exact_schema)
+        self.wide = wide_int_paths(typed) if wide is None else wide
 
     @property
     def num_rows(self) -> int:
@@ -182,7 +198,8 @@ class Piece:
 
     def slice(self, offset: int, length: int) -> Piece:
         raw = {k: v.slice(offset, length) for k, v in self.raw.items()} if self.raw else None
-        return Piece(self.typed.slice(offset, length), raw)
+        # ``wide`` is kept whole: a column's integers and floats must not be split apart
+        return Piece(self.typed.slice(offset, length), raw, self.wide)
 
     def column(self, name: str, target: pa.DataType) -> pa.Array | pa.ChunkedArray:
         idx = self.typed.schema.get_field_index(name)
@@ -219,6 +236,7 @@ class ColumnNames:
         self._map: dict[str, str] = {}
         self._used: set[str] = set(reserved or [])
         self._lock = threading.Lock()
+        self._extra_renamed: dict[str, str] = {}  # repeated or empty header names
 
     def __call__(self, raw: str) -> str:
         with self._lock:
@@ -235,13 +253,40 @@ class ColumnNames:
             self._map[raw] = out
             return out
 
+    def header(self, fields: list[str]) -> list[str]:
+        """Output names for a header's fields, one distinct name per position: a repeated
+        name gets ``_2``, ``_3``... and an empty one ``col_<position>``, so that no
+        column's values are lost to another of the same name."""
+        out = []
+        first: set[str] = set()
+        for i, raw in enumerate(fields):
+            if raw in first or not raw.strip():
+                out.append(self._extra(raw, i + 1))
+            else:
+                first.add(raw)
+                out.append(self(raw))
+        return out
+
+    def _extra(self, raw: str, position: int) -> str:
+        with self._lock:
+            base = normalize_identifier(raw, prefix="c") if self._normalize else raw.strip()
+            base = base or f"col_{position}"
+            out, n = base, 1
+            while out in self._used:
+                n += 1
+                out = f"{base}_{n}"
+            self._used.add(out)
+            self._extra_renamed[f"{raw} (column {position})"] = out
+            return out
+
     def output_names(self) -> set[str]:
         with self._lock:
             return set(self._map.values())
 
     @property
     def renamed(self) -> dict[str, str]:
-        return {k: v for k, v in self._map.items() if k != v}
+        renamed = {k: v for k, v in self._map.items() if k != v}
+        return renamed | self._extra_renamed
 
 
 # --------------------------------------------------------------------------- writer
@@ -313,6 +358,7 @@ class SegmentedWriter:
         self._buffered_rows = 0
         self._buffered_bytes = 0
         self.segments: list[tuple[str, pa.Schema]] = []
+        self._wide: frozenset[ColumnPath] = frozenset()  # wide integer columns seen so far
         self.row_groups = 0
         self.rows_out = 0
         self._writer = _BackgroundWriter()
@@ -349,6 +395,8 @@ class SegmentedWriter:
         schema = self.schema
         for piece in take:
             schema = join_schemas(schema, piece.typed.schema)
+            self._wide |= piece.wide
+        schema = exact_schema(schema, self._wide)
         schema = pa.schema(
             [
                 pa.field(f.name, storable_type(f.type), nullable=self._nullable.get(f.name, True))
@@ -727,11 +775,120 @@ class JsonContext:
     records: bool  # True: "lines" are record numbers (JSON arrays)
 
 
-def _read_json_bytes(data: bytes) -> pa.Table:
-    return pajson.read_json(
+def _read_json_bytes(data: bytes, schema: pa.Schema | None = None) -> pa.Table:
+    table = pajson.read_json(
         io.BytesIO(data),
         read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1024)),
+        parse_options=pajson.ParseOptions(explicit_schema=schema),
     )
+    if schema is None and _has_float(table.schema) and _LONG_INT.search(data):
+        table = _exact_json(data, table)
+    return table
+
+
+# An integer literal of 16 or more digits: the only kind a float64 may round (2**53 has 16).
+_LONG_INT = re.compile(rb"(?<![\w.])-?[0-9]{16,}(?![\w.])")
+
+
+def _has_float(schema: pa.Schema | pa.DataType) -> bool:
+    types = [f.type for f in schema] if isinstance(schema, pa.Schema) else [schema]
+    for t in types:
+        if pa.types.is_floating(t):
+            return True
+        if pa.types.is_struct(t) and _has_float(pa.schema(list(t))):
+            return True
+        if pa.types.is_list(t) and _has_float(t.value_type):
+            return True
+    return False
+
+
+class _FloatText(str):
+    """A JSON float literal kept as written."""
+
+
+@dataclass
+class _NumberPath:
+    wide: bool = False  # an integer beyond +-2**53
+    beyond_int64: bool = False
+    beyond_decimal: bool = False  # more than 38 digits
+    floats: bool = False
+
+
+def _scan_numbers(value: Any, path: ColumnPath, seen: dict[ColumnPath, _NumberPath]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _scan_numbers(v, (*path, k), seen)
+    elif isinstance(value, list):
+        for v in value:
+            _scan_numbers(v, (*path, LIST_ITEM), seen)
+    elif isinstance(value, _FloatText):
+        seen.setdefault(path, _NumberPath()).floats = True
+    elif isinstance(value, int) and not isinstance(value, bool):
+        info = seen.setdefault(path, _NumberPath())
+        if abs(value) > MAX_EXACT_INT:
+            info.wide = True
+            info.beyond_int64 |= not -(2**63) <= value < 2**63
+            info.beyond_decimal |= len(str(abs(value))) > 38
+
+
+def _as_text_at(value: Any, path: ColumnPath, text: frozenset[ColumnPath]) -> Any:
+    """``value`` ready for json.dumps: numbers at a ``text`` path as strings (as written)."""
+    if isinstance(value, dict):
+        return {k: _as_text_at(v, (*path, k), text) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_text_at(v, (*path, LIST_ITEM), text) for v in value]
+    if isinstance(value, _FloatText):
+        return str(value) if path in text else float(value)
+    if isinstance(value, int) and not isinstance(value, bool) and path in text:
+        return str(value)
+    return value
+
+
+def _retype(t: pa.DataType, path: ColumnPath, new: dict[ColumnPath, pa.DataType]) -> pa.DataType:
+    if path in new and pa.types.is_floating(t):
+        return new[path]
+    if pa.types.is_struct(t):
+        return pa.struct(
+            [
+                pa.field(t.field(i).name, _retype(t.field(i).type, (*path, t.field(i).name), new))
+                for i in range(t.num_fields)
+            ]
+        )
+    if pa.types.is_list(t):
+        return pa.list_(_retype(t.value_type, (*path, LIST_ITEM), new))
+    return t
+
+
+def _exact_json(data: bytes, table: pa.Table) -> pa.Table:
+    """Re-read ``data`` when pyarrow typed as float64 a field holding integers it cannot
+    keep: int64 when they fit, decimal(38,0) beyond, text when the field also holds floats
+    or an integer of more than 38 digits (numbers then written as in the file)."""
+    lines = [ln for ln in data.split(b"\n") if ln.strip()]
+    try:
+        records = [json.loads(ln, parse_float=_FloatText) for ln in lines]
+    except ValueError:
+        return table  # JSON pyarrow accepts but Python does not: keep pyarrow's reading
+    seen: dict[ColumnPath, _NumberPath] = {}
+    for record in records:
+        _scan_numbers(record, (), seen)
+    new: dict[ColumnPath, pa.DataType] = {}
+    for path, info in seen.items():
+        if not info.wide:
+            continue
+        if info.floats or info.beyond_decimal:
+            new[path] = pa.string()
+        else:
+            new[path] = DECIMAL_INT if info.beyond_int64 else pa.int64()
+    schema = pa.schema([pa.field(f.name, _retype(f.type, (f.name,), new)) for f in table.schema])
+    if schema == table.schema:
+        return table
+    text = frozenset(p for p, t in new.items() if pa.types.is_string(t))
+    if text:
+        data = b"\n".join(
+            json.dumps(_as_text_at(r, (), text), ensure_ascii=False).encode("utf-8")
+            for r in records
+        )
+    return _read_json_bytes(data, schema)
 
 
 def _join_tables(tables: list[pa.Table]) -> pa.Table:
@@ -1093,6 +1250,37 @@ def _detect_format(head: bytes, options: DatasetOptions, name_format: str | None
     return "csv"
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls (and .doc) files
+SPREADSHEET_HINT = "spreadsheets are not supported: export the sheet as CSV"
+
+
+def _refuse_binary(head: bytes, encoding: str, fmt: str, compressed: bool) -> None:
+    """Reject, from the first decompressed bytes, a file that is not text at all (an
+    image, a workbook, random bytes), which would otherwise fail later with a misleading
+    reason. A NUL byte never occurs in text of an 8-bit or UTF-8 encoding."""
+    if head.startswith(ZIP_MAGIC):
+        raise RejectedFile(
+            "unsupported_format",
+            "the file is a ZIP archive (an .xlsx workbook is one); "
+            f"{SPREADSHEET_HINT}, or compress with gzip, bzip2 or zstd",
+        )
+    if head.startswith(OLE2_MAGIC):
+        raise RejectedFile(
+            "unsupported_format", f"the file is an Office document (.xls); {SPREADSHEET_HINT}"
+        )
+    codec = codecs.lookup(encoding).name
+    if codec.startswith(("utf-16", "utf-32")) or head.startswith(UTF16_BOMS):
+        return  # NUL bytes are part of these encodings
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise RejectedFile(
+            "malformed",
+            f"the file is binary, not {fmt} text (NUL byte at offset {nul}"
+            f"{' of the decompressed data' if compressed else ''})",
+        )
+
+
 class _Run:
     """State of one conversion: counters, bad rows, the exceptions output."""
 
@@ -1239,6 +1427,8 @@ def convert(
             "empty", "the file is empty" + (" once decompressed" if compression else "")
         )
     fmt = _detect_format(head, options, name_format)
+    if fmt in ("csv", "json"):
+        _refuse_binary(head, options.encoding, fmt, compression is not None)
 
     seed: pa.Schema | None = declared
     if seed is None and previous_schema is not None:
@@ -1371,7 +1561,7 @@ def _convert_csv(
             quotechar=options.quotechar,
         )
         fields = [f"col_{i + 1}" for i in range(len(next(sample, [])))]
-    header = [names(f) for f in fields]
+    header = names.header(fields)
 
     if declared is not None:
         undeclared = [h for h in header if h not in declared.names]

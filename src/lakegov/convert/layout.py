@@ -56,8 +56,16 @@ COMPRESSION_EXTENSIONS: dict[str, str] = {
     "zst": "zstd",
     "zstd": "zstd",
 }
-# Archive and codec names we recognise only to refuse them with a clear reason.
-UNSUPPORTED_EXTENSIONS = frozenset({"zip", "7z", "xz", "lz4", "tar", "rar", "xls", "xlsx"})
+# Names we recognise only to refuse them with a reason that says what to do instead.
+_SUPPORTED_COMPRESSION = "supported compressions are gzip (.gz), bzip2 (.bz2) and zstd (.zst)"
+_ARCHIVE = f"archives are not supported: upload each file on its own; {_SUPPORTED_COMPRESSION}"
+_SPREADSHEET = "spreadsheets are not supported: export the sheet as CSV"
+UNSUPPORTED_EXTENSIONS: dict[str, str] = {
+    **dict.fromkeys(("zip", "7z", "tar", "rar", "tgz"), _ARCHIVE),
+    "xz": f"xz compression is not supported; {_SUPPORTED_COMPRESSION}",
+    "lz4": f"lz4 compression is not supported; {_SUPPORTED_COMPRESSION}",
+    **dict.fromkeys(("xls", "xlsx", "xlsm", "ods"), _SPREADSHEET),
+}
 DELIMITER_BY_EXTENSION = {"tsv": "\t", "psv": "|"}
 
 _NON_IDENT = re.compile(r"[^a-z0-9_]+")
@@ -111,10 +119,7 @@ def split_file_name(name: str) -> NameParts:
         compression = COMPRESSION_EXTENSIONS[ext.lower()]
         stem = base
     elif dot and base and ext.lower() in UNSUPPORTED_EXTENSIONS:
-        raise RejectedFile(
-            "unsupported_format",
-            f"{name}: .{ext.lower()} files are not supported (use gzip, bzip2 or zstd)",
-        )
+        raise RejectedFile("unsupported_format", f"{name}: {UNSUPPORTED_EXTENSIONS[ext.lower()]}")
     base, dot, ext = stem.rpartition(".")
     if dot and base and ext.lower() in FORMAT_EXTENSIONS:
         extension = ext.lower()

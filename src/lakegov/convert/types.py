@@ -5,15 +5,23 @@ without losing a value::
 
     null < bool                          < string
     null < int64 < float64               < string
+    null < int64 < decimal(38,0)         < string
     null < date32 < timestamp[us]        < string
     null < timestamp[us, UTC]            < string
     struct<a..> v struct<b..> = struct<a..b..> (fields joined by name)
     list<x> v list<y> = list<x v y>
     anything else (int v bool, struct v int, ...) = string (nested values as JSON text)
 
-``int64 v float64`` is exact for integers up to 2**53, the range in which a float64 can
-still tell two integers apart; that is the one widening where precision could matter and
-is documented as such.
+Integers are never stored lossily. A float64 holds every integer up to 2**53
+(:data:`MAX_EXACT_INT`) exactly and no longer all of them beyond, so:
+
+- integers that fit int64 are int64 (9007199254740993 stays 9007199254740993);
+- integers beyond int64 are ``decimal(38,0)`` when every one has at most 38 digits, else
+  the column is text (digits kept as written);
+- ``int64 v float64 = float64`` only while the integers stay within +-2**53. A column that
+  holds a larger integer (a "wide" one, :func:`wide_int_paths`) and also floats is text
+  (:func:`exact_schema`), and ``decimal v float64`` is text for the same reason.
+- Floats are float64 whatever their number of digits: that is what a float literal means.
 """
 
 from __future__ import annotations
@@ -31,10 +39,13 @@ import pyarrow.compute as pc
 
 TIMESTAMP = pa.timestamp("us")
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
+DECIMAL_INT = pa.decimal128(38, 0)  # integers beyond int64
+MAX_EXACT_INT = 2**53  # every integer of at most this magnitude is exact as a float64
 
 # The order in which a text column is tried: the first type every value parses as wins.
 CSV_CANDIDATES: tuple[pa.DataType, ...] = (
     pa.int64(),
+    DECIMAL_INT,
     pa.float64(),
     pa.bool_(),
     pa.date32(),
@@ -134,6 +145,9 @@ def join_types(a: pa.DataType, b: pa.DataType) -> pa.DataType:
         return pa.list_(join_types(a.value_type, b.value_type))
     if pa.types.is_integer(a) and pa.types.is_integer(b):
         return pa.int64()
+    exact_numeric = _join_exact_numeric(a, b)
+    if exact_numeric is not None:
+        return exact_numeric
     numeric = pa.types.is_integer(a) or pa.types.is_floating(a)
     if numeric and (pa.types.is_integer(b) or pa.types.is_floating(b)):
         return pa.float64()
@@ -145,12 +159,95 @@ def join_types(a: pa.DataType, b: pa.DataType) -> pa.DataType:
     return pa.string()
 
 
+def _join_exact_numeric(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
+    """integer/decimal v decimal: the decimal holding both exactly (string beyond 38 digits);
+    decimal v float: string. ``None`` when neither side is a decimal."""
+    if not (pa.types.is_decimal(a) or pa.types.is_decimal(b)):
+        return None
+    if pa.types.is_floating(a) or pa.types.is_floating(b):
+        return pa.string()
+    digits_scale = []
+    for t in (a, b):
+        if pa.types.is_decimal(t):
+            digits_scale.append((t.precision - t.scale, t.scale))
+        elif pa.types.is_integer(t):
+            digits_scale.append((19, 0))  # int64 has at most 19 digits
+        else:
+            return pa.string()
+    scale = max(s for _, s in digits_scale)
+    precision = max(d for d, _ in digits_scale) + scale
+    return pa.decimal128(precision, scale) if precision <= 38 else pa.string()
+
+
 def join_schemas(a: pa.Schema, b: pa.Schema) -> pa.Schema:
     """Column-wise join; columns keep the order of ``a`` and then the new ones of ``b``."""
     fields: dict[str, pa.DataType] = {f.name: f.type for f in a}
     for f in b:
         fields[f.name] = join_types(fields[f.name], f.type) if f.name in fields else f.type
     return pa.schema([pa.field(n, t) for n, t in fields.items()])
+
+
+ColumnPath = tuple[str, ...]  # a column and its struct fields by name; "[]" for a list's items
+LIST_ITEM = "[]"
+
+
+def _wide_paths(arr: pa.Array | pa.ChunkedArray, path: ColumnPath, out: set[ColumnPath]) -> None:
+    t = arr.type
+    if pa.types.is_integer(t):
+        if len(arr) and arr.null_count < len(arr):
+            lo, hi = pc.min_max(arr).values()
+            if lo.as_py() < -MAX_EXACT_INT or hi.as_py() > MAX_EXACT_INT:
+                out.add(path)
+        return
+    if isinstance(arr, pa.ChunkedArray):
+        for chunk in arr.chunks:
+            _wide_paths(chunk, path, out)
+        return
+    if pa.types.is_struct(t):
+        assert isinstance(arr, pa.StructArray)
+        for i, child in enumerate(arr.flatten()):
+            _wide_paths(child, (*path, t.field(i).name), out)
+    elif pa.types.is_list(t) or pa.types.is_large_list(t):
+        _wide_paths(arr.flatten(), (*path, LIST_ITEM), out)
+
+
+def wide_int_paths(table: pa.Table) -> frozenset[ColumnPath]:
+    """Paths of the integer columns (struct fields and list items included) holding a value
+    beyond +-2**53, which a float64 could not keep exactly."""
+    out: set[ColumnPath] = set()
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        _wide_paths(column, (name,), out)
+    return frozenset(out)
+
+
+def _exact_type(t: pa.DataType, path: ColumnPath, wide: frozenset[ColumnPath]) -> pa.DataType:
+    if pa.types.is_floating(t):
+        return pa.string() if path in wide else t
+    if pa.types.is_struct(t):
+        return pa.struct(
+            [
+                pa.field(
+                    t.field(i).name, _exact_type(t.field(i).type, (*path, t.field(i).name), wide)
+                )
+                for i in range(t.num_fields)
+            ]
+        )
+    if pa.types.is_list(t):
+        return pa.list_(_exact_type(t.value_type, (*path, LIST_ITEM), wide))
+    return t
+
+
+def exact_schema(schema: pa.Schema, wide: frozenset[ColumnPath]) -> pa.Schema:
+    """``schema`` with every float column at a path of ``wide`` made string: integers beyond
+    2**53 and floats in one column have no exact common number type."""
+    if not wide:
+        return schema
+    return pa.schema(
+        [
+            pa.field(f.name, _exact_type(f.type, (f.name,), wide), nullable=f.nullable)
+            for f in schema
+        ]
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -254,6 +351,41 @@ def _no_leading_zero(arr: pa.Array) -> bool:
     return not pc.any(pc.match_substring_regex(arr, r"^[+-]?0[0-9]")).as_py()
 
 
+def _has_hex(arr: pa.Array) -> bool:
+    # Arrow parses "0x1F" (no sign) as the integer 31: such values are codes, not numbers.
+    return bool(pc.any(pc.starts_with(arr, "0x", ignore_case=True)).as_py())
+
+
+def _long_int_literals(arr: pa.Array, digits: int) -> list[int]:
+    """The integer literals of at least ``digits`` digits in ``arr`` (cheap when none)."""
+    long = pc.filter(arr, pc.greater_equal(pc.utf8_length(arr), digits))
+    if len(long) == 0:
+        return []
+    ints = pc.filter(long, pc.match_substring_regex(long, rf"^[+-]?[0-9]{{{digits},}}$"))
+    return [int(v) for v in ints.to_pylist() if v is not None]
+
+
+def _needs_decimal(arr: pa.Array) -> bool:
+    """Every value is a plain integer of at most 38 digits (no exponent, point or hex) and
+    one at least is beyond int64: only then is decimal(38,0) the column's type."""
+    if not pc.all(pc.match_substring_regex(arr, r"^[+-]?[0-9]{1,38}$")).as_py():
+        return False
+    return any(not -(2**63) <= v < 2**63 for v in _long_int_literals(arr, 19))
+
+
+def has_wide_int_text(arr: pa.Array, as_float: pa.Array | None = None) -> bool:
+    """Some value is an integer literal beyond +-2**53 (a float64 would round it).
+
+    ``as_float`` (``arr`` cast to float64) makes it cheap: only values that came out at
+    2**53 or more in magnitude can be such literals, and float data rarely has any."""
+    if as_float is not None:
+        big = pc.greater_equal(pc.abs(as_float), float(MAX_EXACT_INT))
+        if not pc.any(big).as_py():
+            return False
+        arr = pc.filter(arr, big)
+    return any(abs(v) > MAX_EXACT_INT for v in _long_int_literals(arr, 16))
+
+
 def try_cast(arr: pa.Array, target: pa.DataType) -> pa.Array | None:
     """``arr`` cast to ``target``, or ``None`` if some value does not parse."""
     try:
@@ -279,11 +411,23 @@ def infer_text(arr: pa.Array, floor: pa.DataType | None = None) -> tuple[pa.Data
             continue
         # checked when a column is first typed: afterwards the column's type is settled
         first = pa.types.is_null(floor)
-        if first and candidate in (pa.int64(), pa.float64()) and not _no_leading_zero(arr):
+        numeric = candidate in (pa.int64(), DECIMAL_INT, pa.float64())
+        if first and numeric and not _no_leading_zero(arr):
+            continue
+        if candidate in (pa.int64(), DECIMAL_INT) and _has_hex(arr):
+            continue
+        if (
+            candidate == DECIMAL_INT
+            and pa.types.is_null(floor)  # after int64 or decimal, any integer literal fits
+            and not _needs_decimal(pc.drop_null(arr))
+        ):
             continue
         converted = try_cast(arr, candidate)
-        if converted is not None:
-            return candidate, converted
+        if converted is None:
+            continue
+        if candidate == pa.float64() and has_wide_int_text(arr, converted):
+            continue  # integers a float64 would round: text keeps them
+        return candidate, converted
     if (
         not pa.types.is_null(floor)
         and not pa.types.is_string(floor)
