@@ -59,7 +59,8 @@ def _unique_partitions(files: Sequence[ConvertedFile]) -> list[Partition]:
     seen: dict[tuple[tuple[str, str], ...], Partition] = {}
     for f in files:
         for p in f.partitions:
-            seen.setdefault(p.items, p)
+            if p.items:  # an unpartitioned file has none; never an empty-values partition
+                seen.setdefault(p.items, p)
     return list(seen.values())
 
 
@@ -143,6 +144,15 @@ def register_direct(
     policy = evolution.accepted[-1].projection
     if table.projected:
         outcome.projected = True
+        unreachable = [
+            p.to_event() for p in partitions if any(catalog.needs_encoding(v) for v in p.values)
+        ]
+        if unreachable:
+            # The location template substitutes raw values; these folders hold encoded ones.
+            logger.warning(
+                "partitions cannot be read through partition projection",
+                extra={"table": f"{database}.{table_name}", "partitions": unreachable},
+            )
         changes = catalog.widen_projection_range(table, partitions)
         if changes:
             catalog.update_table(glue, table, table.table_input(parameters=changes), reread=False)
