@@ -6,7 +6,7 @@ the footer of the Parquet the convert step wrote, one ranged GET per distinct sc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +121,7 @@ def register_direct(
     files: Sequence[ConvertedFile],
     *,
     projection_threshold: int,
+    on_schema: Callable[[Evolution], None] | None = None,
 ) -> TableOutcome:
     """Create or update the table of ``files`` (all one table) and add their partitions.
 
@@ -128,12 +129,18 @@ def register_direct(
     registered. A table over ``projection_threshold`` partitions whose keys are dates
     (or whose dataset asks for it) switches to partition projection, after which Athena
     computes partitions from the layout and no more are registered.
+
+    ``on_schema`` is called with the schema decisions as soon as the table holds them,
+    before any partition call: a change applied to the table is announced even when
+    registering partitions then fails (its retry finds the table already changed).
     """
     database, table_name = files[0].database, files[0].table
     columns = file_columns(s3, files)
     table, evolution, created, updated = apply_schema(
         glue, database, table_name, files, columns, create=True
     )
+    if on_schema is not None:
+        on_schema(evolution)
     outcome = TableOutcome(database, table_name, evolution, created, updated)
     if table is None or not evolution.accepted:
         return outcome
