@@ -316,7 +316,7 @@ class CrawlLedger:
             "#history = if_not_exists(#history, :hist)"
         )
         adds = ["#row_count :rows", "#files :one"]
-        partitions = [json.dumps(p.to_event(), sort_keys=True) for p in file.partitions]
+        partitions = [json.dumps(p.to_event(), sort_keys=True) for p in file.partitions if p.items]
         if partitions:
             values[":parts"] = {"SS": partitions}
             adds.append("#partitions :parts")
@@ -640,7 +640,7 @@ def _close_crawl(
         "dataset": dataset,
         "database": database,
         "table": table,
-        "partitions": [json.loads(p) for p in _strings(batch, "partitions")],
+        "partitions": [p for p in map(json.loads, _strings(batch, "partitions")) if p],
         "row_count": _number(batch, "row_count"),
         "source_files": _strings(batch, "source_files"),
         "producer_account": settings.account_id,

@@ -6,7 +6,7 @@ the footer of the Parquet the convert step wrote, one ranged GET per distinct sc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +59,8 @@ def _unique_partitions(files: Sequence[ConvertedFile]) -> list[Partition]:
     seen: dict[tuple[tuple[str, str], ...], Partition] = {}
     for f in files:
         for p in f.partitions:
-            seen.setdefault(p.items, p)
+            if p.items:  # an unpartitioned file has none; never an empty-values partition
+                seen.setdefault(p.items, p)
     return list(seen.values())
 
 
@@ -120,6 +121,7 @@ def register_direct(
     files: Sequence[ConvertedFile],
     *,
     projection_threshold: int,
+    on_schema: Callable[[Evolution], None] | None = None,
 ) -> TableOutcome:
     """Create or update the table of ``files`` (all one table) and add their partitions.
 
@@ -127,12 +129,18 @@ def register_direct(
     registered. A table over ``projection_threshold`` partitions whose keys are dates
     (or whose dataset asks for it) switches to partition projection, after which Athena
     computes partitions from the layout and no more are registered.
+
+    ``on_schema`` is called with the schema decisions as soon as the table holds them,
+    before any partition call: a change applied to the table is announced even when
+    registering partitions then fails (its retry finds the table already changed).
     """
     database, table_name = files[0].database, files[0].table
     columns = file_columns(s3, files)
     table, evolution, created, updated = apply_schema(
         glue, database, table_name, files, columns, create=True
     )
+    if on_schema is not None:
+        on_schema(evolution)
     outcome = TableOutcome(database, table_name, evolution, created, updated)
     if table is None or not evolution.accepted:
         return outcome
@@ -143,6 +151,15 @@ def register_direct(
     policy = evolution.accepted[-1].projection
     if table.projected:
         outcome.projected = True
+        unreachable = [
+            p.to_event() for p in partitions if any(catalog.needs_encoding(v) for v in p.values)
+        ]
+        if unreachable:
+            # The location template substitutes raw values; these folders hold encoded ones.
+            logger.warning(
+                "partitions cannot be read through partition projection",
+                extra={"table": f"{database}.{table_name}", "partitions": unreachable},
+            )
         changes = catalog.widen_projection_range(table, partitions)
         if changes:
             catalog.update_table(glue, table, table.table_input(parameters=changes), reread=False)

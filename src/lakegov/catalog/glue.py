@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
@@ -217,7 +218,12 @@ class PartitionResult:
 def register_partitions(
     glue: Any, table: Table, partitions: Iterable[Partition], *, columns: Sequence[Column]
 ) -> PartitionResult:
-    """Add ``partitions`` to ``table`` (Parquet, under the table's location), 100 per call."""
+    """Add ``partitions`` to ``table`` (Parquet, under the table's location), 100 per call.
+
+    Each partition's Location is its folder as the files are stored (values encoded), its
+    Values the decoded values. An unpartitioned table (or a partition without values) makes
+    no call: Glue has no partition with empty values.
+    """
     base = table.location.rstrip("/") + "/"
     inputs = [
         {
@@ -226,7 +232,10 @@ def register_partitions(
             "Parameters": {"classification": "parquet"},
         }
         for p in partitions
+        if p.items
     ]
+    if not table.partition_keys:
+        inputs = []
     created = existing = calls = 0
     for start in range(0, len(inputs), MAX_PARTITIONS_PER_CALL):
         chunk = inputs[start : start + MAX_PARTITIONS_PER_CALL]
@@ -296,6 +305,11 @@ def projection_parameters(
     ``2026-11-20-07``; projected from the earliest value to NOW), a ``year`` key of
     4-digit years, and ``month``/``day``/``hour`` keys of small integers. None when a key
     is anything else (ids, names): projecting those would need every value listed.
+
+    Athena puts the raw value into ``storage.location.template`` while the converter writes
+    folders with percent-encoded values (``10:00`` -> ``10%3A00``), so only values that need
+    no encoding can be projected: every shape above is digits and dashes, and a value that
+    would be encoded is refused outright (None) rather than projected to a missing folder.
     """
     columns: list[list[str]] = [[] for _ in keys]
     for row in values:
@@ -303,7 +317,7 @@ def projection_parameters(
             columns[i].append(value)
     params: dict[str, str] = {P_PROJECTION: "true"}
     for key, seen in zip(keys, columns, strict=True):
-        if not seen:
+        if not seen or any(needs_encoding(v) for v in seen):
             return None
         name = key.lower()
         shapes = {_date_shape(v) for v in seen}
@@ -338,6 +352,11 @@ def projection_parameters(
     template = location.rstrip("/") + "/" + "".join(f"{k}=${{{k}}}/" for k in keys)
     params["storage.location.template"] = template
     return params
+
+
+def needs_encoding(value: str) -> bool:
+    """Whether the converter's folder for ``value`` differs from the value itself."""
+    return quote(value, safe="") != value
 
 
 def widen_projection_range(table: Table, partitions: Iterable[Partition]) -> dict[str, str]:

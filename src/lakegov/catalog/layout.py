@@ -2,14 +2,21 @@
 
 The formatted layout is ``formatted_stg/<table>/<k1=v1>/<k2=v2>/<file>.parquet``: the table
 folder is the table's location, the ``k=v`` folders below it are its partitions, in order.
+
+The converter percent-encodes partition values in folder names (``quote(v, safe='')``, as
+Hive does): ``hour=2026-11-21T10:00`` lands in ``hour=2026-11-21T10%3A00/``. A partition's
+*values* are the decoded ones (what queries filter on); its *folder* is the one the Parquet
+objects are actually under, taken from the output keys as they are, so the Glue partition's
+Location is always the folder holding its data. A file directly in the table folder belongs
+to an unpartitioned table: it has no partition at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from lakegov.errors import PermanentError
 from lakegov.settings import Settings
@@ -23,9 +30,15 @@ PROJECTION_POLICIES = ("auto", "enabled", "disabled")
 
 @dataclass(frozen=True)
 class Partition:
-    """One partition: ordered ``(key, value)`` pairs and its folder under the table."""
+    """One partition: ordered, decoded ``(key, value)`` pairs and its folder under the table.
+
+    ``path`` is the folder as found in the object keys (``k=v%3Aw/``); without it (a
+    partition built from values) the folder is encoded the way the converter encodes it.
+    Two partitions with the same values are equal whatever their ``path``.
+    """
 
     items: tuple[tuple[str, str], ...]
+    path: str = field(default="", compare=False)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -37,15 +50,22 @@ class Partition:
 
     @property
     def folder(self) -> str:
-        return "".join(f"{k}={v}/" for k, v in self.items)
+        """The partition's folder under the table location (``k1=v1/k2=v2/``)."""
+        return self.path or encoded_folder(self.items)
 
     def to_event(self) -> dict[str, str]:
         return dict(self.items)
 
 
+def encoded_folder(items: Sequence[tuple[str, str]]) -> str:
+    """``k=v/`` folders with values percent-encoded exactly as the converter writes them."""
+    return "".join(f"{k}={quote(v, safe='')}/" for k, v in items)
+
+
 def split_key(key: str) -> tuple[str, str, Partition]:
     """``formatted_stg/t/a=1/b=2/f.parquet`` -> (``formatted_stg/t/``, ``t``, partition a=1/b=2).
 
+    Values are decoded (``%3A`` -> ``:``); the partition keeps the folders as they are.
     Raises PermanentError for a key outside the layout.
     """
     parts = key.split("/")
@@ -58,7 +78,8 @@ def split_key(key: str) -> tuple[str, str, Partition]:
         if not sep or not name:
             raise PermanentError(f"{key!r}: folder {folder!r} is not a key=value partition")
         items.append((name, unquote(value)))
-    return f"{prefix}/{table}/", table, Partition(tuple(items))
+    path = "".join(f"{folder}/" for folder in folders)
+    return f"{prefix}/{table}/", table, Partition(tuple(items), path)
 
 
 @dataclass(frozen=True)
@@ -113,7 +134,14 @@ class ConvertedFile:
             if prefix != table_prefix:
                 raise PermanentError(f"output keys span two tables: {table_prefix} and {prefix}")
             layouts.add(partition.keys)
-            partitions.setdefault(partition.items, partition)
+            if not partition.items:
+                continue  # unpartitioned: the table location holds the file
+            known = partitions.setdefault(partition.items, partition)
+            if known.folder != partition.folder:
+                raise PermanentError(
+                    f"partition {partition.to_event()} is in two folders: "
+                    f"{known.folder!r} and {partition.folder!r}"
+                )
         if len(layouts) > 1:
             raise PermanentError(f"output keys mix partition layouts: {sorted(layouts)}")
         table = str(detail.get("table") or folder_table)

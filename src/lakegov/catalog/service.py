@@ -10,6 +10,24 @@ Idempotency: each file is claimed in the audit store as ``catalog#<raw s3 uri>``
 raw object's version (or ETag), so a duplicate ``FileConverted`` changes nothing and
 publishes nothing a second time (the Glue calls are idempotent anyway; the claim is what
 keeps ``DatasetRefreshed``, and the dbt runs it triggers, from repeating).
+
+``SchemaChanged`` comes from here only (the convert step publishes none): one event per
+file whose columns differ from the Glue table's, with Glue type names, ``action`` applied
+(the table was changed) or rejected (the dataset's ``schema_changes`` policy refused it;
+the file is audited REJECTED and not registered). It is published as soon as the table
+holds the decision, before partitions are registered or a crawl is requested, so a retry
+after a later failure neither loses it (the table is already changed) nor repeats it (a
+refused file stays REJECTED and its redelivery is a duplicate).
+
+When the catalog learns of a change: in direct mode, when the file's ``FileConverted``
+is handled. In crawler mode too - the catalog reads the new file's Parquet footer and
+compares it with the existing table when the ``FileConverted`` arrives, applies an
+additive change itself (the crawler's ``LOG`` policy never changes a table) and publishes
+``SchemaChanged`` then, minutes before the crawl's ``DatasetRefreshed``. Before the
+crawler's first run has created the table there is nothing to compare with: the files of
+one batch are compared with each other (the first one sets the columns), and a change
+between batches that all arrive before the first crawl ends goes unannounced (the
+crawler combines compatible schemas into the table it creates).
 """
 
 from __future__ import annotations
@@ -23,6 +41,7 @@ from typing import Any
 from lakegov.audit import AuditStore
 from lakegov.catalog import crawler as crawling
 from lakegov.catalog.direct import TableOutcome, apply_schema, file_columns, register_direct
+from lakegov.catalog.evolution import Evolution
 from lakegov.catalog.layout import ConvertedFile
 from lakegov.errors import PermanentError, RetryableError
 from lakegov.events import Event, EventPublisher, utc_now
@@ -157,11 +176,12 @@ def process_batch(messages: Sequence[Message], svc: CatalogServices) -> BatchRes
         groups[(file.database, file.table, file.mode)].append((message, file))
     for (_, _, mode), members in groups.items():
         files = [f for _, f in members]
+        settled: set[tuple[str, str]] = set()  # files refused (and audited) already
         try:
             if mode == "direct":
-                result.outcomes.append(_direct(files, svc))
+                result.outcomes.append(_direct(files, svc, settled))
             else:
-                result.crawl_requests += _crawler(files, svc)
+                result.crawl_requests += _crawler(files, svc, settled)
         except PermanentError as exc:
             logger.error("files cannot be catalogued", extra={"error": str(exc)})
             count("CatalogRejected", len(files))
@@ -172,7 +192,8 @@ def process_batch(messages: Sequence[Message], svc: CatalogServices) -> BatchRes
         except Exception as exc:  # retried by SQS, then dead-lettered
             logger.exception("catalog update failed; will retry", extra={"table": files[0].table})
             for message, f in members:
-                svc.audit.release(AUDIT_KIND, f.audit_subject, f.source_version, note=repr(exc))
+                if (f.audit_subject, f.source_version) not in settled:
+                    svc.audit.release(AUDIT_KIND, f.audit_subject, f.source_version, note=repr(exc))
                 result.failed.append(message.message_id)
     return result
 
@@ -188,6 +209,15 @@ def _schema_events(outcome_decisions: Iterable[Any], database: str) -> list[Even
     return events
 
 
+def _settle_schema(
+    svc: CatalogServices, evolution: Evolution, database: str, settled: set[tuple[str, str]]
+) -> None:
+    """Announce the table's schema decisions and audit the refused files, right away."""
+    svc.publisher.publish_all(_schema_events(evolution.decisions, database))
+    _record_rejections(svc, evolution.rejected)
+    settled.update((d.file.audit_subject, d.file.source_version) for d in evolution.rejected)
+
+
 def _record_rejections(svc: CatalogServices, decisions: Iterable[Any]) -> None:
     for decision in decisions:
         f = decision.file
@@ -200,11 +230,17 @@ def _record_rejections(svc: CatalogServices, decisions: Iterable[Any]) -> None:
         )
 
 
-def _direct(files: list[ConvertedFile], svc: CatalogServices) -> TableOutcome:
+def _direct(
+    files: list[ConvertedFile], svc: CatalogServices, settled: set[tuple[str, str]]
+) -> TableOutcome:
     outcome = register_direct(
-        svc.glue, svc.s3, files, projection_threshold=svc.settings.partition_projection_threshold
+        svc.glue,
+        svc.s3,
+        files,
+        projection_threshold=svc.settings.partition_projection_threshold,
+        on_schema=lambda evolution: _settle_schema(svc, evolution, files[0].database, settled),
     )
-    events = _schema_events(outcome.evolution.decisions, outcome.database)
+    events: list[Event] = []
     accepted = outcome.accepted
     if accepted:
         detail = refreshed_detail(
@@ -218,7 +254,6 @@ def _direct(files: list[ConvertedFile], svc: CatalogServices) -> TableOutcome:
         events.append(Event("DatasetRefreshed", detail))
     svc.publisher.publish_all(events)
     count("PartitionsRegistered", outcome.partitions_created)
-    _record_rejections(svc, outcome.rejected)
     for f in accepted:
         svc.audit.record(
             AUDIT_KIND,
@@ -242,13 +277,14 @@ def _direct(files: list[ConvertedFile], svc: CatalogServices) -> TableOutcome:
     return outcome
 
 
-def _crawler(files: list[ConvertedFile], svc: CatalogServices) -> int:
+def _crawler(
+    files: list[ConvertedFile], svc: CatalogServices, settled: set[tuple[str, str]]
+) -> int:
     """Schema check against an existing table, then one coalesced crawl request per file."""
     database, table_name = files[0].database, files[0].table
     columns = file_columns(svc.s3, files)
     _, evolution, _, _ = apply_schema(svc.glue, database, table_name, files, columns, create=False)
-    svc.publisher.publish_all(_schema_events(evolution.decisions, database))
-    _record_rejections(svc, evolution.rejected)
+    _settle_schema(svc, evolution, database, settled)
     ledger = svc.ledger
     requested = 0
     for f in evolution.accepted:

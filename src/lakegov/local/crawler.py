@@ -11,6 +11,10 @@ chain is the deployed one: the rule, the state-change function, ``DatasetRefresh
 
 Like a deployed crawler that crawls new folders only (``LOG`` schema-change policy), it
 does not change the schema of a table that exists; lakegov applies schema changes itself.
+
+Partition folders are read as Hive writes them: ``hour=10%3A00`` is the partition with value
+``10:00`` (``%XX`` decoded) whose Location is that folder, as it is. (Whether a deployed Glue
+crawler decodes ``%XX`` in folder names the same way cannot be checked on moto.)
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatch
 from typing import Any
+from urllib.parse import unquote
 
 from lakegov.catalog import glue as catalog
 from lakegov.catalog.crawler import GlueCrawlerStarter
@@ -85,13 +90,15 @@ def crawl(glue: Any, s3: Any, crawler: Mapping[str, Any]) -> CrawlReport:
                     continue
                 table_folder = "/".join(parts[:depth]) + "/"
                 items = []
-                for folder in parts[depth:-1]:
+                folders = parts[depth:-1]
+                for folder in folders:
                     name, sep, value = folder.partition("=")
                     if not sep:
                         break
-                    items.append((name, value))
+                    items.append((name, unquote(value)))  # Values decoded, folder kept
                 else:
-                    files[table_folder].append((key, Partition(tuple(items))))
+                    path = "".join(f"{folder}/" for folder in folders)
+                    files[table_folder].append((key, Partition(tuple(items), path)))
         for table_folder, found in sorted(files.items()):
             name = (prefix_name + table_folder.rstrip("/").rsplit("/", 1)[-1]).lower()
             _register(glue, s3, bucket, database, name, table_folder, found, report)

@@ -7,6 +7,7 @@ import pytest
 from lakegov.catalog.crawler import crawler_definition
 from lakegov.catalog.glue import Table, projection_parameters, widen_projection_range
 from lakegov.catalog.layout import ConvertedFile, Partition, split_key
+from lakegov.convert.layout import parse_key
 from lakegov.errors import PermanentError
 from lakegov.settings import Settings
 
@@ -115,3 +116,47 @@ def test_an_on_demand_crawler_targets_one_dataset_folder():
     assert definition["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
     assert '"TableLevelConfiguration": 3' in definition["Configuration"]
     assert definition["Targets"]["S3Targets"][0]["Path"] == "s3://b/formatted_stg/t/"
+
+
+# -- partition folders as the converter writes them (values percent-encoded) -----------
+CONVERTER_CASES = [
+    ("qa/colon/hour=2026-11-21T10:00/simple.csv", "hour", "2026-11-21T10:00"),
+    ("qa/space/dt=2026 11 21/simple.csv", "dt", "2026 11 21"),
+    ("qa/idf/region=Île-de-France/simple.csv", "region", "Île-de-France"),
+    ("qa/pct/code=50%off/simple.csv", "code", "50%off"),
+]
+
+
+@pytest.mark.parametrize(("landed", "key", "value"), CONVERTER_CASES)
+def test_a_partition_keeps_the_converters_folder_and_the_decoded_value(landed, key, value):
+    # Given the Parquet key the converter writes for a landed file whose value needs encoding
+    ref = parse_key(landed)
+    output_key = ref.output_key()
+    # When the catalog reads its FileConverted
+    f = ConvertedFile.from_detail(
+        {"bucket": "raw", "key": landed, "etag": "e", "output_keys": [output_key]}, SETTINGS
+    )
+    # Then the partition's value is the decoded one, and its folder is the one holding the file
+    (partition,) = f.partitions
+    assert partition.items == ((key, value),)
+    assert f.table_prefix + partition.folder == ref.output_prefix
+    assert output_key.startswith(f.table_prefix + partition.folder)
+
+
+def test_a_partition_built_from_values_encodes_its_folder_as_the_converter_does():
+    partition = Partition((("hour", "2026-11-21T10:00"), ("region", "Île-de-France")))
+    assert partition.folder == "hour=2026-11-21T10%3A00/region=%C3%8Ele-de-France/"
+
+
+@pytest.mark.parametrize(
+    "keys", [["formatted_stg/root_file/root_file.parquet"], ["formatted_stg/t/a.parquet"] * 2]
+)
+def test_an_unpartitioned_file_has_no_partition(keys):
+    f = ConvertedFile.from_detail({"output_keys": keys}, SETTINGS)
+    assert f.partitions == () and f.partition_keys == ()
+
+
+def test_values_that_need_encoding_are_never_projected():
+    # The template substitutes raw values; the converter's folders hold encoded ones.
+    assert projection_parameters(["dt"], [["2026-11-21"], ["2026 11 21"]], "s3://b/t/") is None
+    assert projection_parameters(["hour"], [["2026-11-21T10:00"]], "s3://b/t/") is None
