@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, each in its own process, results under benchmarks/out/.
 
-    python -m benchmarks                 # all: governance, load, conversion (the longest)
-    python -m benchmarks governance load # some
+python -m benchmarks                 # all: governance, load, conversion (the longest)
+python -m benchmarks governance load # some
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = {
     "governance": [sys.executable, "benchmarks/governance_bench.py", "--repeat", "3"],
-    "load": [sys.executable, "-m", "benchmarks.load_bench", "--files", "1000", "--documents", "100"],
+    "load": [
+        sys.executable,
+        "-m",
+        "benchmarks.load_bench",
+        "--files",
+        "1000",
+        "--documents",
+        "100",
+    ],
     "conversion": [sys.executable, "benchmarks/convert_bench.py", "--sizes", "1000,250"],
 }
 

@@ -123,6 +123,7 @@ def run(files: int, documents: int, timeout: float) -> dict[str, object]:
             "documents": documents,
             "upload_seconds": round(upload_s, 1),
             "total_seconds": round(elapsed, 1),
+            "settled_seconds": round(settled, 1),
             "files_per_second": round(files / elapsed, 1),
             "file_latency_s": {
                 "p50": round(statistics.median(latencies), 2),

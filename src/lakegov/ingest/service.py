@@ -162,6 +162,12 @@ class Converter:
 
     # -- the unit of work --------------------------------------------------------------
     def process(self, landed: LandedObject) -> Outcome:
+        outcome = self._process(landed)
+        if outcome.status == "IGNORED":
+            count("LandedEventsIgnored")
+        return outcome
+
+    def _process(self, landed: LandedObject) -> Outcome:
         if landed.key.startswith(QUARANTINE_PREFIX) or landed.key.endswith("/"):
             return Outcome("IGNORED", landed.key, reason="quarantine copy or folder marker")
         if landed.deleted:

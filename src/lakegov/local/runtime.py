@@ -189,7 +189,6 @@ class LocalRuntime:
 
     def start(self) -> LocalRuntime:
         from moto.server import ThreadedMotoServer  # the local extra: not needed in Lambda
-
         from werkzeug.serving import WSGIRequestHandler
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
