@@ -30,6 +30,11 @@ def test_an_upload_becomes_a_catalogued_parquet_partition(service):
     )["detail"]
     assert refreshed["database"] == "lakegov_dev_formatted_stg"
     assert {"partition_dt": "2026-11-20"} in refreshed["partitions"]
+    # and the refresh reaches the central bus, for the subscribed domains
+    central = service.outputs["CentralEventBusArn"].rsplit("/", 1)[-1]
+    service.wait_for_event(
+        "DatasetRefreshed", lambda d: d["table"] == "mwaa_blog_customers", bus=central
+    )
     glue = service.client("glue")
     glue_table = glue.get_table(
         DatabaseName="lakegov_dev_formatted_stg", Name="mwaa_blog_customers"

@@ -163,3 +163,54 @@ def test_every_queue_is_a_dead_letter_queue_or_has_one():
         assert (
             "RedrivePolicy" in props or logical_id in dead_letter or "DeadLetter" in logical_id
         ), logical_id
+
+
+def _config_bucket_statements(parameters):
+    from lakegov.local.template import Physical, Resolver
+
+    template = load_template(ROOT / "template.yaml")
+    resolver = Resolver(
+        template, stack="s", region="us-east-1", account="123456789012", parameters=parameters
+    )
+    resolver.physical["ConfigBucket"] = Physical("cfg", {"Arn": "arn:aws:s3:::cfg"})
+    policy = template["Resources"]["ConfigBucketPolicy"]["Properties"]["PolicyDocument"]
+    return resolver.resolve(policy)["Statement"]
+
+
+def test_only_named_principals_may_write_metadata_when_the_parameter_is_set():
+    writers = "arn:aws:iam::123456789012:role/governance-ci,arn:aws:iam::123456789012:role/data-*"
+    (deny,) = [
+        s
+        for s in _config_bucket_statements({"ConfigWriterArns": writers})
+        if s.get("Sid") == "OnlyNamedPrincipalsWriteMetadata"
+    ]
+    assert deny["Effect"] == "Deny" and "s3:PutObject" in deny["Action"]
+    assert deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == writers.split(",")
+    assert "arn:aws:s3:::cfg/governance/*" in deny["Resource"]
+    assert not any("results/" in r for r in deny["Resource"])  # the service writes results/
+
+
+def test_without_writers_listed_there_is_no_extra_deny():
+    sids = [s.get("Sid") for s in _config_bucket_statements({})]
+    assert sids == ["DenyInsecureTransport"]
+
+
+def test_every_dead_letter_queue_and_every_function_has_an_alarm():
+    resources = _resources(ROOT / "template.yaml")
+    watched = set()
+    for resource in resources.values():
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            props = resource["Properties"]
+            assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+            for dimension in props.get("Dimensions", []):
+                value = dimension["Value"]
+                if isinstance(value, dict):
+                    watched.add(
+                        value["Fn::GetAtt"][0] if "Fn::GetAtt" in value else value.get("Ref")
+                    )
+    dead_letter = {
+        k for k, r in resources.items() if r["Type"] == "AWS::SQS::Queue" and "DeadLetter" in k
+    }
+    functions = {k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert dead_letter - watched == set()
+    assert functions - watched == set()
