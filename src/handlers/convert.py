@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
+from lakegov.ingest.athena import AthenaConverter
 from lakegov.ingest.service import Converter, LandedObject
 from lakegov.observability import logger, metrics, tracer
 
@@ -28,8 +29,19 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @cache
 def _converter(app_id: int) -> Converter:
     app = get_app()
+    athena = AthenaConverter(
+        athena=app.client("athena"),
+        s3=app.client("s3"),
+        audit=app.audit,
+        publisher=app.publisher,
+        settings=app.settings,
+    )
     return Converter(
-        s3=app.client("s3"), publisher=app.publisher, audit=app.audit, settings=app.settings
+        s3=app.client("s3"),
+        publisher=app.publisher,
+        audit=app.audit,
+        settings=app.settings,
+        athena=athena,
     )
 
 

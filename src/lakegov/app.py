@@ -16,7 +16,7 @@ from typing import Any
 from lakegov.audit import AuditStore
 from lakegov.aws import Clients
 from lakegov.events import EventPublisher
-from lakegov.settings import Settings
+from lakegov.settings import SETTINGS_VARIABLES, Settings
 
 
 @dataclass
@@ -42,7 +42,9 @@ _lock = threading.Lock()
 
 def get_app() -> App:
     """The App for the current environment (built and validated on first use)."""
-    snapshot = tuple(sorted(os.environ.items()))
+    # Only what the settings read: Lambda changes _X_AMZN_TRACE_ID on every invocation, and
+    # keying on the whole environment would build (and keep) a new App each time.
+    snapshot = tuple((name, os.environ.get(name, "")) for name in SETTINGS_VARIABLES)
     with _lock:
         app = _apps.get(snapshot)
         if app is None:

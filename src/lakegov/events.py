@@ -81,7 +81,9 @@ class EventPublisher:
 
     events_client: Any
     buses: tuple[str, ...]
+    record: bool = False  # keep what was published (tests); off in Lambda, where it would grow
     published: list[Event] = field(default_factory=list)
+    attempts: int = 3
 
     def publish(
         self, detail_type: str, detail: Mapping[str, Any], resources: Iterable[str] = ()
@@ -94,11 +96,23 @@ class EventPublisher:
             validate_detail(event.detail_type, event.detail)
         entries = [event.entry(bus) for event in batch for bus in self.buses if bus]
         for start in range(0, len(entries), MAX_ENTRIES_PER_CALL):
-            chunk = entries[start : start + MAX_ENTRIES_PER_CALL]
+            self._put(entries[start : start + MAX_ENTRIES_PER_CALL])
+        if self.record:
+            self.published.extend(batch)
+
+    def _put(self, chunk: list[dict[str, Any]]) -> None:
+        """Send a chunk; resend only the entries that failed (a resend of the whole chunk
+        would duplicate the ones that went through)."""
+        failures: list[dict[str, Any]] = []
+        for _ in range(self.attempts):
             response = self.events_client.put_events(Entries=chunk)
-            if response.get("FailedEntryCount", 0):
-                failures = [e for e in response.get("Entries", []) if e.get("ErrorCode")]
-                raise RetryableError(
-                    f"PutEvents failed for {len(failures)} entries: {failures[:3]}"
-                )
-        self.published.extend(batch)
+            if not response.get("FailedEntryCount", 0):
+                return
+            results = response.get("Entries", [])
+            failures = [r for r in results if r.get("ErrorCode")]
+            chunk = [
+                entry
+                for entry, result in zip(chunk, results, strict=False)
+                if result.get("ErrorCode")
+            ]
+        raise RetryableError(f"PutEvents failed for {len(failures)} entries: {failures[:3]}")

@@ -46,6 +46,10 @@ _ENV_NAMES: dict[str, str] = {
 }
 
 
+# Every variable the settings read (the App cache is keyed on these only).
+SETTINGS_VARIABLES: tuple[str, ...] = (*sorted(set(_ENV_NAMES.values())), "AWS_DEFAULT_REGION")
+
+
 @dataclass(frozen=True)
 class Settings:
     """What every function needs to know about its deployment."""

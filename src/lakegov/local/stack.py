@@ -105,6 +105,13 @@ class StackBuilder:
             if not self.resolver.included(logical_id):
                 continue
             self.resources[logical_id] = spec
+        # SAM's implicit resources that other resources may reference: a function's role
+        for logical_id, spec in list(self.resources.items()):
+            props = spec.get("Properties") or {}
+            if spec["Type"] == "AWS::Serverless::Function" and "Role" not in props:
+                self.resources.setdefault(
+                    f"{logical_id}Role", {"Type": "AWS::IAM::Role", "Implicit": True}
+                )
         for logical_id, spec in self.resources.items():
             props = spec.get("Properties") or {}
             name_props = {}

@@ -214,7 +214,7 @@ def make_env(**setting_changes: Any) -> Env:
         events=events,
         queue_url=url,
         settings=cfg,
-        publisher=EventPublisher(events, (BUS,)),
+        publisher=EventPublisher(events, (BUS,), record=True),
         audit=AuditStore(AUDIT, ddb),
         starter=CountingStarter(glue),
     )

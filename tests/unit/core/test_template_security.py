@@ -30,6 +30,11 @@ WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
     ): "Lake Formation permission and LF-Tag APIs take no resource ARNs",
     (
         "template.yaml",
+        "ConfigFunction",
+        "CrossAccountGrants",
+    ): "AWS RAM share creation and the Data Catalog resource policy take no narrower resource",
+    (
+        "template.yaml",
         "CrawlerRole",
         "LakeFormationCredentials",
     ): "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
