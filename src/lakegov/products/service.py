@@ -39,6 +39,7 @@ from lakegov.products.artifacts import (
 from lakegov.products.fanin import Readiness, evaluate, normalise_time, schedule_due, stamp_of
 from lakegov.products.model import Product, event_keys
 from lakegov.products.store import IDLE, RUNNING, STARTING, ProductStore
+from lakegov.runners import ecs
 from lakegov.runners.base import (
     FAILED,
     STOPPED,
@@ -48,6 +49,7 @@ from lakegov.runners.base import (
     RunRequest,
     RunStateChange,
     RunStatus,
+    run_token,
 )
 
 RUN_KIND = "run"
@@ -136,6 +138,10 @@ def advance(
     """
     state = dict(state if state is not None else ctx.store.get_state(product.name))
     now = ctx.clock()
+    if state.get("phase") == STARTING:
+        if int(state.get("lease_until", 0)) < int(now) and state.get("current_run"):
+            return _resume(product, ctx, state)
+        return {"started": False, "reason": "a start is in progress"}
     retry = state.get("retry")
     if retry and state.get("phase", IDLE) == IDLE:
         run = {
@@ -179,6 +185,9 @@ def _claim_and_launch(
     generation = int(state.get("generation", 0))
     run_id = new_run_id(now, generation + 1, int(run["attempt"]))
     runner = product.runner_name(ctx.default_runner)
+    # The run (id, runner, attempt, idempotency token) is persisted before the runner is
+    # asked to start it: whoever takes over an expired lease starts this same run again,
+    # and the runner's idempotency hands back the job already started.
     claimed = ctx.store.claim_start(
         product.name,
         generation=generation,
@@ -188,6 +197,7 @@ def _claim_and_launch(
             **run,
             "current_run": run_id,
             "runner": runner,
+            "start_token": run_token(product.name, run_id),
             "last_started_at": stamp_of(now),
         },
     )
@@ -197,8 +207,31 @@ def _claim_and_launch(
     return launch(product, ctx, claimed)
 
 
-def launch(product: Product, ctx: ProductsContext, state: Mapping[str, Any]) -> dict[str, Any]:
-    """Start the claimed run (``state`` is ``starting``) on the product's runner."""
+def _resume(product: Product, ctx: ProductsContext, state: Mapping[str, Any]) -> dict[str, Any]:
+    """Take over a start whose lease expired: the same run, the same idempotency token."""
+    run_id = str(state["current_run"])
+    resumed = ctx.store.resume_start(
+        product.name, run_id, now=int(ctx.clock()), lease_s=ctx.lease_s
+    )
+    if resumed is None:
+        count("ProductStartRacesLost")
+        return {"started": False, "reason": "another handler took over this start"}
+    count("ProductStartsResumed")
+    logger.warning(
+        "resuming a start whose lease expired",
+        extra={"product": product.name, "run_id": run_id, "runner": resumed.get("runner")},
+    )
+    return {**launch(product, ctx, resumed, resumed=True), "resumed": True}
+
+
+def launch(
+    product: Product, ctx: ProductsContext, state: Mapping[str, Any], *, resumed: bool = False
+) -> dict[str, Any]:
+    """Start the claimed run (``state`` is ``starting``) on the product's runner.
+
+    ``resumed``: a takeover of an expired start; the runner may hand back the job the first
+    start created (idempotency token / execution name), which may even have ended already.
+    """
     run_id = str(state["current_run"])
     runner_name = str(state.get("runner") or product.runner_name(ctx.default_runner))
     attempt = int(state.get("attempt", 1))
@@ -215,6 +248,7 @@ def launch(product: Product, ctx: ProductsContext, state: Mapping[str, Any]) -> 
         attempt=attempt,
         artifacts_uri=f"s3://{ctx.config_bucket}/{artifacts_prefix(product.name, run_id)}",
         project_uri=f"s3://{ctx.config_bucket}/{ctx.dbt_project_key}",
+        idempotency_token=str(state.get("start_token") or ""),
     )
     trigger = dict(state.get("trigger") or {})
     started_at = utc_now()
@@ -227,11 +261,21 @@ def launch(product: Product, ctx: ProductsContext, state: Mapping[str, Any]) -> 
         "artifacts_uri": request.artifacts_uri,
         "started_at": started_at,
     }
-    ctx.audit.record(RUN_KIND, product.name, run_id, "STARTING", attributes=base)
+    ctx.audit.record(
+        RUN_KIND,
+        product.name,
+        run_id,
+        "STARTING",
+        note="resumed after the start lease expired" if resumed else "",
+        attributes={**base, "start_token": request.token},
+    )
+    runner = ctx.runners(runner_name)
     try:
-        external_id = ctx.runners(runner_name).start(request)
+        external_id = runner.start(request)
     except Exception as exc:
-        return _start_failed(product, ctx, state, run_id, base, exc)
+        return _start_failed(product, ctx, state, run_id, base, exc, resumed=resumed)
+    # If a write below fails, the state stays ``starting`` of this run: the lease's
+    # takeover (:func:`_resume`) starts the same run again, idempotently, and records it.
     ctx.store.put_run_ref(
         runner_name,
         external_id,
@@ -244,6 +288,10 @@ def launch(product: Product, ctx: ProductsContext, state: Mapping[str, Any]) -> 
     ctx.audit.record(
         RUN_KIND, product.name, run_id, "STARTED", attributes={"external_id": external_id}
     )
+    if resumed:
+        ended = _ended_meanwhile(product, ctx, runner, runner_name, run_id, external_id)
+        if ended is not None:
+            return {"started": False, "run_id": run_id, "external_id": external_id, **ended}
     ctx.publisher.publish(
         "ProductRunStarted",
         {
@@ -265,6 +313,30 @@ def launch(product: Product, ctx: ProductsContext, state: Mapping[str, Any]) -> 
     return {"started": True, "run_id": run_id, "external_id": external_id, "runner": runner_name}
 
 
+def _ended_meanwhile(
+    product: Product,
+    ctx: ProductsContext,
+    runner: Runner,
+    runner_name: str,
+    run_id: str,
+    external_id: str,
+) -> dict[str, Any] | None:
+    """After a resumed start: the job handed back may have ended before its run ref existed
+    (its end event was then ignored). Finish the run now if so."""
+    try:
+        status = runner.describe(external_id, product.runner_settings)
+    except Exception as exc:  # the end event or the sweeper will still tell
+        logger.warning(
+            "could not describe a resumed run's job",
+            extra={"product": product.name, "run_id": run_id, "error": type(exc).__name__},
+        )
+        return None
+    if not status.terminal:
+        return None
+    change = RunStateChange(runner_name, external_id, status)
+    return {"finished": finish_run(product.name, run_id, change, ctx)}
+
+
 def _start_failed(
     product: Product,
     ctx: ProductsContext,
@@ -272,9 +344,18 @@ def _start_failed(
     run_id: str,
     base: Mapping[str, Any],
     exc: Exception,
+    *,
+    resumed: bool = False,
 ) -> dict[str, Any]:
     transient = isinstance(exc, RetryableError) or is_transient(exc)
     reason = f"the {base['runner']} runner could not start: {type(exc).__name__}: {exc}"[:1000]
+    if transient and resumed:
+        # The first start of this run may have created its job: keep the run (``starting``,
+        # same token) for the next takeover rather than a new run that could be a second job.
+        count("ProductStartsRetried")
+        if isinstance(exc, RetryableError):
+            raise exc
+        raise RetryableError(reason) from exc
     if transient:
         # Back to idle with the same inputs: the redelivered event starts it again.
         ctx.store.end_run(product.name, run_id, sets={"phase": IDLE, "last_run": run_id})
@@ -296,6 +377,9 @@ def on_run_state_change(change: RunStateChange, ctx: ProductsContext) -> dict[st
     if not change.status.terminal:
         return {"status": "IGNORED", "reason": f"not an end state ({change.status.native})"}
     ref = ctx.store.get_run_ref(change.runner, change.external_id)
+    if ref is not None and change.runner == ecs.NAME:
+        # Which container is dbt's is the run's setting, not the event's: re-map with it.
+        change = ecs.with_settings(change, (ref.get("extra") or {}).get("settings") or {})
     if ref is None:
         count("ForeignRunStateChanges")
         logger.info(
@@ -384,6 +468,11 @@ def finish_run(
         sets["failed_snapshot"] = snapshot
         remove.append("retry")
     after = ctx.store.end_run(name, run_id, sets=sets, remove=remove)
+    if after is None:
+        # Another delivery of this end (or the sweeper) won the transition: it announces,
+        # alarms and audits the run; this one must not do any of it a second time.
+        count("DuplicateRunStateChanges")
+        return {"status": "DUPLICATE", "run_id": run_id}
 
     models = [r.fields for r in rows][:MAX_MODELS_IN_EVENT]
     finished: dict[str, Any] = {
@@ -439,7 +528,7 @@ def finish_run(
     count("ProductRunsSucceeded" if status == SUCCEEDED else "ProductRunsFailed")
     next_run: dict[str, Any] = {}
     if product is not None:
-        next_run = advance(product, ctx, state=after) if after else advance(product, ctx)
+        next_run = advance(product, ctx, state=after)
     return {
         "status": status,
         "run_id": run_id,

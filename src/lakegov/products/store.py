@@ -274,19 +274,18 @@ class ProductStore:
         lease_s: int,
         run: Mapping[str, Any],
     ) -> dict[str, Any] | None:
-        """Flip ``idle`` (or a ``starting`` whose lease expired) of ``generation`` to
-        ``starting`` of ``generation + 1``; exactly one caller per generation wins.
+        """Flip ``idle`` of ``generation`` to ``starting`` of ``generation + 1``; exactly one
+        caller per generation wins.
 
-        ``run`` holds ``current_run``, ``attempt``, ``run_snapshot``, ``trigger``,
-        ``selection``... (stored on the state for the runner start and the sweeper).
+        ``run`` holds ``current_run``, ``attempt``, ``runner``, ``start_token``,
+        ``run_snapshot``, ``trigger``, ``selection``... (stored on the state *before* the
+        runner is asked to start, so that a takeover resumes this very run). A ``starting``
+        whose lease expired is not claimed again: :meth:`resume_start` takes it over.
         """
         generation_ok = (
             "(attribute_not_exists(#gen) OR #gen = :gen)" if generation == 0 else "#gen = :gen"
         )
-        condition = (
-            f"{generation_ok} AND (attribute_not_exists(#ph) OR #ph = :idle"
-            " OR (#ph = :starting AND #lease < :now))"
-        )
+        condition = f"{generation_ok} AND (attribute_not_exists(#ph) OR #ph = :idle)"
         return self._transition(
             name,
             sets={
@@ -298,10 +297,23 @@ class ProductStore:
                 "updated_at": utc_now(),
             },
             condition=condition,
-            names={"#gen": "generation", "#ph": "phase", "#lease": "lease_until"},
+            names={"#gen": "generation", "#ph": "phase"},
+            values={":gen": {"N": str(generation)}, ":idle": {"S": IDLE}},
+        )
+
+    def resume_start(
+        self, name: str, run_id: str, *, now: int, lease_s: int
+    ) -> dict[str, Any] | None:
+        """Take over a ``starting`` of ``run_id`` whose lease expired (its starter died or a
+        write after the runner's start failed): renew the lease, keep the run (same run id,
+        same idempotency token). Exactly one caller per expired lease wins."""
+        return self._transition(
+            name,
+            sets={"lease_until": now + lease_s, "resumed_at": utc_now(), "updated_at": utc_now()},
+            condition="#cur = :run AND #ph = :starting AND #lease < :now",
+            names={"#cur": "current_run", "#ph": "phase", "#lease": "lease_until"},
             values={
-                ":gen": {"N": str(generation)},
-                ":idle": {"S": IDLE},
+                ":run": {"S": run_id},
                 ":starting": {"S": STARTING},
                 ":now": {"N": str(now)},
             },
@@ -355,7 +367,10 @@ class ProductStore:
         }
         if extra:
             item["extra"] = _to_ddb(dict(extra))
-        self._ddb.put_item(TableName=self.table, Item=item)
+        try:
+            self._ddb.put_item(TableName=self.table, Item=item)
+        except ClientError as exc:
+            raise _wrap(exc, f"recording the {runner} job of {product}") from exc
 
     def get_run_ref(self, runner: str, external_id: str) -> dict[str, Any] | None:
         item = self._ddb.get_item(

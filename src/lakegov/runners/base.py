@@ -14,10 +14,14 @@ under ``LAKEGOV_ARTIFACTS_URI`` so that the run audit and the partial retry can 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+TOKEN_MAX = 64  # ECS clientToken's limit, the tightest of the runners' idempotency names
+_TOKEN_HASH = 16  # hex digits of SHA-256 kept when a token has to be shortened
 
 RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
@@ -43,12 +47,25 @@ class RunRequest:
     attempt: int = 1
     artifacts_uri: str = ""  # s3://bucket/runs/<product>/<run_id>/
     project_uri: str = ""  # s3://config-bucket/dbt/project.zip
+    idempotency_token: str = ""  # as persisted with the run; derived from the run if empty
 
     @property
     def token(self) -> str:
-        """A deterministic name for idempotent starts (letters, digits, '-', '_')."""
-        raw = f"{self.product}-{self.run_id}"
-        return "".join(c if c.isalnum() or c in "-_" else "-" for c in raw)[:80]
+        """A deterministic name for idempotent starts (letters, digits, '-', '_', at most
+        :data:`TOKEN_MAX` characters): the persisted one, else :func:`run_token`."""
+        return self.idempotency_token or run_token(self.product, self.run_id)
+
+
+def run_token(product: str, run_id: str) -> str:
+    """The idempotency token of one run: ``<product>-<run_id>`` when that is short and plain,
+    else a readable prefix and a hash of the whole, so two runs never share a token however
+    long the product name (the run id's generation and attempt are never cut off)."""
+    raw = f"{product}-{run_id}"
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in raw)
+    if plain == raw and len(raw) <= TOKEN_MAX:
+        return raw
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:_TOKEN_HASH]
+    return f"{plain[: TOKEN_MAX - _TOKEN_HASH - 1]}-{digest}"
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ class CodeBuildRunner:
             "environmentVariablesOverride": [
                 {"name": k, "value": v, "type": "PLAINTEXT"} for k, v in sorted(env.items())
             ],
-            "idempotencyToken": request.token[:64],
+            "idempotencyToken": request.token,
         }
         if settings.get("timeout_minutes"):
             kwargs["timeoutInMinutesOverride"] = int(settings["timeout_minutes"])

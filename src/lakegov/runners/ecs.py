@@ -9,7 +9,7 @@ template's rule only forwards their "ECS Task State Change" events; a task ends
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -73,7 +73,7 @@ class EcsRunner:
             "taskDefinition": str(settings["task_definition"]),
             "count": 1,
             "startedBy": STARTED_BY,
-            "clientToken": request.token[:64],
+            "clientToken": request.token,
             "overrides": {
                 "containerOverrides": [
                     {
@@ -124,6 +124,11 @@ class EcsRunner:
 
 
 def parse_event(event: Mapping[str, Any]) -> RunStateChange | None:
+    """An "ECS Task State Change" event, or None for anything else.
+
+    The event does not say which container is dbt's: the status here assumes the default
+    name; :func:`with_settings` re-maps it once the run (and its ``container_name``) is known.
+    """
     if event.get("source") != EVENT_SOURCE or event.get("detail-type") != EVENT_DETAIL_TYPE:
         return None
     detail = event.get("detail") or {}
@@ -132,5 +137,22 @@ def parse_event(event: Mapping[str, Any]) -> RunStateChange | None:
         str(detail.get("taskArn", "")),
         map_task(detail),
         at=event.get("time"),
-        details={"cluster": detail.get("clusterArn"), "started_by": detail.get("startedBy")},
+        details={
+            "cluster": detail.get("clusterArn"),
+            "started_by": detail.get("startedBy"),
+            "task": {k: detail.get(k) for k in _TASK_FIELDS if k in detail},
+        },
     )
+
+
+_TASK_FIELDS = ("lastStatus", "stopCode", "stoppedReason", "containers")
+
+
+def with_settings(change: RunStateChange, settings: Mapping[str, Any]) -> RunStateChange:
+    """The state change mapped with the run's own dbt container (``runner.container_name``),
+    so that a sidecar's exit code (say 137 when it is killed) never decides the run."""
+    task = change.details.get("task")
+    container = settings.get("container_name")
+    if not isinstance(task, Mapping) or not container:
+        return change
+    return replace(change, status=map_task(task, str(container)))

@@ -1,8 +1,10 @@
 """AWS Step Functions runner: ``StartExecution`` of a state machine that runs dbt.
 
 The execution input is the job contract as JSON (:func:`lakegov.runners.base.job_input`),
-plus the product's ``runner.input``; the execution name is derived from the run id, so a
-repeated start of the same run cannot start a second execution. Its end arrives as a
+plus the product's ``runner.input``; the execution name is the run's idempotency token, so a
+repeated start of the same run cannot start a second execution (the same input hands back
+the running execution; a closed one or other input is ``ExecutionAlreadyExists``, and the
+runner then returns that execution's ARN). Its end arrives as a
 "Step Functions Execution Status Change" event.
 """
 
@@ -59,6 +61,15 @@ def map_state(status: str, error: str | None = None, cause: str | None = None) -
     return RunStatus(state, reason[:1000] if reason else None, status)
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the execution ``name`` of a state machine (``...:stateMachine:M`` ->
+    ``...:execution:M:name``)."""
+    prefix, sep, machine = state_machine_arn.rpartition(":stateMachine:")
+    if not sep:
+        raise PermanentError(f"not a state machine ARN: {state_machine_arn}")
+    return f"{prefix}:execution:{machine}:{name}"
+
+
 @dataclass
 class StepFunctionsRunner:
     sfn: Any
@@ -74,7 +85,10 @@ class StepFunctionsRunner:
         except ClientError as exc:
             code = error_code(exc)
             if code == "ExecutionAlreadyExists":
-                raise PermanentError(f"an execution named {request.token} already exists") from exc
+                # The name is the run's own token: this run's execution exists (a resumed
+                # start after it ended, or with other input). Hand it back; the caller
+                # describes it rather than starting a second one.
+                return execution_arn(arn, request.token)
             if code in _PERMANENT:
                 raise PermanentError(f"StartExecution on {arn}: {code}") from exc
             if is_transient(exc) or code == "ExecutionLimitExceeded":
