@@ -12,9 +12,9 @@ import subprocess
 import sys
 
 import pytest
+from tests.conftest import ROOT
 
 from lakegov.local.template import load_template, merge_globals
-from tests.conftest import ROOT
 
 # What only exists on the machine, never in a function package.
 NEVER_IN_LAMBDA = ["moto", "yaml", "duckdb", "dbt", "flask", "werkzeug", "pandas", "awswrangler"]
