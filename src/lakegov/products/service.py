@@ -75,7 +75,9 @@ class ProductsContext:
     dbt_project_key: str = "dbt/project.zip"
     account_id: str = ""
     environment: str = ""
-    lease_s: int = 600
+    # A stuck start is taken over after this; below CodeBuild's 5-minute idempotency-token
+    # window, so the takeover's StartBuild returns the build that may already exist.
+    lease_s: int = 240
     clock: Callable[[], float] = time.time
     dbt: DbtResults = field(default_factory=DbtResults)
     load_artifacts: Callable[[Any, str, str, str], RunArtifacts] = load_artifacts

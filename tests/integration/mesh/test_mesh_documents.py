@@ -24,7 +24,7 @@ def service(central):
     central.events.create_event_bus(Name="lakegov-service")
     return {
         "audit": AuditStore("audit", ddb),
-        "publisher": EventPublisher(central.events, ("lakegov-service",)),
+        "publisher": EventPublisher(central.events, ("lakegov-service",), record=True),
     }
 
 

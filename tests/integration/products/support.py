@@ -138,7 +138,7 @@ def make_context(
     return ProductsContext(
         store=ProductStore(TABLE, aws["ddb"]),
         audit=AuditStore(TABLE, aws["ddb"], clock=clock),
-        publisher=EventPublisher(aws["events"], (BUS,)),
+        publisher=EventPublisher(aws["events"], (BUS,), record=True),
         runners=lambda name: runners[name],
         s3=aws["s3"],
         config_bucket=CONFIG_BUCKET,
