@@ -453,9 +453,7 @@ def test_revoking_a_sensitive_permission_needs_no_allow() -> None:
         (p.principal, p.resource, p.permissions) for p in state.revokes.values()
     ]
     assert principal == ROLE and perms == {"ALL"}
-    assert resource == {
-        "Table": {"CatalogId": ACCOUNT, "DatabaseName": "sales", "Name": "orders"}
-    }
+    assert resource == {"Table": {"CatalogId": ACCOUNT, "DatabaseName": "sales", "Name": "orders"}}
 
 
 def test_cross_account_principals_refused_when_disallowed() -> None:
