@@ -24,6 +24,10 @@ DATA_LOCATION_PERMISSIONS = frozenset({"DATA_LOCATION_ACCESS"})
 
 Resource = dict[str, Any]
 
+# How ListPermissions names "every table of the database" (the TableWildcard). Never a real
+# table: the Data Catalog stores table names in lower case.
+ALL_TABLES = "ALL_TABLES"
+
 
 def resource_key(resource: Resource, catalog_id: str) -> str:
     """A canonical string for a Lake Formation resource, equal for equal resources.
@@ -31,7 +35,9 @@ def resource_key(resource: Resource, catalog_id: str) -> str:
     Fills in the default ``CatalogId``, sorts tag expressions, and folds the forms Lake
     Formation uses interchangeably: a ``TableWithColumns`` with an empty
     ``ColumnWildcard`` is the table itself (``ListPermissions`` reports SELECT on a
-    table that way). Tag keys and values are compared case-insensitively.
+    table that way), and a table named ``ALL_TABLES`` is the ``TableWildcard`` (how it
+    reports permissions on every table of a database, SELECT as ``TableWithColumns``).
+    Tag keys and values are compared case-insensitively.
     """
     kind, body = next(iter(resource.items())) if len(resource) == 1 else ("?", resource)
     body = dict(body) if isinstance(body, dict) else {"value": body}
@@ -47,8 +53,10 @@ def resource_key(resource: Resource, catalog_id: str) -> str:
                 body["ColumnWildcard"] = {
                     "ExcludedColumnNames": sorted(wildcard.get("ExcludedColumnNames", []))
                 }
-    if kind == "Table" and "TableWildcard" in body:
-        body.pop("Name", None)  # some responses name the wildcard (e.g. ALL_TABLES)
+    if kind == "Table" and ("TableWildcard" in body or body.get("Name") == ALL_TABLES):
+        # ListPermissions names the wildcard ALL_TABLES, for SELECT as a TableWithColumns
+        # with a ColumnWildcard and no TableWildcard key (folded into a Table above)
+        body.pop("Name", None)
         body["TableWildcard"] = {}
     if kind == "DataCellsFilter":
         body.setdefault("TableCatalogId", catalog_id)

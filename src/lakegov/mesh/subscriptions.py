@@ -58,6 +58,11 @@ _BUS_ARN = re.compile(
 
 GrantValidator = Callable[[Any, str], list[ValidationIssue]]
 GrantApplier = Callable[[Any, ApplyContext], dict[str, Any]]
+GrantChecker = Callable[[Any, ApplyContext], None]
+
+
+def _check_grant(document: Any, ctx: ApplyContext) -> None:
+    grants.check_with_guardrails(document, ctx.settings)
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -458,11 +463,24 @@ def _check_target(subscription: Subscription, config: MeshConfig) -> None:
         )
 
 
+def _failed(result: Mapping[str, Any]) -> int:
+    try:
+        return int(result.get("failed", 0) or 0)
+    except (TypeError, ValueError):
+        return 1
+
+
 def _read_access(
     subscription: Subscription,
     ctx: ApplyContext,
     apply_grant: GrantApplier | None,
 ) -> dict[str, Any] | None:
+    """Grant the read access; revoke what the previous grant gave and this one does not.
+
+    Order: the grant-option revocation (when the grant option is dropped), the grant, then
+    the revokes, so kept permissions never lapse. The grant state is saved only when every
+    step succeeded (``failed`` counts the failed changes).
+    """
     document = grants.read_access_document(subscription.raw)
     if apply_grant is None:
         if document is None:
@@ -472,15 +490,37 @@ def _read_access(
     ref = ctx.document
     previous = grants.load_grant_state(s3, ref.bucket, ref.key)
     revoke = grants.revocation_document(previous, document)
-    if document is None and revoke is None:
+    option_revoke = grants.grant_option_revocation(previous, document)
+    if document is None and revoke is None and option_revoke is None:
         return None
-    out: dict[str, Any] = {"document": document, "status": "APPLIED"}
-    if document is not None:  # grant the new access first: no gap while it changes
+    others = grants.other_grant_states(s3, ref.bucket, ref.key) if revoke or option_revoke else {}
+    revoke, warnings = grants.without_other_grants(revoke, others)
+    option_revoke, option_warnings = grants.without_other_grants(
+        option_revoke, others, grant_options_only=True
+    )
+    warnings += option_warnings
+    out: dict[str, Any] = {"document": document}
+    failed = 0
+    if option_revoke is not None:  # a grant option cannot be revoked alone: revoke, re-grant
+        out["grant_option_revoke_document"] = option_revoke
+        out["grant_option_revoke"] = apply_grant(option_revoke, ctx)
+        failed += _failed(out["grant_option_revoke"])
+    if document is not None:  # grant the new access before revoking: no gap while it changes
         out["grant"] = apply_grant(document, ctx)
+        failed += _failed(out["grant"])
     if revoke is not None:
         out["revoke_document"] = revoke
         out["revoke"] = apply_grant(revoke, ctx)
-    grants.save_grant_state(s3, ref.bucket, ref.key, document)
+        failed += _failed(out["revoke"])
+    if revoke is not None or option_revoke is not None:
+        principal = (revoke or option_revoke or [{}])[0].get("role_arn", "the domain account")
+        warnings.append(grants.GOVERNANCE_NOT_CONSULTED.format(principal=principal))
+    if warnings:
+        out["warnings"] = warnings
+    out["failed"] = failed
+    out["status"] = "APPLIED" if not failed else "FAILED"
+    if not failed:
+        grants.save_grant_state(s3, ref.bucket, ref.key, document)
     return out
 
 
@@ -490,12 +530,23 @@ def apply_subscription(
     *,
     limits: MeshLimits = MeshLimits(),
     apply_grant: GrantApplier | None = None,
+    check_grant: GrantChecker | None = None,
 ) -> dict[str, Any]:
-    """Reconcile the central bus's rules (and the read grant) with one document."""
+    """Reconcile the central bus's rules (and the read grant) with one document.
+
+    ``check_grant(document, ctx)`` raises PermanentError when the read-access grant would be
+    refused; it runs before anything changes (default: the deployment's governance
+    guardrails, :func:`lakegov.mesh.grants.check_with_guardrails`).
+    """
     subscription = Subscription.from_document(document)
     config = MeshConfig.from_settings(ctx.settings)
     bus = _central_bus(ctx, config)
     _check_target(subscription, config)
+    grant = grants.read_access_document(subscription.raw)
+    if apply_grant is not None and grant is not None:
+        # the deployment's guardrails (stricter than the upload check may be) decide before
+        # any rule changes: a refused read access refuses the whole subscription
+        (check_grant or _check_grant)(grant, ctx)
     try:
         desired = desired_rules(
             subscription, ctx.document.key, config, max_pattern_chars=limits.max_pattern_chars
@@ -511,10 +562,10 @@ def apply_subscription(
             "target": subscription.event_bus_arn,
             "rules": [s.name for s in desired],
             "patterns": {s.name: s.pattern for s in desired},
-            "failed": 0,
         }
     )
     access = _read_access(subscription, ctx, apply_grant)
+    summary["failed"] = int(access.get("failed", 0)) if access is not None else 0
     if access is not None:
         summary["read_access"] = access
     count("SubscriptionRulesChanged", summary["changes"])
@@ -532,17 +583,26 @@ def remove_subscription(
     config = MeshConfig.from_settings(ctx.settings)
     bus = _central_bus(ctx, config)
     summary = reconcile(bus, owner_of(ctx.document.key), [])
+    summary["failed"] = 0
     if apply_grant is not None:
         s3 = ctx.client("s3")
         ref = ctx.document
         revoke = grants.revocation_document(grants.load_grant_state(s3, ref.bucket, ref.key), None)
         if revoke is not None:
-            summary["read_access"] = {
-                "revoke_document": revoke,
-                "revoke": apply_grant(revoke, ctx),
-                "status": "REVOKED",
-            }
-            grants.save_grant_state(s3, ref.bucket, ref.key, None)
+            others = grants.other_grant_states(s3, ref.bucket, ref.key)
+            kept_revoke, warnings = grants.without_other_grants(revoke, others)
+            warnings.append(grants.GOVERNANCE_NOT_CONSULTED.format(principal=revoke[0]["role_arn"]))
+            access: dict[str, Any] = {"revoke_document": kept_revoke, "warnings": warnings}
+            failed = 0
+            if kept_revoke is not None:
+                access["revoke"] = apply_grant(kept_revoke, ctx)
+                failed = _failed(access["revoke"])
+            access["failed"] = failed
+            access["status"] = "REVOKED" if not failed else "FAILED"
+            summary["read_access"] = access
+            summary["failed"] = failed
+            if not failed:  # kept otherwise: the revoke is still owed
+                grants.save_grant_state(s3, ref.bucket, ref.key, None)
     count("SubscriptionRulesChanged", summary["changes"])
     return summary
 
@@ -552,13 +612,16 @@ def subscription_kind(
     validate_grant: GrantValidator | None = None,
     apply_grant: GrantApplier | None = None,
     limits: MeshLimits = MeshLimits(),
+    check_grant: GrantChecker | None = None,
 ) -> MetadataKind:
     """The ``subscriptions/`` kind for :func:`lakegov.metadata.registry.metadata_kinds`.
 
     ``validate_grant(document, source) -> issues`` and ``apply_grant(document, ctx) ->
     summary`` are the governance engine's, for the optional read access (its document is
     :func:`lakegov.mesh.grants.read_access_document`); without them the read access is
-    reported in the result but not applied.
+    reported in the result but not applied. With ``apply_grant``, the grant is first checked
+    against the deployment's guardrails (``check_grant``, default
+    :func:`lakegov.mesh.grants.check_with_guardrails`) before any rule changes.
     """
 
     def validate(document: Any, source: str) -> list[ValidationIssue]:
@@ -579,7 +642,9 @@ def subscription_kind(
         return issues
 
     def apply(document: Any, ctx: ApplyContext) -> dict[str, Any]:
-        return apply_subscription(document, ctx, limits=limits, apply_grant=apply_grant)
+        return apply_subscription(
+            document, ctx, limits=limits, apply_grant=apply_grant, check_grant=check_grant
+        )
 
     def remove(ctx: ApplyContext) -> dict[str, Any]:
         return remove_subscription(ctx, apply_grant=apply_grant)

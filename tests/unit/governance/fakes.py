@@ -78,13 +78,19 @@ class FakeLakeFormation:
                 continue
             resource = json.loads(rjson)
             item_perms = sorted(perms)
+            # AWS lists SELECT on all tables of a database as TableWithColumns named
+            # ALL_TABLES with a ColumnWildcard (no TableWildcard key), always
+            wildcard = "Table" in resource and "TableWildcard" in resource["Table"]
             if (
                 self.report_select_as_columns
                 and "Table" in resource
                 and "Name" in resource["Table"]
-            ):
+            ) or wildcard:
                 if "SELECT" in perms:
                     body = dict(resource["Table"])
+                    if wildcard:
+                        body.pop("TableWildcard")
+                        body["Name"] = "ALL_TABLES"
                     body["ColumnWildcard"] = {}
                     items.append(
                         {

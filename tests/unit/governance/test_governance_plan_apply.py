@@ -10,7 +10,7 @@ from tests.unit.governance.conftest import ROLE, entry, original
 from tests.unit.governance.fakes import ACCOUNT, FakeLakeFormation
 
 from lakegov.governance import Plan, apply, detect_drift, plan, validate
-from lakegov.governance.model import table_resource
+from lakegov.governance.model import resource_key, table_resource
 
 OTHER = f"arn:aws:iam::{ACCOUNT}:role/engineer"
 
@@ -165,6 +165,44 @@ def test_select_reported_as_table_with_columns_counts_as_granted(lf: FakeLakeFor
     assert plan(
         validate([entry(table_permissions=["SELECT", "DESCRIBE"])]), lf, catalog_id=ACCOUNT
     ).empty
+
+
+def test_all_tables_as_lake_formation_lists_it_is_the_table_wildcard() -> None:
+    """ListPermissions names SELECT on every table of a database ALL_TABLES (as columns
+    with a ColumnWildcard, or as a table): both are the TableWildcard a document asks for."""
+    wildcard = resource_key(table_resource("sales", "*", ACCOUNT), ACCOUNT)
+    listed_as_columns = {
+        "TableWithColumns": {
+            "CatalogId": ACCOUNT,
+            "DatabaseName": "sales",
+            "Name": "ALL_TABLES",
+            "ColumnWildcard": {},
+        }
+    }
+    listed_as_table = {"Table": {"DatabaseName": "sales", "Name": "ALL_TABLES"}}
+    assert resource_key(listed_as_columns, ACCOUNT) == wildcard
+    assert resource_key(listed_as_table, ACCOUNT) == wildcard
+    assert resource_key(table_resource("sales", "all_tables", ACCOUNT), ACCOUNT) != wildcard
+
+
+def test_select_on_all_tables_is_in_sync_and_can_be_revoked(lf: FakeLakeFormation) -> None:
+    """Given SELECT and DESCRIBE granted on sales.* (listed by LF as ALL_TABLES columns),
+    re-granting plans nothing, drift sees nothing, and a REVOKE of SELECT removes it."""
+    wildcard = [{"Database": "sales", "Table": "*"}]
+    grant = entry(named_data_catalog=wildcard, table_permissions=["SELECT", "DESCRIBE"])
+    _, result = run([grant], lf)
+    assert result.ok
+    listed = lf.list_permissions(CatalogId=ACCOUNT)["PrincipalResourcePermissions"]
+    assert any(
+        p["Resource"].get("TableWithColumns", {}).get("Name") == "ALL_TABLES" for p in listed
+    )
+    assert plan(validate([grant]), lf, catalog_id=ACCOUNT).empty
+    assert not detect_drift([validate([grant])], lf, catalog_id=ACCOUNT).drifted
+
+    revoke = entry(named_data_catalog=wildcard, access_type="REVOKE")
+    the_plan, result = run([revoke], lf)
+    assert [(c.action, c.permissions) for c in the_plan.changes] == [("revoke", ["SELECT"])]
+    assert result.ok and lf.held(ROLE, table_resource("sales", "*", ACCOUNT)) == {"DESCRIBE"}
 
 
 def test_missing_grant_option_alone_is_planned(lf: FakeLakeFormation) -> None:

@@ -443,7 +443,17 @@ def test_sensitive_permissions_pass_with_an_explicit_allow() -> None:
 
 
 def test_revoking_a_sensitive_permission_needs_no_allow() -> None:
-    validate([entry(access_type="REVOKE", table_permissions=["ALL"])])
+    """Given default guardrails (ALL needs an explicit allow to be granted), a REVOKE of ALL
+    validates and becomes exactly one revoke of ALL on the table, and no grant."""
+    state = validate([entry(access_type="REVOKE", table_permissions=["ALL"])]).desired_state(
+        ACCOUNT
+    )
+    assert state.grants == {}
+    ((principal, resource, perms),) = [
+        (p.principal, p.resource, p.permissions) for p in state.revokes.values()
+    ]
+    assert principal == ROLE and perms == {"ALL"}
+    assert resource == {"Table": {"CatalogId": ACCOUNT, "DatabaseName": "sales", "Name": "orders"}}
 
 
 def test_cross_account_principals_refused_when_disallowed() -> None:
