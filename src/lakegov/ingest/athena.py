@@ -45,6 +45,7 @@ class AthenaJob:
     temp_table: str
     columns: list[str]
     output_prefix: str
+    partition_prefix: str
     output_bucket: str
 
     def to_item(self) -> dict[str, Any]:
@@ -177,7 +178,11 @@ class AthenaConverter:
             temp_database=self.settings.database("athena_tmp"),
             temp_table=f"{ref.table_name}_{token}"[:120],
             columns=[normalize_identifier(c, prefix="c") for c in raw_columns],
-            output_prefix=f"{ref.output_prefix}_athena_{token}/",
+            # UNLOAD needs an empty folder; it goes to a scratch prefix (expired by the
+            # bucket's lifecycle) and the files are then moved into the partition folder,
+            # where query engines read them (they skip folders starting with "_").
+            output_prefix=f"_tmp/athena/{ref.table_name}/{token}/",
+            partition_prefix=ref.output_prefix,
             output_bucket=self.settings.formatted_bucket,
         )
         query_id = self._query(ddl(job, fmt, sep, raw_columns))
@@ -224,13 +229,7 @@ class AthenaConverter:
             )
             return "unloading"
         self._drop(job)
-        keys = [
-            o["Key"]
-            for page in self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=job.output_bucket, Prefix=job.output_prefix
-            )
-            for o in page.get("Contents", [])
-        ]
+        keys = self._publish_files(job)
         subject = f"s3://{job.bucket}/{job.key}"
         self.audit.record(
             "file",
@@ -259,6 +258,29 @@ class AthenaConverter:
         )
         count("FilesConverted")
         return "converted"
+
+    def _publish_files(self, job: AthenaJob) -> list[str]:
+        """Move UNLOAD's files from the scratch prefix into the dataset's partition folder."""
+        unloaded = [
+            o["Key"]
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=job.output_bucket, Prefix=job.output_prefix
+            )
+            for o in page.get("Contents", [])
+        ]
+        stem = job.key.rsplit("/", 1)[-1].split(".", 1)[0] or "part"
+        token = job.output_prefix.rstrip("/").rsplit("/", 1)[-1]
+        keys = []
+        for n, source in enumerate(sorted(unloaded)):
+            target = f"{job.partition_prefix}{normalize_identifier(stem, prefix='f')}-{token}-{n}.parquet"
+            self.s3.copy_object(
+                Bucket=job.output_bucket,
+                Key=target,
+                CopySource={"Bucket": job.output_bucket, "Key": source},
+            )
+            self.s3.delete_object(Bucket=job.output_bucket, Key=source)
+            keys.append(target)
+        return keys
 
     def _drop(self, job: AthenaJob) -> None:
         try:

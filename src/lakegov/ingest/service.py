@@ -243,8 +243,31 @@ class Converter:
         item = self.audit.get("dataset", ref.table_name, "schema")
         return _schema_from_columns(item["columns"]) if item and item.get("columns") else None
 
+    def _still_current(self, landed: LandedObject) -> bool:
+        """False when the key was deleted or replaced since this version landed (its own
+        event handles the newer version; converting this one would resurrect old data)."""
+        try:
+            head = self.s3.head_object(Bucket=landed.bucket, Key=landed.key)
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise RetryableError(f"checking {landed.subject}: {error_code(exc)}") from exc
+        if landed.version_id and head.get("VersionId") not in (None, "null"):
+            return bool(head["VersionId"] == landed.version_id)
+        return True
+
     def _convert(self, landed: LandedObject, ref: DatasetRef, options: DatasetOptions) -> Outcome:
         started = utc_now()
+        if not self._still_current(landed):
+            self.audit.record(
+                "file",
+                landed.subject,
+                landed.version,
+                "SUPERSEDED",
+                note="deleted or replaced before it was converted",
+            )
+            count("FilesSuperseded")
+            return Outcome("SUPERSEDED", landed.key, reason="no longer the key's current version")
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
         output_key = ref.output_key(token)
         exceptions_key = f"{EXCEPTIONS_ROOT}/{output_key[len('formatted_stg/') :]}".replace(
@@ -303,25 +326,6 @@ class Converter:
             "CURRENT",
             attributes={"columns": columns, "fingerprint": result.schema_fingerprint},
         )
-        self.audit.record(
-            "file",
-            landed.subject,
-            landed.version,
-            "PROCESSED",
-            note=result.summary()[:500],
-            attributes={
-                "dataset": ref.dataset_id,
-                "table": ref.table_name,
-                "rows_in": result.rows_in,
-                "rows_out": result.rows_out,
-                "bad_rows": result.bad_row_count,
-                "output_keys": [output_key],
-                "exceptions_key": exceptions_key if wrote_exceptions else None,
-                "started_at": started,
-                "finished_at": utc_now(),
-                "format": result.format,
-            },
-        )
         detail: dict[str, Any] = {
             "bucket": landed.bucket,
             "key": landed.key,
@@ -344,6 +348,26 @@ class Converter:
         if options.catalog_mode:
             detail["catalog_mode"] = options.catalog_mode
         self.publisher.publish("FileConverted", detail)
+        # marked done only once the event is out: a crash in between redelivers (at least once)
+        self.audit.record(
+            "file",
+            landed.subject,
+            landed.version,
+            "PROCESSED",
+            note=result.summary()[:500],
+            attributes={
+                "dataset": ref.dataset_id,
+                "table": ref.table_name,
+                "rows_in": result.rows_in,
+                "rows_out": result.rows_out,
+                "bad_rows": result.bad_row_count,
+                "output_keys": [output_key],
+                "exceptions_key": exceptions_key if wrote_exceptions else None,
+                "started_at": started,
+                "finished_at": utc_now(),
+                "format": result.format,
+            },
+        )
         count("FilesConverted")
         count("RowsConverted", result.rows_out)
         logger.info(
@@ -399,6 +423,9 @@ class Converter:
             if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
                 raise
         pointer = self.audit.clear_pointer("file-current", landed.subject)
+        if not pointer and ("%" in landed.key or "+" in landed.key):  # an S3-encoded key
+            landed = replace(landed, key=unquote_plus(landed.key))
+            pointer = self.audit.clear_pointer("file-current", landed.subject)
         if not pointer:
             return Outcome("IGNORED", landed.key, reason="nothing was converted from this key")
         removed = list(pointer.get("output_keys", []))

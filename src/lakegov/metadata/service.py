@@ -23,6 +23,7 @@ from lakegov.metadata.kinds import ApplyContext, DocumentRef, MetadataKind
 from lakegov.observability import count, logger
 
 RESULTS_PREFIX = "results/"
+CLAIM_LEASE_SECONDS = 120
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 
 
@@ -98,6 +99,8 @@ def process_upload(
         subject,
         ref.version,
         attributes={"document_kind": kind.name, "uploader": ref.uploader or ""},
+        # shorter than Lambda's first async retry after a timeout, so that retry can take over
+        lease_seconds=CLAIM_LEASE_SECONDS,
     )
     if claim.duplicate:
         logger.info("duplicate delivery of a processed document", extra={"key": ref.key})
@@ -230,6 +233,17 @@ def process_delete(
     kind = kind_for(ref.key, kinds)
     if kind is None or kind.remove is None:
         return {"status": "IGNORED"}
+    try:  # an old version deleted, or a late event after a re-upload: the document still stands
+        s3.head_object(Bucket=ref.bucket, Key=ref.key)
+        logger.info(
+            "the document still has a current version; nothing removed", extra={"key": ref.key}
+        )
+        return {"status": "IGNORED", "reason": "the document still exists"}
+    except ClientError as exc:
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise RetryableError(
+                f"checking s3://{ref.bucket}/{ref.key}: {error_code(exc)}"
+            ) from exc
     summary = kind.remove(context)
     result = {
         "document": ref.to_dict(),

@@ -184,16 +184,19 @@ def replay(
 def _send_back(
     sqs: Any, queue: DeadLetterQueue, body: str, invoke: Callable[[str, str], None] | None
 ) -> bool:
-    if queue.sources:
-        sqs.send_message(QueueUrl=queue.sources[0], MessageBody=body)
-        return True
+    """Send one message back by its shape: a Lambda failure record is re-invoked with its
+    original event; anything else goes back to the queue that redrove it here."""
     try:
         data = json.loads(body)
     except json.JSONDecodeError:
-        return False
-    if isinstance(data, dict) and "requestPayload" in data and invoke is not None:
+        data = None
+    if isinstance(data, dict) and "requestPayload" in data:
         function_arn = str(data.get("requestContext", {}).get("functionArn", "")).rsplit(":$", 1)[0]
-        if function_arn:
+        if function_arn and invoke is not None:
             invoke(function_arn, json.dumps(data["requestPayload"]))
             return True
+        return False
+    if queue.sources:
+        sqs.send_message(QueueUrl=queue.sources[0], MessageBody=body)
+        return True
     return False

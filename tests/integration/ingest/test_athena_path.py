@@ -85,12 +85,17 @@ def test_a_large_csv_is_converted_by_athena_and_ends_in_the_same_event(parts):
     assert 'SELECT "order_id", "amount" FROM' in unload_sql
     assert "WHERE \"$path\" = 's3://raw/sales/order_dt=2026-11-20/orders.csv'" in unload_sql
     prefix = unload_item["job"]["output_prefix"]
-    assert prefix.startswith("formatted_stg/sales_orders/order_dt=2026-11-20/_athena_")
-    parts["s3"].put_object(Bucket="formatted", Key=f"{prefix}part-0.parquet", Body=b"PAR1")
+    assert prefix.startswith("_tmp/athena/sales_orders/")
+    parts["s3"].put_object(Bucket="formatted", Key=f"{prefix}20261121_0001", Body=b"PAR1")
 
     assert parts["big"].on_state_change(unload_item["subject"], "SUCCEEDED") == "converted"
     ((_, detail),) = [e for e in parts["publisher"].events if e[0] == "FileConverted"]
-    assert detail["engine"] == "athena" and detail["output_keys"] == [f"{prefix}part-0.parquet"]
+    (key,) = detail["output_keys"]
+    assert detail["engine"] == "athena" and key.startswith(
+        "formatted_stg/sales_orders/order_dt=2026-11-20/orders-"
+    )
+    assert parts["s3"].get_object(Bucket="formatted", Key=key)["Body"].read() == b"PAR1"
+    assert parts["s3"].list_objects_v2(Bucket="formatted", Prefix=prefix)["KeyCount"] == 0
     assert detail["partition_values"] == {"order_dt": "2026-11-20"}
     item = parts["audit"].get(
         "file", "s3://raw/sales/order_dt=2026-11-20/orders.csv", landed.version
@@ -112,7 +117,7 @@ def test_an_athena_failure_quarantines_the_file(parts):
     parts["s3"].head_object(Bucket="raw", Key="quarantine/crm/contacts.json")
 
 
-def test_small_files_and_other_formats_stay_in_lambda(parts):
+def test_small_files_stay_in_lambda(parts):
     converter = parts["converter"]
     converter.settings = replace(SETTINGS, athena_threshold_bytes=10_000)
     assert converter.process(_land(parts, "a/b.csv", b"x\n1\n")).status == "PROCESSED"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 
 import boto3
 import pyarrow.parquet as pq
@@ -181,10 +180,6 @@ def test_a_dataset_document_overrides_the_table_name_and_bad_rows_policy(harness
         .splitlines()
     )
     assert json.loads(lines[0])["line"] == 3
-
-
-def test_settings_come_from_the_environment(harness):
-    assert os.environ["RAW_BUCKET"] == "raw"
 
 
 def test_a_new_version_of_a_key_replaces_the_previous_output(harness, lambda_context):
