@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--outputs",
         type=Path,
         default=None,
-        help="write the template's Outputs (local names) plus EndpointUrl and Region as JSON",
+        help="write the template's Outputs (local names) plus EndpointUrl, Region and "
+        "AccountId as JSON (removed again on exit)",
     )
     run.add_argument(
         "--template", type=Path, default=None, help="template.yaml (default: found upwards)"
