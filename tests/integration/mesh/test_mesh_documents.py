@@ -79,6 +79,7 @@ def test_a_bad_upload_changes_nothing_and_says_why(central, service):
 def test_deleting_the_document_removes_the_rules_and_writes_the_outcome(central, service):
     kind = subscription_kind()
     _upload(central, service, kind, MARKETING, "v1")
+    central.s3.delete_object(Bucket=CONFIG_BUCKET, Key=KEY)  # what the event reports
     result = process_delete(
         DocumentRef(bucket=CONFIG_BUCKET, key=KEY, version_id="d1"),
         {kind.prefix: kind},
@@ -125,6 +126,7 @@ def test_read_access_is_granted_narrowed_and_revoked_through_the_governance_engi
     (regrant,) = applied.pop()
     assert regrant["access_type"] == "GRANT"
     # When the document is deleted: a REVOKE of what is still granted, and no state left
+    central.s3.delete_object(Bucket=CONFIG_BUCKET, Key=KEY)
     process_delete(
         DocumentRef(bucket=CONFIG_BUCKET, key=KEY, version_id="d1"),
         {kind.prefix: kind},
@@ -140,3 +142,19 @@ def test_read_access_is_granted_narrowed_and_revoked_through_the_governance_engi
     )
     assert state["document"] == []
     assert applied == []
+
+
+def test_a_delete_event_while_the_document_still_exists_removes_nothing(central, service):
+    # an old version deleted, or a late event after a re-upload: the document stands
+    kind = subscription_kind()
+    _upload(central, service, kind, MARKETING, "v1")
+    rules = central.rules()
+    result = process_delete(
+        DocumentRef(bucket=CONFIG_BUCKET, key=KEY, version_id="old"),
+        {kind.prefix: kind},
+        s3=central.s3,
+        audit=service["audit"],
+        context=central.ctx(KEY),
+    )
+    assert result["status"] == "IGNORED"
+    assert central.rules() == rules

@@ -80,6 +80,7 @@ def upload(world, document, version, key=KEY):
 
 def delete(world, key=KEY):
     central = world["central"]
+    central.s3.delete_object(Bucket=CONFIG_BUCKET, Key=key)  # the deletion the event reports
     return process_delete(
         DocumentRef(bucket=CONFIG_BUCKET, key=key, version_id="d1"),
         {world["kind"].prefix: world["kind"]},
