@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, BinaryIO, cast
 
-import zstandard
+import pyarrow as pa
 
 from lakegov.errors import RejectedFile
 
@@ -76,6 +76,13 @@ class LimitedReader:
             return b"".join(parts)
         return self._read_source(size)
 
+    @property
+    def closed(self) -> bool:  # pyarrow's PythonFile asks
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
     def readable(self) -> bool:
         return True
 
@@ -103,11 +110,11 @@ class DecompressedReader:
         elif compression == "bz2":
             self._inner = bz2.BZ2File(cast(BinaryIO, raw), mode="rb")
         elif compression == "zstd":
+            # pyarrow's codec (already in the pandas layer): no 20 MB zstandard wheel in
+            # every function package
             self._inner = cast(
                 BinaryIO,
-                zstandard.ZstdDecompressor().stream_reader(
-                    cast(BinaryIO, raw), read_across_frames=True
-                ),
+                pa.CompressedInputStream(pa.PythonFile(cast(BinaryIO, raw), mode="r"), "zstd"),
             )
         else:
             self._inner = raw
@@ -121,7 +128,7 @@ class DecompressedReader:
             chunk = self._inner.read(size)
         except RejectedFile:
             raise
-        except (OSError, EOFError, zlib.error, zstandard.ZstdError, ValueError) as exc:
+        except (OSError, EOFError, zlib.error, pa.ArrowException, ValueError) as exc:
             raise RejectedFile(
                 "malformed", f"the {self._compression} stream is corrupt or truncated ({exc})"
             ) from exc
