@@ -20,7 +20,7 @@ EPILOG = """examples:
   lakegov demo                                   the walk-through on the embedded runtime
   lakegov local run --outputs outputs.json       the embedded stack, until Ctrl-C
   lakegov convert landed.csv out.parquet         convert a local file as the Lambda would
-  lakegov validate governance/*.json             check metadata documents offline
+  lakegov validate governance/*.json products/*.json  check metadata documents offline
   lakegov plan --json governance/team.json       preview Lake Formation changes
 """
 

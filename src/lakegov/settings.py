@@ -123,20 +123,8 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     @property
-    def hosts_central_bus(self) -> bool:
-        """True when the central bus lives in this account (no cross-account role needed)."""
-        if not self.central_bus_arn:
-            return False
-        parts = self.central_bus_arn.split(":")
-        return len(parts) > 4 and (not self.account_id or parts[4] == self.account_id)
-
-    @property
     def reconcile_drift(self) -> bool:
         return self.drift_reconcile.lower() in ("1", "true", "yes")
-
-    @property
-    def is_local(self) -> bool:
-        return self.local_mode == 1
 
     def database(self, layer: str) -> str:
         """Glue database name of a lake layer (``formatted_stg``, ``formatted``...)."""

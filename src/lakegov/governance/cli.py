@@ -33,9 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
 
     p = subparsers.add_parser(
-        "validate", parents=[common], help="check governance documents offline"
+        "validate",
+        parents=[common],
+        help="check metadata documents offline (governance, datasets, products, subscriptions)",
+        description="Validate documents exactly as the config bucket would. The kind comes from "
+        "--kind, else from a datasets/, products/ or subscriptions/ folder in the path, else "
+        "governance.",
     )
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--kind", choices=list(KINDS), default=None, help="the documents' kind")
     p.set_defaults(func=cmd_validate)
 
     aws = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -82,6 +88,36 @@ def _load(path: str, guardrails: Guardrails) -> ValidatedDocument:
     return load_and_validate(data, source=path, guardrails=guardrails)
 
 
+KINDS = ("governance", "datasets", "products", "subscriptions")
+
+
+def _kind_of(path: str, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    folders = Path(path).parts[:-1]
+    return next((k for k in reversed(folders) if k in KINDS), "governance")
+
+
+def _validate_other(path: str, kind: str) -> int:
+    """A datasets/, products/ or subscriptions/ document, by the config path's own kind."""
+    from lakegov.metadata.registry import metadata_kinds
+
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        _err(f"{path}: cannot read: {exc.strerror or exc}")
+        return 1
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        _err(f"{path}: $: not valid JSON ({exc})")
+        return 1
+    issues = metadata_kinds()[f"{kind}/"].validate(document, f"{kind}/{Path(path).name}")
+    _print_issues(path, issues)
+    errors = [i for i in issues if i.severity == "error"]
+    if not errors:
+        print(f"{path}: valid {kind} document ({len(issues)} warning(s))")
+    return 1 if errors else 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
         guardrails = _guardrails(args)
@@ -90,6 +126,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 2
     status = 0
     for path in args.files:
+        kind = _kind_of(path, getattr(args, "kind", None))
+        if kind != "governance":
+            status = max(status, _validate_other(path, kind))
+            continue
         try:
             doc = _load(path, guardrails)
         except OSError as exc:

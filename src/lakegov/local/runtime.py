@@ -300,11 +300,6 @@ class LocalRuntime:
         events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
         self._observer_queues[bus] = url
 
-    def observe_bus(self, bus: str) -> None:
-        """Also record lakegov events arriving on ``bus`` (e.g. a domain bus)."""
-        if bus not in self._observer_queues:
-            self._observe(bus)
-
     def _drain_observers(self, sqs: Any) -> bool:
         got = False
         for bus, url in list(self._observer_queues.items()):

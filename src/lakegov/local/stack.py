@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class Subscription:
     report_batch_item_failures: bool = False
     rate_seconds: int = 0
     event_name: str = ""
-    pattern: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -353,7 +352,6 @@ class StackBuilder:
                         queue_url=url,
                         queue_arn=qarn,
                         event_name=lid,
-                        pattern=pattern,
                     )
                 )
             else:
@@ -412,7 +410,6 @@ class StackBuilder:
                         queue_url=url,
                         queue_arn=qarn,
                         event_name=event_name,
-                        pattern=pattern,
                     )
                 )
             elif etype in ("Schedule", "ScheduleV2"):

@@ -29,3 +29,17 @@ def test_the_example_validates(path):
     kind = metadata_kinds()[f"{path.parent.name}/"]
     issues = kind.validate(json.loads(path.read_text()), f"{path.parent.name}/{path.name}")
     assert [i for i in issues if i.severity == "error"] == []
+
+
+def test_the_validate_command_takes_every_kind_by_its_folder(tmp_path, capsys):
+    from lakegov.cli import main
+
+    for path in EXAMPLES:
+        assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    bad = tmp_path / "datasets" / "bad.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps({"match": {"prefix": "x/"}, "csv": {"delimiter": "::"}}))
+    assert main(["validate", str(bad)]) == 1
+    assert f"{bad}: $.csv.delimiter:" in capsys.readouterr().err
+    # the same file read as a governance document fails on other grounds
+    assert main(["validate", "--kind", "governance", str(bad)]) == 1

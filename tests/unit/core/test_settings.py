@@ -39,16 +39,3 @@ def test_settings_are_frozen():
     settings = Settings.from_env(BASE)
     with pytest.raises(AttributeError):
         settings.raw_bucket = "other"  # type: ignore[misc]
-
-
-@pytest.mark.parametrize(
-    ("arn", "account", "expected"),
-    [
-        ("arn:aws:events:us-east-1:111111111111:event-bus/central", "111111111111", True),
-        ("arn:aws:events:us-east-1:111111111111:event-bus/central", "222222222222", False),
-        ("", "111111111111", False),
-    ],
-)
-def test_hosting_the_central_bus_follows_its_account(arn, account, expected):
-    settings = Settings.from_env({**BASE, "CENTRAL_BUS_ARN": arn, "LAKEGOV_ACCOUNT_ID": account})
-    assert settings.hosts_central_bus is expected
