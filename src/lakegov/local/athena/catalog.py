@@ -97,9 +97,7 @@ def load_table(glue: Any, database: str, name: str) -> TableDef:
         try:
             glue.get_database(Name=database)
         except glue.exceptions.EntityNotFoundException:
-            raise CatalogError(
-                "SCHEMA_NOT_FOUND", f"Schema '{database}' does not exist"
-            ) from exc
+            raise CatalogError("SCHEMA_NOT_FOUND", f"Schema '{database}' does not exist") from exc
         raise CatalogError(
             "TABLE_NOT_FOUND", f"Table 'awsdatacatalog.{database}.{name}' does not exist"
         ) from exc
@@ -245,10 +243,7 @@ def _reader(table: TableDef, urls: list[str]) -> str:
         + ", ".join(f"{literal(mapping.get(c.name, c.name))}: 'JSON'" for c in table.columns)
         + "}"
     )
-    return (
-        f"read_json({files}, columns = {columns}, format = 'newline_delimited', "
-        "filename = true)"
-    )
+    return f"read_json({files}, columns = {columns}, format = 'newline_delimited', filename = true)"
 
 
 def _source_column(table: TableDef, column: Column) -> str:
@@ -288,8 +283,12 @@ def view_sql(
     data = [c for c in columns if c.name not in {k.name for k in table.partition_keys}]
     parts = [c for c in columns if c.name in {k.name for k in table.partition_keys}]
     filter_columns = list(table.all_columns) if row_filter else []
-    needed = list(dict.fromkeys([*data, *[c for c in filter_columns if c not in table.partition_keys]]))
-    needed_parts = list(dict.fromkeys([*parts, *[c for c in filter_columns if c in table.partition_keys]]))
+    needed = list(
+        dict.fromkeys([*data, *[c for c in filter_columns if c not in table.partition_keys]])
+    )
+    needed_parts = list(
+        dict.fromkeys([*parts, *[c for c in filter_columns if c in table.partition_keys]])
+    )
     selects: list[str] = []
     groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
     for f in files:
@@ -305,7 +304,10 @@ def view_sql(
             items.append(f"filename AS {quote(PATH_COLUMN)}")
         selects.append(f"SELECT {', '.join(items) or '1 AS _'} FROM {_reader(table, urls)}")
     if not selects:
-        items = [f"CAST(NULL AS {duckdb_type(c.type)}) AS {quote(c.name)}" for c in [*needed, *needed_parts]]
+        items = [
+            f"CAST(NULL AS {duckdb_type(c.type)}) AS {quote(c.name)}"
+            for c in [*needed, *needed_parts]
+        ]
         if with_path:
             items.append(f"CAST(NULL AS VARCHAR) AS {quote(PATH_COLUMN)}")
         selects.append(f"SELECT {', '.join(items)} WHERE false")

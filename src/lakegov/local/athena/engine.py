@@ -195,9 +195,7 @@ class LocalAthenaEngine:
             raise AthenaFailure("NOT_SUPPORTED", "NOT_SUPPORTED: not a query")
         return tree
 
-    def _query(
-        self, text: str, database: str | None, principal: str, query_id: str
-    ) -> QueryResult:
+    def _query(self, text: str, database: str | None, principal: str, query_id: str) -> QueryResult:
         tree = self._parse_query(text)
         _name_columns(tree)
         cursor = self._connection()
@@ -242,7 +240,8 @@ class LocalAthenaEngine:
         tables = [
             t
             for t in tree.find_all(exp.Table)
-            if t.name and not (not t.db and t.name.lower() in ctes)
+            if t.name
+            and not (not t.db and t.name.lower() in ctes)
             and not isinstance(t.this, exp.Func)
         ]
         denied: dict[str, tuple[TableDef, set[str]]] = {}
@@ -251,7 +250,8 @@ class LocalAthenaEngine:
             db = (node.db or database or "default").lower()
             if node.catalog and node.catalog.lower() not in ("awsdatacatalog",):
                 raise AthenaFailure(
-                    "NOT_SUPPORTED", f"NOT_SUPPORTED: catalog {node.catalog!r} (only AwsDataCatalog)"
+                    "NOT_SUPPORTED",
+                    f"NOT_SUPPORTED: catalog {node.catalog!r} (only AwsDataCatalog)",
                 )
             try:
                 table = load_table(self.glue, db, node.name.lower())
@@ -385,17 +385,26 @@ class LocalAthenaEngine:
                 }
                 | self._registered_partitions(definition)
             )
-            return QueryResult("UTILITY", [("partition", "VARCHAR")], [(p,) for p in seen], has_header=False)
+            return QueryResult(
+                "UTILITY", [("partition", "VARCHAR")], [(p,) for p in seen], has_header=False
+            )
         if upper[0] in ("DESCRIBE", "DESC"):
             rest = [w for w in words[1:] if w.upper() not in ("EXTENDED", "FORMATTED")]
             if not rest:
                 raise AthenaFailure("SYNTAX_ERROR", "SYNTAX_ERROR: DESCRIBE table")
             definition, visible = self._described(rest[0], database, principal)
             keys = {k.name for k in definition.partition_keys}
-            rows: list[tuple[Any, ...]] = [(c.name, c.type, "") for c in visible if c.name not in keys]
+            rows: list[tuple[Any, ...]] = [
+                (c.name, c.type, "") for c in visible if c.name not in keys
+            ]
             parts = [c for c in visible if c.name in keys]
             if parts:
-                rows += [("", "", ""), ("# Partition Information", "", ""), ("# col_name", "data_type", "comment"), ("", "", "")]
+                rows += [
+                    ("", "", ""),
+                    ("# Partition Information", "", ""),
+                    ("# col_name", "data_type", "comment"),
+                    ("", "", ""),
+                ]
                 rows += [(c.name, c.type, "") for c in parts]
             return QueryResult(
                 "UTILITY",
@@ -442,7 +451,9 @@ class LocalAthenaEngine:
         except sqlglot.errors.ParseError as exc:
             raise AthenaFailure("SYNTAX_ERROR", f"SYNTAX_ERROR: {exc}") from exc
         if not isinstance(tree, exp.Create) or not isinstance(tree.this, exp.Schema):
-            raise AthenaFailure("SYNTAX_ERROR", "SYNTAX_ERROR: CREATE EXTERNAL TABLE name (columns) ...")
+            raise AthenaFailure(
+                "SYNTAX_ERROR", "SYNTAX_ERROR: CREATE EXTERNAL TABLE name (columns) ..."
+            )
         target = tree.this.this
         db = (target.db or database or "default").lower()
         name = target.name.lower()
@@ -477,7 +488,7 @@ class LocalAthenaEngine:
                     serde_params["field.delim"] = fields.name
             elif isinstance(prop, exp.FileFormatProperty):
                 stored_as = prop.this.name.upper()
-            elif isinstance(prop, exp.Property):
+            elif isinstance(prop, exp.Property) and prop.args.get("value") is not None:
                 table_params[prop.this.name] = prop.args["value"].name
         if not location:
             raise AthenaFailure("SYNTAX_ERROR", "SYNTAX_ERROR: an external table needs a LOCATION")
@@ -576,7 +587,10 @@ class LocalAthenaEngine:
                 local = os.path.join(work, "part")
                 copy = _copy_options(fmt, options)
                 self._run(
-                    cursor, scope, f"COPY ({tree.sql(dialect='duckdb')}) TO {literal(local)} ({copy})", query_id
+                    cursor,
+                    scope,
+                    f"COPY ({tree.sql(dialect='duckdb')}) TO {literal(local)} ({copy})",
+                    query_id,
                 )
                 key = f"{prefix}{query_id}_{uuid.uuid4()}"
                 if fmt == "PARQUET":
@@ -659,7 +673,9 @@ def _like_pattern(text: str) -> re.Pattern[str] | None:
         return None
     pattern = match.group(1).replace("''", "'")
     # Athena's SHOW ... LIKE: * any characters, | alternatives (Hive's pattern language)
-    alternatives = [re.escape(p).replace(r"\*", ".*").replace("%", ".*") for p in pattern.split("|")]
+    alternatives = [
+        re.escape(p).replace(r"\*", ".*").replace("%", ".*") for p in pattern.split("|")
+    ]
     return re.compile("^(?:" + "|".join(alternatives) + ")$", re.IGNORECASE)
 
 
@@ -742,9 +758,11 @@ def athena_text(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join("null" if v is None else athena_text(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(
-            f"{k}={'null' if v is None else athena_text(v)}" for k, v in value.items()
-        ) + "}"
+        return (
+            "{"
+            + ", ".join(f"{k}={'null' if v is None else athena_text(v)}" for k, v in value.items())
+            + "}"
+        )
     return str(value)
 
 
