@@ -191,6 +191,10 @@ class LocalRuntime:
         from moto.server import ThreadedMotoServer  # the local extra: not needed in Lambda
         from werkzeug.serving import WSGIRequestHandler
 
+        from lakegov.local import moto_lakeformation
+
+        moto_lakeformation.install()  # data cells filters, tags on untagged resources
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
         # HTTP/1.1 keeps connections open between calls: a new TCP connection per AWS call
         # otherwise costs about a sixth of the dispatcher's time
