@@ -107,6 +107,15 @@ class TableGrant:
         """The columns of ``columns`` this grant does not give, in order."""
         return [c for c in columns if not self.allows(c)]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableGrant:
+        columns = data.get("columns")
+        return cls(
+            None if columns is None else frozenset(columns),
+            data.get("row_filter"),
+            tuple((c["column"], c["predicate"]) for c in data.get("cell_filters", [])),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "columns": None if self.columns is None else sorted(self.columns),

@@ -364,3 +364,48 @@ def test_who_can_read_a_table(aws: dict[str, Any]) -> None:
     assert aws["policy"].principals_for_table("lakegov_dev_formatted", "hr_salaries") == {
         ENGINEER: TableGrant(None, None)
     }
+
+
+def test_lakegov_access_answers_both_ways(aws: dict[str, Any], capsys: Any) -> None:
+    """``lakegov access`` prints the evaluator's answers, for a table and for a principal."""
+    from lakegov.cli import main
+
+    tag_tables(aws)
+    put(aws, json.loads(EXAMPLE.read_text()))
+    put(
+        aws,
+        [
+            {
+                "role_arn": AUDITOR,
+                "access_type": "GRANT",
+                "named_data_catalog": [
+                    {
+                        "Database": "lakegov_dev_formatted",
+                        "Table": "mwaa_blog_cards",
+                        "Columns": ["card_id"],
+                    }
+                ],
+                "table_permissions": ["SELECT"],
+            }
+        ],
+    )
+    where = ["--region", "eu-west-1", "--catalog-id", ACCOUNT]
+
+    assert main(["access", "lakegov_dev_formatted.mwaa_blog_cards", *where]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "lakegov_dev_formatted.mwaa_blog_cards: 3 principal(s) hold SELECT",
+        f"  {ANALYST}  all columns, all rows",
+        f"  {AUDITOR}  columns card_id, all rows",
+        f"  {ENGINEER}  all columns, all rows",
+    ]
+
+    assert main(["access", "--principal", ANALYST, "--json", *where]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["data_lake_administrator"] is False
+    assert [t["table"] for t in answer["tables"]] == [
+        "lakegov_dev_formatted.mwaa_blog_cards",
+        "lakegov_dev_formatted.mwaa_blog_customers",
+    ]
+
+    assert main(["access", "lakegov_dev_formatted.nope", *where]) == 1
+    assert "lakegov_dev_formatted.nope is not in the Data Catalog" in capsys.readouterr().err
