@@ -19,7 +19,9 @@ the Lake Formation developer guide describes:
   give database permissions, never table ones;
 - a **data cells filter** gives its columns on the rows its row filter keeps
   (``AllRowsWildcard``: every row);
-- ``ALL`` (and ``SUPER``) implies every table permission, SELECT and DESCRIBE included.
+- ``ALL`` (and ``SUPER``) implies every table permission, SELECT and DESCRIBE included;
+- any permission on a table lets the principal describe it (the Data Catalog shows a
+  principal the tables it has permissions on), with the columns its grants give.
 
 Several grants on one table add up, cell by cell, as in Lake Formation: a column is shown
 on a row when some grant covering the column keeps the row. When that is not simply "these
@@ -368,7 +370,7 @@ class AccessPolicy:
         catalog_id = self.catalog_id
         if catalog_id is None and principal_arn:
             m = _ARN.match(principal_arn)
-            catalog_id = m["account"] if m else None
+            catalog_id = m["account"] if m else ""  # "": refused before any read
         if catalog_id is None:
             raise LakegovError("the catalog id is needed (AccessPolicy(..., catalog_id=...))")
         return _Snapshot(self.lakeformation, self.glue, catalog_id)
@@ -409,16 +411,24 @@ class AccessPolicy:
         self, snap: _Snapshot, principal: str, database: str, table: str, permission: str
     ) -> TableGrant:
         name = f"{database}.{table}"
-        all_columns = snap.columns(database, table)
         refusal = self._refusal(snap, principal)
         if refusal:
             raise AccessDenied(principal, permission, name, reason=refusal)
+        all_columns = snap.columns(database, table)
         if permission == "DESCRIBE":
             snap.settings()
             assert snap.admins is not None
             if self._is_one_of(principal, snap.admins | snap.read_only_admins):
                 return TableGrant(None, None)
-        parts = list(self._parts(snap, principal, database, table, permission, all_columns))
+        if permission == "DESCRIBE":
+            # any permission on a table shows it in the catalog (with the columns it gives)
+            parts = [
+                _Part(part.columns, None)
+                for held in sorted(TABLE_PERMISSIONS - {"ALL"})
+                for part in self._parts(snap, principal, database, table, held, all_columns)
+            ]
+        else:
+            parts = list(self._parts(snap, principal, database, table, permission, all_columns))
         if not parts:
             raise AccessDenied(principal, permission, name)
         return _combine(parts, all_columns)
