@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -32,6 +32,9 @@ from botocore.config import Config
 from lakegov.errors import ConfigurationError
 from lakegov.local.stack import FunctionSpec, LocalStack, StackBuilder, Subscription
 from lakegov.observability import logger, metrics
+
+if TYPE_CHECKING:
+    from lakegov.local.athena.service import LocalAthena
 
 DEFAULT_ACCOUNT = "123456789012"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -142,6 +145,7 @@ class LocalRuntime:
         self._last_schedule: dict[int, float] = {}
         self._account_credentials: dict[str, dict[str, str]] = {}
         self._work_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._athena: LocalAthena | None = None
 
     @property
     def work_dir(self) -> Path:
@@ -187,11 +191,62 @@ class LocalRuntime:
             }
         return self._account_credentials[account]
 
+    @property
+    def deployer_arn(self) -> str:
+        """Who the default local credentials are: the deploying identity, a data lake
+        administrator (as the README asks of whoever deploys)."""
+        return f"arn:aws:sts::{self.account}:user/moto"  # what moto says they are
+
+    def athena(self) -> LocalAthena:
+        """The local Athena (created on the first Athena call, DuckDB on the first query)."""
+        with _ENV_LOCK:
+            if self._athena is None:
+                from lakegov.local.athena.engine import LocalAthenaEngine
+                from lakegov.local.athena.service import LocalAthena
+
+                clients: dict[str, Any] = {}
+
+                def client(service: str) -> Any:
+                    if service not in clients:
+                        clients[service] = self.client(service)
+                    return clients[service]
+
+                engine = LocalAthenaEngine(
+                    glue=client("glue"),
+                    s3=client("s3"),
+                    endpoint_url=self.endpoint_url,
+                    region=self.region,
+                    credentials=(
+                        LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                    ),
+                    access=self.access_policy,
+                    unrestricted=self._unrestricted,
+                )
+                self._athena = LocalAthena(
+                    engine=engine, clients=client, account=self.account, region=self.region
+                )
+            return self._athena
+
+    def access_policy(self) -> Any:
+        """Lake Formation's evaluator over this runtime's catalog (None until it exists)."""
+        try:
+            from lakegov.governance.access import AccessPolicy
+        except ImportError:
+            return None
+        return AccessPolicy(self.client("lakeformation"), self.client("glue"))
+
+    def _unrestricted(self, principal: str) -> bool:
+        if principal == self.deployer_arn:
+            return True
+        policy = self.access_policy()
+        return bool(policy is not None and policy.is_unrestricted(principal))
+
     def start(self) -> LocalRuntime:
-        from moto.server import ThreadedMotoServer  # the local extra: not needed in Lambda
         from werkzeug.serving import WSGIRequestHandler
 
         from lakegov.local import moto_lakeformation
+        from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
 
         moto_lakeformation.install()  # data cells filters, tags on untagged resources
 
@@ -199,7 +254,11 @@ class LocalRuntime:
         # HTTP/1.1 keeps connections open between calls: a new TCP connection per AWS call
         # otherwise costs about a sixth of the dispatcher's time
         WSGIRequestHandler.protocol_version = "HTTP/1.1"
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server = LocalEndpoint(
+            "127.0.0.1",
+            self.port,
+            lambda app: AthenaMiddleware(app, self.athena, self.deployer_arn),
+        )
         self._server.start()
         self._wait_for_server()
         self._reset_backends()  # moto's state is process-wide: start from nothing
@@ -231,6 +290,9 @@ class LocalRuntime:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
+        if self._athena is not None:
+            self._athena.close()
+            self._athena = None
         if self._server is not None:
             self._reset_backends()
             self._server.stop()

@@ -178,7 +178,15 @@ class StackBuilder:
             }
             self.client("glue").create_database(DatabaseInput=db_input)
         for lid in self._of_type("AWS::Athena::WorkGroup"):
-            self.client("athena").create_work_group(Name=self.resolver.physical[lid].ref)
+            config = self.props(lid).get("WorkGroupConfiguration", {})
+            self.client("athena").create_work_group(
+                Name=self.resolver.physical[lid].ref,
+                Configuration={
+                    k: v
+                    for k, v in config.items()
+                    if k in ("ResultConfiguration", "EnforceWorkGroupConfiguration")
+                },
+            )
         for lid in self._of_type("AWS::Events::Archive"):
             props = self.props(lid)
             self.client("events").create_archive(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lakegov.duckdb_setup import duckdb_extension_dir
 from lakegov.errors import ConfigurationError
 from lakegov.runners.dbt_results import (
     FAILED,
@@ -70,21 +71,6 @@ class DbtRunOutcome:
 
     def manifest(self) -> dict[str, Any] | None:
         return load_artifact(self.manifest_path) if self.manifest_path else None
-
-
-def duckdb_extension_dir() -> Path:
-    """The extension directory shipped by the ``duckdb-ext-httpfs`` wheel."""
-    try:
-        import duckdb_ext  # optional dependency: only the local runtime has it
-    except ImportError as exc:
-        raise ConfigurationError(
-            "duckdb-ext-httpfs is not installed (pip install 'lakegov[local]')"
-        ) from exc
-    for base in getattr(duckdb_ext, "__path__", []):
-        candidate = Path(base) / "extensions"
-        if candidate.is_dir():
-            return candidate
-    raise ConfigurationError("duckdb-ext-httpfs is installed but has no extensions/ folder")
 
 
 def dbt_command() -> list[str]:

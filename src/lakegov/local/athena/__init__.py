@@ -1,0 +1,1 @@
+"""Athena on the embedded runtime: its query API, running the SQL on DuckDB."""
