@@ -123,6 +123,22 @@ def test_a_session_of_the_role_holds_the_roles_grants(aws: dict[str, Any]) -> No
     assert aws["policy"].table_access(session, "lakegov_dev_formatted", "mwaa_blog_cards")
     with pytest.raises(AccessDenied):
         aws["policy"].table_access(session, "lakegov_dev_formatted", "hr_salaries")
+    # a session ARN carries no role path: a grant to a role with a path still applies
+    put(
+        aws,
+        [
+            {
+                "role_arn": f"arn:aws:iam::{ACCOUNT}:role/teams/hr/auditor",
+                "access_type": "GRANT",
+                "named_data_catalog": [
+                    {"Database": "lakegov_dev_formatted", "Table": "hr_salaries"}
+                ],
+                "table_permissions": ["SELECT"],
+            }
+        ],
+    )
+    auditor_session = f"arn:aws:sts::{ACCOUNT}:assumed-role/auditor/bob"
+    assert aws["policy"].table_access(auditor_session, "lakegov_dev_formatted", "hr_salaries")
     other_account = "arn:aws:sts::210987654321:assumed-role/analyst/alice"
     with pytest.raises(AccessDenied, match=r"cross-account access .* not evaluated locally"):
         aws["policy"].table_access(other_account, "lakegov_dev_formatted", "mwaa_blog_cards")
