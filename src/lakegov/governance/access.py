@@ -350,6 +350,17 @@ class AccessPolicy:
                 continue
         return out
 
+    def unevaluated_principals(self) -> dict[str, str]:
+        """Grantees this evaluator refuses (other accounts, SAML, IAM Identity Center,
+        organisations), each with the reason: their access is decided elsewhere."""
+        snap = self._snapshot(None)
+        out: dict[str, str] = {}
+        for grantee in sorted({h.principal for h in snap.permissions()}):
+            reason = self._refusal(snap, grantee)
+            if reason:
+                out[grantee] = reason
+        return out
+
     def tables_for_principal(
         self, principal_arn: str, permission: str = "SELECT"
     ) -> dict[tuple[str, str], TableGrant]:
@@ -395,6 +406,11 @@ class AccessPolicy:
         if principal == IAM_ALLOWED_PRINCIPALS:
             return ""
         me = _identity(principal)
+        if re.fullmatch(r"\d{12}", principal):
+            return (
+                f"shared with account {principal}: its administrators grant it on in that "
+                "account (resource links), which is not evaluated locally"
+            )
         if me is None:
             return (
                 "only IAM roles, their sessions and IAM users are evaluated locally; SAML and "

@@ -57,6 +57,9 @@ def table_answer(
         "table": f"{database}.{table}",
         "permission": permission,
         "principals": [{"principal": p, **g.to_dict()} for p, g in sorted(readers.items())],
+        "not_evaluated": [
+            {"principal": p, "reason": r} for p, r in policy.unevaluated_principals().items()
+        ],
     }
 
 
@@ -104,4 +107,11 @@ def cmd_access(args: argparse.Namespace) -> int:
         print(f"{answer['principal']}{admin}: {permission} on {len(rows)} table(s)")
     for row in rows:
         print(f"  {row[key]}  {describe_grant(TableGrant.from_dict(row))}")
+    for row in answer.get("not_evaluated", []):
+        print(f"  {row['principal']}  not evaluated: {row['reason']}")
+    if answer.get("data_lake_administrator"):
+        print(
+            "  (administrators hold no implicit SELECT on AWS; the local Athena lets them "
+            "query every table)"
+        )
     return 0

@@ -408,6 +408,11 @@ def test_lakegov_access_answers_both_ways(aws: dict[str, Any], capsys: Any) -> N
             }
         ],
     )
+    aws["lf"].grant_permissions(  # shared with another account: its admin decides there
+        Principal={"DataLakePrincipalIdentifier": "210987654321"},
+        Resource={"Table": {"DatabaseName": "lakegov_dev_formatted", "Name": "mwaa_blog_cards"}},
+        Permissions=["SELECT"],
+    )
     where = ["--region", "eu-west-1", "--catalog-id", ACCOUNT]
 
     assert main(["access", "lakegov_dev_formatted.mwaa_blog_cards", *where]) == 0
@@ -416,6 +421,8 @@ def test_lakegov_access_answers_both_ways(aws: dict[str, Any], capsys: Any) -> N
         f"  {ANALYST}  all columns, all rows",
         f"  {AUDITOR}  columns card_id, all rows",
         f"  {ENGINEER}  all columns, all rows",
+        "  210987654321  not evaluated: shared with account 210987654321: its administrators "
+        "grant it on in that account (resource links), which is not evaluated locally",
     ]
 
     assert main(["access", "--principal", ANALYST, "--json", *where]) == 0
