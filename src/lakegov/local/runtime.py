@@ -146,6 +146,7 @@ class LocalRuntime:
         self._account_credentials: dict[str, dict[str, str]] = {}
         self._work_dir: tempfile.TemporaryDirectory[str] | None = None
         self._athena: LocalAthena | None = None
+        self._athena_lock = threading.Lock()
 
     @property
     def work_dir(self) -> Path:
@@ -199,7 +200,7 @@ class LocalRuntime:
 
     def athena(self) -> LocalAthena:
         """The local Athena (created on the first Athena call, DuckDB on the first query)."""
-        with _ENV_LOCK:
+        with self._athena_lock:  # not _ENV_LOCK: a handler holds that while it calls Athena
             if self._athena is None:
                 from lakegov.local.athena.engine import LocalAthenaEngine
                 from lakegov.local.athena.service import LocalAthena
@@ -223,8 +224,15 @@ class LocalRuntime:
                     access=self.access_policy,
                     unrestricted=self._unrestricted,
                 )
+                bucket = self.outputs.get("FormattedBucketName", "")
                 self._athena = LocalAthena(
-                    engine=engine, clients=client, account=self.account, region=self.region
+                    engine=engine,
+                    clients=client,
+                    account=self.account,
+                    region=self.region,
+                    # a new account's primary workgroup has no output location: this one's
+                    # results go under the formatted bucket, so no client has to say where
+                    default_output=f"s3://{bucket}/_athena_results/" if bucket else "",
                 )
             return self._athena
 

@@ -199,6 +199,7 @@ class LocalAthenaEngine:
         self, text: str, database: str | None, principal: str, query_id: str
     ) -> QueryResult:
         tree = self._parse_query(text)
+        _name_columns(tree)
         cursor = self._connection()
         try:
             scope = self._bind(tree, database, principal, cursor)
@@ -218,7 +219,8 @@ class LocalAthenaEngine:
             for name, view in scope.views.items():
                 cursor.execute(f"CREATE TEMP VIEW {quote(name)} AS {view}")
             relation = cursor.execute(sql)
-            columns = [(d[0], str(d[1])) for d in relation.description or []]
+            # Trino (so Athena) names result columns in lower case
+            columns = [(str(d[0]).lower(), str(d[1])) for d in relation.description or []]
             rows = relation.fetchall()
         except duckdb.InterruptException as exc:
             raise AthenaFailure("USER_CANCELLED", "Query cancelled by user") from exc
@@ -584,6 +586,19 @@ class LocalAthenaEngine:
             cursor.close()
         url = f"s3://{bucket}/{key}"
         return QueryResult("DML", [], [], scope.scanned, unload_files=[url])
+
+
+def _name_columns(tree: exp.Expression) -> None:
+    """Unnamed result columns are ``_col0``, ``_col1``... as in Athena (not DuckDB's
+    ``count_star()``)."""
+    select = tree
+    while isinstance(select, exp.SetOperation):
+        select = select.this
+    if not isinstance(select, exp.Select):
+        return
+    for i, item in enumerate(list(select.expressions)):
+        if not isinstance(item, (exp.Column, exp.Alias, exp.Star)):
+            item.replace(exp.alias_(item.copy(), f"_col{i}"))
 
 
 def _copy_options(fmt: str, options: dict[str, str]) -> str:

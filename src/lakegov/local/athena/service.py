@@ -137,9 +137,16 @@ class LocalAthena:
     clients on the local endpoint; ``engine`` runs the SQL."""
 
     def __init__(
-        self, *, engine: LocalAthenaEngine, clients: Any, account: str, region: str
+        self,
+        *,
+        engine: LocalAthenaEngine,
+        clients: Any,
+        account: str,
+        region: str,
+        default_output: str = "",
     ) -> None:
         self.engine = engine
+        self.default_output = default_output
         self.clients = clients
         self.account = account
         self.region = region
@@ -164,7 +171,7 @@ class LocalAthena:
         wg_output = config.get("ResultConfiguration", {}).get("OutputLocation", "")
         if config.get("EnforceWorkGroupConfiguration") and wg_output:
             output = wg_output
-        output = output or wg_output
+        output = output or wg_output or (self.default_output if workgroup == "primary" else "")
         if not output:
             raise InvalidRequest(
                 "No output location provided. An output location is required either through "

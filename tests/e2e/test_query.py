@@ -1,0 +1,341 @@
+"""Athena SQL on the embedded runtime: what lands in the lake is read back the way users read it."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from tests.conftest import ROOT
+
+from lakegov.local.runtime import LocalRuntime
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]
+
+STG = "lakegov_dev_formatted_stg"
+THRESHOLD = 4096  # bytes: files above it go through Athena in this module
+
+ORDERS_20 = b"order_id,customer_id,amount,ordered_at\n1,C1,10.5,2026-11-20 08:00:00\n2,C2,4.25,2026-11-20 09:30:00\n3,C1,1.0,2026-11-20 10:00:00\n"
+ORDERS_21 = b"order_id,customer_id,amount,ordered_at\n4,C2,7.75,2026-11-21 11:00:00\n"
+CUSTOMERS = b"customer_id,name,zip\nC1,Ada,02134\nC2,Grace,10001\n"
+
+
+@pytest.fixture(scope="module")
+def lake():
+    with LocalRuntime(
+        ROOT / "template.yaml",
+        stack_name="query",
+        parameters={"AthenaThresholdBytes": str(THRESHOLD)},
+    ) as rt:
+        raw = rt.outputs["RawBucketName"]
+        s3 = rt.client("s3")
+        landed = {
+            "shop/order_dt=2026-11-20/orders.csv": ORDERS_20,
+            "shop/order_dt=2026-11-21/orders.csv": ORDERS_21,
+            "shop/customers.csv": CUSTOMERS,
+        }
+        for key, body in landed.items():
+            s3.put_object(Bucket=raw, Key=key, Body=body)
+        for table in ("shop_orders", "shop_customers"):
+            rt.wait_for_event("DatasetRefreshed", lambda d, t=table: d["table"] == t)
+        rt.wait_idle(timeout=60)
+        yield rt
+
+
+def run(rt, sql, *, database=STG, workgroup="query-convert", client=None):
+    """(state, execution, rows as lists of strings, column types) of one query."""
+    athena = client or rt.client("athena")
+    kwargs = {"QueryExecutionContext": {"Database": database}} if database else {}
+    query_id = athena.start_query_execution(QueryString=sql, WorkGroup=workgroup, **kwargs)[
+        "QueryExecutionId"
+    ]
+    deadline = time.monotonic() + 60
+    while True:
+        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+        state = execution["Status"]["State"]
+        if state in ("SUCCEEDED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if state != "SUCCEEDED":
+        return state, execution, [], []
+    rows, types, token = [], [], None
+    while True:
+        page = athena.get_query_results(
+            QueryExecutionId=query_id, MaxResults=2, **({"NextToken": token} if token else {})
+        )
+        types = [c["Type"] for c in page["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]]
+        rows += [[d.get("VarCharValue") for d in r["Data"]] for r in page["ResultSet"]["Rows"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    return state, execution, rows, types
+
+
+def test_a_landed_file_is_queried_with_its_rows_and_types(lake):
+    state, execution, rows, types = run(
+        lake, "SELECT * FROM shop_orders WHERE order_dt = '2026-11-20' ORDER BY order_id"
+    )
+    assert state == "SUCCEEDED", execution["Status"]
+    assert rows[0] == ["order_id", "customer_id", "amount", "ordered_at", "order_dt"]
+    assert rows[1:] == [
+        ["1", "C1", "10.5", "2026-11-20 08:00:00.000", "2026-11-20"],
+        ["2", "C2", "4.25", "2026-11-20 09:30:00.000", "2026-11-20"],
+        ["3", "C1", "1.0", "2026-11-20 10:00:00.000", "2026-11-20"],
+    ]
+    assert types == ["bigint", "varchar", "double", "timestamp", "varchar"]
+    assert execution["Statistics"]["DataScannedInBytes"] > 0
+    # the results are where Athena puts them: <output location>/<id>.csv (+ .metadata)
+    location = execution["ResultConfiguration"]["OutputLocation"]
+    bucket, key = location[5:].split("/", 1)
+    assert key.endswith(f"{execution['QueryExecutionId']}.csv")
+    body = lake.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    assert body.splitlines()[0] == '"order_id","customer_id","amount","ordered_at","order_dt"'
+    assert body.splitlines()[1] == '"1","C1","10.5","2026-11-20 08:00:00.000","2026-11-20"'
+    lake.client("s3").head_object(Bucket=bucket, Key=f"{key}.metadata")
+
+
+def test_leading_zeros_stay_text_and_a_partition_filter_reads_one_partition(lake):
+    _, _, rows, types = run(lake, "SELECT zip FROM shop_customers ORDER BY zip")
+    assert rows[1:] == [["02134"], ["10001"]] and types == ["varchar"]
+    _, _, rows, _ = run(lake, "SELECT order_id FROM shop_orders WHERE order_dt = '2026-11-21'")
+    assert rows[1:] == [["4"]]
+    _, _, rows, _ = run(lake, "SELECT count(*) FROM shop_orders WHERE order_dt > '2026-12-01'")
+    assert rows == [["_col0"], ["0"]]
+
+
+def test_join_and_aggregate(lake):
+    state, execution, rows, types = run(
+        lake,
+        f"""SELECT c.name, count(*) AS orders, sum(o.amount) AS total
+            FROM {STG}.shop_orders o JOIN {STG}.shop_customers c ON o.customer_id = c.customer_id
+            GROUP BY c.name ORDER BY c.name""",
+        database=None,
+    )
+    assert state == "SUCCEEDED", execution["Status"]
+    assert rows == [["name", "orders", "total"], ["Ada", "2", "11.5"], ["Grace", "2", "12.0"]]
+    assert types == ["varchar", "bigint", "double"]
+
+
+def test_trino_functions_are_translated(lake):
+    _, execution, rows, _ = run(
+        lake,
+        "SELECT date_format(max(ordered_at), '%Y-%m-%d') AS last_day, "
+        "count_if(amount > 5) AS big, approx_distinct(customer_id) AS customers "
+        "FROM shop_orders",
+    )
+    assert rows[1:] == [["2026-11-21", "2", "2"]], execution["Status"]
+
+
+def test_show_and_describe_answer_from_the_catalog(lake):
+    _, _, rows, _ = run(lake, "SHOW DATABASES")
+    assert [STG] in rows and ["lakegov_dev_formatted"] in rows
+    _, _, rows, _ = run(lake, "SHOW TABLES")
+    assert ["shop_orders"] in rows and ["shop_customers"] in rows
+    _, _, rows, _ = run(lake, "SHOW TABLES 'shop_c*'")
+    assert rows == [["shop_customers"]]
+    _, _, rows, _ = run(lake, "SHOW COLUMNS IN shop_customers")
+    assert rows == [["customer_id"], ["name"], ["zip"]]
+    _, _, rows, _ = run(lake, "SHOW PARTITIONS shop_orders")
+    assert rows == [["order_dt=2026-11-20"], ["order_dt=2026-11-21"]]
+    _, _, rows, _ = run(lake, f"DESCRIBE {STG}.shop_orders")
+    assert rows[:4] == [
+        ["order_id", "bigint", ""],
+        ["customer_id", "string", ""],
+        ["amount", "double", ""],
+        ["ordered_at", "timestamp", ""],
+    ]
+    assert ["order_dt", "string", ""] in rows[4:]
+
+
+@pytest.mark.parametrize(
+    ("sql", "error"),
+    [
+        ("INSERT INTO shop_orders VALUES (1)", "NOT_SUPPORTED"),
+        ("SELECT * FROM shop_nothing", "TABLE_NOT_FOUND"),
+        ("SELECT * FROM nowhere.shop_orders", "SCHEMA_NOT_FOUND"),
+        ("SELECT no_such_column FROM shop_orders", "COLUMN_NOT_FOUND"),
+        ("SELEC 1", "NOT_SUPPORTED"),
+        ("SELECT FROM WHERE", "SYNTAX_ERROR"),
+    ],
+)
+def test_what_the_local_athena_cannot_run_fails_clearly(lake, sql, error):
+    state, execution, _, _ = run(lake, sql)
+    status = execution["Status"]
+    assert state == "FAILED"
+    assert status["StateChangeReason"].startswith(error)
+    assert status["AthenaError"]["ErrorCategory"] == 2
+    assert status["AthenaError"]["ErrorMessage"] == status["StateChangeReason"]
+
+
+def test_results_page_and_refuse_more_than_a_thousand_rows_a_page(lake):
+    athena = lake.client("athena")
+    _, execution, rows, _ = run(lake, "SELECT * FROM UNNEST(sequence(1, 2500)) AS t(n)")
+    query_id = execution["QueryExecutionId"]
+    assert len(rows) == 2501 and rows[-1] == ["2500"]
+    first = athena.get_query_results(QueryExecutionId=query_id)
+    assert len(first["ResultSet"]["Rows"]) == 1000 and "NextToken" in first
+    with pytest.raises(athena.exceptions.InvalidRequestException):
+        athena.get_query_results(QueryExecutionId=query_id, MaxResults=1001)
+
+
+def test_state_changes_reach_the_default_bus_as_athena_puts_them(lake):
+    sqs, events = lake.client("sqs"), lake.client("events")
+    url = sqs.create_queue(QueueName="athena-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="athena-events",
+        EventPattern=json.dumps(
+            {"source": ["aws.athena"], "detail-type": ["Athena Query State Change"]}
+        ),
+    )
+    events.put_targets(Rule="athena-events", Targets=[{"Id": "q", "Arn": arn}])
+    _, execution, _, _ = run(lake, "SELECT 1", workgroup="primary")
+    query_id = execution["QueryExecutionId"]
+    seen = []
+    deadline = time.monotonic() + 10
+    while len(seen) < 3 and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            detail = json.loads(message["Body"])["detail"]
+            if detail["queryExecutionId"] == query_id:
+                seen.append((detail.get("previousState"), detail["currentState"]))
+            assert detail["workgroupName"] in ("primary", "query-convert")
+    assert seen == [(None, "QUEUED"), ("QUEUED", "RUNNING"), ("RUNNING", "SUCCEEDED")]
+
+
+def test_a_big_file_is_converted_by_athena_with_its_types_and_queried(lake):
+    raw = lake.outputs["RawBucketName"]
+    lines = ["id,amount,code,day"]
+    lines += [f"{n},{n * 1.5},{n:05d},2026-11-{1 + n % 28:02d}" for n in range(1, 400)]
+    lines.append("400,not-a-number,00400,2026-11-02")
+    body = ("\n".join(lines) + "\n").encode()
+    assert len(body) > THRESHOLD
+    key = "shop/pay_dt=2026-11-22/payments.csv"
+    lake.client("s3").put_object(Bucket=raw, Key=key, Body=body)
+    converted = lake.wait_for_event("FileConverted", lambda d: d["key"] == key, timeout=120)[
+        "detail"
+    ]
+    assert converted["engine"] == "athena"
+    assert converted["rows"] == 400 and converted["bad_rows"] == 1
+    assert {c["name"]: c["type"] for c in converted["columns"]} == {
+        "id": "bigint",
+        "amount": "double",
+        "code": "string",
+        "day": "date",
+    }
+    lake.wait_for_event("DatasetRefreshed", lambda d: d["table"] == "shop_payments", timeout=60)
+    state, execution, rows, types = run(
+        lake,
+        "SELECT count(*) AS n, count(amount) AS amounts, min(code) AS code, max(day) AS day "
+        "FROM shop_payments WHERE pay_dt = '2026-11-22'",
+    )
+    assert state == "SUCCEEDED", execution["Status"]
+    assert rows[1] == ["400", "399", "00001", "2026-11-28"]
+    assert types == ["bigint", "bigint", "varchar", "date"]
+    # the temporary table is gone once the conversion is done
+    _, _, rows, _ = run(lake, "SHOW TABLES IN lakegov_dev_athena_tmp")
+    assert rows == []
+
+
+def test_pyathena_reads_through_the_local_endpoint(lake):
+    pyathena = pytest.importorskip("pyathena")
+    out = lake.outputs
+    connection = pyathena.connect(
+        s3_staging_dir=f"s3://{out['FormattedBucketName']}/_athena_results/pyathena/",
+        region_name=lake.region,
+        endpoint_url=lake.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        schema_name=STG,
+    )
+    cursor = connection.cursor()
+    cursor.execute("SELECT order_id, amount, ordered_at FROM shop_orders ORDER BY order_id")
+    fetched = cursor.fetchall()
+    assert [r[0] for r in fetched] == [1, 2, 3, 4]
+    assert fetched[0][1] == 10.5 and fetched[0][2].year == 2026
+    assert [d[0] for d in cursor.description] == ["order_id", "amount", "ordered_at"]
+
+
+def test_awswrangler_reads_a_query_into_a_dataframe(lake):
+    wr = pytest.importorskip("awswrangler")
+    import boto3
+
+    out = lake.outputs
+    session = boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=lake.region
+    )
+    wr.config.athena_endpoint_url = lake.endpoint_url
+    wr.config.s3_endpoint_url = lake.endpoint_url
+    wr.config.glue_endpoint_url = lake.endpoint_url
+    wr.config.sts_endpoint_url = lake.endpoint_url
+    try:
+        frame = wr.athena.read_sql_query(
+            "SELECT customer_id, sum(amount) AS total FROM shop_orders GROUP BY 1 ORDER BY 1",
+            database=STG,
+            ctas_approach=False,
+            s3_output=f"s3://{out['FormattedBucketName']}/_athena_results/wrangler/",
+            boto3_session=session,
+        )
+    finally:
+        wr.config.reset()
+    assert frame.to_dict("records") == [
+        {"customer_id": "C1", "total": 11.5},
+        {"customer_id": "C2", "total": 12.0},
+    ]
+
+
+def test_the_aws_cli_starts_a_query(lake):
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": lake.region,
+    }
+    cli = [shutil.which("aws") or pytest.skip("the AWS CLI is not installed")]
+    started = subprocess.run(
+        [
+            *cli,
+            "athena",
+            "start-query-execution",
+            "--endpoint-url",
+            lake.endpoint_url,
+            "--work-group",
+            "query-convert",
+            "--query-string",
+            f"SELECT count(*) FROM {STG}.shop_orders",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    query_id = json.loads(started.stdout)["QueryExecutionId"]
+    athena = lake.client("athena")
+    deadline = time.monotonic() + 30
+    while athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"][
+        "State"
+    ] in ("QUEUED", "RUNNING") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    results = subprocess.run(
+        [
+            *cli,
+            "athena",
+            "get-query-results",
+            "--endpoint-url",
+            lake.endpoint_url,
+            "--query-execution-id",
+            query_id,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    rows = json.loads(results.stdout)["ResultSet"]["Rows"]
+    assert rows[1]["Data"][0]["VarCharValue"] == "4"
