@@ -22,6 +22,7 @@ EPILOG = """examples:
   lakegov convert landed.csv out.parquet         convert a local file as the Lambda would
   lakegov validate governance/*.json products/*.json  check metadata documents offline
   lakegov plan --json governance/team.json       preview Lake Formation changes
+  lakegov access lakegov_dev_formatted.mwaa_blog_cards   who can read a table
 """
 
 
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _registrations() -> list[Any]:
     """Subcommands contributed by each area of the package."""
     from lakegov.convert import cli as convert_cli
+    from lakegov.governance import access_cli
     from lakegov.governance import cli as governance_cli
     from lakegov.mesh import cli as mesh_cli
     from lakegov.ops import cli as ops_cli
@@ -162,6 +164,7 @@ def _registrations() -> list[Any]:
     return [
         convert_cli.register,
         governance_cli.register,
+        access_cli.register,
         products_cli.register,
         mesh_cli.register,
         ops_cli.register,

@@ -202,9 +202,25 @@ def _pages(
             return
 
 
-def read_state(lakeformation_client: Any, *, catalog_id: str) -> CurrentState:
-    """Every explicit permission and LF-Tag of the catalog."""
-    state = CurrentState(catalog_id)
+@dataclass(frozen=True)
+class HeldPermission:
+    """One ``ListPermissions`` item: ``resource`` is :func:`resource_key`, a canonical JSON."""
+
+    principal: str
+    resource: str
+    permissions: frozenset[str]
+    grantable: frozenset[str]
+
+
+def list_permissions(
+    lakeformation_client: Any, *, catalog_id: str, state: CurrentState | None = None
+) -> Iterator[HeldPermission]:
+    """Every explicit grant of the catalog, all pages, resources in canonical form.
+
+    Unfiltered: Lake Formation takes a ``Principal`` filter only with a ``Resource``, and
+    then answers with effective rather than granted permissions. ``state`` counts the calls.
+    """
+    state = state if state is not None else CurrentState(catalog_id)
     for item in _pages(
         state,
         lakeformation_client.list_permissions,
@@ -215,10 +231,23 @@ def read_state(lakeformation_client: Any, *, catalog_id: str) -> CurrentState:
         resource = item.get("Resource")
         if not principal or not isinstance(resource, dict) or not resource:
             continue
-        pkey = (principal, resource_key(resource, catalog_id))
-        perms, grantable = state.permissions.setdefault(pkey, (set(), set()))
-        perms.update(item.get("Permissions") or [])
-        grantable.update(item.get("PermissionsWithGrantOption") or [])
+        yield HeldPermission(
+            principal,
+            resource_key(resource, catalog_id),
+            frozenset(item.get("Permissions") or []),
+            frozenset(item.get("PermissionsWithGrantOption") or []),
+        )
+
+
+def read_state(lakeformation_client: Any, *, catalog_id: str) -> CurrentState:
+    """Every explicit permission and LF-Tag of the catalog."""
+    state = CurrentState(catalog_id)
+    for held in list_permissions(lakeformation_client, catalog_id=catalog_id, state=state):
+        perms, grantable = state.permissions.setdefault(
+            (held.principal, held.resource), (set(), set())
+        )
+        perms.update(held.permissions)
+        grantable.update(held.grantable)
     for tag in _pages(state, lakeformation_client.list_lf_tags, "LFTags", CatalogId=catalog_id):
         tag_key = str(tag.get("TagKey", ""))
         state.tags[tag_key.casefold()] = (tag_key, set(tag.get("TagValues") or []))

@@ -239,7 +239,7 @@ class LocalRuntime:
     def access_policy(self) -> Any:
         """Lake Formation's evaluator over this runtime's catalog (None until it exists)."""
         try:
-            from lakegov.governance.access import AccessPolicy  # type: ignore[import-not-found]
+            from lakegov.governance.access import AccessPolicy
         except ImportError:
             return None
         return AccessPolicy(self.client("lakeformation"), self.client("glue"))
@@ -253,7 +253,10 @@ class LocalRuntime:
     def start(self) -> LocalRuntime:
         from werkzeug.serving import WSGIRequestHandler
 
+        from lakegov.local import moto_lakeformation
         from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
+
+        moto_lakeformation.install()  # data cells filters, tags on untagged resources
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
         # HTTP/1.1 keeps connections open between calls: a new TCP connection per AWS call

@@ -1,0 +1,221 @@
+"""Governance proven through SQL: a governance upload changes who can query what.
+
+On the embedded runtime: landed files become tables; governance documents uploaded to the
+config bucket tag them and grant an analyst role by LF-Tag; queries run through boto3's
+Athena client with credentials of roles assumed through the local STS, as a user's would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+import pytest
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]
+
+ACCOUNT = "123456789012"
+ANALYST = f"arn:aws:iam::{ACCOUNT}:role/analyst"
+AUDITOR = f"arn:aws:iam::{ACCOUNT}:role/auditor"
+OUTSIDER = f"arn:aws:iam::{ACCOUNT}:role/outsider"
+DB = "lakegov_dev_formatted_stg"
+CUSTOMER_COLUMNS = [
+    "cust_id",
+    "fname",
+    "lname",
+    "gender",
+    "address",
+    "dob",
+    "phone",
+    "email",
+    "partition_dt",
+]
+
+GOVERNANCE = {
+    "version": 1,
+    "lf_tags": [{"TagKey": "domain", "TagValues": ["mwaa_blog", "restricted"]}],
+    "assignments": [
+        {
+            "Database": DB,
+            "Table": "mwaa_blog_customers",
+            "lf_tags": [{"TagKey": "domain", "TagValues": ["mwaa_blog"]}],
+        },
+        {
+            "Database": DB,
+            "Table": "mwaa_blog_customers",
+            "Columns": ["email"],
+            "lf_tags": [{"TagKey": "domain", "TagValues": ["restricted"]}],
+        },
+        {
+            "Database": DB,
+            "Table": "mwaa_blog_cards",
+            "lf_tags": [{"TagKey": "domain", "TagValues": ["restricted"]}],
+        },
+    ],
+    "data_cells_filters": [
+        {
+            "Name": "women_only",
+            "Database": DB,
+            "Table": "mwaa_blog_customers",
+            "RowFilter": "gender = 'F'",
+            "Columns": ["cust_id", "gender"],
+        }
+    ],
+    "entries": [
+        {
+            "role_arn": ANALYST,
+            "access_type": "GRANT",
+            "lf_tags": [{"TagKey": "domain", "TagValues": ["mwaa_blog"]}],
+            "table_permissions": ["SELECT", "DESCRIBE"],
+        },
+        {
+            "role_arn": AUDITOR,
+            "access_type": "GRANT",
+            "named_data_catalog": [
+                {"Database": DB, "Table": "mwaa_blog_customers", "DataCellsFilter": "women_only"}
+            ],
+            "table_permissions": ["SELECT"],
+        },
+    ],
+}
+REVOKE = [
+    {
+        "role_arn": ANALYST,
+        "access_type": "REVOKE",
+        "lf_tags": [{"TagKey": "domain", "TagValues": ["mwaa_blog"]}],
+        "table_permissions": ["SELECT", "DESCRIBE"],
+    }
+]
+
+
+@pytest.fixture(scope="module")
+def lake(service: Any) -> Any:
+    """Customers and cards landed and catalogued; the governance document applied."""
+    out = service.outputs
+    for name in ("customers.json", "cards.csv"):
+        key = f"mwaa/blog/partition_dt=2026-11-20/{name}"
+        service.client("s3").put_object(
+            Bucket=out["RawBucketName"], Key=key, Body=(ROOT / "examples/data" / name).read_bytes()
+        )
+    for table in ("mwaa_blog_customers", "mwaa_blog_cards"):
+        service.wait_for_event("DatasetRefreshed", lambda d, t=table: d["table"] == t)
+    upload(service, "governance/analysts.json", GOVERNANCE)
+    return service
+
+
+def upload(service: Any, key: str, document: Any) -> None:
+    service.client("s3").put_object(
+        Bucket=service.outputs["ConfigBucketName"], Key=key, Body=json.dumps(document).encode()
+    )
+    detail = service.wait_for_event("GovernanceApplied", lambda d: d["document"]["key"] == key)[
+        "detail"
+    ]
+    assert detail["failed"] == 0, detail
+
+
+def athena_as(service: Any, role: str) -> Any:
+    """boto3's Athena client with the credentials of a session of ``role`` (local STS)."""
+    creds = service.client("sts").assume_role(RoleArn=role, RoleSessionName="e2e")["Credentials"]
+    return boto3.client(
+        "athena",
+        region_name=service.region,
+        endpoint_url=service.endpoint_url,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
+def run(service: Any, role: str, sql: str) -> dict[str, Any]:
+    """Run ``sql`` as ``role``: {"state", "reason", "columns", "rows"}."""
+    athena = athena_as(service, role)
+    output = f"s3://{service.outputs['FormattedBucketName']}/_athena_results/e2e/"
+    qid = athena.start_query_execution(
+        QueryString=sql,
+        QueryExecutionContext={"Database": DB},
+        ResultConfiguration={"OutputLocation": output},
+    )["QueryExecutionId"]
+    deadline = time.monotonic() + 120
+    while True:
+        execution = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+        status = execution["Status"]
+        if status["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            break
+        assert time.monotonic() < deadline, f"query still {status['State']}: {sql}"
+        time.sleep(0.1)
+    answer: dict[str, Any] = {
+        "state": status["State"],
+        "reason": status.get("StateChangeReason", ""),
+        "columns": [],
+        "rows": [],
+    }
+    if status["State"] == "SUCCEEDED":
+        result = athena.get_query_results(QueryExecutionId=qid)["ResultSet"]
+        answer["columns"] = [c["Name"] for c in result["ResultSetMetadata"]["ColumnInfo"]]
+        rows = [[d.get("VarCharValue") for d in r["Data"]] for r in result["Rows"]]
+        answer["rows"] = rows[1:] if rows and rows[0] == answer["columns"] else rows
+    return answer
+
+
+def test_governance_decides_who_queries_what(lake: Any) -> None:
+    # the analyst reads the table tagged for it, without the column tagged out
+    count = run(lake, ANALYST, "SELECT count(*) AS n FROM mwaa_blog_customers")
+    assert count["state"] == "SUCCEEDED", count["reason"]
+    assert count["rows"] == [["32"]]
+    star = run(lake, ANALYST, "SELECT * FROM mwaa_blog_customers")
+    assert star["state"] == "SUCCEEDED", star["reason"]
+    assert sorted(star["columns"]) == sorted(set(CUSTOMER_COLUMNS) - {"email"})
+    assert len(star["rows"]) == 32
+
+    # ... is refused the ungranted column, the other table
+    email = run(lake, ANALYST, "SELECT cust_id, email FROM mwaa_blog_customers")
+    assert email["state"] == "FAILED"
+    assert "AccessDeniedException" in email["reason"] and "email" in email["reason"]
+    cards = run(lake, ANALYST, "SELECT count(*) FROM mwaa_blog_cards")
+    assert cards["state"] == "FAILED"
+    assert "AccessDeniedException" in cards["reason"] and "mwaa_blog_cards" in cards["reason"]
+
+    # another role holds nothing
+    outsider = run(lake, OUTSIDER, "SELECT count(*) FROM mwaa_blog_customers")
+    assert outsider["state"] == "FAILED" and "AccessDeniedException" in outsider["reason"]
+
+    # the auditor's data cells filter: its columns, on its rows
+    audited = run(lake, AUDITOR, "SELECT * FROM mwaa_blog_customers")
+    assert audited["state"] == "SUCCEEDED", audited["reason"]
+    assert sorted(audited["columns"]) == ["cust_id", "gender"]
+    assert audited["rows"] and {
+        row[audited["columns"].index("gender")] for row in audited["rows"]
+    } == {"F"}
+    women = run(lake, ANALYST, "SELECT count(*) FROM mwaa_blog_customers WHERE gender = 'F'")
+    assert [[str(len(audited["rows"]))]] == women["rows"]
+
+    # a revoke upload ends the analyst's access
+    upload(lake, "governance/revoke-analysts.json", REVOKE)
+    revoked = run(lake, ANALYST, "SELECT count(*) AS n FROM mwaa_blog_customers")
+    assert revoked["state"] == "FAILED" and "AccessDeniedException" in revoked["reason"]
+    assert run(lake, AUDITOR, "SELECT count(*) FROM mwaa_blog_customers")["state"] == "SUCCEEDED"
+
+
+def test_lakegov_access_agrees_with_what_queries_do(
+    lake: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """For every role and table: `lakegov access --principal` lists the table exactly when
+    the role's SELECT * succeeds, with the columns the query returns."""
+    from lakegov.cli import main
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", lake.endpoint_url)
+    upload(lake, "governance/analysts-again.json", GOVERNANCE)  # whatever ran before
+    where = ["--region", lake.region, "--catalog-id", ACCOUNT]
+    for role in (ANALYST, AUDITOR, OUTSIDER):
+        assert main(["access", "--principal", role, "--json", *where]) == 0
+        answer = json.loads(capsys.readouterr().out)
+        readable = {row["table"]: row for row in answer["tables"]}
+        for table in ("mwaa_blog_customers", "mwaa_blog_cards"):
+            outcome = run(lake, role, f"SELECT * FROM {table}")
+            granted = readable.get(f"{DB}.{table}")
+            assert (outcome["state"] == "SUCCEEDED") == (granted is not None), (role, table)
+            if granted is not None and granted["columns"] is not None:
+                assert sorted(outcome["columns"]) == granted["columns"], (role, table)
