@@ -161,8 +161,8 @@ def data_files(glue: Any, s3: Any, table: TableDef) -> list[DataFile]:
             location = (partition.get("StorageDescriptor") or {}).get("Location")
             if not location:
                 continue
-            values = tuple(zip(keys, (str(v) for v in partition["Values"]), strict=False))
-            files += [DataFile(url, size, values) for url, size, _ in _list(s3, location)]
+            registered = tuple(zip(keys, (str(v) for v in partition["Values"]), strict=False))
+            files += [DataFile(url, size, registered) for url, size, _ in _list(s3, location)]
     return files
 
 
@@ -277,12 +277,13 @@ def view_sql(
     present: set[str],
     row_filter: str | None,
     with_path: bool,
+    cell_filters: dict[str, str] | None = None,
 ) -> str:
     """A SELECT giving ``columns`` of ``table`` (data columns cast, partition columns from
     their values), only rows passing ``row_filter`` (DuckDB SQL over the table's columns)."""
     data = [c for c in columns if c.name not in {k.name for k in table.partition_keys}]
     parts = [c for c in columns if c.name in {k.name for k in table.partition_keys}]
-    filter_columns = list(table.all_columns) if row_filter else []
+    filter_columns = list(table.all_columns) if row_filter or cell_filters else []
     needed = list(
         dict.fromkeys([*data, *[c for c in filter_columns if c not in table.partition_keys]])
     )
@@ -302,7 +303,7 @@ def view_sql(
         ]
         if with_path:
             items.append(f"filename AS {quote(PATH_COLUMN)}")
-        selects.append(f"SELECT {', '.join(items) or '1 AS _'} FROM {_reader(table, urls)}")
+        selects.append(f"SELECT {', '.join(items) or '1 AS _'} FROM {_reader(table, urls)}")  # noqa: S608 - names quoted, literals escaped
     if not selects:
         items = [
             f"CAST(NULL AS {duckdb_type(c.type)}) AS {quote(c.name)}"
@@ -312,7 +313,13 @@ def view_sql(
             items.append(f"CAST(NULL AS VARCHAR) AS {quote(PATH_COLUMN)}")
         selects.append(f"SELECT {', '.join(items)} WHERE false")
     body = " UNION ALL BY NAME ".join(selects) if len(selects) > 1 else selects[0]
-    outer = [quote(c.name) for c in columns]
+    cells = cell_filters or {}
+    outer = [
+        f"CASE WHEN {cells[c.name]} THEN {quote(c.name)} END AS {quote(c.name)}"
+        if c.name in cells
+        else quote(c.name)
+        for c in columns
+    ]
     if with_path:
         outer.append(quote(PATH_COLUMN))
     where = f" WHERE {row_filter}" if row_filter else ""

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import sqlglot
 from sqlglot import exp
 
+from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound
 from lakegov.local.athena.catalog import (
     PARQUET,
     PATH_COLUMN,
@@ -66,19 +67,12 @@ class AthenaFailure(Exception):
         self.category = category
 
 
-class Grant(Protocol):
-    columns: frozenset[str] | None
-    row_filter: str | None
-
-
 class AccessPolicyLike(Protocol):
-    """What the engine asks of Lake Formation (lakegov.governance.access.AccessPolicy)."""
-
-    def is_unrestricted(self, principal_arn: str) -> bool: ...
+    """What the engine asks of Lake Formation (:class:`lakegov.governance.access.AccessPolicy`)."""
 
     def table_access(
         self, principal_arn: str, database: str, table: str, permission: str = "SELECT"
-    ) -> Grant: ...
+    ) -> TableGrant: ...
 
 
 @dataclass
@@ -186,7 +180,7 @@ class LocalAthenaEngine:
             )
 
     # -- SELECT ------------------------------------------------------------------------
-    def _parse_query(self, text: str) -> exp.Expression:
+    def _parse_query(self, text: str) -> Any:  # an exp.Query
         try:
             tree = sqlglot.parse_one(text, read=READ)
         except sqlglot.errors.ParseError as exc:
@@ -228,9 +222,7 @@ class LocalAthenaEngine:
             self._running.pop(query_id, None)
         return rows, columns
 
-    def _bind(
-        self, tree: exp.Expression, database: str | None, principal: str, cursor: Any
-    ) -> _Scope:
+    def _bind(self, tree: Any, database: str | None, principal: str, cursor: Any) -> _Scope:
         """Replace every catalog table in ``tree`` by a view of what ``principal`` may read."""
         scope = _Scope()
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
@@ -244,7 +236,7 @@ class LocalAthenaEngine:
             and not (not t.db and t.name.lower() in ctes)
             and not isinstance(t.this, exp.Func)
         ]
-        denied: dict[str, tuple[TableDef, set[str]]] = {}
+        denied: dict[str, set[str]] = {}
         granted_anywhere: set[str] = set()
         for n, node in enumerate(tables):
             db = (node.db or database or "default").lower()
@@ -259,6 +251,7 @@ class LocalAthenaEngine:
                 raise AthenaFailure(exc.error_type, f"{exc.error_type}: {exc}") from exc
             columns = table.all_columns
             row_filter = None
+            cell_filters: dict[str, str] = {}
             if not self._unrestricted(principal):
                 grant = self._grant(principal, table, "SELECT")
                 if grant.columns is not None:
@@ -266,8 +259,9 @@ class LocalAthenaEngine:
                     hidden = {c.name for c in columns if c.name not in allowed}
                     columns = [c for c in columns if c.name in allowed]
                     if hidden:
-                        denied[f"{db}.{table.name}"] = (table, hidden)
+                        denied[f"{db}.{table.name}"] = hidden
                 row_filter = _translate_filter(grant.row_filter) if grant.row_filter else None
+                cell_filters = {c.lower(): _translate_filter(p) for c, p in grant.cell_filters}
             granted_anywhere |= {c.name for c in columns}
             try:
                 files = data_files(self.glue, self.s3, table)
@@ -282,6 +276,7 @@ class LocalAthenaEngine:
                 columns=columns,
                 present=present,
                 row_filter=row_filter,
+                cell_filters=cell_filters,
                 with_path=with_path,
             )
             alias = node.alias or node.name
@@ -291,17 +286,14 @@ class LocalAthenaEngine:
                     alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
                 )
             )
-        for name, (table, hidden) in denied.items():
+        for name, hidden in denied.items():
             missing = sorted((referenced - aliases - granted_anywhere) & hidden)
             if missing:
-                raise AthenaFailure(
-                    "PERMISSION_DENIED",
-                    f"AccessDeniedException: {principal} has no SELECT permission on "
-                    f"column(s) {', '.join(missing)} of table {name}",
-                )
+                denial = AccessDenied(principal, "SELECT", name, missing)
+                raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {denial}")
         return scope
 
-    def _grant(self, principal: str, table: TableDef, permission: str) -> Grant:
+    def _grant(self, principal: str, table: TableDef, permission: str) -> TableGrant:
         policy = self._access()
         if policy is None:
             raise AthenaFailure(
@@ -311,10 +303,10 @@ class LocalAthenaEngine:
             )
         try:
             return policy.table_access(principal, table.database, table.name, permission)
-        except Exception as exc:
-            if type(exc).__name__ == "AccessDenied":
-                raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {exc}") from exc
-            raise
+        except AccessDenied as exc:
+            raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {exc}") from exc
+        except TableNotFound as exc:
+            raise AthenaFailure("TABLE_NOT_FOUND", f"TABLE_NOT_FOUND: {exc}") from exc
 
     def _parquet_columns(self, cursor: Any, table: TableDef, files: list[DataFile]) -> set[str]:
         if table.format != PARQUET or not files:
@@ -324,7 +316,7 @@ class LocalAthenaEngine:
 
         try:
             described = cursor.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({urls}, union_by_name = true)"
+                f"DESCRIBE SELECT * FROM read_parquet({urls}, union_by_name = true)"  # noqa: S608
             ).fetchall()
         except duckdb.Error as exc:
             raise _engine_failure(exc) from exc
@@ -341,8 +333,8 @@ class LocalAthenaEngine:
                 for page in self.glue.get_paginator("get_databases").paginate()
                 for d in page["DatabaseList"]
             ]
-            rows = [(n,) for n in sorted(names) if _matches(n, like)]
-            return QueryResult("UTILITY", [("database_name", "VARCHAR")], rows, has_header=False)
+            found: list[tuple[Any, ...]] = [(n,) for n in sorted(names) if _matches(n, like)]
+            return QueryResult("UTILITY", [("database_name", "VARCHAR")], found, has_header=False)
         if upper[:2] == ["SHOW", "TABLES"]:
             match = re.match(r"(?is)show\s+tables(?:\s+(?:in|from)\s+([`\"\w.]+))?", text)
             db = _ident(match.group(1)) if match and match.group(1) else (database or "default")
@@ -356,8 +348,8 @@ class LocalAthenaEngine:
                 raise AthenaFailure(
                     "SCHEMA_NOT_FOUND", f"SCHEMA_NOT_FOUND: Schema '{db}' does not exist"
                 ) from exc
-            rows = [(n,) for n in sorted(names) if _matches(n, like)]
-            return QueryResult("UTILITY", [("tab_name", "VARCHAR")], rows, has_header=False)
+            tables: list[tuple[Any, ...]] = [(n,) for n in sorted(names) if _matches(n, like)]
+            return QueryResult("UTILITY", [("tab_name", "VARCHAR")], tables, has_header=False)
         if upper[:2] == ["SHOW", "COLUMNS"]:
             match = re.match(
                 r"(?is)show\s+columns\s+(?:in|from)\s+([`\"\w.]+)(?:\s+(?:in|from)\s+([`\"\w]+))?",
@@ -602,7 +594,7 @@ class LocalAthenaEngine:
         return QueryResult("DML", [], [], scope.scanned, unload_files=[url])
 
 
-def _name_columns(tree: exp.Expression) -> None:
+def _name_columns(tree: Any) -> None:
     """Unnamed result columns are ``_col0``, ``_col1``... as in Athena (not DuckDB's
     ``count_star()``)."""
     select = tree
