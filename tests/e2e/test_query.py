@@ -342,3 +342,33 @@ def test_the_aws_cli_starts_a_query(lake):
     )
     rows = json.loads(results.stdout)["ResultSet"]["Rows"]
     assert rows[1]["Data"][0]["VarCharValue"] == "4"
+
+
+def test_lakegov_query_prints_a_table_and_fails_in_one_line(lake, tmp_path, capsys):
+    from lakegov.cli import main
+
+    outputs = tmp_path / "outputs.json"
+    lake.write_outputs(outputs)
+    sql = "SELECT customer_id, count(*) AS orders, sum(amount) AS total FROM shop_orders GROUP BY 1 ORDER BY 1"
+    assert main(["query", sql, "--database", STG, "--outputs", str(outputs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["customer_id", "orders", "total"]
+    assert lines[2].split() == ["C1", "2", "11.5"] and lines[3].split() == ["C2", "2", "12.0"]
+    assert lines[4].startswith("(2 rows, ") and "scanned" in lines[4]
+
+    assert main(["query", sql, "--database", STG, "--outputs", str(outputs), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["state"] == "SUCCEEDED" and answer["rows"] == [
+        ["C1", "2", "11.5"],
+        ["C2", "2", "12.0"],
+    ]
+    assert answer["columns"][2] == {"name": "total", "type": "double"}
+
+    # a role granted nothing by Lake Formation is refused, in one line, exit 1
+    outsider = f"arn:aws:iam::{lake.account}:role/outsider"
+    code = main(["query", sql, "--database", STG, "--outputs", str(outputs), "--as", outsider])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("lakegov: error: query FAILED: AccessDeniedException")
+    assert "outsider" in line and "shop_orders" in line
