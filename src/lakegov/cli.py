@@ -160,8 +160,8 @@ def _registrations() -> list[Any]:
     from lakegov.governance import cli as governance_cli
     from lakegov.mesh import cli as mesh_cli
     from lakegov.ops import cli as ops_cli
-    from lakegov.query import cli as query_cli
     from lakegov.products import cli as products_cli
+    from lakegov.query import cli as query_cli
 
     return [
         convert_cli.register,
