@@ -21,5 +21,10 @@ def test_the_demo_walks_the_whole_chain(capsys):
         "email_format|not_null_dob",
         "referential_cust_id",
         "finance: 0 DatasetRefreshed: nothing",
+        # the post's ending: Athena SQL on the formatted table, 30 card rows
+        "SELECT * FROM lakegov_dev_formatted.mwaa_blog_cards",
+        "Total 30 rows",
+        "SUCCEEDED: 30 cards",
+        "FAILED: AccessDeniedException",
     ):
         assert expected in out, expected

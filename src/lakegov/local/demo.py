@@ -261,6 +261,72 @@ def step_product_run(demo: Demo) -> None:
     demo.say(f"DatasetRefreshed for the product's outputs: {', '.join(sorted(set(refreshed)))}")
 
 
+def _query(demo: Demo, sql: str, *, principal: str | None = None) -> Any:
+    """Run ``sql`` (the demo's own SQL, over names it knows) as the deployer or ``principal``."""
+    from lakegov.ops.deployment import Deployment
+    from lakegov.query.athena import run_query
+    from lakegov.query.cli import athena_client
+
+    deployment = Deployment(demo.out, demo.rt.endpoint_url, demo.rt.region)
+    athena = athena_client(deployment, principal)
+    demo.say(f"{'as ' + principal.rsplit('/', 1)[-1] + ': ' if principal else ''}{sql}")
+    return run_query(athena, sql, timeout_s=120)
+
+
+def _show(demo: Demo, outcome: Any, limit: int = 5) -> None:
+    from dataclasses import replace
+
+    from lakegov.query.athena import render_table
+
+    shown = replace(outcome, rows=outcome.rows[:limit])
+    lines = render_table(shown).splitlines()
+    for line in lines[:-1]:
+        demo.say(f"  {line}")
+    more = f", first {limit} shown" if len(outcome.rows) > limit else ""
+    demo.say(f"  Total {len(outcome.rows)} rows{more}")
+
+
+def step_query(demo: Demo) -> None:
+    demo.step("Query the lake with Athena SQL (the local Athena: DuckDB over the catalog)")
+    cards = _query(demo, "SELECT * FROM lakegov_dev_formatted.mwaa_blog_cards")
+    demo.check(cards.succeeded, f"the cards query failed: {cards.reason}")
+    _show(demo, cards)
+    demo.check(len(cards.rows) == 30, f"expected the post's 30 card rows, got {len(cards.rows)}")
+    for table in ("mwaa_blog_customers_exception", "mwaa_blog_cards_exception"):
+        failed = _query(
+            demo,
+            "SELECT tests_failed, count(*) AS n FROM lakegov_dev_formatted_exception."  # noqa: S608
+            f"{table} GROUP BY tests_failed ORDER BY n DESC, tests_failed",
+        )
+        demo.check(failed.succeeded, f"the {table} query failed: {failed.reason}")
+        _show(demo, failed, limit=6)
+    demo.say(
+        "the run audit (audit_control) is kept in the DynamoDB audit table, not in the lake: "
+        "`lakegov status run customers_cards` shows it"
+    )
+
+    analyst = f"arn:aws:iam::{demo.rt.account}:role/analyst"
+    key = "governance/analyst_tables.json"
+    demo.upload(demo.out["ConfigBucketName"], key, _example(key))
+    applied = demo.wait("GovernanceApplied", lambda d: d["document"]["key"] == key)
+    demo.check(applied["failed"] == 0, "tagging the cards table for the analyst failed")
+    allowed = _query(
+        demo,
+        "SELECT count(*) AS cards FROM lakegov_dev_formatted.mwaa_blog_cards",
+        principal=analyst,
+    )
+    demo.check(allowed.succeeded, f"the analyst was refused the cards table: {allowed.reason}")
+    demo.say(f"  SUCCEEDED: {allowed.rows[0][0]} cards")
+    refused = _query(
+        demo, "SELECT * FROM lakegov_dev_formatted.mwaa_blog_customers", principal=analyst
+    )
+    demo.check(
+        refused.state == "FAILED" and "AccessDeniedException" in refused.reason,
+        f"the analyst was not refused the customers table ({refused.state})",
+    )
+    demo.say(f"  FAILED: {' '.join(refused.reason.split())}")
+
+
 DOMAINS = (
     ("marketing", "222222222222", ["mwaa/blog/customers", "*mwaa_blog_cards*"]),
     ("finance", "333333333333", ["finance/*"]),
@@ -316,6 +382,7 @@ STEPS: list[Callable[[Demo], None]] = [
     step_catalog,
     step_reject,
     step_product_run,
+    step_query,
     step_domains_received,
 ]
 

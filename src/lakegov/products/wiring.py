@@ -45,6 +45,9 @@ def local_dbt_env(settings: Any, credentials: Any = None) -> dict[str, str]:
     endpoint = urlparse(settings.endpoint_url) if settings.endpoint_url else None
     env = {
         "LAKEGOV_FORMATTED_BUCKET": settings.formatted_bucket,
+        # the models' schemas are the lake's Glue databases, as on Athena
+        "LAKEGOV_FORMATTED_DB": settings.database("formatted"),
+        "LAKEGOV_FORMATTED_EXCEPTION_DB": settings.database("formatted_exception"),
         "AWS_REGION": settings.region,
         "AWS_DEFAULT_REGION": settings.region,
     }
@@ -68,6 +71,7 @@ def local_runner(settings: Any, client: Callable[[str], Any]) -> LocalRunner:
             runner = LocalRunner(
                 s3=client("s3"),
                 events=client("events"),
+                glue=client("glue"),
                 config_bucket=settings.config_bucket,
                 dbt_env=local_dbt_env(settings, boto3.session.Session().get_credentials()),
                 work_dir=work_dir,

@@ -98,6 +98,7 @@ class LocalRunner:
     project_key: str = "dbt/project.zip"
     event_bus: str = "default"
     run_dbt: Callable[..., Any] | None = None  # default: lakegov.runners.dbt_local.run_dbt_local
+    glue: Any = None  # registers the models' tables, as dbt-athena does on AWS (None: no)
     name: str = NAME
     outcomes: dict[str, RunStatus] = field(default_factory=dict)
     threads: dict[str, threading.Thread] = field(default_factory=dict)
@@ -183,6 +184,8 @@ class LocalRunner:
                     threads=settings.get("threads"),
                 )
             self._upload_artifacts(request, outcome)
+            if self.glue is not None:
+                register_lake_tables(self.glue, self.s3, outcome.manifest(), outcome.run_results())
             native = str(outcome.status)
             state = STATE_MAP.get(native, FAILED)
             status = RunStatus(state, outcome.error if state != SUCCEEDED else None, native)
@@ -229,6 +232,51 @@ class LocalRunner:
                 logger.error("local run end event refused", extra={"detail": detail})
         except Exception:  # nothing else can report this run's end: log it loudly
             logger.exception("could not publish the local run's end", extra={"detail": detail})
+
+
+def register_lake_tables(
+    glue: Any, s3: Any, manifest: Mapping[str, Any] | None, results: Mapping[str, Any] | None
+) -> list[str]:
+    """Register in Glue each ``lake_table`` model this run built, from its Parquet file.
+
+    On AWS dbt-athena creates the tables; the local ``lake_table`` materialization only
+    writes ``<s3_data_dir><table>/data.parquet``, so the local runner registers them, and
+    the lake's tables can be queried the same way (Athena SQL on the local Athena).
+    """
+    import io
+
+    import pyarrow.parquet as pq
+
+    from lakegov.catalog import glue as catalog
+    from lakegov.catalog.types import columns_from_arrow
+
+    built = {
+        r["unique_id"] for r in (results or {}).get("results", []) if r.get("status") == "success"
+    }
+    registered = []
+    for unique_id, node in (manifest or {}).get("nodes", {}).items():
+        config = node.get("config") or {}
+        if unique_id not in built or config.get("materialized") != "lake_table":
+            continue
+        data_dir = str(config.get("s3_data_dir") or "")
+        if not data_dir:
+            continue
+        name = str(node.get("alias") or node["name"])
+        location = f"{data_dir.rstrip('/')}/{name}/"
+        bucket, key = _split_s3(f"{location}data.parquet")
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        columns = columns_from_arrow(pq.read_schema(io.BytesIO(body)))
+        table_input = catalog.new_table_input(
+            name, columns, [], location, {"lakegov.product_model": unique_id}
+        )
+        database = str(node["schema"])
+        existing = catalog.get_table(glue, database, name)
+        if existing is None:
+            catalog.create_table(glue, database, table_input)
+        else:
+            catalog.update_table(glue, existing, table_input)
+        registered.append(f"{database}.{name}")
+    return registered
 
 
 def parse_event(event: Mapping[str, Any]) -> RunStateChange | None:
