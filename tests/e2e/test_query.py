@@ -317,9 +317,11 @@ def test_the_aws_cli_starts_a_query(lake):
     query_id = json.loads(started.stdout)["QueryExecutionId"]
     athena = lake.client("athena")
     deadline = time.monotonic() + 30
-    while athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"][
-        "State"
-    ] in ("QUEUED", "RUNNING") and time.monotonic() < deadline:
+    while (
+        athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]["State"]
+        in ("QUEUED", "RUNNING")
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     results = subprocess.run(
         [
