@@ -308,6 +308,8 @@ class AccessPolicy:
         to itself; it holds no implicit SELECT (``table_access`` grants it none).
         """
         snap = self._snapshot(principal_arn)
+        if not snap.catalog_id:  # not an IAM ARN: never an administrator
+            return False
         snap.settings()
         assert snap.admins is not None
         return self._is_one_of(principal_arn, snap.admins)
