@@ -22,6 +22,7 @@ EPILOG = """examples:
   lakegov convert landed.csv out.parquet         convert a local file as the Lambda would
   lakegov validate governance/*.json products/*.json  check metadata documents offline
   lakegov plan --json governance/team.json       preview Lake Formation changes
+  lakegov query "SELECT * FROM db.table LIMIT 10"  Athena SQL, as you or --as a role
   lakegov access lakegov_dev_formatted.mwaa_blog_cards   who can read a table
 """
 
@@ -160,6 +161,7 @@ def _registrations() -> list[Any]:
     from lakegov.mesh import cli as mesh_cli
     from lakegov.ops import cli as ops_cli
     from lakegov.products import cli as products_cli
+    from lakegov.query import cli as query_cli
 
     return [
         convert_cli.register,
@@ -168,6 +170,7 @@ def _registrations() -> list[Any]:
         products_cli.register,
         mesh_cli.register,
         ops_cli.register,
+        query_cli.register,
     ]
 
 

@@ -210,23 +210,17 @@ def test_state_changes_reach_the_default_bus_as_athena_puts_them(lake):
 def test_a_big_file_is_converted_by_athena_with_its_types_and_queried(lake):
     raw = lake.outputs["RawBucketName"]
     lines = ["id,amount,code,day"]
-    lines += [f"{n},{n * 1.5},{n:05d},2026-11-{1 + n % 28:02d}" for n in range(1, 400)]
-    lines.append("400,not-a-number,00400,2026-11-02")
+    lines += [f"{n},{n * 1.5},{n:05d},2026-11-{1 + n % 28:02d}" for n in range(1, 4000)]
+    lines.append("4000,not-a-number,04000,2026-11-02")  # beyond the 64 KiB head
     body = ("\n".join(lines) + "\n").encode()
-    assert len(body) > THRESHOLD
+    assert len(body) > 64 * 1024 > THRESHOLD
     key = "shop/pay_dt=2026-11-22/payments.csv"
     lake.client("s3").put_object(Bucket=raw, Key=key, Body=body)
-    converted = lake.wait_for_event("FileConverted", lambda d: d["key"] == key, timeout=120)[
+    converted = lake.wait_for_event("FileConverted", lambda d: d["key"] == key, timeout=60)[
         "detail"
     ]
     assert converted["engine"] == "athena"
-    assert converted["rows"] == 400 and converted["bad_rows"] == 1
-    assert {c["name"]: c["type"] for c in converted["columns"]} == {
-        "id": "bigint",
-        "amount": "double",
-        "code": "string",
-        "day": "date",
-    }
+    assert converted["rows"] == 4000 and converted["bad_rows"] == 1
     lake.wait_for_event("DatasetRefreshed", lambda d: d["table"] == "shop_payments", timeout=60)
     state, execution, rows, types = run(
         lake,
@@ -234,8 +228,15 @@ def test_a_big_file_is_converted_by_athena_with_its_types_and_queried(lake):
         "FROM shop_payments WHERE pay_dt = '2026-11-22'",
     )
     assert state == "SUCCEEDED", execution["Status"]
-    assert rows[1] == ["400", "399", "00001", "2026-11-28"]
+    assert rows[1] == ["4000", "3999", "00001", "2026-11-28"]
     assert types == ["bigint", "bigint", "varchar", "date"]
+    _, _, rows, _ = run(lake, "DESCRIBE shop_payments")
+    assert rows[:4] == [
+        ["id", "bigint", ""],
+        ["amount", "double", ""],
+        ["code", "string", ""],
+        ["day", "date", ""],
+    ]
     # the temporary table is gone once the conversion is done
     _, _, rows, _ = run(lake, "SHOW TABLES IN lakegov_dev_athena_tmp")
     assert rows == []
@@ -341,3 +342,33 @@ def test_the_aws_cli_starts_a_query(lake):
     )
     rows = json.loads(results.stdout)["ResultSet"]["Rows"]
     assert rows[1]["Data"][0]["VarCharValue"] == "4"
+
+
+def test_lakegov_query_prints_a_table_and_fails_in_one_line(lake, tmp_path, capsys):
+    from lakegov.cli import main
+
+    outputs = tmp_path / "outputs.json"
+    lake.write_outputs(outputs)
+    sql = "SELECT customer_id, count(*) AS orders, sum(amount) AS total FROM shop_orders GROUP BY 1 ORDER BY 1"
+    assert main(["query", sql, "--database", STG, "--outputs", str(outputs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["customer_id", "orders", "total"]
+    assert lines[2].split() == ["C1", "2", "11.5"] and lines[3].split() == ["C2", "2", "12.0"]
+    assert lines[4].startswith("(2 rows, ") and "scanned" in lines[4]
+
+    assert main(["query", sql, "--database", STG, "--outputs", str(outputs), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["state"] == "SUCCEEDED" and answer["rows"] == [
+        ["C1", "2", "11.5"],
+        ["C2", "2", "12.0"],
+    ]
+    assert answer["columns"][2] == {"name": "total", "type": "double"}
+
+    # a role granted nothing by Lake Formation is refused, in one line, exit 1
+    outsider = f"arn:aws:iam::{lake.account}:role/outsider"
+    code = main(["query", sql, "--database", STG, "--outputs", str(outputs), "--as", outsider])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("lakegov: error: query FAILED: AccessDeniedException")
+    assert "outsider" in line and "shop_orders" in line

@@ -2,13 +2,21 @@
 
 The same request as the Lambda path, handed to the serverless distributed engine:
 
-1. ``start``: a temporary external table over the object's folder (all columns as text,
-   the header skipped; JSON through the OpenX SerDe), created with a DDL query;
-2. on "Athena Query State Change" SUCCEEDED for the DDL: ``UNLOAD (SELECT ... WHERE
-   "$path" = <the object>) TO <a fresh folder under the dataset's partition>`` as Parquet;
-3. on SUCCEEDED for the UNLOAD: the temporary table is dropped, the file audited as
-   PROCESSED and ``FileConverted`` published with ``engine: athena`` — the same event the
-   Lambda path ends with, so the catalog and products cannot tell the difference.
+1. ``start``: the column types are decided from the head of the object (its first 64 KiB,
+   whole lines only, read by the Lambda path's own converter, so both engines type a
+   column alike; a dataset's declared schema wins), then a temporary external table over
+   the object's folder (every column text, the header skipped; JSON through the OpenX
+   SerDe) is created with a DDL query;
+2. on "Athena Query State Change" SUCCEEDED for the DDL: ``UNLOAD (SELECT TRY_CAST(...)
+   ... WHERE "$path" = <the object>) TO <a scratch folder>`` as Parquet, with the types
+   decided in step 1 (a value that does not fit its type becomes NULL);
+3. on SUCCEEDED for the UNLOAD: a count query (rows, and rows holding a value that did not
+   fit its type);
+4. on SUCCEEDED for the count: the temporary table is dropped, the Parquet files moved
+   into the dataset's partition folder, the key's previous version's output replaced (the
+   same rule as the Lambda path, :class:`~lakegov.ingest.landed.LakeVersions`), the file
+   audited as PROCESSED and ``FileConverted`` published with ``engine: athena`` and the
+   real row count, so the catalog and products cannot tell the engines apart.
 
 A FAILED or CANCELLED query quarantines the file with Athena's reason, like any bad file.
 Each step is keyed in the audit table by its query execution id, so a duplicate state
@@ -21,16 +29,28 @@ import csv
 import io
 import json
 import re
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pyarrow as pa
+
 from lakegov.audit import AuditStore
+from lakegov.catalog.types import glue_type
+from lakegov.convert.engine import convert
 from lakegov.convert.layout import DatasetRef, normalize_identifier
+from lakegov.convert.options import DatasetOptions
+from lakegov.convert.types import declared_type, schema_fingerprint
 from lakegov.errors import RejectedFile
 from lakegov.events import EventPublisher, utc_now
+from lakegov.ingest.landed import LakeVersions, LandedObject, schema_columns
 from lakegov.observability import count, logger
 
 HEAD_BYTES = 64 * 1024
+# Types Athena can TRY_CAST a text column to; anything else (nested JSON) stays text
+_CASTABLE = re.compile(
+    r"^(boolean|tinyint|smallint|int|bigint|float|double|date|timestamp|decimal\(\d+,\d+\))$"
+)
 
 
 @dataclass(frozen=True)
@@ -47,13 +67,44 @@ class AthenaJob:
     output_prefix: str
     partition_prefix: str
     output_bucket: str
+    types: list[str] = field(default_factory=list)  # Athena types, one per column
+    version_id: str | None = None
+    etag: str | None = None
+    sequencer: str = ""
+    last_modified: str = ""
+    catalog_mode: str | None = None
+    schema_changes: str = "additive"
+    rows: int = 0
+    bad_rows: int = 0
 
     def to_item(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> AthenaJob:
-        return cls(**{k: item[k] for k in cls.__dataclass_fields__})
+        values = {k: item[k] for k in cls.__dataclass_fields__ if k in item}
+        for number in ("rows", "bad_rows"):
+            if number in values:
+                values[number] = int(values[number])
+        return cls(**values)
+
+    @property
+    def landed(self) -> LandedObject:
+        return LandedObject(
+            self.bucket,
+            self.key,
+            etag=self.etag,
+            version_id=self.version_id,
+            sequencer=self.sequencer,
+        )
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The Parquet files' schema: each column as the type it was cast to."""
+        types = self.types or ["string"] * len(self.columns)
+        return pa.schema(
+            [pa.field(n, declared_type(t)) for n, t in zip(self.columns, types, strict=True)]
+        )
 
 
 def _quote_sql(text: str) -> str:
@@ -86,6 +137,49 @@ def header_columns(head: bytes, fmt: str, delimiter: str | None) -> list[str]:
     return names
 
 
+def head_types(
+    head: bytes,
+    columns: list[str],
+    *,
+    source_name: str,
+    options: DatasetOptions,
+    previous: pa.Schema | None,
+    complete: bool,
+) -> list[str]:
+    """The Athena type of each column, decided from the file's head.
+
+    A declared schema (``datasets/`` document) gives the types; otherwise the head's whole
+    lines go through the Lambda path's converter, with the dataset's previous schema, so
+    that a column is typed as the Lambda path would type it. Types Athena cannot cast text
+    to (nested JSON) stay ``string``.
+    """
+    declared = options.declared_schema()
+    if declared is not None:
+        by_name = {normalize_identifier(f.name, prefix="c"): f.type for f in declared}
+        found = {name: by_name.get(name) for name in columns}
+    else:
+        sample = head if complete else head[: head.rfind(b"\n") + 1]
+        with tempfile.TemporaryDirectory(prefix="lakegov-head-") as workdir:
+            sink = io.BytesIO()
+            result = convert(
+                io.BytesIO(sample),
+                sink,
+                options=replace(options, bad_rows="exceptions"),
+                source_name=source_name,
+                previous_schema=previous,
+                exceptions_sink=lambda: io.BytesIO(),
+                workdir=workdir,
+            )
+        by_field = {f.name: f.type for f in result.schema}
+        found = {name: by_field.get(name) for name in columns}
+    types = []
+    for name in columns:
+        arrow = found.get(name)
+        athena = glue_type(arrow) if arrow is not None else "string"
+        types.append(athena if _CASTABLE.match(athena) else "string")
+    return types
+
+
 def ddl(job: AthenaJob, fmt: str, delimiter: str, raw_columns: list[str]) -> str:
     """The temporary table: normalised column names, all text.
 
@@ -116,16 +210,43 @@ def ddl(job: AthenaJob, fmt: str, delimiter: str, raw_columns: list[str]) -> str
     )
 
 
+def _typed(name: str, athena_type: str) -> str:
+    """The column as its decided type: empty text is NULL, a value that does not fit is NULL."""
+    text = f"NULLIF(\"{name}\", '')"
+    return text if athena_type == "string" else f"TRY_CAST({text} AS {athena_type})"
+
+
+def _where(job: AthenaJob) -> str:
+    return f"WHERE \"$path\" = '{_quote_sql(f's3://{job.bucket}/{job.key}')}'"
+
+
+def _source(job: AthenaJob) -> str:
+    return f'"{job.temp_database}"."{job.temp_table}"'
+
+
 def unload(job: AthenaJob) -> str:
-    """UNLOAD only this object's rows (``$path``) to a fresh folder, as Parquet."""
-    select = ", ".join(f'"{name}"' for name in job.columns)
-    path = f"s3://{job.bucket}/{job.key}"
+    """UNLOAD only this object's rows (``$path``), typed, to a fresh folder, as Parquet."""
+    types = job.types or ["string"] * len(job.columns)
+    select = ", ".join(
+        f'{_typed(name, t)} AS "{name}"' for name, t in zip(job.columns, types, strict=True)
+    )
     return (
-        f'UNLOAD (SELECT {select} FROM "{job.temp_database}"."{job.temp_table}" '  # noqa: S608 - names normalised, literals quoted
-        f"WHERE \"$path\" = '{_quote_sql(path)}') "
+        f"UNLOAD (SELECT {select} FROM {_source(job)} {_where(job)}) "  # noqa: S608 - names normalised, literals quoted
         f"TO 's3://{job.output_bucket}/{_quote_sql(job.output_prefix)}' "
         "WITH (format = 'PARQUET', compression = 'SNAPPY')"
     )
+
+
+def count_query(job: AthenaJob) -> str:
+    """Rows of the object, and rows with a value that did not fit its column's type."""
+    types = job.types or ["string"] * len(job.columns)
+    bad = [
+        f"(NULLIF(\"{name}\", '') IS NOT NULL AND {_typed(name, t)} IS NULL)"
+        for name, t in zip(job.columns, types, strict=True)
+        if t != "string"
+    ]
+    bad_rows = f"count_if({' OR '.join(bad)})" if bad else "0"
+    return f"SELECT count(*) AS row_count, {bad_rows} AS bad_rows FROM {_source(job)} {_where(job)}"  # noqa: S608
 
 
 class AthenaConverter:
@@ -139,6 +260,7 @@ class AthenaConverter:
         self.audit = audit
         self.publisher = publisher
         self.settings = settings
+        self.versions = LakeVersions(s3=s3, audit=audit, formatted_bucket=settings.formatted_bucket)
 
     def _query(self, sql: str) -> str:
         response = self.athena.start_query_execution(
@@ -153,37 +275,56 @@ class AthenaConverter:
     def start(
         self,
         *,
-        bucket: str,
-        key: str,
-        version: str,
+        landed: LandedObject,
         ref: DatasetRef,
         fmt: str,
         delimiter: str | None,
+        options: DatasetOptions | None = None,
     ) -> str:
-        head = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}")[
-            "Body"
-        ].read()
+        options = options or DatasetOptions()
+        kwargs = {"VersionId": landed.version_id} if landed.version_id else {}
+        obj = self.s3.get_object(
+            Bucket=landed.bucket, Key=landed.key, Range=f"bytes=0-{HEAD_BYTES - 1}", **kwargs
+        )
+        head = obj["Body"].read()
+        last_modified = obj["LastModified"].isoformat() if obj.get("LastModified") else ""
         raw_columns = header_columns(head, fmt, delimiter)
         sep = delimiter or max(
             [",", ";", "\t", "|"], key=head.decode("utf-8", "replace").split("\n", 1)[0].count
         )
-        token = re.sub(r"[^a-z0-9]", "", version.lower())[:16] or "x"
+        columns = [normalize_identifier(c, prefix="c") for c in raw_columns]
+        types = head_types(
+            head,
+            columns,
+            source_name=landed.key,
+            options=options,
+            previous=self.versions.previous_schema(ref.table_name),
+            complete=len(head) < HEAD_BYTES,
+        )
+        token = re.sub(r"[^a-z0-9]", "", landed.version.lower())[:16] or "x"
         job = AthenaJob(
-            bucket=bucket,
-            key=key,
-            version=version,
+            bucket=landed.bucket,
+            key=landed.key,
+            version=landed.version,
             dataset=ref.dataset_id,
             table=ref.table_name,
             partitions=dict(ref.partitions),
             temp_database=self.settings.database("athena_tmp"),
             temp_table=f"{ref.table_name}_{token}"[:120],
-            columns=[normalize_identifier(c, prefix="c") for c in raw_columns],
+            columns=columns,
+            types=types,
             # UNLOAD needs an empty folder; it goes to a scratch prefix (expired by the
             # bucket's lifecycle) and the files are then moved into the partition folder,
             # where query engines read them (they skip folders starting with "_").
             output_prefix=f"_tmp/athena/{ref.table_name}/{token}/",
             partition_prefix=ref.output_prefix,
             output_bucket=self.settings.formatted_bucket,
+            version_id=landed.version_id,
+            etag=landed.etag,
+            sequencer=landed.sequencer,
+            last_modified=last_modified,
+            catalog_mode=options.catalog_mode,
+            schema_changes=options.schema_changes,
         )
         query_id = self._query(ddl(job, fmt, sep, raw_columns))
         self.audit.record(
@@ -195,8 +336,8 @@ class AthenaConverter:
         )
         self.audit.record(
             "file",
-            f"s3://{bucket}/{key}",
-            version,
+            landed.subject,
+            landed.version,
             "CONVERTING",
             note=f"handed to Athena (query {query_id})",
             attributes={"engine": "athena"},
@@ -206,7 +347,7 @@ class AthenaConverter:
 
     def on_state_change(self, query_id: str, state: str, reason: str = "") -> str:
         """Advance the job one step; returns what happened (for logs and tests)."""
-        for stage in ("ddl", "unload"):
+        for stage in ("ddl", "unload", "count"):
             item = self.audit.get("athena", query_id, stage)
             if item:
                 break
@@ -223,40 +364,71 @@ class AthenaConverter:
             return "ignored"
         self.audit.record("athena", query_id, stage, "SUCCEEDED")
         if stage == "ddl":
-            unload_id = self._query(unload(job))
-            self.audit.record(
-                "athena", unload_id, "unload", "RUNNING", attributes={"job": job.to_item()}
-            )
-            return "unloading"
+            return self._next(job, "unload", unload(job), "unloading")
+        if stage == "unload":
+            return self._next(job, "count", count_query(job), "counting")
+        rows, bad_rows = self._counts(query_id)
+        job = replace(job, rows=rows, bad_rows=bad_rows)
         self._drop(job)
+        return self._finish(job)
+
+    def _next(self, job: AthenaJob, stage: str, sql: str, outcome: str) -> str:
+        query_id = self._query(sql)
+        self.audit.record("athena", query_id, stage, "RUNNING", attributes={"job": job.to_item()})
+        return outcome
+
+    def _counts(self, query_id: str) -> tuple[int, int]:
+        rows = self.athena.get_query_results(QueryExecutionId=query_id)["ResultSet"]["Rows"]
+        values = [d.get("VarCharValue") for d in rows[1]["Data"]]  # rows[0]: the header
+        return int(values[0] or 0), int(values[1] or 0)
+
+    def _finish(self, job: AthenaJob) -> str:
+        landed = job.landed
         keys = self._publish_files(job)
-        subject = f"s3://{job.bucket}/{job.key}"
+        if not self.versions.make_current(landed, job.last_modified, keys):
+            return "superseded"
+        schema = job.arrow_schema
+        fingerprint = schema_fingerprint(schema)
+        self.versions.record_schema(job.table, schema, fingerprint)
+        detail: dict[str, Any] = {
+            "bucket": job.bucket,
+            "key": job.key,
+            "version_id": job.version_id,
+            "etag": job.etag,
+            "dataset": job.dataset,
+            "table": job.table,
+            "partition_values": job.partitions,
+            "output_bucket": job.output_bucket,
+            "output_keys": keys or [job.output_prefix],
+            "rows": job.rows,
+            "bad_rows": job.bad_rows,
+            "exceptions_key": None,
+            "schema_fingerprint": fingerprint,
+            "columns": schema_columns(schema),
+            "schema_changes": job.schema_changes,
+            "engine": "athena",
+            "converted_at": utc_now(),
+        }
+        if job.catalog_mode:
+            detail["catalog_mode"] = job.catalog_mode
+        self.publisher.publish("FileConverted", detail)
         self.audit.record(
             "file",
-            subject,
+            landed.subject,
             job.version,
             "PROCESSED",
-            note=f"Athena UNLOAD: {len(keys)} file(s)",
-            attributes={"output_keys": keys, "engine": "athena", "finished_at": utc_now()},
-        )
-        self.publisher.publish(
-            "FileConverted",
-            {
-                "bucket": job.bucket,
-                "key": job.key,
-                "dataset": job.dataset,
-                "table": job.table,
-                "partition_values": job.partitions,
-                "output_bucket": job.output_bucket,
-                "output_keys": keys or [job.output_prefix],
-                "rows": 0,
-                "schema_fingerprint": _fingerprint(job.columns),
-                "columns": [{"name": c, "type": "string"} for c in job.columns],
+            note=f"Athena UNLOAD: {job.rows} rows ({job.bad_rows} with a value that did not "
+            f"fit its type), {len(keys)} file(s)",
+            attributes={
+                "output_keys": keys,
                 "engine": "athena",
-                "converted_at": utc_now(),
+                "rows_out": job.rows,
+                "bad_rows": job.bad_rows,
+                "finished_at": utc_now(),
             },
         )
         count("FilesConverted")
+        count("RowsConverted", job.rows)
         return "converted"
 
     def _publish_files(self, job: AthenaJob) -> list[str]:
@@ -322,9 +494,3 @@ class AthenaConverter:
         )
         count("FilesRejected")
         return "rejected"
-
-
-def _fingerprint(columns: list[str]) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps([[c, "string"] for c in columns]).encode()).hexdigest()

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
-import pyarrow as pa
 from botocore.exceptions import ClientError
 
 from lakegov.audit import AuditStore
@@ -34,50 +33,16 @@ from lakegov.aws import error_code
 from lakegov.convert.engine import ConversionResult, convert
 from lakegov.convert.layout import DatasetRef, parse_key
 from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
-from lakegov.convert.types import type_name
 from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
+from lakegov.ingest.landed import LakeVersions, LandedObject, schema_columns
 from lakegov.observability import count, logger
 
 QUARANTINE_PREFIX = "quarantine/"
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
 EXCEPTIONS_ROOT = "formatted_stg_exceptions"
 DATASETS_PREFIX = "datasets/"
-
-
-@dataclass(frozen=True)
-class LandedObject:
-    bucket: str
-    key: str
-    size: int = 0
-    etag: str | None = None
-    version_id: str | None = None
-    deleted: bool = False
-    sequencer: str = ""  # S3 orders events of one key by it (hex, compare zero-padded)
-
-    @property
-    def version(self) -> str:
-        return self.version_id or self.etag or "-"
-
-    @property
-    def subject(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    @classmethod
-    def from_eventbridge(cls, event: dict[str, Any]) -> LandedObject:
-        """From an S3 "Object Created" EventBridge event (detail.bucket / detail.object)."""
-        detail = event["detail"]
-        obj = detail["object"]
-        return cls(
-            deleted=event.get("detail-type") == "Object Deleted",
-            bucket=detail["bucket"]["name"],
-            key=obj["key"],
-            size=int(obj.get("size", 0)),
-            etag=obj.get("etag") or obj.get("eTag"),
-            version_id=obj.get("version-id"),
-            sequencer=str(obj.get("sequencer") or ""),
-        )
 
 
 @dataclass
@@ -125,19 +90,6 @@ class DatasetDocuments:
         return select_document(self.all(), key)
 
 
-def _schema_columns(schema: pa.Schema) -> list[dict[str, str]]:
-    return [{"name": f.name, "type": type_name(f.type)} for f in schema]
-
-
-def _schema_from_columns(columns: list[dict[str, str]]) -> pa.Schema | None:
-    from lakegov.convert.types import declared_type
-
-    try:
-        return pa.schema([pa.field(c["name"], declared_type(c["type"])) for c in columns])
-    except (KeyError, ValueError, TypeError):
-        return None
-
-
 class Converter:
     """Everything needed to convert landed objects; built once per warm container."""
 
@@ -159,6 +111,7 @@ class Converter:
         self.documents = documents or DatasetDocuments(s3, settings.config_bucket)
         self.convert_fn = convert_fn
         self.athena = athena
+        self.versions = LakeVersions(s3=s3, audit=audit, formatted_bucket=settings.formatted_bucket)
 
     # -- the unit of work --------------------------------------------------------------
     def process(self, landed: LandedObject) -> Outcome:
@@ -206,15 +159,15 @@ class Converter:
                 self.athena is not None
                 and landed.size > self.settings.athena_threshold_bytes
                 and fmt in ATHENA_FORMATS
-                and options.columns is None
             ):
+                if not self.versions.still_current(landed):
+                    return self._superseded(landed)
                 query_id = self.athena.start(
-                    bucket=landed.bucket,
-                    key=key,
-                    version=landed.version,
+                    landed=landed,
                     ref=ref,
                     fmt=str(fmt),
                     delimiter=options.delimiter or ref.delimiter,
+                    options=options,
                 )
                 return Outcome("CONVERTING", key, reason=f"Athena query {query_id}")
             return self._convert(landed, ref, options)
@@ -239,41 +192,27 @@ class Converter:
                 raise
         return unquote_plus(landed.key)
 
-    def _previous_schema(self, ref: DatasetRef) -> pa.Schema | None:
-        item = self.audit.get("dataset", ref.table_name, "schema")
-        return _schema_from_columns(item["columns"]) if item and item.get("columns") else None
-
-    def _still_current(self, landed: LandedObject) -> bool:
-        """False when the key was deleted or replaced since this version landed (its own
-        event handles the newer version; converting this one would resurrect old data)."""
-        try:
-            head = self.s3.head_object(Bucket=landed.bucket, Key=landed.key)
-        except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise RetryableError(f"checking {landed.subject}: {error_code(exc)}") from exc
-        if landed.version_id and head.get("VersionId") not in (None, "null"):
-            return bool(head["VersionId"] == landed.version_id)
-        return True
+    def _superseded(self, landed: LandedObject) -> Outcome:
+        self.audit.record(
+            "file",
+            landed.subject,
+            landed.version,
+            "SUPERSEDED",
+            note="deleted or replaced before it was converted",
+        )
+        count("FilesSuperseded")
+        return Outcome("SUPERSEDED", landed.key, reason="no longer the key's current version")
 
     def _convert(self, landed: LandedObject, ref: DatasetRef, options: DatasetOptions) -> Outcome:
         started = utc_now()
-        if not self._still_current(landed):
-            self.audit.record(
-                "file",
-                landed.subject,
-                landed.version,
-                "SUPERSEDED",
-                note="deleted or replaced before it was converted",
-            )
-            count("FilesSuperseded")
-            return Outcome("SUPERSEDED", landed.key, reason="no longer the key's current version")
+        if not self.versions.still_current(landed):
+            return self._superseded(landed)
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
         output_key = ref.output_key(token)
         exceptions_key = f"{EXCEPTIONS_ROOT}/{output_key[len('formatted_stg/') :]}".replace(
             ".parquet", ".jsonl"
         )
-        previous = self._previous_schema(ref)
+        previous = self.versions.previous_schema(ref.table_name)
         with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
             out_path = os.path.join(workdir, "out.parquet")
             exc_path = os.path.join(workdir, "exceptions.jsonl")
@@ -315,17 +254,10 @@ class Converter:
             if wrote_exceptions:
                 self.s3.upload_file(exc_path, self.settings.formatted_bucket, exceptions_key)
         written = [output_key, *([exceptions_key] if wrote_exceptions else [])]
-        superseded = self._make_current(landed, last_modified, written)
-        if superseded is not None:
-            return superseded
-        columns = _schema_columns(result.schema)
-        self.audit.record(
-            "dataset",
-            ref.table_name,
-            "schema",
-            "CURRENT",
-            attributes={"columns": columns, "fingerprint": result.schema_fingerprint},
-        )
+        if not self.versions.make_current(landed, last_modified, written):
+            return Outcome("SUPERSEDED", landed.key, reason="a newer version is current")
+        columns = schema_columns(result.schema)
+        self.versions.record_schema(ref.table_name, result.schema, result.schema_fingerprint)
         detail: dict[str, Any] = {
             "bucket": landed.bucket,
             "key": landed.key,
@@ -376,44 +308,6 @@ class Converter:
         )
         return Outcome("PROCESSED", landed.key, output_keys=[output_key], rows=result.rows_out)
 
-    def _make_current(
-        self, landed: LandedObject, last_modified: str, written: list[str]
-    ) -> Outcome | None:
-        """A new version of a key replaces the output of the one before: its rows, not both.
-
-        Versions are ordered by S3's event sequencer, then LastModified, then processing
-        time (only the embedded runtime, whose sequencer is constant, ever needs the last).
-        An older version converted after a newer one removes its own output instead.
-        """
-        order = f"{landed.sequencer:0>32}|{last_modified}|{utc_now()}"
-        won, previous = self.audit.advance_pointer(
-            "file-current",
-            landed.subject,
-            order=order,
-            version=landed.version,
-            attributes={"output_keys": written},
-        )
-        if not won:
-            self._delete_outputs(written)
-            self.audit.record(
-                "file",
-                landed.subject,
-                landed.version,
-                "SUPERSEDED",
-                note="a newer version of this key was converted first; output removed",
-            )
-            count("FilesSuperseded")
-            return Outcome("SUPERSEDED", landed.key, reason="a newer version is current")
-        if previous and previous.get("current_version") != landed.version:
-            stale = [k for k in previous.get("output_keys", []) if k not in written]
-            self._delete_outputs(stale)
-            if stale:
-                logger.info(
-                    "replaced the previous version's output",
-                    extra={"key": landed.key, "removed": stale},
-                )
-        return None
-
     def _remove(self, landed: LandedObject) -> Outcome:
         """The landed object was deleted: its Parquet output goes too (nothing else remains)."""
         try:
@@ -429,7 +323,7 @@ class Converter:
         if not pointer:
             return Outcome("IGNORED", landed.key, reason="nothing was converted from this key")
         removed = list(pointer.get("output_keys", []))
-        self._delete_outputs(removed)
+        self.versions.delete(removed)
         self.audit.record(
             "file",
             landed.subject,
@@ -443,14 +337,6 @@ class Converter:
             "landed object deleted; output removed", extra={"key": landed.key, "removed": removed}
         )
         return Outcome("DELETED", landed.key, output_keys=removed)
-
-    def _delete_outputs(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            chunk = [{"Key": k} for k in keys[start : start + 1000] if k]
-            if chunk:
-                self.s3.delete_objects(
-                    Bucket=self.settings.formatted_bucket, Delete={"Objects": chunk, "Quiet": True}
-                )
 
     def _reject(
         self, landed: LandedObject, ref: DatasetRef | None, rejected: RejectedFile

@@ -5,6 +5,8 @@ from dataclasses import replace
 import boto3
 import pytest
 from moto import mock_aws
+from moto.athena.models import QueryResults, athena_backends
+from moto.core import DEFAULT_ACCOUNT_ID
 from tests.conftest import RecordingPublisher, create_audit_table
 
 from lakegov.audit import AuditStore
@@ -82,13 +84,31 @@ def test_a_large_csv_is_converted_by_athena_and_ends_in_the_same_event(parts):
         i for i in parts["audit"].recent("athena", limit=5) if i["version"] == "unload"
     )
     unload_sql = _sql(parts, unload_item["subject"])
-    assert 'SELECT "order_id", "amount" FROM' in unload_sql
+    # typed from the file's head: the UNLOAD casts, a value that does not fit becomes NULL
+    assert 'SELECT TRY_CAST(NULLIF("order_id", \'\') AS bigint) AS "order_id", ' in unload_sql
+    assert 'TRY_CAST(NULLIF("amount", \'\') AS double) AS "amount" FROM' in unload_sql
     assert "WHERE \"$path\" = 's3://raw/sales/order_dt=2026-11-20/orders.csv'" in unload_sql
     prefix = unload_item["job"]["output_prefix"]
     assert prefix.startswith("_tmp/athena/sales_orders/")
     parts["s3"].put_object(Bucket="formatted", Key=f"{prefix}20261121_0001", Body=b"PAR1")
 
-    assert parts["big"].on_state_change(unload_item["subject"], "SUCCEEDED") == "converted"
+    assert parts["big"].on_state_change(unload_item["subject"], "SUCCEEDED") == "counting"
+    count_item = next(
+        i for i in parts["audit"].recent("athena", limit=10) if i["version"] == "count"
+    )
+    count_sql = _sql(parts, count_item["subject"])
+    assert count_sql.startswith("SELECT count(*) AS row_count, count_if(")
+    # what Athena answers to the count query (moto runs no SQL: its answer is queued here)
+    athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].query_results_queue.append(
+        QueryResults(
+            rows=[
+                {"Data": [{"VarCharValue": "row_count"}, {"VarCharValue": "bad_rows"}]},
+                {"Data": [{"VarCharValue": "1"}, {"VarCharValue": "0"}]},
+            ],
+            column_info=[],
+        )
+    )
+    assert parts["big"].on_state_change(count_item["subject"], "SUCCEEDED") == "converted"
     ((_, detail),) = [e for e in parts["publisher"].events if e[0] == "FileConverted"]
     (key,) = detail["output_keys"]
     assert detail["engine"] == "athena" and key.startswith(
@@ -97,6 +117,11 @@ def test_a_large_csv_is_converted_by_athena_and_ends_in_the_same_event(parts):
     assert parts["s3"].get_object(Bucket="formatted", Key=key)["Body"].read() == b"PAR1"
     assert parts["s3"].list_objects_v2(Bucket="formatted", Prefix=prefix)["KeyCount"] == 0
     assert detail["partition_values"] == {"order_dt": "2026-11-20"}
+    assert detail["rows"] == 1 and detail["bad_rows"] == 0
+    assert [(c["name"], c["type"]) for c in detail["columns"]] == [
+        ("order_id", "int64"),
+        ("amount", "double"),
+    ]
     item = parts["audit"].get(
         "file", "s3://raw/sales/order_dt=2026-11-20/orders.csv", landed.version
     )

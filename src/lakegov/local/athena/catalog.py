@@ -97,9 +97,7 @@ def load_table(glue: Any, database: str, name: str) -> TableDef:
         try:
             glue.get_database(Name=database)
         except glue.exceptions.EntityNotFoundException:
-            raise CatalogError(
-                "SCHEMA_NOT_FOUND", f"Schema '{database}' does not exist"
-            ) from exc
+            raise CatalogError("SCHEMA_NOT_FOUND", f"Schema '{database}' does not exist") from exc
         raise CatalogError(
             "TABLE_NOT_FOUND", f"Table 'awsdatacatalog.{database}.{name}' does not exist"
         ) from exc
@@ -163,8 +161,8 @@ def data_files(glue: Any, s3: Any, table: TableDef) -> list[DataFile]:
             location = (partition.get("StorageDescriptor") or {}).get("Location")
             if not location:
                 continue
-            values = tuple(zip(keys, (str(v) for v in partition["Values"]), strict=False))
-            files += [DataFile(url, size, values) for url, size, _ in _list(s3, location)]
+            registered = tuple(zip(keys, (str(v) for v in partition["Values"]), strict=False))
+            files += [DataFile(url, size, registered) for url, size, _ in _list(s3, location)]
     return files
 
 
@@ -245,10 +243,7 @@ def _reader(table: TableDef, urls: list[str]) -> str:
         + ", ".join(f"{literal(mapping.get(c.name, c.name))}: 'JSON'" for c in table.columns)
         + "}"
     )
-    return (
-        f"read_json({files}, columns = {columns}, format = 'newline_delimited', "
-        "filename = true)"
-    )
+    return f"read_json({files}, columns = {columns}, format = 'newline_delimited', filename = true)"
 
 
 def _source_column(table: TableDef, column: Column) -> str:
@@ -282,14 +277,19 @@ def view_sql(
     present: set[str],
     row_filter: str | None,
     with_path: bool,
+    cell_filters: dict[str, str] | None = None,
 ) -> str:
     """A SELECT giving ``columns`` of ``table`` (data columns cast, partition columns from
     their values), only rows passing ``row_filter`` (DuckDB SQL over the table's columns)."""
     data = [c for c in columns if c.name not in {k.name for k in table.partition_keys}]
     parts = [c for c in columns if c.name in {k.name for k in table.partition_keys}]
-    filter_columns = list(table.all_columns) if row_filter else []
-    needed = list(dict.fromkeys([*data, *[c for c in filter_columns if c not in table.partition_keys]]))
-    needed_parts = list(dict.fromkeys([*parts, *[c for c in filter_columns if c in table.partition_keys]]))
+    filter_columns = list(table.all_columns) if row_filter or cell_filters else []
+    needed = list(
+        dict.fromkeys([*data, *[c for c in filter_columns if c not in table.partition_keys]])
+    )
+    needed_parts = list(
+        dict.fromkeys([*parts, *[c for c in filter_columns if c in table.partition_keys]])
+    )
     selects: list[str] = []
     groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
     for f in files:
@@ -303,14 +303,23 @@ def view_sql(
         ]
         if with_path:
             items.append(f"filename AS {quote(PATH_COLUMN)}")
-        selects.append(f"SELECT {', '.join(items) or '1 AS _'} FROM {_reader(table, urls)}")
+        selects.append(f"SELECT {', '.join(items) or '1 AS _'} FROM {_reader(table, urls)}")  # noqa: S608 - names quoted, literals escaped
     if not selects:
-        items = [f"CAST(NULL AS {duckdb_type(c.type)}) AS {quote(c.name)}" for c in [*needed, *needed_parts]]
+        items = [
+            f"CAST(NULL AS {duckdb_type(c.type)}) AS {quote(c.name)}"
+            for c in [*needed, *needed_parts]
+        ]
         if with_path:
             items.append(f"CAST(NULL AS VARCHAR) AS {quote(PATH_COLUMN)}")
         selects.append(f"SELECT {', '.join(items)} WHERE false")
     body = " UNION ALL BY NAME ".join(selects) if len(selects) > 1 else selects[0]
-    outer = [quote(c.name) for c in columns]
+    cells = cell_filters or {}
+    outer = [
+        f"CASE WHEN {cells[c.name]} THEN {quote(c.name)} END AS {quote(c.name)}"
+        if c.name in cells
+        else quote(c.name)
+        for c in columns
+    ]
     if with_path:
         outer.append(quote(PATH_COLUMN))
     where = f" WHERE {row_filter}" if row_filter else ""

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import sqlglot
 from sqlglot import exp
 
+from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound
 from lakegov.local.athena.catalog import (
     PARQUET,
     PATH_COLUMN,
@@ -66,19 +67,12 @@ class AthenaFailure(Exception):
         self.category = category
 
 
-class Grant(Protocol):
-    columns: frozenset[str] | None
-    row_filter: str | None
-
-
 class AccessPolicyLike(Protocol):
-    """What the engine asks of Lake Formation (lakegov.governance.access.AccessPolicy)."""
-
-    def is_unrestricted(self, principal_arn: str) -> bool: ...
+    """What the engine asks of Lake Formation (:class:`lakegov.governance.access.AccessPolicy`)."""
 
     def table_access(
         self, principal_arn: str, database: str, table: str, permission: str = "SELECT"
-    ) -> Grant: ...
+    ) -> TableGrant: ...
 
 
 @dataclass
@@ -186,7 +180,7 @@ class LocalAthenaEngine:
             )
 
     # -- SELECT ------------------------------------------------------------------------
-    def _parse_query(self, text: str) -> exp.Expression:
+    def _parse_query(self, text: str) -> Any:  # an exp.Query
         try:
             tree = sqlglot.parse_one(text, read=READ)
         except sqlglot.errors.ParseError as exc:
@@ -195,9 +189,7 @@ class LocalAthenaEngine:
             raise AthenaFailure("NOT_SUPPORTED", "NOT_SUPPORTED: not a query")
         return tree
 
-    def _query(
-        self, text: str, database: str | None, principal: str, query_id: str
-    ) -> QueryResult:
+    def _query(self, text: str, database: str | None, principal: str, query_id: str) -> QueryResult:
         tree = self._parse_query(text)
         _name_columns(tree)
         cursor = self._connection()
@@ -230,9 +222,7 @@ class LocalAthenaEngine:
             self._running.pop(query_id, None)
         return rows, columns
 
-    def _bind(
-        self, tree: exp.Expression, database: str | None, principal: str, cursor: Any
-    ) -> _Scope:
+    def _bind(self, tree: Any, database: str | None, principal: str, cursor: Any) -> _Scope:
         """Replace every catalog table in ``tree`` by a view of what ``principal`` may read."""
         scope = _Scope()
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
@@ -242,16 +232,18 @@ class LocalAthenaEngine:
         tables = [
             t
             for t in tree.find_all(exp.Table)
-            if t.name and not (not t.db and t.name.lower() in ctes)
+            if t.name
+            and not (not t.db and t.name.lower() in ctes)
             and not isinstance(t.this, exp.Func)
         ]
-        denied: dict[str, tuple[TableDef, set[str]]] = {}
+        denied: dict[str, set[str]] = {}
         granted_anywhere: set[str] = set()
         for n, node in enumerate(tables):
             db = (node.db or database or "default").lower()
             if node.catalog and node.catalog.lower() not in ("awsdatacatalog",):
                 raise AthenaFailure(
-                    "NOT_SUPPORTED", f"NOT_SUPPORTED: catalog {node.catalog!r} (only AwsDataCatalog)"
+                    "NOT_SUPPORTED",
+                    f"NOT_SUPPORTED: catalog {node.catalog!r} (only AwsDataCatalog)",
                 )
             try:
                 table = load_table(self.glue, db, node.name.lower())
@@ -259,6 +251,7 @@ class LocalAthenaEngine:
                 raise AthenaFailure(exc.error_type, f"{exc.error_type}: {exc}") from exc
             columns = table.all_columns
             row_filter = None
+            cell_filters: dict[str, str] = {}
             if not self._unrestricted(principal):
                 grant = self._grant(principal, table, "SELECT")
                 if grant.columns is not None:
@@ -266,8 +259,9 @@ class LocalAthenaEngine:
                     hidden = {c.name for c in columns if c.name not in allowed}
                     columns = [c for c in columns if c.name in allowed]
                     if hidden:
-                        denied[f"{db}.{table.name}"] = (table, hidden)
+                        denied[f"{db}.{table.name}"] = hidden
                 row_filter = _translate_filter(grant.row_filter) if grant.row_filter else None
+                cell_filters = {c.lower(): _translate_filter(p) for c, p in grant.cell_filters}
             granted_anywhere |= {c.name for c in columns}
             try:
                 files = data_files(self.glue, self.s3, table)
@@ -282,6 +276,7 @@ class LocalAthenaEngine:
                 columns=columns,
                 present=present,
                 row_filter=row_filter,
+                cell_filters=cell_filters,
                 with_path=with_path,
             )
             alias = node.alias or node.name
@@ -291,17 +286,14 @@ class LocalAthenaEngine:
                     alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
                 )
             )
-        for name, (table, hidden) in denied.items():
+        for name, hidden in denied.items():
             missing = sorted((referenced - aliases - granted_anywhere) & hidden)
             if missing:
-                raise AthenaFailure(
-                    "PERMISSION_DENIED",
-                    f"AccessDeniedException: {principal} has no SELECT permission on "
-                    f"column(s) {', '.join(missing)} of table {name}",
-                )
+                denial = AccessDenied(principal, "SELECT", name, missing)
+                raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {denial}")
         return scope
 
-    def _grant(self, principal: str, table: TableDef, permission: str) -> Grant:
+    def _grant(self, principal: str, table: TableDef, permission: str) -> TableGrant:
         policy = self._access()
         if policy is None:
             raise AthenaFailure(
@@ -311,10 +303,10 @@ class LocalAthenaEngine:
             )
         try:
             return policy.table_access(principal, table.database, table.name, permission)
-        except Exception as exc:
-            if type(exc).__name__ == "AccessDenied":
-                raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {exc}") from exc
-            raise
+        except AccessDenied as exc:
+            raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {exc}") from exc
+        except TableNotFound as exc:
+            raise AthenaFailure("TABLE_NOT_FOUND", f"TABLE_NOT_FOUND: {exc}") from exc
 
     def _parquet_columns(self, cursor: Any, table: TableDef, files: list[DataFile]) -> set[str]:
         if table.format != PARQUET or not files:
@@ -324,7 +316,7 @@ class LocalAthenaEngine:
 
         try:
             described = cursor.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({urls}, union_by_name = true)"
+                f"DESCRIBE SELECT * FROM read_parquet({urls}, union_by_name = true)"  # noqa: S608
             ).fetchall()
         except duckdb.Error as exc:
             raise _engine_failure(exc) from exc
@@ -341,8 +333,8 @@ class LocalAthenaEngine:
                 for page in self.glue.get_paginator("get_databases").paginate()
                 for d in page["DatabaseList"]
             ]
-            rows = [(n,) for n in sorted(names) if _matches(n, like)]
-            return QueryResult("UTILITY", [("database_name", "VARCHAR")], rows, has_header=False)
+            found: list[tuple[Any, ...]] = [(n,) for n in sorted(names) if _matches(n, like)]
+            return QueryResult("UTILITY", [("database_name", "VARCHAR")], found, has_header=False)
         if upper[:2] == ["SHOW", "TABLES"]:
             match = re.match(r"(?is)show\s+tables(?:\s+(?:in|from)\s+([`\"\w.]+))?", text)
             db = _ident(match.group(1)) if match and match.group(1) else (database or "default")
@@ -356,8 +348,8 @@ class LocalAthenaEngine:
                 raise AthenaFailure(
                     "SCHEMA_NOT_FOUND", f"SCHEMA_NOT_FOUND: Schema '{db}' does not exist"
                 ) from exc
-            rows = [(n,) for n in sorted(names) if _matches(n, like)]
-            return QueryResult("UTILITY", [("tab_name", "VARCHAR")], rows, has_header=False)
+            tables: list[tuple[Any, ...]] = [(n,) for n in sorted(names) if _matches(n, like)]
+            return QueryResult("UTILITY", [("tab_name", "VARCHAR")], tables, has_header=False)
         if upper[:2] == ["SHOW", "COLUMNS"]:
             match = re.match(
                 r"(?is)show\s+columns\s+(?:in|from)\s+([`\"\w.]+)(?:\s+(?:in|from)\s+([`\"\w]+))?",
@@ -385,17 +377,26 @@ class LocalAthenaEngine:
                 }
                 | self._registered_partitions(definition)
             )
-            return QueryResult("UTILITY", [("partition", "VARCHAR")], [(p,) for p in seen], has_header=False)
+            return QueryResult(
+                "UTILITY", [("partition", "VARCHAR")], [(p,) for p in seen], has_header=False
+            )
         if upper[0] in ("DESCRIBE", "DESC"):
             rest = [w for w in words[1:] if w.upper() not in ("EXTENDED", "FORMATTED")]
             if not rest:
                 raise AthenaFailure("SYNTAX_ERROR", "SYNTAX_ERROR: DESCRIBE table")
             definition, visible = self._described(rest[0], database, principal)
             keys = {k.name for k in definition.partition_keys}
-            rows: list[tuple[Any, ...]] = [(c.name, c.type, "") for c in visible if c.name not in keys]
+            rows: list[tuple[Any, ...]] = [
+                (c.name, c.type, "") for c in visible if c.name not in keys
+            ]
             parts = [c for c in visible if c.name in keys]
             if parts:
-                rows += [("", "", ""), ("# Partition Information", "", ""), ("# col_name", "data_type", "comment"), ("", "", "")]
+                rows += [
+                    ("", "", ""),
+                    ("# Partition Information", "", ""),
+                    ("# col_name", "data_type", "comment"),
+                    ("", "", ""),
+                ]
                 rows += [(c.name, c.type, "") for c in parts]
             return QueryResult(
                 "UTILITY",
@@ -442,7 +443,9 @@ class LocalAthenaEngine:
         except sqlglot.errors.ParseError as exc:
             raise AthenaFailure("SYNTAX_ERROR", f"SYNTAX_ERROR: {exc}") from exc
         if not isinstance(tree, exp.Create) or not isinstance(tree.this, exp.Schema):
-            raise AthenaFailure("SYNTAX_ERROR", "SYNTAX_ERROR: CREATE EXTERNAL TABLE name (columns) ...")
+            raise AthenaFailure(
+                "SYNTAX_ERROR", "SYNTAX_ERROR: CREATE EXTERNAL TABLE name (columns) ..."
+            )
         target = tree.this.this
         db = (target.db or database or "default").lower()
         name = target.name.lower()
@@ -477,7 +480,7 @@ class LocalAthenaEngine:
                     serde_params["field.delim"] = fields.name
             elif isinstance(prop, exp.FileFormatProperty):
                 stored_as = prop.this.name.upper()
-            elif isinstance(prop, exp.Property):
+            elif isinstance(prop, exp.Property) and prop.args.get("value") is not None:
                 table_params[prop.this.name] = prop.args["value"].name
         if not location:
             raise AthenaFailure("SYNTAX_ERROR", "SYNTAX_ERROR: an external table needs a LOCATION")
@@ -576,7 +579,10 @@ class LocalAthenaEngine:
                 local = os.path.join(work, "part")
                 copy = _copy_options(fmt, options)
                 self._run(
-                    cursor, scope, f"COPY ({tree.sql(dialect='duckdb')}) TO {literal(local)} ({copy})", query_id
+                    cursor,
+                    scope,
+                    f"COPY ({tree.sql(dialect='duckdb')}) TO {literal(local)} ({copy})",
+                    query_id,
                 )
                 key = f"{prefix}{query_id}_{uuid.uuid4()}"
                 if fmt == "PARQUET":
@@ -588,7 +594,7 @@ class LocalAthenaEngine:
         return QueryResult("DML", [], [], scope.scanned, unload_files=[url])
 
 
-def _name_columns(tree: exp.Expression) -> None:
+def _name_columns(tree: Any) -> None:
     """Unnamed result columns are ``_col0``, ``_col1``... as in Athena (not DuckDB's
     ``count_star()``)."""
     select = tree
@@ -659,7 +665,9 @@ def _like_pattern(text: str) -> re.Pattern[str] | None:
         return None
     pattern = match.group(1).replace("''", "'")
     # Athena's SHOW ... LIKE: * any characters, | alternatives (Hive's pattern language)
-    alternatives = [re.escape(p).replace(r"\*", ".*").replace("%", ".*") for p in pattern.split("|")]
+    alternatives = [
+        re.escape(p).replace(r"\*", ".*").replace("%", ".*") for p in pattern.split("|")
+    ]
     return re.compile("^(?:" + "|".join(alternatives) + ")$", re.IGNORECASE)
 
 
@@ -742,9 +750,11 @@ def athena_text(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join("null" if v is None else athena_text(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(
-            f"{k}={'null' if v is None else athena_text(v)}" for k, v in value.items()
-        ) + "}"
+        return (
+            "{"
+            + ", ".join(f"{k}={'null' if v is None else athena_text(v)}" for k, v in value.items())
+            + "}"
+        )
     return str(value)
 
 

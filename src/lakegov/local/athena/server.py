@@ -46,9 +46,9 @@ def principal_of(authorization: str) -> str | None:
             for role in list(backend.assumed_roles):
                 if role.access_key_id == key:
                     return str(role.role_arn)
-    for by_partition in list(iam_backends.values()):
-        for backend in list(by_partition.values()):
-            for user in list(backend.users.values()):
+    for iam_by_partition in list(iam_backends.values()):
+        for iam in list(iam_by_partition.values()):
+            for user in list(iam.users.values()):
                 if any(k.access_key_id == key for k in user.access_keys):
                     return str(user.arn)
     return None
@@ -66,17 +66,14 @@ class AthenaMiddleware:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         service, _, action = target.partition(".")
         if service != "AmazonAthena" or action not in _ACTIONS:
-            return self.app(environ, start_response)  # type: ignore[no-any-return]
+            return self.app(environ, start_response)  # type: ignore[no-any-return,unused-ignore]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         try:
             body = json.loads(raw or b"{}")
             principal = principal_of(environ.get("HTTP_AUTHORIZATION", "")) or self.deployer
             handler = getattr(self.athena(), _snake(action))
-            if action == "StartQueryExecution":
-                answer = handler(body, principal)
-            else:
-                answer = handler(body)
+            answer = handler(body, principal) if action == "StartQueryExecution" else handler(body)
             status, payload = "200 OK", answer
         except InvalidRequest as exc:
             status = "400 Bad Request"

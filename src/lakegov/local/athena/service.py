@@ -209,8 +209,11 @@ class LocalAthena:
             execution = self._executions.get(query_id)
             if execution is None:
                 missing.append(
-                    {"QueryExecutionId": query_id, "ErrorCode": "INVALID_INPUT",
-                     "ErrorMessage": "QUERY_NOT_FOUND"}
+                    {
+                        "QueryExecutionId": query_id,
+                        "ErrorCode": "INVALID_INPUT",
+                        "ErrorMessage": "QUERY_NOT_FOUND",
+                    }
                 )
             else:
                 found.append(execution.describe())
@@ -249,9 +252,7 @@ class LocalAthena:
         rows: list[list[str | None]] = []
         if execution.statement_type == "DML" and result.has_header and result.columns:
             rows.append([name for name, _ in result.columns])
-        rows += [
-            [None if v is None else athena_text(v) for v in row] for row in result.rows
-        ]
+        rows += [[None if v is None else athena_text(v) for v in row] for row in result.rows]
         if result.unload_files:
             rows = [[url] for url in result.unload_files]
         start = int(body.get("NextToken") or 0)

@@ -1,0 +1,149 @@
+"""A landed object's versions and the output each one leaves in the lake.
+
+Shared by both conversion engines (Lambda and Athena), so that a replaced or deleted
+landed file means the same thing whichever engine converted it: a new version of a key
+replaces the previous version's output, an older version converted after a newer one
+removes its own output, and a deleted key takes its output with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from botocore.exceptions import ClientError
+
+from lakegov.audit import AuditStore
+from lakegov.aws import error_code
+from lakegov.convert.types import declared_type, type_name
+from lakegov.errors import RetryableError
+from lakegov.events import utc_now
+from lakegov.observability import count, logger
+
+
+@dataclass(frozen=True)
+class LandedObject:
+    bucket: str
+    key: str
+    size: int = 0
+    etag: str | None = None
+    version_id: str | None = None
+    deleted: bool = False
+    sequencer: str = ""  # S3 orders events of one key by it (hex, compare zero-padded)
+
+    @property
+    def version(self) -> str:
+        return self.version_id or self.etag or "-"
+
+    @property
+    def subject(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @classmethod
+    def from_eventbridge(cls, event: dict[str, Any]) -> LandedObject:
+        """From an S3 "Object Created" EventBridge event (detail.bucket / detail.object)."""
+        detail = event["detail"]
+        obj = detail["object"]
+        return cls(
+            deleted=event.get("detail-type") == "Object Deleted",
+            bucket=detail["bucket"]["name"],
+            key=obj["key"],
+            size=int(obj.get("size", 0)),
+            etag=obj.get("etag") or obj.get("eTag"),
+            version_id=obj.get("version-id"),
+            sequencer=str(obj.get("sequencer") or ""),
+        )
+
+
+def schema_columns(schema: pa.Schema) -> list[dict[str, str]]:
+    """A schema as FileConverted's ``columns`` and the audit's dataset schema record it."""
+    return [{"name": f.name, "type": type_name(f.type)} for f in schema]
+
+
+def schema_from_columns(columns: list[dict[str, str]]) -> pa.Schema | None:
+    try:
+        return pa.schema([pa.field(c["name"], declared_type(c["type"])) for c in columns])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+class LakeVersions:
+    """Which version of each landed key is current, and the output it owns."""
+
+    def __init__(self, *, s3: Any, audit: AuditStore, formatted_bucket: str) -> None:
+        self.s3 = s3
+        self.audit = audit
+        self.formatted_bucket = formatted_bucket
+
+    def previous_schema(self, table: str) -> pa.Schema | None:
+        """The dataset's schema as its last converted file left it (None: none yet)."""
+        item = self.audit.get("dataset", table, "schema")
+        return schema_from_columns(item["columns"]) if item and item.get("columns") else None
+
+    def record_schema(self, table: str, schema: pa.Schema, fingerprint: str) -> None:
+        self.audit.record(
+            "dataset",
+            table,
+            "schema",
+            "CURRENT",
+            attributes={"columns": schema_columns(schema), "fingerprint": fingerprint},
+        )
+
+    def still_current(self, landed: LandedObject) -> bool:
+        """False when the key was deleted or replaced since this version landed (its own
+        event handles the newer version; converting this one would resurrect old data)."""
+        try:
+            head = self.s3.head_object(Bucket=landed.bucket, Key=landed.key)
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise RetryableError(f"checking {landed.subject}: {error_code(exc)}") from exc
+        if landed.version_id and head.get("VersionId") not in (None, "null"):
+            return bool(head["VersionId"] == landed.version_id)
+        return True
+
+    def make_current(self, landed: LandedObject, last_modified: str, written: list[str]) -> bool:
+        """A new version of a key replaces the output of the one before: its rows, not both.
+
+        Versions are ordered by S3's event sequencer, then LastModified, then processing
+        time (only the embedded runtime, whose sequencer is constant, ever needs the last).
+        An older version converted after a newer one removes its own output instead, is
+        audited SUPERSEDED, and False is returned.
+        """
+        order = f"{landed.sequencer:0>32}|{last_modified}|{utc_now()}"
+        won, previous = self.audit.advance_pointer(
+            "file-current",
+            landed.subject,
+            order=order,
+            version=landed.version,
+            attributes={"output_keys": written},
+        )
+        if not won:
+            self.delete(written)
+            self.audit.record(
+                "file",
+                landed.subject,
+                landed.version,
+                "SUPERSEDED",
+                note="a newer version of this key was converted first; output removed",
+            )
+            count("FilesSuperseded")
+            return False
+        if previous and previous.get("current_version") != landed.version:
+            stale = [k for k in previous.get("output_keys", []) if k not in written]
+            self.delete(stale)
+            if stale:
+                logger.info(
+                    "replaced the previous version's output",
+                    extra={"key": landed.key, "removed": stale},
+                )
+        return True
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": k} for k in keys[start : start + 1000] if k]
+            if chunk:
+                self.s3.delete_objects(
+                    Bucket=self.formatted_bucket, Delete={"Objects": chunk, "Quiet": True}
+                )
