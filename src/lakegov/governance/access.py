@@ -26,7 +26,7 @@ the Lake Formation developer guide describes:
 Several grants on one table add up, cell by cell, as in Lake Formation: a column is shown
 on a row when some grant covering the column keeps the row. When that is not simply "these
 columns on those rows", :attr:`TableGrant.cell_filters` lists the columns shown on fewer
-rows than the row filter keeps, and :attr:`TableGrant.columns` leaves them out.
+rows than the row filter keeps, each with the predicate of the rows it shows on.
 
 Principals: grants to an IAM role apply to its sessions (``arn:aws:sts::ACCOUNT:
 assumed-role/NAME/SESSION`` is the role ``NAME``; a role's path is not in a session ARN, so
@@ -90,15 +90,13 @@ class TableNotFound(LakegovError):
 class TableGrant:
     """What a principal may read of one table.
 
-    ``columns``: the columns it may read on every row it may read (lower case), ``None``
-    for every column.
+    ``columns``: the columns it may read (lower case), ``None`` for every column.
     ``row_filter``: a SQL predicate (a data cells filter's ``FilterExpression``, or several
     joined by ``OR``) keeping the rows it may read; ``None`` for every row.
-    ``cell_filters``: ``(column, predicate)`` pairs for further columns it may read only on
-    the rows where ``predicate`` holds, NULL elsewhere (cell-level security, from several
-    grants with different columns and rows). Empty in the usual cases. They are not in
-    ``columns``, so an engine that does not mask cells refuses those columns rather than
-    showing cells Lake Formation would not.
+    ``cell_filters``: ``(column, predicate)`` pairs for columns of ``columns`` it may read
+    only on the rows where ``predicate`` holds (cell-level security, from several grants
+    with different columns and rows): an engine must show them as NULL on the other rows
+    (``CASE WHEN predicate THEN column END``). Empty in the usual cases.
     """
 
     columns: frozenset[str] | None
@@ -106,9 +104,8 @@ class TableGrant:
     cell_filters: tuple[tuple[str, str], ...] = ()
 
     def allows(self, column: str) -> bool:
-        """True when the column is readable on at least some of the rows."""
-        name = column.lower()
-        return self.columns is None or name in self.columns or name in dict(self.cell_filters)
+        """True when the column is readable (on some rows at least: see ``cell_filters``)."""
+        return self.columns is None or column.lower() in self.columns
 
     def missing(self, columns: Iterable[str]) -> list[str]:
         """The columns of ``columns`` this grant does not give, in order."""
@@ -542,7 +539,4 @@ def _combine(parts: list[_Part], all_columns: list[str]) -> TableGrant:
                 condition = _or(p.row_filter for p in covering if p.row_filter)
             if condition != row_filter and condition is not None:
                 cell_filters.append((column, condition))
-    if cell_filters:  # those columns are not readable on every kept row
-        masked = {c for c, _ in cell_filters}
-        columns = frozenset(c for c in (columns or all_columns) if c not in masked)
     return TableGrant(columns, row_filter, tuple(cell_filters))
