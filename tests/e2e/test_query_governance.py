@@ -21,6 +21,7 @@ ACCOUNT = "123456789012"
 ANALYST = f"arn:aws:iam::{ACCOUNT}:role/analyst"
 AUDITOR = f"arn:aws:iam::{ACCOUNT}:role/auditor"
 OUTSIDER = f"arn:aws:iam::{ACCOUNT}:role/outsider"
+SUPPORT = f"arn:aws:iam::{ACCOUNT}:role/support"
 DB = "lakegov_dev_formatted_stg"
 CUSTOMER_COLUMNS = [
     "cust_id",
@@ -62,7 +63,14 @@ GOVERNANCE = {
             "Table": "mwaa_blog_customers",
             "RowFilter": "gender = 'F'",
             "Columns": ["cust_id", "gender"],
-        }
+        },
+        {
+            "Name": "ids_of_men",
+            "Database": DB,
+            "Table": "mwaa_blog_customers",
+            "RowFilter": "gender = 'M'",
+            "Columns": ["cust_id"],
+        },
     ],
     "entries": [
         {
@@ -76,6 +84,15 @@ GOVERNANCE = {
             "access_type": "GRANT",
             "named_data_catalog": [
                 {"Database": DB, "Table": "mwaa_blog_customers", "DataCellsFilter": "women_only"}
+            ],
+            "table_permissions": ["SELECT"],
+        },
+        {
+            "role_arn": SUPPORT,
+            "access_type": "GRANT",
+            "named_data_catalog": [
+                {"Database": DB, "Table": "mwaa_blog_customers", "DataCellsFilter": name}
+                for name in ("women_only", "ids_of_men")
             ],
             "table_permissions": ["SELECT"],
         },
@@ -192,6 +209,14 @@ def test_governance_decides_who_queries_what(lake: Any) -> None:
     women = run(lake, ANALYST, "SELECT count(*) FROM mwaa_blog_customers WHERE gender = 'F'")
     assert [[str(len(audited["rows"]))]] == women["rows"]
 
+    # two filters add up cell by cell: every id, the gender only on women's rows
+    support = run(lake, SUPPORT, "SELECT cust_id, gender FROM mwaa_blog_customers")
+    assert support["state"] == "SUCCEEDED", support["reason"]
+    genders = run(lake, ANALYST, "SELECT cust_id, gender FROM mwaa_blog_customers")["rows"]
+    expected = [[i, g if g == "F" else None] for i, g in genders if g in ("F", "M")]
+    assert sorted(support["rows"], key=str) == sorted(expected, key=str)
+    assert any(g is None for _, g in support["rows"]) and any(g == "F" for _, g in support["rows"])
+
     # a revoke upload ends the analyst's access
     upload(lake, "governance/revoke-analysts.json", REVOKE)
     revoked = run(lake, ANALYST, "SELECT count(*) AS n FROM mwaa_blog_customers")
@@ -209,7 +234,7 @@ def test_lakegov_access_agrees_with_what_queries_do(
     monkeypatch.setenv("AWS_ENDPOINT_URL", lake.endpoint_url)
     upload(lake, "governance/analysts-again.json", GOVERNANCE)  # whatever ran before
     where = ["--region", lake.region, "--catalog-id", ACCOUNT]
-    for role in (ANALYST, AUDITOR, OUTSIDER):
+    for role in (ANALYST, AUDITOR, SUPPORT, OUTSIDER):
         assert main(["access", "--principal", role, "--json", *where]) == 0
         answer = json.loads(capsys.readouterr().out)
         readable = {row["table"]: row for row in answer["tables"]}
@@ -219,3 +244,22 @@ def test_lakegov_access_agrees_with_what_queries_do(
             assert (outcome["state"] == "SUCCEEDED") == (granted is not None), (role, table)
             if granted is not None and granted["columns"] is not None:
                 assert sorted(outcome["columns"]) == granted["columns"], (role, table)
+
+
+def test_lakegov_query_as_a_role_is_granted_or_refused(
+    lake: Any, tmp_path: Any, capsys: Any
+) -> None:
+    """The same through `lakegov query --as ROLE`: rows for the granted role, exit 1 and
+    AccessDeniedException for the other."""
+    from lakegov.cli import main
+
+    outputs = tmp_path / "outputs.json"
+    lake.write_outputs(outputs)
+    upload(lake, "governance/analysts-query.json", GOVERNANCE)  # whatever ran before
+    where = ["--outputs", str(outputs), "--database", DB, "--json"]
+    sql = "SELECT count(*) AS n FROM mwaa_blog_customers"
+    assert main(["query", sql, "--as", ANALYST, *where]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == [["32"]]
+    assert main(["query", sql, "--as", OUTSIDER, *where]) == 1
+    refused = json.loads(capsys.readouterr().out)
+    assert refused["state"] == "FAILED" and "AccessDeniedException" in refused["reason"]

@@ -25,8 +25,8 @@ the Lake Formation developer guide describes:
 
 Several grants on one table add up, cell by cell, as in Lake Formation: a column is shown
 on a row when some grant covering the column keeps the row. When that is not simply "these
-columns on those rows", :attr:`TableGrant.cell_filters` says which columns show on fewer
-rows than the row filter keeps.
+columns on those rows", :attr:`TableGrant.cell_filters` lists the columns shown on fewer
+rows than the row filter keeps, each with the predicate of the rows it shows on.
 
 Principals: grants to an IAM role apply to its sessions (``arn:aws:sts::ACCOUNT:
 assumed-role/NAME/SESSION`` is the role ``NAME``; a role's path is not in a session ARN, so
@@ -93,9 +93,10 @@ class TableGrant:
     ``columns``: the columns it may read (lower case), ``None`` for every column.
     ``row_filter``: a SQL predicate (a data cells filter's ``FilterExpression``, or several
     joined by ``OR``) keeping the rows it may read; ``None`` for every row.
-    ``cell_filters``: ``(column, predicate)`` pairs for columns shown on fewer rows than
-    ``row_filter`` keeps (cell-level security from several filters); on other rows the
-    column reads as NULL. Empty in the usual cases.
+    ``cell_filters``: ``(column, predicate)`` pairs for columns of ``columns`` it may read
+    only on the rows where ``predicate`` holds (cell-level security, from several grants
+    with different columns and rows): an engine must show them as NULL on the other rows
+    (``CASE WHEN predicate THEN column END``). Empty in the usual cases.
     """
 
     columns: frozenset[str] | None
@@ -103,6 +104,7 @@ class TableGrant:
     cell_filters: tuple[tuple[str, str], ...] = ()
 
     def allows(self, column: str) -> bool:
+        """True when the column is readable (on some rows at least: see ``cell_filters``)."""
         return self.columns is None or column.lower() in self.columns
 
     def missing(self, columns: Iterable[str]) -> list[str]:
@@ -303,6 +305,8 @@ class AccessPolicy:
         to itself; it holds no implicit SELECT (``table_access`` grants it none).
         """
         snap = self._snapshot(principal_arn)
+        if not snap.catalog_id:  # not an IAM ARN: never an administrator
+            return False
         snap.settings()
         assert snap.admins is not None
         return self._is_one_of(principal_arn, snap.admins)

@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 ACCOUNT = "123456789012"  # moto's default account
+CARDS_COLUMNS = ["card_id", "customer_id", "card_number", "country", "partition_dt"]
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +41,36 @@ def held(lf: Any) -> dict[tuple[str, str], set[str]]:
         )
         out.setdefault(key, set()).update(p["Permissions"])
     return {k: v for k, v in out.items() if v}
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    """moto with the blog's lake: a formatted database of three tables, a staging one."""
+    from lakegov.governance.access import AccessPolicy
+    from lakegov.local import moto_lakeformation
+
+    moto_lakeformation.install()
+    with mock_aws():
+        glue = boto3.client("glue", region_name="eu-west-1")
+        lf = boto3.client("lakeformation", region_name="eu-west-1")
+        for db, tables in {
+            "lakegov_dev_formatted": {
+                "mwaa_blog_cards": CARDS_COLUMNS,
+                "mwaa_blog_customers": ["customer_id", "name", "email", "partition_dt"],
+                "hr_salaries": ["employee_id", "salary", "partition_dt"],
+            },
+            "lakegov_dev_formatted_stg": {"mwaa_blog_cards": ["raw", "partition_dt"]},
+        }.items():
+            glue.create_database(DatabaseInput={"Name": db})
+            for table, columns in tables.items():
+                glue.create_table(
+                    DatabaseName=db,
+                    TableInput={
+                        "Name": table,
+                        "StorageDescriptor": {
+                            "Columns": [{"Name": c, "Type": "string"} for c in columns[:-1]]
+                        },
+                        "PartitionKeys": [{"Name": columns[-1], "Type": "string"}],
+                    },
+                )
+        yield {"glue": glue, "lf": lf, "policy": AccessPolicy(lf, glue, catalog_id=ACCOUNT)}

@@ -8,55 +8,20 @@ on moto's Lake Formation (with the operations the embedded runtime adds to it) a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
-from tests.integration.governance.conftest import ACCOUNT
+from tests.integration.governance.conftest import ACCOUNT, CARDS_COLUMNS
 
 from lakegov.governance import apply, plan, validate
 from lakegov.governance.access import AccessDenied, AccessPolicy, TableGrant, role_arn
-from lakegov.local import moto_lakeformation
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "governance" / "lf_tags_metadata.json"
 ANALYST = f"arn:aws:iam::{ACCOUNT}:role/analyst"
 ENGINEER = f"arn:aws:iam::{ACCOUNT}:role/data-engineer"
 AUDITOR = f"arn:aws:iam::{ACCOUNT}:role/auditor"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/lake-admin"
-CARDS_COLUMNS = ["card_id", "customer_id", "card_number", "country", "partition_dt"]
-
-
-@pytest.fixture
-def aws() -> Iterator[dict[str, Any]]:
-    """moto with the blog's lake: a formatted database of three tables, a staging one."""
-    moto_lakeformation.install()
-    with mock_aws():
-        glue = boto3.client("glue", region_name="eu-west-1")
-        lf = boto3.client("lakeformation", region_name="eu-west-1")
-        for db, tables in {
-            "lakegov_dev_formatted": {
-                "mwaa_blog_cards": CARDS_COLUMNS,
-                "mwaa_blog_customers": ["customer_id", "name", "email", "partition_dt"],
-                "hr_salaries": ["employee_id", "salary", "partition_dt"],
-            },
-            "lakegov_dev_formatted_stg": {"mwaa_blog_cards": ["raw", "partition_dt"]},
-        }.items():
-            glue.create_database(DatabaseInput={"Name": db})
-            for table, columns in tables.items():
-                glue.create_table(
-                    DatabaseName=db,
-                    TableInput={
-                        "Name": table,
-                        "StorageDescriptor": {
-                            "Columns": [{"Name": c, "Type": "string"} for c in columns[:-1]]
-                        },
-                        "PartitionKeys": [{"Name": columns[-1], "Type": "string"}],
-                    },
-                )
-        yield {"glue": glue, "lf": lf, "policy": AccessPolicy(lf, glue, catalog_id=ACCOUNT)}
 
 
 def put(aws: dict[str, Any], document: Any) -> None:
