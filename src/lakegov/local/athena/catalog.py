@@ -188,7 +188,11 @@ _PRIMITIVES = {
 
 def duckdb_type(glue_type: str) -> str:
     """The DuckDB type a Glue column of ``glue_type`` is read as."""
-    return _render(parse_type(glue_type))
+    try:
+        node = parse_type(glue_type)
+    except ValueError as exc:
+        raise CatalogError("NOT_SUPPORTED", f"column type {glue_type!r}: {exc}") from exc
+    return _render(node)
 
 
 def _render(node: TypeNode) -> str:

@@ -1,0 +1,122 @@
+"""The local Athena's pure parts: naming, result text, catalog views, refusals."""
+
+import datetime
+import decimal
+
+import pytest
+import sqlglot
+
+from lakegov.local.athena.catalog import (
+    CatalogError,
+    Column,
+    DataFile,
+    TableDef,
+    duckdb_type,
+    table_format,
+    view_sql,
+)
+from lakegov.local.athena.engine import (
+    AthenaFailure,
+    LocalAthenaEngine,
+    QueryResult,
+    _balanced,
+    _like_pattern,
+    _name_columns,
+    athena_text,
+    athena_type,
+    format_csv,
+)
+
+
+def test_unnamed_result_columns_are_named_as_athena_names_them():
+    tree = sqlglot.parse_one("SELECT a, count(*), b AS c, 1 + 1 FROM t", read="athena")
+    _name_columns(tree)
+    assert [e.alias_or_name for e in tree.expressions] == ["a", "_col1", "c", "_col3"]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (True, "true"),
+        (datetime.datetime(2026, 11, 20, 8, 0, 0, 123456), "2026-11-20 08:00:00.123"),
+        (datetime.date(2026, 11, 20), "2026-11-20"),
+        (2.5, "2.5"),
+        (decimal.Decimal("1.50"), "1.50"),
+        ([1, None], "[1, null]"),
+        ({"a": 1, "b": "x"}, "{a=1, b=x}"),
+    ],
+)
+def test_values_are_shown_as_athena_shows_them(value, text):
+    assert athena_text(value) == text
+
+
+def test_duckdb_result_types_have_athena_names():
+    assert athena_type("BIGINT") == ("bigint", 19, 0)
+    assert athena_type("DECIMAL(10,2)") == ("decimal", 10, 2)
+    assert athena_type("VARCHAR[]")[0] == "array"
+    assert athena_type("STRUCT(a INTEGER)")[0] == "row"
+
+
+def test_glue_types_are_read_as_duckdb_types():
+    assert duckdb_type("array<struct<a:int,b:string>>") == 'STRUCT("a" INTEGER, "b" VARCHAR)[]'
+    assert duckdb_type("map<string,bigint>") == "MAP(VARCHAR, BIGINT)"
+    assert duckdb_type("decimal(10,2)") == "DECIMAL(10,2)"
+    with pytest.raises(CatalogError):
+        duckdb_type("uniontype<int,string>")
+
+
+def test_an_unknown_serde_is_refused_by_name():
+    with pytest.raises(CatalogError, match="avro"):
+        table_format(
+            {"SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.serde2.avro.AvroSerDe"}}
+        )
+
+
+def test_a_view_casts_columns_adds_partition_values_and_applies_the_row_filter():
+    table = TableDef(
+        "db",
+        "t",
+        [Column("id", "bigint"), Column("name", "string")],
+        [Column("dt", "string")],
+        "s3://b/t/",
+        "parquet",
+    )
+    files = [DataFile("s3://b/t/dt=1/a.parquet", 10, (("dt", "1"),))]
+    sql = view_sql(
+        table,
+        files,
+        columns=[Column("id", "bigint"), Column("dt", "string")],
+        present={"id", "name"},
+        row_filter="name = 'x'",
+        with_path=False,
+    )
+    assert 'CAST("id" AS BIGINT) AS "id"' in sql
+    assert "TRY_CAST('1' AS VARCHAR) AS \"dt\"" in sql
+    assert sql.startswith('SELECT "id", "dt" FROM (') and sql.endswith("WHERE name = 'x'")
+
+
+def test_shell_patterns_and_unload_parentheses():
+    pattern = _like_pattern("SHOW TABLES 'shop_c*|orders'")
+    assert pattern is not None
+    assert pattern.match("shop_customers") and pattern.match("orders")
+    assert not pattern.match("shop_orders")
+    assert _balanced("(SELECT ')' AS x) TO 's3://b/'") == ("SELECT ')' AS x", " TO 's3://b/'")
+
+
+def test_results_csv_quotes_every_value_and_leaves_nulls_empty():
+    result = QueryResult(
+        "DML", [("a", "INTEGER"), ("b", "VARCHAR")], [(1, 'say "hi"'), (None, None)]
+    )
+    assert format_csv(result) == b'"a","b"\n"1","say ""hi"""\n,\n'
+
+
+@pytest.mark.parametrize(
+    "sql", ["INSERT INTO t VALUES (1)", "CREATE TABLE t AS SELECT 1", "MERGE INTO t USING s"]
+)
+def test_statements_it_does_not_run_fail_as_not_supported(sql):
+    engine = LocalAthenaEngine(
+        glue=None, s3=None, endpoint_url="http://x", region="r", credentials=("a", "b")
+    )
+    with pytest.raises(AthenaFailure) as failed:
+        engine.execute(sql, database=None, principal="p", query_id="q")
+    assert failed.value.error_type == "NOT_SUPPORTED"
