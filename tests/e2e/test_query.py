@@ -261,7 +261,8 @@ def test_pyathena_reads_through_the_local_endpoint(lake):
     assert [d[0] for d in cursor.description] == ["order_id", "amount", "ordered_at"]
 
 
-def test_awswrangler_reads_a_query_into_a_dataframe(lake):
+@pytest.mark.parametrize("ctas_approach", [False, True])
+def test_awswrangler_reads_a_query_into_a_dataframe(lake, ctas_approach):
     wr = pytest.importorskip("awswrangler")
     import boto3
 
@@ -277,16 +278,45 @@ def test_awswrangler_reads_a_query_into_a_dataframe(lake):
         frame = wr.athena.read_sql_query(
             "SELECT customer_id, sum(amount) AS total FROM shop_orders GROUP BY 1 ORDER BY 1",
             database=STG,
-            ctas_approach=False,
+            ctas_approach=ctas_approach,
             s3_output=f"s3://{out['FormattedBucketName']}/_athena_results/wrangler/",
             boto3_session=session,
         )
     finally:
         wr.config.reset()
-    assert frame.to_dict("records") == [
+    assert sorted(frame.to_dict("records"), key=lambda r: r["customer_id"]) == [
         {"customer_id": "C1", "total": 11.5},
         {"customer_id": "C2", "total": 12.0},
     ]
+    # the CTAS approach's temporary table is gone again (awswrangler drops it)
+    _, _, rows, _ = run(lake, "SHOW TABLES 'temp_table_*'")
+    assert rows == []
+
+
+def test_create_table_as_select_writes_parquet_and_registers_the_table(lake):
+    location = f"s3://{lake.outputs['FormattedBucketName']}/ctas/order_totals/"
+    state, execution, _, _ = run(
+        lake,
+        "CREATE TABLE order_totals WITH (external_location = "
+        f"'{location}', format = 'PARQUET') AS "
+        "SELECT customer_id, sum(amount) AS total FROM shop_orders GROUP BY 1",
+    )
+    assert state == "SUCCEEDED", execution["Status"]
+    assert execution["Statistics"]["DataManifestLocation"].endswith("-manifest.csv")
+    _, _, rows, types = run(lake, "SELECT * FROM order_totals ORDER BY customer_id")
+    assert rows[1:] == [["C1", "11.5"], ["C2", "12.0"]] and types == ["varchar", "double"]
+    state, execution, _, _ = run(lake, "CREATE TABLE order_totals AS SELECT 1 AS x")
+    assert (
+        state == "FAILED" and "AlreadyExistsException" in execution["Status"]["StateChangeReason"]
+    )
+    state, execution, _, _ = run(
+        lake,
+        "CREATE TABLE by_day WITH (partitioned_by = ARRAY['order_dt']) AS SELECT * FROM shop_orders",
+    )
+    assert state == "FAILED"
+    assert execution["Status"]["StateChangeReason"].startswith("NOT_SUPPORTED")
+    assert "partitioned_by" in execution["Status"]["StateChangeReason"]
+    assert run(lake, "DROP TABLE order_totals")[0] == "SUCCEEDED"
 
 
 def test_the_aws_cli_starts_a_query(lake):

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import sqlglot
 from sqlglot import exp
 
+from lakegov.errors import LakegovError
 from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound
 from lakegov.local.athena.catalog import (
     PARQUET,
@@ -148,7 +149,13 @@ class LocalAthenaEngine:
 
     # -- statements --------------------------------------------------------------------
     def execute(
-        self, sql: str, *, database: str | None, principal: str, query_id: str
+        self,
+        sql: str,
+        *,
+        database: str | None,
+        principal: str,
+        query_id: str,
+        output_location: str = "",
     ) -> QueryResult:
         text = sql.strip().rstrip(";").strip()
         head = re.sub(r"\s+", " ", text[:64]).upper()
@@ -159,6 +166,9 @@ class LocalAthenaEngine:
         if head.startswith("CREATE EXTERNAL TABLE"):
             self._require_admin(principal, "CREATE EXTERNAL TABLE")
             return self._create_external_table(text, database)
+        if head.startswith("CREATE TABLE"):
+            self._require_admin(principal, "CREATE TABLE AS")
+            return self._ctas(text, database, principal, query_id, output_location)
         if head.startswith("DROP TABLE"):
             self._require_admin(principal, "DROP TABLE")
             return self._drop_table(text, database)
@@ -168,7 +178,7 @@ class LocalAthenaEngine:
         raise AthenaFailure(
             "NOT_SUPPORTED",
             f"NOT_SUPPORTED: the local Athena does not run {verb!r} statements (it runs "
-            "SELECT, SHOW, DESCRIBE, CREATE EXTERNAL TABLE, DROP TABLE and UNLOAD)",
+            "SELECT, SHOW, DESCRIBE, CREATE EXTERNAL TABLE, CREATE TABLE AS, DROP TABLE and UNLOAD)",
         )
 
     def _require_admin(self, principal: str, what: str) -> None:
@@ -563,6 +573,22 @@ class LocalAthenaEngine:
             raise AthenaFailure("NOT_SUPPORTED", f"NOT_SUPPORTED: UNLOAD format {fmt}")
         if options.get("partitioned_by"):
             raise AthenaFailure("NOT_SUPPORTED", "NOT_SUPPORTED: UNLOAD with partitioned_by")
+        tree = self._parse_query(inner)
+        url, scanned, _ = self._write(tree, target, fmt, options, database, principal, query_id)
+        return QueryResult("DML", [], [], scanned, unload_files=[url])
+
+    def _write(
+        self,
+        tree: Any,
+        target: str,
+        fmt: str,
+        options: dict[str, str],
+        database: str | None,
+        principal: str,
+        query_id: str,
+    ) -> tuple[str, int, Any]:
+        """The query's rows as one file under the empty folder ``target``: (its URL, bytes
+        scanned, the Arrow schema of a Parquet file or None)."""
         bucket, prefix = split_s3(target)
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -571,7 +597,7 @@ class LocalAthenaEngine:
                 "HIVE_PATH_ALREADY_EXISTS",
                 f"HIVE_PATH_ALREADY_EXISTS: Target directory for table already exists: {target}",
             )
-        tree = self._parse_query(inner)
+        schema = None
         cursor = self._connection()
         try:
             scope = self._bind(tree, database, principal, cursor)
@@ -586,12 +612,88 @@ class LocalAthenaEngine:
                 )
                 key = f"{prefix}{query_id}_{uuid.uuid4()}"
                 if fmt == "PARQUET":
-                    key += ".parquet" if options.get("compression", "").upper() == "NONE" else ""
+                    import pyarrow.parquet as pq
+
+                    schema = pq.read_schema(local)
                 self.s3.upload_file(local, bucket, key)
         finally:
             cursor.close()
-        url = f"s3://{bucket}/{key}"
-        return QueryResult("DML", [], [], scope.scanned, unload_files=[url])
+        return f"s3://{bucket}/{key}", scope.scanned, schema
+
+    # -- CREATE TABLE AS SELECT --------------------------------------------------------
+    def _ctas(
+        self,
+        text: str,
+        database: str | None,
+        principal: str,
+        query_id: str,
+        output_location: str,
+    ) -> QueryResult:
+        """``CREATE TABLE name [WITH (external_location, format = 'PARQUET', ...)] AS query``:
+        the rows written as Parquet, the table registered in Glue over them."""
+        from lakegov.catalog import glue as catalog
+        from lakegov.catalog.types import columns_from_arrow
+
+        match = re.match(r"(?is)^create\s+table\s+(if\s+not\s+exists\s+)?([`\"\w.]+)\s*(.*)$", text)
+        if not match:
+            raise AthenaFailure(
+                "SYNTAX_ERROR", "SYNTAX_ERROR: CREATE TABLE name WITH (...) AS query"
+            )
+        db, name = _qualified(match.group(2), database)
+        rest = match.group(3)
+        properties = ""
+        if re.match(r"(?is)^with\s*\(", rest):
+            properties, rest = _balanced(rest[4:].lstrip())
+        body = re.match(r"(?is)^\s*as\s+(.*)$", rest)
+        if not body:
+            raise AthenaFailure(
+                "NOT_SUPPORTED",
+                "NOT_SUPPORTED: the local Athena runs CREATE EXTERNAL TABLE and "
+                "CREATE TABLE ... AS query only",
+            )
+        query = body.group(1).strip()
+        if re.search(r"(?is)\bwith\s+no\s+data\s*$", query):
+            raise AthenaFailure("NOT_SUPPORTED", "NOT_SUPPORTED: CREATE TABLE AS ... WITH NO DATA")
+        options = {
+            k.lower(): v.replace("''", "'")
+            for k, v in re.findall(r"(\w+)\s*=\s*'((?:[^']|'')*)'", properties)
+        }
+        unsupported = sorted(
+            k.lower()
+            for k in re.findall(r"(\w+)\s*=", properties)
+            if k.lower()
+            not in ("external_location", "format", "write_compression", "parquet_compression")
+        )
+        fmt = options.get("format", "PARQUET").upper()
+        if unsupported or fmt != "PARQUET":
+            what = ", ".join(unsupported) or f"format {fmt}"
+            raise AthenaFailure(
+                "NOT_SUPPORTED", f"NOT_SUPPORTED: CREATE TABLE AS with {what} (Parquet only)"
+            )
+        if catalog.get_table(self.glue, db, name) is not None:
+            if match.group(1):
+                return QueryResult("DDL")
+            raise AthenaFailure(
+                "ALREADY_EXISTS", f"AlreadyExistsException: Table {db}.{name} already exists"
+            )
+        location = options.get("external_location") or (
+            f"{output_location.rstrip('/')}/tables/{query_id}/"
+        )
+        location = location if location.endswith("/") else location + "/"
+        compression = options.get("write_compression") or options.get("parquet_compression") or ""
+        tree = self._parse_query(query)
+        _name_columns(tree)
+        url, scanned, schema = self._write(
+            tree, location, "PARQUET", {"compression": compression}, database, principal, query_id
+        )
+        table_input = catalog.new_table_input(
+            name, columns_from_arrow(schema), [], location, {"lakegov.ctas_query": query_id}
+        )
+        try:
+            catalog.create_table(self.glue, db, table_input)
+        except LakegovError as exc:
+            raise AthenaFailure("SCHEMA_NOT_FOUND", f"SCHEMA_NOT_FOUND: {exc}") from exc
+        return QueryResult("DDL", [], [], scanned, unload_files=[url])
 
 
 def _name_columns(tree: Any) -> None:

@@ -124,7 +124,11 @@ class Execution:
             "QueryPlanningTimeInMillis": 0,
             "ServiceProcessingTimeInMillis": 0,
             "ResultReuseInformation": {"ReusedPreviousResult": False},
-        }
+        } | (
+            {"DataManifestLocation": f"{self.output_location.rstrip('/')}/{self.id}-manifest.csv"}
+            if self.result and self.result.unload_files
+            else {}
+        )
 
 
 def _substatement(query: str) -> str:
@@ -324,6 +328,7 @@ class LocalAthena:
                 database=execution.database,
                 principal=execution.principal,
                 query_id=execution.id,
+                output_location=execution.output_location,
             )
             execution.statement_type = result.statement_type
             execution.result = result
