@@ -120,3 +120,17 @@ def test_statements_it_does_not_run_fail_as_not_supported(sql):
     with pytest.raises(AthenaFailure) as failed:
         engine.execute(sql, database=None, principal="p", query_id="q")
     assert failed.value.error_type == "NOT_SUPPORTED"
+
+
+def test_leading_comments_do_not_hide_the_statement():
+    engine = LocalAthenaEngine(
+        glue=None, s3=None, endpoint_url="http://x", region="r", credentials=("a", "b")
+    )
+    with pytest.raises(AthenaFailure) as failed:
+        engine.execute(
+            "-- a note\n/* another */ INSERT INTO t VALUES (1)",
+            database=None,
+            principal="p",
+            query_id="q",
+        )
+    assert "'INSERT INTO T'" in str(failed.value)

@@ -53,6 +53,9 @@ from lakegov.local.athena.catalog import (
 )
 
 READ = "athena"  # sqlglot's dialect of Athena (Trino for queries, Hive for DDL)
+_LEADING_COMMENTS = re.compile(
+    r"^(?:\s*(?:--[^\n]*(?:\n|$)|/\*.*?\*/))*", re.DOTALL
+)  # sqlglot's dialect of Athena (Trino for queries, Hive for DDL)
 
 
 class AthenaFailure(Exception):
@@ -157,7 +160,7 @@ class LocalAthenaEngine:
         query_id: str,
         output_location: str = "",
     ) -> QueryResult:
-        text = sql.strip().rstrip(";").strip()
+        text = _LEADING_COMMENTS.sub("", sql).strip().rstrip(";").strip()
         head = re.sub(r"\s+", " ", text[:64]).upper()
         if head.startswith("UNLOAD"):
             return self._unload(text, database, principal, query_id)
