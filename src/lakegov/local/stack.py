@@ -62,6 +62,9 @@ class LocalStack:
     buses: list[str]
 
 
+EMBEDDED_RUNTIME_PARAMETER = "EmbeddedRuntime"
+
+
 def _rate_seconds(expr: str) -> int:
     expr = expr.strip()
     if not expr.startswith("rate(") or not expr.endswith(")"):
@@ -92,6 +95,9 @@ class StackBuilder:
         self.stack = stack
         self.region = region
         self.account = account
+        # Resources that exist for the embedded runtime alone are conditioned on this
+        # parameter in the template, so a deployed stack never has them.
+        parameters = {EMBEDDED_RUNTIME_PARAMETER: "true", **(parameters or {})}
         self.resolver = Resolver(
             self.template, stack=stack, region=region, account=account, parameters=parameters
         )

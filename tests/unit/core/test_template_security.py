@@ -219,3 +219,34 @@ def test_every_dead_letter_queue_and_every_function_has_an_alarm():
     functions = {k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
     assert dead_letter - watched == set()
     assert functions - watched == set()
+
+
+def _patterns_of(resource: dict[str, Any]) -> list[Any]:
+    props = resource.get("Properties") or {}
+    found = [props["EventPattern"]] if "EventPattern" in props else []
+    for event in (props.get("Events") or {}).values():
+        pattern = (event.get("Properties") or {}).get("Pattern")
+        if pattern is not None:
+            found.append(pattern)
+    return found
+
+
+def test_what_only_the_embedded_runtime_uses_is_not_deployed():
+    from lakegov.local.stack import EMBEDDED_RUNTIME_PARAMETER
+    from lakegov.local.template import Resolver
+
+    template = load_template(ROOT / "template.yaml")
+
+    def local_only(parameters: dict[str, str]) -> list[str]:
+        resolver = Resolver(
+            template, stack="s", region="us-east-1", account="123456789012", parameters=parameters
+        )
+        return [
+            lid
+            for lid, resource in template["Resources"].items()
+            if resolver.included(lid)
+            and any("lakegov.local" in str(p) for p in _patterns_of(resource))
+        ]
+
+    assert local_only({}) == []  # as `sam deploy` sees it: the parameter's default
+    assert local_only({EMBEDDED_RUNTIME_PARAMETER: "true"}) == ["LocalRunEndedRule"]
