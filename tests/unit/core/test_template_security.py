@@ -250,3 +250,16 @@ def test_what_only_the_embedded_runtime_uses_is_not_deployed():
 
     assert local_only({}) == []  # as `sam deploy` sees it: the parameter's default
     assert local_only({EMBEDDED_RUNTIME_PARAMETER: "true"}) == ["LocalRunEndedRule"]
+
+
+def test_the_dead_letter_output_names_every_dead_letter_queue():
+    from lakegov.ops.redrive import DEAD_LETTER_OUTPUT
+
+    template = load_template(ROOT / "template.yaml")
+    dead_letter = {
+        k
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::SQS::Queue" and "DeadLetter" in k
+    }
+    listed = template["Outputs"][DEAD_LETTER_OUTPUT]["Value"]["Fn::Join"][1]
+    assert {item["Fn::GetAtt"][0] for item in listed} == dead_letter
