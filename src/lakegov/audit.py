@@ -46,9 +46,9 @@ DONE_STATUSES = (
 )
 # CONVERTING: handed to a job (Athena) that reports its own end; a redelivery is a duplicate.
 KIND_INDEX = "by_kind"
-# The timeline of one item: at most this many entries; when it grows past the limit the
-# oldest are removed down to HISTORY_KEEP (one extra write per HISTORY_LIMIT - HISTORY_KEEP
-# records, not one per record).
+# The timeline of one item: at most this many entries; when it is full the oldest are
+# removed down to HISTORY_KEEP (two extra writes per HISTORY_LIMIT - HISTORY_KEEP records,
+# none otherwise).
 HISTORY_LIMIT = 50
 HISTORY_KEEP = 30
 DEFAULT_RETENTION_DAYS = 400
@@ -223,7 +223,7 @@ class AuditStore:
     ) -> None:
         """Set the status (appending to the history) and any attributes of one item.
 
-        The history is trimmed to its latest entries once it passes HISTORY_LIMIT.
+        The history is trimmed to its latest entries once it reaches HISTORY_LIMIT.
         """
         stamp = utc_now()
         entry = {"status": status, "at": stamp, **({"note": note} if note else {})}
@@ -267,21 +267,28 @@ class AuditStore:
         if status in DONE_STATUSES:
             names["#lease"] = "lease_until"
             remove = " REMOVE #lease"
-        response = self._ddb.update_item(
-            TableName=self.table_name,
-            Key=self.key(kind, subject, version),
-            UpdateExpression="SET " + ", ".join(sets) + remove,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="UPDATED_NEW",
-        )
-        length = len((response.get("Attributes") or {}).get("history", {}).get("L", []))
-        if length > HISTORY_LIMIT:
-            self._trim_history(kind, subject, version, length)
+        update = {
+            "TableName": self.table_name,
+            "Key": self.key(kind, subject, version),
+            "UpdateExpression": "SET " + ", ".join(sets) + remove,
+            "ExpressionAttributeNames": names,
+        }
+        try:  # the common case: one write, refused only when the history is full
+            self._ddb.update_item(
+                **update,
+                ConditionExpression="attribute_not_exists(#hist) OR size(#hist) < :limit",
+                ExpressionAttributeValues={**values, ":limit": {"N": str(HISTORY_LIMIT)}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            self._trim_history(kind, subject, version)
+            self._ddb.update_item(**update, ExpressionAttributeValues=values)
 
-    def _trim_history(self, kind: str, subject: str, version: str, length: int) -> None:
-        """Drop the oldest entries down to HISTORY_KEEP, unless another writer got there first."""
-        drop = length - HISTORY_KEEP
+    def _trim_history(self, kind: str, subject: str, version: str) -> None:
+        """Drop the oldest entries of a full history down to HISTORY_KEEP (once: a concurrent
+        trim finds the history no longer full and leaves it)."""
+        drop = HISTORY_LIMIT - HISTORY_KEEP
         try:
             self._ddb.update_item(
                 TableName=self.table_name,
@@ -289,15 +296,14 @@ class AuditStore:
                 UpdateExpression="REMOVE "
                 + ", ".join(f"#hist[{i}]" for i in range(drop))
                 + " ADD #dropped :drop",
-                ConditionExpression="size(#hist) = :len",
+                ConditionExpression="size(#hist) >= :limit",
                 ExpressionAttributeNames={"#hist": "history", "#dropped": "history_dropped"},
                 ExpressionAttributeValues={
                     ":drop": {"N": str(drop)},
-                    ":len": {"N": str(length)},
+                    ":limit": {"N": str(HISTORY_LIMIT)},
                 },
             )
         except ClientError as exc:
-            # a concurrent append or trim changed the length: the next record trims
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
 

@@ -240,9 +240,12 @@ class Converter:
                 raise
         return unquote_plus(landed.key)
 
-    def _previous_schema(self, ref: DatasetRef) -> pa.Schema | None:
+    def _previous_schema(self, ref: DatasetRef) -> tuple[pa.Schema | None, str]:
+        """The table's last schema and its fingerprint (None, "" for a new table)."""
         item = self.audit.get("dataset", ref.table_name, "schema")
-        return _schema_from_columns(item["columns"]) if item and item.get("columns") else None
+        if not item or not item.get("columns"):
+            return None, ""
+        return _schema_from_columns(item["columns"]), str(item.get("fingerprint", ""))
 
     def _still_current(self, landed: LandedObject) -> bool:
         """False when the key was deleted or replaced since this version landed (its own
@@ -274,7 +277,7 @@ class Converter:
         exceptions_key = f"{EXCEPTIONS_ROOT}/{output_key[len('formatted_stg/') :]}".replace(
             ".parquet", ".jsonl"
         )
-        previous = self._previous_schema(ref)
+        previous, previous_fingerprint = self._previous_schema(ref)
         with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
             out_path = os.path.join(workdir, "out.parquet")
             exc_path = os.path.join(workdir, "exceptions.jsonl")
@@ -320,13 +323,15 @@ class Converter:
         if superseded is not None:
             return superseded
         columns = _schema_columns(result.schema)
-        self.audit.record(
-            "dataset",
-            ref.table_name,
-            "schema",
-            "CURRENT",
-            attributes={"columns": columns, "fingerprint": result.schema_fingerprint},
-        )
+        if result.schema_fingerprint != previous_fingerprint:
+            # one item per table, written when its schema changes (not once per file)
+            self.audit.record(
+                "dataset",
+                ref.table_name,
+                "schema",
+                "CURRENT",
+                attributes={"columns": columns, "fingerprint": result.schema_fingerprint},
+            )
         detail: dict[str, Any] = {
             "bucket": landed.bucket,
             "key": landed.key,
