@@ -263,3 +263,31 @@ def test_the_dead_letter_output_names_every_dead_letter_queue():
     }
     listed = template["Outputs"][DEAD_LETTER_OUTPUT]["Value"]["Fn::Join"][1]
     assert {item["Fn::GetAtt"][0] for item in listed} == dead_letter
+
+
+def test_the_dashboard_shows_every_queue_and_every_function():
+    import re
+
+    resources = _resources(ROOT / "template.yaml")
+    body = resources["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    shown = set(re.findall(r"\$\{([A-Za-z0-9]+)(?:\.QueueName)?\}", body))
+    wanted = {
+        k
+        for k, r in resources.items()
+        if r["Type"] in ("AWS::SQS::Queue", "AWS::Serverless::Function")
+    }
+    assert wanted - shown == set()
+
+
+def test_layers_come_from_the_publishers_regional_parameters():
+    """A layer ARN with an account and version exists in the regions it was published to
+    only: layers resolve through the publishers' public SSM parameters instead."""
+    import json
+    import re
+
+    template = load_template(ROOT / "template.yaml")
+    # the convert function's layers change with its engine (another change owns them)
+    others = {k: v for k, v in template["Resources"].items() if k != "ConvertFunction"}
+    text = json.dumps([others, template["Globals"]])
+    assert re.findall(r":\d{12}:layer:[A-Za-z0-9-]+:\d+", text) == []
+    assert "{{resolve:ssm:/aws/service/powertools/python/arm64/python3.12/" in text
