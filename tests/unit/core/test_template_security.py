@@ -50,6 +50,11 @@ WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
     ): "events:ListRules takes no resource-level permission",
     (
         "template.yaml",
+        "LakeFormationAdminsFunction",
+        "DataLakeAdministrators",
+    ): "Get/PutDataLakeSettings act on the account's data lake settings, with no resource ARN",
+    (
+        "template.yaml",
         "DbtBuildRole",
         "LakeFormationDataAccessAndTags",
     ): "lakeformation:GetDataAccess and the LF-Tag APIs dbt-athena calls take no resource ARNs",
@@ -291,3 +296,13 @@ def test_layers_come_from_the_publishers_regional_parameters():
     text = json.dumps([others, template["Globals"]])
     assert re.findall(r":\d{12}:layer:[A-Za-z0-9-]+:\d+", text) == []
     assert "{{resolve:ssm:/aws/service/powertools/python/arm64/python3.12/" in text
+
+
+def test_the_governance_roles_are_made_lake_administrators_by_the_stack():
+    template = load_template(ROOT / "template.yaml")
+    admins = template["Resources"]["GovernanceRolesAreLakeAdmins"]
+    assert admins["Properties"]["ServiceToken"] == {
+        "Fn::GetAtt": ["LakeFormationAdminsFunction", "Arn"]
+    }
+    listed = template["Outputs"]["GovernanceRoleArns"]["Value"]["Fn::Join"][1]
+    assert admins["Properties"]["Principals"] == listed
