@@ -59,7 +59,7 @@ def test_update_swaps_exactly_the_changed_roles(lakeformation):
 def test_delete_removes_exactly_the_stacks_roles(lakeformation):
     apply_custom_resource(lakeformation, _event("Create", [CONFIG, DRIFT]))
     other = "arn:aws:iam::123456789012:role/added-meanwhile"
-    current, settings = _admins(lakeformation)
+    _, settings = _admins(lakeformation)
     settings["DataLakeAdmins"].append({"DataLakePrincipalIdentifier": other})
     lakeformation.put_data_lake_settings(DataLakeSettings=settings)
     apply_custom_resource(lakeformation, _event("Delete", [CONFIG, DRIFT]))
