@@ -95,3 +95,53 @@ class _App:
     def client(self, service):
         assert service == "lakeformation"
         return self._client
+
+
+DBT_ROLE = "arn:aws:iam::123456789012:role/lakegov-dev-DbtBuildRole-1"
+DBT_TAGS = {"domain": ["mwaa_blog"], "classification": ["confidential", "restricted", "pii"]}
+
+
+def _tag_event(request, tags, old=None):
+    import json
+
+    event = {
+        "RequestType": request,
+        "ResourceType": "Custom::LakeFormationTagAssociation",
+        "ResourceProperties": {"Principal": DBT_ROLE, "Tags": json.dumps(tags)},
+    }
+    if old is not None:
+        event["OldResourceProperties"] = {"Principal": DBT_ROLE, "Tags": json.dumps(old)}
+    return event
+
+
+def _tag_grants(client):
+    found = {}
+    for entry in client.list_permissions()["PrincipalResourcePermissions"]:
+        if entry["Principal"]["DataLakePrincipalIdentifier"] != DBT_ROLE:
+            continue
+        tag = entry["Resource"]["LFTag"]
+        found[tag["TagKey"]] = (sorted(tag["TagValues"]), sorted(entry["Permissions"]))
+    return found
+
+
+def test_the_dbt_role_may_associate_its_tags_which_exist_and_stay(lakeformation):
+    from lakegov.governance.admins import apply_tag_association
+
+    lakeformation.create_lf_tag(TagKey="domain", TagValues=["finance"])  # from a document
+    apply_tag_association(lakeformation, _tag_event("Create", DBT_TAGS))
+    assert sorted(lakeformation.get_lf_tag(TagKey="domain")["TagValues"]) == [
+        "finance",
+        "mwaa_blog",
+    ]
+    assert sorted(lakeformation.get_lf_tag(TagKey="classification")["TagValues"]) == [
+        "confidential",
+        "pii",
+        "restricted",
+    ]
+    assert _tag_grants(lakeformation) == {
+        "domain": (["mwaa_blog"], ["ASSOCIATE", "DESCRIBE"]),
+        "classification": (["confidential", "pii", "restricted"], ["ASSOCIATE", "DESCRIBE"]),
+    }
+    apply_tag_association(lakeformation, _tag_event("Delete", DBT_TAGS))
+    assert _tag_grants(lakeformation) == {}
+    assert "mwaa_blog" in lakeformation.get_lf_tag(TagKey="domain")["TagValues"]

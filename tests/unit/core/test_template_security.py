@@ -305,4 +305,49 @@ def test_the_governance_roles_are_made_lake_administrators_by_the_stack():
         "Fn::GetAtt": ["LakeFormationAdminsFunction", "Arn"]
     }
     listed = template["Outputs"]["GovernanceRoleArns"]["Value"]["Fn::Join"][1]
-    assert admins["Properties"]["Principals"] == listed
+    assert admins["Properties"]["Principals"] == [
+        *listed,
+        {"Fn::GetAtt": ["LakeFormationAdminsFunctionRole", "Arn"]},
+    ]
+
+
+def _dbt_model_tags() -> dict[str, set[str]]:
+    """Every LF-Tag key and value the dbt project's models set (lf_tags_config)."""
+    import ast
+    import re
+
+    import yaml
+
+    project = yaml.safe_load((ROOT / "dbt" / "dbt_project.yml").read_text())
+    defaults = {
+        name: re.search(r"env_var\('[A-Z_]+', '([^']*)'\)", str(value)).group(1)  # type: ignore[union-attr]
+        for name, value in project["vars"].items()
+    }
+    used: dict[str, set[str]] = {}
+    for model in (ROOT / "dbt" / "models").rglob("*.sql"):
+        text = model.read_text()
+        match = re.search(r"lf_tags_config=(\{.*?\n    \})", text, re.S)
+        if not match:
+            continue
+        literal = re.sub(r"var\('(\w+)'\)", lambda m: repr(defaults[m.group(1)]), match.group(1))
+        literal = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", literal))  # Jinja
+        config = ast.literal_eval(literal)
+        for key, value in config.get("tags", {}).items():
+            used.setdefault(key, set()).add(value)
+        for key, by_value in config.get("tags_columns", {}).items():
+            used.setdefault(key, set()).update(by_value)
+    return used
+
+
+def test_the_stack_lets_dbt_associate_every_tag_its_models_set():
+    import json
+
+    template = load_template(ROOT / "template.yaml")
+    declared = json.loads(template["Parameters"]["DbtLfTags"]["Default"])
+    used = _dbt_model_tags()
+    assert used, "no lf_tags_config found in dbt/models: the parser is broken"
+    missing = {k: sorted(v - set(declared.get(k, []))) for k, v in used.items()}
+    assert {k: v for k, v in missing.items() if v} == {}
+    association = template["Resources"]["DbtLfTagAssociation"]["Properties"]
+    assert association["Principal"] == {"Fn::GetAtt": ["DbtBuildRole", "Arn"]}
+    assert association["Tags"] == {"Ref": "DbtLfTags"}
