@@ -14,7 +14,8 @@ time, note), so ``lakegov status`` can show a timeline. Items stay far below Dyn
 :data:`HISTORY_LIMIT` entries (older ones are counted in ``history_dropped``), and an item
 recorded once per file (a dataset's current schema) is overwritten, not grown. Every item
 written here expires (``expires_at``, the table's TTL attribute) ``retention_days`` after
-its last write, except the state the service reads back (:data:`KEPT_VERSIONS`). :meth:`AuditStore.claim` is the
+its last write, except the state the service reads back (:data:`KEPT_KINDS`,
+:data:`KEPT_VERSIONS`). :meth:`AuditStore.claim` is the
 idempotency guard: a conditional write that lets exactly one worker own a unit of work,
 lets a retry take over a crashed worker's expired lease, and reports duplicates.
 """
@@ -52,9 +53,11 @@ KIND_INDEX = "by_kind"
 HISTORY_LIMIT = 50
 HISTORY_KEEP = 30
 DEFAULT_RETENTION_DAYS = 400
-# Versions that hold state the service reads back (a dataset's current schema, the current
-# version of a key): they never expire.
+# Items holding state the service reads back never expire: a dataset's current schema, the
+# current version of a key, and metadata uploads (the drift check finds the governance
+# documents in force from their APPLIED items, however old).
 KEPT_VERSIONS = frozenset({"schema", "current"})
+KEPT_KINDS = frozenset({"metadata"})
 TTL_ATTRIBUTE = "expires_at"
 
 _serializer = TypeSerializer()
@@ -121,9 +124,9 @@ class AuditStore:
         self._clock = clock
         self.retention_days = retention_days
 
-    def _expiry(self, version: str) -> dict[str, Any] | None:
+    def _expiry(self, kind: str, version: str) -> dict[str, Any] | None:
         """The TTL value of an item written now (None: the item is kept)."""
-        if version in KEPT_VERSIONS or self.retention_days <= 0:
+        if kind in KEPT_KINDS or version in KEPT_VERSIONS or self.retention_days <= 0:
             return None
         return {"N": str(int(self._clock()) + self.retention_days * 86400)}
 
@@ -162,7 +165,7 @@ class AuditStore:
             "attempts": {"N": "1"},
             "history": {"L": [_ser({"status": IN_PROGRESS, "at": stamp})]},
         }
-        expiry = self._expiry(version)
+        expiry = self._expiry(kind, version)
         if expiry:
             item[TTL_ATTRIBUTE] = expiry
         done = list(done_statuses)
@@ -258,7 +261,7 @@ class AuditStore:
             names[f"#a{i}"] = name
             values[f":a{i}"] = _ser(value)
             sets.append(f"#a{i} = :a{i}")
-        expiry = self._expiry(version or "-")
+        expiry = self._expiry(kind, version or "-")
         if expiry and TTL_ATTRIBUTE not in (attributes or {}):
             names["#ttl"] = TTL_ATTRIBUTE
             values[":ttl"] = expiry

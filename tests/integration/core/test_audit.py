@@ -106,6 +106,10 @@ def test_outcomes_expire_after_the_retention_and_state_is_kept(audit):
     expires = audit.get("file", "s3://raw/f.csv", "v1")["expires_at"]
     assert expires == int(audit.clock["now"]) + audit.retention_days * 86400
     assert "expires_at" not in audit.get("dataset", "t", "schema")
+    # the drift check reads the governance documents in force from these, however old
+    audit.claim("metadata", "s3://cfg/governance/a.json", "v1")
+    audit.record("metadata", "s3://cfg/governance/a.json", "v1", "APPLIED")
+    assert "expires_at" not in audit.get("metadata", "s3://cfg/governance/a.json", "v1")
 
 
 def test_the_ttl_attribute_is_the_one_the_template_declares():
