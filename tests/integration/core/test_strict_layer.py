@@ -116,3 +116,31 @@ def test_the_default_session_is_strict_too():
         entry = {"Source": "lakegov", "DetailType": "X", "Detail": "{}"}
         with pytest.raises(ClientError):
             events.put_events(Entries=[entry] * 11)
+
+
+def test_the_publisher_splits_calls_at_ten_entries_and_256_kb(aws):
+    from lakegov.events import Event, EventPublisher
+
+    events = aws("events")
+    events.create_event_bus(Name="svc")
+    calls = []
+    events.meta.events.register(
+        "provide-client-params.events.PutEvents", lambda params, **_: calls.append(params)
+    )
+    detail = {
+        "dataset": "d",
+        "database": "db",
+        "table": "t",
+        "partitions": [],
+        "row_count": 1,
+        "source_files": [f"s3://raw/{'x' * 200}/{i}.csv" for i in range(200)],  # ~42 KB
+        "data_files": [],
+        "producer_account": "123456789012",
+        "environment": "test",
+        "mode": "direct",
+        "refreshed_at": "2026-11-20T00:00:00Z",
+    }
+    publisher = EventPublisher(events, ("svc",))
+    publisher.publish_all([Event("DatasetRefreshed", detail)] * 12)  # ~500 KB in all
+    assert sum(len(c["Entries"]) for c in calls) == 12
+    assert all(len(c["Entries"]) <= 10 for c in calls) and len(calls) >= 3
