@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -29,6 +30,21 @@ os.environ.update(
 )
 for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(_var, None)
+
+# Before any botocore session exists: every client refuses what AWS refuses.
+from tests import strict_aws  # noqa: E402
+
+strict_aws.install()
+
+
+@pytest.fixture(autouse=True)
+def strict_aws_limits() -> Any:
+    """AWS's limits, enforced on every request of the test (tests may lower one)."""
+    strict_aws.enable(True)
+    saved = dataclasses.replace(strict_aws.LIMITS)
+    yield strict_aws.LIMITS
+    for f in dataclasses.fields(saved):
+        setattr(strict_aws.LIMITS, f.name, getattr(saved, f.name))
 
 
 class FakeLambdaContext:

@@ -30,7 +30,11 @@ class App:
 
     @cached_property
     def audit(self) -> AuditStore:
-        return AuditStore(self.settings.audit_table, self.clients("dynamodb"))
+        return AuditStore(
+            self.settings.audit_table,
+            self.clients("dynamodb"),
+            retention_days=self.settings.audit_retention_days,
+        )
 
     def client(self, service: str) -> Any:
         return self.clients(service)

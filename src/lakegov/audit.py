@@ -9,7 +9,13 @@ Items are addressed by ``pk = "<kind>#<subject>"`` and ``sk = <version>``:
 * ``dataset``     subject the dataset id, version ``refresh#<time>``
 
 Each item carries ``status``, ``created_at``, ``updated_at`` and a ``history`` list (status,
-time, note), so ``lakegov status`` can show a timeline. :meth:`AuditStore.claim` is the
+time, note), so ``lakegov status`` can show a timeline. Items stay far below DynamoDB's
+400 KB item limit however often they are written: the history keeps the latest
+:data:`HISTORY_LIMIT` entries (older ones are counted in ``history_dropped``), and an item
+recorded once per file (a dataset's current schema) is overwritten, not grown. Every item
+written here expires (``expires_at``, the table's TTL attribute) ``retention_days`` after
+its last write, except the state the service reads back (:data:`KEPT_KINDS`,
+:data:`KEPT_VERSIONS`). :meth:`AuditStore.claim` is the
 idempotency guard: a conditional write that lets exactly one worker own a unit of work,
 lets a retry take over a crashed worker's expired lease, and reports duplicates.
 """
@@ -41,6 +47,18 @@ DONE_STATUSES = (
 )
 # CONVERTING: handed to a job (Athena) that reports its own end; a redelivery is a duplicate.
 KIND_INDEX = "by_kind"
+# The timeline of one item: at most this many entries; when it is full the oldest are
+# removed down to HISTORY_KEEP (two extra writes per HISTORY_LIMIT - HISTORY_KEEP records,
+# none otherwise).
+HISTORY_LIMIT = 50
+HISTORY_KEEP = 30
+DEFAULT_RETENTION_DAYS = 400
+# Items holding state the service reads back never expire: a dataset's current schema, the
+# current version of a key, and metadata uploads (the drift check finds the governance
+# documents in force from their APPLIED items, however old).
+KEPT_VERSIONS = frozenset({"schema", "current"})
+KEPT_KINDS = frozenset({"metadata"})
+TTL_ATTRIBUTE = "expires_at"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -93,10 +111,24 @@ class Claim:
 class AuditStore:
     """Small adapter over the audit table (a low-level DynamoDB client is passed in)."""
 
-    def __init__(self, table_name: str, dynamodb_client: Any, *, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        dynamodb_client: Any,
+        *,
+        clock: Any = time.time,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
+    ) -> None:
         self.table_name = table_name
         self._ddb = dynamodb_client
         self._clock = clock
+        self.retention_days = retention_days
+
+    def _expiry(self, kind: str, version: str) -> dict[str, Any] | None:
+        """The TTL value of an item written now (None: the item is kept)."""
+        if kind in KEPT_KINDS or version in KEPT_VERSIONS or self.retention_days <= 0:
+            return None
+        return {"N": str(int(self._clock()) + self.retention_days * 86400)}
 
     @staticmethod
     def key(kind: str, subject: str, version: str) -> dict[str, Any]:
@@ -133,6 +165,9 @@ class AuditStore:
             "attempts": {"N": "1"},
             "history": {"L": [_ser({"status": IN_PROGRESS, "at": stamp})]},
         }
+        expiry = self._expiry(kind, version)
+        if expiry:
+            item[TTL_ATTRIBUTE] = expiry
         done = list(done_statuses)
         names = {"#s": "status"}
         values: dict[str, Any] = {":now": {"N": str(int(now))}}
@@ -150,10 +185,17 @@ class AuditStore:
             if previous:
                 item["created_at"] = {"S": str(previous.get("created_at", stamp))}
                 item["attempts"] = {"N": str(int(previous.get("attempts", 0)) + 1)}
-                item["history"] = {
-                    "L": [_ser(h) for h in previous.get("history", [])]
-                    + [_ser({"status": IN_PROGRESS, "at": stamp, "note": "retry"})]
-                }
+                history = [
+                    *previous.get("history", []),
+                    {"status": IN_PROGRESS, "at": stamp, "note": "retry"},
+                ]
+                dropped = int(previous.get("history_dropped", 0))
+                if len(history) > HISTORY_LIMIT:
+                    dropped += len(history) - HISTORY_KEEP
+                    history = history[-HISTORY_KEEP:]
+                item["history"] = {"L": [_ser(h) for h in history]}
+                if dropped:
+                    item["history_dropped"] = {"N": str(dropped)}
             self._ddb.put_item(
                 TableName=self.table_name,
                 Item=item,
@@ -182,7 +224,10 @@ class AuditStore:
         note: str = "",
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
-        """Set the status (appending to the history) and any attributes of one item."""
+        """Set the status (appending to the history) and any attributes of one item.
+
+        The history is trimmed to its latest entries once it reaches HISTORY_LIMIT.
+        """
         stamp = utc_now()
         entry = {"status": status, "at": stamp, **({"note": note} if note else {})}
         sets = [
@@ -216,17 +261,54 @@ class AuditStore:
             names[f"#a{i}"] = name
             values[f":a{i}"] = _ser(value)
             sets.append(f"#a{i} = :a{i}")
+        expiry = self._expiry(kind, version or "-")
+        if expiry and TTL_ATTRIBUTE not in (attributes or {}):
+            names["#ttl"] = TTL_ATTRIBUTE
+            values[":ttl"] = expiry
+            sets.append("#ttl = :ttl")
         remove = ""
         if status in DONE_STATUSES:
             names["#lease"] = "lease_until"
             remove = " REMOVE #lease"
-        self._ddb.update_item(
-            TableName=self.table_name,
-            Key=self.key(kind, subject, version),
-            UpdateExpression="SET " + ", ".join(sets) + remove,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        update = {
+            "TableName": self.table_name,
+            "Key": self.key(kind, subject, version),
+            "UpdateExpression": "SET " + ", ".join(sets) + remove,
+            "ExpressionAttributeNames": names,
+        }
+        try:  # the common case: one write, refused only when the history is full
+            self._ddb.update_item(
+                **update,
+                ConditionExpression="attribute_not_exists(#hist) OR size(#hist) < :limit",
+                ExpressionAttributeValues={**values, ":limit": {"N": str(HISTORY_LIMIT)}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            self._trim_history(kind, subject, version)
+            self._ddb.update_item(**update, ExpressionAttributeValues=values)
+
+    def _trim_history(self, kind: str, subject: str, version: str) -> None:
+        """Drop the oldest entries of a full history down to HISTORY_KEEP (once: a concurrent
+        trim finds the history no longer full and leaves it)."""
+        drop = HISTORY_LIMIT - HISTORY_KEEP
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self.key(kind, subject, version),
+                UpdateExpression="REMOVE "
+                + ", ".join(f"#hist[{i}]" for i in range(drop))
+                + " ADD #dropped :drop",
+                ConditionExpression="size(#hist) >= :limit",
+                ExpressionAttributeNames={"#hist": "history", "#dropped": "history_dropped"},
+                ExpressionAttributeValues={
+                    ":drop": {"N": str(drop)},
+                    ":limit": {"N": str(HISTORY_LIMIT)},
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
 
     def advance_pointer(
         self, kind: str, subject: str, *, order: str, version: str, attributes: Mapping[str, Any]

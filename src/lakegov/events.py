@@ -71,6 +71,27 @@ class Event:
         }
 
 
+def _entry_bytes(entry: Mapping[str, Any]) -> int:
+    """An entry's size as PutEvents counts it (Time, Source, DetailType, Detail, Resources)."""
+    fields = [entry.get("Source", ""), entry.get("DetailType", ""), entry.get("Detail", "")]
+    return 14 + sum(len(str(f).encode()) for f in [*fields, *entry.get("Resources", [])])
+
+
+def _calls(entries: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    """Entries grouped into PutEvents calls: at most 10 entries and 256 KB each."""
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for entry in entries:
+        entry_size = _entry_bytes(entry)
+        if chunk and (len(chunk) == MAX_ENTRIES_PER_CALL or size + entry_size > MAX_EVENT_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += entry_size
+    if chunk:
+        yield chunk
+
+
 @dataclass
 class EventPublisher:
     """Publishes validated events to one or more buses (names or ARNs).
@@ -95,8 +116,8 @@ class EventPublisher:
         for event in batch:
             validate_detail(event.detail_type, event.detail)
         entries = [event.entry(bus) for event in batch for bus in self.buses if bus]
-        for start in range(0, len(entries), MAX_ENTRIES_PER_CALL):
-            self._put(entries[start : start + MAX_ENTRIES_PER_CALL])
+        for chunk in _calls(entries):
+            self._put(chunk)
         if self.record:
             self.published.extend(batch)
 

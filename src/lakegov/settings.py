@@ -43,6 +43,7 @@ _ENV_NAMES: dict[str, str] = {
     "crawl_coalesce_seconds": "CRAWL_COALESCE_SECONDS",
     "partition_projection_threshold": "PARTITION_PROJECTION_THRESHOLD",
     "mesh_dlq_arn": "MESH_DLQ_ARN",
+    "audit_retention_days": "AUDIT_RETENTION_DAYS",
 }
 
 
@@ -86,6 +87,8 @@ class Settings:
     crawl_coalesce_seconds: int = 60
     partition_projection_threshold: int = 10000
     mesh_dlq_arn: str = ""
+    # Days an audit item is kept after its last write (the table's TTL; 0 = forever).
+    audit_retention_days: int = 400
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

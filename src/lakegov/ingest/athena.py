@@ -45,6 +45,7 @@ from lakegov.errors import RejectedFile
 from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.landed import LakeVersions, LandedObject, schema_columns
 from lakegov.observability import count, logger
+from lakegov.s3 import copy_object
 
 HEAD_BYTES = 64 * 1024
 # Types Athena can TRY_CAST a text column to; anything else (nested JSON) stays text
@@ -445,10 +446,11 @@ class AthenaConverter:
         keys = []
         for n, source in enumerate(sorted(unloaded)):
             target = f"{job.partition_prefix}{normalize_identifier(stem, prefix='f')}-{token}-{n}.parquet"
-            self.s3.copy_object(
-                Bucket=job.output_bucket,
-                Key=target,
-                CopySource={"Bucket": job.output_bucket, "Key": source},
+            copy_object(
+                self.s3,
+                source={"Bucket": job.output_bucket, "Key": source},
+                bucket=job.output_bucket,
+                key=target,
             )
             self.s3.delete_object(Bucket=job.output_bucket, Key=source)
             keys.append(target)
@@ -465,9 +467,10 @@ class AthenaConverter:
     def _reject(self, job: AthenaJob, reason: str) -> str:
         subject = f"s3://{job.bucket}/{job.key}"
         quarantine_key = f"quarantine/{job.key}"
-        self.s3.copy_object(
-            Bucket=job.bucket, Key=quarantine_key, CopySource={"Bucket": job.bucket, "Key": job.key}
-        )
+        source = {"Bucket": job.bucket, "Key": job.key}
+        if job.version_id:
+            source["VersionId"] = job.version_id
+        copy_object(self.s3, source=source, bucket=job.bucket, key=quarantine_key)  # any size
         self.audit.record(
             "file",
             subject,

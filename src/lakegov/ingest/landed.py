@@ -82,6 +82,11 @@ class LakeVersions:
         return schema_from_columns(item["columns"]) if item and item.get("columns") else None
 
     def record_schema(self, table: str, schema: pa.Schema, fingerprint: str) -> None:
+        """One item per table, written when its schema changes (not once per file: the
+        item's history would otherwise grow with every conversion)."""
+        item = self.audit.get("dataset", table, "schema")
+        if item and item.get("fingerprint") == fingerprint:
+            return
         self.audit.record(
             "dataset",
             table,

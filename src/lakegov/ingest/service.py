@@ -38,6 +38,7 @@ from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
 from lakegov.ingest.landed import LakeVersions, LandedObject, schema_columns
 from lakegov.observability import count, logger
+from lakegov.s3 import copy_object
 
 QUARANTINE_PREFIX = "quarantine/"
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
@@ -346,18 +347,20 @@ class Converter:
         if landed.version_id:
             source["VersionId"] = landed.version_id
         try:
-            self.s3.copy_object(
-                Bucket=landed.bucket,
-                Key=quarantine_key,
-                CopySource=source,
-                MetadataDirective="REPLACE",
-                Metadata={
+            # any size: CopyObject stops at 5 GiB, larger files are copied in parts
+            copy_object(
+                self.s3,
+                source=source,
+                bucket=landed.bucket,
+                key=quarantine_key,
+                size=landed.size or None,
+                metadata={
                     "lakegov-reason-code": rejected.reason_code,
                     "lakegov-reason": rejected.reason[:1000].encode("ascii", "replace").decode(),
                 },
             )
         except ClientError as exc:
-            if error_code(exc) not in ("NoSuchKey", "NoSuchVersion"):
+            if error_code(exc) not in ("NoSuchKey", "NoSuchVersion", "404", "NotFound"):
                 raise
             quarantine_key = ""
         self.audit.record(

@@ -23,6 +23,7 @@ from lakegov.local.template import (
     physical_for,
 )
 from lakegov.observability import logger
+from lakegov.ops.redrive import DEAD_LETTER_OUTPUT
 
 LOCAL_RETRIES = 3  # async Lambda invokes: 1 try + 2 retries, then the failure destination
 
@@ -62,6 +63,9 @@ class LocalStack:
     buses: list[str]
 
 
+EMBEDDED_RUNTIME_PARAMETER = "EmbeddedRuntime"
+
+
 def _rate_seconds(expr: str) -> int:
     expr = expr.strip()
     if not expr.startswith("rate(") or not expr.endswith(")"):
@@ -92,10 +96,14 @@ class StackBuilder:
         self.stack = stack
         self.region = region
         self.account = account
+        # Resources that exist for the embedded runtime alone are conditioned on this
+        # parameter in the template, so a deployed stack never has them.
+        parameters = {EMBEDDED_RUNTIME_PARAMETER: "true", **(parameters or {})}
         self.resolver = Resolver(
             self.template, stack=stack, region=region, account=account, parameters=parameters
         )
         self.resources: dict[str, dict[str, Any]] = {}
+        self.inbox_dead_letter_arns: list[str] = []
 
     # -- names -------------------------------------------------------------------------
     def _assign_physical_names(self) -> None:
@@ -213,6 +221,11 @@ class StackBuilder:
             if "Condition" in spec and not self.resolver.condition(spec["Condition"]):
                 continue
             outputs[name] = str(self.resolver.resolve(spec["Value"]))
+        if DEAD_LETTER_OUTPUT in outputs and self.inbox_dead_letter_arns:
+            # where the functions' inboxes dead-letter here (on AWS: their OnFailure queues)
+            outputs[DEAD_LETTER_OUTPUT] = ",".join(
+                [outputs[DEAD_LETTER_OUTPUT], *self.inbox_dead_letter_arns]
+            )
         physical = {lid: p.ref for lid, p in self.resolver.physical.items()}
         return LocalStack(
             outputs,
@@ -305,6 +318,7 @@ class StackBuilder:
         base = f"{fn.name}-{event_name}"[:70]
         dlq_url = sqs.create_queue(QueueName=f"{base}-dlq")["QueueUrl"]
         dlq_arn = f"arn:aws:sqs:{self.region}:{self.account}:{base}-dlq"
+        self.inbox_dead_letter_arns.append(dlq_arn)
         redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": LOCAL_RETRIES})
         url = sqs.create_queue(
             QueueName=f"{base}-in", Attributes={"VisibilityTimeout": "30", "RedrivePolicy": redrive}

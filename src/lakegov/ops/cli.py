@@ -12,8 +12,8 @@ from botocore.exceptions import EndpointConnectionError
 
 from lakegov.audit import AuditStore
 from lakegov.errors import ConfigurationError
-from lakegov.ops.deployment import resolve_deployment
-from lakegov.ops.redrive import find_dead_letter_queues, peek, replay
+from lakegov.ops.deployment import Deployment, resolve_deployment
+from lakegov.ops.redrive import DEAD_LETTER_OUTPUT, find_dead_letter_queues, peek, replay
 from lakegov.ops.status import lookup, render, render_recent, subject_for
 
 
@@ -72,6 +72,17 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if items else 1
 
 
+def _own_queues(deployment: Deployment) -> list[str]:
+    """The deployment's dead-letter queues (its DeadLetterQueueArns output)."""
+    listed = deployment.outputs.get(DEAD_LETTER_OUTPUT, "")
+    if not listed:
+        raise ConfigurationError(
+            f"the deployment has no {DEAD_LETTER_OUTPUT} output (deployed before it existed?): "
+            "redeploy, or pass --all-queues to look at every dead-letter queue of the account"
+        )
+    return [arn for arn in listed.split(",") if arn]
+
+
 def _progress(done: int, total: int) -> None:
     print(f"\r   replayed {done}/{total}", end="", file=sys.stderr, flush=True)
 
@@ -80,7 +91,9 @@ def _progress(done: int, total: int) -> None:
 def _redrive(args: argparse.Namespace) -> int:
     deployment = resolve_deployment(args.outputs, args.stack)
     sqs = deployment.client("sqs")
-    queues = find_dead_letter_queues(sqs, prefix=args.prefix or "")
+    queues = find_dead_letter_queues(
+        sqs, prefix=args.prefix or "", only=None if args.all_queues else _own_queues(deployment)
+    )
     if args.queue:
         queues = [q for q in queues if args.queue in (q.name, q.url, q.arn)]
         if not queues:
@@ -175,7 +188,8 @@ def register(sub: Any) -> None:
     redrive = sub.add_parser(
         "redrive",
         help="list dead-letter queues and replay their messages after a fix",
-        description="`list` shows what sits in each dead-letter queue and why; `replay` sends "
+        description="`list` shows what sits in each of the deployment's dead-letter queues "
+        "(--all-queues: the account's) and why; `replay` sends "
         "messages back to their source queue (or re-invokes the function). Replays "
         "are idempotent: work already done is recognised and skipped.",
         epilog="examples:\n  lakegov redrive list\n"
@@ -187,6 +201,12 @@ def register(sub: Any) -> None:
     redrive.add_argument("--queue", help="only this DLQ (name, URL or ARN)")
     redrive.add_argument(
         "--prefix", help="only DLQs whose name starts with this (e.g. the stack name)"
+    )
+    redrive.add_argument(
+        "--all-queues",
+        action="store_true",
+        help="every dead-letter queue of the account and region, not only this deployment's "
+        "(its DeadLetterQueueArns output)",
     )
     redrive.add_argument("--ids", nargs="*", help="only these message ids (replay)")
     _deployment_args(redrive)

@@ -17,11 +17,18 @@ a message that was in fact processed is recognised as a duplicate.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from lakegov.aws import error_code
+
 MAX_PEEK = 100
+# The template output listing a deployment's own dead-letter queues (ARNs, comma-separated).
+DEAD_LETTER_OUTPUT = "DeadLetterQueueArns"
+_MISSING_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
 @dataclass
@@ -49,12 +56,27 @@ def _name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def find_dead_letter_queues(sqs: Any, prefix: str = "") -> list[DeadLetterQueue]:
-    """Every DLQ (optionally only queues whose name starts with ``prefix``)."""
+def find_dead_letter_queues(
+    sqs: Any, prefix: str = "", *, only: Collection[str] | None = None
+) -> list[DeadLetterQueue]:
+    """The DLQs among ``only`` (queue ARNs: a stack's own), or, with ``only`` None, every
+    DLQ in the account and region (optionally only those whose name starts with ``prefix``).
+    """
     urls: list[str] = []
-    kwargs: dict[str, Any] = {"QueueNamePrefix": prefix} if prefix else {}
-    for page in sqs.get_paginator("list_queues").paginate(**kwargs):
-        urls.extend(page.get("QueueUrls", []))
+    if only is not None:
+        for arn in only:
+            name = arn.rsplit(":", 1)[-1]
+            if not name.startswith(prefix):
+                continue
+            try:
+                urls.append(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+            except ClientError as exc:
+                if error_code(exc) not in _MISSING_QUEUE:
+                    raise  # a queue of the stack that is gone is simply not listed
+    else:
+        kwargs: dict[str, Any] = {"QueueNamePrefix": prefix} if prefix else {}
+        for page in sqs.get_paginator("list_queues").paginate(**kwargs):
+            urls.extend(page.get("QueueUrls", []))
     attrs = {
         url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         for url in urls
@@ -65,11 +87,17 @@ def find_dead_letter_queues(sqs: Any, prefix: str = "") -> list[DeadLetterQueue]
         if "RedrivePolicy" in a:
             target = json.loads(a["RedrivePolicy"])["deadLetterTargetArn"]
             sources.setdefault(target, []).append(url)
+    if only is not None:  # the source queues are not among the DLQs: ask SQS for them
+        for url, a in attrs.items():
+            pages = sqs.get_paginator("list_dead_letter_source_queues").paginate(QueueUrl=url)
+            found = [u for page in pages for u in page.get("queueUrls", [])]
+            sources[a["QueueArn"]] = found
+            by_arn.update({f"source:{u}": u for u in found})
     dlqs = []
     for url, a in attrs.items():
         name = _name(url)
         named = any(word in name.lower() for word in ("deadletter", "dlq", "dead-letter"))
-        if a["QueueArn"] in sources or named:
+        if only is not None or a["QueueArn"] in sources or named:
             dlqs.append(
                 DeadLetterQueue(
                     name=name,

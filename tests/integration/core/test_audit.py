@@ -66,3 +66,54 @@ def test_the_resolver_reads_the_real_template():
     resolver = Resolver(template, stack="s", region="us-east-1", account="123456789012")
     assert resolver.condition("HostsCentralBus") is True
     assert resolver.condition("HasPowertoolsLayerArn") is False
+
+
+def _item_bytes(item: dict) -> int:
+    """An item's size as DynamoDB counts it, near enough: names plus JSON-encoded values."""
+    import json
+
+    return sum(len(k.encode()) + len(json.dumps(v, default=str).encode()) for k, v in item.items())
+
+
+def test_an_item_recorded_many_times_keeps_a_bounded_history(audit):
+    from lakegov.audit import HISTORY_KEEP, HISTORY_LIMIT
+
+    note = "x" * 400
+    for i in range(HISTORY_LIMIT * 4 + 7):
+        audit.record("dataset", "t", "schema", "CURRENT", note=f"{i} {note}")
+    item = audit.get("dataset", "t", "schema")
+    assert HISTORY_KEEP <= len(item["history"]) <= HISTORY_LIMIT
+    assert item["history"][-1]["note"].startswith(f"{HISTORY_LIMIT * 4 + 6} ")  # the latest
+    assert item["history_dropped"] + len(item["history"]) == HISTORY_LIMIT * 4 + 7
+    assert _item_bytes(item) < 40_000
+
+
+def test_retries_keep_the_history_bounded_too(audit):
+    from lakegov.audit import HISTORY_LIMIT
+
+    for _ in range(HISTORY_LIMIT + 5):
+        audit.claim("file", "s3://raw/e.csv", "v1", lease_seconds=1)
+        audit.clock["now"] += 2
+    item = audit.get("file", "s3://raw/e.csv", "v1")
+    assert len(item["history"]) <= HISTORY_LIMIT
+    assert item["attempts"] == HISTORY_LIMIT + 5
+
+
+def test_outcomes_expire_after_the_retention_and_state_is_kept(audit):
+    audit.claim("file", "s3://raw/f.csv", "v1")
+    audit.record("file", "s3://raw/f.csv", "v1", "PROCESSED")
+    audit.record("dataset", "t", "schema", "CURRENT", attributes={"columns": []})
+    expires = audit.get("file", "s3://raw/f.csv", "v1")["expires_at"]
+    assert expires == int(audit.clock["now"]) + audit.retention_days * 86400
+    assert "expires_at" not in audit.get("dataset", "t", "schema")
+    # the drift check reads the governance documents in force from these, however old
+    audit.claim("metadata", "s3://cfg/governance/a.json", "v1")
+    audit.record("metadata", "s3://cfg/governance/a.json", "v1", "APPLIED")
+    assert "expires_at" not in audit.get("metadata", "s3://cfg/governance/a.json", "v1")
+
+
+def test_the_ttl_attribute_is_the_one_the_template_declares():
+    from lakegov.audit import TTL_ATTRIBUTE
+
+    props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}

@@ -103,3 +103,58 @@ def test_a_message_that_cannot_be_replayed_is_kept():
         (dlq,) = find_dead_letter_queues(client)
         assert replay(client, dlq) == {"replayed": 0, "skipped": 0, "kept": 1}
         assert find_dead_letter_queues(client)[0].depth == 1
+
+
+def _two_stacks(client):
+    """Stack ``ours`` and another stack's DLQ in the same account, each with a message."""
+    arns = {}
+    for stack in ("ours", "theirs"):
+        dlq = client.create_queue(QueueName=f"{stack}-ConvertDeadLetterQueue")["QueueUrl"]
+        arns[stack] = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        client.create_queue(
+            QueueName=f"{stack}-ConvertQueue",
+            Attributes={
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": arns[stack], "maxReceiveCount": 5}
+                )
+            },
+        )
+        client.send_message(QueueUrl=dlq, MessageBody=_s3_event(f"{stack}.csv"))
+    return arns
+
+
+def test_only_the_stacks_own_queues_are_found_and_replayed_to_their_source():
+    with mock_aws():
+        client = boto3.client("sqs", region_name="us-east-1")
+        arns = _two_stacks(client)
+        (dlq,) = find_dead_letter_queues(client, only=[arns["ours"]])
+        assert dlq.name == "ours-ConvertDeadLetterQueue"
+        assert [s.rsplit("/", 1)[-1] for s in dlq.sources] == ["ours-ConvertQueue"]
+        assert replay(client, dlq)["replayed"] == 1
+        theirs = client.get_queue_url(QueueName="theirs-ConvertDeadLetterQueue")["QueueUrl"]
+        depth = client.get_queue_attributes(
+            QueueUrl=theirs, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        assert depth == "1"
+
+
+def test_the_cli_replays_the_deployments_queues_unless_told_to_take_all(tmp_path, capsys):
+    from lakegov.cli import main
+
+    with mock_aws():
+        client = boto3.client("sqs", region_name="us-east-1")
+        arns = _two_stacks(client)
+        outputs = tmp_path / "outputs.json"
+        outputs.write_text(json.dumps({"DeadLetterQueueArns": arns["ours"]}))
+        assert main(["redrive", "list", "--outputs", str(outputs), "--json"]) == 0
+        listed = [q["queue"] for q in json.loads(capsys.readouterr().out)]
+        assert listed == ["ours-ConvertDeadLetterQueue"]
+        args = ["redrive", "list", "--outputs", str(outputs), "--all-queues", "--json"]
+        assert main(args) == 0
+        listed = [q["queue"] for q in json.loads(capsys.readouterr().out)]
+        assert listed == ["ours-ConvertDeadLetterQueue", "theirs-ConvertDeadLetterQueue"]
+        outputs.write_text(json.dumps({}))
+        assert main(["redrive", "replay", "--outputs", str(outputs)]) != 0
+        assert "--all-queues" in capsys.readouterr().err

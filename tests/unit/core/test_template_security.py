@@ -50,6 +50,11 @@ WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
     ): "events:ListRules takes no resource-level permission",
     (
         "template.yaml",
+        "LakeFormationAdminsFunction",
+        "DataLakeAdministrators",
+    ): "Get/PutDataLakeSettings act on the account's data lake settings, with no resource ARN",
+    (
+        "template.yaml",
         "DbtBuildRole",
         "LakeFormationDataAccessAndTags",
     ): "lakeformation:GetDataAccess and the LF-Tag APIs dbt-athena calls take no resource ARNs",
@@ -219,3 +224,130 @@ def test_every_dead_letter_queue_and_every_function_has_an_alarm():
     functions = {k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
     assert dead_letter - watched == set()
     assert functions - watched == set()
+
+
+def _patterns_of(resource: dict[str, Any]) -> list[Any]:
+    props = resource.get("Properties") or {}
+    found = [props["EventPattern"]] if "EventPattern" in props else []
+    for event in (props.get("Events") or {}).values():
+        pattern = (event.get("Properties") or {}).get("Pattern")
+        if pattern is not None:
+            found.append(pattern)
+    return found
+
+
+def test_what_only_the_embedded_runtime_uses_is_not_deployed():
+    from lakegov.local.stack import EMBEDDED_RUNTIME_PARAMETER
+    from lakegov.local.template import Resolver
+
+    template = load_template(ROOT / "template.yaml")
+
+    def local_only(parameters: dict[str, str]) -> list[str]:
+        resolver = Resolver(
+            template, stack="s", region="us-east-1", account="123456789012", parameters=parameters
+        )
+        return [
+            lid
+            for lid, resource in template["Resources"].items()
+            if resolver.included(lid)
+            and any("lakegov.local" in str(p) for p in _patterns_of(resource))
+        ]
+
+    assert local_only({}) == []  # as `sam deploy` sees it: the parameter's default
+    assert local_only({EMBEDDED_RUNTIME_PARAMETER: "true"}) == ["LocalRunEndedRule"]
+
+
+def test_the_dead_letter_output_names_every_dead_letter_queue():
+    from lakegov.ops.redrive import DEAD_LETTER_OUTPUT
+
+    template = load_template(ROOT / "template.yaml")
+    dead_letter = {
+        k
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::SQS::Queue" and "DeadLetter" in k
+    }
+    listed = template["Outputs"][DEAD_LETTER_OUTPUT]["Value"]["Fn::Join"][1]
+    assert {item["Fn::GetAtt"][0] for item in listed} == dead_letter
+
+
+def test_the_dashboard_shows_every_queue_and_every_function():
+    import re
+
+    resources = _resources(ROOT / "template.yaml")
+    body = resources["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    shown = set(re.findall(r"\$\{([A-Za-z0-9]+)(?:\.QueueName)?\}", body))
+    wanted = {
+        k
+        for k, r in resources.items()
+        if r["Type"] in ("AWS::SQS::Queue", "AWS::Serverless::Function")
+    }
+    assert wanted - shown == set()
+
+
+def test_layers_come_from_the_publishers_regional_parameters():
+    """A layer ARN with an account and version exists in the regions it was published to
+    only: layers resolve through the publishers' public SSM parameters instead."""
+    import json
+    import re
+
+    template = load_template(ROOT / "template.yaml")
+    # the convert function's layers change with its engine (another change owns them)
+    others = {k: v for k, v in template["Resources"].items() if k != "ConvertFunction"}
+    text = json.dumps([others, template["Globals"]])
+    assert re.findall(r":\d{12}:layer:[A-Za-z0-9-]+:\d+", text) == []
+    assert "{{resolve:ssm:/aws/service/powertools/python/arm64/python3.12/" in text
+
+
+def test_the_governance_roles_are_made_lake_administrators_by_the_stack():
+    template = load_template(ROOT / "template.yaml")
+    admins = template["Resources"]["GovernanceRolesAreLakeAdmins"]
+    assert admins["Properties"]["ServiceToken"] == {
+        "Fn::GetAtt": ["LakeFormationAdminsFunction", "Arn"]
+    }
+    listed = template["Outputs"]["GovernanceRoleArns"]["Value"]["Fn::Join"][1]
+    assert admins["Properties"]["Principals"] == [
+        *listed,
+        {"Fn::GetAtt": ["LakeFormationAdminsFunctionRole", "Arn"]},
+    ]
+
+
+def _dbt_model_tags() -> dict[str, set[str]]:
+    """Every LF-Tag key and value the dbt project's models set (lf_tags_config)."""
+    import ast
+    import re
+
+    import yaml
+
+    project = yaml.safe_load((ROOT / "dbt" / "dbt_project.yml").read_text())
+    defaults = {
+        name: re.search(r"env_var\('[A-Z_]+', '([^']*)'\)", str(value)).group(1)  # type: ignore[union-attr]
+        for name, value in project["vars"].items()
+    }
+    used: dict[str, set[str]] = {}
+    for model in (ROOT / "dbt" / "models").rglob("*.sql"):
+        text = model.read_text()
+        match = re.search(r"lf_tags_config=(\{.*?\n    \})", text, re.S)
+        if not match:
+            continue
+        literal = re.sub(r"var\('(\w+)'\)", lambda m: repr(defaults[m.group(1)]), match.group(1))
+        literal = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", literal))  # Jinja
+        config = ast.literal_eval(literal)
+        for key, value in config.get("tags", {}).items():
+            used.setdefault(key, set()).add(value)
+        for key, by_value in config.get("tags_columns", {}).items():
+            used.setdefault(key, set()).update(by_value)
+    return used
+
+
+def test_the_stack_lets_dbt_associate_every_tag_its_models_set():
+    import json
+
+    template = load_template(ROOT / "template.yaml")
+    declared = json.loads(template["Parameters"]["DbtLfTags"]["Default"])
+    used = _dbt_model_tags()
+    assert used, "no lf_tags_config found in dbt/models: the parser is broken"
+    missing = {k: sorted(v - set(declared.get(k, []))) for k, v in used.items()}
+    assert {k: v for k, v in missing.items() if v} == {}
+    association = template["Resources"]["DbtLfTagAssociation"]["Properties"]
+    assert association["Principal"] == {"Fn::GetAtt": ["DbtBuildRole", "Arn"]}
+    assert association["Tags"] == {"Ref": "DbtLfTags"}

@@ -1,0 +1,75 @@
+"""Copies over CopyObject's 5 GiB limit: multipart (UploadPartCopy), in one helper.
+
+The limit is lowered (the strict layer's and the helper's alike) so a few MiB stand for
+5 GiB; the code path is the one a 6 GiB file takes on AWS.
+"""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lakegov import s3 as lakegov_s3
+
+MiB = 1024**2
+
+
+@pytest.fixture
+def lowered_copy_limit(monkeypatch, strict_aws_limits):
+    strict_aws_limits.copy_object_bytes = 6 * MiB
+    monkeypatch.setattr(lakegov_s3, "COPY_OBJECT_LIMIT", 6 * MiB)
+
+
+def test_part_ranges_cover_the_object_within_s3s_part_limits():
+    ranges = lakegov_s3.part_ranges(50 * 1024**4 // 1024 * 1000)  # ~48.8 TiB
+    assert len(ranges) <= lakegov_s3.MAX_PARTS
+    assert ranges[0][0] == 0 and ranges[-1][1] == 50 * 1024**4 // 1024 * 1000 - 1
+    assert all(b - a + 1 <= lakegov_s3.MAX_PART_BYTES for a, b in ranges)
+    assert all(ranges[i][1] + 1 == ranges[i + 1][0] for i in range(len(ranges) - 1))
+
+
+def test_an_object_over_the_copy_limit_is_copied_in_parts(lowered_copy_limit):
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="copies")
+        body = bytes(range(256)) * (11 * MiB // 256)
+        s3.put_object(Bucket="copies", Key="big.csv", Body=body, Metadata={"a": "1"})
+        lakegov_s3.copy_object(
+            s3,
+            source={"Bucket": "copies", "Key": "big.csv"},
+            bucket="copies",
+            key="quarantine/big.csv",
+            metadata={"lakegov-reason-code": "too_large"},
+            part_bytes=5 * MiB,
+        )
+        copied = s3.get_object(Bucket="copies", Key="quarantine/big.csv")
+        assert copied["Body"].read() == body
+        assert copied["Metadata"] == {"lakegov-reason-code": "too_large"}
+        assert copied["ETag"].strip('"').endswith("-3")  # three parts
+        lakegov_s3.copy_object(
+            s3, source={"Bucket": "copies", "Key": "big.csv"}, bucket="copies", key="kept.csv"
+        )
+        assert s3.head_object(Bucket="copies", Key="kept.csv")["Metadata"] == {"a": "1"}
+
+
+def test_a_too_large_landed_file_is_quarantined_not_dead_lettered(
+    lowered_copy_limit, monkeypatch, lambda_context
+):
+    from tests.integration.ingest.test_convert_handler import ENV, Harness
+
+    for key, value in {**ENV, "MAX_FILE_BYTES": str(MiB)}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        import handlers.convert as convert_handler
+
+        convert_handler._converter.cache_clear()
+        h = Harness()
+        big = h.land("sales/emea/order_dt=2026-11-20/huge.csv", b"id\n" + b"1\n" * (4 * MiB))
+        response = convert_handler.handler(h.batch(big), lambda_context)
+        assert response["batchItemFailures"] == []
+        (rejected,) = [e["detail"] for e in h.published() if e["detail-type"] == "FileRejected"]
+        assert rejected["reason_code"] == "too_large"
+        head = h.s3.head_object(Bucket="raw", Key=rejected["quarantine_key"])
+        assert head["ContentLength"] == 3 + 8 * MiB
+        assert head["Metadata"]["lakegov-reason-code"] == "too_large"
