@@ -8,7 +8,7 @@ defaults. Example::
       "match": {"prefix": "mwaa/blog/", "pattern": "customers*"},
       "table_name": "blog_customers",
       "format": "csv",
-      "csv": {"delimiter": ";", "header": true},
+      "csv": {"delimiter": ";", "header": true, "skip_lines": 2},
       "encoding": "latin-1",
       "schema": {"columns": [{"name": "id", "type": "bigint", "nullable": false}],
                  "changes": "additive"},
@@ -62,7 +62,12 @@ class DatasetOptions:
     """How one dataset's files are read and written. Every field has a zero-config default.
 
     - ``format``/``compression``: ``None`` = detect (magic bytes, then the name, then content).
-    - ``delimiter``: ``None`` = sniff among ``,`` ``;`` TAB ``|``.
+    - ``delimiter``, ``quotechar``: ``None`` = detect (:mod:`lakegov.convert.dialect`:
+      ``,`` ``", "`` ``;`` TAB ``|``; ``"`` ``'`` or none).
+    - ``header``: ``None`` = detect whether row 1 is a header (when unsure it is kept as
+      data, with generated names ``col_1`` …); ``header_rows``: a header of that many rows,
+      joined per column with ``_`` (``None`` = detect 1 or 2); ``skip_lines``: physical
+      lines above the header to skip (``None`` = detect a preamble).
     - ``null_values``: CSV field texts read as null (default: only the empty field).
     - ``columns``: a declared schema, enforced: values are cast to it; a value that does not
       fit is a bad row, a missing non-nullable column or an undeclared column rejects the file.
@@ -76,8 +81,10 @@ class DatasetOptions:
     format: Format | None = None
     compression: Compression | None = None
     delimiter: str | None = None
-    quotechar: str = '"'
-    header: bool = True
+    quotechar: str | None = None
+    header: bool | None = None
+    header_rows: int | None = None
+    skip_lines: int | None = None
     encoding: str = "utf-8"
     null_values: tuple[str, ...] = ("",)
     columns: tuple[ColumnSpec, ...] | None = None
@@ -210,8 +217,10 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
         format=doc.get("format"),
         compression=doc.get("compression"),
         delimiter=csv_opts.get("delimiter"),
-        quotechar=csv_opts.get("quotechar", '"'),
-        header=csv_opts.get("header", True),
+        quotechar=csv_opts.get("quotechar"),
+        header=csv_opts.get("header"),
+        header_rows=csv_opts.get("header_rows"),
+        skip_lines=csv_opts.get("skip_lines"),
         encoding=encoding,
         null_values=tuple(csv_opts.get("null_values", [""])),
         columns=columns,
