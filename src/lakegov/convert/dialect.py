@@ -344,9 +344,7 @@ def _candidate(
     if escape is not None and not any(r.ok and r.escaped for r in records):
         return None
     width = widths.most_common(1)[0][0]
-    return _Candidate(
-        delimiter, quote, escape, width, _table_start(records, width), tuple(records)
-    )
+    return _Candidate(delimiter, quote, escape, width, _table_start(records, width), tuple(records))
 
 
 def _best(lines: list[str], options: DatasetOptions, comment: str | None) -> _Candidate | None:
@@ -452,8 +450,12 @@ def _single_column(
     lines: list[str], newline: str, options: DatasetOptions, comment: str | None
 ) -> CsvDialect:
     rows = [ln for ln in lines if ln.strip() and not (comment and ln.startswith(comment))]
-    header = options.header if options.header is not None else (
-        len(rows) > 1 and value_type(rows[0]) == "text" and value_type(rows[1]) not in ("text",)
+    header = (
+        options.header
+        if options.header is not None
+        else (
+            len(rows) > 1 and value_type(rows[0]) == "text" and value_type(rows[1]) not in ("text",)
+        )
     )
     first = rows[0].strip() if rows else ""
     return CsvDialect(
