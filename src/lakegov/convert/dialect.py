@@ -61,6 +61,14 @@ class CsvDialect:
     comment: str | None = None  # a comment-line prefix, e.g. "#"
     skipped: tuple[str, ...] = field(default=(), compare=False)  # the skipped lines' text
 
+    @property
+    def skip_lines_without_comments(self) -> int:
+        """``skip_lines`` less the comment lines among them: what a reader that drops
+        comment lines itself (DuckDB's ``comment``) must still be told to skip."""
+        if not self.comment or not self.skipped:
+            return self.skip_lines
+        return sum(1 for line in self.skipped if not line.startswith(self.comment))
+
     def describe(self) -> str:
         """One line for logs and the audit, e.g. ``';' quote '"' CRLF, header 1 row``."""
         names = {"\n": "LF", "\r\n": "CRLF", "\r": "CR"}

@@ -248,3 +248,9 @@ def test_declared_delimiter_and_quote_win() -> None:
 def test_describe_names_what_was_found() -> None:
     d = sniff("Report\n\n" + csv_text(delimiter=";", newline="\r\n"))
     assert d.describe() == "delimiter ';', quote '\"', CRLF, header 1 row, 2 lines skipped"
+
+
+def test_skip_lines_without_comments_is_what_a_comment_aware_reader_skips() -> None:
+    d = sniff("# export\nReport\n# by ERP\n\n" + csv_text())
+    assert (d.skip_lines, d.comment) == (4, "#")
+    assert d.skip_lines_without_comments == 2
