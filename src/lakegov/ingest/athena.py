@@ -17,15 +17,15 @@ change event advances nothing twice.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from lakegov.audit import AuditStore
+from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
 from lakegov.convert.layout import DatasetRef, normalize_identifier
+from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
 from lakegov.events import EventPublisher, utc_now
 from lakegov.observability import count, logger
@@ -60,43 +60,53 @@ def _quote_sql(text: str) -> str:
     return text.replace("'", "''")
 
 
+def csv_dialect(head: bytes, delimiter: str | None) -> CsvDialect:
+    """The file's dialect, as the Lambda converter detects it; refused where Athena's
+    CSV SerDe cannot read it (it takes a one-character delimiter and LF line ends)."""
+    dialect = sniff_csv_dialect(head, DatasetOptions(delimiter=delimiter))
+    if len(dialect.delimiter) != 1 or dialect.comment or dialect.newline == "\r":
+        raise RejectedFile(
+            "unsupported_format",
+            f"the file is too large for the Lambda converter and Athena's CSV reader cannot "
+            f"read its dialect ({dialect.describe()}): split it, or re-export it with a "
+            "one-character delimiter, LF or CRLF line ends and no comment lines",
+        )
+    return dialect
+
+
 def header_columns(head: bytes, fmt: str, delimiter: str | None) -> list[str]:
     """Column names from the first bytes of the file: the CSV header or the JSON keys."""
+    if fmt != "json":
+        return list(csv_dialect(head, delimiter).columns)
     text = head.decode("utf-8-sig", errors="replace")
-    if fmt == "json":
-        keys: list[str] = []
-        for line in text.splitlines()[:-1] or text.splitlines():
-            line = line.strip().rstrip(",")
-            if not line.startswith("{"):
-                continue
-            try:
-                for key in json.loads(line):
-                    if key not in keys:
-                        keys.append(key)
-            except json.JSONDecodeError:
-                continue
-        if not keys:
-            raise RejectedFile("malformed", "no JSON object found in the first 64 KiB")
-        return keys
-    first = text.splitlines()[0] if text else ""
-    sep = delimiter or max([",", ";", "\t", "|"], key=first.count)
-    names = next(csv.reader(io.StringIO(first), delimiter=sep), [])
-    if not names or not any(n.strip() for n in names):
-        raise RejectedFile("empty", "no header line")
-    return names
+    keys: list[str] = []
+    for line in text.splitlines()[:-1] or text.splitlines():
+        line = line.strip().rstrip(",")
+        if not line.startswith("{"):
+            continue
+        try:
+            for key in json.loads(line):
+                if key not in keys:
+                    keys.append(key)
+        except json.JSONDecodeError:
+            continue
+    if not keys:
+        raise RejectedFile("malformed", "no JSON object found in the first 64 KiB")
+    return keys
 
 
-def ddl(job: AthenaJob, fmt: str, delimiter: str, raw_columns: list[str]) -> str:
+def ddl(job: AthenaJob, fmt: str, dialect: CsvDialect | None, raw_columns: list[str]) -> str:
     """The temporary table: normalised column names, all text.
 
-    CSV columns are positional (the header line is skipped), so any names do; JSON keys are
-    mapped to the normalised names with the OpenX SerDe's ``mapping.<column>`` properties.
+    CSV columns are positional (the preamble and header lines are skipped), so any names
+    do; JSON keys are mapped to the normalised names with the OpenX SerDe's
+    ``mapping.<column>`` properties.
     """
     folder = job.key.rsplit("/", 1)[0] + "/" if "/" in job.key else ""
     cols = ", ".join(f"`{c}` string" for c in job.columns)
     location = f"s3://{job.bucket}/{folder}"
     table = f"`{job.temp_database}`.`{job.temp_table}`"
-    if fmt == "json":
+    if fmt == "json" or dialect is None:
         mappings = ", ".join(
             f"'mapping.{name}' = '{_quote_sql(raw)}'"
             for raw, name in zip(raw_columns, job.columns, strict=True)
@@ -107,12 +117,16 @@ def ddl(job: AthenaJob, fmt: str, delimiter: str, raw_columns: list[str]) -> str
             f"WITH SERDEPROPERTIES ('case.insensitive' = 'false', {mappings}) "
             f"LOCATION '{_quote_sql(location)}'"
         )
-    sep = delimiter.replace("\t", "\\t")
+    sep = dialect.delimiter.replace("\t", "\\t")
+    quote = _quote_sql(dialect.quote or '"')
+    escape = (dialect.escape or "\\").replace("\\", "\\\\")  # a backslash in a Hive literal
+    skip = dialect.skip_lines + dialect.header_lines
     return (
         f"CREATE EXTERNAL TABLE {table} ({cols}) "
         "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde' "
-        f"WITH SERDEPROPERTIES ('separatorChar' = '{sep}', 'quoteChar' = '\"', 'escapeChar' = '\\\\') "
-        f"LOCATION '{_quote_sql(location)}' TBLPROPERTIES ('skip.header.line.count' = '1')"
+        f"WITH SERDEPROPERTIES ('separatorChar' = '{sep}', 'quoteChar' = '{quote}', "
+        f"'escapeChar' = '{escape}') "
+        f"LOCATION '{_quote_sql(location)}' TBLPROPERTIES ('skip.header.line.count' = '{skip}')"
     )
 
 
@@ -163,10 +177,8 @@ class AthenaConverter:
         head = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}")[
             "Body"
         ].read()
-        raw_columns = header_columns(head, fmt, delimiter)
-        sep = delimiter or max(
-            [",", ";", "\t", "|"], key=head.decode("utf-8", "replace").split("\n", 1)[0].count
-        )
+        dialect = csv_dialect(head, delimiter) if fmt != "json" else None
+        raw_columns = list(dialect.columns) if dialect else header_columns(head, fmt, delimiter)
         token = re.sub(r"[^a-z0-9]", "", version.lower())[:16] or "x"
         job = AthenaJob(
             bucket=bucket,
@@ -185,7 +197,7 @@ class AthenaConverter:
             partition_prefix=ref.output_prefix,
             output_bucket=self.settings.formatted_bucket,
         )
-        query_id = self._query(ddl(job, fmt, sep, raw_columns))
+        query_id = self._query(ddl(job, fmt, dialect, raw_columns))
         self.audit.record(
             "athena",
             query_id,
