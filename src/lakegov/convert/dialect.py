@@ -325,12 +325,10 @@ def _detect_newline(text: str) -> str:
 
 
 def _table_start(records: list[Record], width: int) -> int:
-    """The first record from which the next records (up to 5) keep ``width`` fields."""
+    """The first well-formed record with the table's field count (what is above it is a
+    preamble: titles, export notes, blank lines)."""
     for i, rec in enumerate(records):
-        if not rec.ok or len(rec.fields) != width:
-            continue
-        following = records[i : i + 5]
-        if all(r.ok and len(r.fields) == width for r in following):
+        if rec.ok and len(rec.fields) == width:
             return i
     return 0
 
@@ -417,6 +415,10 @@ def sniff_csv_dialect(head: bytes, options: DatasetOptions) -> CsvDialect:
         skip = records[start_index].line if records else 0
     table = [r for r in records[start_index:] if r.ok]
     header_lines = _header_lines(table, cand.width, options)
+    if not header_lines and forced_skip is None and start_index:
+        # a preamble sits above a header; above headerless rows, what looks like one is
+        # more likely a bad first row: keep it, for the reader to set aside with its line
+        skip = 0
     if header_lines:
         columns = _join_header([r.fields for r in table[:header_lines]])
     else:
@@ -458,13 +460,10 @@ def _single_column(
     lines: list[str], newline: str, options: DatasetOptions, comment: str | None
 ) -> CsvDialect:
     rows = [ln for ln in lines if ln.strip() and not (comment and ln.startswith(comment))]
-    header = (
-        options.header
-        if options.header is not None
-        else (
-            len(rows) > 1 and value_type(rows[0]) == "text" and value_type(rows[1]) not in ("text",)
-        )
-    )
+    header = options.header
+    if header is None:
+        data = [(r,) for r in rows[1 : 1 + HEADER_SAMPLE]]
+        header = bool(data) and bool(_is_header((rows[0],), data))
     first = rows[0].strip() if rows else ""
     return CsvDialect(
         delimiter=options.delimiter or ",",

@@ -254,3 +254,25 @@ def test_skip_lines_without_comments_is_what_a_comment_aware_reader_skips() -> N
     d = sniff("# export\nReport\n# by ERP\n\n" + csv_text())
     assert (d.skip_lines, d.comment) == (4, "#")
     assert d.skip_lines_without_comments == 2
+
+
+def test_a_bad_row_near_the_top_is_not_taken_for_a_preamble() -> None:
+    d = sniff('a,b,c\n1,2,3\n4,5\n"multi\nline",7,8\n9,10,11,12\n13,14,15\n')
+    assert (d.skip_lines, d.columns) == (0, ("a", "b", "c"))
+    d = sniff("1,2,3\n4,5\n6,7,8\n9,10,11\n")
+    assert (d.skip_lines, d.header_lines) == (0, 0)
+
+
+def test_an_unclosed_quote_in_row_one_is_not_a_preamble() -> None:
+    d = sniff('a,b\n1,"never closed\n2,3\n')
+    assert (d.skip_lines, d.columns) == (0, ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    ("text", "header"),
+    [("code\n0x1F\n0x20\n", 1), ("12\n13\n14\n", 0), ("amount\n12\n13\n", 1)],
+)
+def test_single_column_files(text: str, header: int) -> None:
+    d = sniff(text)
+    assert d.header_lines == header
+    assert d.columns == (("code",) if "code" in text else ("amount",) if header else ("col_1",))
