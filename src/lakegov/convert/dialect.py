@@ -48,7 +48,7 @@ def sniff_csv_dialect(head: bytes, options: DatasetOptions) -> CsvDialect:
     sample = head[: cut + 1] if cut >= 0 else head
     if sample.startswith(b"\xef\xbb\xbf"):
         sample = sample[3:]
-    params = [f"header={'true' if options.header else 'false'}", "sample_size=-1"]
+    params = ["strict_mode=false", f"header={'true' if options.header else 'false'}", "sample_size=-1"]
     if options.delimiter:
         params.append(f"delim={_sql_text(options.delimiter)}")
     if options.quotechar:
