@@ -32,6 +32,11 @@ class CsvDialect:
 _NEWLINES = {"\\n": "\n", "\\r\\n": "\r\n", "\\r": "\r"}
 
 
+def _newline(sample: bytes) -> str:
+    first = sample.find(b"\n")
+    return "\\r\\n" if first > 0 and sample[first - 1 : first] == b"\r" else "\\n"
+
+
 def _unset(value: str | None) -> str | None:
     return None if value in (None, "", "(empty)") else value
 
@@ -48,9 +53,14 @@ def sniff_csv_dialect(head: bytes, options: DatasetOptions) -> CsvDialect:
     sample = head[: cut + 1] if cut >= 0 else head
     if sample.startswith(b"\xef\xbb\xbf"):
         sample = sample[3:]
-    params = ["strict_mode=false", f"header={'true' if options.header else 'false'}", "sample_size=-1"]
-    if options.delimiter:
-        params.append(f"delim={_sql_text(options.delimiter)}")
+    sample = sample.decode("utf-8", errors="replace").encode("utf-8")  # bad bytes: the reader's
+    delimiter = options.delimiter or _consistent_delimiter(sample, options.quotechar)
+    params = [
+        "strict_mode=false",
+        f"header={'true' if options.header else 'false'}",
+        "sample_size=-1",
+        f"delim={_sql_text(delimiter)}",
+    ]
     if options.quotechar:
         params.append(f"quote={_sql_text(options.quotechar)}")
     fd, path = tempfile.mkstemp(prefix="lakegov-head-", suffix=".csv")
@@ -59,15 +69,17 @@ def sniff_csv_dialect(head: bytes, options: DatasetOptions) -> CsvDialect:
             out.write(sample)
         with duckdb.connect() as con:
             row = con.execute(
-                f"SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, HasHeader "
-                f"FROM sniff_csv({_sql_text(path)}, {', '.join(params)})"
+                "SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows "
+                f"FROM sniff_csv({_sql_text(path)}, {', '.join(params)})"  # noqa: S608 - literals quoted
             ).fetchone()
-    except duckdb.Error as exc:
-        raise RejectedFile("malformed", f"the CSV dialect cannot be detected: {exc}") from exc
+    except duckdb.Error:
+        # rows too irregular for the sniffer: the declared or consistent delimiter and
+        # standard quoting; the reader reports the irregular rows with their lines
+        row = (delimiter, options.quotechar, None, _newline(sample), None, 0)
     finally:
         os.unlink(path)
     assert row is not None
-    delimiter, quote, escape, newline, comment, skip, _has_header = row
+    delimiter, quote, escape, newline, comment, skip = row
     quote = _unset(quote)
     escape = _unset(escape)
     if escape == quote:
@@ -102,6 +114,27 @@ def _first_record(text: str, delimiter: str, quote: str | None, escape: str | No
         return next(reader, [])
     except csv.Error as exc:
         raise RejectedFile("malformed", f"the CSV header cannot be parsed: {exc}", [1]) from exc
+
+
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def _consistent_delimiter(sample: bytes, quote: str) -> str:
+    """The delimiter among , ; TAB | that splits the first lines most consistently (a
+    ragged row does not make a file one column wide)."""
+    lines = [ln for ln in sample.decode("utf-8").splitlines()[:50] if ln.strip()]
+    best, best_score = ",", (-1, 0)
+    for delim in DELIMITERS:
+        try:
+            counts = [len(r) for r in csv.reader(lines, delimiter=delim, quotechar=quote)]
+        except csv.Error:
+            continue
+        if not counts or counts[0] < 2:
+            continue
+        score = (sum(1 for c in counts if c == counts[0]), counts[0])
+        if score > best_score:
+            best, best_score = delim, score
+    return best
 
 
 def _sql_text(value: str) -> str:

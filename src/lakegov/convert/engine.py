@@ -421,7 +421,6 @@ def _csv_reader(spool: str, dialect: CsvDialect, options: DatasetOptions, ncols:
         f"delim={_lit(dialect.delimiter)}",
         f"quote={_lit(dialect.quote or '')}",
         f"escape={_lit(dialect.escape or dialect.quote or '')}",
-        f"new_line={_lit(dialect.newline.encode('unicode_escape').decode())}",
         f"skip={dialect.skip_lines + max(dialect.header_lines - 1, 0)}",
         f"header={'true' if dialect.header_lines else 'false'}",
         "columns={" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}",
@@ -431,6 +430,10 @@ def _csv_reader(spool: str, dialect: CsvDialect, options: DatasetOptions, ncols:
     ]
     if dialect.comment:
         params.append(f"comment={_lit(dialect.comment)}")
+    if dialect.newline == "\r":
+        # "\n" and "\r\n" are both read when new_line is unset; setting either (DuckDB
+        # 1.4.4, strict mode) reads no rows at all
+        params.append("new_line='\\r'")
     return f"read_csv({_lit(spool)}, {', '.join(params)})"
 
 
@@ -438,6 +441,7 @@ _REJECT_CODES = {
     "MISSING COLUMNS": "ragged_rows",
     "TOO MANY COLUMNS": "ragged_rows",
     "INVALID UNICODE": "encoding",
+    "INVALID ENCODING": "encoding",
     "UNQUOTED VALUE": "malformed",
     "LINE SIZE OVER MAXIMUM": "malformed",
     "INVALID STATE": "malformed",
@@ -1105,12 +1109,10 @@ def convert(
             )
         if rows_in == 0:
             raise RejectedFile("empty", "the file has no data rows")
+        if declared is not None and not all(f.nullable for f in declared):
+            out = _required_columns(out, declared)
         metadata = pq.read_metadata(out)
         schema = metadata.schema.to_arrow_schema()
-        if declared is not None:
-            schema = pa.schema(
-                [pa.field(f.name, schema.field(f.name).type, f.nullable) for f in declared]
-            )
         _check_schema_change(previous_schema, schema, options)
         with open(out, "rb") as produced:
             shutil.copyfileobj(produced, sink, READ_CHUNK)
@@ -1144,6 +1146,20 @@ def convert(
             else []
         ),
     )
+
+
+def _required_columns(path: str, declared: pa.Schema) -> str:
+    """The Parquet file rewritten with the declared non-nullable columns marked required
+    (DuckDB writes every column optional); row group by row group, in bounded memory."""
+    source = pq.ParquetFile(path)
+    schema = pa.schema(
+        [pa.field(f.name, source.schema_arrow.field(f.name).type, f.nullable) for f in declared]
+    )
+    required = path + ".required.parquet"
+    with pq.ParquetWriter(required, schema) as writer:
+        for i in range(source.num_row_groups):
+            writer.write_table(source.read_row_group(i).cast(schema))
+    return required
 
 
 def _check_schema_change(
