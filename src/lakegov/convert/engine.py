@@ -647,48 +647,46 @@ def _first_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- JSON
 
 
-def _json_fast_types(run: _Run, spool: str) -> pa.Schema | None:
-    """DuckDB's sampled structure when it is safe to read with: no float that could round
-    an integer (top-level floats are read as text and checked), no integer beyond int64,
-    no mixed-type (JSON) value, no map. ``None``: type the file whole instead."""
+_UNSAFE_JSON = re.compile(r"JSON|MAP|UBIGINT|HUGEINT|STRUCT\(\)")
+_NESTED_FLOAT = re.compile(r"(DOUBLE|FLOAT)(\[\]|[,)])")
+
+
+def _json_fast_types(run: _Run, spool: str) -> list[tuple[str, str]] | None:
+    """DuckDB's sampled structure, (key, DuckDB type) per column, when it is safe to read
+    with: no integer beyond int64, no mixed-type (JSON) value, no map, no float inside a
+    struct or list (top-level floats are read as text and checked). ``None``: type the
+    file whole instead."""
     try:
-        schema = run.con.execute(
-            f"SELECT * FROM read_json({_lit(spool)}, format='auto', records='true', "  # noqa: S608
-            "map_inference_threshold=-1) LIMIT 0"
-        ).fetch_arrow_table().schema
+        described = run.con.execute(
+            f"DESCRIBE SELECT * FROM read_json({_lit(spool)}, format='auto', "  # noqa: S608
+            "records='true', map_inference_threshold=-1)"
+        ).fetchall()
     except duckdb.Error:
         return None
-
-    def safe(t: pa.DataType, top: bool) -> bool:
-        if pa.types.is_struct(t):
-            return t.num_fields > 0 and all(safe(t.field(i).type, False) for i in range(t.num_fields))
-        if pa.types.is_list(t):
-            return safe(t.value_type, False)
-        if pa.types.is_floating(t):
-            return top
-        if pa.types.is_unsigned_integer(t) or pa.types.is_map(t):
-            return False
-        return not (pa.types.is_string(t) and t != pa.string()) and not pa.types.is_binary(t)
-
-    if not len(schema) or not all(safe(f.type, True) for f in schema):
-        return None
-    return schema
+    columns = [(str(row[0]), str(row[1])) for row in described]
+    for _, t in columns:
+        if _UNSAFE_JSON.search(t) or (t not in ("DOUBLE", "FLOAT") and _NESTED_FLOAT.search(t)):
+            return None
+    return columns or None
 
 
 def _json_fast(
-    run: _Run, spool: str, out: str, names: ColumnNames, schema: pa.Schema, row_group_rows: int
+    run: _Run,
+    spool: str,
+    out: str,
+    names: ColumnNames,
+    schema: list[tuple[str, str]],
+    row_group_rows: int,
 ) -> int:
+    floats = {key for key, t in schema if t in ("DOUBLE", "FLOAT")}
     columns = ", ".join(
-        f"{_lit(f.name)}: {_lit('VARCHAR' if pa.types.is_floating(f.type) else duckdb_type(f.type))}"
-        for f in schema
+        f"{_lit(key)}: {_lit('VARCHAR' if key in floats else t)}" for key, t in schema
     )
-    reader = (
-        f"read_json({_lit(spool)}, format='auto', records='true', columns={{{columns}}})"
-    )
+    reader = f"read_json({_lit(spool)}, format='auto', records='true', columns={{{columns}}})"
     select = ", ".join(
-        f"{_typed_text(pa.float64(), _ident(f.name), i) if pa.types.is_floating(f.type) else _ident(f.name)}"
-        f" AS {_ident(names(f.name))}"
-        for i, f in enumerate(schema)
+        (_typed_text(pa.float64(), _ident(key), i) if key in floats else _ident(key))
+        + f" AS {_ident(names(key))}"
+        for i, (key, _) in enumerate(schema)
     )
     return run.copy(f"SELECT {select} FROM {reader}", out, row_group_rows)  # noqa: S608
 
@@ -934,7 +932,10 @@ def _json_typed(
         reader = (
             f"read_json({_lit(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
         )
-        select = [f"{_ident(raw)} AS {_ident(output[raw])}" for raw in types]
+        select = [
+            f"{'NULL::VARCHAR' if t == pa.struct([]) else _ident(raw)} AS {_ident(output[raw])}"
+            for raw, t in types.items()
+        ]
         select += [
             f"NULL::{duckdb_type(t)} AS {_ident(n)}"
             for n, t in floors.items()
@@ -962,8 +963,19 @@ def _convert_binary(
     row_group_rows: int,
 ) -> tuple[int, int]:
     if fmt == "avro":
-        load_extension(run.con, "avro")
-        reader = f"read_avro({_lit(spool)})"
+        tables = _avro_batches(spool, 65_536)
+        first = next(tables, None)
+        if first is None:
+            raise RejectedFile("empty", "the file has no data rows")
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            assert first is not None
+            yield from first.to_batches()
+            for table in tables:
+                yield from table.cast(first.schema).to_batches()
+
+        run.con.register("avro_input", pa.RecordBatchReader.from_batches(first.schema, batches()))
+        reader = "avro_input"
     else:
         reader = f"read_parquet({_lit(spool)})"
     try:
@@ -1000,6 +1012,113 @@ def _convert_binary(
     except duckdb.Error as exc:
         raise RejectedFile("malformed", f"the {fmt} file cannot be read: {_first_line(exc)}") from exc
     return rows, rows
+
+
+def _avro_type(schema: Any, named: dict[str, pa.DataType]) -> tuple[pa.DataType, bool]:
+    """(arrow type, nullable) for an Avro schema; raises ValueError when unsupported."""
+    if isinstance(schema, list):
+        branches = [b for b in schema if b != "null"]
+        if len(branches) != 1:
+            raise ValueError(f"union {schema} (only [null, T] unions are supported)")
+        t, _ = _avro_type(branches[0], named)
+        return t, True
+    if isinstance(schema, str):
+        simple = {
+            "null": pa.null(),
+            "boolean": pa.bool_(),
+            "int": pa.int32(),
+            "long": pa.int64(),
+            "float": pa.float32(),
+            "double": pa.float64(),
+            "bytes": pa.binary(),
+            "string": pa.string(),
+        }
+        if schema in simple:
+            return simple[schema], schema == "null"
+        if schema in named:
+            return named[schema], False
+        raise ValueError(f"type {schema!r}")
+    logical = schema.get("logicalType")
+    kind = schema["type"]
+    if logical == "date":
+        return pa.date32(), False
+    if logical == "timestamp-millis":
+        return pa.timestamp("ms", tz="UTC"), False
+    if logical == "timestamp-micros":
+        return pa.timestamp("us", tz="UTC"), False
+    if logical == "decimal":
+        return pa.decimal128(schema["precision"], schema.get("scale", 0)), False
+    if logical == "uuid":
+        return pa.string(), False
+    if kind == "record":
+        fields = []
+        for f in schema["fields"]:
+            t, _ = _avro_type(f["type"], named)
+            fields.append(pa.field(f["name"], t, nullable=True))
+        st = pa.struct(fields)
+        named[schema["name"]] = st
+        if "namespace" in schema:
+            named[f"{schema['namespace']}.{schema['name']}"] = st
+        return st, False
+    if kind == "array":
+        return pa.list_(_avro_type(schema["items"], named)[0]), False
+    if kind == "map":
+        return pa.map_(pa.string(), _avro_type(schema["values"], named)[0]), False
+    if kind == "enum":
+        return pa.string(), False
+    if kind == "fixed":
+        return pa.binary(), False
+    return _avro_type(kind, named)
+
+
+def _avro_batches(path: str, batch_rows: int) -> Iterator[pa.Table]:
+    """The records of an Avro file as Arrow tables, typed by the file's writer schema
+    (DuckDB's own Avro reader ignores logical types: dates, timestamps, decimals)."""
+    import fastavro  # imported here: only Avro files need it
+
+    with open(path, "rb") as stream:
+        try:
+            reader = fastavro.reader(stream)
+            schema = reader.writer_schema
+        except Exception as exc:  # fastavro raises many types for a bad header
+            raise RejectedFile("malformed", f"not a readable Avro file: {exc}") from exc
+        arrow: pa.Schema | None
+        try:
+            top, _ = _avro_type(schema, {})
+            arrow = pa.schema(list(top)) if pa.types.is_struct(top) else None
+        except (ValueError, KeyError, TypeError):
+            arrow = None  # unsupported shapes: let Arrow infer from the values
+        batch: list[Any] = []
+        count = 0
+        try:
+            for rec in reader:
+                batch.append(rec)
+                count += 1
+                if len(batch) >= batch_rows:
+                    yield _avro_table(batch, arrow)
+                    batch = []
+        except RejectedFile:
+            raise
+        except Exception as exc:
+            raise RejectedFile(
+                "malformed", f"Avro record {count + 1} cannot be read: {exc}", [count + 1]
+            ) from exc
+    if batch:
+        yield _avro_table(batch, arrow)
+
+
+def _avro_table(batch: list[Any], schema: pa.Schema | None) -> pa.Table:
+    if schema is not None:
+        try:
+            return pa.Table.from_pylist(batch, schema=schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    try:
+        return pa.Table.from_pylist(batch)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise RejectedFile(
+            "unsupported_format", f"Avro values cannot be represented: {exc}"
+        ) from exc
 
 
 def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:

@@ -63,9 +63,9 @@ def test_wide_ints_and_floats_in_one_block_are_text(run: Run, big: str) -> None:
 
 def test_wide_ints_then_floats_in_later_row_group_are_text(run: Run) -> None:
     # Given wide integers in the first row groups and a float far later (other blocks)
-    rows = [str(9007199254740993 + i) for i in range(400)] + ["1.5"]
+    rows = [str(9007199254740993 + i) for i in range(30_000)] + ["1.5"]
     data = ("a\n" + "\n".join(rows) + "\n").encode()
-    out = run(data, row_group_rows=100)
+    out = run(data, row_group_rows=4096)
     # Then the file is text (rewritten once), every integer kept as written
     assert out.result.row_groups > 1
     assert out.table.schema.field("a").type == pa.string()
