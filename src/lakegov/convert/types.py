@@ -35,23 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 TIMESTAMP = pa.timestamp("us")
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
 DECIMAL_INT = pa.decimal128(38, 0)  # integers beyond int64
 MAX_EXACT_INT = 2**53  # every integer of at most this magnitude is exact as a float64
-
-# The order in which a text column is tried: the first type every value parses as wins.
-CSV_CANDIDATES: tuple[pa.DataType, ...] = (
-    pa.int64(),
-    DECIMAL_INT,
-    pa.float64(),
-    pa.bool_(),
-    pa.date32(),
-    TIMESTAMP,
-    TIMESTAMP_UTC,
-)
 
 _DECLARED_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -97,6 +85,43 @@ def declared_type(name: str) -> pa.DataType:
         if 1 <= precision <= 38 and scale <= precision:
             return pa.decimal128(precision, scale)
     raise ValueError(f"unknown type {name!r}; use one of {', '.join(DECLARED_TYPE_NAMES)}")
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    """The DuckDB SQL type storing ``t`` (a column never seen with a value is text)."""
+    if pa.types.is_struct(t):
+        if t.num_fields == 0:
+            return "VARCHAR"  # Parquet cannot store a struct without fields: JSON text
+        inner = ", ".join(
+            f'"{t.field(i).name.replace(chr(34), chr(34) * 2)}" {duckdb_type(t.field(i).type)}'
+            for i in range(t.num_fields)
+        )
+        return f"STRUCT({inner})"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"{duckdb_type(t.value_type)}[]"
+    if pa.types.is_map(t):
+        return f"MAP({duckdb_type(t.key_type)}, {duckdb_type(t.item_type)})"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision}, {t.scale})"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    simple = {
+        pa.null(): "VARCHAR",
+        pa.string(): "VARCHAR",
+        pa.large_string(): "VARCHAR",
+        pa.bool_(): "BOOLEAN",
+        pa.int8(): "TINYINT",
+        pa.int16(): "SMALLINT",
+        pa.int32(): "INTEGER",
+        pa.int64(): "BIGINT",
+        pa.float32(): "FLOAT",
+        pa.float64(): "DOUBLE",
+        pa.date32(): "DATE",
+        pa.binary(): "BLOB",
+    }
+    if t in simple:
+        return simple[t]
+    raise ValueError(f"type {t} has no DuckDB storage")
 
 
 def type_name(t: pa.DataType) -> str:
@@ -190,253 +215,89 @@ def join_schemas(a: pa.Schema, b: pa.Schema) -> pa.Schema:
 ColumnPath = tuple[str, ...]  # a column and its struct fields by name; "[]" for a list's items
 LIST_ITEM = "[]"
 
+# --------------------------------------------------------------------------- text values
 
-def _wide_paths(arr: pa.Array | pa.ChunkedArray, path: ColumnPath, out: set[ColumnPath]) -> None:
-    t = arr.type
-    if pa.types.is_integer(t):
-        if len(arr) and arr.null_count < len(arr):
-            lo, hi = pc.min_max(arr).values()
-            if lo.as_py() < -MAX_EXACT_INT or hi.as_py() > MAX_EXACT_INT:
-                out.add(path)
-        return
-    if isinstance(arr, pa.ChunkedArray):
-        for chunk in arr.chunks:
-            _wide_paths(chunk, path, out)
-        return
-    if pa.types.is_struct(t):
-        assert isinstance(arr, pa.StructArray)
-        for i, child in enumerate(arr.flatten()):
-            _wide_paths(child, (*path, t.field(i).name), out)
-    elif pa.types.is_list(t) or pa.types.is_large_list(t):
-        _wide_paths(arr.flatten(), (*path, LIST_ITEM), out)
+_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9].*", re.DOTALL)
+_FLOAT = re.compile(r"[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?")
+_TZ = re.compile(r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)")
 
 
-def wide_int_paths(table: pa.Table) -> frozenset[ColumnPath]:
-    """Paths of the integer columns (struct fields and list items included) holding a value
-    beyond +-2**53, which a float64 could not keep exactly."""
-    out: set[ColumnPath] = set()
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        _wide_paths(column, (name,), out)
-    return frozenset(out)
+def text_type(value: str) -> pa.DataType:
+    """The narrowest lattice type of one CSV field's text (leading zeros and hex are text:
+    ``007`` is an identifier, not the number 7)."""
+    if _INT.fullmatch(value):
+        n = int(value)
+        if -(2**63) <= n < 2**63:
+            return pa.int64()
+        return DECIMAL_INT if len(value.lstrip("+-")) <= 38 else pa.string()
+    if _LEADING_ZERO.fullmatch(value):
+        return pa.string()
+    if _FLOAT.fullmatch(value):
+        return pa.float64()
+    if value.lower() in ("true", "false"):
+        return pa.bool_()
+    if _DATE.fullmatch(value):
+        return pa.date32() if _valid(dt.date.fromisoformat, value) else pa.string()
+    if _TIMESTAMP.fullmatch(value):
+        return TIMESTAMP if _valid(dt.datetime.fromisoformat, value) else pa.string()
+    match = _TIMESTAMP.match(value)
+    if match and _TZ.fullmatch(value[match.end() :]):
+        return TIMESTAMP_UTC if _valid(dt.datetime.fromisoformat, value) else pa.string()
+    return pa.string()
 
 
-def _exact_type(t: pa.DataType, path: ColumnPath, wide: frozenset[ColumnPath]) -> pa.DataType:
-    if pa.types.is_floating(t):
-        return pa.string() if path in wide else t
-    if pa.types.is_struct(t):
-        return pa.struct(
-            [
-                pa.field(
-                    t.field(i).name, _exact_type(t.field(i).type, (*path, t.field(i).name), wide)
-                )
-                for i in range(t.num_fields)
-            ]
-        )
-    if pa.types.is_list(t):
-        return pa.list_(_exact_type(t.value_type, (*path, LIST_ITEM), wide))
-    return t
-
-
-def exact_schema(schema: pa.Schema, wide: frozenset[ColumnPath]) -> pa.Schema:
-    """``schema`` with every float column at a path of ``wide`` made string: integers beyond
-    2**53 and floats in one column have no exact common number type."""
-    if not wide:
-        return schema
-    return pa.schema(
-        [
-            pa.field(f.name, _exact_type(f.type, (f.name,), wide), nullable=f.nullable)
-            for f in schema
-        ]
-    )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _to_json_text(arr: pa.Array) -> pa.Array:
-    # Nested values that must become text: rare, so Python's speed is acceptable here.
-    values = arr.to_pylist()
-    return pa.array(
-        [
-            None
-            if v is None
-            else json.dumps(v, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-            for v in values
-        ],
-        pa.string(),
-    )
-
-
-def widen_array(arr: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Array | pa.ChunkedArray:
-    """Convert ``arr`` to ``target``, which must be a join of its type (no value is lost)."""
-    if isinstance(arr, pa.ChunkedArray):
-        return pa.chunked_array([widen_array(c, target) for c in arr.chunks], type=target)
-    if arr.type == target:
-        return arr
-    if pa.types.is_null(target):
-        return pa.nulls(len(arr))
-    if pa.types.is_null(arr.type):
-        return pa.nulls(len(arr), target)
-    if pa.types.is_struct(arr.type) and pa.types.is_struct(target):
-        assert isinstance(arr, pa.StructArray)
-        children = {arr.type.field(i).name: child for i, child in enumerate(arr.flatten())}
-        arrays = []
-        for i in range(target.num_fields):
-            f = target.field(i)
-            child = children.get(f.name)
-            arrays.append(
-                pa.nulls(len(arr), f.type) if child is None else widen_array(child, f.type)
-            )
-        mask = arr.is_null() if arr.null_count else None
-        return pa.StructArray.from_arrays(arrays, fields=list(target), mask=mask)
-    if pa.types.is_list(arr.type) and pa.types.is_list(target):
-        assert isinstance(arr, pa.ListArray)
-        values = widen_array(arr.values, target.value_type)
-        mask = arr.is_null() if arr.null_count else None
-        return pa.ListArray.from_arrays(arr.offsets, values, type=target, mask=mask)
-    if pa.types.is_string(target) and is_nested(arr.type):
-        return _to_json_text(arr)
-    return pc.cast(arr, target)
-
-
-def storable_type(t: pa.DataType) -> pa.DataType:
-    """``t`` with every empty struct (JSON ``{}`` with no key ever seen) made null: Parquet
-    cannot store a struct without fields. Such values are written as nulls."""
-    if pa.types.is_struct(t):
-        if t.num_fields == 0:
-            return pa.null()
-        return pa.struct(
-            [pa.field(t.field(i).name, storable_type(t.field(i).type)) for i in range(t.num_fields)]
-        )
-    if pa.types.is_list(t):
-        return pa.list_(storable_type(t.value_type))
-    return t
-
-
-def widen_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` with ``schema``'s columns in its order; absent columns are all null."""
-    columns = []
-    for f in schema:
-        idx = table.schema.get_field_index(f.name)
-        if idx < 0:
-            columns.append(pa.nulls(table.num_rows, f.type))
-        else:
-            columns.append(widen_array(table.column(idx), f.type))
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-# --------------------------------------------------------------------------- text inference
-
-
-def _sample(arr: pa.Array, size: int = 64) -> pa.Array:
-    non_null = arr if arr.null_count == 0 else pc.drop_null(arr.slice(0, 4096))
-    return non_null.slice(0, size)
-
-
-def _no_leading_zero(arr: pa.Array) -> bool:
-    # "007" or "-01" parse as numbers but are identifiers (zip codes, account numbers):
-    # typing them as numbers would lose the zeros, so such a column stays text.
-    maybe = pc.or_(
-        pc.starts_with(arr, "0"), pc.or_(pc.starts_with(arr, "-0"), pc.starts_with(arr, "+0"))
-    )
-    if not pc.any(maybe).as_py():
-        return True
-    return not pc.any(pc.match_substring_regex(arr, r"^[+-]?0[0-9]")).as_py()
-
-
-def _has_hex(arr: pa.Array) -> bool:
-    # Arrow parses "0x1F" (no sign) as the integer 31: such values are codes, not numbers.
-    return bool(pc.any(pc.starts_with(arr, "0x", ignore_case=True)).as_py())
-
-
-def _long_int_literals(arr: pa.Array, digits: int) -> list[int]:
-    """The integer literals of at least ``digits`` digits in ``arr`` (cheap when none)."""
-    long = pc.filter(arr, pc.greater_equal(pc.utf8_length(arr), digits))
-    if len(long) == 0:
-        return []
-    ints = pc.filter(long, pc.match_substring_regex(long, rf"^[+-]?[0-9]{{{digits},}}$"))
-    return [int(v) for v in ints.to_pylist() if v is not None]
-
-
-def _needs_decimal(arr: pa.Array) -> bool:
-    """Every value is a plain integer of at most 38 digits (no exponent, point or hex) and
-    one at least is beyond int64: only then is decimal(38,0) the column's type."""
-    if not pc.all(pc.match_substring_regex(arr, r"^[+-]?[0-9]{1,38}$")).as_py():
-        return False
-    return any(not -(2**63) <= v < 2**63 for v in _long_int_literals(arr, 19))
-
-
-def has_wide_int_text(arr: pa.Array, as_float: pa.Array | None = None) -> bool:
-    """Some value is an integer literal beyond +-2**53 (a float64 would round it).
-
-    ``as_float`` (``arr`` cast to float64) makes it cheap: only values that came out at
-    2**53 or more in magnitude can be such literals, and float data rarely has any."""
-    if as_float is not None:
-        big = pc.greater_equal(pc.abs(as_float), float(MAX_EXACT_INT))
-        if not pc.any(big).as_py():
-            return False
-        arr = pc.filter(arr, big)
-    return any(abs(v) > MAX_EXACT_INT for v in _long_int_literals(arr, 16))
-
-
-def try_cast(arr: pa.Array, target: pa.DataType) -> pa.Array | None:
-    """``arr`` cast to ``target``, or ``None`` if some value does not parse."""
+def _valid(parse: Any, value: str) -> bool:
     try:
-        return pc.cast(arr, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
+        parse(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
-def infer_text(arr: pa.Array, floor: pa.DataType | None = None) -> tuple[pa.DataType, pa.Array]:
-    """The narrowest lattice type at or above ``floor`` that every value of the string array
-    ``arr`` parses as, and the array converted to it. A whole failed cast is costly, so each
-    candidate is first tried on a small sample."""
-    floor = pa.null() if floor is None else floor
-    if arr.null_count == len(arr):
-        return floor, pa.nulls(len(arr), floor)
-    if pa.types.is_string(floor):
-        return floor, arr
-    sample = _sample(arr)
-    for candidate in CSV_CANDIDATES:
-        if not pa.types.is_null(floor) and join_types(floor, candidate) != candidate:
-            continue
-        if try_cast(sample, candidate) is None:
-            continue
-        # checked when a column is first typed: afterwards the column's type is settled
-        first = pa.types.is_null(floor)
-        numeric = candidate in (pa.int64(), DECIMAL_INT, pa.float64())
-        if first and numeric and not _no_leading_zero(arr):
-            continue
-        if candidate in (pa.int64(), DECIMAL_INT) and _has_hex(arr):
-            continue
-        if (
-            candidate == DECIMAL_INT
-            and pa.types.is_null(floor)  # after int64 or decimal, any integer literal fits
-            and not _needs_decimal(pc.drop_null(arr))
-        ):
-            continue
-        converted = try_cast(arr, candidate)
-        if converted is None:
-            continue
-        if candidate == pa.float64() and has_wide_int_text(arr, converted):
-            continue  # integers a float64 would round: text keeps them
-        return candidate, converted
-    if (
-        not pa.types.is_null(floor)
-        and not pa.types.is_string(floor)
-        and floor not in CSV_CANDIDATES
-    ):
-        converted = try_cast(arr, floor)  # a declared/previous type outside the lattice
-        if converted is not None:
-            return floor, converted
-    return pa.string(), arr
+def is_wide_int(value: str) -> bool:
+    """An integer literal a float64 would round (beyond +-2**53)."""
+    return bool(_INT.fullmatch(value)) and abs(int(value)) > MAX_EXACT_INT
+
+
+def widen_for_text(
+    current: pa.DataType, wide: bool, value: str, *, retype: bool = False
+) -> tuple[pa.DataType, bool]:
+    """The column type once ``value`` is among its texts, and whether the column holds a
+    wide integer: the join on the lattice, except that wide integers and floats together
+    are text (no exact common number type). ``retype``: ``value`` is known not to fit
+    ``current``, so a join that does not move is text."""
+    wide = wide or is_wide_int(value)
+    joined = join_types(current, text_type(value))
+    if pa.types.is_floating(joined) and wide:
+        joined = pa.string()
+    if retype and joined == current:
+        joined = pa.string()
+    return joined, wide
+
+
+def json_value_type(value: Any) -> tuple[pa.DataType, bool]:
+    """The lattice type of one parsed JSON value (floats parsed as :class:`FloatText`),
+    and whether it is or holds a wide integer at this level."""
+    if value is None:
+        return pa.null(), False
+    if isinstance(value, bool):
+        return pa.bool_(), False
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            return pa.int64(), abs(value) > MAX_EXACT_INT
+        return (DECIMAL_INT if len(str(abs(value))) <= 38 else pa.string()), True
+    if isinstance(value, FloatText):
+        return pa.float64(), False
+    if isinstance(value, str):
+        return pa.string(), False
+    return pa.string(), False  # dicts and lists are typed by the caller, path by path
+
+
+class FloatText(str):
+    """A JSON float literal kept as written."""
 
 
 # --------------------------------------------------------------------------- fingerprints, diffs

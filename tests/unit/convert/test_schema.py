@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from lakegov.convert.options import DatasetOptions
-from lakegov.convert.types import compare_schemas, join_types, schema_fingerprint, widen_array
+from lakegov.convert.types import compare_schemas, join_types, schema_fingerprint
 from lakegov.errors import RejectedFile
 
 Run = Callable[..., Any]
@@ -36,16 +36,6 @@ Run = Callable[..., Any]
 def test_join_types(a: pa.DataType, b: pa.DataType, joined: pa.DataType) -> None:
     assert join_types(a, b) == joined
     assert join_types(b, a).equals(joined) or pa.types.is_struct(joined)
-
-
-def test_widen_nested_arrays_keeps_nulls_and_values() -> None:
-    arr = pa.array([{"a": 1, "l": [1, 2]}, None, {"a": 3, "l": None}])
-    target = pa.struct([("a", pa.float64()), ("l", pa.list_(pa.float64())), ("z", pa.string())])
-    assert widen_array(arr, target).to_pylist() == [
-        {"a": 1.0, "l": [1.0, 2.0], "z": None},
-        None,
-        {"a": 3.0, "l": None, "z": None},
-    ]
 
 
 def test_fingerprint_ignores_column_and_field_order_but_not_types() -> None:
