@@ -21,7 +21,7 @@ Detection works on the first physical lines of the file (at most ``SAMPLE_LINES`
 - **header**: row 1 is a header when, in the columns whose values all have a type (number,
   date, time, boolean), it does not have that type, e.g. ``amount`` above numbers. Without
   typed columns it is a header only when its values are unique, non-empty, name-like and
-  none of them occurs in its column below. When unsure the row is kept as data, with
+  at most a few of them occur in their column below. When unsure the row is kept as data, with
   generated names ``col_1`` …; ``header`` in the dataset document decides instead;
 - **multi-row headers**: a second row that fails the same type test is a header row
   too; the rows are joined per column with ``_`` (an empty cell in the upper row takes the
@@ -213,7 +213,7 @@ _TIMESTAMP = re.compile(
     r"(Z|[+-]\d{2}:?\d{2})?$"
 )
 _TIME = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
-_BOOL = {"true", "false", "yes", "no", "t", "f", "y", "n"}
+_BOOL = {"true", "false", "yes", "no"}
 
 
 def value_type(text: str) -> str | None:
@@ -272,7 +272,8 @@ def _is_header(row: tuple[str, ...], data: list[tuple[str, ...]]) -> bool | None
     if not all(_name_like(v) for v in names) or len({v.lower() for v in names}) != len(names):
         return None
     below = [{r[c].strip() for r in data if c < len(r)} for c in range(len(row))]
-    if any(v in below[c] for c, v in enumerate(names)):
+    seen_below = sum(1 for c, v in enumerate(names) if v in below[c])
+    if seen_below * 2 >= len(names):  # half the "names" are values of their column
         return None
     return True
 
@@ -451,7 +452,8 @@ def _header_lines(table: list[Record], width: int, options: DatasetOptions) -> i
     if len(rows) > 3 and table[1].fields == rows[1]:
         types = _column_types(data, width)
         breaks, fits = _header_votes(rows[1], types)
-        if breaks > fits:  # a second row that breaks the column types the way row 1 does
+        # a second row of names that breaks the column types the way row 1 does
+        if breaks > fits and all(_name_like(v) for v in rows[1]):
             return 2
     return 1
 
