@@ -14,17 +14,18 @@ Detection works on the first physical lines of the file (at most ``SAMPLE_LINES`
   going to the usual dialect (``,`` ``"`` doubled). A record whose quotes do not close
   is counted as bad and parsing resumes on the next line, so one stray quote cannot
   swallow the sample;
-- **preamble and comments**: the table starts at the first record from which records
-  keep the table's field count; the lines above it are skipped (and returned in
-  ``skipped`` for the audit). Lines starting with ``#`` that are not records of the table
+- **preamble and comments**: the table starts at the first well-formed record with the
+  table's field count; the lines above it are skipped (and returned in ``skipped`` for
+  the audit), but only above a header: above headerless rows such a line is more likely
+  a bad first row, left for the reader to set aside. Lines starting with ``#`` that are not records of the table
   make ``#`` the comment prefix (DuckDB's ``comment`` option), so later ones are skipped too;
 - **header**: row 1 is a header when, in the columns whose values all have a type (number,
   date, time, boolean), it does not have that type, e.g. ``amount`` above numbers. Without
   typed columns it is a header only when its values are unique, non-empty, name-like and
-  at most a few of them occur in their column below. When unsure the row is kept as data, with
-  generated names ``col_1`` …; ``header`` in the dataset document decides instead;
-- **multi-row headers**: a second row that fails the same type test is a header row
-  too; the rows are joined per column with ``_`` (an empty cell in the upper row takes the
+  fewer than half of them occur in their column below. When unsure the row is kept as
+  data, with generated names ``col_1`` …; ``header`` in the dataset document decides instead;
+- **multi-row headers**: a second row of names that fails the same type test is a
+  header row too; the rows are joined per column with ``_`` (an empty cell in the upper row takes the
   value to its left, as merged cells export). ``header_rows`` in the dataset document
   sets the count.
 """
