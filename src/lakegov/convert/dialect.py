@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from lakegov.convert.options import DatasetOptions
@@ -235,7 +235,7 @@ def value_type(text: str) -> str | None:
     return "text"
 
 
-def _column_types(rows: list[tuple[str, ...]], width: int) -> list[str | None]:
+def _column_types(rows: Sequence[tuple[str, ...]], width: int) -> list[str | None]:
     """Per column: the one type all non-empty values share (``None``: text, mixed or empty)."""
     result: list[str | None] = []
     for c in range(width):
@@ -262,7 +262,7 @@ def _header_votes(row: tuple[str, ...], types: list[str | None]) -> tuple[int, i
     return breaks, fits
 
 
-def _is_header(row: tuple[str, ...], data: list[tuple[str, ...]]) -> bool | None:
+def _is_header(row: tuple[str, ...], data: Sequence[tuple[str, ...]]) -> bool | None:
     """True/False when the evidence says so; ``None`` when it cannot tell."""
     types = _column_types(data, len(row))
     breaks, fits = _header_votes(row, types)

@@ -81,6 +81,7 @@ HEAD_BYTES = 4 * 1024 * 1024
 MAX_REPORTED_BAD_ROWS = 100
 REJECT_LINES = 10
 MAX_RETYPES = 64
+MAX_STRAY_QUOTES = 20  # re-reads after a quote that never closes; more rejects the file
 DEFAULT_MEMORY_LIMIT = "384MB"
 PARQUET_MAGIC = b"PAR1"
 AVRO_MAGIC = b"Obj\x01"
@@ -118,6 +119,7 @@ class ConversionResult:
     encoding: str | None = None
     renamed_columns: dict[str, str] = field(default_factory=dict)
     missing_columns: list[str] = field(default_factory=list)
+    dialect: CsvDialect | None = None  # CSV: how the file was read (skipped lines, header)
 
     def summary(self) -> str:
         parts = [
@@ -128,6 +130,8 @@ class ConversionResult:
             f"{self.row_groups} row groups",
             f"{self.output_bytes} bytes",
         ]
+        if self.dialect is not None:
+            parts.append(self.dialect.describe())
         if self.bad_row_count:
             parts.append(f"{self.bad_row_count} bad rows set aside")
         if self.schema_diff.kind != "none":
@@ -395,8 +399,9 @@ def _head(path: str, size: int = HEAD_BYTES) -> bytes:
         return f.read(size)
 
 
-def _lines_at(path: str, positions: list[int]) -> dict[int, int]:
-    """Physical 1-based line number of each byte offset in ``path`` (one forward pass)."""
+def _lines_at(path: str, positions: list[int], newline: bytes = b"\n") -> dict[int, int]:
+    """Physical 1-based line number of each byte offset in ``path`` (one forward pass);
+    ``newline`` is b"\r" for files whose lines end with CR alone."""
     out: dict[int, int] = {}
     line, done = 1, 0
     wanted = sorted(set(positions))
@@ -406,7 +411,7 @@ def _lines_at(path: str, positions: list[int]) -> dict[int, int]:
                 chunk = f.read(min(READ_CHUNK, pos - done))
                 if not chunk:
                     break
-                line += chunk.count(b"\n")
+                line += chunk.count(newline)
                 done += len(chunk)
             out[pos] = line
     return out
@@ -421,7 +426,8 @@ def _csv_reader(spool: str, dialect: CsvDialect, options: DatasetOptions, ncols:
         f"delim={_lit(dialect.delimiter)}",
         f"quote={_lit(dialect.quote or '')}",
         f"escape={_lit(dialect.escape or dialect.quote or '')}",
-        f"skip={dialect.skip_lines + max(dialect.header_lines - 1, 0)}",
+        # DuckDB drops comment lines itself and does not count them in ``skip``
+        f"skip={dialect.skip_lines_without_comments + max(dialect.header_lines - 1, 0)}",
         f"header={'true' if dialect.header_lines else 'false'}",
         "columns={" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}",
         "nullstr=[" + ", ".join(_lit(v) for v in options.null_values) + "]",
@@ -449,7 +455,7 @@ _REJECT_CODES = {
 }
 
 
-def _csv_rejects(run: _Run, spool: str, ncols: int) -> list[_Bad]:
+def _csv_rejects(run: _Run, spool: str, ncols: int, newline: bytes) -> list[_Bad]:
     rows = run.con.execute(
         "SELECT line_byte_position, error_type::VARCHAR, csv_line, error_message "
         "FROM reject_errors ORDER BY line_byte_position"
@@ -457,7 +463,7 @@ def _csv_rejects(run: _Run, spool: str, ncols: int) -> list[_Bad]:
     run.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
     if not rows:
         return []
-    lines = _lines_at(spool, [max(int(r[0]) - 1, 0) for r in rows])
+    lines = _lines_at(spool, [max(int(r[0]) - 1, 0) for r in rows], newline)
     bad = []
     seen: set[int] = set()
     for pos, kind, text, message in rows:
@@ -497,8 +503,8 @@ def _convert_csv(
     declared: pa.Schema | None,
     floors: dict[str, pa.DataType],
     row_group_rows: int,
-) -> tuple[int, int, str]:
-    """(rows in, rows out, delimiter)."""
+) -> tuple[int, int, CsvDialect]:
+    """(rows in, rows out, the dialect it was read with)."""
     options = run.options
     dialect = sniff_csv_dialect(_head(spool), options)
     header = names.header(dialect.columns)
@@ -517,43 +523,110 @@ def _convert_csv(
                 "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
             )
     reader = _csv_reader(spool, dialect, options, ncols)
-    try:
-        if declared is not None:
-            rows_in, rows_out = _csv_declared(run, reader, spool, out, header, declared, row_group_rows)
-            return rows_in, rows_out, dialect.delimiter
-        types = _sample_types(run, reader, ncols)
-        for i, name in enumerate(header):
-            if name in floors:
-                types[i] = join_types(floors[name], types[i])
-        wide = [False] * ncols
-        for _ in range(MAX_RETYPES):
-            select = ", ".join(
-                f"{_typed_text(t, f'c{i}', i)} AS {_ident(name)}"
-                for i, (t, name) in enumerate(zip(types, header, strict=True))
-            )
-            absent = [
-                f"NULL::{duckdb_type(t)} AS {_ident(n)}" for n, t in floors.items() if n not in header
-            ]
-            query = f"SELECT {', '.join([select, *absent])} FROM {reader}"  # noqa: S608
-            try:
-                rows_out = run.copy(query, out, row_group_rows)
-                break
-            except duckdb.Error as exc:
-                request = _widen_request(exc)
-                if request is None:
-                    raise
-                position, value = request
-                types[position], wide[position] = widen_for_text(
-                    types[position], wide[position], value, retype=True
+    newline = b"\r" if dialect.newline == "\r" else b"\n"
+    unclosed: list[_Bad] = []
+    # A quote that never closes makes DuckDB read the rest of the file (or up to the next
+    # quote) as one rejected value: the rows after it would be lost in that reject. Its
+    # line is emptied in the spool (line numbers stay) and the file read again.
+    for _ in range(MAX_STRAY_QUOTES + 1):
+        try:
+            if declared is not None:
+                rows_out, failing = _csv_declared(
+                    run, reader, spool, out, header, declared, row_group_rows
                 )
-                run.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
-        else:  # pragma: no cover - each retry widens one column at least one step
-            raise RejectedFile("malformed", "the column types do not settle")
-    except duckdb.InvalidInputException as exc:
-        raise RejectedFile("malformed", f"the CSV cannot be parsed: {_first_line(exc)}") from exc
-    bad = _csv_rejects(run, spool, ncols)
+            else:
+                rows_out, failing = _csv_inferred(
+                    run, reader, out, header, floors, row_group_rows
+                ), []
+        except duckdb.InvalidInputException as exc:
+            raise RejectedFile(
+                "malformed", f"the CSV cannot be parsed: {_first_line(exc)}"
+            ) from exc
+        rejects = _csv_rejects(run, spool, ncols, newline)
+        swallowing = [b for b in rejects if _swallows_lines(b)]
+        if not swallowing:
+            break
+        _empty_lines(spool, {b.line for b in swallowing}, newline)
+        unclosed += [
+            _Bad(
+                b.line,
+                "malformed",
+                "a quote opened on this line never closes",
+                str(b.raw).splitlines()[0],
+            )
+            for b in swallowing
+        ]
+    else:
+        raise RejectedFile(
+            "malformed",
+            f"more than {MAX_STRAY_QUOTES} quotes never close (line {unclosed[0].line} first)",
+            [b.line for b in unclosed[:REJECT_LINES]],
+        )
+    bad = unclosed + rejects + failing
     run.set_aside(bad, rows_out + len(bad))
-    return rows_out + len(bad), rows_out, dialect.delimiter
+    return rows_out + len(bad), rows_out, dialect
+
+
+def _swallows_lines(bad: _Bad) -> bool:
+    """A reject for an unterminated quote whose text runs over the following lines."""
+    text = str(bad.raw).rstrip("\r\n")
+    return "unterminated quote" in bad.reason and ("\n" in text or "\r" in text)
+
+
+def _empty_lines(path: str, lines: set[int], newline: bytes) -> None:
+    """Empty the physical ``lines`` of ``path`` in place, keeping their line ends (so every
+    other line keeps its number; DuckDB skips empty lines)."""
+    emptied = path + ".emptied"
+    line = 1
+    with open(path, "rb") as src, open(emptied, "wb") as dst:
+        carry = b""
+        for chunk in iter(lambda: src.read(READ_CHUNK), b""):
+            parts = (carry + chunk).split(newline)
+            carry = parts.pop()
+            for part in parts:
+                dst.write((b"" if line in lines else part) + newline)
+                line += 1
+        dst.write(b"" if line in lines else carry)
+    os.replace(emptied, path)
+
+
+def _csv_inferred(
+    run: _Run,
+    reader: str,
+    out: str,
+    header: list[str],
+    floors: dict[str, pa.DataType],
+    row_group_rows: int,
+) -> int:
+    """Write the file with inferred types (widened and written again if a later value needs
+    it); the number of rows written."""
+    ncols = len(header)
+    types = _sample_types(run, reader, ncols)
+    for i, name in enumerate(header):
+        if name in floors:
+            types[i] = join_types(floors[name], types[i])
+    wide = [False] * ncols
+    for _ in range(MAX_RETYPES):
+        select = ", ".join(
+            f"{_typed_text(t, f'c{i}', i)} AS {_ident(name)}"
+            for i, (t, name) in enumerate(zip(types, header, strict=True))
+        )
+        absent = [
+            f"NULL::{duckdb_type(t)} AS {_ident(n)}" for n, t in floors.items() if n not in header
+        ]
+        query = f"SELECT {', '.join([select, *absent])} FROM {reader}"  # noqa: S608
+        try:
+            return run.copy(query, out, row_group_rows)
+        except duckdb.Error as exc:
+            request = _widen_request(exc)
+            if request is None:
+                raise
+            position, value = request
+            types[position], wide[position] = widen_for_text(
+                types[position], wide[position], value, retype=True
+            )
+            run.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
+    raise RejectedFile("malformed", "the column types do not settle")  # pragma: no cover
 
 
 def _csv_declared(
@@ -564,8 +637,9 @@ def _csv_declared(
     header: list[str],
     declared: pa.Schema,
     row_group_rows: int,
-) -> tuple[int, int]:
-    """Cast to the declared schema; a value that does not fit is a bad row."""
+) -> tuple[int, list[_Bad]]:
+    """Cast to the declared schema; a value that does not fit is a bad row. (Rows written,
+    the rows that do not fit); the reader's own rejects are left in ``reject_errors``."""
     position = {name: i for i, name in enumerate(header)}
     fits = []
     select = []
@@ -605,10 +679,7 @@ def _csv_declared(
             bad_rows.append(_Bad(lines[int(row[0])], code, reason, values))
     run.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
     rows_out = run.copy(f"SELECT {', '.join(select)} FROM {reader} WHERE {good}", out, row_group_rows)  # noqa: S608
-    rejects = _csv_rejects(run, spool, len(header))
-    bad = rejects + bad_rows
-    run.set_aside(bad, rows_out + len(bad))
-    return rows_out + len(bad), rows_out
+    return rows_out, bad_rows
 
 
 def _csv_record_lines(spool: str, ordinals: list[int], run: _Run) -> dict[int, int]:
@@ -1208,6 +1279,7 @@ def convert(
             else {}
         )
         delimiter = None
+        dialect: CsvDialect | None = None
         if fmt == "csv" and options.delimiter is None and name_parts is not None:
             hinted = {"tsv": "\t", "psv": "|"}.get(name_parts.extension or "")
             if hinted:
@@ -1215,9 +1287,10 @@ def convert(
 
                 run.options = dataclasses.replace(options, delimiter=hinted)
         if fmt == "csv":
-            rows_in, rows_out, delimiter = _convert_csv(
+            rows_in, rows_out, dialect = _convert_csv(
                 run, spool, out, names, declared, floors, row_group_rows
             )
+            delimiter = dialect.delimiter
         elif fmt == "json":
             rows_in, rows_out = _convert_json(
                 run, spool, out, names, declared, floors, row_group_rows
@@ -1264,6 +1337,7 @@ def convert(
             if previous_schema is not None
             else []
         ),
+        dialect=dialect,
     )
 
 
