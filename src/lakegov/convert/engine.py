@@ -463,11 +463,16 @@ def _csv_rejects(run: _Run, spool: str, ncols: int, newline: bytes) -> list[_Bad
     run.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
     if not rows:
         return []
-    lines = _lines_at(spool, [max(int(r[0]) - 1, 0) for r in rows], newline)
+    # a reject after empty lines starts at the first of them; its record after them
+    starts = []
+    for pos, kind, text, message in rows:
+        record = text.lstrip("\r\n")
+        starts.append((max(int(pos) - 1, 0) + len(text) - len(record), kind, record, message))
+    lines = _lines_at(spool, [r[0] for r in starts], newline)
     bad = []
     seen: set[int] = set()
-    for pos, kind, text, message in rows:
-        line = lines[max(int(pos) - 1, 0)]
+    for pos, kind, text, message in starts:
+        line = lines[pos]
         if line in seen:
             continue
         seen.add(line)
