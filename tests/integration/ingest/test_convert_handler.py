@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 from tests.conftest import create_audit_table, load_event
 
+from lakegov.audit import AuditStore
 from lakegov.events import validate_detail
 
 ENV = {
@@ -244,3 +245,36 @@ def test_deleting_a_landed_file_removes_its_output(harness, lambda_context):
     )
     # a repeated delete event is harmless
     assert handler.handler(h.batch(deleted), lambda_context)["batchItemFailures"] == []
+
+
+def test_a_real_export_loads_with_its_bad_row_set_aside_and_its_preamble_recorded(
+    harness, lambda_context
+):
+    # Given an ERP export: a preamble, ';' and CRLF, one row with a field too many
+    h, handler = harness
+    rows = [f"{i};name {i};{i}.5" for i in range(1, 41)]
+    rows[29] += ";surplus"  # physical line 33
+    body = "Report generated 2026-11-20 by ERP\r\n\r\nid;name;amount\r\n" + "\r\n".join(rows)
+    event = h.land("erp/exports/orders.csv", (body + "\r\n").encode())
+    # When it lands with no dataset document
+    assert handler.handler(h.batch(event), lambda_context)["batchItemFailures"] == []
+    # Then the good rows load, FileConverted counts the one set aside, the exceptions
+    # file names its physical line, and the audit says what was skipped
+    events = {e["detail-type"]: e["detail"] for e in h.published()}
+    assert "FileRejected" not in events
+    converted = events["FileConverted"]
+    validate_detail("FileConverted", converted)
+    assert converted["rows"] == 39 and converted["bad_rows"] == 1
+    assert converted["columns"][0]["name"] == "id"
+    (exception,) = [
+        json.loads(line)
+        for line in h.s3.get_object(Bucket="formatted", Key=converted["exceptions_key"])["Body"]
+        .read()
+        .decode()
+        .splitlines()
+    ]
+    assert exception["line"] == 33 and exception["reason_code"] == "ragged_rows"
+    audit = AuditStore("audit", boto3.client("dynamodb", region_name="us-east-1"))
+    item = audit.get("file", "s3://raw/erp/exports/orders.csv", converted["version_id"])
+    assert item is not None and item["status"] == "PROCESSED"
+    assert "2 lines skipped" in item["history"][-1]["note"]
