@@ -34,10 +34,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--delimiter",
         help="CSV delimiter: one character, or comma|semicolon|tab|pipe (default: sniff)",
     )
-    parser.add_argument("--no-header", action="store_true", help="the CSV has no header row")
+    header = parser.add_mutually_exclusive_group()
+    header.add_argument("--no-header", action="store_true", help="the CSV has no header row")
+    header.add_argument(
+        "--header", action="store_true", help="the CSV's first row is a header (default: detect)"
+    )
     parser.add_argument("--encoding", help="text encoding, e.g. latin-1 (default utf-8)")
-    parser.add_argument("--bad-rows", choices=["reject", "exceptions"], help="default: reject")
-    parser.add_argument("--exceptions", metavar="FILE", help="JSON Lines file for bad rows")
+    parser.add_argument(
+        "--bad-rows",
+        choices=["reject", "exceptions"],
+        help="reject: the first bad row rejects the file; exceptions: set every bad row aside "
+        "(default: set bad rows aside, reject above --bad-rows-threshold)",
+    )
+    parser.add_argument(
+        "--bad-rows-threshold",
+        type=float,
+        metavar="FRACTION",
+        help="largest fraction of rows set aside before the file is rejected (default 0.05)",
+    )
+    parser.add_argument(
+        "--exceptions",
+        metavar="FILE",
+        help="JSON Lines file for the rows set aside (default: OUT.exceptions.jsonl)",
+    )
     parser.add_argument(
         "--schema",
         metavar="FILE",
@@ -63,14 +82,18 @@ def _options(args: argparse.Namespace) -> DatasetOptions:
         if len(delim) != 1:
             raise ValueError(f"--delimiter must be one character, not {args.delimiter!r}")
         changes["delimiter"] = delim
-    if args.no_header:
-        changes["header"] = False
+    if args.no_header or args.header:
+        changes["header"] = bool(args.header)
     if args.encoding:
         "".encode(args.encoding)  # LookupError for an unknown encoding
         changes["encoding"] = args.encoding
     if args.bad_rows:
         changes["bad_rows"] = args.bad_rows
-    if (changes.get("bad_rows") or options.bad_rows) == "exceptions" and not args.exceptions:
+    if args.bad_rows_threshold is not None:
+        if not 0 <= args.bad_rows_threshold <= 1:
+            raise ValueError("--bad-rows-threshold must be a fraction between 0 and 1")
+        changes["bad_rows_threshold"] = args.bad_rows_threshold
+    if args.bad_rows == "exceptions" and not args.exceptions:
         raise ValueError("--bad-rows exceptions needs --exceptions FILE")
     return dataclasses.replace(options, **changes)  # type: ignore[arg-type]
 
@@ -79,7 +102,10 @@ def run_convert(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
         result = convert_file(
-            args.input, args.output, options=options, exceptions_path=args.exceptions
+            args.input,
+            args.output,
+            options=options,
+            exceptions_path=args.exceptions or f"{args.output}.exceptions.jsonl",
         )
     except RejectedFile as exc:
         lines = f" (lines {', '.join(map(str, exc.bad_lines))})" if exc.bad_lines else ""

@@ -364,12 +364,18 @@ class _Run:
             return
         bad = sorted(bad, key=lambda b: b.line)
         first = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        lines = [b.line for b in bad[:REJECT_LINES]]
         if self.options.bad_rows == "reject" or len(bad) >= rows_in:
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise RejectedFile(first.code, f"line {first.line}: {first.reason}{more}", lines)
+        limit = self.options.set_aside_limit
+        if len(bad) > limit * rows_in:
             raise RejectedFile(
                 first.code,
-                f"line {first.line}: {first.reason}{more}",
-                [b.line for b in bad[:REJECT_LINES]],
+                f"line {first.line}: {first.reason}{more}; {len(bad)} of {rows_in} rows "
+                f"({len(bad) / rows_in:.1%}) do not fit, over the bad_rows_threshold of "
+                f"{limit * 100:g}%",
+                lines,
             )
         if self._open_exceptions is None:
             raise ValueError("bad_rows='exceptions' needs an exceptions sink")

@@ -42,7 +42,11 @@ def test_bad_file_exits_non_zero_with_one_line_and_leaves_nothing(
     code = main(["convert", str(src), str(out)])
     captured = capsys.readouterr()
     assert code == 2
-    assert captured.err == "rejected: ragged_rows: line 3: expected 2 fields (lines 3)\n"
+    # 1 bad row of 2 is over the default threshold (5%) of rows that may be set aside
+    assert captured.err == (
+        "rejected: ragged_rows: line 3: expected 2 fields; 1 of 2 rows (50.0%) do not fit, "
+        "over the bad_rows_threshold of 5% (lines 3)\n"
+    )
     assert "Traceback" not in captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
@@ -94,3 +98,29 @@ def test_missing_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_by_default_a_bad_row_is_set_aside_beside_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.csv"
+    rows = [f"{i},{i}" for i in range(1, 41)]
+    rows[9] = "10"  # physical line 11
+    src.write_text("a,b\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out.parquet"
+    assert main(["convert", str(src), str(out)]) == 0
+    assert "1 bad rows set aside" in capsys.readouterr().out
+    exceptions = tmp_path / "out.parquet.exceptions.jsonl"
+    assert [json.loads(x)["line"] for x in exceptions.read_text().splitlines()] == [11]
+    assert pq.read_table(out).num_rows == 39
+
+
+def test_threshold_and_header_flags(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("Anna,Lisbon\nBob,Oslo\nAnna,Rome\nCarl\n")
+    out = tmp_path / "out.parquet"
+    assert main(["convert", str(src), str(out), "--bad-rows-threshold", "0.5"]) == 0
+    assert pq.read_table(out).column_names == ["col_1", "col_2"]
+    assert main(["convert", str(src), str(out), "--header", "--bad-rows-threshold", "0.5"]) == 0
+    assert pq.read_table(out).column_names == ["anna", "lisbon"]
+    assert main(["convert", str(src), str(out), "--bad-rows-threshold", "2"]) == 1

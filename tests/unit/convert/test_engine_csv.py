@@ -220,8 +220,12 @@ def test_bad_row_lines_are_right_in_later_blocks(run: Run) -> None:
     rows = ["a,b"] + [f"{i},{i}" for i in range(20_000)]
     rows[15_001] = "oops"  # physical line 15002
     with pytest.raises(RejectedFile) as err:
-        run(("\n".join(rows) + "\n").encode())
+        run(("\n".join(rows) + "\n").encode(), options=DatasetOptions(bad_rows="reject"))
     assert err.value.bad_lines == [15_002]
+    # the default sets it aside at the same line
+    out = run(("\n".join(rows) + "\n").encode())
+    assert [e["line"] for e in out.exceptions] == [15_002]
+    assert out.result.rows_out == 19_999
 
 
 def test_all_rows_bad_is_rejected_even_in_exceptions_mode(run: Run) -> None:
