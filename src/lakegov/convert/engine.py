@@ -40,6 +40,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -405,11 +406,19 @@ def _head(path: str, size: int = HEAD_BYTES) -> bytes:
         return f.read(size)
 
 
-def _lines_at(path: str, positions: list[int], newline: bytes = b"\n") -> dict[int, int]:
-    """Physical 1-based line number of each byte offset in ``path`` (one forward pass);
-    ``newline`` is b"\r" for files whose lines end with CR alone."""
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _line_breaks(data: bytes) -> int:
+    """Line ends in ``data``: LF, CR or CRLF (a physical line is what an editor shows)."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _lines_at(path: str, positions: list[int]) -> dict[int, int]:
+    """Physical 1-based line number of each byte offset in ``path`` (one forward pass)."""
     out: dict[int, int] = {}
     line, done = 1, 0
+    last = b""
     wanted = sorted(set(positions))
     with open(path, "rb") as f:
         for pos in wanted:
@@ -417,10 +426,32 @@ def _lines_at(path: str, positions: list[int], newline: bytes = b"\n") -> dict[i
                 chunk = f.read(min(READ_CHUNK, pos - done))
                 if not chunk:
                     break
-                line += chunk.count(newline)
+                line += _line_breaks(chunk) - (last == b"\r" and chunk[:1] == b"\n")
+                last = chunk[-1:]
                 done += len(chunk)
             out[pos] = line
     return out
+
+
+def _complete_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """(number of its first line, text) of successive runs of whole physical lines."""
+    line = 1
+    carry = b""
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(READ_CHUNK), b""):
+            data = carry + chunk
+            # cut after the last line end that is not the last byte (a CR may be half a CRLF)
+            cut = max(data.rfind(b"\n", 0, len(data) - 1), data.rfind(b"\r", 0, len(data) - 1))
+            if cut < 0:
+                carry = data
+                continue
+            part, carry = data[: cut + 1], data[cut + 1 :]
+            if part.endswith(b"\r") and carry.startswith(b"\n"):
+                part, carry = part + b"\n", carry[1:]
+            yield line, part
+            line += _line_breaks(part)
+    if carry:
+        yield line, carry
 
 
 # --------------------------------------------------------------------------- CSV
@@ -461,7 +492,7 @@ _REJECT_CODES = {
 }
 
 
-def _csv_rejects(run: _Run, spool: str, ncols: int, newline: bytes) -> list[_Bad]:
+def _csv_rejects(run: _Run, spool: str, ncols: int) -> list[_Bad]:
     rows = run.con.execute(
         "SELECT line_byte_position, error_type::VARCHAR, csv_line, error_message "
         "FROM reject_errors ORDER BY line_byte_position"
@@ -474,7 +505,7 @@ def _csv_rejects(run: _Run, spool: str, ncols: int, newline: bytes) -> list[_Bad
     for pos, kind, text, message in rows:
         record = text.lstrip("\r\n")
         starts.append((max(int(pos) - 1, 0) + len(text) - len(record), kind, record, message))
-    lines = _lines_at(spool, [r[0] for r in starts], newline)
+    lines = _lines_at(spool, [r[0] for r in starts])
     bad = []
     seen: set[int] = set()
     for pos, kind, text, message in starts:
@@ -534,31 +565,42 @@ def _convert_csv(
                 "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
             )
     reader = _csv_reader(spool, dialect, options, ncols)
-    newline = b"\r" if dialect.newline == "\r" else b"\n"
-    unclosed: list[_Bad] = []
-    # A quote that never closes makes DuckDB read the rest of the file (or up to the next
-    # quote) as one rejected value: the rows after it would be lost in that reject. Its
-    # line is emptied in the spool (line numbers stay) and the file read again.
-    for _ in range(MAX_STRAY_QUOTES + 1):
+
+    def read() -> tuple[int, list[_Bad], list[_Bad]]:
+        """(rows written, rows not fitting the declared schema, the reader's rejects)."""
         try:
             if declared is not None:
                 rows_out, failing = _csv_declared(
                     run, reader, spool, out, header, declared, row_group_rows
                 )
             else:
-                rows_out, failing = _csv_inferred(
-                    run, reader, out, header, floors, row_group_rows
-                ), []
+                rows_out = _csv_inferred(run, reader, out, header, floors, row_group_rows)
+                failing = []
         except duckdb.InvalidInputException as exc:
             raise RejectedFile(
                 "malformed", f"the CSV cannot be parsed: {_first_line(exc)}"
             ) from exc
-        rejects = _csv_rejects(run, spool, ncols, newline)
+        return rows_out, failing, _csv_rejects(run, spool, ncols)
+
+    # Rows DuckDB would load shifted are looked for while it reads (the scan is one
+    # thread, DuckDB's reading releases the GIL); if there are any, their lines are
+    # emptied in the spool (every line keeps its number) and the file is read again.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-scan") as pool:
+        scan = pool.submit(_suspect_lines, spool, dialect)
+        rows_out, failing, rejects = read()
+        malformed = scan.result()
+    if malformed:
+        _empty_lines(spool, {b.line for b in malformed})
+        rows_out, failing, rejects = read()
+    # A quote that never closes makes DuckDB read the rest of the file (or up to the next
+    # quote) as one rejected value: the rows after it would be lost in that reject. Its
+    # line is emptied too and the file read again.
+    for _ in range(MAX_STRAY_QUOTES):
         swallowing = [b for b in rejects if _swallows_lines(b)]
         if not swallowing:
             break
-        _empty_lines(spool, {b.line for b in swallowing}, newline)
-        unclosed += [
+        _empty_lines(spool, {b.line for b in swallowing})
+        malformed += [
             _Bad(
                 b.line,
                 "malformed",
@@ -567,13 +609,14 @@ def _convert_csv(
             )
             for b in swallowing
         ]
+        rows_out, failing, rejects = read()
     else:
         raise RejectedFile(
             "malformed",
-            f"more than {MAX_STRAY_QUOTES} quotes never close (line {unclosed[0].line} first)",
-            [b.line for b in unclosed[:REJECT_LINES]],
+            f"quotes that never close on more than {MAX_STRAY_QUOTES} lines",
+            [b.line for b in malformed[:REJECT_LINES]],
         )
-    bad = unclosed + rejects + failing
+    bad = sorted(malformed + rejects + failing, key=lambda b: b.line)
     run.set_aside(bad, rows_out + len(bad))
     return rows_out + len(bad), rows_out, dialect
 
@@ -584,21 +627,90 @@ def _swallows_lines(bad: _Bad) -> bool:
     return "unterminated quote" in bad.reason and ("\n" in text or "\r" in text)
 
 
-def _empty_lines(path: str, lines: set[int], newline: bytes) -> None:
+def _empty_lines(path: str, lines: set[int]) -> None:
     """Empty the physical ``lines`` of ``path`` in place, keeping their line ends (so every
     other line keeps its number; DuckDB skips empty lines)."""
     emptied = path + ".emptied"
-    line = 1
-    with open(path, "rb") as src, open(emptied, "wb") as dst:
-        carry = b""
-        for chunk in iter(lambda: src.read(READ_CHUNK), b""):
-            parts = (carry + chunk).split(newline)
-            carry = parts.pop()
-            for part in parts:
-                dst.write((b"" if line in lines else part) + newline)
-                line += 1
-        dst.write(b"" if line in lines else carry)
+    with open(emptied, "wb") as dst:
+        for first, part in _complete_lines(path):
+            pieces = _LINE_BREAK.split(part)
+            ends = _LINE_BREAK.findall(part)
+            for i, text in enumerate(pieces):
+                dst.write(b"" if first + i in lines else text)
+                if i < len(ends):
+                    dst.write(ends[i])
     os.replace(emptied, path)
+
+
+def _suspect_patterns(dialect: CsvDialect) -> tuple[re.Pattern[bytes] | None, re.Pattern[bytes]]:
+    """(a quote where no field can have one, a line of exactly one field too many whose
+    last field is empty): regular expressions with possessive quantifiers (no
+    backtracking), so the scan runs at the regex engine's speed."""
+    d = re.escape(dialect.delimiter.encode())
+    d0 = re.escape(dialect.delimiter[0].encode())
+    # "^" in multi-line mode is fast but knows only LF as a line end
+    start = rb"(?:\A|(?<=\r))" if dialect.newline == "\r" else rb"(?m)^"
+    width = len(dialect.columns)
+    if dialect.quote is None:
+        field = rb"[^" + d0 + rb"\r\n]*+"
+        return None, re.compile(start + rb"(?:" + field + d + rb"){%d}(?=[\r\n])" % width)
+    q = re.escape(dialect.quote.encode())
+    if dialect.escape:
+        e = re.escape(dialect.escape.encode())
+        quoted = q + rb"(?:[^" + q + e + rb"\r\n]++|" + e + rb".)*+" + q
+    else:
+        quoted = rb"(?:" + q + rb"[^" + q + rb"\r\n]*+" + q + rb")++"
+    field = rb"(?:" + quoted + rb"|[^" + q + d0 + rb"\r\n]*+)"
+    trailing = re.compile(start + rb"(?:" + field + d + rb"){%d}(?=[\r\n])" % width)
+    around = {dialect.quote, dialect.delimiter[0], dialect.delimiter[-1], "\r", "\n"}
+    before = "".join(sorted(around | ({dialect.escape} if dialect.escape else set())))
+    after = "".join(sorted(around))
+    quotes = re.compile(
+        rb"(?<=[^" + re.escape(before.encode()) + rb"])" + q
+        + rb"(?=[^" + re.escape(after.encode()) + rb"])"
+    )
+    return quotes, trailing
+
+
+def _suspect_lines(path: str, dialect: CsvDialect) -> list[_Bad]:
+    """Rows DuckDB would load with shifted values, found before it reads the file:
+
+    - a quote inside an unquoted field (``07:31 "Lamp; LED"``: a delimiter is missing
+      before it) or text right after a closing quote (``"Smith, Jr." Lisbon``): DuckDB reads
+      the first kind as text and splits at the delimiter inside the quotes;
+    - a row with one field too many whose last field is empty (``a,b,extra,c,``): DuckDB
+      takes the trailing delimiter for a line end and loads the row shifted.
+    """
+    width = len(dialect.columns)
+    data_from = dialect.skip_lines + dialect.header_lines + 1
+    quotes, trailing = _suspect_patterns(dialect)
+    found: dict[int, _Bad] = {}
+    for first, part in _complete_lines(path):
+        hits: list[tuple[int, str, str]] = []
+        if quotes is not None:
+            hits += [
+                (m.start(), "malformed", "a quote inside an unquoted field: a delimiter or a "
+                 "quote is missing")
+                for m in quotes.finditer(part)
+            ]
+        hits += [(m.start(), "ragged_rows", f"expected {width} fields") for m in trailing.finditer(part)]
+        line, counted = first, 0
+        for pos, code, reason in sorted(hits):
+            start = max(part.rfind(b"\n", 0, pos), part.rfind(b"\r", 0, pos)) + 1
+            line += _line_breaks(part[counted:start]) - (
+                counted > 0 and part[counted - 1 : counted] == b"\r" and part[counted:counted + 1] == b"\n"
+            )
+            counted = start
+            end = _LINE_BREAK.search(part, pos)
+            text = part[start : end.start() if end else len(part)].decode("utf-8", "replace")
+            if line < data_from or line in found:
+                continue
+            if dialect.comment and text.startswith(dialect.comment):
+                continue
+            found[line] = _Bad(line, code, reason, text)
+        if len(found) > 100_000:
+            break
+    return sorted(found.values(), key=lambda b: b.line)
 
 
 def _csv_inferred(
