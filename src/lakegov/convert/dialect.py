@@ -25,7 +25,9 @@ class CsvDialect:
     newline: str  # "\n", "\r\n" or "\r"
     skip_lines: int  # physical lines before the header (preamble, comments)
     header_lines: int  # 0: no header row (generated names), 1: normal, >1: multi-row header
-    columns: tuple[str, ...]  # raw column names (from the header, or generated when header_lines == 0)
+    columns: tuple[
+        str, ...
+    ]  # raw column names (from the header, or generated when header_lines == 0)
     comment: str | None = None  # a comment-line prefix, e.g. "#"
 
 
@@ -70,7 +72,7 @@ def sniff_csv_dialect(head: bytes, options: DatasetOptions) -> CsvDialect:
         with duckdb.connect() as con:
             row = con.execute(
                 "SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows "
-                f"FROM sniff_csv({_sql_text(path)}, {', '.join(params)})"  # noqa: S608 - literals quoted
+                f"FROM sniff_csv({_sql_text(path)}, {', '.join(params)})"
             ).fetchone()
     except duckdb.Error:
         # rows too irregular for the sniffer: the declared or consistent delimiter and

@@ -27,7 +27,6 @@ Integers are never stored lossily. A float64 holds every integer up to 2**53
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import hashlib
 import json
 import re
@@ -221,7 +220,9 @@ _INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
 _LEADING_ZERO = re.compile(r"[+-]?0[0-9].*", re.DOTALL)
 _FLOAT = re.compile(r"[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?")
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+)
 _TZ = re.compile(r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)")
 
 

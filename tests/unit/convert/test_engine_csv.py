@@ -156,9 +156,7 @@ def test_fifty_thousand_nulls_then_strings_convert_without_loss(
 @pytest.mark.parametrize("row_group_rows", [1 << 20, 7_000])
 def test_ints_then_floats_widen_to_float(run: Run, row_group_rows: int) -> None:
     rows = ["n"] + [str(i) for i in range(30_000)] + ["0.5", "1e3"]
-    out = run(
-        ("\n".join(rows) + "\n").encode(), row_group_rows=row_group_rows
-    )
+    out = run(("\n".join(rows) + "\n").encode(), row_group_rows=row_group_rows)
     assert out.table.schema.field("n").type == pa.float64()
     values = out.table.column("n").to_pylist()
     assert (
