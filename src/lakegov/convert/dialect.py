@@ -61,6 +61,7 @@ def sniff_csv_dialect(head: bytes, options: DatasetOptions) -> CsvDialect:
         "strict_mode=false",
         f"header={'true' if options.header else 'false'}",
         "sample_size=-1",
+        "skip=0",  # the header is the first line (DuckDB may skip ragged leading rows)
         f"delim={_sql_text(delimiter)}",
     ]
     if options.quotechar:
