@@ -36,8 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-header", action="store_true", help="the CSV has no header row")
     parser.add_argument("--encoding", help="text encoding, e.g. latin-1 (default utf-8)")
-    parser.add_argument("--bad-rows", choices=["reject", "exceptions"], help="default: reject")
+    parser.add_argument(
+        "--bad-rows",
+        choices=["reject", "exceptions"],
+        help="default: exceptions (set aside) when --exceptions FILE is given, else reject",
+    )
     parser.add_argument("--exceptions", metavar="FILE", help="JSON Lines file for bad rows")
+    parser.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        metavar="F",
+        help="reject the file when more than this fraction of rows are bad (default 0.05)",
+    )
     parser.add_argument(
         "--schema",
         metavar="FILE",
@@ -70,8 +80,14 @@ def _options(args: argparse.Namespace) -> DatasetOptions:
         changes["encoding"] = args.encoding
     if args.bad_rows:
         changes["bad_rows"] = args.bad_rows
-    if (changes.get("bad_rows") or options.bad_rows) == "exceptions" and not args.exceptions:
-        raise ValueError("--bad-rows exceptions needs --exceptions FILE")
+        if args.bad_rows == "exceptions" and not args.exceptions:
+            raise ValueError("--bad-rows exceptions needs --exceptions FILE")
+    elif not args.exceptions:
+        changes["bad_rows"] = "reject"  # nowhere to set bad rows aside
+    if args.max_bad_fraction is not None:
+        if not 0 <= args.max_bad_fraction <= 1:
+            raise ValueError("--max-bad-fraction must be between 0 and 1")
+        changes["max_bad_row_fraction"] = args.max_bad_fraction
     return dataclasses.replace(options, **changes)  # type: ignore[arg-type]
 
 

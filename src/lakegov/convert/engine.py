@@ -366,16 +366,29 @@ class _Run:
         return int(row[0]) if row else 0
 
     def set_aside(self, bad: list[_Bad], rows_in: int) -> None:
-        """Apply the bad-row policy to ``bad`` (sorted by line) out of ``rows_in`` rows."""
+        """Apply the bad-row policy to ``bad`` out of ``rows_in`` rows: set them aside to
+        the exceptions output, or reject the file (policy ``reject``, more than the
+        dataset's fraction of bad rows, or no good row at all)."""
         if not bad:
             return
         bad = sorted(bad, key=lambda b: b.line)
         first = bad[0]
-        if self.options.bad_rows == "reject" or len(bad) >= rows_in:
+        share = len(bad) / max(rows_in, 1)
+        if (
+            self.options.bad_rows == "reject"
+            or share > self.options.max_bad_row_fraction
+            or len(bad) >= rows_in
+        ):
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            over = (
+                f"; {len(bad)} of {rows_in} rows are bad, more than the "
+                f"{self.options.max_bad_row_fraction:.0%} the dataset sets aside"
+                if self.options.bad_rows != "reject" and len(bad) < rows_in
+                else ""
+            )
             raise RejectedFile(
                 first.code,
-                f"line {first.line}: {first.reason}{more}",
+                f"line {first.line}: {first.reason}{more}{over}",
                 [b.line for b in bad[:REJECT_LINES]],
             )
         if self._open_exceptions is None:

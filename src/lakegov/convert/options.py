@@ -12,7 +12,7 @@ defaults. Example::
       "encoding": "latin-1",
       "schema": {"columns": [{"name": "id", "type": "bigint", "nullable": false}],
                  "changes": "additive"},
-      "bad_rows": "exceptions",
+      "bad_rows": "exceptions", "max_bad_row_fraction": 0.01,
       "limits": {"max_file_bytes": 2000000000, "max_decompression_ratio": 100},
       "catalog": {"mode": "direct"}
     }
@@ -42,6 +42,7 @@ CatalogMode = Literal["crawler", "direct"]
 
 DEFAULT_MAX_FILE_BYTES = 10 * 1024**3
 DEFAULT_MAX_RATIO = 200.0
+DEFAULT_MAX_BAD_ROW_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,10 @@ class DatasetOptions:
     - ``null_values``: CSV field texts read as null (default: only the empty field).
     - ``columns``: a declared schema, enforced: values are cast to it; a value that does not
       fit is a bad row, a missing non-nullable column or an undeclared column rejects the file.
-    - ``bad_rows``: ``reject`` the file naming its first bad lines, or send bad rows to the
-      ``exceptions`` output and keep the good ones.
+    - ``bad_rows``: ``exceptions`` (the default) sets bad rows aside to the exceptions
+      output with their line and reason and loads the good ones, unless more than
+      ``max_bad_row_fraction`` of the rows are bad; ``reject`` rejects the file on any bad
+      row, naming its first bad lines.
     - ``schema_changes`` against the dataset's previous schema: ``additive`` (new columns
       pass, breaking changes reject), ``any`` (everything passes), ``none`` (any change rejects).
     - ``catalog_mode`` is not used by the converter; it is carried for the catalog step.
@@ -81,7 +84,8 @@ class DatasetOptions:
     encoding: str = "utf-8"
     null_values: tuple[str, ...] = ("",)
     columns: tuple[ColumnSpec, ...] | None = None
-    bad_rows: BadRows = "reject"
+    bad_rows: BadRows = "exceptions"
+    max_bad_row_fraction: float = DEFAULT_MAX_BAD_ROW_FRACTION
     schema_changes: SchemaChanges = "additive"
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_decompression_ratio: float = DEFAULT_MAX_RATIO
@@ -215,7 +219,8 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
         encoding=encoding,
         null_values=tuple(csv_opts.get("null_values", [""])),
         columns=columns,
-        bad_rows=doc.get("bad_rows", "reject"),
+        bad_rows=doc.get("bad_rows", "exceptions"),
+        max_bad_row_fraction=doc.get("max_bad_row_fraction", DEFAULT_MAX_BAD_ROW_FRACTION),
         schema_changes=schema.get("changes", "additive"),
         max_file_bytes=limits.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES),
         max_decompression_ratio=limits.get("max_decompression_ratio", DEFAULT_MAX_RATIO),

@@ -337,6 +337,7 @@ class Converter:
             "output_bucket": self.settings.formatted_bucket,
             "output_keys": [output_key],
             "rows": result.rows_out,
+            "rows_in": result.rows_in,
             "bad_rows": result.bad_row_count,
             "exceptions_key": exceptions_key if wrote_exceptions else None,
             "schema_fingerprint": result.schema_fingerprint,

@@ -55,7 +55,17 @@ def test_exceptions_mode_writes_the_exceptions_file(
     out = tmp_path / "out.parquet"
     exc = tmp_path / "bad.jsonl"
     code = main(
-        ["convert", str(src), str(out), "--bad-rows", "exceptions", "--exceptions", str(exc)]
+        [
+            "convert",
+            str(src),
+            str(out),
+            "--bad-rows",
+            "exceptions",
+            "--exceptions",
+            str(exc),
+            "--max-bad-fraction",
+            "0.5",
+        ]
     )
     assert code == 0
     assert "1 bad rows" in capsys.readouterr().out
