@@ -11,7 +11,7 @@ Types. DuckDB alone would fail on, or silently round, what lakegov promises to k
 lakegov's layer decides the types and DuckDB checks them:
 
 - CSV is read with every column as text. The types come from the lattice of
-  :mod:`lakegov.convert.types` over the first rows (leading zeros and hex stay text,
+  :mod:`lakegov.schema` over the first rows (leading zeros and hex stay text,
   integers beyond int64 are decimal(38,0), a float column holding an integer a float64
   would round is text), and each column is converted in the ``SELECT`` by an expression
   that raises on any value that does not fit exactly. Such a value, however late in the
@@ -63,12 +63,14 @@ from lakegov.convert.streams import (
     detect_compression,
     utf8_chunks,
 )
-from lakegov.convert.types import (
+from lakegov.errors import RejectedFile
+from lakegov.schema import (
     LIST_ITEM,
     MAX_EXACT_INT,
     ColumnPath,
     FloatText,
     SchemaDiff,
+    change_allowed,
     compare_schemas,
     duckdb_type,
     join_types,
@@ -76,7 +78,6 @@ from lakegov.convert.types import (
     schema_fingerprint,
     widen_for_text,
 )
-from lakegov.errors import RejectedFile
 
 ROW_GROUP_ROWS = 122_880  # DuckDB's default: bounded memory, same size as its COPY
 SAMPLE_ROWS = 20_480  # rows typed before the file is read whole (DuckDB's sniffer sample)
@@ -1396,7 +1397,7 @@ def _check_schema_change(
         return
     diff = compare_schemas(previous, current)
     # columns of the previous schema absent from this file are written as nulls: not removals
-    if diff.kind == "breaking" or (diff.kind == "additive" and options.schema_changes == "none"):
+    if not change_allowed(diff.kind, options.schema_changes):
         raise RejectedFile(
             "schema_change",
             f"{diff.kind} change against the dataset's schema ({diff.describe()}); "

@@ -31,8 +31,8 @@ import pyarrow as pa
 from jsonschema import Draft202012Validator
 
 from lakegov.convert.layout import normalize_identifier
-from lakegov.convert.types import declared_type
 from lakegov.errors import InvalidDocument, ValidationIssue
+from lakegov.schema import declared_type
 
 Format = Literal["csv", "json", "parquet", "avro"]
 Compression = Literal["none", "gzip", "bz2", "zstd"]

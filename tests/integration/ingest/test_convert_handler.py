@@ -278,3 +278,37 @@ def test_deleting_a_landed_file_removes_its_output(harness, lambda_context):
     )
     # a repeated delete event is harmless
     assert handler.handler(h.batch(deleted), lambda_context)["batchItemFailures"] == []
+
+
+def test_the_stored_schema_of_a_dataset_with_dates_and_decimals_is_enforced(
+    harness, lambda_context
+):
+    # Given a dataset whose first file set date, timestamp, exact-integer and nested columns
+    h, handler = harness
+    first = (
+        b'{"day": "2026-11-20", "at": "2026-11-20 10:00:00", "n": 12345678901234567890, '
+        b'"s": {"a": 1}}\n'
+    )
+    assert (
+        handler.handler(h.batch(h.land("ev/dt=1/events.jsonl", first)), lambda_context)[
+            "batchItemFailures"
+        ]
+        == []
+    )
+    (converted,) = [e["detail"] for e in h.published() if e["detail-type"] == "FileConverted"]
+    types = {c["name"]: c["type"] for c in converted["columns"]}
+    assert types["n"] == "decimal128(38, 0)" and types["s"] == "struct<a: int64>"
+    # When a later file turns the date into text
+    later = b'{"day": "soon", "at": "2026-11-21 10:00:00", "n": 1, "s": {"a": 2}}\n'
+    assert (
+        handler.handler(h.batch(h.land("ev/dt=2/events.jsonl", later)), lambda_context)[
+            "batchItemFailures"
+        ]
+        == []
+    )
+    # Then the stored schema was read back and the breaking change rejected (it used to be
+    # unreadable, so the check never ran and the file was converted)
+    events = h.published()
+    (rejected,) = [e["detail"] for e in events if e["detail-type"] == "FileRejected"]
+    assert rejected["reason_code"] == "schema_change"
+    assert "day date -> string" in rejected["reason"]
