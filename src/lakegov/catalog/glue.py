@@ -18,8 +18,8 @@ from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code, is_transient
 from lakegov.catalog.layout import Partition
-from lakegov.catalog.types import Column, columns_from_glue
 from lakegov.errors import PermanentError, RetryableError
+from lakegov.schema import Column, columns_from_glue
 
 PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"

@@ -15,7 +15,7 @@ from lakegov.convert.options import (
     options_from_document,
     select_document,
 )
-from lakegov.convert.types import SchemaDiff, compare_schemas, schema_fingerprint
+from lakegov.schema import SchemaDiff, compare_schemas, schema_fingerprint
 
 __all__ = [
     "BadRow",

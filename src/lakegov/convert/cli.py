@@ -43,19 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--bad-rows",
         choices=["reject", "exceptions"],
-        help="reject: the first bad row rejects the file; exceptions: set every bad row aside "
-        "(default: set bad rows aside, reject above --bad-rows-threshold)",
+        help="default: exceptions (set aside) when --exceptions FILE is given, else reject",
     )
+    parser.add_argument("--exceptions", metavar="FILE", help="JSON Lines file for bad rows")
     parser.add_argument(
-        "--bad-rows-threshold",
+        "--max-bad-fraction",
         type=float,
-        metavar="FRACTION",
-        help="largest fraction of rows set aside before the file is rejected (default 0.05)",
-    )
-    parser.add_argument(
-        "--exceptions",
-        metavar="FILE",
-        help="JSON Lines file for the rows set aside (default: OUT.exceptions.jsonl)",
+        metavar="F",
+        help="reject the file when more than this fraction of rows are bad (default 0.05)",
     )
     parser.add_argument(
         "--schema",
@@ -89,12 +84,14 @@ def _options(args: argparse.Namespace) -> DatasetOptions:
         changes["encoding"] = args.encoding
     if args.bad_rows:
         changes["bad_rows"] = args.bad_rows
-    if args.bad_rows_threshold is not None:
-        if not 0 <= args.bad_rows_threshold <= 1:
-            raise ValueError("--bad-rows-threshold must be a fraction between 0 and 1")
-        changes["bad_rows_threshold"] = args.bad_rows_threshold
-    if args.bad_rows == "exceptions" and not args.exceptions:
-        raise ValueError("--bad-rows exceptions needs --exceptions FILE")
+        if args.bad_rows == "exceptions" and not args.exceptions:
+            raise ValueError("--bad-rows exceptions needs --exceptions FILE")
+    elif not args.exceptions:
+        changes["bad_rows"] = "reject"  # nowhere to set bad rows aside
+    if args.max_bad_fraction is not None:
+        if not 0 <= args.max_bad_fraction <= 1:
+            raise ValueError("--max-bad-fraction must be between 0 and 1")
+        changes["max_bad_row_fraction"] = args.max_bad_fraction
     return dataclasses.replace(options, **changes)  # type: ignore[arg-type]
 
 
@@ -102,10 +99,7 @@ def run_convert(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
         result = convert_file(
-            args.input,
-            args.output,
-            options=options,
-            exceptions_path=args.exceptions or f"{args.output}.exceptions.jsonl",
+            args.input, args.output, options=options, exceptions_path=args.exceptions
         )
     except RejectedFile as exc:
         lines = f" (lines {', '.join(map(str, exc.bad_lines))})" if exc.bad_lines else ""

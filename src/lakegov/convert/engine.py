@@ -11,7 +11,7 @@ Types. DuckDB alone would fail on, or silently round, what lakegov promises to k
 lakegov's layer decides the types and DuckDB checks them:
 
 - CSV is read with every column as text. The types come from the lattice of
-  :mod:`lakegov.convert.types` over the first rows (leading zeros and hex stay text,
+  :mod:`lakegov.schema` over the first rows (leading zeros and hex stay text,
   integers beyond int64 are decimal(38,0), a float column holding an integer a float64
   would round is text), and each column is converted in the ``SELECT`` by an expression
   that raises on any value that does not fit exactly. Such a value, however late in the
@@ -34,6 +34,8 @@ end); it never seeks the source.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import csv
 import json
 import os
 import re
@@ -54,6 +56,7 @@ from lakegov.convert.layout import normalize_identifier
 from lakegov.convert.options import DatasetOptions
 from lakegov.convert.streams import (
     READ_CHUNK,
+    UTF8_BOM,
     UTF16_BOMS,
     DecompressedReader,
     LimitedReader,
@@ -61,22 +64,23 @@ from lakegov.convert.streams import (
     detect_compression,
     utf8_chunks,
 )
-from lakegov.convert.types import (
+from lakegov.errors import RejectedFile
+from lakegov.schema import (
     LIST_ITEM,
+    MAX_EXACT_INT,
     ColumnPath,
     FloatText,
     SchemaDiff,
+    change_allowed,
     compare_schemas,
     duckdb_type,
-    json_value_type,
     join_types,
+    json_value_type,
     schema_fingerprint,
-    text_type,
     widen_for_text,
 )
-from lakegov.errors import RejectedFile
 
-ROW_GROUP_ROWS = 1024 * 1024
+ROW_GROUP_ROWS = 122_880  # DuckDB's default: bounded memory, same size as its COPY
 SAMPLE_ROWS = 20_480  # rows typed before the file is read whole (DuckDB's sniffer sample)
 HEAD_BYTES = 4 * 1024 * 1024
 MAX_REPORTED_BAD_ROWS = 100
@@ -262,38 +266,43 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-_INTEGER = r"[+-]?(0|[1-9][0-9]*)"
-_NUMBER = r"[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
-_DECIMAL = r"[+-]?[0-9]*(\.[0-9]*)?"
+_INTEGER = "-?([1-9][0-9]*|0)"
+_DECIMAL = "-?[0-9]+([.][0-9]+)?"
 
 
-def _fits(t: pa.DataType, col: str) -> str:
-    """A SQL condition: the non-null text ``col`` is exactly a value of ``t`` (the lattice's
-    rules: no leading zeros or hex in numbers, no integer a float64 would round)."""
-    cast_ok = f"TRY_CAST({col} AS {duckdb_type(t)}) IS NOT NULL"
+def _shape(t: pa.DataType, col: str) -> str:
+    """A SQL condition on the text ``col`` that a value of ``t`` must meet beyond casting,
+    by the lattice's rules: an integer written as such (``007``, ``+5``, ``1e3``, ``1.5``
+    are not: DuckDB's cast would take them), no float starting with a zero digit, no
+    integer a float64 would round, a timestamp with a zone only in a zoned column. The
+    tests are the cheapest found (a regular expression costs three casts)."""
     if pa.types.is_integer(t):
-        return f"(regexp_full_match({col}, {_lit(_INTEGER)}) AND {cast_ok})"
+        return f"CAST(TRY_CAST({col} AS {duckdb_type(t)}) AS VARCHAR) = {col}"
     if pa.types.is_decimal(t):
         pattern = _INTEGER if t.scale == 0 else _DECIMAL
-        return f"(regexp_full_match({col}, {_lit(pattern)}) AND {cast_ok})"
+        return f"regexp_full_match({col}, {_lit(pattern)})"
     if pa.types.is_floating(t):
+        # almost every value is short and does not start with "0<digit>"
         return (
-            f"(regexp_full_match({col}, {_lit(_NUMBER)}) AND NOT (length({col}) >= 16 AND "
-            f"regexp_full_match({col}, {_lit(_INTEGER)}) AND "
-            f"coalesce(abs(TRY_CAST({col} AS HUGEINT)) > {2**53}, true)))"
+            f"NOT ({col}[1] = '0' AND {col}[2] BETWEEN '0' AND '9') AND (length({col}) < 16 "
+            f"OR NOT coalesce(regexp_full_match({col}, '[+-]?[0-9]+') AND "
+            f"coalesce(abs(TRY_CAST({col} AS HUGEINT)) > {MAX_EXACT_INT}, true), false))"
         )
     if pa.types.is_boolean(t):
         return f"lower({col}) IN ('true', 'false')"
     if pa.types.is_date(t):
-        return f"(regexp_full_match({col}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND {cast_ok})"
+        return f"length({col}) = 10"
     if pa.types.is_timestamp(t):
-        tz = "(Z|[+-][0-9]{2}(:?[0-9]{2})?)" if t.tz else ""
-        pattern = (
-            f"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([ T][0-9]{{2}}:[0-9]{{2}}"
-            f"(:[0-9]{{2}}(\\.[0-9]{{1,9}})?)?{tz})?"
-        )
-        return f"(regexp_full_match({col}, {_lit(pattern)}) AND {cast_ok})"
-    return cast_ok
+        zoned = f"({col} LIKE '%Z' OR {col} LIKE '%+%' OR {col} LIKE '%:%-%')"
+        return zoned if t.tz else f"NOT {zoned}"
+    return "true"
+
+
+def _fits(t: pa.DataType, col: str) -> str:
+    """A SQL condition: the non-null text ``col`` is exactly a value of ``t``."""
+    if pa.types.is_string(t):
+        return "true"
+    return f"({_shape(t, col)} AND TRY_CAST({col} AS {duckdb_type(t)}) IS NOT NULL)"
 
 
 def _typed_text(t: pa.DataType, col: str, position: int) -> str:
@@ -301,14 +310,12 @@ def _typed_text(t: pa.DataType, col: str, position: int) -> str:
     a message naming the column's position and the value (to widen it and run again)."""
     if pa.types.is_string(t):
         return col
+    stop = f"error('{_WIDEN} {position} ' || {col})"
     if pa.types.is_null(t):
-        return (
-            f"CASE WHEN {col} IS NULL THEN NULL::VARCHAR "
-            f"ELSE error('{_WIDEN} {position} ' || {col}) END"
-        )
+        return f"CASE WHEN {col} IS NULL THEN NULL::VARCHAR ELSE {stop} END"
     return (
-        f"CASE WHEN {col} IS NULL THEN NULL WHEN {_fits(t, col)} THEN "
-        f"CAST({col} AS {duckdb_type(t)}) ELSE error('{_WIDEN} {position} ' || {col}) END"
+        f"CASE WHEN {col} IS NULL THEN NULL WHEN {_shape(t, col)} THEN "
+        f"coalesce(TRY_CAST({col} AS {duckdb_type(t)}), {stop}) ELSE {stop} END"
     )
 
 
@@ -343,10 +350,16 @@ class _Run:
                 "preserve_insertion_order": True,
             }
         )
+        self.con.execute("SET enable_progress_bar = false")
         self.bad: list[_Bad] = []
         self.bad_count = 0
         self._open_exceptions = exceptions_sink
         self.exceptions_written = 0
+
+    def clear_rejects(self) -> None:
+        """Empty DuckDB's reject tables (they exist once a read stored rejects)."""
+        with contextlib.suppress(duckdb.CatalogException):
+            self.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
 
     def close(self) -> None:
         self.con.close()
@@ -354,29 +367,35 @@ class _Run:
     def copy(self, select: str, out: str, row_group_rows: int) -> int:
         """Write ``select`` to the Parquet file ``out``; the number of rows written."""
         row = self.con.execute(
-            f"COPY ({select}) TO {_lit(out)} "  # noqa: S608 - names quoted, literals escaped
-            f"(FORMAT parquet, ROW_GROUP_SIZE {row_group_rows})"
+            f"COPY ({select}) TO {_lit(out)} (FORMAT parquet, ROW_GROUP_SIZE {row_group_rows})"
         ).fetchone()
         return int(row[0]) if row else 0
 
     def set_aside(self, bad: list[_Bad], rows_in: int) -> None:
-        """Apply the bad-row policy to ``bad`` (sorted by line) out of ``rows_in`` rows."""
+        """Apply the bad-row policy to ``bad`` out of ``rows_in`` rows: set them aside to
+        the exceptions output, or reject the file (policy ``reject``, more than the
+        dataset's fraction of bad rows, or no good row at all)."""
         if not bad:
             return
         bad = sorted(bad, key=lambda b: b.line)
         first = bad[0]
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        lines = [b.line for b in bad[:REJECT_LINES]]
-        if self.options.bad_rows == "reject" or len(bad) >= rows_in:
-            raise RejectedFile(first.code, f"line {first.line}: {first.reason}{more}", lines)
-        limit = self.options.set_aside_limit
-        if len(bad) > limit * rows_in:
+        share = len(bad) / max(rows_in, 1)
+        if (
+            self.options.bad_rows == "reject"
+            or share > self.options.max_bad_row_fraction
+            or len(bad) >= rows_in
+        ):
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            over = (
+                f"; {len(bad)} of {rows_in} rows are bad, more than the "
+                f"{self.options.max_bad_row_fraction:.0%} the dataset sets aside"
+                if self.options.bad_rows != "reject" and len(bad) < rows_in
+                else ""
+            )
             raise RejectedFile(
                 first.code,
-                f"line {first.line}: {first.reason}{more}; {len(bad)} of {rows_in} rows "
-                f"({len(bad) / rows_in:.1%}) do not fit, over the bad_rows_threshold of "
-                f"{limit * 100:g}%",
-                lines,
+                f"line {first.line}: {first.reason}{more}{over}",
+                [b.line for b in bad[:REJECT_LINES]],
             )
         if self._open_exceptions is None:
             raise ValueError("bad_rows='exceptions' needs an exceptions sink")
@@ -493,11 +512,14 @@ _REJECT_CODES = {
 
 
 def _csv_rejects(run: _Run, spool: str, ncols: int) -> list[_Bad]:
-    rows = run.con.execute(
-        "SELECT line_byte_position, error_type::VARCHAR, csv_line, error_message "
-        "FROM reject_errors ORDER BY line_byte_position"
-    ).fetchall()
-    run.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
+    try:
+        rows = run.con.execute(
+            "SELECT line_byte_position, error_type::VARCHAR, csv_line, error_message "
+            "FROM reject_errors ORDER BY line_byte_position"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
+    run.clear_rejects()
     if not rows:
         return []
     # a reject after empty lines starts at the first of them; its record after them
@@ -526,7 +548,7 @@ def _csv_rejects(run: _Run, spool: str, ncols: int) -> list[_Bad]:
 
 def _sample_types(run: _Run, reader: str, ncols: int) -> list[pa.DataType]:
     rows = run.con.execute(f"SELECT * FROM {reader} LIMIT {SAMPLE_ROWS}").fetchall()  # noqa: S608
-    run.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
+    run.clear_rejects()
     types: list[pa.DataType] = [pa.null()] * ncols
     wide = [False] * ncols
     for row in rows:
@@ -570,8 +592,14 @@ def _convert_csv(
         """(rows written, rows not fitting the declared schema, the reader's rejects)."""
         try:
             if declared is not None:
-                rows_out, failing = _csv_declared(
-                    run, reader, spool, out, header, declared, row_group_rows
+                text = {name: f"c{i}" for i, name in enumerate(header)}
+
+                def lines_of(ordinals: list[int]) -> dict[int, int]:
+                    rejected = {b.line for b in _csv_rejects(run, spool, ncols)}
+                    return _csv_record_lines(spool, dialect, ordinals, rejected)
+
+                rows_out, failing = _declared_copy(
+                    run, reader, declared, text, out, row_group_rows, lines_of, lambda r: r
                 )
             else:
                 rows_out = _csv_inferred(run, reader, out, header, floors, row_group_rows)
@@ -666,8 +694,7 @@ def _suspect_patterns(dialect: CsvDialect) -> tuple[re.Pattern[bytes] | None, re
     before = "".join(sorted(around | ({dialect.escape} if dialect.escape else set())))
     after = "".join(sorted(around))
     quotes = re.compile(
-        rb"(?<=[^" + re.escape(before.encode()) + rb"])" + q
-        + rb"(?=[^" + re.escape(after.encode()) + rb"])"
+        rb"(?<=[^%s])%s(?=[^%s])" % (re.escape(before.encode()), q, re.escape(after.encode()))
     )
     return quotes, trailing
 
@@ -689,16 +716,23 @@ def _suspect_lines(path: str, dialect: CsvDialect) -> list[_Bad]:
         hits: list[tuple[int, str, str]] = []
         if quotes is not None:
             hits += [
-                (m.start(), "malformed", "a quote inside an unquoted field: a delimiter or a "
-                 "quote is missing")
+                (
+                    m.start(),
+                    "malformed",
+                    "a quote inside an unquoted field: a delimiter or a quote is missing",
+                )
                 for m in quotes.finditer(part)
             ]
-        hits += [(m.start(), "ragged_rows", f"expected {width} fields") for m in trailing.finditer(part)]
+        hits += [
+            (m.start(), "ragged_rows", f"expected {width} fields") for m in trailing.finditer(part)
+        ]
         line, counted = first, 0
         for pos, code, reason in sorted(hits):
             start = max(part.rfind(b"\n", 0, pos), part.rfind(b"\r", 0, pos)) + 1
             line += _line_breaks(part[counted:start]) - (
-                counted > 0 and part[counted - 1 : counted] == b"\r" and part[counted:counted + 1] == b"\n"
+                counted > 0
+                and part[counted - 1 : counted] == b"\r"
+                and part[counted : counted + 1] == b"\n"
             )
             counted = start
             end = _LINE_BREAK.search(part, pos)
@@ -748,83 +782,112 @@ def _csv_inferred(
             types[position], wide[position] = widen_for_text(
                 types[position], wide[position], value, retype=True
             )
-            run.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
+            run.clear_rejects()
     raise RejectedFile("malformed", "the column types do not settle")  # pragma: no cover
 
 
-def _csv_declared(
+@dataclass(frozen=True)
+class _Check:
+    """One declared column: its text in the source (``None``: absent) and whether a row's
+    value fits (a SQL condition)."""
+
+    field: pa.Field
+    text: str | None
+    ok: str
+
+
+def _declared_plan(declared: pa.Schema, text: dict[str, str]) -> tuple[list[str], list[_Check]]:
+    """The ``SELECT`` list casting each declared column from its ``text`` column, and the
+    checks a row must pass (a value that does not fit, a null in a non-nullable column)."""
+    select, checks = [], []
+    for f in declared:
+        col = text.get(f.name)
+        t = duckdb_type(f.type)
+        if col is None:
+            select.append(f"NULL::{t} AS {_ident(f.name)}")
+            if not f.nullable:
+                checks.append(_Check(f, None, "false"))
+            continue
+        fits = _fits(f.type, col)
+        ok = f"({col} IS NOT NULL AND {fits})" if not f.nullable else f"({col} IS NULL OR {fits})"
+        checks.append(_Check(f, col, ok))
+        select.append(f"TRY_CAST({col} AS {t}) AS {_ident(f.name)}")
+    return select, checks
+
+
+def _declared_copy(
     run: _Run,
     reader: str,
-    spool: str,
-    out: str,
-    header: list[str],
     declared: pa.Schema,
+    text: dict[str, str],
+    out: str,
     row_group_rows: int,
+    lines_of: Callable[[list[int]], dict[int, int]],
+    raw_record: Callable[[dict[str, Any]], Any],
 ) -> tuple[int, list[_Bad]]:
-    """Cast to the declared schema; a value that does not fit is a bad row. (Rows written,
-    the rows that do not fit); the reader's own rejects are left in ``reject_errors``."""
-    position = {name: i for i, name in enumerate(header)}
-    fits = []
-    select = []
-    for f in declared:
-        i = position.get(f.name)
-        if i is None:
-            select.append(f"NULL::{duckdb_type(f.type)} AS {_ident(f.name)}")
-            continue
-        col = f"c{i}"
-        ok = f"({col} IS NULL OR {_fits(f.type, col) if not pa.types.is_string(f.type) else 'true'})"
-        if not f.nullable:
-            ok = f"({col} IS NOT NULL AND {ok})"
-        fits.append((f, col, ok))
-        select.append(f"TRY_CAST({col} AS {duckdb_type(f.type)}) AS {_ident(f.name)}")
-    good = " AND ".join(ok for _, _, ok in fits) or "true"
-    numbered = f"SELECT row_number() OVER () AS _n, * FROM {reader}"  # noqa: S608
+    """Write the rows that fit the declared schema; (rows written, the rows that do not,
+    with their lines). One pass when every row fits; otherwise the failing rows are listed
+    (their record numbers mapped to lines by ``lines_of``) and the good ones written."""
+    select, checks = _declared_plan(declared, text)
+    good = " AND ".join(c.ok for c in checks) or "true"
+    query = f"SELECT {', '.join(select)} FROM {reader}"  # noqa: S608 - names quoted
+    try:
+        guard = f"CASE WHEN {good} THEN true ELSE error('{_WIDEN} bad row') END"
+        return run.copy(f"{query} WHERE {guard}", out, row_group_rows), []
+    except duckdb.Error as exc:
+        if _WIDEN not in str(exc):
+            raise
+    run.clear_rejects()
+    values = ", ".join(c.text for c in checks if c.text is not None)
+    flags = ", ".join(f"NOT coalesce({c.ok}, false)" for c in checks)
     failing = run.con.execute(
-        f"SELECT _n, {', '.join(f'c{i}' for i in range(len(header)))} FROM ({numbered}) "  # noqa: S608
-        f"WHERE NOT ({good}) ORDER BY _n LIMIT 100000"
+        f"SELECT _n, {flags}{', ' + values if values else ''} FROM "  # noqa: S608
+        f"(SELECT row_number() OVER () AS _n, * FROM {reader}) WHERE NOT ({good}) ORDER BY _n"
     ).fetchall()
-    bad_rows: list[_Bad] = []
-    if failing:
-        lines = _csv_record_lines(spool, [int(r[0]) for r in failing], run)
-        for row in failing:
-            values = dict(zip(header, row[1:], strict=True))
-            code, reason = "schema_mismatch", ""
-            for f, col, _ in fits:
-                value = values[f.name]
-                if value is None and not f.nullable:
-                    reason = f"column {f.name} is null but declared not nullable"
-                    break
-                if value is not None and not run.con.execute(
-                    f"SELECT {_fits(f.type, '$1')}", [value]
-                ).fetchone()[0]:
-                    reason = f"column {f.name}: {value!r} is not a valid {f.type}"
-                    break
-            bad_rows.append(_Bad(lines[int(row[0])], code, reason, values))
-    run.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
-    rows_out = run.copy(f"SELECT {', '.join(select)} FROM {reader} WHERE {good}", out, row_group_rows)  # noqa: S608
-    return rows_out, bad_rows
+    lines = lines_of([int(row[0]) for row in failing])
+    present = [c for c in checks if c.text is not None]
+    bad = []
+    for row in failing:
+        flagged = row[1 : 1 + len(checks)]
+        record = dict(zip((c.field.name for c in present), row[1 + len(checks) :], strict=True))
+        check = next(c for c, wrong in zip(checks, flagged, strict=True) if wrong)
+        value = record.get(check.field.name)
+        reason = (
+            f"column {check.field.name} is null but declared not nullable"
+            if value is None
+            else f"column {check.field.name}: {value!r} is not a valid {check.field.type}"
+        )
+        bad.append(_Bad(lines[int(row[0])], "schema_mismatch", reason, raw_record(record)))
+    run.clear_rejects()
+    return run.copy(f"{query} WHERE {good}", out, row_group_rows), bad
 
 
-def _csv_record_lines(spool: str, ordinals: list[int], run: _Run) -> dict[int, int]:
+def _csv_record_lines(
+    spool: str, dialect: CsvDialect, ordinals: list[int], rejected: set[int]
+) -> dict[int, int]:
     """Physical line of the data records numbered ``ordinals`` (1-based, as DuckDB reads
-    them: blank lines and rejected rows are not records)."""
-    import csv
-
-    head = _head(spool)
-    dialect = sniff_csv_dialect(head, run.options)
+    them: blank lines and the rows it rejected, starting on the lines ``rejected``, are not
+    records). One pass with Python's csv module: only files with bad rows pay for it."""
     wanted = set(ordinals)
     out: dict[int, int] = {}
+    skip = dialect.skip_lines + dialect.header_lines
     with open(spool, encoding="utf-8", errors="replace", newline="") as f:
         reader = csv.reader(
-            f, delimiter=dialect.delimiter[0], quotechar=dialect.quote or '"', strict=False
+            f,
+            delimiter=dialect.delimiter[0],
+            quotechar=dialect.quote or '"',
+            quoting=csv.QUOTE_MINIMAL if dialect.quote else csv.QUOTE_NONE,
+            escapechar=dialect.escape,
+            skipinitialspace=dialect.delimiter[1:].isspace(),  # ", ": a quote after the space
+            strict=False,
         )
-        skip = dialect.skip_lines + dialect.header_lines
         n = 0
         start = 1
         for record in reader:
-            line = start
-            start = reader.line_num + 1
-            if line <= skip or not record:
+            line, start = start, reader.line_num + 1
+            if line <= skip or not record or line in rejected:
+                continue
+            if dialect.comment and record[0].startswith(dialect.comment):
                 continue
             n += 1
             if n in wanted:
@@ -845,23 +908,26 @@ _UNSAFE_JSON = re.compile(r"JSON|MAP|UBIGINT|HUGEINT|STRUCT\(\)")
 _NESTED_FLOAT = re.compile(r"(DOUBLE|FLOAT)(\[\]|[,)])")
 
 
-def _json_fast_types(run: _Run, spool: str) -> list[tuple[str, str]] | None:
-    """DuckDB's sampled structure, (key, DuckDB type) per column, when it is safe to read
-    with: no integer beyond int64, no mixed-type (JSON) value, no map, no float inside a
-    struct or list (top-level floats are read as text and checked). ``None``: type the
-    file whole instead."""
+def _json_fast_types(run: _Run, spool: str, sample_rows: int) -> pa.Schema | None:
+    """DuckDB's structure of the file from ``sample_rows`` records (-1: all) when it is
+    safe to read with: no integer beyond int64, no mixed-type (JSON) value, no map, no
+    float inside a struct or list (top-level floats are read as text and checked).
+    ``None``: lakegov types the file itself."""
+    source = (
+        f"SELECT * FROM read_json({_lit(spool)}, format='auto', records='true', "  # noqa: S608
+        f"map_inference_threshold=-1, sample_size={sample_rows})"
+    )
     try:
-        described = run.con.execute(
-            f"DESCRIBE SELECT * FROM read_json({_lit(spool)}, format='auto', "  # noqa: S608
-            "records='true', map_inference_threshold=-1)"
-        ).fetchall()
+        described = run.con.execute(f"DESCRIBE {source}").fetchall()
     except duckdb.Error:
         return None
-    columns = [(str(row[0]), str(row[1])) for row in described]
-    for _, t in columns:
+    for row in described:
+        t = str(row[1])
         if _UNSAFE_JSON.search(t) or (t not in ("DOUBLE", "FLOAT") and _NESTED_FLOAT.search(t)):
             return None
-    return columns or None
+    if not described:
+        return None
+    return run.con.execute(f"{source} LIMIT 0").fetch_arrow_table().schema
 
 
 def _json_fast(
@@ -869,20 +935,26 @@ def _json_fast(
     spool: str,
     out: str,
     names: ColumnNames,
-    schema: list[tuple[str, str]],
+    schema: pa.Schema,
+    floors: dict[str, pa.DataType],
     row_group_rows: int,
 ) -> int:
-    floats = {key for key, t in schema if t in ("DOUBLE", "FLOAT")}
-    columns = ", ".join(
-        f"{_lit(key)}: {_lit('VARCHAR' if key in floats else t)}" for key, t in schema
+    """Read with ``schema`` (each column at least its type in ``floors``); a top-level
+    float column is read as text and checked like a CSV one."""
+    columns, select = [], []
+    for i, f in enumerate(schema):
+        name = names(f.name)
+        t = join_types(floors[name], f.type) if name in floors else f.type
+        floating = pa.types.is_floating(t)
+        columns.append(f"{_lit(f.name)}: {_lit('VARCHAR' if floating else duckdb_type(t))}")
+        col = _ident(f.name)
+        select.append(f"{_typed_text(t, col, i) if floating else col} AS {_ident(name)}")
+    seen = set(names.output_names())
+    select += [f"NULL::{duckdb_type(t)} AS {_ident(n)}" for n, t in floors.items() if n not in seen]
+    reader = (
+        f"read_json({_lit(spool)}, format='auto', records='true', columns={{{', '.join(columns)}}})"
     )
-    reader = f"read_json({_lit(spool)}, format='auto', records='true', columns={{{columns}}})"
-    select = ", ".join(
-        (_typed_text(pa.float64(), _ident(key), i) if key in floats else _ident(key))
-        + f" AS {_ident(names(key))}"
-        for i, (key, _) in enumerate(schema)
-    )
-    return run.copy(f"SELECT {select} FROM {reader}", out, row_group_rows)  # noqa: S608
+    return run.copy(f"SELECT {', '.join(select)} FROM {reader}", out, row_group_rows)  # noqa: S608
 
 
 @dataclass
@@ -899,9 +971,7 @@ class _JsonScan:
 
 def _json_type(value: Any, path: ColumnPath, scan: _JsonScan) -> pa.DataType:
     if isinstance(value, dict):
-        return pa.struct(
-            [pa.field(k, _json_type(v, (*path, k), scan)) for k, v in value.items()]
-        )
+        return pa.struct([pa.field(k, _json_type(v, (*path, k), scan)) for k, v in value.items()])
     if isinstance(value, list):
         item: pa.DataType = pa.null()
         for v in value:
@@ -925,7 +995,9 @@ def _exact(t: pa.DataType, path: ColumnPath, text: set[ColumnPath]) -> pa.DataTy
         )
     if pa.types.is_list(t):
         return pa.list_(_exact(t.value_type, (*path, LIST_ITEM), text))
-    return pa.string() if path in text and (pa.types.is_floating(t) or pa.types.is_decimal(t)) else t
+    return (
+        pa.string() if path in text and (pa.types.is_floating(t) or pa.types.is_decimal(t)) else t
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -1018,13 +1090,28 @@ def _scan_json(spool: str, workdir: str) -> _JsonScan:
                 scan.bad.append(_Bad(line, "malformed", error, raw_text))
                 continue
             if not isinstance(value, dict):
-                scan.bad.append(_Bad(line, "malformed", "not a JSON object", raw_text or json.dumps(_plain(value))))
+                scan.bad.append(
+                    _Bad(
+                        line,
+                        "malformed",
+                        "not a JSON object",
+                        raw_text or json.dumps(_plain(value)),
+                    )
+                )
                 continue
             for k, v in value.items():
                 t = _json_type(v, (k,), scan)
                 scan.schema[k] = join_types(scan.schema[k], t) if k in scan.schema else t
-            out.write(raw if raw is not None and raw.endswith(b"\n") else
-                      (raw.rstrip(b"\r\n") if raw is not None else json.dumps(_plain(value), ensure_ascii=False).encode()) + b"\n")
+            out.write(
+                raw
+                if raw is not None and raw.endswith(b"\n")
+                else (
+                    raw.rstrip(b"\r\n")
+                    if raw is not None
+                    else json.dumps(_plain(value), ensure_ascii=False).encode()
+                )
+                + b"\n"
+            )
             scan.lines.append(line)
     text = scan.wide & scan.floats
     scan.schema = {k: _exact(t, (k,), text) for k, t in scan.schema.items()}
@@ -1035,24 +1122,32 @@ def _convert_json(
     run: _Run,
     spool: str,
     out: str,
-    names: ColumnNames,
     declared: pa.Schema | None,
     floors: dict[str, pa.DataType],
     row_group_rows: int,
-) -> tuple[int, int]:
-    if declared is None and not floors:
-        schema = _json_fast_types(run, spool)
-        if schema is not None:
+) -> tuple[int, int, ColumnNames]:
+    """(rows in, rows out, the column names). DuckDB's reader with its sampled structure
+    first, then with the structure of every record; lakegov types the records itself
+    when neither is safe, when a value does not fit, or with a declared schema."""
+    normalize = run.options.normalize_column_names
+    if declared is None:
+        for sample_rows in (SAMPLE_ROWS, -1):
+            schema = _json_fast_types(run, spool, sample_rows)
+            if schema is None:
+                continue
+            names = ColumnNames(normalize)
             try:
-                rows = _json_fast(run, spool, out, names, schema, row_group_rows)
-                return rows, rows
+                rows = _json_fast(run, spool, out, names, schema, floors, row_group_rows)
             except duckdb.Error:
-                names.__init__(run.options.normalize_column_names)  # type: ignore[misc]
+                continue
+            return rows, rows, names
+    names = ColumnNames(normalize)
     scan = _scan_json(spool, run.workdir)
     try:
-        return _json_typed(run, scan, out, names, declared, floors, row_group_rows)
+        rows_in, rows_out = _json_typed(run, scan, out, names, declared, floors, row_group_rows)
     finally:
         Path(scan.clean).unlink(missing_ok=True)
+    return rows_in, rows_out, names
 
 
 def _json_typed(
@@ -1076,67 +1171,42 @@ def _json_typed(
             raise RejectedFile(
                 "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
             )
-        raw_of = {v: k for k, v in output.items()}
         columns = ", ".join(f"{_lit(raw)}: 'VARCHAR'" for raw in output)
-        reader = (
-            f"read_json({_lit(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
-        )
-        fits = []
-        select = []
-        for f in declared:
-            raw = raw_of.get(f.name)
-            if raw is None:
-                select.append(f"NULL::{duckdb_type(f.type)} AS {_ident(f.name)}")
-                if not f.nullable:
-                    fits.append((f, "NULL", "false"))
-                continue
-            col = _ident(raw)
-            ok = "true" if pa.types.is_string(f.type) else _fits(f.type, col)
-            ok = f"({col} IS NOT NULL AND {ok})" if not f.nullable else f"({col} IS NULL OR {ok})"
-            fits.append((f, col, ok))
-            select.append(f"TRY_CAST({col} AS {duckdb_type(f.type)}) AS {_ident(f.name)}")
-        good = " AND ".join(ok for _, _, ok in fits) or "true"
-        failing = run.con.execute(
-            f"SELECT _n, {', '.join(f'{c} IS NOT NULL AND NOT {ok}' for _, c, ok in fits)}, "  # noqa: S608
-            f"to_json(t) FROM (SELECT row_number() OVER () AS _n, * FROM {reader}) t "
-            f"WHERE NOT ({good}) ORDER BY _n"
-        ).fetchall()
-        bad = list(scan.bad)
-        for row in failing:
-            record = json.loads(row[-1])
-            record.pop("_n", None)
-            reason = ""
-            for (f, col, _), wrong in zip(fits, row[1:-1], strict=True):
-                raw_value = record.get(raw_of.get(f.name, ""))
-                if raw_value is None and not f.nullable:
-                    reason = f"column {f.name} is null but declared not nullable"
-                    break
-                if wrong:
-                    reason = f"column {f.name}: {raw_value!r} is not a valid {f.type}"
-                    break
-            bad.append(_Bad(scan.lines[int(row[0]) - 1], "schema_mismatch", reason, record))
-        query = f"SELECT {', '.join(select)} FROM {reader} WHERE {good}"  # noqa: S608
-    else:
-        bad = scan.bad
-        types = dict(scan.schema)
-        for raw, name in output.items():
-            if name in floors:
-                types[raw] = join_types(floors[name], types[raw])
-        columns = ", ".join(f"{_lit(raw)}: {_lit(duckdb_type(t))}" for raw, t in types.items())
-        reader = (
-            f"read_json({_lit(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
-        )
-        select = [
-            f"{'NULL::VARCHAR' if t == pa.struct([]) else _ident(raw)} AS {_ident(output[raw])}"
-            for raw, t in types.items()
-        ]
-        select += [
-            f"NULL::{duckdb_type(t)} AS {_ident(n)}"
-            for n, t in floors.items()
-            if n not in output.values()
-        ]
-        query = f"SELECT {', '.join(select)} FROM {reader}"  # noqa: S608
-    run.set_aside(bad, rows_in)
+        reader = f"read_json({_lit(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
+        text = {name: _ident(raw) for raw, name in output.items()}
+        try:
+            rows_out, bad = _declared_copy(
+                run,
+                reader,
+                declared,
+                text,
+                out,
+                row_group_rows,
+                lambda ordinals: {n: scan.lines[n - 1] for n in ordinals},
+                lambda record: record,
+            )
+        except duckdb.Error as exc:
+            raise RejectedFile("malformed", f"the JSON cannot be read: {_first_line(exc)}") from exc
+        bad += scan.bad
+        run.set_aside(bad, rows_in)
+        return rows_in, rows_out
+    types = dict(scan.schema)
+    for raw, name in output.items():
+        if name in floors:
+            types[raw] = join_types(floors[name], types[raw])
+    columns = ", ".join(f"{_lit(raw)}: {_lit(duckdb_type(t))}" for raw, t in types.items())
+    reader = f"read_json({_lit(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
+    select = [
+        f"{'NULL::VARCHAR' if t == pa.struct([]) else _ident(raw)} AS {_ident(output[raw])}"
+        for raw, t in types.items()
+    ]
+    select += [
+        f"NULL::{duckdb_type(t)} AS {_ident(n)}"
+        for n, t in floors.items()
+        if n not in output.values()
+    ]
+    query = f"SELECT {', '.join(select)} FROM {reader}"  # noqa: S608
+    run.set_aside(scan.bad, rows_in)
     try:
         rows_out = run.copy(query, out, row_group_rows)
     except duckdb.Error as exc:
@@ -1187,7 +1257,9 @@ def _convert_binary(
     for f, name in zip(schema, output, strict=True):
         col = _ident(f.name)
         if declared is not None:
-            select.append(f"CAST({col} AS {duckdb_type(declared.field(name).type)}) AS {_ident(name)}")
+            select.append(
+                f"CAST({col} AS {duckdb_type(declared.field(name).type)}) AS {_ident(name)}"
+            )
         elif fmt == "avro" and pa.types.is_timestamp(f.type) and f.type.tz is None:
             # Avro timestamps are instants (UTC) by the specification
             select.append(f"CAST({col} AS TIMESTAMPTZ) AS {_ident(name)}")
@@ -1204,7 +1276,9 @@ def _convert_binary(
     except duckdb.ConversionException as exc:
         raise RejectedFile("schema_mismatch", _first_line(exc)) from exc
     except duckdb.Error as exc:
-        raise RejectedFile("malformed", f"the {fmt} file cannot be read: {_first_line(exc)}") from exc
+        raise RejectedFile(
+            "malformed", f"the {fmt} file cannot be read: {_first_line(exc)}"
+        ) from exc
     return rows, rows
 
 
@@ -1356,7 +1430,7 @@ def convert(
     from lakegov.convert.layout import split_file_name
 
     options = options or DatasetOptions()
-    threads = threads or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = threads or available_cpus()
     base = workdir or tempfile.gettempdir()
     name_parts = split_file_name(source_name.rsplit("/", 1)[-1]) if source_name else None
     declared = options.declared_schema()
@@ -1389,10 +1463,15 @@ def convert(
     workdir = tempfile.mkdtemp(prefix="lakegov-", dir=base)
     run = _Run(options, exceptions_sink, workdir, threads, memory_limit)
     try:
-        spool = os.path.join(workdir, "input")
         text = fmt in ("csv", "json")
-        _spool(utf8_chunks(stream.chunks(), options.encoding) if text else stream.chunks(), spool)
-        if text and not Path(spool).read_bytes()[:HEAD_BYTES].strip():
+        spool = _readable_as_is(
+            source, compression, options.encoding, head, stats, options.max_file_bytes
+        )
+        if spool is None:
+            spool = os.path.join(workdir, "input")
+            chunks = stream.chunks()
+            _spool(utf8_chunks(chunks, options.encoding) if text else chunks, spool)
+        if text and not _head(spool).strip(b" \t\r\n\xef\xbb\xbf"):
             raise RejectedFile("empty", "the file is empty")
         out = os.path.join(workdir, "output.parquet")
         names = ColumnNames(options.normalize_column_names)
@@ -1415,8 +1494,8 @@ def convert(
             )
             delimiter = dialect.delimiter
         elif fmt == "json":
-            rows_in, rows_out = _convert_json(
-                run, spool, out, names, declared, floors, row_group_rows
+            rows_in, rows_out, names = _convert_json(
+                run, spool, out, declared, floors, row_group_rows
             )
         else:
             rows_in, rows_out = _convert_binary(
@@ -1478,6 +1557,35 @@ def _required_columns(path: str, declared: pa.Schema) -> str:
     return required
 
 
+def available_cpus() -> int:
+    """The vCPUs this process may run on (a Lambda function's share of the host)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _readable_as_is(
+    source: BinaryIO,
+    compression: str | None,
+    encoding: str,
+    head: bytes,
+    stats: StreamStats,
+    limit: int,
+) -> str | None:
+    """The path of ``source`` when it is a local file DuckDB can read in place (plain
+    UTF-8, not compressed): no copy to spool. ``None`` otherwise."""
+    name = getattr(source, "name", None)
+    if not isinstance(name, str) or compression is not None or not os.path.isfile(name):
+        return None
+    if codecs.lookup(encoding).name != "utf-8" or head.startswith((*UTF16_BOMS, UTF8_BOM)):
+        return None
+    size = os.path.getsize(name)
+    if size > limit:
+        raise RejectedFile("too_large", f"the file is larger than the limit of {limit} bytes")
+    stats.bytes_in = stats.bytes_decompressed = size
+    return name
+
+
 def _check_schema_change(
     previous: pa.Schema | None, current: pa.Schema, options: DatasetOptions
 ) -> None:
@@ -1485,7 +1593,7 @@ def _check_schema_change(
         return
     diff = compare_schemas(previous, current)
     # columns of the previous schema absent from this file are written as nulls: not removals
-    if diff.kind == "breaking" or (diff.kind == "additive" and options.schema_changes == "none"):
+    if not change_allowed(diff.kind, options.schema_changes):
         raise RejectedFile(
             "schema_change",
             f"{diff.kind} change against the dataset's schema ({diff.describe()}); "

@@ -12,7 +12,7 @@ defaults. Example::
       "encoding": "latin-1",
       "schema": {"columns": [{"name": "id", "type": "bigint", "nullable": false}],
                  "changes": "additive"},
-      "bad_rows_threshold": 0.01,
+      "bad_rows": "exceptions", "max_bad_row_fraction": 0.01,
       "limits": {"max_file_bytes": 2000000000, "max_decompression_ratio": 100},
       "catalog": {"mode": "direct"}
     }
@@ -31,18 +31,18 @@ import pyarrow as pa
 from jsonschema import Draft202012Validator
 
 from lakegov.convert.layout import normalize_identifier
-from lakegov.convert.types import declared_type
 from lakegov.errors import InvalidDocument, ValidationIssue
+from lakegov.schema import declared_type
 
 Format = Literal["csv", "json", "parquet", "avro"]
 Compression = Literal["none", "gzip", "bz2", "zstd"]
 BadRows = Literal["reject", "exceptions"]
-DEFAULT_BAD_ROWS_THRESHOLD = 0.05
 SchemaChanges = Literal["additive", "any", "none"]
 CatalogMode = Literal["crawler", "direct"]
 
 DEFAULT_MAX_FILE_BYTES = 10 * 1024**3
 DEFAULT_MAX_RATIO = 200.0
+DEFAULT_MAX_BAD_ROW_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,10 @@ class DatasetOptions:
     - ``null_values``: CSV field texts read as null (default: only the empty field).
     - ``columns``: a declared schema, enforced: values are cast to it; a value that does not
       fit is a bad row, a missing non-nullable column or an undeclared column rejects the file.
-    - ``bad_rows``: ``None`` (the default) sets bad rows aside to the exceptions output
-      (with their physical lines and reasons) and keeps the good ones, unless they are more
-      than ``bad_rows_threshold`` (default 5%) of the file's rows: then the file is rejected
-      naming its first bad lines. ``exceptions`` sets every bad row aside (no threshold
-      unless one is set); ``reject`` rejects the file on its first bad row.
+    - ``bad_rows``: ``exceptions`` (the default) sets bad rows aside to the exceptions
+      output with their line and reason and loads the good ones, unless more than
+      ``max_bad_row_fraction`` of the rows are bad; ``reject`` rejects the file on any bad
+      row, naming its first bad lines.
     - ``schema_changes`` against the dataset's previous schema: ``additive`` (new columns
       pass, breaking changes reject), ``any`` (everything passes), ``none`` (any change rejects).
     - ``catalog_mode`` is not used by the converter; it is carried for the catalog step.
@@ -92,21 +91,14 @@ class DatasetOptions:
     encoding: str = "utf-8"
     null_values: tuple[str, ...] = ("",)
     columns: tuple[ColumnSpec, ...] | None = None
-    bad_rows: BadRows | None = None
-    bad_rows_threshold: float | None = None
+    bad_rows: BadRows = "exceptions"
+    max_bad_row_fraction: float = DEFAULT_MAX_BAD_ROW_FRACTION
     schema_changes: SchemaChanges = "additive"
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_decompression_ratio: float = DEFAULT_MAX_RATIO
     table_name: str | None = None
     catalog_mode: CatalogMode | None = None  # None: the service's default (direct)
     normalize_column_names: bool = True
-
-    @property
-    def set_aside_limit(self) -> float:
-        """The largest fraction of a file's rows that may be set aside before it is rejected."""
-        if self.bad_rows_threshold is not None:
-            return self.bad_rows_threshold
-        return DEFAULT_BAD_ROWS_THRESHOLD if self.bad_rows is None else 1.0
 
     def declared_schema(self) -> pa.Schema | None:
         if self.columns is None:
@@ -236,8 +228,8 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
         encoding=encoding,
         null_values=tuple(csv_opts.get("null_values", [""])),
         columns=columns,
-        bad_rows=doc.get("bad_rows"),
-        bad_rows_threshold=doc.get("bad_rows_threshold"),
+        bad_rows=doc.get("bad_rows", "exceptions"),
+        max_bad_row_fraction=doc.get("max_bad_row_fraction", DEFAULT_MAX_BAD_ROW_FRACTION),
         schema_changes=schema.get("changes", "additive"),
         max_file_bytes=limits.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES),
         max_decompression_ratio=limits.get("max_decompression_ratio", DEFAULT_MAX_RATIO),

@@ -34,11 +34,11 @@ from lakegov.aws import error_code
 from lakegov.convert.engine import ConversionResult, convert
 from lakegov.convert.layout import DatasetRef, parse_key
 from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
-from lakegov.convert.types import type_name
 from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
 from lakegov.observability import count, logger
+from lakegov.schema import schema_columns, schema_from_columns
 
 QUARANTINE_PREFIX = "quarantine/"
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
@@ -123,19 +123,6 @@ class DatasetDocuments:
 
     def for_key(self, key: str) -> DatasetDocument | None:
         return select_document(self.all(), key)
-
-
-def _schema_columns(schema: pa.Schema) -> list[dict[str, str]]:
-    return [{"name": f.name, "type": type_name(f.type)} for f in schema]
-
-
-def _schema_from_columns(columns: list[dict[str, str]]) -> pa.Schema | None:
-    from lakegov.convert.types import declared_type
-
-    try:
-        return pa.schema([pa.field(c["name"], declared_type(c["type"])) for c in columns])
-    except (KeyError, ValueError, TypeError):
-        return None
 
 
 class Converter:
@@ -241,7 +228,17 @@ class Converter:
 
     def _previous_schema(self, ref: DatasetRef) -> pa.Schema | None:
         item = self.audit.get("dataset", ref.table_name, "schema")
-        return _schema_from_columns(item["columns"]) if item and item.get("columns") else None
+        if not item or not item.get("columns"):
+            return None
+        try:
+            return schema_from_columns(item["columns"])
+        except ValueError as exc:
+            # written by an older version in a form no longer read: say so, convert without
+            logger.warning(
+                "stored schema unreadable; converting without the previous schema",
+                extra={"table": ref.table_name, "error": str(exc)},
+            )
+            return None
 
     def _still_current(self, landed: LandedObject) -> bool:
         """False when the key was deleted or replaced since this version landed (its own
@@ -318,7 +315,7 @@ class Converter:
         superseded = self._make_current(landed, last_modified, written)
         if superseded is not None:
             return superseded
-        columns = _schema_columns(result.schema)
+        columns = schema_columns(result.schema)
         self.audit.record(
             "dataset",
             ref.table_name,
@@ -337,6 +334,7 @@ class Converter:
             "output_bucket": self.settings.formatted_bucket,
             "output_keys": [output_key],
             "rows": result.rows_out,
+            "rows_in": result.rows_in,
             "bad_rows": result.bad_row_count,
             "exceptions_key": exceptions_key if wrote_exceptions else None,
             "schema_fingerprint": result.schema_fingerprint,

@@ -6,7 +6,7 @@ import pytest
 
 from lakegov.catalog.evolution import evolve
 from lakegov.catalog.layout import ConvertedFile
-from lakegov.catalog.types import Column
+from lakegov.schema import Column
 from lakegov.settings import Settings
 
 SETTINGS = Settings(

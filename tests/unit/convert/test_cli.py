@@ -42,11 +42,7 @@ def test_bad_file_exits_non_zero_with_one_line_and_leaves_nothing(
     code = main(["convert", str(src), str(out)])
     captured = capsys.readouterr()
     assert code == 2
-    # 1 bad row of 2 is over the default threshold (5%) of rows that may be set aside
-    assert captured.err == (
-        "rejected: ragged_rows: line 3: expected 2 fields; 1 of 2 rows (50.0%) do not fit, "
-        "over the bad_rows_threshold of 5% (lines 3)\n"
-    )
+    assert captured.err == "rejected: ragged_rows: line 3: expected 2 fields (lines 3)\n"
     assert "Traceback" not in captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
@@ -59,7 +55,17 @@ def test_exceptions_mode_writes_the_exceptions_file(
     out = tmp_path / "out.parquet"
     exc = tmp_path / "bad.jsonl"
     code = main(
-        ["convert", str(src), str(out), "--bad-rows", "exceptions", "--exceptions", str(exc)]
+        [
+            "convert",
+            str(src),
+            str(out),
+            "--bad-rows",
+            "exceptions",
+            "--exceptions",
+            str(exc),
+            "--max-bad-fraction",
+            "0.5",
+        ]
     )
     assert code == 0
     assert "1 bad rows" in capsys.readouterr().out
@@ -100,7 +106,7 @@ def test_missing_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert list(tmp_path.iterdir()) == []
 
 
-def test_by_default_a_bad_row_is_set_aside_beside_the_output(
+def test_a_bad_row_is_set_aside_at_its_line_with_an_exceptions_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = tmp_path / "in.csv"
@@ -108,19 +114,20 @@ def test_by_default_a_bad_row_is_set_aside_beside_the_output(
     rows[9] = "10"  # physical line 11
     src.write_text("a,b\n" + "\n".join(rows) + "\n")
     out = tmp_path / "out.parquet"
-    assert main(["convert", str(src), str(out)]) == 0
+    exceptions = tmp_path / "bad.jsonl"
+    assert main(["convert", str(src), str(out), "--exceptions", str(exceptions)]) == 0
     assert "1 bad rows set aside" in capsys.readouterr().out
-    exceptions = tmp_path / "out.parquet.exceptions.jsonl"
     assert [json.loads(x)["line"] for x in exceptions.read_text().splitlines()] == [11]
     assert pq.read_table(out).num_rows == 39
 
 
-def test_threshold_and_header_flags(tmp_path: Path) -> None:
+def test_header_flags(tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
-    src.write_text("Anna,Lisbon\nBob,Oslo\nAnna,Rome\nCarl\n")
+    src.write_text("Anna,Lisbon\nBob,Oslo\nAnna,Rome\n")
     out = tmp_path / "out.parquet"
-    assert main(["convert", str(src), str(out), "--bad-rows-threshold", "0.5"]) == 0
+    assert main(["convert", str(src), str(out)]) == 0
     assert pq.read_table(out).column_names == ["col_1", "col_2"]
-    assert main(["convert", str(src), str(out), "--header", "--bad-rows-threshold", "0.5"]) == 0
+    assert main(["convert", str(src), str(out), "--header"]) == 0
     assert pq.read_table(out).column_names == ["anna", "lisbon"]
-    assert main(["convert", str(src), str(out), "--bad-rows-threshold", "2"]) == 1
+    assert main(["convert", str(src), str(out), "--no-header"]) == 0
+    assert pq.read_table(out).num_rows == 3

@@ -109,7 +109,11 @@ def test_malformed_lines_reject_the_file_with_line_numbers(run: Run) -> None:
 
 
 def test_malformed_lines_go_to_exceptions(run: Run) -> None:
-    out = run(MALFORMED, "x.json", options=DatasetOptions(bad_rows="exceptions"))
+    out = run(
+        MALFORMED,
+        "x.json",
+        options=DatasetOptions(bad_rows="exceptions", max_bad_row_fraction=1.0),
+    )
     assert out.table.column("a").to_pylist() == [1, 3, 4]
     assert [(e["line"], e["reason_code"]) for e in out.exceptions] == [
         (2, "malformed"),
@@ -139,7 +143,9 @@ def test_gzipped_json_lines(run: Run) -> None:
 
 def test_declared_schema_on_json(run: Run) -> None:
     options = DatasetOptions(
-        columns=(ColumnSpec("id", "int"), ColumnSpec("name", "string")), bad_rows="exceptions"
+        columns=(ColumnSpec("id", "int"), ColumnSpec("name", "string")),
+        bad_rows="exceptions",
+        max_bad_row_fraction=1.0,
     )
     out = run(
         jsonl([{"id": 1, "name": "a"}, {"id": "x", "name": "b"}, {"id": 3}]),

@@ -207,7 +207,7 @@ def test_the_threshold_is_a_dataset_setting(run: Run) -> None:
     body[4] += ",x"
     body[14] += ",y"
     data = ("id,name,amount\n" + "\n".join(body) + "\n").encode()
-    out = run(data, options=document(bad_rows_threshold=0.2))
+    out = run(data, options=document(max_bad_row_fraction=0.2))
     assert out.result.rows_out == 18
     assert [e["line"] for e in out.exceptions] == [6, 16]
 

@@ -215,7 +215,7 @@ def test_excel_decimal_commas_stay_text(run: Run) -> None:
 
 
 def test_lattice_joins_decimals_exactly() -> None:
-    from lakegov.convert.types import join_types
+    from lakegov.schema import join_types
 
     dec = pa.decimal128(38, 0)
     assert join_types(pa.int64(), dec) == dec
