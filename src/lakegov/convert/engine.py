@@ -586,10 +586,10 @@ def _convert_csv(
             raise RejectedFile(
                 "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
             )
-    reader = _csv_reader(spool, dialect, options, ncols)
 
-    def read() -> tuple[int, list[_Bad], list[_Bad]]:
+    def read(spool: str) -> tuple[int, list[_Bad], list[_Bad]]:
         """(rows written, rows not fitting the declared schema, the reader's rejects)."""
+        reader = _csv_reader(spool, dialect, options, ncols)
         try:
             if declared is not None:
                 text = {name: f"c{i}" for i, name in enumerate(header)}
@@ -611,15 +611,15 @@ def _convert_csv(
         return rows_out, failing, _csv_rejects(run, spool, ncols)
 
     # Rows DuckDB would load shifted are looked for while it reads (the scan is one
-    # thread, DuckDB's reading releases the GIL); if there are any, their lines are
-    # emptied in the spool (every line keeps its number) and the file is read again.
+    # thread, DuckDB's reading releases the GIL); if there are any, the file is read again
+    # from a copy with their lines emptied (every line keeps its number).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-scan") as pool:
         scan = pool.submit(_suspect_lines, spool, dialect)
-        rows_out, failing, rejects = read()
+        rows_out, failing, rejects = read(spool)
         malformed = scan.result()
     if malformed:
-        _empty_lines(spool, {b.line for b in malformed})
-        rows_out, failing, rejects = read()
+        spool = _without_lines(spool, {b.line for b in malformed}, run.workdir)
+        rows_out, failing, rejects = read(spool)
     # A quote that never closes makes DuckDB read the rest of the file (or up to the next
     # quote) as one rejected value: the rows after it would be lost in that reject. Its
     # line is emptied too and the file read again.
@@ -627,7 +627,7 @@ def _convert_csv(
         swallowing = [b for b in rejects if _swallows_lines(b)]
         if not swallowing:
             break
-        _empty_lines(spool, {b.line for b in swallowing})
+        spool = _without_lines(spool, {b.line for b in swallowing}, run.workdir)
         malformed += [
             _Bad(
                 b.line,
@@ -637,7 +637,7 @@ def _convert_csv(
             )
             for b in swallowing
         ]
-        rows_out, failing, rejects = read()
+        rows_out, failing, rejects = read(spool)
     else:
         raise RejectedFile(
             "malformed",
@@ -655,11 +655,12 @@ def _swallows_lines(bad: _Bad) -> bool:
     return "unterminated quote" in bad.reason and ("\n" in text or "\r" in text)
 
 
-def _empty_lines(path: str, lines: set[int]) -> None:
-    """Empty the physical ``lines`` of ``path`` in place, keeping their line ends (so every
-    other line keeps its number; DuckDB skips empty lines)."""
-    emptied = path + ".emptied"
-    with open(emptied, "wb") as dst:
+def _without_lines(path: str, lines: set[int], workdir: str) -> str:
+    """A copy of ``path`` in ``workdir`` with the physical ``lines`` emptied, their line
+    ends kept (every other line keeps its number; DuckDB skips empty lines). The copy is
+    new each time: ``path`` may be the caller's own file, read in place."""
+    fd, emptied = tempfile.mkstemp(prefix="input-", suffix=".csv", dir=workdir)
+    with os.fdopen(fd, "wb") as dst:
         for first, part in _complete_lines(path):
             pieces = _LINE_BREAK.split(part)
             ends = _LINE_BREAK.findall(part)
@@ -667,7 +668,7 @@ def _empty_lines(path: str, lines: set[int]) -> None:
                 dst.write(b"" if first + i in lines else text)
                 if i < len(ends):
                     dst.write(ends[i])
-    os.replace(emptied, path)
+    return emptied
 
 
 def _suspect_patterns(dialect: CsvDialect) -> tuple[re.Pattern[bytes] | None, re.Pattern[bytes]]:

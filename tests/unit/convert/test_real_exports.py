@@ -5,10 +5,12 @@ would, and reads back the Parquet file and the exceptions output."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lakegov.convert.engine import convert_file
 from lakegov.convert.options import DatasetOptions, options_from_document
 from lakegov.errors import RejectedFile
 
@@ -247,3 +249,19 @@ def test_a_second_table_below_the_first_is_set_aside_not_loaded(run: Run) -> Non
     assert out.result.rows_out == 100
     # every line of the second table is accounted for: set aside with its line
     assert [e["line"] for e in out.exceptions] == [103, 104, 105, 106]
+
+
+def test_setting_rows_aside_never_changes_the_landed_file(tmp_path: Path) -> None:
+    # convert_file reads a local UTF-8 file in place: the lines set aside are emptied in
+    # a copy, never in the file itself
+    body = rows(60)
+    body[48] = '49,"name 49,49.5'  # a quote that never closes
+    body[20] = '21,name "21" x,21.5'  # a quote inside an unquoted field
+    data = ("id,name,amount\n" + "\n".join(body) + "\n").encode()
+    src = tmp_path / "landed.csv"
+    src.write_bytes(data)
+    exceptions = tmp_path / "bad.jsonl"
+    result = convert_file(str(src), str(tmp_path / "out.parquet"), exceptions_path=str(exceptions))
+    assert src.read_bytes() == data
+    assert [b.line for b in result.bad_rows] == [22, 50]
+    assert result.rows_out == 58
