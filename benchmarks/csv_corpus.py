@@ -366,7 +366,7 @@ class Loaded:
 def load_lakegov(path: Path, workdir: Path) -> Loaded:
     import pyarrow.parquet as pq
 
-    from lakegov.convert import convert_file
+    from lakegov.convert.engine import convert_file
     from lakegov.errors import RejectedFile
 
     out = workdir / (path.stem + ".parquet")
@@ -526,13 +526,17 @@ def run(rows: int, keep: Path | None, only: str | None) -> list[Score]:
         for variant in corpus(rows):
             if only and only not in variant.name:
                 continue
-            path = base / (variant.name.replace("/", "__").replace("+", "_") + ".csv")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(variant.data)
+            name = variant.name.replace("/", "__").replace("+", "_") + ".csv"
             for engine, load in ENGINES.items():
-                work = Path(tmp) / engine
+                # each engine reads its own copy: one cannot change what the other sees
+                path = base / engine / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(variant.data)
+                work = Path(tmp) / f"{engine}-work"
                 work.mkdir(exist_ok=True)
                 scores.append(score(variant, engine, load(path, work)))
+                if path.read_bytes() != variant.data:
+                    raise RuntimeError(f"{engine} changed its input file {path}")
     return scores
 
 
@@ -588,7 +592,7 @@ def summary_table(scores: list[Score]) -> str:
     for e in engines:
         group = [s for s in scores if s.engine == e]
         totals += [
-            f"**{statistics.fmean(s.score for s in group):.3f}**",
+            f"**{statistics.fmean(s.score for s in group):.4f}**",
             f"{sum(1 for s in group if s.rejected)}/{len(group)}",
             f"{sum(s.set_aside for s in group)} "
             f"({sum(s.bad_lines_found for s in group)}/{sum(s.bad_lines_expected for s in group)})",
