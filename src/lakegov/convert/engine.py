@@ -51,7 +51,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
-from lakegov.convert.layout import normalize_identifier
 from lakegov.convert.options import DatasetOptions
 from lakegov.convert.streams import (
     READ_CHUNK,
@@ -64,6 +63,7 @@ from lakegov.convert.streams import (
     utf8_chunks,
 )
 from lakegov.errors import RejectedFile
+from lakegov.layout import normalize_identifier
 from lakegov.schema import (
     LIST_ITEM,
     MAX_EXACT_INT,
@@ -1234,7 +1234,7 @@ def convert(
     Raises :class:`RejectedFile` for a file that cannot be converted; nothing useful is
     left on ``sink`` then (the caller discards it).
     """
-    from lakegov.convert.layout import split_file_name
+    from lakegov.layout import split_file_name
 
     options = options or DatasetOptions()
     threads = threads or available_cpus()

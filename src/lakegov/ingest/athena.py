@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lakegov.audit import AuditStore
-from lakegov.convert.layout import DatasetRef, normalize_identifier
 from lakegov.errors import RejectedFile
 from lakegov.events import EventPublisher, utc_now
+from lakegov.layout import DatasetRef, normalize_identifier
 from lakegov.observability import count, logger
 
 HEAD_BYTES = 64 * 1024
