@@ -71,9 +71,9 @@ def sniff_csv_dialect(head: bytes, options: DatasetOptions) -> CsvDialect:
         with os.fdopen(fd, "wb") as out:
             out.write(sample)
         with duckdb.connect() as con:
-            columns = "Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows"
+            fields = "Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows"
             source = f"sniff_csv({_sql_text(path)}, {', '.join(params)})"
-            query = f"SELECT {columns} FROM {source}"  # noqa: S608 - literals quoted
+            query = f"SELECT {fields} FROM {source}"  # noqa: S608 - literals quoted
             row = con.execute(query).fetchone()
     except duckdb.Error:
         # rows too irregular for the sniffer: the declared or consistent delimiter and
