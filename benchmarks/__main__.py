@@ -24,7 +24,7 @@ BENCHMARKS = {
         "--documents",
         "100",
     ],
-    "conversion": [sys.executable, "benchmarks/convert_bench.py", "--sizes", "1000,250"],
+    "conversion": [sys.executable, "benchmarks/convert_bench.py", "--sizes", "250,1000"],
     "csv_corpus": [sys.executable, "-m", "benchmarks.csv_corpus", "--rows", "300"],
 }
 

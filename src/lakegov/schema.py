@@ -550,15 +550,6 @@ def columns_from_glue(
 # --------------------------------------------------------------------------- the lattice
 
 
-def is_nested(t: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_struct(t)
-        or pa.types.is_list(t)
-        or pa.types.is_large_list(t)
-        or pa.types.is_map(t)
-    )
-
-
 def join_types(a: pa.DataType, b: pa.DataType) -> pa.DataType:
     """The narrowest type holding every value of ``a`` and of ``b`` (see the module doc)."""
     if a == b:
@@ -611,14 +602,6 @@ def _join_exact_numeric(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
     scale = max(s for _, s in digits_scale)
     precision = max(d for d, _ in digits_scale) + scale
     return pa.decimal128(precision, scale) if precision <= 38 else pa.string()
-
-
-def join_schemas(a: pa.Schema, b: pa.Schema) -> pa.Schema:
-    """Column-wise join; columns keep the order of ``a`` and then the new ones of ``b``."""
-    fields: dict[str, pa.DataType] = {f.name: f.type for f in a}
-    for f in b:
-        fields[f.name] = join_types(fields[f.name], f.type) if f.name in fields else f.type
-    return pa.schema([pa.field(n, t) for n, t in fields.items()])
 
 
 ColumnPath = tuple[str, ...]  # a column and its struct fields by name; "[]" for a list's items

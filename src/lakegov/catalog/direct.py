@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakegov.catalog import glue as catalog
+from lakegov.catalog.converted import ConvertedFile
 from lakegov.catalog.evolution import Decision, Evolution, evolve
-from lakegov.catalog.layout import ConvertedFile, Partition
 from lakegov.catalog.parquet import read_footer
+from lakegov.layout import Partition
 from lakegov.observability import logger
 from lakegov.schema import Column, columns_from_arrow
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakegov.catalog.layout import ConvertedFile
+from lakegov.catalog.converted import ConvertedFile
 from lakegov.schema import Column, SchemaDiff, TypeChange, change_allowed, diff_columns
 
 

@@ -3,29 +3,37 @@
 Reading. The source is read forwards once, through a byte limit (``too_large``), a
 decompressor (gzip, bzip2, zstd, chosen by magic bytes) that stops a decompression bomb
 while it streams, and for text a transcoder to UTF-8 (BOM dropped, declared encodings
-decoded), into a spool file in ``workdir`` (``/tmp`` on Lambda). DuckDB reads the spool
-with every thread the function has, under a memory limit with spilling to ``workdir``,
-and writes Parquet with ``COPY``.
+decoded), into a spool file in ``workdir`` (``/tmp`` on Lambda); a local plain UTF-8 file
+is read in place. DuckDB reads it with every vCPU the function has, under a memory limit
+(:data:`DEFAULT_MEMORY_LIMIT`, spilling to ``workdir``), and writes Parquet with ``COPY``
+(row groups of DuckDB's default size, its default codec).
 
 Types. DuckDB alone would fail on, or silently round, what lakegov promises to keep, so
 lakegov's layer decides the types and DuckDB checks them:
 
-- CSV is read with every column as text. The types come from the lattice of
-  :mod:`lakegov.schema` over the first rows (leading zeros and hex stay text,
-  integers beyond int64 are decimal(38,0), a float column holding an integer a float64
-  would round is text), and each column is converted in the ``SELECT`` by an expression
-  that raises on any value that does not fit exactly. Such a value, however late in the
-  file, stops the ``COPY``; the column is widened by the lattice to hold it and the file is
-  converted again. Nothing is lost and nothing fails.
-- JSON is read by DuckDB's reader with its sampled structure when that structure is safe
-  (no float column that could round an integer); otherwise, or when the typed read fails
-  (a later value of another type, an integer beyond int64, a malformed line), the records
-  are typed by the lattice over the whole file and read with those exact types.
+- CSV, with the dialect from :mod:`lakegov.convert.dialect`, is read with every column as
+  text. The types come from the lattice of :mod:`lakegov.schema` over the first
+  :data:`SAMPLE_ROWS` rows, at least the dataset's previous types (leading zeros and hex
+  stay text, integers beyond int64 are decimal(38,0), a float column holding an integer a
+  float64 would round is text), and each column is converted in the ``SELECT`` by an
+  expression that raises on any value that does not fit exactly. Such a value, however
+  late in the file, stops the ``COPY``; the column is widened on the lattice to hold it
+  and the file is converted again. Nothing is lost and nothing fails.
+- JSON is read by DuckDB's reader with its structure from a sample, then from every
+  record, when that structure is safe (no integer beyond int64, no value of mixed types,
+  no float that could round an integer inside a struct; top-level floats are checked like
+  CSV ones). Otherwise, when the read fails anyway, or with a declared schema, lakegov
+  types the records on the lattice and DuckDB reads them with those exact types.
+- A declared schema is enforced: a value that does not fit, or a null in a non-nullable
+  column, is a bad row (``schema_mismatch``); an undeclared column, or a missing
+  non-nullable one, rejects the file.
 
-Bad rows (ragged CSV rows, values not fitting a declared schema, malformed JSON lines)
-carry their physical line number (for JSON arrays: the record number). ``reject`` raises
-:class:`RejectedFile` naming the first lines; ``exceptions`` sets them aside as JSON Lines
-and loads the good rows, unless more than ``max_bad_fraction`` of the rows are bad.
+Bad rows (ragged CSV rows, invalid UTF-8, values not fitting a declared schema, malformed
+JSON lines) carry their physical line number (for JSON arrays: the record number): DuckDB
+reports ragged and undecodable rows with their byte position (``store_rejects``), and
+lakegov maps positions and record numbers to lines. The dataset's policy decides: set them
+aside as JSON Lines and load the good rows (``exceptions``, the default), unless more than
+``max_bad_row_fraction`` of the rows are bad; or reject the file (``reject``).
 
 The engine writes only to ``sink`` (and temporary files in ``workdir``, removed at the
 end); it never seeks the source.
@@ -52,7 +60,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
-from lakegov.convert.layout import normalize_identifier
 from lakegov.convert.options import DatasetOptions
 from lakegov.convert.streams import (
     READ_CHUNK,
@@ -65,6 +72,7 @@ from lakegov.convert.streams import (
     utf8_chunks,
 )
 from lakegov.errors import RejectedFile
+from lakegov.layout import normalize_identifier
 from lakegov.schema import (
     LIST_ITEM,
     MAX_EXACT_INT,
@@ -1390,15 +1398,6 @@ def _avro_table(batch: list[Any], schema: pa.Schema | None) -> pa.Table:
         ) from exc
 
 
-def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Load a DuckDB extension shipped as a pip package (nothing is downloaded)."""
-    from lakegov.runners.dbt_local import duckdb_extension_dir
-
-    con.execute(f"SET extension_directory = {_lit(str(duckdb_extension_dir()))}")
-    con.execute("SET autoinstall_known_extensions = false")
-    con.execute(f"LOAD {name}")
-
-
 # --------------------------------------------------------------------------- driver
 
 
@@ -1428,7 +1427,7 @@ def convert(
     Raises :class:`RejectedFile` for a file that cannot be converted; nothing useful is
     left on ``sink`` then (the caller discards it).
     """
-    from lakegov.convert.layout import split_file_name
+    from lakegov.layout import split_file_name
 
     options = options or DatasetOptions()
     threads = threads or available_cpus()

@@ -30,8 +30,8 @@ from typing import Any, Literal
 import pyarrow as pa
 from jsonschema import Draft202012Validator
 
-from lakegov.convert.layout import normalize_identifier
 from lakegov.errors import InvalidDocument, ValidationIssue
+from lakegov.layout import normalize_identifier
 from lakegov.schema import declared_type
 
 Format = Literal["csv", "json", "parquet", "avro"]

@@ -24,10 +24,10 @@ from typing import Any
 
 from lakegov.audit import AuditStore
 from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
-from lakegov.convert.layout import DatasetRef, normalize_identifier
 from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
 from lakegov.events import EventPublisher, utc_now
+from lakegov.layout import DatasetRef, normalize_identifier
 from lakegov.observability import count, logger
 
 HEAD_BYTES = 64 * 1024

@@ -32,17 +32,16 @@ from botocore.exceptions import ClientError
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code
 from lakegov.convert.engine import ConversionResult, convert
-from lakegov.convert.layout import DatasetRef, parse_key
 from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
 from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
+from lakegov.layout import DatasetRef, parse_key
 from lakegov.observability import count, logger
 from lakegov.schema import schema_columns, schema_from_columns
 
 QUARANTINE_PREFIX = "quarantine/"
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
-EXCEPTIONS_ROOT = "formatted_stg_exceptions"
 DATASETS_PREFIX = "datasets/"
 
 
@@ -267,9 +266,7 @@ class Converter:
             return Outcome("SUPERSEDED", landed.key, reason="no longer the key's current version")
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
         output_key = ref.output_key(token)
-        exceptions_key = f"{EXCEPTIONS_ROOT}/{output_key[len('formatted_stg/') :]}".replace(
-            ".parquet", ".jsonl"
-        )
+        exceptions_key = ref.exceptions_key(token)
         previous = self._previous_schema(ref)
         with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
             out_path = os.path.join(workdir, "out.parquet")

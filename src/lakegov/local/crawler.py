@@ -31,9 +31,9 @@ from urllib.parse import unquote
 
 from lakegov.catalog import glue as catalog
 from lakegov.catalog.crawler import GlueCrawlerStarter
-from lakegov.catalog.layout import Partition
 from lakegov.catalog.parquet import read_footer
 from lakegov.errors import LakegovError
+from lakegov.layout import Partition
 from lakegov.observability import logger
 from lakegov.schema import Column, columns_from_arrow, diff_columns
 

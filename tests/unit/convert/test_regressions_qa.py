@@ -12,9 +12,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from lakegov.convert.layout import split_file_name
 from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
+from lakegov.layout import split_file_name
 
 Run = Callable[..., Any]
 
