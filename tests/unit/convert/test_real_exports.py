@@ -265,3 +265,22 @@ def test_setting_rows_aside_never_changes_the_landed_file(tmp_path: Path) -> Non
     assert src.read_bytes() == data
     assert [b.line for b in result.bad_rows] == [22, 50]
     assert result.rows_out == 58
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ('20;2024-09-21 07:31:00 "Lamp; LED";5;', "a delimiter missing before a quoted field"),
+        ("20;2024-09-21 07:31:00;Lamp;LED;5;", "a field too many, the last one empty"),
+    ],
+)
+def test_rows_that_would_load_shifted_are_set_aside(run: Run, bad: str, why: str) -> None:
+    # Given rows whose last field is often empty, and one row broken as `why` says, which
+    # a reader could split into the right number of fields with the values shifted
+    body = [f'{i};2024-09-21 07:31:00;"Lamp; LED";{i};{"" if i % 2 else "x"}' for i in range(1, 41)]
+    body[19] = bad  # physical line 21
+    data = ("id;sold_at;product;qty;note\n" + "\n".join(body) + "\n").encode()
+    out = run(data)
+    assert [e["line"] for e in out.exceptions] == [21], why
+    assert out.result.rows_out == 39
+    assert set(out.table.column("product").to_pylist()) == {"Lamp; LED"}
