@@ -44,6 +44,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -71,7 +72,7 @@ from lakegov.convert.streams import (
     utf8_chunks,
 )
 from lakegov.errors import RejectedFile
-from lakegov.layout import normalize_identifier
+from lakegov.layout import DELIMITER_BY_EXTENSION, normalize_identifier, split_file_name
 from lakegov.schema import (
     LIST_ITEM,
     MAX_EXACT_INT,
@@ -1233,8 +1234,6 @@ def convert(
     Raises :class:`RejectedFile` for a file that cannot be converted; nothing useful is
     left on ``sink`` then (the caller discards it).
     """
-    from lakegov.layout import split_file_name
-
     options = options or DatasetOptions()
     threads = threads or available_cpus()
     base = workdir or tempfile.gettempdir()
@@ -1287,12 +1286,9 @@ def convert(
             else {}
         )
         delimiter = None
-        if fmt == "csv" and options.delimiter is None and name_parts is not None:
-            hinted = {"tsv": "\t", "psv": "|"}.get(name_parts.extension or "")
-            if hinted:
-                import dataclasses
-
-                run.options = dataclasses.replace(options, delimiter=hinted)
+        hinted = DELIMITER_BY_EXTENSION.get(name_parts.extension or "") if name_parts else None
+        if fmt == "csv" and options.delimiter is None and hinted:
+            run.options = dataclasses.replace(options, delimiter=hinted)  # .tsv, .psv
         if fmt == "csv":
             rows_in, rows_out, delimiter = _convert_csv(
                 run, spool, out, names, declared, floors, row_group_rows
