@@ -13,7 +13,10 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+import duckdb
+
 from lakegov.convert.options import DatasetOptions
+from lakegov.convert.sql import literal
 from lakegov.errors import RejectedFile
 
 
@@ -49,8 +52,6 @@ def sniff_csv_dialect(head: bytes, options: DatasetOptions) -> CsvDialect:
     Declared options (delimiter, quote character, header) win; the rest is DuckDB's
     ``sniff_csv`` on the head cut at its last complete line.
     """
-    import duckdb  # imported here: the module's interface needs no engine
-
     cut = head.rfind(b"\n")
     sample = head[: cut + 1] if cut >= 0 else head
     if sample.startswith(b"\xef\xbb\xbf"):
@@ -62,17 +63,17 @@ def sniff_csv_dialect(head: bytes, options: DatasetOptions) -> CsvDialect:
         f"header={'true' if options.header else 'false'}",
         "sample_size=-1",
         "skip=0",  # the header is the first line (DuckDB may skip ragged leading rows)
-        f"delim={_sql_text(delimiter)}",
+        f"delim={literal(delimiter)}",
     ]
     if options.quotechar:
-        params.append(f"quote={_sql_text(options.quotechar)}")
+        params.append(f"quote={literal(options.quotechar)}")
     fd, path = tempfile.mkstemp(prefix="lakegov-head-", suffix=".csv")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(sample)
         with duckdb.connect() as con:
             fields = "Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows"
-            source = f"sniff_csv({_sql_text(path)}, {', '.join(params)})"
+            source = f"sniff_csv({literal(path)}, {', '.join(params)})"
             query = f"SELECT {fields} FROM {source}"  # noqa: S608 - literals quoted
             row = con.execute(query).fetchone()
     except duckdb.Error:
@@ -138,7 +139,3 @@ def _consistent_delimiter(sample: bytes, quote: str) -> str:
         if score > best_score:
             best, best_score = delim, score
     return best
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
