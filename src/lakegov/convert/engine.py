@@ -44,6 +44,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -59,8 +60,17 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lakegov.convert.avro import avro_batches
 from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
 from lakegov.convert.options import DatasetOptions
+from lakegov.convert.sql import (
+    WIDEN,
+    fits,
+    identifier,
+    literal,
+    typed_text,
+    widen_request,
+)
 from lakegov.convert.streams import (
     READ_CHUNK,
     UTF8_BOM,
@@ -72,10 +82,9 @@ from lakegov.convert.streams import (
     utf8_chunks,
 )
 from lakegov.errors import RejectedFile
-from lakegov.layout import normalize_identifier
+from lakegov.layout import DELIMITER_BY_EXTENSION, normalize_identifier, split_file_name
 from lakegov.schema import (
     LIST_ITEM,
-    MAX_EXACT_INT,
     ColumnPath,
     FloatText,
     SchemaDiff,
@@ -98,7 +107,6 @@ MAX_STRAY_QUOTES = 20  # re-reads after a quote that never closes; more rejects 
 DEFAULT_MEMORY_LIMIT = "384MB"
 PARQUET_MAGIC = b"PAR1"
 AVRO_MAGIC = b"Obj\x01"
-_WIDEN = "lakegov-widen"
 
 
 @dataclass(frozen=True)
@@ -263,77 +271,6 @@ def _refuse_binary(head: bytes, encoding: str, fmt: str, compressed: bool) -> No
         )
 
 
-# --------------------------------------------------------------------------- SQL pieces
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-_INTEGER = "-?([1-9][0-9]*|0)"
-_DECIMAL = "-?[0-9]+([.][0-9]+)?"
-
-
-def _shape(t: pa.DataType, col: str) -> str:
-    """A SQL condition on the text ``col`` that a value of ``t`` must meet beyond casting,
-    by the lattice's rules: an integer written as such (``007``, ``+5``, ``1e3``, ``1.5``
-    are not: DuckDB's cast would take them), no float starting with a zero digit, no
-    integer a float64 would round, a timestamp with a zone only in a zoned column. The
-    tests are the cheapest found (a regular expression costs three casts)."""
-    if pa.types.is_integer(t):
-        return f"CAST(TRY_CAST({col} AS {duckdb_type(t)}) AS VARCHAR) = {col}"
-    if pa.types.is_decimal(t):
-        pattern = _INTEGER if t.scale == 0 else _DECIMAL
-        return f"regexp_full_match({col}, {_lit(pattern)})"
-    if pa.types.is_floating(t):
-        # almost every value is short and does not start with "0<digit>"
-        return (
-            f"NOT ({col}[1] = '0' AND {col}[2] BETWEEN '0' AND '9') AND (length({col}) < 16 "
-            f"OR NOT coalesce(regexp_full_match({col}, '[+-]?[0-9]+') AND "
-            f"coalesce(abs(TRY_CAST({col} AS HUGEINT)) > {MAX_EXACT_INT}, true), false))"
-        )
-    if pa.types.is_boolean(t):
-        return f"lower({col}) IN ('true', 'false')"
-    if pa.types.is_date(t):
-        return f"length({col}) = 10"
-    if pa.types.is_timestamp(t):
-        zoned = f"({col} LIKE '%Z' OR {col} LIKE '%+%' OR {col} LIKE '%:%-%')"
-        return zoned if t.tz else f"NOT {zoned}"
-    return "true"
-
-
-def _fits(t: pa.DataType, col: str) -> str:
-    """A SQL condition: the non-null text ``col`` is exactly a value of ``t``."""
-    if pa.types.is_string(t):
-        return "true"
-    return f"({_shape(t, col)} AND TRY_CAST({col} AS {duckdb_type(t)}) IS NOT NULL)"
-
-
-def _typed_text(t: pa.DataType, col: str, position: int) -> str:
-    """The text column ``col`` as ``t``; any value that does not fit aborts the read with
-    a message naming the column's position and the value (to widen it and run again)."""
-    if pa.types.is_string(t):
-        return col
-    stop = f"error('{_WIDEN} {position} ' || {col})"
-    if pa.types.is_null(t):
-        return f"CASE WHEN {col} IS NULL THEN NULL::VARCHAR ELSE {stop} END"
-    return (
-        f"CASE WHEN {col} IS NULL THEN NULL WHEN {_shape(t, col)} THEN "
-        f"coalesce(TRY_CAST({col} AS {duckdb_type(t)}), {stop}) ELSE {stop} END"
-    )
-
-
-def _widen_request(exc: duckdb.Error) -> tuple[int, str] | None:
-    match = re.search(rf"{_WIDEN} (\d+) (.*)", str(exc), re.DOTALL)
-    if match is None:
-        return None
-    return int(match.group(1)), match.group(2)
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -375,7 +312,7 @@ class _Run:
     def copy(self, select: str, out: str, row_group_rows: int) -> int:
         """Write ``select`` to the Parquet file ``out``; the number of rows written."""
         row = self.con.execute(
-            f"COPY ({select}) TO {_lit(out)} (FORMAT parquet, ROW_GROUP_SIZE {row_group_rows})"
+            f"COPY ({select}) TO {literal(out)} (FORMAT parquet, ROW_GROUP_SIZE {row_group_rows})"
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -487,24 +424,24 @@ def _complete_lines(path: str) -> Iterator[tuple[int, bytes]]:
 def _csv_reader(spool: str, dialect: CsvDialect, options: DatasetOptions, ncols: int) -> str:
     params = [
         "auto_detect=false",
-        f"delim={_lit(dialect.delimiter)}",
-        f"quote={_lit(dialect.quote or '')}",
-        f"escape={_lit(dialect.escape or dialect.quote or '')}",
+        f"delim={literal(dialect.delimiter)}",
+        f"quote={literal(dialect.quote or '')}",
+        f"escape={literal(dialect.escape or dialect.quote or '')}",
         # DuckDB drops comment lines itself and does not count them in ``skip``
         f"skip={dialect.skip_lines_without_comments + max(dialect.header_lines - 1, 0)}",
         f"header={'true' if dialect.header_lines else 'false'}",
         "columns={" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}",
-        "nullstr=[" + ", ".join(_lit(v) for v in options.null_values) + "]",
+        "nullstr=[" + ", ".join(literal(v) for v in options.null_values) + "]",
         "store_rejects=true",
         "strict_mode=true",
     ]
     if dialect.comment:
-        params.append(f"comment={_lit(dialect.comment)}")
+        params.append(f"comment={literal(dialect.comment)}")
     if dialect.newline == "\r":
         # "\n" and "\r\n" are both read when new_line is unset; setting either (DuckDB
         # 1.4.4, strict mode) reads no rows at all
         params.append("new_line='\\r'")
-    return f"read_csv({_lit(spool)}, {', '.join(params)})"
+    return f"read_csv({literal(spool)}, {', '.join(params)})"
 
 
 _REJECT_CODES = {
@@ -774,17 +711,19 @@ def _csv_inferred(
     wide = [False] * ncols
     for _ in range(MAX_RETYPES):
         select = ", ".join(
-            f"{_typed_text(t, f'c{i}', i)} AS {_ident(name)}"
+            f"{typed_text(t, f'c{i}', i)} AS {identifier(name)}"
             for i, (t, name) in enumerate(zip(types, header, strict=True))
         )
         absent = [
-            f"NULL::{duckdb_type(t)} AS {_ident(n)}" for n, t in floors.items() if n not in header
+            f"NULL::{duckdb_type(t)} AS {identifier(n)}"
+            for n, t in floors.items()
+            if n not in header
         ]
         query = f"SELECT {', '.join([select, *absent])} FROM {reader}"  # noqa: S608
         try:
             return run.copy(query, out, row_group_rows)
         except duckdb.Error as exc:
-            request = _widen_request(exc)
+            request = widen_request(exc)
             if request is None:
                 raise
             position, value = request
@@ -813,14 +752,14 @@ def _declared_plan(declared: pa.Schema, text: dict[str, str]) -> tuple[list[str]
         col = text.get(f.name)
         t = duckdb_type(f.type)
         if col is None:
-            select.append(f"NULL::{t} AS {_ident(f.name)}")
+            select.append(f"NULL::{t} AS {identifier(f.name)}")
             if not f.nullable:
                 checks.append(_Check(f, None, "false"))
             continue
-        fits = _fits(f.type, col)
-        ok = f"({col} IS NOT NULL AND {fits})" if not f.nullable else f"({col} IS NULL OR {fits})"
+        fit = fits(f.type, col)
+        ok = f"({col} IS NOT NULL AND {fit})" if not f.nullable else f"({col} IS NULL OR {fit})"
         checks.append(_Check(f, col, ok))
-        select.append(f"TRY_CAST({col} AS {t}) AS {_ident(f.name)}")
+        select.append(f"TRY_CAST({col} AS {t}) AS {identifier(f.name)}")
     return select, checks
 
 
@@ -841,10 +780,10 @@ def _declared_copy(
     good = " AND ".join(c.ok for c in checks) or "true"
     query = f"SELECT {', '.join(select)} FROM {reader}"  # noqa: S608 - names quoted
     try:
-        guard = f"CASE WHEN {good} THEN true ELSE error('{_WIDEN} bad row') END"
+        guard = f"CASE WHEN {good} THEN true ELSE error('{WIDEN} bad row') END"
         return run.copy(f"{query} WHERE {guard}", out, row_group_rows), []
     except duckdb.Error as exc:
-        if _WIDEN not in str(exc):
+        if WIDEN not in str(exc):
             raise
     run.clear_rejects()
     values = ", ".join(c.text for c in checks if c.text is not None)
@@ -923,7 +862,7 @@ def _json_fast_types(run: _Run, spool: str, sample_rows: int) -> pa.Schema | Non
     float inside a struct or list (top-level floats are read as text and checked).
     ``None``: lakegov types the file itself."""
     source = (
-        f"SELECT * FROM read_json({_lit(spool)}, format='auto', records='true', "  # noqa: S608
+        f"SELECT * FROM read_json({literal(spool)}, format='auto', records='true', "  # noqa: S608
         f"map_inference_threshold=-1, sample_size={sample_rows})"
     )
     try:
@@ -955,14 +894,14 @@ def _json_fast(
         name = names(f.name)
         t = join_types(floors[name], f.type) if name in floors else f.type
         floating = pa.types.is_floating(t)
-        columns.append(f"{_lit(f.name)}: {_lit('VARCHAR' if floating else duckdb_type(t))}")
-        col = _ident(f.name)
-        select.append(f"{_typed_text(t, col, i) if floating else col} AS {_ident(name)}")
+        columns.append(f"{literal(f.name)}: {literal('VARCHAR' if floating else duckdb_type(t))}")
+        col = identifier(f.name)
+        select.append(f"{typed_text(t, col, i) if floating else col} AS {identifier(name)}")
     seen = set(names.output_names())
-    select += [f"NULL::{duckdb_type(t)} AS {_ident(n)}" for n, t in floors.items() if n not in seen]
-    reader = (
-        f"read_json({_lit(spool)}, format='auto', records='true', columns={{{', '.join(columns)}}})"
-    )
+    select += [
+        f"NULL::{duckdb_type(t)} AS {identifier(n)}" for n, t in floors.items() if n not in seen
+    ]
+    reader = f"read_json({literal(spool)}, format='auto', records='true', columns={{{', '.join(columns)}}})"
     return run.copy(f"SELECT {', '.join(select)} FROM {reader}", out, row_group_rows)  # noqa: S608
 
 
@@ -1180,9 +1119,11 @@ def _json_typed(
             raise RejectedFile(
                 "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
             )
-        columns = ", ".join(f"{_lit(raw)}: 'VARCHAR'" for raw in output)
-        reader = f"read_json({_lit(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
-        text = {name: _ident(raw) for raw, name in output.items()}
+        columns = ", ".join(f"{literal(raw)}: 'VARCHAR'" for raw in output)
+        reader = (
+            f"read_json({literal(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
+        )
+        text = {name: identifier(raw) for raw, name in output.items()}
         try:
             rows_out, bad = _declared_copy(
                 run,
@@ -1203,14 +1144,14 @@ def _json_typed(
     for raw, name in output.items():
         if name in floors:
             types[raw] = join_types(floors[name], types[raw])
-    columns = ", ".join(f"{_lit(raw)}: {_lit(duckdb_type(t))}" for raw, t in types.items())
-    reader = f"read_json({_lit(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
+    columns = ", ".join(f"{literal(raw)}: {literal(duckdb_type(t))}" for raw, t in types.items())
+    reader = f"read_json({literal(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
     select = [
-        f"{'NULL::VARCHAR' if t == pa.struct([]) else _ident(raw)} AS {_ident(output[raw])}"
+        f"{'NULL::VARCHAR' if t == pa.struct([]) else identifier(raw)} AS {identifier(output[raw])}"
         for raw, t in types.items()
     ]
     select += [
-        f"NULL::{duckdb_type(t)} AS {_ident(n)}"
+        f"NULL::{duckdb_type(t)} AS {identifier(n)}"
         for n, t in floors.items()
         if n not in output.values()
     ]
@@ -1236,7 +1177,7 @@ def _convert_binary(
     row_group_rows: int,
 ) -> tuple[int, int]:
     if fmt == "avro":
-        tables = _avro_batches(spool, 65_536)
+        tables = avro_batches(spool, 65_536)
         first = next(tables, None)
         if first is None:
             raise RejectedFile("empty", "the file has no data rows")
@@ -1250,7 +1191,7 @@ def _convert_binary(
         run.con.register("avro_input", pa.RecordBatchReader.from_batches(first.schema, batches()))
         reader = "avro_input"
     else:
-        reader = f"read_parquet({_lit(spool)})"
+        reader = f"read_parquet({literal(spool)})"
     try:
         schema = run.con.execute(f"SELECT * FROM {reader} LIMIT 0").fetch_arrow_table().schema  # noqa: S608
     except duckdb.Error as exc:
@@ -1264,19 +1205,19 @@ def _convert_binary(
             )
     select = []
     for f, name in zip(schema, output, strict=True):
-        col = _ident(f.name)
+        col = identifier(f.name)
         if declared is not None:
             select.append(
-                f"CAST({col} AS {duckdb_type(declared.field(name).type)}) AS {_ident(name)}"
+                f"CAST({col} AS {duckdb_type(declared.field(name).type)}) AS {identifier(name)}"
             )
         elif fmt == "avro" and pa.types.is_timestamp(f.type) and f.type.tz is None:
             # Avro timestamps are instants (UTC) by the specification
-            select.append(f"CAST({col} AS TIMESTAMPTZ) AS {_ident(name)}")
+            select.append(f"CAST({col} AS TIMESTAMPTZ) AS {identifier(name)}")
         else:
-            select.append(f"{col} AS {_ident(name)}")
+            select.append(f"{col} AS {identifier(name)}")
     if declared is not None:
         select += [
-            f"NULL::{duckdb_type(f.type)} AS {_ident(f.name)}"
+            f"NULL::{duckdb_type(f.type)} AS {identifier(f.name)}"
             for f in declared
             if f.name not in output
         ]
@@ -1289,113 +1230,6 @@ def _convert_binary(
             "malformed", f"the {fmt} file cannot be read: {_first_line(exc)}"
         ) from exc
     return rows, rows
-
-
-def _avro_type(schema: Any, named: dict[str, pa.DataType]) -> tuple[pa.DataType, bool]:
-    """(arrow type, nullable) for an Avro schema; raises ValueError when unsupported."""
-    if isinstance(schema, list):
-        branches = [b for b in schema if b != "null"]
-        if len(branches) != 1:
-            raise ValueError(f"union {schema} (only [null, T] unions are supported)")
-        t, _ = _avro_type(branches[0], named)
-        return t, True
-    if isinstance(schema, str):
-        simple = {
-            "null": pa.null(),
-            "boolean": pa.bool_(),
-            "int": pa.int32(),
-            "long": pa.int64(),
-            "float": pa.float32(),
-            "double": pa.float64(),
-            "bytes": pa.binary(),
-            "string": pa.string(),
-        }
-        if schema in simple:
-            return simple[schema], schema == "null"
-        if schema in named:
-            return named[schema], False
-        raise ValueError(f"type {schema!r}")
-    logical = schema.get("logicalType")
-    kind = schema["type"]
-    if logical == "date":
-        return pa.date32(), False
-    if logical == "timestamp-millis":
-        return pa.timestamp("ms", tz="UTC"), False
-    if logical == "timestamp-micros":
-        return pa.timestamp("us", tz="UTC"), False
-    if logical == "decimal":
-        return pa.decimal128(schema["precision"], schema.get("scale", 0)), False
-    if logical == "uuid":
-        return pa.string(), False
-    if kind == "record":
-        fields = []
-        for f in schema["fields"]:
-            t, _ = _avro_type(f["type"], named)
-            fields.append(pa.field(f["name"], t, nullable=True))
-        st = pa.struct(fields)
-        named[schema["name"]] = st
-        if "namespace" in schema:
-            named[f"{schema['namespace']}.{schema['name']}"] = st
-        return st, False
-    if kind == "array":
-        return pa.list_(_avro_type(schema["items"], named)[0]), False
-    if kind == "map":
-        return pa.map_(pa.string(), _avro_type(schema["values"], named)[0]), False
-    if kind == "enum":
-        return pa.string(), False
-    if kind == "fixed":
-        return pa.binary(), False
-    return _avro_type(kind, named)
-
-
-def _avro_batches(path: str, batch_rows: int) -> Iterator[pa.Table]:
-    """The records of an Avro file as Arrow tables, typed by the file's writer schema
-    (DuckDB's own Avro reader ignores logical types: dates, timestamps, decimals)."""
-    import fastavro  # imported here: only Avro files need it
-
-    with open(path, "rb") as stream:
-        try:
-            reader = fastavro.reader(stream)
-            schema = reader.writer_schema
-        except Exception as exc:  # fastavro raises many types for a bad header
-            raise RejectedFile("malformed", f"not a readable Avro file: {exc}") from exc
-        arrow: pa.Schema | None
-        try:
-            top, _ = _avro_type(schema, {})
-            arrow = pa.schema(list(top)) if pa.types.is_struct(top) else None
-        except (ValueError, KeyError, TypeError):
-            arrow = None  # unsupported shapes: let Arrow infer from the values
-        batch: list[Any] = []
-        count = 0
-        try:
-            for rec in reader:
-                batch.append(rec)
-                count += 1
-                if len(batch) >= batch_rows:
-                    yield _avro_table(batch, arrow)
-                    batch = []
-        except RejectedFile:
-            raise
-        except Exception as exc:
-            raise RejectedFile(
-                "malformed", f"Avro record {count + 1} cannot be read: {exc}", [count + 1]
-            ) from exc
-    if batch:
-        yield _avro_table(batch, arrow)
-
-
-def _avro_table(batch: list[Any], schema: pa.Schema | None) -> pa.Table:
-    if schema is not None:
-        try:
-            return pa.Table.from_pylist(batch, schema=schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            pass
-    try:
-        return pa.Table.from_pylist(batch)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise RejectedFile(
-            "unsupported_format", f"Avro values cannot be represented: {exc}"
-        ) from exc
 
 
 # --------------------------------------------------------------------------- driver
@@ -1427,8 +1261,6 @@ def convert(
     Raises :class:`RejectedFile` for a file that cannot be converted; nothing useful is
     left on ``sink`` then (the caller discards it).
     """
-    from lakegov.layout import split_file_name
-
     options = options or DatasetOptions()
     threads = threads or available_cpus()
     base = workdir or tempfile.gettempdir()
@@ -1482,12 +1314,9 @@ def convert(
         )
         delimiter = None
         dialect: CsvDialect | None = None
-        if fmt == "csv" and options.delimiter is None and name_parts is not None:
-            hinted = {"tsv": "\t", "psv": "|"}.get(name_parts.extension or "")
-            if hinted:
-                import dataclasses
-
-                run.options = dataclasses.replace(options, delimiter=hinted)
+        hinted = DELIMITER_BY_EXTENSION.get(name_parts.extension or "") if name_parts else None
+        if fmt == "csv" and options.delimiter is None and hinted:
+            run.options = dataclasses.replace(options, delimiter=hinted)  # .tsv, .psv
         if fmt == "csv":
             rows_in, rows_out, dialect = _convert_csv(
                 run, spool, out, names, declared, floors, row_group_rows

@@ -34,7 +34,7 @@ NEVER_IN_LAMBDA = [
 ]
 # What the AWS SDK for pandas layer brings (pandas itself is never used in a function).
 PANDAS_LAYER = ["pyarrow", "numpy"]
-# What the convert function's own layer brings (layers/convert/requirements.txt).
+# What the convert function's own layer brings (requirements/convert-layer/requirements.txt).
 ENGINE_LAYER = ["duckdb", "pyarrow"]
 
 BLOCKER = """
@@ -148,7 +148,9 @@ def test_the_function_fits_lambdas_unzipped_limit(logical_id, module, layers):
     package = _source_bytes() + _installed_bytes(_requirements(ROOT / "src/requirements.txt"))
     total = package + _installed_bytes(POWERTOOLS_LAYER)
     if "ConvertEngineLayer" in layers:
-        total += _installed_bytes(_requirements(ROOT / "layers/convert/requirements.txt"))
+        total += _installed_bytes(
+            _requirements(ROOT / "requirements/convert-layer/requirements.txt")
+        )
     if "PandasLayerArn" in layers:
         total += PANDAS_LAYER_BYTES
     # Then together they stay under what Lambda unzips
