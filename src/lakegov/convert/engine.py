@@ -51,7 +51,6 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -555,16 +554,12 @@ def _convert_csv(
             ) from exc
         return rows_out, failing, _csv_rejects(run, spool, ncols)
 
-    # Rows DuckDB would load shifted are looked for while it reads (the scan is one
-    # thread, DuckDB's reading releases the GIL); if there are any, the file is read again
-    # from a copy with their lines emptied (every line keeps its number).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-scan") as pool:
-        scan = pool.submit(_suspect_lines, spool, dialect)
-        rows_out, failing, rejects = read(spool)
-        malformed = scan.result()
+    # Rows DuckDB would load shifted are looked for first; if there are any, the file is
+    # read from a copy with their lines emptied (every line keeps its number).
+    malformed = _suspect_lines(run, spool, dialect)
     if malformed:
         spool = _without_lines(spool, {b.line for b in malformed}, run.workdir)
-        rows_out, failing, rejects = read(spool)
+    rows_out, failing, rejects = read(spool)
     # A quote that never closes makes DuckDB read the rest of the file (or up to the next
     # quote) as one rejected value: the rows after it would be lost in that reject. Its
     # line is emptied too and the file read again.
@@ -616,36 +611,41 @@ def _without_lines(path: str, lines: set[int], workdir: str) -> str:
     return emptied
 
 
-def _suspect_patterns(dialect: CsvDialect) -> tuple[re.Pattern[bytes] | None, re.Pattern[bytes]]:
-    """(a quote where no field can have one, a line of exactly one field too many whose
-    last field is empty): regular expressions with possessive quantifiers (no
-    backtracking), so the scan runs at the regex engine's speed."""
-    d = re.escape(dialect.delimiter.encode())
-    d0 = re.escape(dialect.delimiter[0].encode())
-    # "^" in multi-line mode is fast but knows only LF as a line end
-    start = rb"(?:\A|(?<=\r))" if dialect.newline == "\r" else rb"(?m)^"
+def _re2_class(chars: set[str]) -> str:
+    """A negated RE2 character class of ``chars``."""
+    escaped = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
+    return "[^" + "".join(
+        escaped.get(c, c if c.isalnum() else "\\" + c) for c in sorted(chars)
+    ) + "]"
+
+
+def _re2_text(text: str) -> str:
+    return "".join("\\t" if c == "\t" else c if c.isalnum() else "\\" + c for c in text)
+
+
+def _suspect_patterns(dialect: CsvDialect) -> tuple[str | None, str]:
+    """RE2 patterns over one physical line: (a quote where no field can have one, exactly
+    one field too many with the last one empty)."""
+    d = _re2_text(dialect.delimiter)
+    d0 = dialect.delimiter[0]
     width = len(dialect.columns)
     if dialect.quote is None:
-        field = rb"[^" + d0 + rb"\r\n]*+"
-        return None, re.compile(start + rb"(?:" + field + d + rb"){%d}(?=[\r\n])" % width)
-    q = re.escape(dialect.quote.encode())
+        return None, f"^(?:{_re2_class({d0})}*{d}){{{width}}}$"
+    q = _re2_text(dialect.quote)
     if dialect.escape:
-        e = re.escape(dialect.escape.encode())
-        quoted = q + rb"(?:[^" + q + e + rb"\r\n]++|" + e + rb".)*+" + q
+        e = _re2_text(dialect.escape)
+        quoted = f"{q}(?:{_re2_class({dialect.quote, dialect.escape})}|{e}.)*{q}"
     else:
-        quoted = rb"(?:" + q + rb"[^" + q + rb"\r\n]*+" + q + rb")++"
-    field = rb"(?:" + quoted + rb"|[^" + q + d0 + rb"\r\n]*+)"
-    trailing = re.compile(start + rb"(?:" + field + d + rb"){%d}(?=[\r\n])" % width)
-    around = {dialect.quote, dialect.delimiter[0], dialect.delimiter[-1], "\r", "\n"}
-    before = "".join(sorted(around | ({dialect.escape} if dialect.escape else set())))
-    after = "".join(sorted(around))
-    quotes = re.compile(
-        rb"(?<=[^%s])%s(?=[^%s])" % (re.escape(before.encode()), q, re.escape(after.encode()))
-    )
+        quoted = f"(?:{q}{_re2_class({dialect.quote})}*{q})+"
+    field = f"(?:{quoted}|{_re2_class({dialect.quote, d0})}*)"
+    trailing = f"^(?:{field}{d}){{{width}}}$"
+    around = {dialect.quote, dialect.delimiter[0], dialect.delimiter[-1]}
+    before = around | ({dialect.escape} if dialect.escape else set())
+    quotes = f"{_re2_class(before)}{q}{_re2_class(around)}"
     return quotes, trailing
 
 
-def _suspect_lines(path: str, dialect: CsvDialect) -> list[_Bad]:
+def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
     """Rows DuckDB would load with shifted values, found before it reads the file:
 
     - a quote inside an unquoted field (``07:31 "Lamp; LED"``: a delimiter is missing
@@ -653,44 +653,42 @@ def _suspect_lines(path: str, dialect: CsvDialect) -> list[_Bad]:
       the first kind as text and splits at the delimiter inside the quotes;
     - a row with one field too many whose last field is empty (``a,b,extra,c,``): DuckDB
       takes the trailing delimiter for a line end and loads the row shifted.
+
+    DuckDB itself reads the file line by line (one text column; empty lines are rows, so
+    the row number is the physical line) and matches the lines with RE2, on every vCPU.
+    A file it cannot read that way is left to the conversion's own read to report.
     """
-    width = len(dialect.columns)
-    data_from = dialect.skip_lines + dialect.header_lines + 1
     quotes, trailing = _suspect_patterns(dialect)
-    found: dict[int, _Bad] = {}
-    for first, part in _complete_lines(path):
-        hits: list[tuple[int, str, str]] = []
-        if quotes is not None:
-            hits += [
-                (
-                    m.start(),
-                    "malformed",
-                    "a quote inside an unquoted field: a delimiter or a quote is missing",
-                )
-                for m in quotes.finditer(part)
-            ]
-        hits += [
-            (m.start(), "ragged_rows", f"expected {width} fields") for m in trailing.finditer(part)
-        ]
-        line, counted = first, 0
-        for pos, code, reason in sorted(hits):
-            start = max(part.rfind(b"\n", 0, pos), part.rfind(b"\r", 0, pos)) + 1
-            line += _line_breaks(part[counted:start]) - (
-                counted > 0
-                and part[counted - 1 : counted] == b"\r"
-                and part[counted : counted + 1] == b"\n"
-            )
-            counted = start
-            end = _LINE_BREAK.search(part, pos)
-            text = part[start : end.start() if end else len(part)].decode("utf-8", "replace")
-            if line < data_from or line in found:
-                continue
-            if dialect.comment and text.startswith(dialect.comment):
-                continue
-            found[line] = _Bad(line, code, reason, text)
-        if len(found) > 100_000:
-            break
-    return sorted(found.values(), key=lambda b: b.line)
+    matches = [f"regexp_matches(line, {literal(trailing)})"]
+    if quotes is not None:
+        matches.insert(0, f"regexp_matches(line, {literal(quotes)})")
+    new_line = ", new_line='\\r'" if dialect.newline == "\r" else ""
+    separator = literal("\x1f\x1e\x1f\x1e")  # in no line: each line is one value
+    lines = (
+        f"read_csv({literal(path)}, delim={separator}, quote='', escape='', header=false, "
+        f"columns={{'line': 'VARCHAR'}}, auto_detect=false, strict_mode=false{new_line})"
+    )
+    query = (
+        f"SELECT n, line, {matches[0]} FROM "  # noqa: S608 - literals quoted
+        f"(SELECT row_number() OVER () AS n, line FROM {lines}) "
+        f"WHERE n > {dialect.skip_lines + dialect.header_lines} AND line IS NOT NULL "
+        f"AND ({' OR '.join(matches)}) ORDER BY n LIMIT 100001"
+    )
+    try:
+        rows = run.con.execute(query).fetchall()
+    except duckdb.Error:
+        return []
+    width = len(dialect.columns)
+    found = []
+    for n, line, misplaced_quote in rows:
+        if dialect.comment and line.startswith(dialect.comment):
+            continue
+        if misplaced_quote and quotes is not None:
+            reason = "a quote inside an unquoted field: a delimiter or a quote is missing"
+            found.append(_Bad(int(n), "malformed", reason, line))
+        else:
+            found.append(_Bad(int(n), "ragged_rows", f"expected {width} fields", line))
+    return found
 
 
 def _csv_inferred(
