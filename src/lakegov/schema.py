@@ -59,6 +59,7 @@ TIMESTAMP = pa.timestamp("us")
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
 DECIMAL_INT = pa.decimal128(38, 0)  # integers beyond int64
 MAX_EXACT_INT = 2**53  # every integer of at most this magnitude is exact as a float64
+BOOLEAN_TEXTS = ("true", "false", "TRUE", "FALSE", "True", "False")  # what text is a bool
 
 # --------------------------------------------------------------------------- engine types
 
@@ -631,7 +632,7 @@ def text_type(value: str) -> pa.DataType:
         return pa.string()
     if _FLOAT.fullmatch(value):
         return pa.float64()
-    if value.lower() in ("true", "false"):
+    if value in BOOLEAN_TEXTS:
         return pa.bool_()
     if _DATE.fullmatch(value):
         return pa.date32() if _valid(dt.date.fromisoformat, value) else pa.string()

@@ -985,42 +985,76 @@ def _json_records(spool: str) -> Iterator[tuple[int, bytes | None, Any, str | No
 
 
 def _json_documents(spool: str) -> Iterator[tuple[int, bytes | None, Any, str | None]]:
+    """The records of a JSON array, or of JSON values one after another, read forwards in
+    chunks (memory: one chunk and one record)."""
     decoder = json.JSONDecoder(parse_float=FloatText)
-    try:
-        text = Path(spool).read_text("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RejectedFile("encoding", "the JSON document is not valid UTF-8") from exc
-    pos, record = 0, 0
-    ws = re.compile(r"\s*")
-    pos = ws.match(text, pos).end()  # type: ignore[union-attr]
-    in_array = text.startswith("[", pos)
-    if in_array:
-        pos = ws.match(text, pos + 1).end()  # type: ignore[union-attr]
-    while pos < len(text):
-        if in_array and text[pos] == "]":
-            pos = ws.match(text, pos + 1).end()  # type: ignore[union-attr]
-            if pos < len(text):
-                raise RejectedFile(
-                    "malformed", f"unexpected data after the JSON array (record {record})"
-                )
-            return
-        if in_array and record > 0:
-            if text[pos] != ",":
-                raise RejectedFile(
-                    "malformed", f"expected ',' or ']' after record {record}", [record]
-                )
-            pos = ws.match(text, pos + 1).end()  # type: ignore[union-attr]
-        try:
-            value, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise RejectedFile(
-                "malformed", f"record {record + 1} is not valid JSON: {exc.msg}", [record + 1]
-            ) from exc
-        record += 1
-        yield record, None, value, None
-        pos = ws.match(text, pos).end()  # type: ignore[union-attr]
-    if in_array:
-        raise RejectedFile("malformed", f"the JSON array is not closed after record {record}")
+    utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+    space = re.compile(r"\s*")
+    with open(spool, "rb") as source:
+        buf, pos, eof = "", 0, False
+
+        def more() -> bool:
+            """Append the next chunk (dropping what was consumed); False at the end."""
+            nonlocal buf, pos, eof
+            if eof:
+                return False
+            chunk = source.read(READ_CHUNK)
+            eof = not chunk
+            try:
+                text = utf8.decode(chunk, final=eof)
+            except UnicodeDecodeError as exc:
+                raise RejectedFile("encoding", "the JSON document is not valid UTF-8") from exc
+            buf, pos = buf[pos:] + text, 0
+            return True
+
+        def skip_space() -> None:
+            nonlocal pos
+            while True:
+                pos = space.match(buf, pos).end()  # type: ignore[union-attr]
+                if pos < len(buf) or not more():
+                    return
+
+        skip_space()
+        in_array = buf.startswith("[", pos)
+        if in_array:
+            pos += 1
+            skip_space()
+        record = 0
+        while pos < len(buf):
+            if in_array and buf[pos] == "]":
+                pos += 1
+                skip_space()
+                if pos < len(buf):
+                    raise RejectedFile(
+                        "malformed", f"unexpected data after the JSON array (record {record})"
+                    )
+                return
+            if in_array and record > 0:
+                if buf[pos] != ",":
+                    raise RejectedFile(
+                        "malformed", f"expected ',' or ']' after record {record}", [record]
+                    )
+                pos += 1
+                skip_space()
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buf, pos)
+                    if end < len(buf) or eof:  # a number at the end may go on
+                        break
+                except json.JSONDecodeError as exc:
+                    if eof:
+                        raise RejectedFile(
+                            "malformed",
+                            f"record {record + 1} is not valid JSON: {exc.msg}",
+                            [record + 1],
+                        ) from exc
+                more()
+            pos = end
+            record += 1
+            yield record, None, value, None
+            skip_space()
+        if in_array:
+            raise RejectedFile("malformed", f"the JSON array is not closed after record {record}")
 
 
 def _scan_json(spool: str, workdir: str) -> _JsonScan:

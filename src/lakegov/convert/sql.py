@@ -13,7 +13,7 @@ import re
 import duckdb
 import pyarrow as pa
 
-from lakegov.schema import MAX_EXACT_INT, duckdb_type
+from lakegov.schema import BOOLEAN_TEXTS, MAX_EXACT_INT, duckdb_type
 
 WIDEN = "lakegov-widen"
 
@@ -49,11 +49,12 @@ def shape(t: pa.DataType, col: str) -> str:
             f"coalesce(abs(TRY_CAST({col} AS HUGEINT)) > {MAX_EXACT_INT}, true), false))"
         )
     if pa.types.is_boolean(t):
-        return f"lower({col}) IN ('true', 'false')"
+        return f"{col} IN ({', '.join(literal(v) for v in BOOLEAN_TEXTS)})"
     if pa.types.is_date(t):
         return f"length({col}) = 10"
     if pa.types.is_timestamp(t):
-        zoned = f"({col} LIKE '%Z' OR {col} LIKE '%+%' OR {col} LIKE '%:%-%')"
+        # a zone is a "Z" at the end, or a sign after the date part
+        zoned = f"(suffix({col}, 'Z') OR contains({col}, '+') OR contains(substr({col}, 11), '-'))"
         return zoned if t.tz else f"NOT {zoned}"
     return "true"
 

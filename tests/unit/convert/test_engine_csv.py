@@ -408,3 +408,17 @@ def test_by_default_bad_rows_over_the_threshold_reject_the_file(run: Run) -> Non
     # Then a dataset that tolerates more sets them aside
     out = run(_with_ragged(200, 10), options=DatasetOptions(max_bad_row_fraction=0.2))
     assert out.result.rows_out == 180 and len(out.exceptions) == 20
+
+
+def test_a_late_zoned_timestamp_in_a_zoneless_column_widens_it_to_text(run: Run) -> None:
+    # Given zoneless timestamps past the sample, then one with a zone
+    rows = ["ts"] + ["2026-11-20 10:00:00"] * 30_000 + ["2026-11-20 10:00:00-05:00"]
+    out = run(("\n".join(rows) + "\n").encode())
+    # Then the column is text, every value as written (not shifted to UTC)
+    assert out.table.schema.field("ts").type == pa.string()
+    assert out.table.column("ts").to_pylist()[-2:] == rows[-2:]
+
+
+def test_booleans_in_any_usual_case(run: Run) -> None:
+    out = run(b"a\ntrue\nFALSE\nTrue\n")
+    assert out.table.column("a").to_pylist() == [True, False, True]
