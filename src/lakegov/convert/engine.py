@@ -614,9 +614,9 @@ def _without_lines(path: str, lines: set[int], workdir: str) -> str:
 def _re2_class(chars: set[str]) -> str:
     """A negated RE2 character class of ``chars``."""
     escaped = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
-    return "[^" + "".join(
-        escaped.get(c, c if c.isalnum() else "\\" + c) for c in sorted(chars)
-    ) + "]"
+    return (
+        "[^" + "".join(escaped.get(c, c if c.isalnum() else "\\" + c) for c in sorted(chars)) + "]"
+    )
 
 
 def _re2_text(text: str) -> str:
