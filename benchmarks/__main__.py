@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each in its own process, results under benchmarks/out/.
 
-python -m benchmarks                 # all: governance, load, conversion (the longest)
+python -m benchmarks                 # all: governance, load, conversion (the longest), csv_corpus
 python -m benchmarks governance load # some
 """
 
@@ -24,7 +24,8 @@ BENCHMARKS = {
         "--documents",
         "100",
     ],
-    "conversion": [sys.executable, "benchmarks/convert_bench.py", "--sizes", "1000,250"],
+    "conversion": [sys.executable, "benchmarks/convert_bench.py", "--sizes", "250,1000"],
+    "csv_corpus": [sys.executable, "-m", "benchmarks.csv_corpus", "--rows", "300"],
 }
 
 

@@ -1,26 +1,30 @@
-"""Conversion benchmark: lakegov's streaming engine against whole-file baselines.
+"""Conversion benchmark: lakegov's converter against DuckDB, Polars and pyarrow.
 
-    python benchmarks/convert_bench.py [--sizes 1000,250] [--formats csv,jsonl] [--keep]
+    python benchmarks/convert_bench.py [--sizes 250,1000] [--inputs csv,jsonl,csv.gz]
+                                       [--methods lakegov,duckdb,polars,pyarrow] [--keep]
 
 Generates CSV and JSON Lines inputs of the given sizes (MB) under ``benchmarks/data/``
-(reused if present), then converts each to Parquet three ways, each in a fresh process:
+(reused if present; a gzip CSV too), then converts each to Parquet four ways, each in a
+fresh process, the methods interleaved (their order rotates from one input to the next):
 
+- ``lakegov``: :func:`lakegov.convert.engine.convert_file` (the convert function's engine);
+- ``duckdb``: ``COPY (SELECT * FROM read_csv/read_json(...)) TO ... (FORMAT parquet)``;
+- ``polars``: ``scan_csv`` / ``scan_ndjson`` then ``sink_parquet``;
 - ``pyarrow``: ``pyarrow.csv.read_csv`` / ``pyarrow.json.read_json`` on the whole file,
-  then ``pyarrow.parquet.write_table`` (the fast whole-file baseline);
-- ``pandas``: ``pandas.read_csv`` / ``pandas.read_json(lines=True)`` then
-  ``DataFrame.to_parquet`` (what awswrangler's readers do on a local file; awswrangler
-  itself only reads from S3);
-- ``lakegov``: :func:`lakegov.convert.engine.convert_file`.
+  then ``pyarrow.parquet.write_table``.
 
-Peak memory is the child's ``ru_maxrss`` (``os.wait4``); throughput is input MB / wall
-second. The markdown table goes to stdout and ``benchmarks/out/convert.md``.
+Wall seconds, CPU seconds (user + system) and peak RSS are the child's (``os.wait4``);
+throughput is input MB per wall second. The markdown table goes to stdout and to
+``benchmarks/out/convert.md``. Generated data is deleted at the end unless ``--keep``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +34,7 @@ ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "data"
 OUT = ROOT / "out"
 MB = 1_000_000
+METHODS = ("lakegov", "duckdb", "polars", "pyarrow")
 
 
 # --------------------------------------------------------------------------- data
@@ -58,6 +63,7 @@ def _rows(start: int, n: int, rng: object) -> dict[str, list[object]]:
 
 
 def generate(path: Path, fmt: str, size_mb: int) -> None:
+    """A ``fmt`` (csv or jsonl) file of about ``size_mb`` MB at ``path``."""
     import numpy as np
 
     if path.exists() and path.stat().st_size >= size_mb * MB * 0.98:
@@ -94,32 +100,52 @@ def generate(path: Path, fmt: str, size_mb: int) -> None:
     tmp.replace(path)
 
 
+def input_file(kind: str, size_mb: int) -> Path:
+    """The generated input for ``kind`` (csv, jsonl, csv.gz) and size."""
+    if kind == "csv.gz":
+        plain = input_file("csv", size_mb)
+        path = DATA / f"bench_{size_mb}mb.csv.gz"
+        if not path.exists():
+            with plain.open("rb") as src, gzip.open(path, "wb", compresslevel=6) as dst:
+                shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
+        return path
+    path = DATA / f"bench_{size_mb}mb.{kind}"
+    generate(path, kind, size_mb)
+    return path
+
+
 # --------------------------------------------------------------------------- one run (child)
 
 
-def measure(method: str, fmt: str, src: str, dst: str) -> None:
-    if method == "pyarrow":
-        import pyarrow.parquet as pq
-
-        if fmt == "csv":
-            import pyarrow.csv as pacsv
-
-            table = pacsv.read_csv(src)
-        else:
-            import pyarrow.json as pajson
-
-            table = pajson.read_json(src)
-        pq.write_table(table, dst)
-    elif method == "pandas":
-        import pandas as pd
-
-        df = pd.read_csv(src) if fmt == "csv" else pd.read_json(src, lines=True)
-        df.to_parquet(dst, engine="pyarrow", index=False)
-    elif method == "lakegov":
+def measure(method: str, src: str, dst: str) -> None:
+    json_input = ".jsonl" in src
+    if method == "lakegov":
         sys.path.insert(0, str(ROOT.parent / "src"))
         from lakegov.convert.engine import convert_file
 
         convert_file(src, dst)
+    elif method == "duckdb":
+        import duckdb
+
+        reader = "read_json" if json_input else "read_csv"
+        duckdb.execute(f"COPY (SELECT * FROM {reader}('{src}')) TO '{dst}' (FORMAT parquet)")
+    elif method == "polars":
+        import polars as pl
+
+        frame = pl.scan_ndjson(src) if json_input else pl.scan_csv(src)
+        frame.sink_parquet(dst)
+    elif method == "pyarrow":
+        import pyarrow.parquet as pq
+
+        if json_input:
+            import pyarrow.json as pajson
+
+            table = pajson.read_json(src)
+        else:
+            import pyarrow.csv as pacsv
+
+            table = pacsv.read_csv(src)
+        pq.write_table(table, dst)
     else:
         raise SystemExit(f"unknown method {method}")
 
@@ -127,16 +153,16 @@ def measure(method: str, fmt: str, src: str, dst: str) -> None:
 # --------------------------------------------------------------------------- driver
 
 
-def run_child(method: str, fmt: str, src: Path, dst: Path) -> tuple[float, int, float]:
-    """Wall seconds, peak RSS (bytes) and CPU seconds of one conversion in a fresh process."""
+def run_child(method: str, src: Path, dst: Path) -> tuple[float, int, float] | None:
+    """Wall seconds, peak RSS (bytes) and CPU seconds of one conversion in a fresh process
+    (``None`` if it failed)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--measure", method, fmt, str(src), str(dst)]
-    )
+    proc = subprocess.Popen([sys.executable, __file__, "--measure", method, str(src), str(dst)])
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{method} on {src.name} failed")
+        print(f"  {method} on {src.name} failed", file=sys.stderr)
+        return None
     return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
@@ -144,18 +170,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="1000,250", help="input sizes in MB (default 1000,250)")
-    parser.add_argument("--formats", default="csv,jsonl")
-    parser.add_argument("--methods", default="pyarrow,pandas,lakegov")
+    parser.add_argument("--sizes", default="250,1000", help="input sizes in MB")
+    parser.add_argument("--inputs", default="csv,jsonl,csv.gz", help="csv, jsonl, csv.gz")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--gzip-sizes", default="250", help="sizes of the gzip CSV input")
     parser.add_argument("--keep", action="store_true", help="keep generated inputs")
     parser.add_argument(
-        "--pandas-json-max-mb",
-        type=int,
-        default=300,
-        help="skip pandas on JSON Lines above this size (it needs ~13x the file in memory)",
-    )
-    parser.add_argument(
-        "--measure", nargs=4, metavar=("METHOD", "FORMAT", "SRC", "DST"), help=argparse.SUPPRESS
+        "--measure", nargs=3, metavar=("METHOD", "SRC", "DST"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.measure:
@@ -163,49 +184,56 @@ def main() -> None:
         return
 
     OUT.mkdir(parents=True, exist_ok=True)
+    methods = args.methods.split(",")
     rows = []
-    for fmt in args.formats.split(","):
-        for size in [int(s) for s in args.sizes.split(",")]:
-            src = DATA / f"bench_{size}mb.{fmt}"
-            print(f"generating {src.name} ...", file=sys.stderr, flush=True)
-            generate(src, "csv" if fmt == "csv" else "jsonl", size)
+    turn = 0
+    for kind in args.inputs.split(","):
+        sizes = args.gzip_sizes if kind == "csv.gz" else args.sizes
+        for size in [int(s) for s in sizes.split(",")]:
+            print(f"generating {kind} {size} MB ...", file=sys.stderr, flush=True)
+            src = input_file(kind, size)
             mb = src.stat().st_size / MB
-            for method in args.methods.split(","):
-                if method == "pandas" and fmt != "csv" and size > args.pandas_json_max_mb:
-                    print(
-                        f"  {method}: skipped above {args.pandas_json_max_mb} MB", file=sys.stderr
-                    )
+            order = methods[turn % len(methods) :] + methods[: turn % len(methods)]
+            turn += 1
+            for method in order:
+                dst = OUT / f"{src.name}.{method}.parquet"
+                measured = run_child(method, src, dst)
+                if measured is None:
                     continue
-                dst = OUT / f"{src.stem}.{fmt}.{method}.parquet"
-                elapsed, peak, cpu = run_child(method, "csv" if fmt == "csv" else "json", src, dst)
-                out_size = dst.stat().st_size
-                rows.append(
-                    (fmt, mb, method, mb / elapsed, elapsed, cpu, peak / 2**20, out_size / MB)
-                )
+                elapsed, peak, cpu = measured
+                rows.append((kind, mb, method, elapsed, cpu, peak / 2**20, dst.stat().st_size))
                 print(
-                    f"  {method}: {mb / elapsed:.0f} MB/s, {peak / 2**20:.0f} MiB",
+                    f"  {method}: {elapsed:.1f} s, {cpu:.1f} CPU-s, {peak / 2**20:.0f} MiB",
                     file=sys.stderr,
                     flush=True,
                 )
                 dst.unlink()
-            if not args.keep:
-                src.unlink()
+    if not args.keep:
+        shutil.rmtree(DATA, ignore_errors=True)
+
+    import duckdb
+    import polars
+    import pyarrow
 
     lines = [
-        f"Machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
-        f"pyarrow {__import__('pyarrow').__version__}; pandas {__import__('pandas').__version__}",
+        f"Machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; DuckDB "
+        f"{duckdb.__version__}; Polars {polars.__version__}; pyarrow {pyarrow.__version__}",
         "",
-        "| input | size (MB) | method | throughput (MB/s) | wall (s) | CPU (s) | peak RSS (MiB) "
-        "| Parquet (MB) | vs pyarrow size |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| input | MB | method | MB/s | wall (s) | CPU (s) | peak RSS (MiB) | Parquet (MB) "
+        "| vs DuckDB: wall | CPU | Parquet |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    base = {(r[0], round(r[1])): r[7] for r in rows if r[2] == "pyarrow"}
-    for fmt, mb, method, tput, wall, cpu, peak, out_mb in rows:
-        ref = base.get((fmt, round(mb)))
-        ratio = f"{out_mb / ref:.3f}" if ref else "-"
+    base = {(r[0], round(r[1])): r for r in rows if r[2] == "duckdb"}
+    for kind, mb, method, wall, cpu, peak, out_bytes in rows:
+        ref = base.get((kind, round(mb)))
+        ratios = (
+            f"{wall / ref[3]:.2f} | {cpu / ref[4]:.2f} | {out_bytes / ref[6]:.3f}"
+            if ref
+            else "- | - | -"
+        )
         lines.append(
-            f"| {fmt} | {mb:.0f} | {method} | {tput:.0f} | {wall:.1f} | {cpu:.1f} | {peak:.0f} "
-            f"| {out_mb:.1f} | {ratio} |"
+            f"| {kind} | {mb:.0f} | {method} | {mb / wall:.0f} | {wall:.1f} | {cpu:.1f} "
+            f"| {peak:.0f} | {out_bytes / MB:.1f} | {ratios} |"
         )
     table = "\n".join(lines) + "\n"
     print(table)

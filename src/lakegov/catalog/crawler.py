@@ -44,9 +44,10 @@ from botocore.exceptions import ClientError
 
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code, is_transient
-from lakegov.catalog.layout import STAGING_PREFIX, ConvertedFile
+from lakegov.catalog.converted import ConvertedFile
 from lakegov.errors import ConfigurationError, LakegovError, PermanentError, RetryableError
 from lakegov.events import utc_now
+from lakegov.layout import STAGING_PREFIX
 from lakegov.observability import count, logger
 from lakegov.settings import Settings
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakegov.catalog import glue as catalog
+from lakegov.catalog.converted import ConvertedFile
 from lakegov.catalog.evolution import Decision, Evolution, evolve
-from lakegov.catalog.layout import ConvertedFile, Partition
 from lakegov.catalog.parquet import read_footer
-from lakegov.catalog.types import Column, columns_from_arrow
+from lakegov.layout import Partition
 from lakegov.observability import logger
+from lakegov.schema import Column, columns_from_arrow
 
 
 def file_columns(s3: Any, files: Sequence[ConvertedFile]) -> dict[str, list[Column]]:

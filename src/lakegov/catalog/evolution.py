@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakegov.catalog.layout import ConvertedFile
-from lakegov.catalog.types import Column, SchemaDiff, TypeChange, diff_columns
+from lakegov.catalog.converted import ConvertedFile
+from lakegov.schema import Column, SchemaDiff, TypeChange, change_allowed, diff_columns
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def evolve(
         if kind == "none":
             decisions.append(Decision(file, True, "none", diff))
             continue
-        accepted = policy == "any" or (policy == "additive" and kind == "additive")
+        accepted = change_allowed(kind, policy)
         reason = diff.describe()
         if not accepted:
             reason = f"{kind} change rejected by policy {policy!r}: {reason}"

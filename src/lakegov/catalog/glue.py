@@ -17,9 +17,9 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code, is_transient
-from lakegov.catalog.layout import Partition
-from lakegov.catalog.types import Column, columns_from_glue
 from lakegov.errors import PermanentError, RetryableError
+from lakegov.layout import Partition
+from lakegov.schema import Column, columns_from_glue
 
 PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"

@@ -40,9 +40,9 @@ from typing import Any
 
 from lakegov.audit import AuditStore
 from lakegov.catalog import crawler as crawling
+from lakegov.catalog.converted import ConvertedFile
 from lakegov.catalog.direct import TableOutcome, apply_schema, file_columns, register_direct
 from lakegov.catalog.evolution import Evolution
-from lakegov.catalog.layout import ConvertedFile
 from lakegov.errors import PermanentError, RetryableError
 from lakegov.events import Event, EventPublisher, utc_now
 from lakegov.observability import count, logger

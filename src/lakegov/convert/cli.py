@@ -34,10 +34,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--delimiter",
         help="CSV delimiter: one character, or comma|semicolon|tab|pipe (default: sniff)",
     )
-    parser.add_argument("--no-header", action="store_true", help="the CSV has no header row")
+    header = parser.add_mutually_exclusive_group()
+    header.add_argument("--no-header", action="store_true", help="the CSV has no header row")
+    header.add_argument(
+        "--header", action="store_true", help="the CSV's first row is a header (default: detect)"
+    )
     parser.add_argument("--encoding", help="text encoding, e.g. latin-1 (default utf-8)")
-    parser.add_argument("--bad-rows", choices=["reject", "exceptions"], help="default: reject")
+    parser.add_argument(
+        "--bad-rows",
+        choices=["reject", "exceptions"],
+        help="default: exceptions (set aside) when --exceptions FILE is given, else reject",
+    )
     parser.add_argument("--exceptions", metavar="FILE", help="JSON Lines file for bad rows")
+    parser.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        metavar="F",
+        help="reject the file when more than this fraction of rows are bad (default 0.05)",
+    )
     parser.add_argument(
         "--schema",
         metavar="FILE",
@@ -63,15 +77,21 @@ def _options(args: argparse.Namespace) -> DatasetOptions:
         if len(delim) != 1:
             raise ValueError(f"--delimiter must be one character, not {args.delimiter!r}")
         changes["delimiter"] = delim
-    if args.no_header:
-        changes["header"] = False
+    if args.no_header or args.header:
+        changes["header"] = bool(args.header)
     if args.encoding:
         "".encode(args.encoding)  # LookupError for an unknown encoding
         changes["encoding"] = args.encoding
     if args.bad_rows:
         changes["bad_rows"] = args.bad_rows
-    if (changes.get("bad_rows") or options.bad_rows) == "exceptions" and not args.exceptions:
-        raise ValueError("--bad-rows exceptions needs --exceptions FILE")
+        if args.bad_rows == "exceptions" and not args.exceptions:
+            raise ValueError("--bad-rows exceptions needs --exceptions FILE")
+    elif not args.exceptions:
+        changes["bad_rows"] = "reject"  # nowhere to set bad rows aside
+    if args.max_bad_fraction is not None:
+        if not 0 <= args.max_bad_fraction <= 1:
+            raise ValueError("--max-bad-fraction must be between 0 and 1")
+        changes["max_bad_row_fraction"] = args.max_bad_fraction
     return dataclasses.replace(options, **changes)  # type: ignore[arg-type]
 
 

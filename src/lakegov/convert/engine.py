@@ -1,54 +1,42 @@
-"""The streaming converter: one landed file in, one Parquet file out.
+"""The converter: one landed file in, one Parquet file out, on DuckDB.
 
-Design
-======
+Reading. The source is read forwards once, through a byte limit (``too_large``), a
+decompressor (gzip, bzip2, zstd, chosen by magic bytes) that stops a decompression bomb
+while it streams, and for text a transcoder to UTF-8 (BOM dropped, declared encodings
+decoded), into a spool file in ``workdir`` (``/tmp`` on Lambda); a local plain UTF-8 file
+is read in place. DuckDB reads it with every vCPU the function has, under a memory limit
+(:data:`DEFAULT_MEMORY_LIMIT`, spilling to ``workdir``), and writes Parquet with ``COPY``
+(row groups of DuckDB's default size, its default codec).
 
-Reading. The source is read forwards only, in 4 MiB chunks, through a byte limit
-(``too_large``), a decompressor (gzip, bzip2, zstd, chosen by magic bytes) that stops a
-decompression bomb while it streams (output/input ratio), and for text a transcoder to
-UTF-8 (BOM dropped, declared encodings such as latin-1 decoded incrementally). Text is cut
-into blocks of about 4 MiB at record boundaries (CSV: a newline outside quotes; JSON
-Lines: a newline), and blocks are parsed by a thread pool, one pyarrow parser per block
-(``use_threads=False`` inside a block, so pyarrow reports the record number of a bad row
-and the pool keeps every core busy). A writer thread encodes Parquet while the pool
-parses the next row group.
+Types. DuckDB alone would fail on, or silently round, what lakegov promises to keep, so
+lakegov's layer decides the types and DuckDB checks them:
 
-Schema stability (the hard part). A streaming reader that types a column from its first
-block fails when a later block disagrees. Here no block decides for the file:
+- CSV, with the dialect from :mod:`lakegov.convert.dialect`, is read with every column as
+  text. The types come from the lattice of :mod:`lakegov.schema` over the first
+  :data:`SAMPLE_ROWS` rows, at least the dataset's previous types (leading zeros and hex
+  stay text, integers beyond int64 are decimal(38,0), a float column holding an integer a
+  float64 would round is text), and each column is converted in the ``SELECT`` by an
+  expression that raises on any value that does not fit exactly. Such a value, however
+  late in the file, stops the ``COPY``; the column is widened on the lattice to hold it
+  and the file is converted again. Nothing is lost and nothing fails.
+- JSON is read by DuckDB's reader with its structure from a sample, then from every
+  record, when that structure is safe (no integer beyond int64, no value of mixed types,
+  no float that could round an integer inside a struct; top-level floats are checked like
+  CSV ones). Otherwise, when the read fails anyway, or with a declared schema, lakegov
+  types the records on the lattice and DuckDB reads them with those exact types.
+- A declared schema is enforced: a value that does not fit, or a null in a non-nullable
+  column, is a bad row (``schema_mismatch``); an undeclared column, or a missing
+  non-nullable one, rejects the file.
 
-- CSV is parsed with every column as raw text. Each block infers, per column, the
-  narrowest type of a widening lattice (null < bool | int64 < float64 or decimal(38,0) |
-  date < timestamp < string; see :mod:`lakegov.convert.types`, which also keeps integers
-  beyond 2**53 from being rounded to float64) that all its values parse as, starting from
-  the type the column already has (so a text column costs nothing after the first block).
-  Blocks are buffered up to a row group (1,048,576 rows, as ``pyarrow.parquet.write_table``
-  uses, or 128 MiB); when the group is written its column types are the join over its
-  blocks, and every block is converted from its *raw text* to that type, so nothing is
-  lost: 50,000 empty fields then text is a string column; ints then floats is float64.
-- JSON blocks are typed by pyarrow's JSON reader; a block whose values disagree within
-  itself (or holds a malformed line) is split in halves until each part parses, then the
-  parts are joined on the lattice (structs merge their fields, lists their item types).
-- If a later row group needs a wider type than one already written (the rare case: the
-  change comes more than a million rows in), the writer starts a new segment with the
-  wider schema. Output goes to a spill file in ``workdir``; at the end a single segment is
-  copied to the sink byte for byte, and several segments are rewritten once, row group by
-  row group, widened to the final schema (only then can a number become its canonical text,
-  e.g. ``1.50`` -> ``"1.5"``). Memory stays bounded by a few row groups either way.
+Bad rows (ragged CSV rows, invalid UTF-8, values not fitting a declared schema, malformed
+JSON lines) carry their physical line number (for JSON arrays: the record number): DuckDB
+reports ragged and undecodable rows with their byte position (``store_rejects``), and
+lakegov maps positions and record numbers to lines. The dataset's policy decides: set them
+aside as JSON Lines and load the good rows (``exceptions``, the default), unless more than
+``max_bad_row_fraction`` of the rows are bad; or reject the file (``reject``).
 
-A declared schema replaces inference: each block casts to it, a value that does not fit is
-a bad row (``schema_mismatch``) and a missing non-nullable or undeclared column rejects the
-file. Given the dataset's previous schema, inference starts from it (a column that was
-float64 stays float64 when a file only has integers), absent columns are written as nulls,
-and the change is classified with :func:`compare_schemas` and the dataset's policy.
-
-Bad rows are never dropped silently: ``reject`` raises :class:`RejectedFile` naming the
-first bad lines; ``exceptions`` writes each bad row (line, reason, raw text) as JSON Lines
-to the exceptions sink and keeps the good rows. Lines are physical, 1-based line numbers
-of the decompressed text (for JSON arrays, Avro and Parquet: the 1-based record number).
-
-The engine writes only to ``sink`` (and temporary files in ``workdir``); it never seeks the
-source, so the caller can stream from S3 and publish the sink under its final key when
-:func:`convert` returns.
+The engine writes only to ``sink`` (and temporary files in ``workdir``, removed at the
+end); it never seeks the source.
 """
 
 from __future__ import annotations
@@ -56,68 +44,66 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
-import functools
-import io
+import dataclasses
 import json
 import os
-import queue
 import re
+import shutil
 import tempfile
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO
 
-import numpy as np
+import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from lakegov.convert.layout import normalize_identifier
+from lakegov.convert.avro import avro_batches
+from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
 from lakegov.convert.options import DatasetOptions
+from lakegov.convert.sql import (
+    WIDEN,
+    fits,
+    identifier,
+    literal,
+    typed_text,
+    widen_request,
+)
 from lakegov.convert.streams import (
     READ_CHUNK,
+    UTF8_BOM,
     UTF16_BOMS,
-    Block,
     DecompressedReader,
     LimitedReader,
     StreamStats,
-    csv_blocks,
     detect_compression,
-    line_blocks,
     utf8_chunks,
 )
-from lakegov.convert.types import (
-    DECIMAL_INT,
-    LIST_ITEM,
-    MAX_EXACT_INT,
-    ColumnPath,
-    SchemaDiff,
-    compare_schemas,
-    exact_schema,
-    infer_text,
-    join_schemas,
-    join_types,
-    schema_fingerprint,
-    storable_type,
-    try_cast,
-    wide_int_paths,
-    widen_array,
-    widen_table,
-)
 from lakegov.errors import RejectedFile
+from lakegov.layout import DELIMITER_BY_EXTENSION, normalize_identifier, split_file_name
+from lakegov.schema import (
+    LIST_ITEM,
+    ColumnPath,
+    FloatText,
+    SchemaDiff,
+    change_allowed,
+    compare_schemas,
+    duckdb_type,
+    join_types,
+    json_value_type,
+    schema_fingerprint,
+    widen_for_text,
+)
 
-ROW_GROUP_ROWS = 1024 * 1024  # pyarrow.parquet.write_table's default
-ROW_GROUP_BYTES = 128 * 1024 * 1024
-BLOCK_BYTES = 4 * 1024 * 1024
+ROW_GROUP_ROWS = 122_880  # DuckDB's default: bounded memory, same size as its COPY
+SAMPLE_ROWS = 20_480  # rows typed before the file is read whole (DuckDB's sniffer sample)
+HEAD_BYTES = 4 * 1024 * 1024
 MAX_REPORTED_BAD_ROWS = 100
 REJECT_LINES = 10
-DELIMITERS = (",", ";", "\t", "|")
+MAX_RETYPES = 64
+MAX_STRAY_QUOTES = 20  # re-reads after a quote that never closes; more rejects the file
+DEFAULT_MEMORY_LIMIT = "384MB"
 PARQUET_MAGIC = b"PAR1"
 AVRO_MAGIC = b"Obj\x01"
 
@@ -153,6 +139,7 @@ class ConversionResult:
     encoding: str | None = None
     renamed_columns: dict[str, str] = field(default_factory=dict)
     missing_columns: list[str] = field(default_factory=list)
+    dialect: CsvDialect | None = None  # CSV: how the file was read (skipped lines, header)
 
     def summary(self) -> str:
         parts = [
@@ -163,66 +150,21 @@ class ConversionResult:
             f"{self.row_groups} row groups",
             f"{self.output_bytes} bytes",
         ]
+        if self.dialect is not None:
+            parts.append(self.dialect.describe())
         if self.bad_row_count:
-            parts.append(f"{self.bad_row_count} bad rows to exceptions")
+            parts.append(f"{self.bad_row_count} bad rows set aside")
         if self.schema_diff.kind != "none":
             parts.append(f"schema {self.schema_diff.kind}: {self.schema_diff.describe()}")
         return ", ".join(parts)
 
 
-# --------------------------------------------------------------------------- pieces
-
-
-class Piece:
-    """Rows of one block, typed by that block alone, convertible to a wider type."""
-
-    def __init__(
-        self,
-        typed: pa.Table,
-        raw: dict[str, pa.Array] | None = None,
-        wide: frozenset[ColumnPath] | None = None,
-    ) -> None:
-        self.typed = typed
-        self.raw = raw  # CSV: the validated text of each column, to re-type without loss
-        # integer columns holding values a float64 would round (see types.exact_schema)
-        self.wide = wide_int_paths(typed) if wide is None else wide
-
-    @property
-    def num_rows(self) -> int:
-        return self.typed.num_rows
-
-    @property
-    def nbytes(self) -> int:
-        extra = sum(a.nbytes for a in self.raw.values()) if self.raw else 0
-        return self.typed.nbytes + extra
-
-    def slice(self, offset: int, length: int) -> Piece:
-        raw = {k: v.slice(offset, length) for k, v in self.raw.items()} if self.raw else None
-        # ``wide`` is kept whole: a column's integers and floats must not be split apart
-        return Piece(self.typed.slice(offset, length), raw, self.wide)
-
-    def column(self, name: str, target: pa.DataType) -> pa.Array | pa.ChunkedArray:
-        idx = self.typed.schema.get_field_index(name)
-        if idx < 0:
-            return pa.nulls(self.num_rows, target)
-        typed = self.typed.column(idx)
-        if typed.type == target:
-            return typed
-        if self.raw is not None and name in self.raw:
-            text = self.raw[name]
-            if pa.types.is_string(target):
-                return text
-            converted = try_cast(text, target)
-            if converted is not None:
-                return converted
-        return widen_array(typed, target)
-
-
-@dataclass
-class BlockResult:
-    piece: Piece | None
-    rows_in: int
-    bad: list[tuple[int, str, str, Any]]  # (line, code, reason, raw)
+@dataclass(frozen=True)
+class _Bad:
+    line: int
+    code: str
+    reason: str
+    raw: Any  # the line's text (str) or the record (dict)
 
 
 # --------------------------------------------------------------------------- names
@@ -231,29 +173,20 @@ class BlockResult:
 class ColumnNames:
     """Maps source column names to output names (normalised, de-duplicated), stably."""
 
-    def __init__(self, normalize: bool, reserved: list[str] | None = None) -> None:
+    def __init__(self, normalize: bool) -> None:
         self._normalize = normalize
         self._map: dict[str, str] = {}
-        self._used: set[str] = set(reserved or [])
-        self._lock = threading.Lock()
+        self._used: set[str] = set()
         self._extra_renamed: dict[str, str] = {}  # repeated or empty header names
 
     def __call__(self, raw: str) -> str:
-        with self._lock:
-            out = self._map.get(raw)
-            if out is not None:
-                return out
-            base = normalize_identifier(raw, prefix="c") if self._normalize else raw
-            base = base or f"col_{len(self._map) + 1}"
-            out, n = base, 1
-            while out in self._used:
-                n += 1
-                out = f"{base}_{n}"
-            self._used.add(out)
+        out = self._map.get(raw)
+        if out is None:
+            out = self._claim(raw, len(self._map) + 1)
             self._map[raw] = out
-            return out
+        return out
 
-    def header(self, fields: list[str]) -> list[str]:
+    def header(self, fields: tuple[str, ...] | list[str]) -> list[str]:
         """Output names for a header's fields, one distinct name per position: a repeated
         name gets ``_2``, ``_3``... and an empty one ``col_<position>``, so that no
         column's values are lost to another of the same name."""
@@ -261,27 +194,26 @@ class ColumnNames:
         first: set[str] = set()
         for i, raw in enumerate(fields):
             if raw in first or not raw.strip():
-                out.append(self._extra(raw, i + 1))
+                name = self._claim(raw, i + 1)
+                self._extra_renamed[f"{raw} (column {i + 1})"] = name
+                out.append(name)
             else:
                 first.add(raw)
                 out.append(self(raw))
         return out
 
-    def _extra(self, raw: str, position: int) -> str:
-        with self._lock:
-            base = normalize_identifier(raw, prefix="c") if self._normalize else raw.strip()
-            base = base or f"col_{position}"
-            out, n = base, 1
-            while out in self._used:
-                n += 1
-                out = f"{base}_{n}"
-            self._used.add(out)
-            self._extra_renamed[f"{raw} (column {position})"] = out
-            return out
+    def _claim(self, raw: str, position: int) -> str:
+        base = normalize_identifier(raw, prefix="c") if self._normalize else raw.strip()
+        base = base or f"col_{position}"
+        out, n = base, 1
+        while out in self._used:
+            n += 1
+            out = f"{base}_{n}"
+        self._used.add(out)
+        return out
 
     def output_names(self) -> set[str]:
-        with self._lock:
-            return set(self._map.values())
+        return set(self._map.values()) | set(self._extra_renamed.values())
 
     @property
     def renamed(self) -> dict[str, str]:
@@ -289,950 +221,7 @@ class ColumnNames:
         return renamed | self._extra_renamed
 
 
-# --------------------------------------------------------------------------- writer
-
-
-class _BackgroundWriter:
-    """Encodes Parquet on its own thread so that parsing and encoding overlap."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=1)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        writer: pq.ParquetWriter | None = None
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._error is not None:
-                continue
-            op, arg = item
-            try:
-                if op == "open":
-                    path, schema = arg
-                    writer = pq.ParquetWriter(path, schema)
-                elif op == "write":
-                    assert writer is not None
-                    writer.write_table(arg, row_group_size=max(arg.num_rows, 1))
-                elif op == "close":
-                    if writer is not None:
-                        writer.close()
-                    writer = None
-            except BaseException as exc:  # re-raised on the caller's thread
-                self._error = exc
-
-    def submit(self, op: str, arg: Any = None) -> None:
-        self._check()
-        self._queue.put((op, arg))
-
-    def finish(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        self._check()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def _check(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-
-class SegmentedWriter:
-    """Buffers pieces into row groups, decides each group's types, writes segments."""
-
-    def __init__(
-        self, workdir: str, seed: pa.Schema | None, row_group_rows: int, row_group_bytes: int
-    ) -> None:
-        self._dir = workdir
-        self.schema = seed if seed is not None else pa.schema([])  # the join so far
-        self._nullable = {f.name: f.nullable for f in self.schema}  # declared NOT NULL kept
-        self._rows = row_group_rows
-        self._bytes = row_group_bytes
-        self._pieces: list[Piece] = []
-        self._buffered_rows = 0
-        self._buffered_bytes = 0
-        self.segments: list[tuple[str, pa.Schema]] = []
-        self._wide: frozenset[ColumnPath] = frozenset()  # wide integer columns seen so far
-        self.row_groups = 0
-        self.rows_out = 0
-        self._writer = _BackgroundWriter()
-        self.on_schema: Callable[[pa.Schema], None] | None = None
-
-    def floors(self) -> dict[str, pa.DataType]:
-        return {f.name: f.type for f in self.schema}
-
-    def add(self, piece: Piece) -> None:
-        self._pieces.append(piece)
-        self._buffered_rows += piece.num_rows
-        self._buffered_bytes += piece.nbytes
-        while self._buffered_rows >= self._rows:
-            self._flush(self._rows)
-        if self._buffered_bytes >= self._bytes:
-            self._flush(self._buffered_rows)
-
-    def _flush(self, rows: int) -> None:
-        take: list[Piece] = []
-        need = rows
-        while need > 0 and self._pieces:
-            piece = self._pieces[0]
-            if piece.num_rows <= need:
-                take.append(self._pieces.pop(0))
-                need -= piece.num_rows
-            else:
-                take.append(piece.slice(0, need))
-                self._pieces[0] = piece.slice(need, piece.num_rows - need)
-                need = 0
-        self._buffered_rows = sum(p.num_rows for p in self._pieces)
-        self._buffered_bytes = sum(p.nbytes for p in self._pieces)
-        if not take:
-            return
-        schema = self.schema
-        for piece in take:
-            schema = join_schemas(schema, piece.typed.schema)
-            self._wide |= piece.wide
-        schema = exact_schema(schema, self._wide)
-        schema = pa.schema(
-            [
-                pa.field(f.name, storable_type(f.type), nullable=self._nullable.get(f.name, True))
-                for f in schema
-            ]
-        )
-        if schema != self.schema or not self.segments:
-            if self.on_schema is not None:
-                self.on_schema(schema)
-            self._open_segment(schema)
-        self.schema = schema
-        columns = [
-            pa.chunked_array(_chunks([p.column(f.name, f.type) for p in take]), type=f.type)
-            for f in schema
-        ]
-        table = pa.Table.from_arrays(columns, schema=schema)
-        self._writer.submit("write", table)
-        self.row_groups += 1
-        self.rows_out += table.num_rows
-
-    def _open_segment(self, schema: pa.Schema) -> None:
-        if self.segments:
-            self._writer.submit("close")
-        fd, path = tempfile.mkstemp(prefix="lakegov-", suffix=".parquet", dir=self._dir)
-        os.close(fd)
-        self.segments.append((path, schema))
-        self._writer.submit("open", (path, schema))
-
-    def finish(self, sink: BinaryIO) -> int:
-        """Write everything still buffered, then the final file to ``sink``; bytes written."""
-        if self._buffered_rows:
-            self._flush(self._buffered_rows)
-        self._writer.submit("close")
-        self._writer.finish()
-        if not self.segments:
-            return 0
-        if len(self.segments) == 1:
-            with Path(self.segments[0][0]).open("rb") as src:
-                return _copy(src, sink)
-        final = self.schema
-        counting = _CountingSink(sink)
-        with pq.ParquetWriter(counting, final) as out:
-            for path, _schema in self.segments:
-                pf = pq.ParquetFile(path)
-                for i in range(pf.num_row_groups):
-                    group = pf.read_row_group(i)
-                    out.write_table(
-                        widen_table(group, final), row_group_size=max(group.num_rows, 1)
-                    )
-        return counting.written
-
-    def abort(self) -> None:
-        if self._writer.running:
-            with contextlib.suppress(BaseException):
-                self._writer.submit("close")
-                self._writer.finish()
-        self.cleanup()
-
-    def cleanup(self) -> None:
-        for path, _ in self.segments:
-            Path(path).unlink(missing_ok=True)
-
-
-def _chunks(arrays: list[pa.Array | pa.ChunkedArray]) -> list[pa.Array]:
-    out: list[pa.Array] = []
-    for arr in arrays:
-        if isinstance(arr, pa.ChunkedArray):
-            out.extend(arr.chunks)
-        else:
-            out.append(arr)
-    return out
-
-
-class _CountingSink(io.RawIOBase):
-    def __init__(self, sink: BinaryIO) -> None:
-        self._sink = sink
-        self.written = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        n = self._sink.write(data)
-        n = len(data) if n is None else n
-        self.written += n
-        return n
-
-    def flush(self) -> None:
-        self._sink.flush()
-
-
-def _copy(src: IO[bytes], sink: BinaryIO) -> int:
-    total = 0
-    while chunk := src.read(READ_CHUNK):
-        sink.write(chunk)
-        total += len(chunk)
-    return total
-
-
-# --------------------------------------------------------------------------- bad rows
-
-
-def _find_bad(
-    arr: pa.Array, convert: Callable[[pa.Array], pa.Array | None], offset: int = 0
-) -> list[int]:
-    """Indices of values that ``convert`` refuses, by bisection (cheap when they are few)."""
-    if len(arr) == 0 or convert(arr) is not None:
-        return []
-    if len(arr) == 1:
-        return [offset]
-    mid = len(arr) // 2
-    return _find_bad(arr.slice(0, mid), convert, offset) + _find_bad(
-        arr.slice(mid), convert, offset + mid
-    )
-
-
-def _utf8(arr: pa.Array) -> pa.Array | None:
-    return try_cast(arr, pa.string())
-
-
-def _declared_cast(arr: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Array | None:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type == target:
-        return arr
-    if pa.types.is_null(arr.type):
-        return pa.nulls(len(arr), target)
-    if join_types(arr.type, target) == target:
-        try:
-            return widen_array(arr, target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
-    return try_cast(arr, target)
-
-
-def _apply_declared(
-    columns: dict[str, pa.Array], nrows: int, declared: pa.Schema
-) -> tuple[pa.Table, dict[int, tuple[str, str]]]:
-    """Cast ``columns`` to the declared schema; returns the table and {row: (code, reason)}."""
-    bad: dict[int, tuple[str, str]] = {}
-    arrays = []
-    for f in declared:
-        arr = columns.get(f.name)
-        if arr is None:
-            arrays.append(pa.nulls(nrows, f.type))
-            if not f.nullable and nrows:
-                for i in range(nrows):
-                    bad.setdefault(
-                        i, ("schema_mismatch", f"column {f.name} is missing and not nullable")
-                    )
-            continue
-        converted = _declared_cast(arr, f.type)
-        if converted is None:
-            flat = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-            for i in _find_bad(flat, functools.partial(_declared_cast, target=f.type)):
-                value = flat[i].as_py()
-                bad.setdefault(
-                    i, ("schema_mismatch", f"column {f.name}: {value!r} is not a valid {f.type}")
-                )
-            mask = np.ones(nrows, dtype=bool)
-            mask[list(bad)] = False
-            keep = pa.array(mask)
-            converted = _declared_cast(pc.filter(flat, keep), f.type)
-            assert converted is not None
-            # put placeholders back so that every column keeps nrows rows until filtering
-            converted = _scatter(converted, mask, f.type)
-        if not f.nullable and converted.null_count:
-            for i in np.flatnonzero(np.asarray(converted.is_null())).tolist():
-                bad.setdefault(
-                    int(i),
-                    ("schema_mismatch", f"column {f.name} is null but declared not nullable"),
-                )
-        arrays.append(converted)
-    return pa.Table.from_arrays(
-        arrays, schema=pa.schema([pa.field(f.name, f.type) for f in declared])
-    ), bad
-
-
-def _scatter(values: pa.Array, mask: np.ndarray, t: pa.DataType) -> pa.Array:
-    """An array of len(mask) with ``values`` where mask is True and nulls elsewhere."""
-    idx = np.full(len(mask), -1, dtype=np.int64)
-    idx[mask] = np.arange(int(mask.sum()))
-    indices = pa.array(idx, mask=~mask)
-    return values.take(indices)
-
-
-# --------------------------------------------------------------------------- CSV
-
-
-@dataclass
-class CsvContext:
-    header: list[str]  # output names, in column order
-    delimiter: str
-    quotechar: str
-    null_values: list[str]
-    declared: pa.Schema | None
-    floors: dict[str, pa.DataType]
-
-
-def _record_lines(data: bytes, quote: bytes) -> list[int]:
-    """0-based line offset of each record start in ``data`` (blank lines are not records)."""
-    starts = []
-    inside = False
-    for i, line in enumerate(data.split(b"\n")):
-        if not inside and line.strip(b"\r"):
-            starts.append(i)
-        if line.count(quote) % 2:
-            inside = not inside
-    return starts
-
-
-def parse_csv_block(block: Block, ctx: CsvContext) -> BlockResult:
-    invalid: list[tuple[int, str]] = []
-
-    def on_invalid(row: Any) -> str:
-        invalid.append((row.number, row.text))
-        return "skip"
-
-    internal = [f"c{i}" for i in range(len(ctx.header))]
-    try:
-        table = pacsv.read_csv(
-            io.BytesIO(block.data),
-            read_options=pacsv.ReadOptions(
-                column_names=internal, use_threads=False, block_size=len(block.data) + 1
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=ctx.delimiter,
-                quote_char=ctx.quotechar,
-                newlines_in_values=True,
-                invalid_row_handler=on_invalid,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.binary() for n in internal},
-                null_values=ctx.null_values,
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        raise RejectedFile(
-            "malformed",
-            f"CSV near line {block.start_line} cannot be parsed: {exc}",
-            [block.start_line],
-        ) from exc
-
-    nrows = table.num_rows
-    record_lines: list[int] | None = None
-
-    def lines() -> list[int]:
-        nonlocal record_lines
-        if record_lines is None:
-            record_lines = [
-                block.start_line + x for x in _record_lines(block.data, ctx.quotechar.encode())
-            ]
-        return record_lines
-
-    bad_entries: list[tuple[int, str, str, Any]] = []
-    for number, row_text in invalid:
-        ln = lines()[number - 1] if number - 1 < len(lines()) else block.start_line
-        bad_entries.append((ln, "ragged_rows", f"expected {len(ctx.header)} fields", row_text))
-    skipped = sorted(n for n, _ in invalid)
-
-    def row_line(i: int) -> int:
-        # kept row i is record number i+1 plus the skipped records before it
-        rec = i + 1
-        for s in skipped:
-            if s <= rec:
-                rec += 1
-        all_lines = lines()
-        return all_lines[rec - 1] if rec - 1 < len(all_lines) else block.start_line
-
-    row_bad: dict[int, tuple[str, str]] = {}
-    text: dict[str, pa.Array] = {}
-    for name, col in zip(ctx.header, table.columns, strict=True):
-        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-        converted = _utf8(arr)
-        if converted is None:
-            bad_idx = _find_bad(arr, _utf8)
-            for i in bad_idx:
-                row_bad.setdefault(
-                    i,
-                    ("encoding", f"column {name} is not valid UTF-8 (declare the file's encoding)"),
-                )
-            keep = np.ones(nrows, dtype=bool)
-            keep[bad_idx] = False
-            good = _utf8(pc.filter(arr, pa.array(keep)))
-            assert good is not None
-            converted = _scatter(good, keep, pa.string())
-        text[name] = converted
-
-    if ctx.declared is not None:
-        typed, declared_bad = _apply_declared(text, nrows, ctx.declared)
-        for i, v in declared_bad.items():
-            row_bad.setdefault(i, v)
-        raw = None
-    else:
-        arrays = []
-        fields = []
-        for name in ctx.header:
-            t, arr = infer_text(text[name], ctx.floors.get(name, pa.null()))
-            arrays.append(arr)
-            fields.append(pa.field(name, t))
-        typed = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-        raw = text
-
-    if row_bad:
-        records = pa.Table.from_arrays([text[n] for n in ctx.header], names=ctx.header)
-        for i in sorted(row_bad):
-            code, reason = row_bad[i]
-            bad_entries.append((row_line(i), code, reason, records.slice(i, 1).to_pylist()[0]))
-        keep = np.ones(nrows, dtype=bool)
-        keep[list(row_bad)] = False
-        mask = pa.array(keep)
-        typed = typed.filter(mask)
-        if raw is not None:
-            raw = {k: pc.filter(v, mask) for k, v in raw.items()}
-        # a row that failed in one column may have re-typed another: re-infer from the kept text
-        if ctx.declared is None and raw is not None:
-            arrays, fields = [], []
-            for name in ctx.header:
-                t, arr = infer_text(raw[name], ctx.floors.get(name, pa.null()))
-                arrays.append(arr)
-                fields.append(pa.field(name, t))
-            typed = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-    bad_entries.sort(key=lambda e: e[0])
-    return BlockResult(Piece(typed, raw), nrows + len(invalid), bad_entries)
-
-
-def sniff_delimiter(sample: str, quotechar: str) -> str:
-    """The delimiter among , ; TAB | that splits the sample's lines most consistently."""
-    lines = sample.splitlines()
-    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
-        lines = lines[:-1]  # the last line may be cut
-    lines = [ln for ln in lines[:50] if ln.strip()]
-    best, best_score = ",", (-1, 0)
-    for delim in DELIMITERS:
-        try:
-            counts = [len(r) for r in csv.reader(lines, delimiter=delim, quotechar=quotechar)]
-        except csv.Error:
-            continue
-        if not counts or counts[0] < 2:
-            continue
-        consistent = sum(1 for c in counts if c == counts[0])
-        score = (consistent, counts[0])
-        if score > best_score:
-            best, best_score = delim, score
-    return best
-
-
-def _read_header(first_block: bytes, ctx_delim: str, quotechar: str) -> tuple[list[str], int]:
-    """The header fields of the first record and its length in bytes (it may span lines)."""
-    text = first_block.decode("utf-8", errors="replace")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=ctx_delim, quotechar=quotechar)
-    try:
-        fields = next(reader)
-    except StopIteration:
-        return [], len(first_block)
-    except csv.Error as exc:
-        raise RejectedFile("malformed", f"the CSV header cannot be parsed: {exc}", [1]) from exc
-    # byte length of the header record: count its physical lines
-    nlines = reader.line_num
-    end = 0
-    for _ in range(nlines):
-        nxt = first_block.find(b"\n", end)
-        end = len(first_block) if nxt < 0 else nxt + 1
-    return fields, end
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-@dataclass
-class JsonContext:
-    names: ColumnNames
-    declared: pa.Schema | None
-    records: bool  # True: "lines" are record numbers (JSON arrays)
-
-
-def _read_json_bytes(data: bytes, schema: pa.Schema | None = None) -> pa.Table:
-    table = pajson.read_json(
-        io.BytesIO(data),
-        read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1024)),
-        parse_options=pajson.ParseOptions(explicit_schema=schema),
-    )
-    if schema is None and _has_float(table.schema) and _LONG_INT.search(data):
-        table = _exact_json(data, table)
-    return table
-
-
-# An integer literal of 16 or more digits: the only kind a float64 may round (2**53 has 16).
-_LONG_INT = re.compile(rb"(?<![\w.])-?[0-9]{16,}(?![\w.])")
-
-
-def _has_float(schema: pa.Schema | pa.DataType) -> bool:
-    types = [f.type for f in schema] if isinstance(schema, pa.Schema) else [schema]
-    for t in types:
-        if pa.types.is_floating(t):
-            return True
-        if pa.types.is_struct(t) and _has_float(pa.schema(list(t))):
-            return True
-        if pa.types.is_list(t) and _has_float(t.value_type):
-            return True
-    return False
-
-
-class _FloatText(str):
-    """A JSON float literal kept as written."""
-
-
-@dataclass
-class _NumberPath:
-    wide: bool = False  # an integer beyond +-2**53
-    beyond_int64: bool = False
-    beyond_decimal: bool = False  # more than 38 digits
-    floats: bool = False
-
-
-def _scan_numbers(value: Any, path: ColumnPath, seen: dict[ColumnPath, _NumberPath]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _scan_numbers(v, (*path, k), seen)
-    elif isinstance(value, list):
-        for v in value:
-            _scan_numbers(v, (*path, LIST_ITEM), seen)
-    elif isinstance(value, _FloatText):
-        seen.setdefault(path, _NumberPath()).floats = True
-    elif isinstance(value, int) and not isinstance(value, bool):
-        info = seen.setdefault(path, _NumberPath())
-        if abs(value) > MAX_EXACT_INT:
-            info.wide = True
-            info.beyond_int64 |= not -(2**63) <= value < 2**63
-            info.beyond_decimal |= len(str(abs(value))) > 38
-
-
-def _as_text_at(value: Any, path: ColumnPath, text: frozenset[ColumnPath]) -> Any:
-    """``value`` ready for json.dumps: numbers at a ``text`` path as strings (as written)."""
-    if isinstance(value, dict):
-        return {k: _as_text_at(v, (*path, k), text) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_as_text_at(v, (*path, LIST_ITEM), text) for v in value]
-    if isinstance(value, _FloatText):
-        return str(value) if path in text else float(value)
-    if isinstance(value, int) and not isinstance(value, bool) and path in text:
-        return str(value)
-    return value
-
-
-def _retype(t: pa.DataType, path: ColumnPath, new: dict[ColumnPath, pa.DataType]) -> pa.DataType:
-    if path in new and pa.types.is_floating(t):
-        return new[path]
-    if pa.types.is_struct(t):
-        return pa.struct(
-            [
-                pa.field(t.field(i).name, _retype(t.field(i).type, (*path, t.field(i).name), new))
-                for i in range(t.num_fields)
-            ]
-        )
-    if pa.types.is_list(t):
-        return pa.list_(_retype(t.value_type, (*path, LIST_ITEM), new))
-    return t
-
-
-def _exact_json(data: bytes, table: pa.Table) -> pa.Table:
-    """Re-read ``data`` when pyarrow typed as float64 a field holding integers it cannot
-    keep: int64 when they fit, decimal(38,0) beyond, text when the field also holds floats
-    or an integer of more than 38 digits (numbers then written as in the file)."""
-    lines = [ln for ln in data.split(b"\n") if ln.strip()]
-    try:
-        records = [json.loads(ln, parse_float=_FloatText) for ln in lines]
-    except ValueError:
-        return table  # JSON pyarrow accepts but Python does not: keep pyarrow's reading
-    seen: dict[ColumnPath, _NumberPath] = {}
-    for record in records:
-        _scan_numbers(record, (), seen)
-    new: dict[ColumnPath, pa.DataType] = {}
-    for path, info in seen.items():
-        if not info.wide:
-            continue
-        if info.floats or info.beyond_decimal:
-            new[path] = pa.string()
-        else:
-            new[path] = DECIMAL_INT if info.beyond_int64 else pa.int64()
-    schema = pa.schema([pa.field(f.name, _retype(f.type, (f.name,), new)) for f in table.schema])
-    if schema == table.schema:
-        return table
-    text = frozenset(p for p, t in new.items() if pa.types.is_string(t))
-    if text:
-        data = b"\n".join(
-            json.dumps(_as_text_at(r, (), text), ensure_ascii=False).encode("utf-8")
-            for r in records
-        )
-    return _read_json_bytes(data, schema)
-
-
-def _join_tables(tables: list[pa.Table]) -> pa.Table:
-    if len(tables) == 1:
-        return tables[0]
-    schema = tables[0].schema
-    for t in tables[1:]:
-        schema = join_schemas(schema, t.schema)
-    return pa.concat_tables([widen_table(t, schema) for t in tables])
-
-
-def _json_lines_table(
-    lines: list[bytes], first_line: int
-) -> tuple[list[pa.Table], list[tuple[int, str, str, Any]]]:
-    """Parse lines that pyarrow refused together: split until parts parse; single bad
-    lines become bad rows."""
-    data = b"\n".join(lines)
-    if not data.strip():
-        return [], []
-    try:
-        return [_read_json_bytes(data)], []
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    if len(lines) > 64:
-        mid = len(lines) // 2
-        t1, b1 = _json_lines_table(lines[:mid], first_line)
-        t2, b2 = _json_lines_table(lines[mid:], first_line + mid)
-        return t1 + t2, b1 + b2
-    tables: list[pa.Table] = []
-    bad: list[tuple[int, str, str, Any]] = []
-    good: list[bytes] = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except UnicodeDecodeError:
-            bad.append(
-                (
-                    first_line + i,
-                    "encoding",
-                    "the line is not valid UTF-8",
-                    line.decode("utf-8", "replace"),
-                )
-            )
-            continue
-        except ValueError as exc:
-            bad.append(
-                (
-                    first_line + i,
-                    "malformed",
-                    f"not valid JSON: {exc}",
-                    line.decode("utf-8", "replace"),
-                )
-            )
-            continue
-        if not isinstance(value, dict):
-            bad.append(
-                (first_line + i, "malformed", "not a JSON object", line.decode("utf-8", "replace"))
-            )
-            continue
-        good.append(line)
-    if good:
-        try:
-            tables.append(_read_json_bytes(b"\n".join(good)))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            for i, line in enumerate(lines):
-                if not line.strip() or line not in good:
-                    continue
-                try:
-                    tables.append(_read_json_bytes(line))
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    bad.append(
-                        (
-                            first_line + i,
-                            "malformed",
-                            f"value cannot be represented: {exc}",
-                            line.decode("utf-8", "replace"),
-                        )
-                    )
-    return tables, bad
-
-
-def parse_json_block(block: Block, ctx: JsonContext) -> BlockResult:
-    bad: list[tuple[int, str, str, Any]] = []
-    try:
-        tables = [_read_json_bytes(block.data)] if block.data.strip() else []
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        lines = block.data.split(b"\n")
-        tables, bad = _json_lines_table(lines, block.start_line)
-        bad.sort(key=lambda e: e[0])
-    tables = [t for t in tables if t.num_rows]
-    if not tables:
-        return BlockResult(None, len(bad), bad)
-    table = _join_tables(tables)
-    table = table.rename_columns([ctx.names(n) for n in table.column_names])
-    rows_in = table.num_rows + len(bad)
-    if ctx.declared is not None:
-        undeclared = [n for n in table.column_names if n not in ctx.declared.names]
-        if undeclared:
-            raise RejectedFile(
-                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
-            )
-        columns = {n: table.column(n) for n in table.column_names}
-        typed, row_bad = _apply_declared(columns, table.num_rows, ctx.declared)
-        if row_bad:
-            # JSON rows cannot be mapped back to lines cheaply after a merge of parts; the
-            # record's position among the block's parsed rows gives it exactly when no line
-            # of the block was bad or blank, which is the case we can check.
-            line_of = _json_row_lines(block, bad, table.num_rows, ctx.records)
-            records = table.select(list(columns))
-            for i in sorted(row_bad):
-                code, reason = row_bad[i]
-                bad.append(
-                    (line_of(i), code, reason, _jsonable(records.slice(i, 1).to_pylist()[0]))
-                )
-            keep = np.ones(table.num_rows, dtype=bool)
-            keep[list(row_bad)] = False
-            typed = typed.filter(pa.array(keep))
-            bad.sort(key=lambda e: e[0])
-        table = typed
-    return BlockResult(Piece(table), rows_in, bad)
-
-
-def _json_row_lines(
-    block: Block, bad: list[tuple[int, str, str, Any]], nrows: int, records: bool
-) -> Callable[[int], int]:
-    lines = block.data.split(b"\n")
-    bad_lines = {b[0] for b in bad}
-    real = [
-        block.start_line + i
-        for i, ln in enumerate(lines)
-        if ln.strip() and block.start_line + i not in bad_lines
-    ]
-    return lambda i: real[i] if i < len(real) else block.start_line
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def json_document_blocks(chunks: Iterator[bytes], target: int) -> Iterator[Block]:
-    """JSON Lines blocks from a JSON array or from concatenated (pretty-printed) objects;
-    each block's ``start_line`` is the 1-based number of its first record."""
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    parser = json.JSONDecoder()
-    buf = ""
-    pos = 0
-    eof = False
-    in_array: bool | None = None
-    record = 0
-    out: list[bytes] = []
-    out_size = 0
-    first_record = 1
-    index = 0
-
-    def more() -> None:
-        nonlocal buf, pos, eof
-        chunk = next(chunks, None)
-        try:
-            if chunk is None:
-                eof = True
-                buf = buf[pos:] + decoder.decode(b"", final=True)
-            else:
-                buf = buf[pos:] + decoder.decode(chunk)
-        except UnicodeDecodeError as exc:
-            raise RejectedFile("encoding", "the JSON document is not valid UTF-8") from exc
-        pos = 0
-
-    def skip_ws() -> None:
-        nonlocal pos
-        while True:
-            while pos < len(buf) and buf[pos] in " \t\r\n":
-                pos += 1
-            if pos < len(buf) or eof:
-                return
-            more()
-
-    while True:
-        skip_ws()
-        if pos >= len(buf):
-            break
-        if in_array is None:
-            in_array = buf[pos] == "["
-            if in_array:
-                pos += 1
-                continue
-        if in_array and buf[pos] == "]":
-            pos += 1
-            skip_ws()
-            if pos < len(buf):
-                raise RejectedFile(
-                    "malformed", f"unexpected data after the JSON array (record {record})"
-                )
-            break
-        if in_array and record > 0:
-            if buf[pos] != ",":
-                raise RejectedFile(
-                    "malformed", f"expected ',' or ']' after record {record}", [record]
-                )
-            pos += 1
-            skip_ws()
-        while True:
-            try:
-                value, end = parser.raw_decode(buf, pos)
-                break
-            except json.JSONDecodeError as exc:
-                if eof:
-                    raise RejectedFile(
-                        "malformed",
-                        f"record {record + 1} is not valid JSON: {exc.msg}",
-                        [record + 1],
-                    ) from exc
-                more()
-                skip_ws()
-        pos = end
-        record += 1
-        # non-objects are kept too: the block parser reports them as bad rows
-        line = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-        out.append(line)
-        out_size += len(line)
-        if out_size >= target:
-            yield Block(index, b"".join(out), first_record)
-            index += 1
-            first_record = record + 1
-            out, out_size = [], 0
-        if pos > READ_CHUNK:
-            buf, pos = buf[pos:], 0
-    if out:
-        yield Block(index, b"".join(out), first_record)
-
-
-# --------------------------------------------------------------------------- Avro
-
-
-def _avro_type(schema: Any, named: dict[str, pa.DataType]) -> tuple[pa.DataType, bool]:
-    """(arrow type, nullable) for an Avro schema; raises ValueError when unsupported."""
-    if isinstance(schema, list):
-        branches = [b for b in schema if b != "null"]
-        if len(branches) != 1:
-            raise ValueError(f"union {schema} (only [null, T] unions are supported)")
-        t, _ = _avro_type(branches[0], named)
-        return t, True
-    if isinstance(schema, str):
-        simple = {
-            "null": pa.null(),
-            "boolean": pa.bool_(),
-            "int": pa.int32(),
-            "long": pa.int64(),
-            "float": pa.float32(),
-            "double": pa.float64(),
-            "bytes": pa.binary(),
-            "string": pa.string(),
-        }
-        if schema in simple:
-            return simple[schema], schema == "null"
-        if schema in named:
-            return named[schema], False
-        raise ValueError(f"type {schema!r}")
-    logical = schema.get("logicalType")
-    kind = schema["type"]
-    if logical == "date":
-        return pa.date32(), False
-    if logical == "timestamp-millis":
-        return pa.timestamp("ms", tz="UTC"), False
-    if logical == "timestamp-micros":
-        return pa.timestamp("us", tz="UTC"), False
-    if logical == "decimal":
-        return pa.decimal128(schema["precision"], schema.get("scale", 0)), False
-    if logical == "uuid":
-        return pa.string(), False
-    if kind == "record":
-        fields = []
-        for f in schema["fields"]:
-            t, _ = _avro_type(f["type"], named)
-            fields.append(pa.field(f["name"], t, nullable=True))
-        st = pa.struct(fields)
-        named[schema["name"]] = st
-        if "namespace" in schema:
-            named[f"{schema['namespace']}.{schema['name']}"] = st
-        return st, False
-    if kind == "array":
-        return pa.list_(_avro_type(schema["items"], named)[0]), False
-    if kind == "map":
-        return pa.map_(pa.string(), _avro_type(schema["values"], named)[0]), False
-    if kind == "enum":
-        return pa.string(), False
-    if kind == "fixed":
-        return pa.binary(), False
-    return _avro_type(kind, named)
-
-
-def avro_pieces(stream: DecompressedReader, batch_rows: int) -> Iterator[tuple[pa.Table, int]]:
-    import fastavro  # imported here: only Avro files need it
-
-    try:
-        reader = fastavro.reader(stream)  # type: ignore[arg-type]
-        schema = reader.writer_schema
-    except Exception as exc:  # fastavro raises many types for a bad header
-        if isinstance(exc, RejectedFile):
-            raise
-        raise RejectedFile("malformed", f"not a readable Avro file: {exc}") from exc
-    arrow: pa.Schema | None
-    try:
-        top, _ = _avro_type(schema, {})
-        arrow = pa.schema(list(top)) if pa.types.is_struct(top) else None
-    except (ValueError, KeyError, TypeError):
-        arrow = None  # unsupported shapes: let Arrow infer from the values
-    batch: list[Any] = []
-    first = 1
-    count = 0
-    try:
-        for rec in reader:
-            batch.append(rec)
-            count += 1
-            if len(batch) >= batch_rows:
-                yield _avro_table(batch, arrow), first
-                first = count + 1
-                batch = []
-    except RejectedFile:
-        raise
-    except Exception as exc:
-        raise RejectedFile(
-            "malformed", f"Avro record {count + 1} cannot be read: {exc}", [count + 1]
-        ) from exc
-    if batch:
-        yield _avro_table(batch, arrow), first
-
-
-def _avro_table(batch: list[Any], schema: pa.Schema | None) -> pa.Table:
-    if schema is not None:
-        try:
-            return pa.Table.from_pylist(batch, schema=schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            pass
-    try:
-        return pa.Table.from_pylist(batch)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise RejectedFile(
-            "unsupported_format", f"Avro values cannot be represented: {exc}"
-        ) from exc
-
-
-# --------------------------------------------------------------------------- driver
+# --------------------------------------------------------------------------- detection
 
 
 def _detect_format(head: bytes, options: DatasetOptions, name_format: str | None) -> str:
@@ -1281,93 +270,1001 @@ def _refuse_binary(head: bytes, encoding: str, fmt: str, compressed: bool) -> No
         )
 
 
+# --------------------------------------------------------------------------- the run
+
+
 class _Run:
-    """State of one conversion: counters, bad rows, the exceptions output."""
+    """One conversion's DuckDB session, bad rows and exceptions output."""
 
     def __init__(
-        self, options: DatasetOptions, exceptions_sink: Callable[[], BinaryIO] | None
+        self,
+        options: DatasetOptions,
+        exceptions_sink: Callable[[], BinaryIO] | None,
+        workdir: str,
+        threads: int,
+        memory_limit: str,
     ) -> None:
         self.options = options
-        self.rows_in = 0
+        self.workdir = workdir
+        self.con = duckdb.connect(
+            config={
+                "threads": threads,
+                "memory_limit": memory_limit,
+                "temp_directory": os.path.join(workdir, "duckdb-spill"),
+                "preserve_insertion_order": True,
+            }
+        )
+        self.con.execute("SET enable_progress_bar = false")
+        self.bad: list[_Bad] = []
         self.bad_count = 0
-        self.bad_rows: list[BadRow] = []
         self._open_exceptions = exceptions_sink
-        self._exceptions: BinaryIO | None = None
         self.exceptions_written = 0
 
-    def take(self, result: BlockResult, writer: SegmentedWriter) -> None:
-        self.rows_in += result.rows_in
-        if result.bad:
-            self._bad(result.bad)
-        if result.piece is not None and result.piece.num_rows:
-            writer.add(result.piece)
+    def clear_rejects(self) -> None:
+        """Empty DuckDB's reject tables (they exist once a read stored rejects)."""
+        with contextlib.suppress(duckdb.CatalogException):
+            self.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
 
-    def _bad(self, bad: list[tuple[int, str, str, Any]]) -> None:
-        if self.options.bad_rows == "reject":
-            line, code, reason, _ = bad[0]
-            lines = [b[0] for b in bad[:REJECT_LINES]]
-            more = (
-                f" (and {len(bad) - 1} more in the same part of the file)" if len(bad) > 1 else ""
-            )
-            raise RejectedFile(code, f"line {line}: {reason}{more}", lines)
-        if self._exceptions is None:
-            if self._open_exceptions is None:
-                raise ValueError("bad_rows='exceptions' needs an exceptions sink")
-            self._exceptions = self._open_exceptions()
-        records = []
-        for line, code, reason, raw in bad:
-            self.bad_count += 1
-            if len(self.bad_rows) < MAX_REPORTED_BAD_ROWS:
-                self.bad_rows.append(BadRow(line, code, reason))
-            entry = {"line": line, "reason_code": code, "reason": reason}
-            entry["raw" if isinstance(raw, str) else "record"] = raw
-            records.append(json.dumps(entry, ensure_ascii=False, default=str))
-        self._exceptions.write(("\n".join(records) + "\n").encode("utf-8"))
-        self.exceptions_written += len(records)
+    def close(self) -> None:
+        self.con.close()
 
+    def copy(self, select: str, out: str, row_group_rows: int) -> int:
+        """Write ``select`` to the Parquet file ``out``; the number of rows written."""
+        row = self.con.execute(
+            f"COPY ({select}) TO {literal(out)} (FORMAT parquet, ROW_GROUP_SIZE {row_group_rows})"
+        ).fetchone()
+        return int(row[0]) if row else 0
 
-def _pipeline(
-    blocks: Iterator[Block],
-    work: Callable[[Block], BlockResult],
-    threads: int,
-    run: _Run,
-    writer: SegmentedWriter,
-) -> None:
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="convert")
-    pending: deque[Future[BlockResult]] = deque()
-    try:
-        for block in blocks:
-            pending.append(pool.submit(work, block))
-            while len(pending) > threads + 1:
-                run.take(pending.popleft().result(), writer)
-        while pending:
-            run.take(pending.popleft().result(), writer)
-    finally:
-        for fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-_POOL_LOCK = threading.Lock()
-
-
-def use_block_friendly_memory_pool() -> None:
-    """Make jemalloc (else the system allocator) pyarrow's default pool, once per process.
-
-    Block-wise parsing on several threads allocates and frees many mid-sized buffers;
-    with pyarrow's default mimalloc pool that churn returned pages to the kernel and
-    doubled the parse CPU time in our measurements (benchmarks/README.md). Arrays already
-    allocated from another pool stay valid.
-    """
-    with _POOL_LOCK:
-        current = pa.default_memory_pool().backend_name
-        if current in ("jemalloc", "system"):
+    def set_aside(self, bad: list[_Bad], rows_in: int) -> None:
+        """Apply the bad-row policy to ``bad`` out of ``rows_in`` rows: set them aside to
+        the exceptions output, or reject the file (policy ``reject``, more than the
+        dataset's fraction of bad rows, or no good row at all)."""
+        if not bad:
             return
+        bad = sorted(bad, key=lambda b: b.line)
+        first = bad[0]
+        share = len(bad) / max(rows_in, 1)
+        if (
+            self.options.bad_rows == "reject"
+            or share > self.options.max_bad_row_fraction
+            or len(bad) >= rows_in
+        ):
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            over = (
+                f"; {len(bad)} of {rows_in} rows are bad, more than the "
+                f"{self.options.max_bad_row_fraction:.0%} the dataset sets aside"
+                if self.options.bad_rows != "reject" and len(bad) < rows_in
+                else ""
+            )
+            raise RejectedFile(
+                first.code,
+                f"line {first.line}: {first.reason}{more}{over}",
+                [b.line for b in bad[:REJECT_LINES]],
+            )
+        if self._open_exceptions is None:
+            raise ValueError("bad_rows='exceptions' needs an exceptions sink")
+        sink = self._open_exceptions()
+        records = []
+        for b in bad:
+            entry: dict[str, Any] = {"line": b.line, "reason_code": b.code, "reason": b.reason}
+            entry["raw" if isinstance(b.raw, str) else "record"] = b.raw
+            records.append(json.dumps(entry, ensure_ascii=False, default=str))
+        sink.write(("\n".join(records) + "\n").encode("utf-8"))
+        self.exceptions_written += len(records)
+        self.bad_count += len(bad)
+        self.bad.extend(bad[: MAX_REPORTED_BAD_ROWS - len(self.bad)])
+
+
+# --------------------------------------------------------------------------- spooling
+
+
+def _spool(chunks: Iterator[bytes], path: str) -> None:
+    with open(path, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+
+
+def _head(path: str, size: int = HEAD_BYTES) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _line_breaks(data: bytes) -> int:
+    """Line ends in ``data``: LF, CR or CRLF (a physical line is what an editor shows)."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _lines_at(path: str, positions: list[int]) -> dict[int, int]:
+    """Physical 1-based line number of each byte offset in ``path`` (one forward pass)."""
+    out: dict[int, int] = {}
+    line, done = 1, 0
+    last = b""
+    wanted = sorted(set(positions))
+    with open(path, "rb") as f:
+        for pos in wanted:
+            while done < pos:
+                chunk = f.read(min(READ_CHUNK, pos - done))
+                if not chunk:
+                    break
+                line += _line_breaks(chunk) - (last == b"\r" and chunk[:1] == b"\n")
+                last = chunk[-1:]
+                done += len(chunk)
+            out[pos] = line
+    return out
+
+
+def _complete_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """(number of its first line, text) of successive runs of whole physical lines."""
+    line = 1
+    carry = b""
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(READ_CHUNK), b""):
+            data = carry + chunk
+            # cut after the last line end that is not the last byte (a CR may be half a CRLF)
+            cut = max(data.rfind(b"\n", 0, len(data) - 1), data.rfind(b"\r", 0, len(data) - 1))
+            if cut < 0:
+                carry = data
+                continue
+            part, carry = data[: cut + 1], data[cut + 1 :]
+            if part.endswith(b"\r") and carry.startswith(b"\n"):
+                part, carry = part + b"\n", carry[1:]
+            yield line, part
+            line += _line_breaks(part)
+    if carry:
+        yield line, carry
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _csv_reader(spool: str, dialect: CsvDialect, options: DatasetOptions, ncols: int) -> str:
+    params = [
+        "auto_detect=false",
+        f"delim={literal(dialect.delimiter)}",
+        f"quote={literal(dialect.quote or '')}",
+        f"escape={literal(dialect.escape or dialect.quote or '')}",
+        # DuckDB drops comment lines itself and does not count them in ``skip``
+        f"skip={dialect.skip_lines_without_comments + max(dialect.header_lines - 1, 0)}",
+        f"header={'true' if dialect.header_lines else 'false'}",
+        "columns={" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}",
+        "nullstr=[" + ", ".join(literal(v) for v in options.null_values) + "]",
+        "store_rejects=true",
+        "strict_mode=true",
+    ]
+    if dialect.comment:
+        params.append(f"comment={literal(dialect.comment)}")
+    if dialect.newline == "\r":
+        # "\n" and "\r\n" are both read when new_line is unset; setting either (DuckDB
+        # 1.4.4, strict mode) reads no rows at all
+        params.append("new_line='\\r'")
+    return f"read_csv({literal(spool)}, {', '.join(params)})"
+
+
+_REJECT_CODES = {
+    "MISSING COLUMNS": "ragged_rows",
+    "TOO MANY COLUMNS": "ragged_rows",
+    "INVALID UNICODE": "encoding",
+    "INVALID ENCODING": "encoding",
+    "UNQUOTED VALUE": "malformed",
+    "LINE SIZE OVER MAXIMUM": "malformed",
+    "INVALID STATE": "malformed",
+    "CAST": "schema_mismatch",
+}
+
+
+def _csv_rejects(run: _Run, spool: str, ncols: int) -> list[_Bad]:
+    try:
+        rows = run.con.execute(
+            "SELECT line_byte_position, error_type::VARCHAR, csv_line, error_message "
+            "FROM reject_errors ORDER BY line_byte_position"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
+    run.clear_rejects()
+    if not rows:
+        return []
+    # a reject after empty lines starts at the first of them; its record after them
+    starts = []
+    for pos, kind, text, message in rows:
+        record = text.lstrip("\r\n")
+        starts.append((max(int(pos) - 1, 0) + len(text) - len(record), kind, record, message))
+    lines = _lines_at(spool, [r[0] for r in starts])
+    bad = []
+    seen: set[int] = set()
+    for pos, kind, text, message in starts:
+        line = lines[pos]
+        if line in seen:
+            continue
+        seen.add(line)
+        code = _REJECT_CODES.get(kind, "malformed")
+        if code == "ragged_rows":
+            reason = f"expected {ncols} fields"
+        elif code == "encoding":
+            reason = "the line is not valid UTF-8 (declare the file's encoding)"
+        else:
+            reason = message
+        bad.append(_Bad(line, code, reason, text))
+    return bad
+
+
+def _sample_types(run: _Run, reader: str, ncols: int) -> list[pa.DataType]:
+    rows = run.con.execute(f"SELECT * FROM {reader} LIMIT {SAMPLE_ROWS}").fetchall()  # noqa: S608
+    run.clear_rejects()
+    types: list[pa.DataType] = [pa.null()] * ncols
+    wide = [False] * ncols
+    for row in rows:
+        for i, value in enumerate(row):
+            if value is None or pa.types.is_string(types[i]):
+                continue
+            types[i], wide[i] = widen_for_text(types[i], wide[i], value)
+    return types
+
+
+def _convert_csv(
+    run: _Run,
+    spool: str,
+    out: str,
+    names: ColumnNames,
+    declared: pa.Schema | None,
+    floors: dict[str, pa.DataType],
+    row_group_rows: int,
+) -> tuple[int, int, CsvDialect]:
+    """(rows in, rows out, the dialect it was read with)."""
+    options = run.options
+    dialect = sniff_csv_dialect(_head(spool), options)
+    header = names.header(dialect.columns)
+    if not header:
+        raise RejectedFile("empty", "the file has no header")
+    ncols = len(header)
+    if declared is not None:
+        undeclared = [h for h in header if h not in declared.names]
+        if undeclared:
+            raise RejectedFile(
+                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
+            )
+        missing = [f.name for f in declared if f.name not in header and not f.nullable]
+        if missing:
+            raise RejectedFile(
+                "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
+            )
+
+    def read(spool: str) -> tuple[int, list[_Bad], list[_Bad]]:
+        """(rows written, rows not fitting the declared schema, the reader's rejects)."""
+        reader = _csv_reader(spool, dialect, options, ncols)
         try:
-            pool = pa.jemalloc_memory_pool()
-        except (pa.ArrowNotImplementedError, NotImplementedError):
-            pool = pa.system_memory_pool()
-        pa.set_memory_pool(pool)
+            if declared is not None:
+                text = {name: f"c{i}" for i, name in enumerate(header)}
+
+                def lines_of(ordinals: list[int]) -> dict[int, int]:
+                    rejected = {b.line for b in _csv_rejects(run, spool, ncols)}
+                    return _csv_record_lines(spool, dialect, ordinals, rejected)
+
+                rows_out, failing = _declared_copy(
+                    run, reader, declared, text, out, row_group_rows, lines_of, lambda r: r
+                )
+            else:
+                rows_out = _csv_inferred(run, reader, out, header, floors, row_group_rows)
+                failing = []
+        except duckdb.InvalidInputException as exc:
+            raise RejectedFile(
+                "malformed", f"the CSV cannot be parsed: {_first_line(exc)}"
+            ) from exc
+        return rows_out, failing, _csv_rejects(run, spool, ncols)
+
+    # Rows DuckDB would load shifted are looked for first; if there are any, the file is
+    # read from a copy with their lines emptied (every line keeps its number).
+    malformed = _suspect_lines(run, spool, dialect)
+    if malformed:
+        spool = _without_lines(spool, {b.line for b in malformed}, run.workdir)
+    rows_out, failing, rejects = read(spool)
+    # A quote that never closes makes DuckDB read the rest of the file (or up to the next
+    # quote) as one rejected value: the rows after it would be lost in that reject. Its
+    # line is emptied too and the file read again.
+    for _ in range(MAX_STRAY_QUOTES):
+        swallowing = [b for b in rejects if _swallows_lines(b)]
+        if not swallowing:
+            break
+        spool = _without_lines(spool, {b.line for b in swallowing}, run.workdir)
+        malformed += [
+            _Bad(
+                b.line,
+                "malformed",
+                "a quote opened on this line never closes",
+                str(b.raw).splitlines()[0],
+            )
+            for b in swallowing
+        ]
+        rows_out, failing, rejects = read(spool)
+    else:
+        raise RejectedFile(
+            "malformed",
+            f"quotes that never close on more than {MAX_STRAY_QUOTES} lines",
+            [b.line for b in malformed[:REJECT_LINES]],
+        )
+    bad = sorted(malformed + rejects + failing, key=lambda b: b.line)
+    run.set_aside(bad, rows_out + len(bad))
+    return rows_out + len(bad), rows_out, dialect
+
+
+def _swallows_lines(bad: _Bad) -> bool:
+    """A reject for an unterminated quote whose text runs over the following lines."""
+    text = str(bad.raw).rstrip("\r\n")
+    return "unterminated quote" in bad.reason and ("\n" in text or "\r" in text)
+
+
+def _without_lines(path: str, lines: set[int], workdir: str) -> str:
+    """A copy of ``path`` in ``workdir`` with the physical ``lines`` emptied, their line
+    ends kept (every other line keeps its number; DuckDB skips empty lines). The copy is
+    new each time: ``path`` may be the caller's own file, read in place."""
+    fd, emptied = tempfile.mkstemp(prefix="input-", suffix=".csv", dir=workdir)
+    with os.fdopen(fd, "wb") as dst:
+        for first, part in _complete_lines(path):
+            pieces = _LINE_BREAK.split(part)
+            ends = _LINE_BREAK.findall(part)
+            for i, text in enumerate(pieces):
+                dst.write(b"" if first + i in lines else text)
+                if i < len(ends):
+                    dst.write(ends[i])
+    return emptied
+
+
+def _re2_class(chars: set[str]) -> str:
+    """A negated RE2 character class of ``chars``."""
+    escaped = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
+    return (
+        "[^" + "".join(escaped.get(c, c if c.isalnum() else "\\" + c) for c in sorted(chars)) + "]"
+    )
+
+
+def _re2_text(text: str) -> str:
+    return "".join("\\t" if c == "\t" else c if c.isalnum() else "\\" + c for c in text)
+
+
+def _suspect_patterns(dialect: CsvDialect) -> tuple[str | None, str]:
+    """RE2 patterns over one physical line: (a quote where no field can have one, exactly
+    one field too many with the last one empty)."""
+    d = _re2_text(dialect.delimiter)
+    d0 = dialect.delimiter[0]
+    width = len(dialect.columns)
+    if dialect.quote is None:
+        return None, f"^(?:{_re2_class({d0})}*{d}){{{width}}}$"
+    q = _re2_text(dialect.quote)
+    if dialect.escape:
+        e = _re2_text(dialect.escape)
+        quoted = f"{q}(?:{_re2_class({dialect.quote, dialect.escape})}|{e}.)*{q}"
+    else:
+        quoted = f"(?:{q}{_re2_class({dialect.quote})}*{q})+"
+    field = f"(?:{quoted}|{_re2_class({dialect.quote, d0})}*)"
+    trailing = f"^(?:{field}{d}){{{width}}}$"
+    around = {dialect.quote, dialect.delimiter[0], dialect.delimiter[-1]}
+    before = around | ({dialect.escape} if dialect.escape else set())
+    quotes = f"{_re2_class(before)}{q}{_re2_class(around)}"
+    return quotes, trailing
+
+
+def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
+    """Rows DuckDB would load with shifted values, found before it reads the file:
+
+    - a quote inside an unquoted field (``07:31 "Lamp; LED"``: a delimiter is missing
+      before it) or text right after a closing quote (``"Smith, Jr." Lisbon``): DuckDB reads
+      the first kind as text and splits at the delimiter inside the quotes;
+    - a row with one field too many whose last field is empty (``a,b,extra,c,``): DuckDB
+      takes the trailing delimiter for a line end and loads the row shifted.
+
+    DuckDB itself reads the file line by line (one text column; empty lines are rows, so
+    the row number is the physical line) and matches the lines with RE2, on every vCPU.
+    A file it cannot read that way is left to the conversion's own read to report.
+    """
+    quotes, trailing = _suspect_patterns(dialect)
+    matches = [f"regexp_matches(line, {literal(trailing)})"]
+    if quotes is not None:
+        matches.insert(0, f"regexp_matches(line, {literal(quotes)})")
+    new_line = ", new_line='\\r'" if dialect.newline == "\r" else ""
+    separator = literal("\x1f\x1e\x1f\x1e")  # in no line: each line is one value
+    lines = (
+        f"read_csv({literal(path)}, delim={separator}, quote='', escape='', header=false, "
+        f"columns={{'line': 'VARCHAR'}}, auto_detect=false, strict_mode=false{new_line})"
+    )
+    query = (
+        f"SELECT n, line, {matches[0]} FROM "  # noqa: S608 - literals quoted
+        f"(SELECT row_number() OVER () AS n, line FROM {lines}) "
+        f"WHERE n > {dialect.skip_lines + dialect.header_lines} AND line IS NOT NULL "
+        f"AND ({' OR '.join(matches)}) ORDER BY n LIMIT 100001"
+    )
+    try:
+        rows = run.con.execute(query).fetchall()
+    except duckdb.Error:
+        return []
+    width = len(dialect.columns)
+    found = []
+    for n, line, misplaced_quote in rows:
+        if dialect.comment and line.startswith(dialect.comment):
+            continue
+        if misplaced_quote and quotes is not None:
+            reason = "a quote inside an unquoted field: a delimiter or a quote is missing"
+            found.append(_Bad(int(n), "malformed", reason, line))
+        else:
+            found.append(_Bad(int(n), "ragged_rows", f"expected {width} fields", line))
+    return found
+
+
+def _csv_inferred(
+    run: _Run,
+    reader: str,
+    out: str,
+    header: list[str],
+    floors: dict[str, pa.DataType],
+    row_group_rows: int,
+) -> int:
+    """Write the file with inferred types (widened and written again if a later value needs
+    it); the number of rows written."""
+    ncols = len(header)
+    types = _sample_types(run, reader, ncols)
+    for i, name in enumerate(header):
+        if name in floors:
+            types[i] = join_types(floors[name], types[i])
+    wide = [False] * ncols
+    for _ in range(MAX_RETYPES):
+        select = ", ".join(
+            f"{typed_text(t, f'c{i}', i)} AS {identifier(name)}"
+            for i, (t, name) in enumerate(zip(types, header, strict=True))
+        )
+        absent = [
+            f"NULL::{duckdb_type(t)} AS {identifier(n)}"
+            for n, t in floors.items()
+            if n not in header
+        ]
+        query = f"SELECT {', '.join([select, *absent])} FROM {reader}"  # noqa: S608
+        try:
+            return run.copy(query, out, row_group_rows)
+        except duckdb.Error as exc:
+            request = widen_request(exc)
+            if request is None:
+                raise
+            position, value = request
+            types[position], wide[position] = widen_for_text(
+                types[position], wide[position], value, retype=True
+            )
+            run.clear_rejects()
+    raise RejectedFile("malformed", "the column types do not settle")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One declared column: its text in the source (``None``: absent) and whether a row's
+    value fits (a SQL condition)."""
+
+    field: pa.Field
+    text: str | None
+    ok: str
+
+
+def _declared_plan(declared: pa.Schema, text: dict[str, str]) -> tuple[list[str], list[_Check]]:
+    """The ``SELECT`` list casting each declared column from its ``text`` column, and the
+    checks a row must pass (a value that does not fit, a null in a non-nullable column)."""
+    select, checks = [], []
+    for f in declared:
+        col = text.get(f.name)
+        t = duckdb_type(f.type)
+        if col is None:
+            select.append(f"NULL::{t} AS {identifier(f.name)}")
+            if not f.nullable:
+                checks.append(_Check(f, None, "false"))
+            continue
+        fit = fits(f.type, col)
+        ok = f"({col} IS NOT NULL AND {fit})" if not f.nullable else f"({col} IS NULL OR {fit})"
+        checks.append(_Check(f, col, ok))
+        select.append(f"TRY_CAST({col} AS {t}) AS {identifier(f.name)}")
+    return select, checks
+
+
+def _declared_copy(
+    run: _Run,
+    reader: str,
+    declared: pa.Schema,
+    text: dict[str, str],
+    out: str,
+    row_group_rows: int,
+    lines_of: Callable[[list[int]], dict[int, int]],
+    raw_record: Callable[[dict[str, Any]], Any],
+) -> tuple[int, list[_Bad]]:
+    """Write the rows that fit the declared schema; (rows written, the rows that do not,
+    with their lines). One pass when every row fits; otherwise the failing rows are listed
+    (their record numbers mapped to lines by ``lines_of``) and the good ones written."""
+    select, checks = _declared_plan(declared, text)
+    good = " AND ".join(c.ok for c in checks) or "true"
+    query = f"SELECT {', '.join(select)} FROM {reader}"  # noqa: S608 - names quoted
+    try:
+        guard = f"CASE WHEN {good} THEN true ELSE error('{WIDEN} bad row') END"
+        return run.copy(f"{query} WHERE {guard}", out, row_group_rows), []
+    except duckdb.Error as exc:
+        if WIDEN not in str(exc):
+            raise
+    run.clear_rejects()
+    values = ", ".join(c.text for c in checks if c.text is not None)
+    flags = ", ".join(f"NOT coalesce({c.ok}, false)" for c in checks)
+    failing = run.con.execute(
+        f"SELECT _n, {flags}{', ' + values if values else ''} FROM "  # noqa: S608
+        f"(SELECT row_number() OVER () AS _n, * FROM {reader}) WHERE NOT ({good}) ORDER BY _n"
+    ).fetchall()
+    lines = lines_of([int(row[0]) for row in failing])
+    present = [c for c in checks if c.text is not None]
+    bad = []
+    for row in failing:
+        flagged = row[1 : 1 + len(checks)]
+        record = dict(zip((c.field.name for c in present), row[1 + len(checks) :], strict=True))
+        check = next(c for c, wrong in zip(checks, flagged, strict=True) if wrong)
+        value = record.get(check.field.name)
+        reason = (
+            f"column {check.field.name} is null but declared not nullable"
+            if value is None
+            else f"column {check.field.name}: {value!r} is not a valid {check.field.type}"
+        )
+        bad.append(_Bad(lines[int(row[0])], "schema_mismatch", reason, raw_record(record)))
+    run.clear_rejects()
+    return run.copy(f"{query} WHERE {good}", out, row_group_rows), bad
+
+
+def _csv_record_lines(
+    spool: str, dialect: CsvDialect, ordinals: list[int], rejected: set[int]
+) -> dict[int, int]:
+    """Physical line of the data records numbered ``ordinals`` (1-based, as DuckDB reads
+    them: blank lines and the rows it rejected, starting on the lines ``rejected``, are not
+    records). One pass with Python's csv module: only files with bad rows pay for it."""
+    wanted = set(ordinals)
+    out: dict[int, int] = {}
+    skip = dialect.skip_lines + dialect.header_lines
+    with open(spool, encoding="utf-8", errors="replace", newline="") as f:
+        reader = csv.reader(
+            f,
+            delimiter=dialect.delimiter[0],
+            quotechar=dialect.quote or '"',
+            quoting=csv.QUOTE_MINIMAL if dialect.quote else csv.QUOTE_NONE,
+            escapechar=dialect.escape,
+            skipinitialspace=dialect.delimiter[1:].isspace(),  # ", ": a quote after the space
+            strict=False,
+        )
+        n = 0
+        start = 1
+        for record in reader:
+            line, start = start, reader.line_num + 1
+            if line <= skip or not record or line in rejected:
+                continue
+            if dialect.comment and record[0].startswith(dialect.comment):
+                continue
+            n += 1
+            if n in wanted:
+                out[n] = line
+                if len(out) == len(wanted):
+                    break
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+_UNSAFE_JSON = re.compile(r"JSON|MAP|UBIGINT|HUGEINT|STRUCT\(\)")
+_NESTED_FLOAT = re.compile(r"(DOUBLE|FLOAT)(\[\]|[,)])")
+
+
+def _json_fast_types(run: _Run, spool: str, sample_rows: int) -> pa.Schema | None:
+    """DuckDB's structure of the file from ``sample_rows`` records (-1: all) when it is
+    safe to read with: no integer beyond int64, no mixed-type (JSON) value, no map, no
+    float inside a struct or list (top-level floats are read as text and checked).
+    ``None``: lakegov types the file itself."""
+    source = (
+        f"SELECT * FROM read_json({literal(spool)}, format='auto', records='true', "  # noqa: S608
+        f"map_inference_threshold=-1, sample_size={sample_rows})"
+    )
+    try:
+        described = run.con.execute(f"DESCRIBE {source}").fetchall()
+    except duckdb.Error:
+        return None
+    for row in described:
+        t = str(row[1])
+        if _UNSAFE_JSON.search(t) or (t not in ("DOUBLE", "FLOAT") and _NESTED_FLOAT.search(t)):
+            return None
+    if not described:
+        return None
+    return run.con.execute(f"{source} LIMIT 0").fetch_arrow_table().schema
+
+
+def _json_fast(
+    run: _Run,
+    spool: str,
+    out: str,
+    names: ColumnNames,
+    schema: pa.Schema,
+    floors: dict[str, pa.DataType],
+    row_group_rows: int,
+) -> int:
+    """Read with ``schema`` (each column at least its type in ``floors``); a top-level
+    float column is read as text and checked like a CSV one."""
+    columns, select = [], []
+    for i, f in enumerate(schema):
+        name = names(f.name)
+        t = join_types(floors[name], f.type) if name in floors else f.type
+        floating = pa.types.is_floating(t)
+        columns.append(f"{literal(f.name)}: {literal('VARCHAR' if floating else duckdb_type(t))}")
+        col = identifier(f.name)
+        select.append(f"{typed_text(t, col, i) if floating else col} AS {identifier(name)}")
+    seen = set(names.output_names())
+    select += [
+        f"NULL::{duckdb_type(t)} AS {identifier(n)}" for n, t in floors.items() if n not in seen
+    ]
+    reader = f"read_json({literal(spool)}, format='auto', records='true', columns={{{', '.join(columns)}}})"
+    return run.copy(f"SELECT {', '.join(select)} FROM {reader}", out, row_group_rows)  # noqa: S608
+
+
+@dataclass
+class _JsonScan:
+    """The records of a JSON file, one per line in ``clean``, typed on the lattice."""
+
+    clean: str
+    lines: list[int]  # physical line (or record number) of each clean record
+    schema: dict[str, pa.DataType]
+    wide: set[ColumnPath]
+    floats: set[ColumnPath]
+    bad: list[_Bad]
+
+
+def _json_type(value: Any, path: ColumnPath, scan: _JsonScan) -> pa.DataType:
+    if isinstance(value, dict):
+        return pa.struct([pa.field(k, _json_type(v, (*path, k), scan)) for k, v in value.items()])
+    if isinstance(value, list):
+        item: pa.DataType = pa.null()
+        for v in value:
+            item = join_types(item, _json_type(v, (*path, LIST_ITEM), scan))
+        return pa.list_(item)
+    t, wide = json_value_type(value)
+    if wide:
+        scan.wide.add(path)
+    if pa.types.is_floating(t):
+        scan.floats.add(path)
+    return t
+
+
+def _exact(t: pa.DataType, path: ColumnPath, text: set[ColumnPath]) -> pa.DataType:
+    if pa.types.is_struct(t):
+        return pa.struct(
+            [
+                pa.field(t.field(i).name, _exact(t.field(i).type, (*path, t.field(i).name), text))
+                for i in range(t.num_fields)
+            ]
+        )
+    if pa.types.is_list(t):
+        return pa.list_(_exact(t.value_type, (*path, LIST_ITEM), text))
+    return (
+        pa.string() if path in text and (pa.types.is_floating(t) or pa.types.is_decimal(t)) else t
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, FloatText):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json_records(spool: str) -> Iterator[tuple[int, bytes | None, Any, str | None]]:
+    """(line, the record's JSON text, the parsed value, error) for each record: lines for
+    JSON Lines, record numbers for a JSON array or objects one after another."""
+    with open(spool, "rb") as f:
+        head = f.read(HEAD_BYTES)
+    text = head.lstrip(b" \t\r\n")
+    documents = text.startswith(b"[")
+    if not documents:
+        first = text.split(b"\n", 1)[0]
+        try:
+            json.loads(first)
+        except ValueError:
+            documents = b"\n" in text or len(text) < len(head)
+    if not documents:
+        with open(spool, "rb") as f:
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield n, line, json.loads(line, parse_float=FloatText), None
+                except UnicodeDecodeError:
+                    yield n, line, None, "encoding"
+                except ValueError as exc:
+                    yield n, line, None, f"not valid JSON: {exc}"
+        return
+    yield from _json_documents(spool)
+
+
+def _json_documents(spool: str) -> Iterator[tuple[int, bytes | None, Any, str | None]]:
+    """The records of a JSON array, or of JSON values one after another, read forwards in
+    chunks (memory: one chunk and one record)."""
+    decoder = json.JSONDecoder(parse_float=FloatText)
+    utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+    space = re.compile(r"\s*")
+    with open(spool, "rb") as source:
+        buf, pos, eof = "", 0, False
+
+        def more() -> bool:
+            """Append the next chunk (dropping what was consumed); False at the end."""
+            nonlocal buf, pos, eof
+            if eof:
+                return False
+            chunk = source.read(READ_CHUNK)
+            eof = not chunk
+            try:
+                text = utf8.decode(chunk, final=eof)
+            except UnicodeDecodeError as exc:
+                raise RejectedFile("encoding", "the JSON document is not valid UTF-8") from exc
+            buf, pos = buf[pos:] + text, 0
+            return True
+
+        def skip_space() -> None:
+            nonlocal pos
+            while True:
+                pos = space.match(buf, pos).end()  # type: ignore[union-attr]
+                if pos < len(buf) or not more():
+                    return
+
+        skip_space()
+        in_array = buf.startswith("[", pos)
+        if in_array:
+            pos += 1
+            skip_space()
+        record = 0
+        while pos < len(buf):
+            if in_array and buf[pos] == "]":
+                pos += 1
+                skip_space()
+                if pos < len(buf):
+                    raise RejectedFile(
+                        "malformed", f"unexpected data after the JSON array (record {record})"
+                    )
+                return
+            if in_array and record > 0:
+                if buf[pos] != ",":
+                    raise RejectedFile(
+                        "malformed", f"expected ',' or ']' after record {record}", [record]
+                    )
+                pos += 1
+                skip_space()
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buf, pos)
+                    if end < len(buf) or eof:  # a number at the end may go on
+                        break
+                except json.JSONDecodeError as exc:
+                    if eof:
+                        raise RejectedFile(
+                            "malformed",
+                            f"record {record + 1} is not valid JSON: {exc.msg}",
+                            [record + 1],
+                        ) from exc
+                more()
+            pos = end
+            record += 1
+            yield record, None, value, None
+            skip_space()
+        if in_array:
+            raise RejectedFile("malformed", f"the JSON array is not closed after record {record}")
+
+
+def _scan_json(spool: str, workdir: str) -> _JsonScan:
+    fd, clean = tempfile.mkstemp(prefix="lakegov-", suffix=".jsonl", dir=workdir)
+    scan = _JsonScan(clean, [], {}, set(), set(), [])
+    with os.fdopen(fd, "wb") as out:
+        for line, raw, value, error in _json_records(spool):
+            raw_text = raw.decode("utf-8", "replace").rstrip("\r\n") if raw is not None else ""
+            if error == "encoding":
+                scan.bad.append(_Bad(line, "encoding", "the line is not valid UTF-8", raw_text))
+                continue
+            if error is not None:
+                scan.bad.append(_Bad(line, "malformed", error, raw_text))
+                continue
+            if not isinstance(value, dict):
+                scan.bad.append(
+                    _Bad(
+                        line,
+                        "malformed",
+                        "not a JSON object",
+                        raw_text or json.dumps(_plain(value)),
+                    )
+                )
+                continue
+            for k, v in value.items():
+                t = _json_type(v, (k,), scan)
+                scan.schema[k] = join_types(scan.schema[k], t) if k in scan.schema else t
+            out.write(
+                raw
+                if raw is not None and raw.endswith(b"\n")
+                else (
+                    raw.rstrip(b"\r\n")
+                    if raw is not None
+                    else json.dumps(_plain(value), ensure_ascii=False).encode()
+                )
+                + b"\n"
+            )
+            scan.lines.append(line)
+    text = scan.wide & scan.floats
+    scan.schema = {k: _exact(t, (k,), text) for k, t in scan.schema.items()}
+    return scan
+
+
+def _convert_json(
+    run: _Run,
+    spool: str,
+    out: str,
+    declared: pa.Schema | None,
+    floors: dict[str, pa.DataType],
+    row_group_rows: int,
+) -> tuple[int, int, ColumnNames]:
+    """(rows in, rows out, the column names). DuckDB's reader with its sampled structure
+    first, then with the structure of every record; lakegov types the records itself
+    when neither is safe, when a value does not fit, or with a declared schema."""
+    normalize = run.options.normalize_column_names
+    if declared is None:
+        for sample_rows in (SAMPLE_ROWS, -1):
+            schema = _json_fast_types(run, spool, sample_rows)
+            if schema is None:
+                continue
+            names = ColumnNames(normalize)
+            try:
+                rows = _json_fast(run, spool, out, names, schema, floors, row_group_rows)
+            except duckdb.Error:
+                continue
+            return rows, rows, names
+    names = ColumnNames(normalize)
+    scan = _scan_json(spool, run.workdir)
+    try:
+        rows_in, rows_out = _json_typed(run, scan, out, names, declared, floors, row_group_rows)
+    finally:
+        Path(scan.clean).unlink(missing_ok=True)
+    return rows_in, rows_out, names
+
+
+def _json_typed(
+    run: _Run,
+    scan: _JsonScan,
+    out: str,
+    names: ColumnNames,
+    declared: pa.Schema | None,
+    floors: dict[str, pa.DataType],
+    row_group_rows: int,
+) -> tuple[int, int]:
+    rows_in = len(scan.lines) + len(scan.bad)
+    if not scan.lines:
+        if scan.bad:
+            run.set_aside(scan.bad, rows_in)
+        raise RejectedFile("empty", "the file has no data rows")
+    output = {raw: names(raw) for raw in scan.schema}
+    if declared is not None:
+        undeclared = [n for n in output.values() if n not in declared.names]
+        if undeclared:
+            raise RejectedFile(
+                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
+            )
+        columns = ", ".join(f"{literal(raw)}: 'VARCHAR'" for raw in output)
+        reader = (
+            f"read_json({literal(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
+        )
+        text = {name: identifier(raw) for raw, name in output.items()}
+        try:
+            rows_out, bad = _declared_copy(
+                run,
+                reader,
+                declared,
+                text,
+                out,
+                row_group_rows,
+                lambda ordinals: {n: scan.lines[n - 1] for n in ordinals},
+                lambda record: record,
+            )
+        except duckdb.Error as exc:
+            raise RejectedFile("malformed", f"the JSON cannot be read: {_first_line(exc)}") from exc
+        bad += scan.bad
+        run.set_aside(bad, rows_in)
+        return rows_in, rows_out
+    types = dict(scan.schema)
+    for raw, name in output.items():
+        if name in floors:
+            types[raw] = join_types(floors[name], types[raw])
+    columns = ", ".join(f"{literal(raw)}: {literal(duckdb_type(t))}" for raw, t in types.items())
+    reader = f"read_json({literal(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
+    select = [
+        f"{'NULL::VARCHAR' if t == pa.struct([]) else identifier(raw)} AS {identifier(output[raw])}"
+        for raw, t in types.items()
+    ]
+    select += [
+        f"NULL::{duckdb_type(t)} AS {identifier(n)}"
+        for n, t in floors.items()
+        if n not in output.values()
+    ]
+    query = f"SELECT {', '.join(select)} FROM {reader}"  # noqa: S608
+    run.set_aside(scan.bad, rows_in)
+    try:
+        rows_out = run.copy(query, out, row_group_rows)
+    except duckdb.Error as exc:
+        raise RejectedFile("malformed", f"the JSON cannot be read: {_first_line(exc)}") from exc
+    return rows_in, rows_out
+
+
+# --------------------------------------------------------------------------- Parquet, Avro
+
+
+def _convert_binary(
+    run: _Run,
+    fmt: str,
+    spool: str,
+    out: str,
+    names: ColumnNames,
+    declared: pa.Schema | None,
+    row_group_rows: int,
+) -> tuple[int, int]:
+    if fmt == "avro":
+        tables = avro_batches(spool, 65_536)
+        first = next(tables, None)
+        if first is None:
+            raise RejectedFile("empty", "the file has no data rows")
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            assert first is not None
+            yield from first.to_batches()
+            for table in tables:
+                yield from table.cast(first.schema).to_batches()
+
+        run.con.register("avro_input", pa.RecordBatchReader.from_batches(first.schema, batches()))
+        reader = "avro_input"
+    else:
+        reader = f"read_parquet({literal(spool)})"
+    try:
+        schema = run.con.execute(f"SELECT * FROM {reader} LIMIT 0").fetch_arrow_table().schema  # noqa: S608
+    except duckdb.Error as exc:
+        raise RejectedFile("malformed", f"not a readable {fmt} file: {_first_line(exc)}") from exc
+    output = [names(f.name) for f in schema]
+    if declared is not None:
+        undeclared = [n for n in output if n not in declared.names]
+        if undeclared:
+            raise RejectedFile(
+                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
+            )
+    select = []
+    for f, name in zip(schema, output, strict=True):
+        col = identifier(f.name)
+        if declared is not None:
+            select.append(
+                f"CAST({col} AS {duckdb_type(declared.field(name).type)}) AS {identifier(name)}"
+            )
+        elif fmt == "avro" and pa.types.is_timestamp(f.type) and f.type.tz is None:
+            # Avro timestamps are instants (UTC) by the specification
+            select.append(f"CAST({col} AS TIMESTAMPTZ) AS {identifier(name)}")
+        else:
+            select.append(f"{col} AS {identifier(name)}")
+    if declared is not None:
+        select += [
+            f"NULL::{duckdb_type(f.type)} AS {identifier(f.name)}"
+            for f in declared
+            if f.name not in output
+        ]
+    try:
+        rows = run.copy(f"SELECT {', '.join(select)} FROM {reader}", out, row_group_rows)  # noqa: S608
+    except duckdb.ConversionException as exc:
+        raise RejectedFile("schema_mismatch", _first_line(exc)) from exc
+    except duckdb.Error as exc:
+        raise RejectedFile(
+            "malformed", f"the {fmt} file cannot be read: {_first_line(exc)}"
+        ) from exc
+    return rows, rows
+
+
+# --------------------------------------------------------------------------- driver
 
 
 def convert(
@@ -1381,36 +1278,31 @@ def convert(
     workdir: str | None = None,
     threads: int | None = None,
     row_group_rows: int = ROW_GROUP_ROWS,
-    row_group_bytes: int = ROW_GROUP_BYTES,
-    block_bytes: int = BLOCK_BYTES,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> ConversionResult:
     """Convert one file read forwards from ``source`` into one Parquet file on ``sink``.
 
     ``source_name`` (the key or path) gives format and compression hints from its
     extensions; content wins where it is unambiguous (magic bytes). ``previous_schema`` is
-    the dataset's current schema (from the catalog), if any. ``exceptions_sink`` is called
-    once, on the first bad row, in ``bad_rows='exceptions'`` mode and receives JSON Lines
+    the dataset's current schema (from the catalog), if any: its types are the floor of this
+    file's, and its columns absent from the file are written as nulls. ``exceptions_sink``
+    is called once, when bad rows are set aside, and receives JSON Lines
     ``{"line", "reason_code", "reason", "raw"|"record"}``. Temporary files go to
     ``workdir`` (default: the system temp dir; ``/tmp`` on Lambda) and are removed.
 
     Raises :class:`RejectedFile` for a file that cannot be converted; nothing useful is
     left on ``sink`` then (the caller discards it).
     """
-    from lakegov.convert.layout import split_file_name
-
     options = options or DatasetOptions()
-    use_block_friendly_memory_pool()
-    threads = threads or os.cpu_count() or 1
-    workdir = workdir or tempfile.gettempdir()
+    threads = threads or available_cpus()
+    base = workdir or tempfile.gettempdir()
     name_parts = split_file_name(source_name.rsplit("/", 1)[-1]) if source_name else None
-    name_format = name_parts.format if name_parts else None
-    name_compression = name_parts.compression if name_parts else None
     declared = options.declared_schema()
 
     stats = StreamStats()
     raw = LimitedReader(source, options.max_file_bytes, stats)
-    head = raw.peek(4)
-    compression = detect_compression(head)
+    compression = detect_compression(raw.peek(4))
+    name_compression = name_parts.compression if name_parts else None
     expected = (
         options.compression if options.compression not in (None, "none") else name_compression
     )
@@ -1426,82 +1318,133 @@ def convert(
         raise RejectedFile(
             "empty", "the file is empty" + (" once decompressed" if compression else "")
         )
-    fmt = _detect_format(head, options, name_format)
+    fmt = _detect_format(head, options, name_parts.format if name_parts else None)
     if fmt in ("csv", "json"):
         _refuse_binary(head, options.encoding, fmt, compression is not None)
+    elif fmt not in ("parquet", "avro"):
+        raise RejectedFile("unsupported_format", f"format {fmt!r} is not supported")
 
-    seed: pa.Schema | None = declared
-    if seed is None and previous_schema is not None:
-        seed = pa.schema([pa.field(f.name, f.type) for f in previous_schema])
-    writer = SegmentedWriter(workdir, seed, row_group_rows, row_group_bytes)
-    run = _Run(options, exceptions_sink)
-    names = ColumnNames(options.normalize_column_names)
-    delimiter: str | None = None
-
-    def check_change(schema: pa.Schema) -> None:
-        _check_schema_change(previous_schema, schema, options)
-
-    writer.on_schema = check_change
-    ok = False
+    workdir = tempfile.mkdtemp(prefix="lakegov-", dir=base)
+    run = _Run(options, exceptions_sink, workdir, threads, memory_limit)
     try:
+        text = fmt in ("csv", "json")
+        spool = _readable_as_is(
+            source, compression, options.encoding, head, stats, options.max_file_bytes
+        )
+        if spool is None:
+            spool = os.path.join(workdir, "input")
+            chunks = stream.chunks()
+            _spool(utf8_chunks(chunks, options.encoding) if text else chunks, spool)
+        if text and not _head(spool).strip(b" \t\r\n\xef\xbb\xbf"):
+            raise RejectedFile("empty", "the file is empty")
+        out = os.path.join(workdir, "output.parquet")
+        names = ColumnNames(options.normalize_column_names)
+        floors = (
+            {f.name: f.type for f in previous_schema}
+            if previous_schema is not None and declared is None
+            else {}
+        )
+        delimiter = None
+        dialect: CsvDialect | None = None
+        hinted = DELIMITER_BY_EXTENSION.get(name_parts.extension or "") if name_parts else None
+        if fmt == "csv" and options.delimiter is None and hinted:
+            run.options = dataclasses.replace(options, delimiter=hinted)  # .tsv, .psv
         if fmt == "csv":
-            delimiter = _convert_csv(
-                stream, options, declared, names, writer, run, threads, block_bytes, name_parts
+            rows_in, rows_out, dialect = _convert_csv(
+                run, spool, out, names, declared, floors, row_group_rows
             )
+            delimiter = dialect.delimiter
         elif fmt == "json":
-            _convert_json(stream, head, options, declared, names, writer, run, threads, block_bytes)
-        elif fmt == "avro":
-            _convert_records(avro_pieces(stream, 65536), declared, names, writer, run)
-        elif fmt == "parquet":
-            _convert_parquet(stream, declared, names, writer, run, workdir)
-        else:
-            raise RejectedFile("unsupported_format", f"format {fmt!r} is not supported")
-        if run.rows_in == 0:
-            raise RejectedFile("empty", "the file has no data rows")
-        output_bytes = writer.finish(sink)
-        if writer.rows_out == 0:
-            raise RejectedFile(
-                run.bad_rows[0].reason_code if run.bad_rows else "empty",
-                f"none of the file's {run.rows_in} rows could be converted",
-                [b.line for b in run.bad_rows[:REJECT_LINES]],
+            rows_in, rows_out, names = _convert_json(
+                run, spool, out, declared, floors, row_group_rows
             )
-        ok = True
-    except pa.ArrowInvalid as exc:
-        raise RejectedFile("malformed", f"the file cannot be read as {fmt}: {exc}") from exc
-    finally:
-        if ok:
-            writer.cleanup()
         else:
-            writer.abort()
+            rows_in, rows_out = _convert_binary(
+                run, fmt, spool, out, names, declared, row_group_rows
+            )
+        if rows_in == 0:
+            raise RejectedFile("empty", "the file has no data rows")
+        if declared is not None and not all(f.nullable for f in declared):
+            out = _required_columns(out, declared)
+        metadata = pq.read_metadata(out)
+        schema = metadata.schema.to_arrow_schema()
+        _check_schema_change(previous_schema, schema, options)
+        with open(out, "rb") as produced:
+            shutil.copyfileobj(produced, sink, READ_CHUNK)
+        output_bytes = os.path.getsize(out)
+    finally:
+        run.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    schema = writer.schema
-    diff = compare_schemas(previous_schema, schema)
     seen = names.output_names()
-    missing = (
-        [f.name for f in previous_schema if f.name not in seen]
-        if previous_schema is not None
-        else []
-    )
     return ConversionResult(
-        rows_in=run.rows_in,
-        rows_out=writer.rows_out,
+        rows_in=rows_in,
+        rows_out=rows_out,
         bad_row_count=run.bad_count,
-        bad_rows=run.bad_rows,
+        bad_rows=[BadRow(b.line, b.code, b.reason) for b in run.bad],
         schema=schema,
         schema_fingerprint=schema_fingerprint(schema),
-        schema_diff=diff,
+        schema_diff=compare_schemas(previous_schema, schema),
         format=fmt,
         compression=compression,
         bytes_in=stats.bytes_in,
         bytes_decompressed=stats.bytes_decompressed,
         output_bytes=output_bytes,
-        row_groups=writer.row_groups,
+        row_groups=metadata.num_row_groups,
         exceptions_written=run.exceptions_written,
         delimiter=delimiter,
         encoding=options.encoding if fmt in ("csv", "json") else None,
         renamed_columns=names.renamed,
-        missing_columns=missing,
+        missing_columns=(
+            [f.name for f in previous_schema if f.name not in seen]
+            if previous_schema is not None
+            else []
+        ),
+        dialect=dialect,
     )
+
+
+def _required_columns(path: str, declared: pa.Schema) -> str:
+    """The Parquet file rewritten with the declared non-nullable columns marked required
+    (DuckDB writes every column optional); row group by row group, in bounded memory."""
+    source = pq.ParquetFile(path)
+    schema = pa.schema(
+        [pa.field(f.name, source.schema_arrow.field(f.name).type, f.nullable) for f in declared]
+    )
+    required = path + ".required.parquet"
+    with pq.ParquetWriter(required, schema) as writer:
+        for i in range(source.num_row_groups):
+            writer.write_table(source.read_row_group(i).cast(schema))
+    return required
+
+
+def available_cpus() -> int:
+    """The vCPUs this process may run on (a Lambda function's share of the host)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _readable_as_is(
+    source: BinaryIO,
+    compression: str | None,
+    encoding: str,
+    head: bytes,
+    stats: StreamStats,
+    limit: int,
+) -> str | None:
+    """The path of ``source`` when it is a local file DuckDB can read in place (plain
+    UTF-8, not compressed): no copy to spool. ``None`` otherwise."""
+    name = getattr(source, "name", None)
+    if not isinstance(name, str) or compression is not None or not os.path.isfile(name):
+        return None
+    if codecs.lookup(encoding).name != "utf-8" or head.startswith((*UTF16_BOMS, UTF8_BOM)):
+        return None
+    size = os.path.getsize(name)
+    if size > limit:
+        raise RejectedFile("too_large", f"the file is larger than the limit of {limit} bytes")
+    stats.bytes_in = stats.bytes_decompressed = size
+    return name
 
 
 def _check_schema_change(
@@ -1511,189 +1454,12 @@ def _check_schema_change(
         return
     diff = compare_schemas(previous, current)
     # columns of the previous schema absent from this file are written as nulls: not removals
-    if diff.kind == "breaking" or (diff.kind == "additive" and options.schema_changes == "none"):
+    if not change_allowed(diff.kind, options.schema_changes):
         raise RejectedFile(
             "schema_change",
             f"{diff.kind} change against the dataset's schema ({diff.describe()}); "
             f"the dataset allows {options.schema_changes} changes",
         )
-
-
-def _convert_csv(
-    stream: DecompressedReader,
-    options: DatasetOptions,
-    declared: pa.Schema | None,
-    names: ColumnNames,
-    writer: SegmentedWriter,
-    run: _Run,
-    threads: int,
-    block_bytes: int,
-    name_parts: Any,
-) -> str:
-    chunks = utf8_chunks(stream.chunks(), options.encoding)
-    first = next(chunks, b"")
-    sample_text = first[: 64 * 1024].decode("utf-8", errors="replace")
-    delimiter = (
-        options.delimiter
-        or _name_delimiter(name_parts)
-        or sniff_delimiter(sample_text, options.quotechar)
-    )
-
-    def rest() -> Iterator[bytes]:
-        yield first
-        yield from chunks
-
-    blocks = csv_blocks(rest(), block_bytes, options.quotechar.encode())
-    first_block = next(blocks, None)
-    if first_block is None:
-        raise RejectedFile("empty", "the file is empty")
-    if options.header:
-        fields, header_len = _read_header(first_block.data, delimiter, options.quotechar)
-        if not fields:
-            raise RejectedFile("empty", "the file has no header")
-        body = first_block.data[header_len:]
-        header_lines = first_block.data[:header_len].count(b"\n")
-        first_block = Block(0, body, first_block.start_line + header_lines)
-    else:
-        sample = csv.reader(
-            io.StringIO(sample_text.splitlines()[0] if sample_text else ""),
-            delimiter=delimiter,
-            quotechar=options.quotechar,
-        )
-        fields = [f"col_{i + 1}" for i in range(len(next(sample, [])))]
-    header = names.header(fields)
-
-    if declared is not None:
-        undeclared = [h for h in header if h not in declared.names]
-        if undeclared:
-            raise RejectedFile(
-                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
-            )
-        missing = [f.name for f in declared if f.name not in header and not f.nullable]
-        if missing:
-            raise RejectedFile(
-                "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
-            )
-
-    def all_blocks() -> Iterator[Block]:
-        if first_block.data.strip():
-            yield first_block
-        yield from blocks
-
-    def work(block: Block) -> BlockResult:
-        ctx = CsvContext(
-            header,
-            delimiter,
-            options.quotechar,
-            list(options.null_values),
-            declared,
-            writer.floors(),
-        )
-        return parse_csv_block(block, ctx)
-
-    _pipeline(all_blocks(), work, threads, run, writer)
-    return delimiter
-
-
-def _name_delimiter(name_parts: Any) -> str | None:
-    if name_parts is None:
-        return None
-    return {"tsv": "\t", "psv": "|"}.get(name_parts.extension or "")
-
-
-def _convert_json(
-    stream: DecompressedReader,
-    head: bytes,
-    options: DatasetOptions,
-    declared: pa.Schema | None,
-    names: ColumnNames,
-    writer: SegmentedWriter,
-    run: _Run,
-    threads: int,
-    block_bytes: int,
-) -> None:
-    chunks = utf8_chunks(stream.chunks(), options.encoding)
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    documents = text.startswith(b"[")
-    if not documents:
-        first_line = text.split(b"\n", 1)[0]
-        if b"\n" in text or len(text) < len(head):
-            try:
-                json.loads(first_line)
-            except ValueError:
-                documents = True  # a pretty-printed object, not JSON Lines
-    ctx = JsonContext(names, declared, records=documents)
-    blocks = (
-        json_document_blocks(chunks, block_bytes) if documents else line_blocks(chunks, block_bytes)
-    )
-    _pipeline(blocks, lambda b: parse_json_block(b, ctx), threads, run, writer)
-
-
-def _convert_records(
-    tables: Iterator[tuple[pa.Table, int]],
-    declared: pa.Schema | None,
-    names: ColumnNames,
-    writer: SegmentedWriter,
-    run: _Run,
-) -> None:
-    for table, first in tables:
-        renamed = table.rename_columns([names(n) for n in table.column_names])
-        bad: list[tuple[int, str, str, Any]] = []
-        if declared is not None:
-            undeclared = [n for n in renamed.column_names if n not in declared.names]
-            if undeclared:
-                raise RejectedFile(
-                    "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
-                )
-            columns = {n: renamed.column(n) for n in renamed.column_names}
-            typed, row_bad = _apply_declared(columns, renamed.num_rows, declared)
-            if row_bad:
-                for i in sorted(row_bad):
-                    code, reason = row_bad[i]
-                    bad.append(
-                        (first + i, code, reason, _jsonable(renamed.slice(i, 1).to_pylist()[0]))
-                    )
-                keep = np.ones(renamed.num_rows, dtype=bool)
-                keep[list(row_bad)] = False
-                typed = typed.filter(pa.array(keep))
-            renamed = typed
-        run.take(BlockResult(Piece(renamed), renamed.num_rows + len(bad), bad), writer)
-
-
-def _convert_parquet(
-    stream: DecompressedReader,
-    declared: pa.Schema | None,
-    names: ColumnNames,
-    writer: SegmentedWriter,
-    run: _Run,
-    workdir: str,
-) -> None:
-    # Parquet keeps its index at the end: the file is spooled to local disk first.
-    fd, path = tempfile.mkstemp(prefix="lakegov-in-", suffix=".parquet", dir=workdir)
-    try:
-        with os.fdopen(fd, "wb") as spool:
-            for chunk in stream.chunks():
-                spool.write(chunk)
-        try:
-            pf = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise RejectedFile("malformed", f"not a readable Parquet file: {exc}") from exc
-
-        def groups() -> Iterator[tuple[pa.Table, int]]:
-            first = 1
-            for i in range(pf.num_row_groups):
-                try:
-                    table = pf.read_row_group(i)
-                except (pa.ArrowInvalid, OSError) as exc:
-                    raise RejectedFile(
-                        "malformed", f"Parquet row group {i} cannot be read: {exc}", [first]
-                    ) from exc
-                yield table, first
-                first += table.num_rows
-
-        _convert_records(groups(), declared, names, writer, run)
-    finally:
-        Path(path).unlink(missing_ok=True)
 
 
 def convert_file(

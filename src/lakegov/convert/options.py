@@ -8,11 +8,11 @@ defaults. Example::
       "match": {"prefix": "mwaa/blog/", "pattern": "customers*"},
       "table_name": "blog_customers",
       "format": "csv",
-      "csv": {"delimiter": ";", "header": true},
+      "csv": {"delimiter": ";", "header": true, "skip_lines": 2},
       "encoding": "latin-1",
       "schema": {"columns": [{"name": "id", "type": "bigint", "nullable": false}],
                  "changes": "additive"},
-      "bad_rows": "exceptions",
+      "bad_rows": "exceptions", "max_bad_row_fraction": 0.01,
       "limits": {"max_file_bytes": 2000000000, "max_decompression_ratio": 100},
       "catalog": {"mode": "direct"}
     }
@@ -30,9 +30,9 @@ from typing import Any, Literal
 import pyarrow as pa
 from jsonschema import Draft202012Validator
 
-from lakegov.convert.layout import normalize_identifier
-from lakegov.convert.types import declared_type
 from lakegov.errors import InvalidDocument, ValidationIssue
+from lakegov.layout import normalize_identifier
+from lakegov.schema import declared_type
 
 Format = Literal["csv", "json", "parquet", "avro"]
 Compression = Literal["none", "gzip", "bz2", "zstd"]
@@ -42,6 +42,7 @@ CatalogMode = Literal["crawler", "direct"]
 
 DEFAULT_MAX_FILE_BYTES = 10 * 1024**3
 DEFAULT_MAX_RATIO = 200.0
+DEFAULT_MAX_BAD_ROW_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,19 @@ class DatasetOptions:
     """How one dataset's files are read and written. Every field has a zero-config default.
 
     - ``format``/``compression``: ``None`` = detect (magic bytes, then the name, then content).
-    - ``delimiter``: ``None`` = sniff among ``,`` ``;`` TAB ``|``.
+    - ``delimiter``, ``quotechar``: ``None`` = detect (:mod:`lakegov.convert.dialect`:
+      ``,`` ``", "`` ``;`` TAB ``|``; ``"`` ``'`` or none).
+    - ``header``: ``None`` = detect whether row 1 is a header (when unsure it is kept as
+      data, with generated names ``col_1`` …); ``header_rows``: a header of that many rows,
+      joined per column with ``_`` (``None`` = detect 1 or 2); ``skip_lines``: physical
+      lines above the header to skip (``None`` = detect a preamble).
     - ``null_values``: CSV field texts read as null (default: only the empty field).
     - ``columns``: a declared schema, enforced: values are cast to it; a value that does not
       fit is a bad row, a missing non-nullable column or an undeclared column rejects the file.
-    - ``bad_rows``: ``reject`` the file naming its first bad lines, or send bad rows to the
-      ``exceptions`` output and keep the good ones.
+    - ``bad_rows``: ``exceptions`` (the default) sets bad rows aside to the exceptions
+      output with their line and reason and loads the good ones, unless more than
+      ``max_bad_row_fraction`` of the rows are bad; ``reject`` rejects the file on any bad
+      row, naming its first bad lines.
     - ``schema_changes`` against the dataset's previous schema: ``additive`` (new columns
       pass, breaking changes reject), ``any`` (everything passes), ``none`` (any change rejects).
     - ``catalog_mode`` is not used by the converter; it is carried for the catalog step.
@@ -76,12 +84,15 @@ class DatasetOptions:
     format: Format | None = None
     compression: Compression | None = None
     delimiter: str | None = None
-    quotechar: str = '"'
-    header: bool = True
+    quotechar: str | None = None
+    header: bool | None = None
+    header_rows: int | None = None
+    skip_lines: int | None = None
     encoding: str = "utf-8"
     null_values: tuple[str, ...] = ("",)
     columns: tuple[ColumnSpec, ...] | None = None
-    bad_rows: BadRows = "reject"
+    bad_rows: BadRows = "exceptions"
+    max_bad_row_fraction: float = DEFAULT_MAX_BAD_ROW_FRACTION
     schema_changes: SchemaChanges = "additive"
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_decompression_ratio: float = DEFAULT_MAX_RATIO
@@ -210,12 +221,15 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
         format=doc.get("format"),
         compression=doc.get("compression"),
         delimiter=csv_opts.get("delimiter"),
-        quotechar=csv_opts.get("quotechar", '"'),
-        header=csv_opts.get("header", True),
+        quotechar=csv_opts.get("quotechar"),
+        header=csv_opts.get("header"),
+        header_rows=csv_opts.get("header_rows"),
+        skip_lines=csv_opts.get("skip_lines"),
         encoding=encoding,
         null_values=tuple(csv_opts.get("null_values", [""])),
         columns=columns,
-        bad_rows=doc.get("bad_rows", "reject"),
+        bad_rows=doc.get("bad_rows", "exceptions"),
+        max_bad_row_fraction=doc.get("max_bad_row_fraction", DEFAULT_MAX_BAD_ROW_FRACTION),
         schema_changes=schema.get("changes", "additive"),
         max_file_bytes=limits.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES),
         max_decompression_ratio=limits.get("max_decompression_ratio", DEFAULT_MAX_RATIO),

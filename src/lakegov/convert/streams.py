@@ -1,7 +1,8 @@
-"""Byte-stream plumbing for the converter: limits, decompression, transcoding, blocks.
+"""Byte-stream plumbing for the converter: limits, decompression, transcoding.
 
-Everything here reads forwards only (an S3 ``StreamingBody`` cannot seek) and holds at
-most one block plus one read chunk in memory.
+Everything here reads forwards only (an S3 ``StreamingBody`` cannot seek) and holds one
+read chunk in memory: the engine spools what it reads to a local file for DuckDB. Bombs
+and bzip2 are lakegov's, not DuckDB's.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import gzip
+import itertools
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +22,6 @@ from lakegov.errors import RejectedFile
 
 READ_CHUNK = 4 * 1024 * 1024
 BOMB_FLOOR = 4 * 1024 * 1024  # below this much output, no ratio can be a bomb worth stopping
-MAX_CARRY = 32 * 1024 * 1024  # a block looking for a record boundary stops growing here
 
 MAGIC = {
     b"\x1f\x8b": "gzip",
@@ -181,7 +182,7 @@ def utf8_chunks(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
     decoder = codecs.getincrementaldecoder(codec)("strict")
     offset = 0
     try:
-        for chunk in _chain(first, chunks):
+        for chunk in itertools.chain([first] if first else [], chunks):
             text = decoder.decode(chunk)
             offset += len(chunk)
             if text:
@@ -197,84 +198,3 @@ def utf8_chunks(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
         raise RejectedFile(
             "encoding", f"the file is not valid {encoding} (near decoded byte {offset + exc.start})"
         ) from exc
-
-
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
-
-
-@dataclass(frozen=True)
-class Block:
-    """A run of whole records: ``data`` starts at physical line ``start_line`` (1-based)."""
-
-    index: int
-    data: bytes
-    start_line: int
-
-
-def line_blocks(chunks: Iterator[bytes], target: int) -> Iterator[Block]:
-    """Blocks of about ``target`` bytes cut after a newline (for JSON Lines)."""
-    carry = b""
-    line = 1
-    index = 0
-    for chunk in chunks:
-        carry += chunk
-        if len(carry) < target:
-            continue
-        cut = carry.rfind(b"\n")
-        if cut < 0:
-            continue
-        data, carry = carry[: cut + 1], carry[cut + 1 :]
-        yield Block(index, data, line)
-        index += 1
-        line += data.count(b"\n")
-    if carry:
-        yield Block(index, carry, line)
-
-
-def csv_blocks(chunks: Iterator[bytes], target: int, quote: bytes) -> Iterator[Block]:
-    """Blocks of about ``target`` bytes cut at a record boundary: a newline with an even
-    number of quote characters before it in the block (quoted fields may hold newlines;
-    doubled quotes keep the parity). A file whose quotes never balance (a stray quote in
-    an unquoted field) is cut at its last newline once the block reaches ``MAX_CARRY``.
-    """
-    carry = b""
-    line = 1
-    index = 0
-
-    def cut_point(data: bytes) -> int:
-        pos = data.rfind(b"\n")
-        if pos < 0:
-            return -1
-        quotes = data.count(quote, 0, pos)
-        while quotes % 2:
-            prev = data.rfind(b"\n", 0, pos)
-            if prev < 0:
-                return -1
-            quotes -= data.count(quote, prev, pos)
-            pos = prev
-        return pos
-
-    for chunk in chunks:
-        carry += chunk
-        if len(carry) < target:
-            continue
-        cut = cut_point(carry)
-        if cut < 0 and len(carry) >= MAX_CARRY:
-            cut = carry.rfind(b"\n")
-        if cut < 0:
-            continue
-        data, carry = carry[: cut + 1], carry[cut + 1 :]
-        yield Block(index, data, line)
-        index += 1
-        line += data.count(b"\n")
-    if carry:
-        if carry.count(quote) % 2:
-            raise RejectedFile(
-                "malformed",
-                f"a quoted field opened at or after line {line} is never closed",
-                [line],
-            )
-        yield Block(index, carry, line)

@@ -25,7 +25,6 @@ change event advances nothing twice.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -36,16 +35,16 @@ from typing import Any
 import pyarrow as pa
 
 from lakegov.audit import AuditStore
-from lakegov.catalog.types import glue_type
+from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
 from lakegov.convert.engine import convert
-from lakegov.convert.layout import DatasetRef, normalize_identifier
 from lakegov.convert.options import DatasetOptions
-from lakegov.convert.types import declared_type, schema_fingerprint
 from lakegov.errors import RejectedFile
 from lakegov.events import EventPublisher, utc_now
-from lakegov.ingest.landed import LakeVersions, LandedObject, schema_columns
+from lakegov.ingest.landed import LakeVersions, LandedObject
+from lakegov.layout import DatasetRef, normalize_identifier
 from lakegov.observability import count, logger
 from lakegov.s3 import copy_object
+from lakegov.schema import declared_type, glue_type, schema_columns, schema_fingerprint
 
 HEAD_BYTES = 64 * 1024
 # Types Athena can TRY_CAST a text column to; anything else (nested JSON) stays text
@@ -112,30 +111,39 @@ def _quote_sql(text: str) -> str:
     return text.replace("'", "''")
 
 
+def csv_dialect(head: bytes, delimiter: str | None) -> CsvDialect:
+    """The file's dialect, as the Lambda converter detects it; refused where Athena's
+    CSV SerDe cannot read it (it takes a one-character delimiter and LF line ends)."""
+    dialect = sniff_csv_dialect(head, DatasetOptions(delimiter=delimiter))
+    if len(dialect.delimiter) != 1 or dialect.comment or dialect.newline == "\r":
+        raise RejectedFile(
+            "unsupported_format",
+            f"the file is too large for the Lambda converter and Athena's CSV reader cannot "
+            f"read its dialect ({dialect.describe()}): split it, or re-export it with a "
+            "one-character delimiter, LF or CRLF line ends and no comment lines",
+        )
+    return dialect
+
+
 def header_columns(head: bytes, fmt: str, delimiter: str | None) -> list[str]:
     """Column names from the first bytes of the file: the CSV header or the JSON keys."""
+    if fmt != "json":
+        return list(csv_dialect(head, delimiter).columns)
     text = head.decode("utf-8-sig", errors="replace")
-    if fmt == "json":
-        keys: list[str] = []
-        for line in text.splitlines()[:-1] or text.splitlines():
-            line = line.strip().rstrip(",")
-            if not line.startswith("{"):
-                continue
-            try:
-                for key in json.loads(line):
-                    if key not in keys:
-                        keys.append(key)
-            except json.JSONDecodeError:
-                continue
-        if not keys:
-            raise RejectedFile("malformed", "no JSON object found in the first 64 KiB")
-        return keys
-    first = text.splitlines()[0] if text else ""
-    sep = delimiter or max([",", ";", "\t", "|"], key=first.count)
-    names = next(csv.reader(io.StringIO(first), delimiter=sep), [])
-    if not names or not any(n.strip() for n in names):
-        raise RejectedFile("empty", "no header line")
-    return names
+    keys: list[str] = []
+    for line in text.splitlines()[:-1] or text.splitlines():
+        line = line.strip().rstrip(",")
+        if not line.startswith("{"):
+            continue
+        try:
+            for key in json.loads(line):
+                if key not in keys:
+                    keys.append(key)
+        except json.JSONDecodeError:
+            continue
+    if not keys:
+        raise RejectedFile("malformed", "no JSON object found in the first 64 KiB")
+    return keys
 
 
 def head_types(
@@ -181,17 +189,18 @@ def head_types(
     return types
 
 
-def ddl(job: AthenaJob, fmt: str, delimiter: str, raw_columns: list[str]) -> str:
+def ddl(job: AthenaJob, fmt: str, dialect: CsvDialect | None, raw_columns: list[str]) -> str:
     """The temporary table: normalised column names, all text.
 
-    CSV columns are positional (the header line is skipped), so any names do; JSON keys are
-    mapped to the normalised names with the OpenX SerDe's ``mapping.<column>`` properties.
+    CSV columns are positional (the preamble and header lines are skipped), so any names
+    do; JSON keys are mapped to the normalised names with the OpenX SerDe's
+    ``mapping.<column>`` properties.
     """
     folder = job.key.rsplit("/", 1)[0] + "/" if "/" in job.key else ""
     cols = ", ".join(f"`{c}` string" for c in job.columns)
     location = f"s3://{job.bucket}/{folder}"
     table = f"`{job.temp_database}`.`{job.temp_table}`"
-    if fmt == "json":
+    if fmt == "json" or dialect is None:
         mappings = ", ".join(
             f"'mapping.{name}' = '{_quote_sql(raw)}'"
             for raw, name in zip(raw_columns, job.columns, strict=True)
@@ -202,12 +211,16 @@ def ddl(job: AthenaJob, fmt: str, delimiter: str, raw_columns: list[str]) -> str
             f"WITH SERDEPROPERTIES ('case.insensitive' = 'false', {mappings}) "
             f"LOCATION '{_quote_sql(location)}'"
         )
-    sep = delimiter.replace("\t", "\\t")
+    sep = dialect.delimiter.replace("\t", "\\t")
+    quote = _quote_sql(dialect.quote or '"')
+    escape = (dialect.escape or "\\").replace("\\", "\\\\")  # a backslash in a Hive literal
+    skip = dialect.skip_lines + dialect.header_lines
     return (
         f"CREATE EXTERNAL TABLE {table} ({cols}) "
         "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde' "
-        f"WITH SERDEPROPERTIES ('separatorChar' = '{sep}', 'quoteChar' = '\"', 'escapeChar' = '\\\\') "
-        f"LOCATION '{_quote_sql(location)}' TBLPROPERTIES ('skip.header.line.count' = '1')"
+        f"WITH SERDEPROPERTIES ('separatorChar' = '{sep}', 'quoteChar' = '{quote}', "
+        f"'escapeChar' = '{escape}') "
+        f"LOCATION '{_quote_sql(location)}' TBLPROPERTIES ('skip.header.line.count' = '{skip}')"
     )
 
 
@@ -289,10 +302,8 @@ class AthenaConverter:
         )
         head = obj["Body"].read()
         last_modified = obj["LastModified"].isoformat() if obj.get("LastModified") else ""
-        raw_columns = header_columns(head, fmt, delimiter)
-        sep = delimiter or max(
-            [",", ";", "\t", "|"], key=head.decode("utf-8", "replace").split("\n", 1)[0].count
-        )
+        dialect = csv_dialect(head, delimiter) if fmt != "json" else None
+        raw_columns = list(dialect.columns) if dialect else header_columns(head, fmt, delimiter)
         columns = [normalize_identifier(c, prefix="c") for c in raw_columns]
         types = head_types(
             head,
@@ -327,7 +338,7 @@ class AthenaConverter:
             catalog_mode=options.catalog_mode,
             schema_changes=options.schema_changes,
         )
-        query_id = self._query(ddl(job, fmt, sep, raw_columns))
+        query_id = self._query(ddl(job, fmt, dialect, raw_columns))
         self.audit.record(
             "athena",
             query_id,

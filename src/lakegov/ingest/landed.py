@@ -16,10 +16,10 @@ from botocore.exceptions import ClientError
 
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code
-from lakegov.convert.types import declared_type, type_name
 from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 from lakegov.observability import count, logger
+from lakegov.schema import schema_columns, schema_from_columns
 
 
 @dataclass(frozen=True)
@@ -56,18 +56,6 @@ class LandedObject:
         )
 
 
-def schema_columns(schema: pa.Schema) -> list[dict[str, str]]:
-    """A schema as FileConverted's ``columns`` and the audit's dataset schema record it."""
-    return [{"name": f.name, "type": type_name(f.type)} for f in schema]
-
-
-def schema_from_columns(columns: list[dict[str, str]]) -> pa.Schema | None:
-    try:
-        return pa.schema([pa.field(c["name"], declared_type(c["type"])) for c in columns])
-    except (KeyError, ValueError, TypeError):
-        return None
-
-
 class LakeVersions:
     """Which version of each landed key is current, and the output it owns."""
 
@@ -79,7 +67,17 @@ class LakeVersions:
     def previous_schema(self, table: str) -> pa.Schema | None:
         """The dataset's schema as its last converted file left it (None: none yet)."""
         item = self.audit.get("dataset", table, "schema")
-        return schema_from_columns(item["columns"]) if item and item.get("columns") else None
+        if not item or not item.get("columns"):
+            return None
+        try:
+            return schema_from_columns(item["columns"])
+        except ValueError as exc:
+            # written by an older version in a form no longer read: say so, convert without
+            logger.warning(
+                "stored schema unreadable; converting without the previous schema",
+                extra={"table": table, "error": str(exc)},
+            )
+            return None
 
     def record_schema(self, table: str, schema: pa.Schema, fingerprint: str) -> None:
         """One item per table, written when its schema changes (not once per file: the

@@ -31,18 +31,18 @@ from botocore.exceptions import ClientError
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code
 from lakegov.convert.engine import ConversionResult, convert
-from lakegov.convert.layout import DatasetRef, parse_key
 from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
 from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
-from lakegov.ingest.landed import LakeVersions, LandedObject, schema_columns
+from lakegov.ingest.landed import LakeVersions, LandedObject
+from lakegov.layout import DatasetRef, parse_key
 from lakegov.observability import count, logger
 from lakegov.s3 import copy_object
+from lakegov.schema import schema_columns
 
 QUARANTINE_PREFIX = "quarantine/"
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
-EXCEPTIONS_ROOT = "formatted_stg_exceptions"
 DATASETS_PREFIX = "datasets/"
 
 
@@ -210,9 +210,7 @@ class Converter:
             return self._superseded(landed)
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
         output_key = ref.output_key(token)
-        exceptions_key = f"{EXCEPTIONS_ROOT}/{output_key[len('formatted_stg/') :]}".replace(
-            ".parquet", ".jsonl"
-        )
+        exceptions_key = ref.exceptions_key(token)
         previous = self.versions.previous_schema(ref.table_name)
         with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
             out_path = os.path.join(workdir, "out.parquet")
@@ -270,6 +268,7 @@ class Converter:
             "output_bucket": self.settings.formatted_bucket,
             "output_keys": [output_key],
             "rows": result.rows_out,
+            "rows_in": result.rows_in,
             "bad_rows": result.bad_row_count,
             "exceptions_key": exceptions_key if wrote_exceptions else None,
             "schema_fingerprint": result.schema_fingerprint,

@@ -31,11 +31,11 @@ from urllib.parse import unquote
 
 from lakegov.catalog import glue as catalog
 from lakegov.catalog.crawler import GlueCrawlerStarter
-from lakegov.catalog.layout import Partition
 from lakegov.catalog.parquet import read_footer
-from lakegov.catalog.types import Column, columns_from_arrow, diff_columns
 from lakegov.errors import LakegovError
+from lakegov.layout import Partition
 from lakegov.observability import logger
+from lakegov.schema import Column, columns_from_arrow, diff_columns
 
 SOURCE = "aws.glue"
 DETAIL_TYPE = "Glue Crawler State Change"

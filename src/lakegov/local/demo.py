@@ -107,8 +107,23 @@ def step_convert(demo: Demo) -> None:
 
 
 def step_reject(demo: Demo) -> None:
-    demo.step("A bad file is quarantined, audited and announced, never retried forever")
+    demo.step("A bad row is set aside; a file of bad rows is quarantined, never retried forever")
     raw = demo.out["RawBucketName"]
+    key = "mwaa/blog/partition_dt=2026-11-20/payments.csv"
+    rows = [f"{i},{10 + i}.50,EUR" for i in range(1, 41)]
+    rows[16] = "17,7.25"  # a field missing, on physical line 19 (below a title and the header)
+    demo.upload(raw, key, ("Payments export\nid,amount,currency\n" + "\n".join(rows)).encode())
+    detail = demo.wait("FileConverted", key_is(key))
+    demo.check(detail["bad_rows"] == 1, f"expected 1 row set aside, not {detail['bad_rows']}")
+    body = demo.rt.client("s3").get_object(
+        Bucket=detail["output_bucket"], Key=detail["exceptions_key"]
+    )["Body"]
+    (bad,) = [json.loads(line) for line in body.read().decode().splitlines()]
+    demo.say(
+        f"FileConverted: {detail['rows']} rows loaded, {detail['bad_rows']} set aside "
+        f"(line {bad['line']}: {bad['reason']}) -> s3://{detail['output_bucket']}/"
+        f"{detail['exceptions_key']}"
+    )
     key = "mwaa/blog/partition_dt=2026-11-20/transactions.csv"
     demo.upload(raw, key, b"id,amount,currency\n1,10.50,EUR\n2,7.25\n3,99.00,USD,extra\n")
     detail = demo.wait("FileRejected", lambda d: d["key"] == key)

@@ -248,7 +248,7 @@ def register_lake_tables(
     import pyarrow.parquet as pq
 
     from lakegov.catalog import glue as catalog
-    from lakegov.catalog.types import columns_from_arrow
+    from lakegov.schema import columns_from_arrow
 
     built = {
         r["unique_id"] for r in (results or {}).get("results", []) if r.get("status") == "success"

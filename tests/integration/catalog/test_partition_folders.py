@@ -25,8 +25,8 @@ from tests.integration.catalog.support import (
 
 from lakegov.catalog.crawler import CrawlLedger, handle_crawler_state
 from lakegov.catalog.service import process_batch
-from lakegov.convert.layout import parse_key
 from lakegov.events import validate_detail
+from lakegov.layout import parse_key
 from lakegov.local.crawler import LocalCrawlerStarter
 
 DATA = pa.table({"id": pa.array([1, 2], pa.int64()), "name": ["ann", "bob"]})

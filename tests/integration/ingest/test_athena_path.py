@@ -10,7 +10,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from tests.conftest import RecordingPublisher, create_audit_table
 
 from lakegov.audit import AuditStore
-from lakegov.ingest.athena import AthenaConverter, header_columns
+from lakegov.errors import RejectedFile
+from lakegov.ingest.athena import AthenaConverter, AthenaJob, csv_dialect, ddl, header_columns
 from lakegov.ingest.service import Converter, LandedObject
 from lakegov.settings import Settings
 
@@ -151,3 +152,22 @@ def test_small_files_stay_in_lambda(parts):
 def test_header_columns_are_read_from_the_first_bytes():
     assert header_columns(b"a;b;c\n1;2;3\n", "csv", None) == ["a", "b", "c"]
     assert header_columns(b'{"a": 1}\n{"b": 2}\n{"c"', "json", None) == ["a", "b"]
+
+
+def test_the_athena_table_skips_the_preamble_and_takes_the_detected_dialect():
+    head = b"Report by ERP\n\nid;name\n1;'a; b'\n2;c\n3;'d'\n"
+    dialect = csv_dialect(head, None)
+    assert header_columns(head, "csv", None) == ["id", "name"]
+    job = AthenaJob(
+        "raw", "a/b.csv", "v", "d", "t", {}, "tmp", "t_v", ["id", "name"], "o/", "p/", "f"
+    )
+    sql = ddl(job, "csv", dialect, ["id", "name"])
+    assert "'separatorChar' = ';', 'quoteChar' = '''', 'escapeChar' = '\\\\'" in sql
+    assert "'skip.header.line.count' = '3'" in sql
+
+
+def test_a_dialect_athena_cannot_read_is_refused_clearly():
+    with pytest.raises(RejectedFile) as err:
+        csv_dialect(b"a, b\n1, 2\n3, 4\n", None)
+    assert err.value.reason_code == "unsupported_format"
+    assert "delimiter ', '" in err.value.reason

@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 from tests.conftest import create_audit_table, load_event
 
+from lakegov.audit import AuditStore
 from lakegov.events import validate_detail
 
 ENV = {
@@ -162,7 +163,12 @@ def test_a_dataset_document_overrides_the_table_name_and_bad_rows_policy(harness
         Bucket="configs",
         Key="datasets/sales.json",
         Body=json.dumps(
-            {"match": {"prefix": "sales/"}, "table_name": "sales_orders", "bad_rows": "exceptions"}
+            {
+                "match": {"prefix": "sales/"},
+                "table_name": "sales_orders",
+                "bad_rows": "exceptions",
+                "max_bad_row_fraction": 0.5,
+            }
         ).encode(),
     )
     event = h.land("sales/q4/orders.csv", b"id,amount\n1,2\n3\n4,5\n")
@@ -180,6 +186,35 @@ def test_a_dataset_document_overrides_the_table_name_and_bad_rows_policy(harness
         .splitlines()
     )
     assert json.loads(lines[0])["line"] == 3
+
+
+def test_by_default_a_few_bad_rows_are_set_aside_and_the_rest_loads(harness, lambda_context):
+    # Given no dataset document and a file with 1 ragged row in 40 (2.5%, under 5%)
+    h, handler = harness
+    rows = b"".join(b"%d,%d\n" % (i, i) for i in range(39))
+    event = h.land("shop/orders.csv", b"id,amount\n" + rows[:20] + b"oops\n" + rows[20:])
+    # When it is converted
+    assert handler.handler(h.batch(event), lambda_context)["batchItemFailures"] == []
+    # Then the good rows load and FileConverted says how many rows were set aside
+    (converted,) = [e["detail"] for e in h.published() if e["detail-type"] == "FileConverted"]
+    assert converted["rows"] == 39 and converted["rows_in"] == 40 and converted["bad_rows"] == 1
+    body = h.s3.get_object(Bucket="formatted", Key=converted["exceptions_key"])["Body"].read()
+    (record,) = [json.loads(line) for line in body.decode().splitlines()]
+    assert record["reason_code"] == "ragged_rows" and record["raw"] == "oops"
+
+
+def test_by_default_too_many_bad_rows_reject_the_file(harness, lambda_context):
+    # Given 3 bad rows in 40 (7.5%, over the default 5%)
+    h, handler = harness
+    body = b"id,amount\n" + b"".join(
+        b"%d\n" % i if i % 13 == 0 else b"%d,%d\n" % (i, i) for i in range(1, 41)
+    )
+    event = h.land("shop/orders.csv", body)
+    assert handler.handler(h.batch(event), lambda_context)["batchItemFailures"] == []
+    (rejected,) = [e["detail"] for e in h.published() if e["detail-type"] == "FileRejected"]
+    assert rejected["reason_code"] == "ragged_rows"
+    assert "3 of 40 rows are bad" in rejected["reason"]
+    assert not [e for e in h.published() if e["detail-type"] == "FileConverted"]
 
 
 def test_a_new_version_of_a_key_replaces_the_previous_output(harness, lambda_context):
@@ -244,3 +279,70 @@ def test_deleting_a_landed_file_removes_its_output(harness, lambda_context):
     )
     # a repeated delete event is harmless
     assert handler.handler(h.batch(deleted), lambda_context)["batchItemFailures"] == []
+
+
+def test_a_real_export_loads_with_its_bad_row_set_aside_and_its_preamble_recorded(
+    harness, lambda_context
+):
+    # Given an ERP export: a preamble, ';' and CRLF, one row with a field too many
+    h, handler = harness
+    rows = [f"{i};name {i};{i}.5" for i in range(1, 41)]
+    rows[29] += ";surplus"  # physical line 33
+    body = "Report generated 2026-11-20 by ERP\r\n\r\nid;name;amount\r\n" + "\r\n".join(rows)
+    event = h.land("erp/exports/orders.csv", (body + "\r\n").encode())
+    # When it lands with no dataset document
+    assert handler.handler(h.batch(event), lambda_context)["batchItemFailures"] == []
+    # Then the good rows load, FileConverted counts the one set aside, the exceptions
+    # file names its physical line, and the audit says what was skipped
+    events = {e["detail-type"]: e["detail"] for e in h.published()}
+    assert "FileRejected" not in events
+    converted = events["FileConverted"]
+    validate_detail("FileConverted", converted)
+    assert converted["rows"] == 39 and converted["bad_rows"] == 1
+    assert converted["columns"][0]["name"] == "id"
+    (exception,) = [
+        json.loads(line)
+        for line in h.s3.get_object(Bucket="formatted", Key=converted["exceptions_key"])["Body"]
+        .read()
+        .decode()
+        .splitlines()
+    ]
+    assert exception["line"] == 33 and exception["reason_code"] == "ragged_rows"
+    audit = AuditStore("audit", boto3.client("dynamodb", region_name="us-east-1"))
+    item = audit.get("file", "s3://raw/erp/exports/orders.csv", converted["version_id"])
+    assert item is not None and item["status"] == "PROCESSED"
+    assert "2 lines skipped" in item["history"][-1]["note"]
+
+
+def test_the_stored_schema_of_a_dataset_with_dates_and_decimals_is_enforced(
+    harness, lambda_context
+):
+    # Given a dataset whose first file set date, timestamp, exact-integer and nested columns
+    h, handler = harness
+    first = (
+        b'{"day": "2026-11-20", "at": "2026-11-20 10:00:00", "n": 12345678901234567890, '
+        b'"s": {"a": 1}}\n'
+    )
+    assert (
+        handler.handler(h.batch(h.land("ev/dt=1/events.jsonl", first)), lambda_context)[
+            "batchItemFailures"
+        ]
+        == []
+    )
+    (converted,) = [e["detail"] for e in h.published() if e["detail-type"] == "FileConverted"]
+    types = {c["name"]: c["type"] for c in converted["columns"]}
+    assert types["n"] == "decimal128(38, 0)" and types["s"] == "struct<a: int64>"
+    # When a later file turns the date into text
+    later = b'{"day": "soon", "at": "2026-11-21 10:00:00", "n": 1, "s": {"a": 2}}\n'
+    assert (
+        handler.handler(h.batch(h.land("ev/dt=2/events.jsonl", later)), lambda_context)[
+            "batchItemFailures"
+        ]
+        == []
+    )
+    # Then the stored schema was read back and the breaking change rejected (it used to be
+    # unreadable, so the check never ran and the file was converted)
+    events = h.published()
+    (rejected,) = [e["detail"] for e in events if e["detail-type"] == "FileRejected"]
+    assert rejected["reason_code"] == "schema_change"
+    assert "day date -> string" in rejected["reason"]

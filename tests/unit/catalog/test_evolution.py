@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from lakegov.catalog.converted import ConvertedFile
 from lakegov.catalog.evolution import evolve
-from lakegov.catalog.layout import ConvertedFile
-from lakegov.catalog.types import Column
+from lakegov.schema import Column
 from lakegov.settings import Settings
 
 SETTINGS = Settings(

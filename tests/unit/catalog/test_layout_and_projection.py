@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from lakegov.catalog.converted import ConvertedFile
 from lakegov.catalog.crawler import crawler_definition
 from lakegov.catalog.glue import Table, projection_parameters, widen_projection_range
-from lakegov.catalog.layout import ConvertedFile, Partition, split_key
-from lakegov.convert.layout import parse_key
 from lakegov.errors import PermanentError
+from lakegov.layout import Partition, parse_key, split_key
 from lakegov.settings import Settings
 
 SETTINGS = Settings(

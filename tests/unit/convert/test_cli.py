@@ -55,7 +55,17 @@ def test_exceptions_mode_writes_the_exceptions_file(
     out = tmp_path / "out.parquet"
     exc = tmp_path / "bad.jsonl"
     code = main(
-        ["convert", str(src), str(out), "--bad-rows", "exceptions", "--exceptions", str(exc)]
+        [
+            "convert",
+            str(src),
+            str(out),
+            "--bad-rows",
+            "exceptions",
+            "--exceptions",
+            str(exc),
+            "--max-bad-fraction",
+            "0.5",
+        ]
     )
     assert code == 0
     assert "1 bad rows" in capsys.readouterr().out
@@ -94,3 +104,30 @@ def test_missing_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_row_is_set_aside_at_its_line_with_an_exceptions_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.csv"
+    rows = [f"{i},{i}" for i in range(1, 41)]
+    rows[9] = "10"  # physical line 11
+    src.write_text("a,b\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out.parquet"
+    exceptions = tmp_path / "bad.jsonl"
+    assert main(["convert", str(src), str(out), "--exceptions", str(exceptions)]) == 0
+    assert "1 bad rows set aside" in capsys.readouterr().out
+    assert [json.loads(x)["line"] for x in exceptions.read_text().splitlines()] == [11]
+    assert pq.read_table(out).num_rows == 39
+
+
+def test_header_flags(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("Anna,Lisbon\nBob,Oslo\nAnna,Rome\n")
+    out = tmp_path / "out.parquet"
+    assert main(["convert", str(src), str(out)]) == 0
+    assert pq.read_table(out).column_names == ["col_1", "col_2"]
+    assert main(["convert", str(src), str(out), "--header"]) == 0
+    assert pq.read_table(out).column_names == ["anna", "lisbon"]
+    assert main(["convert", str(src), str(out), "--no-header"]) == 0
+    assert pq.read_table(out).num_rows == 3

@@ -28,7 +28,7 @@ def test_json_lines_named_json_are_sniffed(run: Run) -> None:
 
 def test_json_array(run: Run) -> None:
     data = json.dumps([{"id": i, "v": f"x{i}"} for i in range(1000)], indent=2).encode()
-    out = run(data, "items.json", block_bytes=4096)
+    out = run(data, "items.json")
     assert out.table.num_rows == 1000
     assert out.table.column("v").to_pylist()[-1] == "x999"
 
@@ -74,7 +74,7 @@ def test_nested_structs_and_lists_are_kept(run: Run) -> None:
 def test_fifty_thousand_nulls_then_strings(run: Run, row_group_rows: int) -> None:
     records: list[dict[str, Any]] = [{"id": i, "late": None} for i in range(50_000)]
     records += [{"id": 50_000, "late": "now"}, {"id": 50_001, "late": {"nested": True}}]
-    out = run(jsonl(records), "x.json", block_bytes=64 * 1024, row_group_rows=row_group_rows)
+    out = run(jsonl(records), "x.json", row_group_rows=row_group_rows)
     assert out.table.schema.field("late").type == pa.string()
     late = out.table.column("late").to_pylist()
     assert late[:50_000] == [None] * 50_000
@@ -86,7 +86,7 @@ def test_fifty_thousand_nulls_then_strings(run: Run, row_group_rows: int) -> Non
 def test_ints_then_floats_and_late_struct_fields(run: Run, row_group_rows: int) -> None:
     records: list[dict[str, Any]] = [{"n": i, "s": {"a": i}} for i in range(20_000)]
     records.append({"n": 0.25, "s": {"a": 1, "b": "new"}})
-    out = run(jsonl(records), "x.json", block_bytes=32 * 1024, row_group_rows=row_group_rows)
+    out = run(jsonl(records), "x.json", row_group_rows=row_group_rows)
     assert out.table.schema.field("n").type == pa.float64()
     assert out.table.column("n").to_pylist()[-2:] == [19_999.0, 0.25]
     s = out.table.column("s").to_pylist()
@@ -109,7 +109,11 @@ def test_malformed_lines_reject_the_file_with_line_numbers(run: Run) -> None:
 
 
 def test_malformed_lines_go_to_exceptions(run: Run) -> None:
-    out = run(MALFORMED, "x.json", options=DatasetOptions(bad_rows="exceptions"))
+    out = run(
+        MALFORMED,
+        "x.json",
+        options=DatasetOptions(bad_rows="exceptions", max_bad_row_fraction=1.0),
+    )
     assert out.table.column("a").to_pylist() == [1, 3, 4]
     assert [(e["line"], e["reason_code"]) for e in out.exceptions] == [
         (2, "malformed"),
@@ -139,7 +143,9 @@ def test_gzipped_json_lines(run: Run) -> None:
 
 def test_declared_schema_on_json(run: Run) -> None:
     options = DatasetOptions(
-        columns=(ColumnSpec("id", "int"), ColumnSpec("name", "string")), bad_rows="exceptions"
+        columns=(ColumnSpec("id", "int"), ColumnSpec("name", "string")),
+        bad_rows="exceptions",
+        max_bad_row_fraction=1.0,
     )
     out = run(
         jsonl([{"id": 1, "name": "a"}, {"id": "x", "name": "b"}, {"id": 3}]),

@@ -34,6 +34,7 @@ FULL = {
         "changes": "any",
     },
     "bad_rows": "exceptions",
+    "max_bad_row_fraction": 0.2,
     "limits": {"max_file_bytes": 1000, "max_decompression_ratio": 50},
     "catalog": {"mode": "direct"},
 }
@@ -52,6 +53,7 @@ def test_full_document_maps_onto_options() -> None:
     assert options.null_values == ("", "NULL")
     assert options.encoding == "latin-1"
     assert options.bad_rows == "exceptions" and options.schema_changes == "any"
+    assert options.max_bad_row_fraction == 0.2
     assert options.max_file_bytes == 1000 and options.max_decompression_ratio == 50
     assert options.table_name == "blog_customers" and options.catalog_mode == "direct"
     declared = options.declared_schema()
@@ -63,6 +65,8 @@ def test_full_document_maps_onto_options() -> None:
 def test_minimal_document_gives_defaults() -> None:
     _, options = options_from_document({"match": {"prefix": "x/"}})
     assert options == DatasetOptions()
+    # bad rows are set aside unless more than 5% of the rows are bad
+    assert options.bad_rows == "exceptions" and options.max_bad_row_fraction == 0.05
 
 
 @pytest.mark.parametrize(
@@ -84,6 +88,7 @@ def test_minimal_document_gives_defaults() -> None:
             "$.schema.columns[1].name",
         ),
         ({"match": {"prefix": "x/"}, "encoding": "klingon"}, "$.encoding"),
+        ({"match": {"prefix": "x/"}, "max_bad_row_fraction": 1.5}, "$.max_bad_row_fraction"),
         ({"match": {"prefix": "x/"}, "limits": {"max_file_bytes": 0}}, "$.limits.max_file_bytes"),
         ({"match": {"prefix": "x/"}, "surprise": 1}, "$"),
     ],

@@ -12,9 +12,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from lakegov.convert.layout import split_file_name
 from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
+from lakegov.layout import split_file_name
 
 Run = Callable[..., Any]
 
@@ -63,9 +63,9 @@ def test_wide_ints_and_floats_in_one_block_are_text(run: Run, big: str) -> None:
 
 def test_wide_ints_then_floats_in_later_row_group_are_text(run: Run) -> None:
     # Given wide integers in the first row groups and a float far later (other blocks)
-    rows = [str(9007199254740993 + i) for i in range(400)] + ["1.5"]
+    rows = [str(9007199254740993 + i) for i in range(30_000)] + ["1.5"]
     data = ("a\n" + "\n".join(rows) + "\n").encode()
-    out = run(data, row_group_rows=100, block_bytes=1024)
+    out = run(data, row_group_rows=4096)
     # Then the file is text (rewritten once), every integer kept as written
     assert out.result.row_groups > 1
     assert out.table.schema.field("a").type == pa.string()
@@ -74,7 +74,7 @@ def test_wide_ints_then_floats_in_later_row_group_are_text(run: Run) -> None:
 
 def test_floats_then_wide_ints_in_later_block_are_text(run: Run) -> None:
     rows = ["1.5"] * 400 + ["9007199254740993"]
-    out = run(("a\n" + "\n".join(rows) + "\n").encode(), row_group_rows=100, block_bytes=1024)
+    out = run(("a\n" + "\n".join(rows) + "\n").encode(), row_group_rows=100)
     assert out.table.schema.field("a").type == pa.string()
     assert out.table.column("a").to_pylist()[-1] == "9007199254740993"
 
@@ -124,7 +124,7 @@ def test_json_integers_are_exact(run: Run) -> None:
 
 def test_json_wide_int_then_float_in_later_row_group_is_text(run: Run) -> None:
     lines = [b'{"a": 9007199254740993}'] * 300 + [b'{"a": 0.5}']
-    out = run(b"\n".join(lines) + b"\n", "f.jsonl", row_group_rows=100, block_bytes=1024)
+    out = run(b"\n".join(lines) + b"\n", "f.jsonl", row_group_rows=100)
     assert out.table.schema.field("a").type == pa.string()
     assert out.table.column("a").to_pylist()[0] == "9007199254740993"
     assert out.table.column("a").to_pylist()[-1] == "0.5"
@@ -215,7 +215,7 @@ def test_excel_decimal_commas_stay_text(run: Run) -> None:
 
 
 def test_lattice_joins_decimals_exactly() -> None:
-    from lakegov.convert.types import join_types
+    from lakegov.schema import join_types
 
     dec = pa.decimal128(38, 0)
     assert join_types(pa.int64(), dec) == dec

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from lakegov.catalog.types import TypeNode, parse_type
+from lakegov.schema import TypeNode, parse_type
 
 PARQUET = "parquet"
 CSV = "csv"

@@ -635,7 +635,7 @@ class LocalAthenaEngine:
         """``CREATE TABLE name [WITH (external_location, format = 'PARQUET', ...)] AS query``:
         the rows written as Parquet, the table registered in Glue over them."""
         from lakegov.catalog import glue as catalog
-        from lakegov.catalog.types import columns_from_arrow
+        from lakegov.schema import columns_from_arrow
 
         match = re.match(r"(?is)^create\s+table\s+(if\s+not\s+exists\s+)?([`\"\w.]+)\s*(.*)$", text)
         if not match:

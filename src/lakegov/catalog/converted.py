@@ -1,85 +1,23 @@
 """What a ``FileConverted`` event says about the catalog: table, location, partitions, policy.
 
-The formatted layout is ``formatted_stg/<table>/<k1=v1>/<k2=v2>/<file>.parquet``: the table
-folder is the table's location, the ``k=v`` folders below it are its partitions, in order.
-
-The converter percent-encodes partition values in folder names (``quote(v, safe='')``, as
-Hive does): ``hour=2026-11-21T10:00`` lands in ``hour=2026-11-21T10%3A00/``. A partition's
-*values* are the decoded ones (what queries filter on); its *folder* is the one the Parquet
-objects are actually under, taken from the output keys as they are, so the Glue partition's
-Location is always the folder holding its data. A file directly in the table folder belongs
-to an unpartitioned table: it has no partition at all.
+The ``formatted_stg/`` layout itself (folders, partition encoding) is
+:mod:`lakegov.layout`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote
 
 from lakegov.errors import PermanentError
+from lakegov.layout import STAGING_PREFIX, Partition, split_key
 from lakegov.settings import Settings
 
-STAGING_PREFIX = "formatted_stg"
 MODES = ("direct", "crawler")
 # Which schema changes against the catalog pass (the datasets/ document's schema.changes).
 SCHEMA_POLICIES = ("additive", "any", "none")
 PROJECTION_POLICIES = ("auto", "enabled", "disabled")
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One partition: ordered, decoded ``(key, value)`` pairs and its folder under the table.
-
-    ``path`` is the folder as found in the object keys (``k=v%3Aw/``); without it (a
-    partition built from values) the folder is encoded the way the converter encodes it.
-    Two partitions with the same values are equal whatever their ``path``.
-    """
-
-    items: tuple[tuple[str, str], ...]
-    path: str = field(default="", compare=False)
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return tuple(k for k, _ in self.items)
-
-    @property
-    def values(self) -> list[str]:
-        return [v for _, v in self.items]
-
-    @property
-    def folder(self) -> str:
-        """The partition's folder under the table location (``k1=v1/k2=v2/``)."""
-        return self.path or encoded_folder(self.items)
-
-    def to_event(self) -> dict[str, str]:
-        return dict(self.items)
-
-
-def encoded_folder(items: Sequence[tuple[str, str]]) -> str:
-    """``k=v/`` folders with values percent-encoded exactly as the converter writes them."""
-    return "".join(f"{k}={quote(v, safe='')}/" for k, v in items)
-
-
-def split_key(key: str) -> tuple[str, str, Partition]:
-    """``formatted_stg/t/a=1/b=2/f.parquet`` -> (``formatted_stg/t/``, ``t``, partition a=1/b=2).
-
-    Values are decoded (``%3A`` -> ``:``); the partition keeps the folders as they are.
-    Raises PermanentError for a key outside the layout.
-    """
-    parts = key.split("/")
-    if len(parts) < 3 or not parts[1] or not parts[-1]:
-        raise PermanentError(f"{key!r} is not under <prefix>/<table>/.../<file>")
-    prefix, table, *folders, _file = parts
-    items: list[tuple[str, str]] = []
-    for folder in folders:
-        name, sep, value = folder.partition("=")
-        if not sep or not name:
-            raise PermanentError(f"{key!r}: folder {folder!r} is not a key=value partition")
-        items.append((name, unquote(value)))
-    path = "".join(f"{folder}/" for folder in folders)
-    return f"{prefix}/{table}/", table, Partition(tuple(items), path)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""Zero-config landing layout: an object key names its dataset, table and partition.
+"""The lake's layout: a landed key names its dataset, table and partition, and the
+formatted layout (``formatted_stg/<table>/<k=v>/.../<file>.parquet``) is written and
+read back here, and only here.
 
 A landed key reads ``<path>/<key=value>/.../<file>``::
 
@@ -21,6 +23,16 @@ Rules, each one deliberate:
 - S3 event notifications URL-encode keys (``+`` for a space, ``%3D`` for ``=``); pass
   ``url_encoded=True`` for such keys. Empty folders (``a//b``), a trailing ``/`` (a folder
   marker) and ``.``/``..`` segments are refused with reason code ``invalid_key``.
+
+The formatted layout: the table folder is the table's location, the ``k=v`` folders below
+it are its partitions, in order. Partition values are percent-encoded in folder names
+(``quote(v, safe='')``, as Hive does): ``hour=2026-11-21T10:00`` lands in
+``hour=2026-11-21T10%3A00/``. A partition's *values* are the decoded ones (what queries
+filter on); its *folder* is the one the Parquet objects are actually under, taken from the
+output keys as they are, so a Glue partition's Location is always the folder holding its
+data. A file directly in the table folder belongs to an unpartitioned table. Rows a
+conversion sets aside go to the same place under ``formatted_stg_exceptions/``, as JSON
+Lines.
 """
 
 from __future__ import annotations
@@ -28,12 +40,14 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote_plus
+from urllib.parse import quote, unquote, unquote_plus
 
-from lakegov.errors import RejectedFile
+from lakegov.errors import PermanentError, RejectedFile
 
-OUTPUT_ROOT = "formatted_stg"
+STAGING_PREFIX = "formatted_stg"
+EXCEPTIONS_PREFIX = "formatted_stg_exceptions"
 MAX_IDENTIFIER = 255  # Glue's limit for database, table and column names
 
 FORMAT_EXTENSIONS: dict[str, str] = {
@@ -145,9 +159,14 @@ class DatasetRef:
     @property
     def output_prefix(self) -> str:
         """``formatted_stg/<table>/<k=v>/.../`` (values percent-encoded as Hive does)."""
-        parts = [OUTPUT_ROOT, self.table_name]
-        parts += [f"{k}={quote(v, safe='')}" for k, v in self.partitions.items()]
-        return "/".join(parts) + "/"
+        return self._under(STAGING_PREFIX)
+
+    def _under(self, root: str) -> str:
+        return f"{root}/{self.table_name}/{encoded_folder(list(self.partitions.items()))}"
+
+    def _file(self, token: str) -> str:
+        stem = normalize_identifier(self.file_stem, prefix="f") or "part"
+        return stem + (f"-{re.sub(r'[^A-Za-z0-9_.-]', '', token)}" if token else "")
 
     def output_key(self, token: str = "") -> str:
         """The Parquet key for this file: ``<prefix><stem>[-<token>].parquet``.
@@ -155,9 +174,12 @@ class DatasetRef:
         ``token`` (for example the object's ETag or version id) keeps two uploads of the
         same name in one partition from overwriting each other when the caller wants that.
         """
-        stem = normalize_identifier(self.file_stem, prefix="f") or "part"
-        suffix = f"-{re.sub(r'[^A-Za-z0-9_.-]', '', token)}" if token else ""
-        return f"{self.output_prefix}{stem}{suffix}.parquet"
+        return f"{self.output_prefix}{self._file(token)}.parquet"
+
+    def exceptions_key(self, token: str = "") -> str:
+        """Where the rows this file's conversion set aside go (JSON Lines), beside the
+        output's place under ``formatted_stg_exceptions/``."""
+        return f"{self._under(EXCEPTIONS_PREFIX)}{self._file(token)}.jsonl"
 
     def with_table_name(self, table_name: str) -> DatasetRef:
         """A copy whose table (and output prefix) is ``table_name`` (a datasets/ override)."""
@@ -235,3 +257,60 @@ def parse_key(key: str, *, url_encoded: bool = False) -> DatasetRef:
         compression=parts.compression,
         delimiter=DELIMITER_BY_EXTENSION.get(parts.extension or ""),
     )
+
+
+# --------------------------------------------------------------------------- formatted_stg/
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition: ordered, decoded ``(key, value)`` pairs and its folder under the table.
+
+    ``path`` is the folder as found in the object keys (``k=v%3Aw/``); without it (a
+    partition built from values) the folder is encoded the way the converter encodes it.
+    Two partitions with the same values are equal whatever their ``path``.
+    """
+
+    items: tuple[tuple[str, str], ...]
+    path: str = field(default="", compare=False)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.items)
+
+    @property
+    def values(self) -> list[str]:
+        return [v for _, v in self.items]
+
+    @property
+    def folder(self) -> str:
+        """The partition's folder under the table location (``k1=v1/k2=v2/``)."""
+        return self.path or encoded_folder(self.items)
+
+    def to_event(self) -> dict[str, str]:
+        return dict(self.items)
+
+
+def encoded_folder(items: Sequence[tuple[str, str]]) -> str:
+    """``k=v/`` folders with values percent-encoded exactly as the converter writes them."""
+    return "".join(f"{k}={quote(v, safe='')}/" for k, v in items)
+
+
+def split_key(key: str) -> tuple[str, str, Partition]:
+    """``formatted_stg/t/a=1/b=2/f.parquet`` -> (``formatted_stg/t/``, ``t``, partition a=1/b=2).
+
+    Values are decoded (``%3A`` -> ``:``); the partition keeps the folders as they are.
+    Raises PermanentError for a key outside the layout.
+    """
+    parts = key.split("/")
+    if len(parts) < 3 or not parts[1] or not parts[-1]:
+        raise PermanentError(f"{key!r} is not under <prefix>/<table>/.../<file>")
+    prefix, table, *folders, _file = parts
+    items: list[tuple[str, str]] = []
+    for folder in folders:
+        name, sep, value = folder.partition("=")
+        if not sep or not name:
+            raise PermanentError(f"{key!r}: folder {folder!r} is not a key=value partition")
+        items.append((name, unquote(value)))
+    path = "".join(f"{folder}/" for folder in folders)
+    return f"{prefix}/{table}/", table, Partition(tuple(items), path)

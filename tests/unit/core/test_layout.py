@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lakegov.convert.layout import normalize_identifier, parse_key, split_file_name
 from lakegov.errors import RejectedFile
+from lakegov.layout import normalize_identifier, parse_key, split_file_name
 
 
 def test_issue_example() -> None:
