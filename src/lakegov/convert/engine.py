@@ -103,7 +103,7 @@ MAX_REPORTED_BAD_ROWS = 100
 REJECT_LINES = 10
 MAX_RETYPES = 64
 MAX_STRAY_QUOTES = 20  # re-reads after a quote that never closes; more rejects the file
-DEFAULT_MEMORY_LIMIT = "384MB"
+DEFAULT_MEMORY_LIMIT = "320MB"
 PARQUET_MAGIC = b"PAR1"
 AVRO_MAGIC = b"Obj\x01"
 
