@@ -659,7 +659,10 @@ def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
     A file it cannot read that way is left to the conversion's own read to report.
     """
     quotes, trailing = _suspect_patterns(dialect)
-    matches = [f"regexp_matches(line, {literal(trailing)})"]
+    # the trailing pattern ends with the delimiter: the cheap suffix test goes first
+    matches = [
+        f"(suffix(line, {literal(dialect.delimiter)}) AND regexp_matches(line, {literal(trailing)}))"
+    ]
     if quotes is not None:
         matches.insert(0, f"regexp_matches(line, {literal(quotes)})")
     new_line = ", new_line='\\r'" if dialect.newline == "\r" else ""
@@ -668,6 +671,7 @@ def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
         f"read_csv({literal(path)}, delim={separator}, quote='', escape='', header=false, "
         f"columns={{'line': 'VARCHAR'}}, auto_detect=false, strict_mode=false{new_line})"
     )
+    any_match = f"SELECT count(*) FROM {lines} WHERE {' OR '.join(matches)}"  # noqa: S608
     query = (
         f"SELECT n, line, {matches[0]} FROM "  # noqa: S608 - literals quoted
         f"(SELECT row_number() OVER () AS n, line FROM {lines}) "
@@ -675,6 +679,12 @@ def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
         f"AND ({' OR '.join(matches)}) ORDER BY n LIMIT 100001"
     )
     try:
+        # Numbering the lines costs three times the scan (the window keeps every line):
+        # a parallel scan first tells whether any line is suspect at all (the header
+        # and preamble may match too; then the numbered query sorts them out).
+        first = run.con.execute(any_match).fetchone()
+        if not first or not first[0]:
+            return []
         rows = run.con.execute(query).fetchall()
     except duckdb.Error:
         return []
