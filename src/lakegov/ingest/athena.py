@@ -40,11 +40,11 @@ from lakegov.convert.engine import convert
 from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
 from lakegov.events import EventPublisher, utc_now
-from lakegov.ingest.landed import LakeVersions, LandedObject
+from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted
 from lakegov.layout import DatasetRef, normalize_identifier
 from lakegov.observability import count, logger
 from lakegov.s3 import copy_object
-from lakegov.schema import declared_type, glue_type, schema_columns, schema_fingerprint
+from lakegov.schema import declared_type, glue_type, schema_fingerprint
 
 HEAD_BYTES = 64 * 1024
 # Types Athena can TRY_CAST a text column to; anything else (nested JSON) stays text
@@ -402,27 +402,21 @@ class AthenaConverter:
         schema = job.arrow_schema
         fingerprint = schema_fingerprint(schema)
         self.versions.record_schema(job.table, schema, fingerprint)
-        detail: dict[str, Any] = {
-            "bucket": job.bucket,
-            "key": job.key,
-            "version_id": job.version_id,
-            "etag": job.etag,
-            "dataset": job.dataset,
-            "table": job.table,
-            "partition_values": job.partitions,
-            "output_bucket": job.output_bucket,
-            "output_keys": keys or [job.output_prefix],
-            "rows": job.rows,
-            "bad_rows": job.bad_rows,
-            "exceptions_key": None,
-            "schema_fingerprint": fingerprint,
-            "columns": schema_columns(schema),
-            "schema_changes": job.schema_changes,
-            "engine": "athena",
-            "converted_at": utc_now(),
-        }
-        if job.catalog_mode:
-            detail["catalog_mode"] = job.catalog_mode
+        detail = file_converted(
+            landed,
+            dataset=job.dataset,
+            table=job.table,
+            partitions=job.partitions,
+            output_bucket=job.output_bucket,
+            output_keys=keys or [job.output_prefix],
+            schema=schema,
+            fingerprint=fingerprint,
+            rows=job.rows,
+            values_nulled=job.bad_rows,  # cast to NULL in the UNLOAD; no row is set aside
+            schema_changes=job.schema_changes,
+            catalog_mode=job.catalog_mode,
+            engine="athena",
+        )
         self.publisher.publish("FileConverted", detail)
         self.audit.record(
             "file",

@@ -19,7 +19,7 @@ from lakegov.aws import error_code
 from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 from lakegov.observability import count, logger
-from lakegov.schema import schema_columns, schema_from_columns
+from lakegov.schema import schema_columns, schema_fingerprint, schema_from_columns
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,55 @@ class LandedObject:
             version_id=obj.get("version-id"),
             sequencer=str(obj.get("sequencer") or ""),
         )
+
+
+def file_converted(
+    landed: LandedObject,
+    *,
+    dataset: str,
+    table: str,
+    partitions: dict[str, str],
+    output_bucket: str,
+    output_keys: list[str],
+    schema: pa.Schema,
+    rows: int,
+    engine: str,
+    schema_changes: str,
+    catalog_mode: str | None,
+    rows_in: int | None = None,
+    bad_rows: int = 0,
+    exceptions_key: str | None = None,
+    values_nulled: int | None = None,
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """The ``FileConverted`` detail, whichever engine converted the file: ``bad_rows`` are
+    rows set aside (not loaded), ``values_nulled`` values read as NULL because they did not
+    fit their column's type (the Athena path casts instead of setting rows aside)."""
+    detail: dict[str, Any] = {
+        "bucket": landed.bucket,
+        "key": landed.key,
+        "version_id": landed.version_id,
+        "etag": landed.etag,
+        "dataset": dataset,
+        "table": table,
+        "partition_values": dict(partitions),
+        "output_bucket": output_bucket,
+        "output_keys": output_keys,
+        "rows": rows,
+        "rows_in": rows + bad_rows if rows_in is None else rows_in,
+        "bad_rows": bad_rows,
+        "exceptions_key": exceptions_key,
+        "schema_fingerprint": fingerprint or schema_fingerprint(schema),
+        "columns": schema_columns(schema),
+        "schema_changes": schema_changes,
+        "engine": engine,
+        "converted_at": utc_now(),
+    }
+    if values_nulled is not None:
+        detail["values_nulled"] = values_nulled
+    if catalog_mode:
+        detail["catalog_mode"] = catalog_mode
+    return detail
 
 
 class LakeVersions:

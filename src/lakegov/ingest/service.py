@@ -35,11 +35,10 @@ from lakegov.convert.options import DatasetDocument, DatasetOptions, load_docume
 from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
-from lakegov.ingest.landed import LakeVersions, LandedObject
+from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted
 from lakegov.layout import DatasetRef, parse_key
 from lakegov.observability import count, logger
 from lakegov.s3 import copy_object
-from lakegov.schema import schema_columns
 
 QUARANTINE_PREFIX = "quarantine/"
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
@@ -255,30 +254,24 @@ class Converter:
         written = [output_key, *([exceptions_key] if wrote_exceptions else [])]
         if not self.versions.make_current(landed, last_modified, written):
             return Outcome("SUPERSEDED", landed.key, reason="a newer version is current")
-        columns = schema_columns(result.schema)
         self.versions.record_schema(ref.table_name, result.schema, result.schema_fingerprint)
-        detail: dict[str, Any] = {
-            "bucket": landed.bucket,
-            "key": landed.key,
-            "version_id": landed.version_id,
-            "etag": landed.etag,
-            "dataset": ref.dataset_id,
-            "table": ref.table_name,
-            "partition_values": dict(ref.partitions),
-            "output_bucket": self.settings.formatted_bucket,
-            "output_keys": [output_key],
-            "rows": result.rows_out,
-            "rows_in": result.rows_in,
-            "bad_rows": result.bad_row_count,
-            "exceptions_key": exceptions_key if wrote_exceptions else None,
-            "schema_fingerprint": result.schema_fingerprint,
-            "columns": columns,
-            "schema_changes": options.schema_changes,
-            "engine": "lambda",
-            "converted_at": utc_now(),
-        }
-        if options.catalog_mode:
-            detail["catalog_mode"] = options.catalog_mode
+        detail = file_converted(
+            landed,
+            dataset=ref.dataset_id,
+            table=ref.table_name,
+            partitions=dict(ref.partitions),
+            output_bucket=self.settings.formatted_bucket,
+            output_keys=[output_key],
+            schema=result.schema,
+            fingerprint=result.schema_fingerprint,
+            rows=result.rows_out,
+            rows_in=result.rows_in,
+            bad_rows=result.bad_row_count,
+            exceptions_key=exceptions_key if wrote_exceptions else None,
+            schema_changes=options.schema_changes,
+            catalog_mode=options.catalog_mode,
+            engine="lambda",
+        )
         self.publisher.publish("FileConverted", detail)
         # marked done only once the event is out: a crash in between redelivers (at least once)
         self.audit.record(
