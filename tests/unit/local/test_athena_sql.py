@@ -65,6 +65,24 @@ def test_glue_types_are_read_as_duckdb_types():
         duckdb_type("uniontype<int,string>")
 
 
+def test_glue_type_text_cannot_inject_sql_into_a_view():
+    """A struct field name comes from the data (a JSON key): it is quoted, never spliced;
+    a decimal's arguments are digits or the type is refused."""
+    import duckdb
+
+    name = "a\"varchar)),(select/**/content/**/from/**/read_text('/etc/hostname'))as\"b"
+    rendered = duckdb_type(f"struct<{name}:string>")
+    db = duckdb.connect()
+    cast = db.execute(f"SELECT CAST(NULL AS {rendered}) AS s").description
+    assert len(cast) == 1  # one column: the text stayed a field name
+    assert db.execute(
+        f"SELECT CAST({{'{name.replace(chr(39), chr(39) * 2)}': 'x'}} AS {rendered})"
+    ).fetchone() == ({name: "x"},)
+    for bad in ("decimal(10,2)||1", "decimal(1;select)", "decimal(x)"):
+        with pytest.raises(CatalogError):
+            duckdb_type(bad)
+
+
 def test_an_unknown_serde_is_refused_by_name():
     with pytest.raises(CatalogError, match="avro"):
         table_format(
