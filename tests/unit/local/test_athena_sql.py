@@ -129,6 +129,35 @@ def test_results_csv_quotes_every_value_and_leaves_nulls_empty():
 
 
 @pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_text('/etc/hostname')",
+        "SELECT (SELECT count(*) FROM read_parquet('s3://raw/any/*.parquet'))",
+        "SELECT * FROM duckdb_secrets()",
+        "WITH f AS (SELECT 1 AS x) SELECT * FROM f CROSS JOIN read_csv('s3://raw/x.csv')",
+    ],
+)
+def test_duckdb_table_functions_cannot_read_around_lake_formation(sql):
+    """Athena has no read_parquet / read_text: DuckDB's would read any S3 object or local
+    file with the engine's credentials, whatever Lake Formation grants the caller."""
+    engine = LocalAthenaEngine(
+        glue=None,
+        s3=None,
+        endpoint_url="http://127.0.0.1:9",
+        region="us-east-1",
+        credentials=("k", "s"),
+    )
+    try:
+        with pytest.raises(AthenaFailure) as failure:
+            engine.execute(
+                sql, database=None, principal="arn:aws:iam::123456789012:role/x", query_id="q"
+            )
+    finally:
+        engine.close()
+    assert failure.value.error_type == "FUNCTION_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
     "sql", ["INSERT INTO t VALUES (1)", "CREATE VIEW v AS SELECT 1", "MERGE INTO t USING s"]
 )
 def test_statements_it_does_not_run_fail_as_not_supported(sql):

@@ -242,12 +242,20 @@ class LocalAthenaEngine:
         referenced = {c.name.lower() for c in tree.find_all(exp.Column)}
         aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
         with_path = PATH_COLUMN in referenced
+        # A function in FROM would be DuckDB's (read_parquet, read_text, glob...), run with
+        # the engine's credentials: it would read S3 objects and local files around Lake
+        # Formation. Athena has none (UNNEST is not a table function here).
+        for node in tree.find_all(exp.Table):
+            if isinstance(node.this, exp.Func):
+                name = (node.this.name or node.this.sql_name()).lower()
+                raise AthenaFailure(
+                    "FUNCTION_NOT_FOUND",
+                    f"FUNCTION_NOT_FOUND: table function {name!r} is not registered",
+                )
         tables = [
             t
             for t in tree.find_all(exp.Table)
-            if t.name
-            and not (not t.db and t.name.lower() in ctes)
-            and not isinstance(t.this, exp.Func)
+            if t.name and not (not t.db and t.name.lower() in ctes)
         ]
         denied: dict[str, set[str]] = {}
         granted_anywhere: set[str] = set()

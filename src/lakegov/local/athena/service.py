@@ -37,6 +37,7 @@ _TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 # Athena's AthenaError.ErrorType for the errors the local engine raises
 _ERROR_TYPES = {
     "SYNTAX_ERROR": 1004,
+    "FUNCTION_NOT_FOUND": 1004,
     "NOT_SUPPORTED": 1008,
     "TABLE_NOT_FOUND": 1006,
     "SCHEMA_NOT_FOUND": 1006,
