@@ -27,6 +27,10 @@ _ACTIONS = {
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 
+class UnrecognizedClient(Exception):
+    """Athena's ``UnrecognizedClientException``: the request's access key is unknown."""
+
+
 def _snake(action: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
 
@@ -57,10 +61,29 @@ def principal_of(authorization: str) -> str | None:
 class AthenaMiddleware:
     """WSGI: Athena's query actions answered by ``athena()``, the rest passed to ``app``."""
 
-    def __init__(self, app: Any, athena: Callable[[], LocalAthena], deployer: str) -> None:
+    def __init__(
+        self,
+        app: Any,
+        athena: Callable[[], LocalAthena],
+        deployer: str,
+        deployer_key: str = "testing",
+    ) -> None:
         self.app = app
         self.athena = athena
         self.deployer = deployer
+        self.deployer_key = deployer_key
+
+    def principal(self, authorization: str) -> str:
+        """Who signed the request: a principal moto issued the key to, or the deployer for
+        the runtime's own key. Any other key (or none) is refused, as AWS refuses a key it
+        did not issue: it never falls back to the deployer, who reads everything."""
+        found = principal_of(authorization)
+        if found:
+            return found
+        match = _CREDENTIAL.search(authorization or "")
+        if match and match.group(1) == self.deployer_key:
+            return self.deployer
+        raise UnrecognizedClient("The security token included in the request is invalid.")
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -71,13 +94,16 @@ class AthenaMiddleware:
         raw = environ["wsgi.input"].read(length) if length else b""
         try:
             body = json.loads(raw or b"{}")
-            principal = principal_of(environ.get("HTTP_AUTHORIZATION", "")) or self.deployer
+            principal = self.principal(environ.get("HTTP_AUTHORIZATION", ""))
             handler = getattr(self.athena(), _snake(action))
             answer = handler(body, principal) if action == "StartQueryExecution" else handler(body)
             status, payload = "200 OK", answer
         except InvalidRequest as exc:
             status = "400 Bad Request"
             payload = {"__type": InvalidRequest.code, "Message": str(exc)}
+        except UnrecognizedClient as exc:
+            status = "400 Bad Request"
+            payload = {"__type": "UnrecognizedClientException", "message": str(exc)}
         except json.JSONDecodeError as exc:
             status = "400 Bad Request"
             payload = {"__type": "SerializationException", "Message": str(exc)}
