@@ -319,10 +319,12 @@ class LocalAthena:
         return dict(group.get("Configuration") or {})
 
     def _run(self, execution: Execution) -> None:
-        if execution.state != "QUEUED":
-            return
-        execution.started = time.time()
-        self._transition(execution, "RUNNING")
+        with self._lock:  # a StopQueryExecution in between would otherwise be overwritten
+            if execution.state != "QUEUED":
+                return
+            execution.started = time.time()
+            previous, execution.state = execution.state, "RUNNING"
+        self._emit(execution, previous)
         try:
             result = self.engine.execute(
                 execution.query,
@@ -331,6 +333,8 @@ class LocalAthena:
                 query_id=execution.id,
                 output_location=execution.output_location,
             )
+            if execution.state in _TERMINAL:  # cancelled while it ran: no results, as on AWS
+                return
             execution.statement_type = result.statement_type
             execution.result = result
             self._write_results(execution, result)
@@ -344,6 +348,8 @@ class LocalAthena:
         self._finish(execution, "SUCCEEDED")
 
     def _fail(self, execution: Execution, error_type: str, message: str, category: int) -> None:
+        if execution.state in _TERMINAL:  # already cancelled: the interrupt's error is moot
+            return
         execution.error = {
             "ErrorCategory": category,
             "ErrorType": _ERROR_TYPES.get(error_type, 1000 if category == 1 else 1100),
