@@ -254,12 +254,25 @@ class LocalAthena:
                 f"constraint: Member must have value less than or equal to {MAX_RESULTS}"
             )
         result = execution.result or QueryResult("DDL")
+        kind = str(body.get("QueryResultType") or "DATA_ROWS")
+        if kind not in ("DATA_ROWS", "DATA_MANIFEST"):
+            raise InvalidRequest(
+                f"1 validation error detected: Value '{kind}' at 'queryResultType' failed to "
+                "satisfy constraint: Member must satisfy enum value set: [DATA_MANIFEST, DATA_ROWS]"
+            )
         rows: list[list[str | None]] = []
-        if execution.statement_type == "DML" and result.has_header and result.columns:
-            rows.append([name for name, _ in result.columns])
-        rows += [[None if v is None else athena_text(v) for v in row] for row in result.rows]
-        if result.unload_files:
+        if kind == "DATA_MANIFEST":
+            # only CTAS, UNLOAD (and INSERT) write a manifest; the rows are its file URLs
+            if not result.unload_files:
+                raise InvalidRequest(
+                    "DATA_MANIFEST is supported only for CREATE TABLE AS SELECT, UNLOAD and "
+                    "INSERT queries"
+                )
             rows = [[url] for url in result.unload_files]
+        elif not result.unload_files:  # UNLOAD / CTAS: their rows are in the files written
+            if execution.statement_type == "DML" and result.has_header and result.columns:
+                rows.append([name for name, _ in result.columns])
+            rows += [[None if v is None else athena_text(v) for v in row] for row in result.rows]
         start = int(body.get("NextToken") or 0)
         page = rows[start : start + size]
         out: dict[str, Any] = {
