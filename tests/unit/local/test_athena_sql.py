@@ -181,3 +181,42 @@ def test_leading_comments_do_not_hide_the_statement():
             query_id="q",
         )
     assert "'INSERT INTO T'" in str(failed.value)
+
+
+def test_show_tables_lists_only_the_tables_the_principal_holds_permissions_on():
+    """Lake Formation's catalog shows a principal only the tables it has permissions on;
+    names of the others are not disclosed."""
+    from lakegov.governance.access import AccessDenied, TableGrant
+
+    class _Glue:
+        class exceptions:
+            EntityNotFoundException = LookupError
+
+        def get_paginator(self, name):
+            assert name == "get_tables"
+            return self
+
+        def paginate(self, DatabaseName):
+            return [{"TableList": [{"Name": "cards"}, {"Name": "customers"}, {"Name": "salaries"}]}]
+
+    class _Policy:
+        def table_access(self, principal, database, table, permission="SELECT"):
+            assert permission == "DESCRIBE"
+            if table == "salaries":
+                raise AccessDenied(principal, permission, f"{database}.{table}")
+            return TableGrant(None, None)
+
+    analyst = "arn:aws:iam::123456789012:role/analyst"
+    engine = LocalAthenaEngine(
+        glue=_Glue(),
+        s3=None,
+        endpoint_url="http://127.0.0.1:9",
+        region="us-east-1",
+        credentials=("k", "s"),
+        access=lambda: _Policy(),
+        unrestricted=lambda principal: principal != analyst,
+    )
+    shown = engine.execute("SHOW TABLES IN shop", database=None, principal=analyst, query_id="q")
+    assert shown.rows == [("cards",), ("customers",)]
+    admin = engine.execute("SHOW TABLES IN shop", database=None, principal="admin", query_id="q")
+    assert len(admin.rows) == 3

@@ -369,7 +369,11 @@ class LocalAthenaEngine:
                 raise AthenaFailure(
                     "SCHEMA_NOT_FOUND", f"SCHEMA_NOT_FOUND: Schema '{db}' does not exist"
                 ) from exc
-            tables: list[tuple[Any, ...]] = [(n,) for n in sorted(names) if _matches(n, like)]
+            tables: list[tuple[Any, ...]] = [
+                (n,)
+                for n in sorted(names)
+                if _matches(n, like) and self._may_describe(principal, db, n)
+            ]
             return QueryResult("UTILITY", [("tab_name", "VARCHAR")], tables, has_header=False)
         if upper[:2] == ["SHOW", "COLUMNS"]:
             match = re.match(
@@ -428,6 +432,20 @@ class LocalAthenaEngine:
         raise AthenaFailure(
             "NOT_SUPPORTED", f"NOT_SUPPORTED: {' '.join(upper[:2])} is not supported locally"
         )
+
+    def _may_describe(self, principal: str, database: str, table: str) -> bool:
+        """Whether the table is listed to ``principal``: Lake Formation's catalog shows a
+        principal only the tables it holds some permission on."""
+        if self._unrestricted(principal):
+            return True
+        policy = self._access()
+        if policy is None:
+            return False
+        try:
+            policy.table_access(principal, database, table, "DESCRIBE")
+        except (AccessDenied, TableNotFound):
+            return False
+        return True
 
     def _registered_partitions(self, table: TableDef) -> set[str]:
         if table.projected:
