@@ -50,3 +50,33 @@ def test_an_access_key_nobody_issued_is_refused_not_taken_for_the_deployer():
     assert athena.principals == []
     status, payload = _call(middleware, _auth("testing"))
     assert status.startswith("200") and athena.principals == [DEPLOYER]
+
+
+def test_a_deactivated_user_key_and_an_expired_session_are_not_principals():
+    import datetime
+
+    import boto3
+    from moto import mock_aws
+
+    from lakegov.local.athena.server import principal_of
+
+    with mock_aws():
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_user(UserName="analyst")
+        key = iam.create_access_key(UserName="analyst")["AccessKey"]["AccessKeyId"]
+        assert principal_of(_auth(key)) == "arn:aws:iam::123456789012:user/analyst"
+        iam.update_access_key(UserName="analyst", AccessKeyId=key, Status="Inactive")
+        assert principal_of(_auth(key)) is None
+
+        iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+        sts = boto3.client("sts", region_name="us-east-1")
+        creds = sts.assume_role(
+            RoleArn="arn:aws:iam::123456789012:role/r", RoleSessionName="analyst-session", DurationSeconds=900
+        )["Credentials"]
+        assert principal_of(_auth(creds["AccessKeyId"])) == "arn:aws:iam::123456789012:role/r"
+        from moto.sts.models import sts_backends
+
+        for backend in sts_backends["123456789012"].values():
+            for role in backend.assumed_roles:
+                role.expiration = datetime.datetime(2000, 1, 1)
+        assert principal_of(_auth(creds["AccessKeyId"])) is None

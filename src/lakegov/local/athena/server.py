@@ -6,6 +6,7 @@ Requests whose ``X-Amz-Target`` is one of Athena's query actions go to :class:`L
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import threading
@@ -37,7 +38,7 @@ def _snake(action: str) -> str:
 
 def principal_of(authorization: str) -> str | None:
     """The IAM principal (role or user ARN) moto knows behind the request's access key id;
-    None for keys moto did not issue (the default local credentials: the deployer)."""
+    None for keys moto did not issue, an expired session's and a deactivated user key."""
     match = _CREDENTIAL.search(authorization or "")
     if not match:
         return None
@@ -45,17 +46,26 @@ def principal_of(authorization: str) -> str | None:
     from moto.iam.models import iam_backends
     from moto.sts.models import sts_backends
 
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     for by_partition in list(sts_backends.values()):
         for backend in list(by_partition.values()):
             for role in list(backend.assumed_roles):
-                if role.access_key_id == key:
+                # an expired session's keys are refused, as AWS does (ExpiredToken)
+                if role.access_key_id == key and _naive(role.expiration) > now:
                     return str(role.role_arn)
     for iam_by_partition in list(iam_backends.values()):
         for iam in list(iam_by_partition.values()):
             for user in list(iam.users.values()):
-                if any(k.access_key_id == key for k in user.access_keys):
+                if any(k.access_key_id == key and k.status == "Active" for k in user.access_keys):
                     return str(user.arn)
     return None
+
+
+def _naive(moment: datetime.datetime) -> datetime.datetime:
+    """A UTC datetime without its zone (moto's are naive UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
+    return moment
 
 
 class AthenaMiddleware:
