@@ -113,11 +113,17 @@ def apply_tag_association(lakeformation: Any, event: dict[str, Any]) -> dict[str
     ``lf_tags_config``); on delete revoke that, keeping the tags (documents may use them)."""
     props = event.get("ResourceProperties") or {}
     principal = str(props["Principal"])
-    tags = _tags(props.get("Tags"))
     request = event["RequestType"]
     if request == "Delete":
+        try:
+            tags = _tags(props.get("Tags"))
+        except (ValueError, AttributeError, TypeError):
+            # a Tags value that never parsed failed its Create: nothing was granted, and a
+            # failed Delete would leave the rollback stuck (ROLLBACK_FAILED)
+            return {}
         _tag_grants(lakeformation, principal, tags, grant=False)
         return tags
+    tags = _tags(props.get("Tags"))
     if request == "Update":
         old_props = event.get("OldResourceProperties") or {}
         old = _tags(old_props.get("Tags"))

@@ -209,3 +209,16 @@ def test_a_revoke_refused_for_another_reason_still_fails(lakeformation):
 
     with pytest.raises(ClientError):
         apply_tag_association(_Refuses(lakeformation), _tag_event("Delete", DBT_TAGS))
+
+
+def test_a_malformed_tags_parameter_fails_create_but_not_the_rollback(lakeformation):
+    from lakegov.governance.admins import apply_tag_association
+
+    event = {
+        "RequestType": "Create",
+        "ResourceType": "Custom::LakeFormationTagAssociation",
+        "ResourceProperties": {"Principal": DBT_ROLE, "Tags": '{"domain": ["mwaa_blog"'},
+    }
+    with pytest.raises(ValueError):
+        apply_tag_association(lakeformation, event)
+    assert apply_tag_association(lakeformation, {**event, "RequestType": "Delete"}) == {}
