@@ -70,13 +70,17 @@ def _multipart_copy(
     size: int,
     part_bytes: int,
 ) -> None:
-    ranges = part_ranges(size, part_bytes)  # refuses an impossible size before any upload
+    head_args = {"Bucket": source["Bucket"], "Key": source["Key"]}
+    if source.get("VersionId"):
+        head_args["VersionId"] = source["VersionId"]
+    head = s3.head_object(**head_args)
+    # Every part is copied from the object the HEAD saw: an overwrite during the copy fails
+    # it (412 PreconditionFailed, upload aborted) instead of stitching two objects together.
+    same_object = {"CopySourceIfMatch": head["ETag"]}
+    # the ranges cover the object being copied (the caller's size may predate an overwrite)
+    ranges = part_ranges(int(head.get("ContentLength", size)), part_bytes)
     create: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if metadata is None:  # CopyObject's default: the source's metadata and content type
-        head_args = {"Bucket": source["Bucket"], "Key": source["Key"]}
-        if source.get("VersionId"):
-            head_args["VersionId"] = source["VersionId"]
-        head = s3.head_object(**head_args)
         create["Metadata"] = head.get("Metadata") or {}
         if head.get("ContentType"):
             create["ContentType"] = head["ContentType"]
@@ -93,6 +97,7 @@ def _multipart_copy(
                 PartNumber=number,
                 CopySource=dict(source),
                 CopySourceRange=f"bytes={first}-{last}",
+                **same_object,
             )
             parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
         s3.complete_multipart_upload(

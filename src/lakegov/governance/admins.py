@@ -62,8 +62,16 @@ TAG_VALUES_PER_CALL = 50  # CreateLFTag / UpdateLFTag take at most 50 values
 TAG_PERMISSIONS = ["ASSOCIATE", "DESCRIBE"]
 
 
-def _missing_tag(exc: Exception) -> bool:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code") == "EntityNotFoundException"
+def _nothing_to_revoke(exc: Exception) -> bool:
+    """The tag was deleted meanwhile, or the principal holds nothing on it: AWS answers
+    ``InvalidInputException: No permissions revoked...`` for a grant that is not there
+    (a rollback after a failed create, a grant already revoked by hand)."""
+    error = getattr(exc, "response", {}).get("Error", {})
+    if error.get("Code") == "EntityNotFoundException":
+        return True
+    return error.get("Code") == "InvalidInputException" and str(
+        error.get("Message", "")
+    ).startswith("No permissions revoked")
 
 
 def ensure_tags(lakeformation: Any, tags: dict[str, list[str]]) -> None:
@@ -96,8 +104,8 @@ def _tag_grants(
                 Permissions=TAG_PERMISSIONS,
             )
         except Exception as exc:
-            if grant or not _missing_tag(exc):
-                raise  # revoking from a tag deleted meanwhile: nothing left to revoke
+            if grant or not _nothing_to_revoke(exc):
+                raise
 
 
 def apply_tag_association(lakeformation: Any, event: dict[str, Any]) -> dict[str, list[str]]:
@@ -105,11 +113,17 @@ def apply_tag_association(lakeformation: Any, event: dict[str, Any]) -> dict[str
     ``lf_tags_config``); on delete revoke that, keeping the tags (documents may use them)."""
     props = event.get("ResourceProperties") or {}
     principal = str(props["Principal"])
-    tags = _tags(props.get("Tags"))
     request = event["RequestType"]
     if request == "Delete":
+        try:
+            tags = _tags(props.get("Tags"))
+        except (ValueError, AttributeError, TypeError):
+            # a Tags value that never parsed failed its Create: nothing was granted, and a
+            # failed Delete would leave the rollback stuck (ROLLBACK_FAILED)
+            return {}
         _tag_grants(lakeformation, principal, tags, grant=False)
         return tags
+    tags = _tags(props.get("Tags"))
     if request == "Update":
         old_props = event.get("OldResourceProperties") or {}
         old = _tags(old_props.get("Tags"))

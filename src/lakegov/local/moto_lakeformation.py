@@ -135,7 +135,11 @@ def _get_resource_lf_tags(
 def _add_lf_tags_to_resource(
     self: Any, catalog_id: str, resource: dict[str, Any], tags: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Attach tags key by key (a key already on the resource takes the new value), as AWS."""
+    """Attach tags key by key (a key already on the resource takes the new value), as AWS.
+
+    The resource must exist (AWS: ``EntityNotFoundException``): a tag on a misspelt table
+    or column is refused here too, not stored for nothing."""
+    _require_resource(self, resource)
     existing = self.list_lf_tags(catalog_id)
     failures = []
     for tag in tags:
@@ -175,6 +179,24 @@ def _add_lf_tags_to_resource(
             ckey = (catalog, body["DatabaseName"], body["Name"], column)
             self.lf_columns_tags[ckey] = merged(self.lf_columns_tags.get(ckey))
     return []
+
+
+def _require_resource(backend: Any, resource: dict[str, Any]) -> None:
+    if "Database" in resource:
+        name = resource["Database"]["Name"]
+        if not _database_exists(backend, name):
+            raise _not_found(f"Database {name} not found")
+    for kind in ("Table", "TableWithColumns"):
+        if kind not in resource:
+            continue
+        body = resource[kind]
+        database, table = body["DatabaseName"], str(body.get("Name"))
+        columns = _table_columns(backend, database, table)
+        if columns is None:
+            raise _not_found(f"Table {database}.{table} not found")
+        unknown = sorted(c for c in body.get("ColumnNames") or [] if str(c).lower() not in columns)
+        if unknown:
+            raise _not_found(f"Columns not in table {database}.{table}: {', '.join(unknown)}")
 
 
 # -- data cells filters -----------------------------------------------------------------

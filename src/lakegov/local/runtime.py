@@ -265,7 +265,9 @@ class LocalRuntime:
         self._server = LocalEndpoint(
             "127.0.0.1",
             self.port,
-            lambda app: AthenaMiddleware(app, self.athena, self.deployer_arn),
+            lambda app: AthenaMiddleware(
+                app, self.athena, self.deployer_arn, LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+            ),
         )
         self._server.start()
         self._wait_for_server()

@@ -38,7 +38,7 @@ def athena_client(deployment: Deployment, principal: str | None) -> Any:
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
         region_name=region,
-    ).client("athena", endpoint_url=deployment.endpoint_url or sts.meta.endpoint_url)
+    ).client("athena", endpoint_url=deployment.endpoint_url)  # None: Athena's own endpoint
 
 
 def _query(args: argparse.Namespace) -> int:

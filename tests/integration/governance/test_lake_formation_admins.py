@@ -145,3 +145,80 @@ def test_the_dbt_role_may_associate_its_tags_which_exist_and_stay(lakeformation)
     apply_tag_association(lakeformation, _tag_event("Delete", DBT_TAGS))
     assert _tag_grants(lakeformation) == {}
     assert "mwaa_blog" in lakeformation.get_lf_tag(TagKey="domain")["TagValues"]
+
+
+class _RevokesLikeAws:
+    """The moto client, but ``RevokePermissions`` of a grant the principal does not hold
+    fails as on AWS (moto accepts it silently)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def revoke_permissions(self, **kwargs):
+        from botocore.exceptions import ClientError
+
+        held = [
+            e
+            for e in self._client.list_permissions()["PrincipalResourcePermissions"]
+            if e["Principal"] == kwargs["Principal"] and e["Resource"] == kwargs["Resource"]
+        ]
+        if not held:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "InvalidInputException",
+                        "Message": "No permissions revoked. Revoking Tag permissions on Tags "
+                        "that grantee does not have permissions on.",
+                    }
+                },
+                "RevokePermissions",
+            )
+        return self._client.revoke_permissions(**kwargs)
+
+
+def test_a_rollback_after_a_failed_create_deletes_cleanly(lakeformation):
+    """CloudFormation sends Delete after a Create that failed before any grant: revoking
+    what was never granted must not fail, or the stack is stuck in ROLLBACK_FAILED."""
+    from lakegov.governance.admins import apply_tag_association
+
+    client = _RevokesLikeAws(lakeformation)
+    lakeformation.create_lf_tag(TagKey="domain", TagValues=["mwaa_blog"])
+    lakeformation.grant_permissions(
+        Principal={"DataLakePrincipalIdentifier": DBT_ROLE},
+        Resource={"LFTag": {"TagKey": "domain", "TagValues": ["mwaa_blog"]}},
+        Permissions=["ASSOCIATE", "DESCRIBE"],
+    )  # the first grant went through, the second never happened
+    apply_tag_association(client, _tag_event("Delete", DBT_TAGS))
+    assert _tag_grants(lakeformation) == {}
+
+
+def test_a_revoke_refused_for_another_reason_still_fails(lakeformation):
+    from botocore.exceptions import ClientError
+
+    from lakegov.governance.admins import apply_tag_association
+
+    class _Refuses(_RevokesLikeAws):
+        def revoke_permissions(self, **kwargs):
+            raise ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}},
+                "RevokePermissions",
+            )
+
+    with pytest.raises(ClientError):
+        apply_tag_association(_Refuses(lakeformation), _tag_event("Delete", DBT_TAGS))
+
+
+def test_a_malformed_tags_parameter_fails_create_but_not_the_rollback(lakeformation):
+    from lakegov.governance.admins import apply_tag_association
+
+    event = {
+        "RequestType": "Create",
+        "ResourceType": "Custom::LakeFormationTagAssociation",
+        "ResourceProperties": {"Principal": DBT_ROLE, "Tags": '{"domain": ["mwaa_blog"'},
+    }
+    with pytest.raises(ValueError):
+        apply_tag_association(lakeformation, event)
+    assert apply_tag_association(lakeformation, {**event, "RequestType": "Delete"}) == {}

@@ -104,3 +104,23 @@ def test_resource_tags_add_up_key_by_key_and_untagged_resources_answer_empty(
     with pytest.raises(ClientError) as missing:
         lf.get_resource_lf_tags(Resource={"Table": {"DatabaseName": DB, "Name": "missing"}})
     assert _code(missing) == "EntityNotFoundException"
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        {"Database": {"Name": "lakegov_dev_missing"}},
+        {"Table": {"DatabaseName": DB, "Name": "missing"}},
+        {"TableWithColumns": {"DatabaseName": DB, "Name": TABLE, "ColumnNames": ["nope"]}},
+    ],
+    ids=["database", "table", "column"],
+)
+def test_tagging_a_resource_that_does_not_exist_is_refused(aws: Any, resource: Any) -> None:
+    """AWS refuses it; moto stored the tags of a misspelt table for nobody."""
+    lf = aws["lf"]
+    lf.create_lf_tag(TagKey="domain", TagValues=["blog"])
+    with pytest.raises(ClientError) as missing:
+        lf.add_lf_tags_to_resource(
+            Resource=resource, LFTags=[{"TagKey": "domain", "TagValues": ["blog"]}]
+        )
+    assert _code(missing) == "EntityNotFoundException"

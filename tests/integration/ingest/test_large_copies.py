@@ -73,3 +73,59 @@ def test_a_too_large_landed_file_is_quarantined_not_dead_lettered(
         head = h.s3.head_object(Bucket="raw", Key=rejected["quarantine_key"])
         assert head["ContentLength"] == 3 + 8 * MiB
         assert head["Metadata"]["lakegov-reason-code"] == "too_large"
+
+
+class _OverwrittenMidCopy:
+    """moto's S3, but the source is overwritten after the first part is copied, and
+    ``UploadPartCopy`` honours ``CopySourceIfMatch`` as S3 does (moto ignores it)."""
+
+    def __init__(self, s3, body):
+        self._s3 = s3
+        self._body = body
+        self.parts = 0
+
+    def __getattr__(self, name):
+        return getattr(self._s3, name)
+
+    def upload_part_copy(self, **kwargs):
+        from botocore.exceptions import ClientError
+
+        source = kwargs["CopySource"]
+        current = self._s3.head_object(Bucket=source["Bucket"], Key=source["Key"])["ETag"]
+        if "CopySourceIfMatch" in kwargs and kwargs["CopySourceIfMatch"] != current:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "PreconditionFailed",
+                        "Message": "At least one of the pre-conditions you specified did not hold",
+                    }
+                },
+                "UploadPartCopy",
+            )
+        response = self._s3.upload_part_copy(**kwargs)
+        self.parts += 1
+        if self.parts == 1:
+            self._s3.put_object(Bucket=source["Bucket"], Key=source["Key"], Body=self._body)
+        return response
+
+
+def test_a_source_overwritten_during_a_multipart_copy_fails_the_copy(lowered_copy_limit):
+    """Parts of two different objects are never stitched into one copy."""
+    from botocore.exceptions import ClientError
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="copies")
+        s3.put_object(Bucket="copies", Key="big.csv", Body=b"a" * (11 * MiB))
+        racing = _OverwrittenMidCopy(s3, b"b" * (11 * MiB))
+        with pytest.raises(ClientError, match="PreconditionFailed"):
+            lakegov_s3.copy_object(
+                racing,
+                source={"Bucket": "copies", "Key": "big.csv"},
+                bucket="copies",
+                key="copy.csv",
+                size=11 * MiB,
+                part_bytes=5 * MiB,
+            )
+        assert "Contents" not in s3.list_objects_v2(Bucket="copies", Prefix="copy.csv")
+        assert s3.list_multipart_uploads(Bucket="copies").get("Uploads", []) == []

@@ -193,3 +193,28 @@ def test_the_check_refuses_a_key_whose_policy_omits_the_publisher() -> None:
         [CLOUDWATCH, EVENTBRIDGE],
     )
     assert refused_pairings(both) == []
+
+
+def unused_service_grants(template: dict[str, Any]) -> list[str]:
+    """Service principals a key policy admits although that service delivers to nothing the
+    key encrypts: a grant nobody needs, given without the conditions a used one would carry."""
+    resources = template["Resources"]
+    delivering: dict[str, set[str]] = {}
+    for service, target, _ in deliveries(resources):
+        props = (resources.get(target) or {}).get("Properties") or {}
+        key_id = _logical_id(props.get("KmsMasterKeyId"))
+        if key_id:
+            delivering.setdefault(key_id, set()).add(service)
+    problems = []
+    for lid, resource in resources.items():
+        if resource["Type"] != "AWS::KMS::Key":
+            continue
+        for service in (CLOUDWATCH, EVENTBRIDGE):
+            if _key_admits(resource, service) and service not in delivering.get(lid, set()):
+                problems.append(f"{lid} admits {service}, which delivers to nothing it encrypts")
+    return problems
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_no_key_admits_a_service_that_does_not_deliver_through_it(path: Path) -> None:
+    assert unused_service_grants(load_template(path)) == []

@@ -65,6 +65,24 @@ def test_glue_types_are_read_as_duckdb_types():
         duckdb_type("uniontype<int,string>")
 
 
+def test_glue_type_text_cannot_inject_sql_into_a_view():
+    """A struct field name comes from the data (a JSON key): it is quoted, never spliced;
+    a decimal's arguments are digits or the type is refused."""
+    import duckdb
+
+    name = "a\"varchar)),(select/**/content/**/from/**/read_text('/etc/hostname'))as\"b"
+    rendered = duckdb_type(f"struct<{name}:string>")
+    db = duckdb.connect()
+    cast = db.execute(f"SELECT CAST(NULL AS {rendered}) AS s").description
+    assert len(cast) == 1  # one column: the text stayed a field name
+    assert db.execute(
+        f"SELECT CAST({{'{name.replace(chr(39), chr(39) * 2)}': 'x'}} AS {rendered})"
+    ).fetchone() == ({name: "x"},)
+    for bad in ("decimal(10,2)||1", "decimal(1;select)", "decimal(x)"):
+        with pytest.raises(CatalogError):
+            duckdb_type(bad)
+
+
 def test_an_unknown_serde_is_refused_by_name():
     with pytest.raises(CatalogError, match="avro"):
         table_format(
@@ -111,6 +129,35 @@ def test_results_csv_quotes_every_value_and_leaves_nulls_empty():
 
 
 @pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_text('/etc/hostname')",
+        "SELECT (SELECT count(*) FROM read_parquet('s3://raw/any/*.parquet'))",
+        "SELECT * FROM duckdb_secrets()",
+        "WITH f AS (SELECT 1 AS x) SELECT * FROM f CROSS JOIN read_csv('s3://raw/x.csv')",
+    ],
+)
+def test_duckdb_table_functions_cannot_read_around_lake_formation(sql):
+    """Athena has no read_parquet / read_text: DuckDB's would read any S3 object or local
+    file with the engine's credentials, whatever Lake Formation grants the caller."""
+    engine = LocalAthenaEngine(
+        glue=None,
+        s3=None,
+        endpoint_url="http://127.0.0.1:9",
+        region="us-east-1",
+        credentials=("k", "s"),
+    )
+    try:
+        with pytest.raises(AthenaFailure) as failure:
+            engine.execute(
+                sql, database=None, principal="arn:aws:iam::123456789012:role/x", query_id="q"
+            )
+    finally:
+        engine.close()
+    assert failure.value.error_type == "FUNCTION_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
     "sql", ["INSERT INTO t VALUES (1)", "CREATE VIEW v AS SELECT 1", "MERGE INTO t USING s"]
 )
 def test_statements_it_does_not_run_fail_as_not_supported(sql):
@@ -134,3 +181,42 @@ def test_leading_comments_do_not_hide_the_statement():
             query_id="q",
         )
     assert "'INSERT INTO T'" in str(failed.value)
+
+
+def test_show_tables_lists_only_the_tables_the_principal_holds_permissions_on():
+    """Lake Formation's catalog shows a principal only the tables it has permissions on;
+    names of the others are not disclosed."""
+    from lakegov.governance.access import AccessDenied, TableGrant
+
+    class _Glue:
+        class exceptions:
+            EntityNotFoundException = LookupError
+
+        def get_paginator(self, name):
+            assert name == "get_tables"
+            return self
+
+        def paginate(self, DatabaseName):
+            return [{"TableList": [{"Name": "cards"}, {"Name": "customers"}, {"Name": "salaries"}]}]
+
+    class _Policy:
+        def table_access(self, principal, database, table, permission="SELECT"):
+            assert permission == "DESCRIBE"
+            if table == "salaries":
+                raise AccessDenied(principal, permission, f"{database}.{table}")
+            return TableGrant(None, None)
+
+    analyst = "arn:aws:iam::123456789012:role/analyst"
+    engine = LocalAthenaEngine(
+        glue=_Glue(),
+        s3=None,
+        endpoint_url="http://127.0.0.1:9",
+        region="us-east-1",
+        credentials=("k", "s"),
+        access=lambda: _Policy(),
+        unrestricted=lambda principal: principal != analyst,
+    )
+    shown = engine.execute("SHOW TABLES IN shop", database=None, principal=analyst, query_id="q")
+    assert shown.rows == [("cards",), ("customers",)]
+    admin = engine.execute("SHOW TABLES IN shop", database=None, principal="admin", query_id="q")
+    assert len(admin.rows) == 3

@@ -11,6 +11,7 @@ HIVE_BAD_DATA does); text formats read as text and cast leniently, as Hive's Ser
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -195,9 +196,13 @@ def duckdb_type(glue_type: str) -> str:
     return _render(node)
 
 
+_DECIMAL = re.compile(r"decimal(\(\d{1,2}(,\d{1,2})?\))?")
+
+
 def _render(node: TypeNode) -> str:
     if node.kind == "struct":
-        inner = ", ".join(f'"{name}" {_render(child)}' for name, child in node.children)
+        # field names come from the data (a JSON key, a Parquet field): quoted, never spliced
+        inner = ", ".join(f"{quote(name)} {_render(child)}" for name, child in node.children)
         return f"STRUCT({inner})"
     if node.kind == "array":
         return f"{_render(node.children[0][1])}[]"
@@ -205,6 +210,8 @@ def _render(node: TypeNode) -> str:
         return f"MAP({_render(node.children[0][1])}, {_render(node.children[1][1])})"
     base = node.kind.split("(", 1)[0]
     if base == "decimal":
+        if not _DECIMAL.fullmatch(node.kind):
+            raise CatalogError("NOT_SUPPORTED", f"column type {node.kind!r} is not a decimal(p,s)")
         return node.kind.upper()
     try:
         return _PRIMITIVES[base]

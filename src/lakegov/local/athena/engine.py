@@ -242,12 +242,20 @@ class LocalAthenaEngine:
         referenced = {c.name.lower() for c in tree.find_all(exp.Column)}
         aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
         with_path = PATH_COLUMN in referenced
+        # A function in FROM would be DuckDB's (read_parquet, read_text, glob...), run with
+        # the engine's credentials: it would read S3 objects and local files around Lake
+        # Formation. Athena has none (UNNEST is not a table function here).
+        for node in tree.find_all(exp.Table):
+            if isinstance(node.this, exp.Func):
+                name = (node.this.name or node.this.sql_name()).lower()
+                raise AthenaFailure(
+                    "FUNCTION_NOT_FOUND",
+                    f"FUNCTION_NOT_FOUND: table function {name!r} is not registered",
+                )
         tables = [
             t
             for t in tree.find_all(exp.Table)
-            if t.name
-            and not (not t.db and t.name.lower() in ctes)
-            and not isinstance(t.this, exp.Func)
+            if t.name and not (not t.db and t.name.lower() in ctes)
         ]
         denied: dict[str, set[str]] = {}
         granted_anywhere: set[str] = set()
@@ -361,7 +369,11 @@ class LocalAthenaEngine:
                 raise AthenaFailure(
                     "SCHEMA_NOT_FOUND", f"SCHEMA_NOT_FOUND: Schema '{db}' does not exist"
                 ) from exc
-            tables: list[tuple[Any, ...]] = [(n,) for n in sorted(names) if _matches(n, like)]
+            tables: list[tuple[Any, ...]] = [
+                (n,)
+                for n in sorted(names)
+                if _matches(n, like) and self._may_describe(principal, db, n)
+            ]
             return QueryResult("UTILITY", [("tab_name", "VARCHAR")], tables, has_header=False)
         if upper[:2] == ["SHOW", "COLUMNS"]:
             match = re.match(
@@ -420,6 +432,20 @@ class LocalAthenaEngine:
         raise AthenaFailure(
             "NOT_SUPPORTED", f"NOT_SUPPORTED: {' '.join(upper[:2])} is not supported locally"
         )
+
+    def _may_describe(self, principal: str, database: str, table: str) -> bool:
+        """Whether the table is listed to ``principal``: Lake Formation's catalog shows a
+        principal only the tables it holds some permission on."""
+        if self._unrestricted(principal):
+            return True
+        policy = self._access()
+        if policy is None:
+            return False
+        try:
+            policy.table_access(principal, database, table, "DESCRIBE")
+        except (AccessDenied, TableNotFound):
+            return False
+        return True
 
     def _registered_partitions(self, table: TableDef) -> set[str]:
         if table.projected:

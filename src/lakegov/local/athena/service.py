@@ -37,6 +37,7 @@ _TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 # Athena's AthenaError.ErrorType for the errors the local engine raises
 _ERROR_TYPES = {
     "SYNTAX_ERROR": 1004,
+    "FUNCTION_NOT_FOUND": 1004,
     "NOT_SUPPORTED": 1008,
     "TABLE_NOT_FOUND": 1006,
     "SCHEMA_NOT_FOUND": 1006,
@@ -253,12 +254,25 @@ class LocalAthena:
                 f"constraint: Member must have value less than or equal to {MAX_RESULTS}"
             )
         result = execution.result or QueryResult("DDL")
+        kind = str(body.get("QueryResultType") or "DATA_ROWS")
+        if kind not in ("DATA_ROWS", "DATA_MANIFEST"):
+            raise InvalidRequest(
+                f"1 validation error detected: Value '{kind}' at 'queryResultType' failed to "
+                "satisfy constraint: Member must satisfy enum value set: [DATA_MANIFEST, DATA_ROWS]"
+            )
         rows: list[list[str | None]] = []
-        if execution.statement_type == "DML" and result.has_header and result.columns:
-            rows.append([name for name, _ in result.columns])
-        rows += [[None if v is None else athena_text(v) for v in row] for row in result.rows]
-        if result.unload_files:
+        if kind == "DATA_MANIFEST":
+            # only CTAS, UNLOAD (and INSERT) write a manifest; the rows are its file URLs
+            if not result.unload_files:
+                raise InvalidRequest(
+                    "DATA_MANIFEST is supported only for CREATE TABLE AS SELECT, UNLOAD and "
+                    "INSERT queries"
+                )
             rows = [[url] for url in result.unload_files]
+        elif not result.unload_files:  # UNLOAD / CTAS: their rows are in the files written
+            if execution.statement_type == "DML" and result.has_header and result.columns:
+                rows.append([name for name, _ in result.columns])
+            rows += [[None if v is None else athena_text(v) for v in row] for row in result.rows]
         start = int(body.get("NextToken") or 0)
         page = rows[start : start + size]
         out: dict[str, Any] = {
@@ -318,10 +332,12 @@ class LocalAthena:
         return dict(group.get("Configuration") or {})
 
     def _run(self, execution: Execution) -> None:
-        if execution.state != "QUEUED":
-            return
-        execution.started = time.time()
-        self._transition(execution, "RUNNING")
+        with self._lock:  # a StopQueryExecution in between would otherwise be overwritten
+            if execution.state != "QUEUED":
+                return
+            execution.started = time.time()
+            previous, execution.state = execution.state, "RUNNING"
+        self._emit(execution, previous)
         try:
             result = self.engine.execute(
                 execution.query,
@@ -330,6 +346,8 @@ class LocalAthena:
                 query_id=execution.id,
                 output_location=execution.output_location,
             )
+            if execution.state in _TERMINAL:  # cancelled while it ran: no results, as on AWS
+                return
             execution.statement_type = result.statement_type
             execution.result = result
             self._write_results(execution, result)
@@ -343,6 +361,8 @@ class LocalAthena:
         self._finish(execution, "SUCCEEDED")
 
     def _fail(self, execution: Execution, error_type: str, message: str, category: int) -> None:
+        if execution.state in _TERMINAL:  # already cancelled: the interrupt's error is moot
+            return
         execution.error = {
             "ErrorCategory": category,
             "ErrorType": _ERROR_TYPES.get(error_type, 1000 if category == 1 else 1100),
