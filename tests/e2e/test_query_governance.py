@@ -199,6 +199,10 @@ def test_governance_decides_who_queries_what(lake: Any) -> None:
     outsider = run(lake, OUTSIDER, "SELECT count(*) FROM mwaa_blog_customers")
     assert outsider["state"] == "FAILED" and "AccessDeniedException" in outsider["reason"]
 
+    # SHOW TABLES lists only the tables a role holds a permission on, as Athena does
+    assert run(lake, ANALYST, f"SHOW TABLES IN {DB}")["rows"] == [["mwaa_blog_customers"]]
+    assert run(lake, OUTSIDER, f"SHOW TABLES IN {DB}")["rows"] == []
+
     # the auditor's data cells filter: its columns, on its rows
     audited = run(lake, AUDITOR, "SELECT * FROM mwaa_blog_customers")
     assert audited["state"] == "SUCCEEDED", audited["reason"]

@@ -361,7 +361,9 @@ class LocalAthenaEngine:
                 raise AthenaFailure(
                     "SCHEMA_NOT_FOUND", f"SCHEMA_NOT_FOUND: Schema '{db}' does not exist"
                 ) from exc
-            tables: list[tuple[Any, ...]] = [(n,) for n in sorted(names) if _matches(n, like)]
+            tables: list[tuple[Any, ...]] = [
+                (n,) for n in sorted(names) if _matches(n, like) and self._visible(principal, db, n)
+            ]
             return QueryResult("UTILITY", [("tab_name", "VARCHAR")], tables, has_header=False)
         if upper[:2] == ["SHOW", "COLUMNS"]:
             match = re.match(
@@ -432,6 +434,22 @@ class LocalAthenaEngine:
             )
             for p in page.get("Partitions") or []
         }
+
+    def _visible(self, principal: str, database: str, table: str) -> bool:
+        """Whether SHOW TABLES lists ``table`` to ``principal``: as on Athena, only the
+        tables it holds a Lake Formation permission on (DESCRIBE or SELECT)."""
+        if self._unrestricted(principal):
+            return True
+        policy = self._access()
+        if policy is None:
+            return False
+        for permission in ("DESCRIBE", "SELECT"):
+            try:
+                policy.table_access(principal, database, table, permission)
+            except (AccessDenied, TableNotFound):
+                continue
+            return True
+        return False
 
     def _described(
         self, name: str, database: str | None, principal: str
