@@ -250,6 +250,21 @@ def test_lakegov_access_agrees_with_what_queries_do(
                 assert sorted(outcome["columns"]) == granted["columns"], (role, table)
 
 
+def test_lakegov_access_reads_the_runtime_from_its_outputs_file(
+    lake: Any, tmp_path: Any, capsys: Any
+) -> None:
+    """`lakegov access --outputs FILE`, as `lakegov query` and `lakegov status` take it."""
+    from lakegov.cli import main
+
+    outputs = tmp_path / "outputs.json"
+    lake.write_outputs(outputs)
+    upload(lake, "governance/analysts-access.json", GOVERNANCE)  # whatever ran before
+    table = f"{DB}.mwaa_blog_customers"
+    assert main(["access", table, "--outputs", str(outputs), "--json"]) == 0
+    readers = {row["principal"] for row in json.loads(capsys.readouterr().out)["principals"]}
+    assert ANALYST in readers and OUTSIDER not in readers
+
+
 def test_lakegov_query_as_a_role_is_granted_or_refused(
     lake: Any, tmp_path: Any, capsys: Any
 ) -> None:
