@@ -455,3 +455,14 @@ def test_a_new_version_through_athena_replaces_the_old_rows_and_a_delete_removes
         Prefix="formatted_stg/shop_payments/pay_dt=2026-11-23/",
     )
     assert left["KeyCount"] == 0
+
+
+def test_integer_division_truncates_as_in_athena(lake):
+    # Trino divides integers as integers (7 / 2 = 3, -7 / 2 = -3); DuckDB's / alone gives 3.5
+    state, _, rows, _ = run(
+        lake,
+        "SELECT 7 / 2, -7 / 2, 7.0 / 2, max(order_id) / 2, sum(amount) / 2 "
+        "FROM shop_orders WHERE order_dt = '2026-11-20'",
+    )
+    assert state == "SUCCEEDED"
+    assert rows[1] == ["3", "-3", "3.5", "1", "7.875"]
