@@ -155,6 +155,7 @@ def test_show_and_describe_answer_from_the_catalog(lake):
         ("SELECT * FROM shop_nothing", "TABLE_NOT_FOUND"),
         ("SELECT * FROM nowhere.shop_orders", "SCHEMA_NOT_FOUND"),
         ("SELECT no_such_column FROM shop_orders", "COLUMN_NOT_FOUND"),
+        ("SELECT no_such_function(order_id) FROM shop_orders", "FUNCTION_NOT_FOUND"),
         ("SELEC 1", "NOT_SUPPORTED"),
         ("SELECT FROM WHERE", "SYNTAX_ERROR"),
     ],

@@ -837,6 +837,9 @@ def _translate_filter(predicate: str) -> str:
 
 
 _DUCKDB_ERRORS = (
+    ("Catalog Error: Scalar Function", "FUNCTION_NOT_FOUND"),
+    ("Catalog Error: Aggregate Function", "FUNCTION_NOT_FOUND"),
+    ("Catalog Error: Table Function", "FUNCTION_NOT_FOUND"),
     ("Catalog Error", "COLUMN_NOT_FOUND"),
     ("Binder Error", "COLUMN_NOT_FOUND"),
     ("Parser Error", "SYNTAX_ERROR"),
