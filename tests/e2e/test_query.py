@@ -155,6 +155,7 @@ def test_show_and_describe_answer_from_the_catalog(lake):
         ("SELECT * FROM shop_nothing", "TABLE_NOT_FOUND"),
         ("SELECT * FROM nowhere.shop_orders", "SCHEMA_NOT_FOUND"),
         ("SELECT no_such_column FROM shop_orders", "COLUMN_NOT_FOUND"),
+        ("SELECT no_such_function(order_id) FROM shop_orders", "FUNCTION_NOT_FOUND"),
         ("SELEC 1", "NOT_SUPPORTED"),
         ("SELECT FROM WHERE", "SYNTAX_ERROR"),
     ],
@@ -455,3 +456,14 @@ def test_a_new_version_through_athena_replaces_the_old_rows_and_a_delete_removes
         Prefix="formatted_stg/shop_payments/pay_dt=2026-11-23/",
     )
     assert left["KeyCount"] == 0
+
+
+def test_integer_division_truncates_as_in_athena(lake):
+    # Trino divides integers as integers (7 / 2 = 3, -7 / 2 = -3); DuckDB's / alone gives 3.5
+    state, _, rows, _ = run(
+        lake,
+        "SELECT 7 / 2, -7 / 2, 7.0 / 2, max(order_id) / 2, sum(amount) / 2 "
+        "FROM shop_orders WHERE order_dt = '2026-11-20'",
+    )
+    assert state == "SUCCEEDED"
+    assert rows[1] == ["3", "-3", "3.5", "1", "7.875"]

@@ -199,6 +199,10 @@ def test_governance_decides_who_queries_what(lake: Any) -> None:
     outsider = run(lake, OUTSIDER, "SELECT count(*) FROM mwaa_blog_customers")
     assert outsider["state"] == "FAILED" and "AccessDeniedException" in outsider["reason"]
 
+    # SHOW TABLES lists only the tables a role holds a permission on, as Athena does
+    assert run(lake, ANALYST, f"SHOW TABLES IN {DB}")["rows"] == [["mwaa_blog_customers"]]
+    assert run(lake, OUTSIDER, f"SHOW TABLES IN {DB}")["rows"] == []
+
     # the auditor's data cells filter: its columns, on its rows
     audited = run(lake, AUDITOR, "SELECT * FROM mwaa_blog_customers")
     assert audited["state"] == "SUCCEEDED", audited["reason"]
@@ -244,6 +248,21 @@ def test_lakegov_access_agrees_with_what_queries_do(
             assert (outcome["state"] == "SUCCEEDED") == (granted is not None), (role, table)
             if granted is not None and granted["columns"] is not None:
                 assert sorted(outcome["columns"]) == granted["columns"], (role, table)
+
+
+def test_lakegov_access_reads_the_runtime_from_its_outputs_file(
+    lake: Any, tmp_path: Any, capsys: Any
+) -> None:
+    """`lakegov access --outputs FILE`, as `lakegov query` and `lakegov status` take it."""
+    from lakegov.cli import main
+
+    outputs = tmp_path / "outputs.json"
+    lake.write_outputs(outputs)
+    upload(lake, "governance/analysts-access.json", GOVERNANCE)  # whatever ran before
+    table = f"{DB}.mwaa_blog_customers"
+    assert main(["access", table, "--outputs", str(outputs), "--json"]) == 0
+    readers = {row["principal"] for row in json.loads(capsys.readouterr().out)["principals"]}
+    assert ANALYST in readers and OUTSIDER not in readers
 
 
 def test_lakegov_query_as_a_role_is_granted_or_refused(

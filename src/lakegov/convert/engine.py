@@ -50,7 +50,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -881,9 +881,18 @@ def _json_fast_types(run: _Run, spool: str, sample_rows: int) -> pa.Schema | Non
         t = str(row[1])
         if _UNSAFE_JSON.search(t) or (t not in ("DOUBLE", "FLOAT") and _NESTED_FLOAT.search(t)):
             return None
-    if not described:
+    if not described or _renamed_keys([str(row[0]) for row in described]):
         return None
     return run.con.execute(f"{source} LIMIT 0").fetch_arrow_table().schema
+
+
+def _renamed_keys(names: list[str]) -> bool:
+    """Whether DuckDB may have renamed keys that differ only in case (``Id``, ``id``
+    become ``Id``, ``id_1``): read with those names, the renamed keys' values would be
+    lost. (A file whose keys really are ``id`` and ``id_1`` also answers yes: it is only
+    read the slower way.)"""
+    bases = [re.sub(r"_\d+$", "", n).lower() for n in names]
+    return len(set(bases)) < len(bases)
 
 
 def _json_fast(
@@ -1140,6 +1149,20 @@ def _convert_json(
     return rows_in, rows_out, names
 
 
+def _refuse_keys_differing_in_case(keys: Iterable[str]) -> None:
+    """DuckDB's JSON reader does not tell keys apart by case: reading ``Id`` and ``id`` as
+    two columns fails and reading them as one would lose values, so the file is refused."""
+    seen: dict[str, str] = {}
+    for key in keys:
+        other = seen.setdefault(key.lower(), key)
+        if other != key:
+            raise RejectedFile(
+                "malformed",
+                f"the keys {other!r} and {key!r} differ only in case: they cannot be told "
+                "apart (rename one of them in the export)",
+            )
+
+
 def _json_typed(
     run: _Run,
     scan: _JsonScan,
@@ -1154,6 +1177,7 @@ def _json_typed(
         if scan.bad:
             run.set_aside(scan.bad, rows_in)
         raise RejectedFile("empty", "the file has no data rows")
+    _refuse_keys_differing_in_case(scan.schema)
     output = {raw: names(raw) for raw in scan.schema}
     if declared is not None:
         undeclared = [n for n in output.values() if n not in declared.names]

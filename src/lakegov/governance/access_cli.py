@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lakegov.errors import LakegovError
 from lakegov.governance.access import AccessPolicy, TableGrant, TableNotFound
-from lakegov.governance.cli import _clients
+from lakegov.ops.deployment import deployment_or_environment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--catalog-id", help="Data Catalog id (default: the caller's account)")
     p.add_argument("--region", help="AWS region (default: the usual configuration)")
+    p.add_argument(
+        "--outputs",
+        type=Path,
+        default=None,
+        help="outputs JSON of `lakegov local run --outputs` (default: .lakegov/outputs.json "
+        "when present; otherwise AWS as your environment configures it)",
+    )
+    p.add_argument("--stack", default=None, help="a deployed stack's name")
     p.set_defaults(func=cmd_access)
 
 
@@ -82,8 +91,13 @@ def cmd_access(args: argparse.Namespace) -> int:
         print(f"lakegov access: expected DATABASE.TABLE, got {args.table!r}", file=sys.stderr)
         return 2
     try:
-        lf, glue, catalog_id = _clients(args)
-        policy = AccessPolicy(lf, glue, catalog_id=catalog_id)
+        deployment = deployment_or_environment(args.outputs, args.stack, args.region)
+        catalog_id = args.catalog_id or str(
+            deployment.client("sts").get_caller_identity()["Account"]
+        )
+        policy = AccessPolicy(
+            deployment.client("lakeformation"), deployment.client("glue"), catalog_id=catalog_id
+        )
         if args.table:
             database, table = args.table.split(".", 1)
             answer = table_answer(policy, database.lower(), table.lower(), permission)

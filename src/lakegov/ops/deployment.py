@@ -69,3 +69,16 @@ def resolve_deployment(outputs_file: Path | None, stack: str | None) -> Deployme
         raise ConfigurationError(f"cannot describe stack {stack}: {exc}") from exc
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return Deployment(outputs, endpoint, None)
+
+
+def deployment_or_environment(
+    outputs_file: Path | None, stack: str | None, region: str | None
+) -> Deployment:
+    """:func:`resolve_deployment` when ``--outputs``/``--stack`` is given or
+    ``.lakegov/outputs.json`` is present; otherwise AWS as the environment configures it."""
+    if outputs_file is None and stack is None and not DEFAULT_OUTPUTS.is_file():
+        return Deployment({}, None, region)
+    deployment = resolve_deployment(outputs_file, stack)
+    if region and not deployment.region:
+        return Deployment(deployment.outputs, deployment.endpoint_url, region)
+    return deployment

@@ -10,17 +10,12 @@ from typing import Any
 import boto3
 
 from lakegov.errors import ConfigurationError, LakegovError
-from lakegov.ops.deployment import DEFAULT_OUTPUTS, Deployment, resolve_deployment
+from lakegov.ops.deployment import Deployment, deployment_or_environment
 from lakegov.query.athena import render_table, run_query
 
 
 def _deployment(args: argparse.Namespace) -> Deployment:
-    if args.outputs is None and args.stack is None and not DEFAULT_OUTPUTS.is_file():
-        return Deployment({}, None, args.region)  # AWS as the environment configures it
-    deployment = resolve_deployment(args.outputs, args.stack)
-    if args.region and not deployment.region:
-        return Deployment(deployment.outputs, deployment.endpoint_url, args.region)
-    return deployment
+    return deployment_or_environment(args.outputs, args.stack, args.region)
 
 
 def athena_client(deployment: Deployment, principal: str | None) -> Any:

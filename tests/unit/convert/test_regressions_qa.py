@@ -222,3 +222,23 @@ def test_lattice_joins_decimals_exactly() -> None:
     assert join_types(dec, pa.float64()) == pa.string()  # no exact common number type
     assert join_types(pa.int32(), pa.decimal128(10, 2)) == pa.decimal128(21, 2)
     assert join_types(pa.decimal128(38, 0), pa.decimal128(10, 2)) == pa.string()  # 40 digits
+
+
+# --------------------------------------------------------------------------- JSON keys and case
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"Id": 1, "id": 2}\n{"ID": 3}\n',  # JSON Lines, DuckDB's fast path
+        b'[{"Id": 1, "id": 2}]',  # an array
+        b'{"n": 1, "a": 1}\n{"n": 2, "a": "x", "A": 5}\n',  # mixed types: lakegov's typed path
+    ],
+)
+def test_json_keys_differing_only_in_case_are_refused_not_merged(run: Run, data: bytes) -> None:
+    # Given records whose keys differ only in case (DuckDB reads keys without regard to
+    # case: it renamed `id` to `id_1` and the values under it came out NULL)
+    # Then the file is refused, naming both keys, rather than loaded with values lost
+    with pytest.raises(RejectedFile) as err:
+        run(data, "records.json")
+    assert err.value.reason_code == "malformed" and "differ only in case" in err.value.reason

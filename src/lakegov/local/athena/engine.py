@@ -34,6 +34,9 @@ from typing import Any, Protocol
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
 
 from lakegov.errors import LakegovError
 from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound
@@ -96,7 +99,28 @@ class _Scope:
     """The tables one statement reads: their definitions, grants and views."""
 
     views: dict[str, str] = field(default_factory=dict)  # view name -> SQL
+    types: dict[str, dict[str, str]] = field(default_factory=dict)  # view -> column -> type
     scanned: int = 0
+
+
+def _typed(tree: Any, types: dict[str, dict[str, str]]) -> Any:
+    """``tree`` with its expressions' types, from the bound tables' catalog types, so that
+    what depends on them is translated as Trino means it: an integer divided by an integer
+    is an integer (``7 / 2`` is 3; DuckDB's ``/`` alone would answer 3.5)."""
+    try:
+        schema = MappingSchema(dict[str, object](types), dialect="hive")
+        qualified = qualify(
+            tree.copy(),
+            schema=schema,
+            dialect=READ,
+            expand_stars=False,
+            validate_qualify_columns=False,
+            quote_identifiers=False,
+            identify=False,
+        )
+        return annotate_types(qualified, schema=schema)
+    except (sqlglot.errors.SqlglotError, ValueError):  # what sqlglot cannot resolve
+        return annotate_types(tree)
 
 
 class LocalAthenaEngine:
@@ -208,7 +232,7 @@ class LocalAthenaEngine:
         cursor = self._connection()
         try:
             scope = self._bind(tree, database, principal, cursor)
-            sql = tree.sql(dialect="duckdb")
+            sql = _typed(tree, scope.types).sql(dialect="duckdb")
             rows, columns = self._run(cursor, scope, sql, query_id)
         finally:
             cursor.close()
@@ -291,6 +315,7 @@ class LocalAthenaEngine:
             scope.scanned += sum(f.size for f in files)
             present = self._parquet_columns(cursor, table, files)
             view_name = f"__lakegov_{n}_{table.name}"
+            scope.types[view_name] = {c.name: c.type for c in columns}
             scope.views[view_name] = view_sql(
                 table,
                 files,
@@ -820,6 +845,9 @@ def _translate_filter(predicate: str) -> str:
 
 
 _DUCKDB_ERRORS = (
+    ("Catalog Error: Scalar Function", "FUNCTION_NOT_FOUND"),
+    ("Catalog Error: Aggregate Function", "FUNCTION_NOT_FOUND"),
+    ("Catalog Error: Table Function", "FUNCTION_NOT_FOUND"),
     ("Catalog Error", "COLUMN_NOT_FOUND"),
     ("Binder Error", "COLUMN_NOT_FOUND"),
     ("Parser Error", "SYNTAX_ERROR"),
