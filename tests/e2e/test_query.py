@@ -467,3 +467,17 @@ def test_integer_division_truncates_as_in_athena(lake):
     )
     assert state == "SUCCEEDED"
     assert rows[1] == ["3", "-3", "3.5", "1", "7.875"]
+
+
+def test_date_add_on_a_date_is_a_date_as_in_athena(lake):
+    # Trino: date_add('day', 1, DATE '2026-01-31') is the date 2026-02-01 (DuckDB's
+    # date + INTERVAL alone is a timestamp); time units keep the timestamp
+    state, _, rows, types = run(
+        lake,
+        "SELECT date_add('day', 1, DATE '2026-01-31'), date_add('month', 1, DATE '2026-01-31'), "
+        "date_add('hour', 1, TIMESTAMP '2026-01-31 23:00:00')",
+    )
+    assert state == "SUCCEEDED"
+    assert rows[1][:2] == ["2026-02-01", "2026-02-28"]
+    assert rows[1][2].startswith("2026-02-01 00:00:00")
+    assert types[:2] == ["date", "date"]

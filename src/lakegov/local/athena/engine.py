@@ -118,9 +118,25 @@ def _typed(tree: Any, types: dict[str, dict[str, str]]) -> Any:
             quote_identifiers=False,
             identify=False,
         )
-        return annotate_types(qualified, schema=schema)
+        typed = annotate_types(qualified, schema=schema)
     except (sqlglot.errors.SqlglotError, ValueError):  # what sqlglot cannot resolve
-        return annotate_types(tree)
+        typed = annotate_types(tree)
+    return _dates_stay_dates(typed)
+
+
+_DATE_UNITS = {"DAY", "WEEK", "MONTH", "QUARTER", "YEAR"}
+
+
+def _dates_stay_dates(tree: Any) -> Any:
+    """Trino's ``date_add(unit, n, date)`` is a date for calendar units; DuckDB's
+    ``date + INTERVAL`` is a timestamp: cast it back."""
+    for node in list(tree.find_all(exp.DateAdd, exp.DateSub)):
+        unit = str(node.args.get("unit") or "DAY").upper()
+        if node.this.type is not None and node.this.is_type("date") and unit in _DATE_UNITS:
+            cast = exp.Cast(this=node.copy(), to=exp.DataType.build("date"))
+            cast.type = exp.DataType.build("date")
+            node.replace(cast)
+    return tree
 
 
 class LocalAthenaEngine:
