@@ -9,7 +9,7 @@ removes its own output, and a deleted key takes its output with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from botocore.exceptions import ClientError
@@ -128,11 +128,24 @@ class LakeVersions:
             )
             return None
 
-    def record_schema(self, table: str, schema: pa.Schema, fingerprint: str) -> None:
+    def record_schema(
+        self,
+        table: str,
+        schema: pa.Schema,
+        fingerprint: str,
+        *,
+        previous: pa.Schema | Literal["unread"] | None = "unread",
+    ) -> None:
         """One item per table, written when its schema changes (not once per file: the
-        item's history would otherwise grow with every conversion)."""
-        item = self.audit.get("dataset", table, "schema")
-        if item and item.get("fingerprint") == fingerprint:
+        item's history would otherwise grow with every conversion). ``previous`` is the
+        schema :meth:`previous_schema` gave this conversion (no second read); "unread" when
+        the caller has none at hand (the Athena path ends in another invocation)."""
+        if isinstance(previous, str):  # "unread"
+            item = self.audit.get("dataset", table, "schema")
+            before = str(item.get("fingerprint", "")) if item else ""
+        else:
+            before = schema_fingerprint(previous) if previous is not None else ""
+        if before == fingerprint:
             return
         self.audit.record(
             "dataset",

@@ -254,7 +254,9 @@ class Converter:
         written = [output_key, *([exceptions_key] if wrote_exceptions else [])]
         if not self.versions.make_current(landed, last_modified, written):
             return Outcome("SUPERSEDED", landed.key, reason="a newer version is current")
-        self.versions.record_schema(ref.table_name, result.schema, result.schema_fingerprint)
+        self.versions.record_schema(
+            ref.table_name, result.schema, result.schema_fingerprint, previous=previous
+        )
         detail = file_converted(
             landed,
             dataset=ref.dataset_id,

@@ -346,3 +346,20 @@ def test_the_stored_schema_of_a_dataset_with_dates_and_decimals_is_enforced(
     (rejected,) = [e["detail"] for e in events if e["detail-type"] == "FileRejected"]
     assert rejected["reason_code"] == "schema_change"
     assert "day date -> string" in rejected["reason"]
+
+
+def test_files_with_the_schema_already_stored_leave_the_schema_item_unwritten(
+    harness, lambda_context
+):
+    # Given a dataset whose schema (dates, exact integers, nested) is stored by its first file
+    h, handler = harness
+    body = b'{"day": "2026-11-20", "n": 12345678901234567890, "s": {"a": 1}}\n'
+    for n in range(3):
+        # When more files of the same schema are converted
+        key = h.land(f"ev/dt={n}/events.jsonl", body)
+        assert handler.handler(h.batch(key), lambda_context)["batchItemFailures"] == []
+    # Then the schema item was written once: its fingerprint is compared with the schema
+    # the conversion already read, not written again per file
+    audit = AuditStore("audit", boto3.client("dynamodb", region_name="us-east-1"))
+    item = audit.get("dataset", "ev_events", "schema")
+    assert item is not None and len(item.get("history", [])) == 1
