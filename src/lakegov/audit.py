@@ -12,7 +12,7 @@ Each item carries ``status``, ``created_at``, ``updated_at`` and a ``history`` l
 time, note), so ``lakegov status`` can show a timeline. Items stay far below DynamoDB's
 400 KB item limit however often they are written: the history keeps the latest
 :data:`HISTORY_LIMIT` entries (older ones are counted in ``history_dropped``), and an item
-recorded once per file (a dataset's current schema) is overwritten, not grown. Every item
+that changes rarely (a dataset's current schema) is written only when it changes. Every item
 written here expires (``expires_at``, the table's TTL attribute) ``retention_days`` after
 its last write, except the state the service reads back (:data:`KEPT_KINDS`,
 :data:`KEPT_VERSIONS`). :meth:`AuditStore.claim` is the

@@ -36,7 +36,6 @@ import pyarrow as pa
 
 from lakegov.audit import AuditStore
 from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
-from lakegov.convert.engine import convert
 from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
 from lakegov.events import EventPublisher, utc_now
@@ -130,6 +129,14 @@ def header_columns(head: bytes, fmt: str, delimiter: str | None) -> list[str]:
     if fmt != "json":
         return list(csv_dialect(head, delimiter).columns)
     text = head.decode("utf-8-sig", errors="replace")
+    if text.lstrip()[:1] == "[":
+        # Athena's JSON SerDe reads one object per line: a JSON array is not JSON Lines
+        raise RejectedFile(
+            "unsupported_format",
+            "the file is too large for the Lambda converter and is a JSON array, which "
+            "Athena's JSON reader cannot read: land it as JSON Lines (one object per line) "
+            "or in smaller files",
+        )
     keys: list[str] = []
     for line in text.splitlines()[:-1] or text.splitlines():
         line = line.strip().rstrip(",")
@@ -170,6 +177,10 @@ def head_types(
         sample = head if complete else head[: head.rfind(b"\n") + 1]
         with tempfile.TemporaryDirectory(prefix="lakegov-head-") as workdir:
             sink = io.BytesIO()
+            # here only, in the convert function: the Athena state-change function, which
+            # imports this module too, never loads DuckDB
+            from lakegov.convert.engine import convert
+
             result = convert(
                 io.BytesIO(sample),
                 sink,
@@ -440,7 +451,7 @@ class AthenaConverter:
     def _publish_files(self, job: AthenaJob) -> list[str]:
         """Move UNLOAD's files from the scratch prefix into the dataset's partition folder."""
         unloaded = [
-            o["Key"]
+            (o["Key"], int(o["Size"]))
             for page in self.s3.get_paginator("list_objects_v2").paginate(
                 Bucket=job.output_bucket, Prefix=job.output_prefix
             )
@@ -449,13 +460,14 @@ class AthenaConverter:
         stem = job.key.rsplit("/", 1)[-1].split(".", 1)[0] or "part"
         token = job.output_prefix.rstrip("/").rsplit("/", 1)[-1]
         keys = []
-        for n, source in enumerate(sorted(unloaded)):
+        for n, (source, size) in enumerate(sorted(unloaded)):
             target = f"{job.partition_prefix}{normalize_identifier(stem, prefix='f')}-{token}-{n}.parquet"
             copy_object(
                 self.s3,
                 source={"Bucket": job.output_bucket, "Key": source},
                 bucket=job.output_bucket,
                 key=target,
+                size=size,  # from the listing: no HeadObject per file
             )
             self.s3.delete_object(Bucket=job.output_bucket, Key=source)
             keys.append(target)

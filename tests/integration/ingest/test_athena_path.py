@@ -171,3 +171,27 @@ def test_a_dialect_athena_cannot_read_is_refused_clearly():
         csv_dialect(b"a, b\n1, 2\n3, 4\n", None)
     assert err.value.reason_code == "unsupported_format"
     assert "delimiter ', '" in err.value.reason
+
+
+def test_a_json_array_too_large_for_lambda_is_refused_clearly():
+    # Athena's JSON SerDe reads one object per line: an array would be misread
+    with pytest.raises(RejectedFile) as err:
+        header_columns(b'[\n  {"a": 1},\n  {"a": 2}\n]\n', "json", None)
+    assert err.value.reason_code == "unsupported_format"
+    assert "JSON Lines" in err.value.reason
+
+
+def test_the_athena_state_change_handler_does_not_load_duckdb():
+    # the handler advances queries; only the convert function types a file's head
+    import subprocess
+    import sys
+
+    code = "import sys, handlers.athena; print('duckdb' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": "src", "AWS_DEFAULT_REGION": "us-east-1", "PATH": ""},
+    )
+    assert out.stdout.strip() == "False"
