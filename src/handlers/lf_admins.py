@@ -5,6 +5,7 @@ administrators, and the LF-Tags the dbt job associates (``Custom::LakeFormationT
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from typing import Any
 
@@ -19,14 +20,25 @@ TAG_ASSOCIATION = "Custom::LakeFormationTagAssociation"
 TAG_PHYSICAL_ID = "lakegov-dbt-lf-tag-association"
 
 
+RESPOND_ATTEMPTS = 4  # the resources' ServiceTimeout (300 s) bounds the wait anyway
+
+
 def respond(url: str, body: dict[str, Any]) -> None:
     """Send the outcome to CloudFormation's pre-signed URL (no content type: S3 signs none)."""
     data = json.dumps(body).encode()
     request = urllib.request.Request(  # noqa: S310 - CloudFormation's https pre-signed URL
         url, data=data, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(data))}
     )
-    with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
-        reply.read()
+    for attempt in range(RESPOND_ATTEMPTS):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
+                reply.read()
+            return
+        except OSError:  # urllib's errors included: without a reply the stack waits
+            logger.warning("sending the outcome to CloudFormation failed", exc_info=True)
+            if attempt + 1 == RESPOND_ATTEMPTS:
+                raise
+            time.sleep(2**attempt)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -222,3 +222,33 @@ def test_a_malformed_tags_parameter_fails_create_but_not_the_rollback(lakeformat
     with pytest.raises(ValueError):
         apply_tag_association(lakeformation, event)
     assert apply_tag_association(lakeformation, {**event, "RequestType": "Delete"}) == {}
+
+
+def test_the_outcome_is_sent_again_when_the_first_put_fails(monkeypatch):
+    # CloudFormation waits for this reply: a transient network error must not lose it
+    import urllib.error
+
+    from handlers import lf_admins
+
+    calls = []
+
+    class Reply:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            return b""
+
+    def urlopen(request, timeout):
+        calls.append(request.full_url)
+        if len(calls) == 1:
+            raise urllib.error.URLError("connection reset")
+        return Reply()
+
+    monkeypatch.setattr(lf_admins.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(lf_admins.time, "sleep", lambda _s: None)
+    lf_admins.respond("https://cloudformation-response.example/x", {"Status": "SUCCESS"})
+    assert calls == ["https://cloudformation-response.example/x"] * 2
