@@ -158,6 +158,13 @@ def test_show_and_describe_answer_from_the_catalog(lake):
         ("SELECT no_such_function(order_id) FROM shop_orders", "FUNCTION_NOT_FOUND"),
         ("SELEC 1", "NOT_SUPPORTED"),
         ("SELECT FROM WHERE", "SYNTAX_ERROR"),
+        (
+            "CREATE EXTERNAL TABLE orc_t (a int) ROW FORMAT SERDE "
+            "'org.apache.hadoop.hive.ql.io.orc.OrcSerde' STORED AS INPUTFORMAT "
+            "'org.apache.hadoop.hive.ql.io.orc.OrcInputFormat' OUTPUTFORMAT "
+            "'org.apache.hadoop.hive.ql.io.orc.OrcOutputFormat' LOCATION 's3://x/orc/'",
+            "NOT_SUPPORTED",
+        ),
     ],
 )
 def test_what_the_local_athena_cannot_run_fails_clearly(lake, sql, error):

@@ -558,6 +558,18 @@ class LocalAthenaEngine:
                 fields = prop.args.get("fields")
                 if fields is not None:
                     serde_params["field.delim"] = fields.name
+            elif isinstance(prop, exp.FileFormatProperty) and isinstance(
+                prop.this, exp.InputOutputFormat
+            ):
+                # STORED AS INPUTFORMAT '...' OUTPUTFORMAT '...': only the text formats are
+                # read here; anything else (ORC, Avro...) must fail, not be read as CSV
+                given = prop.this.args.get("input_format")
+                name = given.name if given is not None else ""
+                if name.rsplit(".", 1)[-1] != "TextInputFormat":
+                    raise AthenaFailure(
+                        "NOT_SUPPORTED", f"NOT_SUPPORTED: STORED AS INPUTFORMAT {name!r}"
+                    )
+                stored_as = "TEXTFILE"
             elif isinstance(prop, exp.FileFormatProperty):
                 stored_as = prop.this.name.upper()
             elif isinstance(prop, exp.Property) and prop.args.get("value") is not None:
