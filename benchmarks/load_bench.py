@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -53,6 +54,15 @@ def _document(i: int) -> bytes:
     ).encode()
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a running process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(files: int, documents: int, timeout: float) -> dict[str, object]:
     from lakegov.local.runtime import LocalRuntime
     from lakegov.observability import logger
@@ -62,6 +72,7 @@ def run(files: int, documents: int, timeout: float) -> dict[str, object]:
         out = rt.outputs
         s3 = rt.client("s3")
         uploaded: dict[str, float] = {}
+        cpu_before = time.process_time(), _cpu_seconds(rt.endpoint_pid)
         started = time.time()
 
         def put_file(i: int) -> None:
@@ -90,6 +101,8 @@ def run(files: int, documents: int, timeout: float) -> dict[str, object]:
         except TimeoutError:
             print("warning: follow-on work still running after 600 s", file=sys.stderr)
         settled = time.time() - started
+        cpu_runtime = time.process_time() - cpu_before[0]
+        cpu_endpoint = _cpu_seconds(rt.endpoint_pid) - cpu_before[1]
 
         converted = Counter(e["detail"]["key"] for e in rt.events_of("FileConverted"))
         applied = Counter(e["detail"]["document"]["key"] for e in rt.events_of("GovernanceApplied"))
@@ -125,6 +138,10 @@ def run(files: int, documents: int, timeout: float) -> dict[str, object]:
             "total_seconds": round(elapsed, 1),
             "settled_seconds": round(settled, 1),
             "files_per_second": round(files / elapsed, 1),
+            # CPU seconds until settled: handlers, dispatcher and uploads / moto's endpoint
+            "cpu_seconds_runtime": round(cpu_runtime, 1),
+            "cpu_seconds_endpoint": round(cpu_endpoint, 1),
+            "load_average_1min_at_end": round(os.getloadavg()[0], 1),
             "file_latency_s": {
                 "p50": round(statistics.median(latencies), 2),
                 "p90": round(_percentile(latencies, 0.9), 2),

@@ -23,8 +23,6 @@ from lakegov.ingest.athena import AthenaConverter
 from lakegov.ingest.service import Converter, LandedObject
 from lakegov.observability import logger, metrics, tracer
 
-processor = BatchProcessor(event_type=EventType.SQS)
-
 
 @cache
 def _converter(app_id: int) -> Converter:
@@ -54,6 +52,9 @@ def _record(record: SQSRecord) -> str:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # a processor per invocation: it holds the batch's state, and the embedded runtime runs
+    # several invocations of this function at once in one process
+    processor = BatchProcessor(event_type=EventType.SQS)
     response = process_partial_response(
         event=event, record_handler=_record, processor=processor, context=context
     )

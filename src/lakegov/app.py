@@ -1,20 +1,26 @@
 """Per-container wiring: settings, clients, publisher and audit store, built once.
 
-Handlers call :func:`get_app` and pass what the domain function needs. The cache is keyed
-by the environment snapshot, so the embedded runtime (which runs every function in one
-process, each with its own environment) gets one App per function, as Lambda would.
+Handlers call :func:`get_app` and pass what the domain function needs. Settings and
+credentials come from one mapping: in Lambda the process environment; on the embedded
+runtime, which runs every function in one process (several at once), the function's own
+environment, handed over for the duration of an invocation with :func:`running_with`, so
+the process environment is never patched. The cache is keyed by what the settings and
+clients read, so each function gets its own App, as each Lambda function would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from lakegov.audit import AuditStore
-from lakegov.aws import Clients
+from lakegov.aws import CREDENTIAL_VARIABLES, Clients
 from lakegov.events import EventPublisher
 from lakegov.settings import SETTINGS_VARIABLES, Settings
 
@@ -42,20 +48,49 @@ class App:
 
 _apps: dict[tuple[tuple[str, str], ...], App] = {}
 _lock = threading.Lock()
+_KEY_VARIABLES = (*SETTINGS_VARIABLES, *CREDENTIAL_VARIABLES)
+# The environment of the function this thread runs for the embedded runtime (None: Lambda's
+# own process environment).
+_environment: ContextVar[Mapping[str, str] | None] = ContextVar("lakegov_environment", default=None)
+
+
+@contextlib.contextmanager
+def running_with(environment: Mapping[str, str]) -> Iterator[None]:
+    """Within this block, on this thread, :func:`get_app` reads ``environment``."""
+    token = _environment.set(environment)
+    try:
+        yield
+    finally:
+        _environment.reset(token)
+
+
+def environment() -> Mapping[str, str]:
+    """The environment of the function being run: the one the embedded runtime handed
+    over, else the process's (Lambda's, set before the cold start)."""
+    handed = _environment.get()
+    return os.environ if handed is None else handed
 
 
 def get_app() -> App:
-    """The App for the current environment (built and validated on first use)."""
-    # Only what the settings read: Lambda changes _X_AMZN_TRACE_ID on every invocation, and
-    # keying on the whole environment would build (and keep) a new App each time.
-    snapshot = tuple((name, os.environ.get(name, "")) for name in SETTINGS_VARIABLES)
+    """The App of the function being run (built and validated on first use)."""
+    return app_for(environment())
+
+
+def app_for(environment: Mapping[str, str]) -> App:
+    """The App for ``environment``: its settings, and clients with its region, endpoint and
+    (when it carries them) credentials."""
+    # Only what the settings and clients read: Lambda changes _X_AMZN_TRACE_ID on every
+    # invocation, and keying on the whole environment would build (and keep) a new App each time.
+    snapshot = tuple((name, environment.get(name, "")) for name in _KEY_VARIABLES)
     with _lock:
         app = _apps.get(snapshot)
         if app is None:
-            settings = Settings.from_env()
+            settings = Settings.from_env(environment)
             app = App(
                 settings=settings,
-                clients=Clients(region=settings.region, endpoint_url=settings.endpoint_url),
+                clients=Clients.from_environment(
+                    environment, region=settings.region, endpoint_url=settings.endpoint_url
+                ),
             )
             _apps[snapshot] = app
         return app

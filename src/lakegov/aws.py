@@ -8,6 +8,7 @@ clients they need down as arguments.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -19,6 +20,10 @@ RETRY_CONFIG = Config(
     read_timeout=60,
     user_agent_extra="lakegov",
 )
+
+
+# What boto3 reads from the environment for static credentials (Lambda sets all three).
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 class Clients:
@@ -37,15 +42,45 @@ class Clients:
         endpoint_url: str | None = None,
         config: Config = RETRY_CONFIG,
     ) -> None:
-        self._session = session or boto3.session.Session(region_name=region)
+        self._session = session or session_with(region=region)
         self._endpoint_url = endpoint_url or None
         self._config = config
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_environment(
+        cls,
+        environment: Mapping[str, str],
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        config: Config = RETRY_CONFIG,
+    ) -> Clients:
+        """Clients with the credentials ``environment`` carries (a function's environment on
+        the embedded runtime, Lambda's own in Lambda), else boto3's usual chain."""
+        return cls(
+            session_with(
+                region=region,
+                access_key=environment.get("AWS_ACCESS_KEY_ID", ""),
+                secret_key=environment.get("AWS_SECRET_ACCESS_KEY", ""),
+                session_token=environment.get("AWS_SESSION_TOKEN", ""),
+            ),
+            endpoint_url=endpoint_url,
+            config=config,
+        )
+
     @property
     def region(self) -> str:
         return str(self._session.region_name or "")
+
+    @property
+    def session(self) -> boto3.session.Session:
+        return self._session
+
+    def credentials(self) -> Any:
+        """The session's resolved credentials (botocore ``Credentials``, or None)."""
+        return self._session.get_credentials()
 
     def __call__(self, service: str) -> Any:
         with self._lock:
@@ -57,6 +92,26 @@ class Clients:
                 client = self._session.client(service, **kwargs)
                 self._clients[service] = client
             return client
+
+
+def session_with(
+    *,
+    region: str | None = None,
+    profile: str | None = None,
+    access_key: str = "",
+    secret_key: str = "",
+    session_token: str = "",
+) -> boto3.session.Session:
+    """A boto3 session: explicit keys when given (both of them), else the profile or
+    boto3's default chain."""
+    if access_key and secret_key:
+        return boto3.session.Session(
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            aws_session_token=session_token or None,
+            region_name=region or None,
+        )
+    return boto3.session.Session(profile_name=profile or None, region_name=region or None)
 
 
 def error_code(exc: BaseException) -> str:

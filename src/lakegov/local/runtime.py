@@ -1,9 +1,19 @@
-"""The embedded runtime: moto's server in-process, the template's resources on it, and a
-dispatcher that calls each function's handler with real Lambda-shaped events.
+"""The embedded runtime: moto's server in a child process, the template's resources on it,
+and a dispatcher that calls each function's handler with real Lambda-shaped events.
+
+Functions run concurrently, each up to its own limit (``concurrency``, lowered by a
+declared ``ReservedConcurrentExecutions`` and by an SQS source's ``MaximumConcurrency``),
+on threads of this process; each invocation reads its function's settings from the
+environment the runtime hands it (:func:`lakegov.app.running_with`), never from a
+patched process environment. moto's server runs in its own process
+(:mod:`lakegov.local.endpoint`), so its emulation does not take turns with the handlers
+on one interpreter lock.
 
 Differences from AWS, on purpose: a failed SQS message comes back after a short backoff
 (1, 2, 4... seconds, at most 30) instead of the queue's visibility timeout, so local retries
-and dead-lettering take seconds, not hours; functions run one at a time in this process.
+and dead-lettering take seconds, not hours; a function's concurrent invocations share one
+process (module globals, Powertools' logger keys), where Lambda gives each its own
+execution environment.
 """
 
 from __future__ import annotations
@@ -12,33 +22,39 @@ import contextlib
 import hashlib
 import importlib
 import json
-import logging
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import boto3
-from botocore.config import Config
-
+from lakegov.app import running_with
+from lakegov.aws import Clients
 from lakegov.errors import ConfigurationError
+from lakegov.local.endpoint import (
+    CONFIGURE_PATH,
+    DEFAULT_ACCOUNT,
+    LOCAL_CREDENTIALS,
+    deployer_arn,
+    local_clients,
+)
 from lakegov.local.stack import FunctionSpec, LocalStack, StackBuilder, Subscription
 from lakegov.observability import logger, metrics
 
-if TYPE_CHECKING:
-    from lakegov.local.athena.service import LocalAthena
+__all__ = ["DEFAULT_ACCOUNT", "LOCAL_CREDENTIALS", "LambdaContext", "LocalRuntime"]
 
-DEFAULT_ACCOUNT = "123456789012"
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-_ENV_LOCK = threading.RLock()
+DEFAULT_CONCURRENCY = 4  # per function: threads of one process, so more buys little
+MAX_IDLE_POLL = 0.5  # seconds between receives on a queue that stays empty
 
 
 def find_template(start: Path | None = None) -> Path:
@@ -58,22 +74,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Run with ``values`` added to the process environment (one function at a time)."""
-    with _ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for key, old in saved.items():
-                if old is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = old
 
 
 @dataclass
@@ -108,6 +108,19 @@ class Invocation:
     result: Any = None
 
 
+class _Function:
+    """A function's capacity on this runtime: a slot per concurrent invocation, and the
+    threads that run them."""
+
+    def __init__(self, spec: FunctionSpec, limit: int) -> None:
+        self.spec = spec
+        self.limit = limit
+        self.slots = threading.BoundedSemaphore(limit)
+        self.pool = ThreadPoolExecutor(
+            max_workers=limit, thread_name_prefix=f"fn-{spec.logical_id}"
+        )
+
+
 class LocalRuntime:
     """The whole service on one machine. Use as a context manager, or start()/stop()."""
 
@@ -122,6 +135,7 @@ class LocalRuntime:
         parameters: Mapping[str, str] | None = None,
         schedules: bool = False,
         poll_interval: float = 0.05,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.template_path = (template_path or find_template()).resolve()
         self.port = port or free_port()
@@ -131,22 +145,23 @@ class LocalRuntime:
         self.parameters = dict(parameters or {})
         self.schedules = schedules
         self.poll_interval = poll_interval
+        self.concurrency = max(1, concurrency)
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.stack: LocalStack | None = None
         self.events: list[dict[str, Any]] = []
         self.invocations: list[Invocation] = []
         self.listeners: list[Callable[[str, Any], None]] = []
-        self._server: Any = None
+        self._endpoint: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._busy = threading.Event()
+        self._functions: dict[str, _Function] = {}
+        self._in_flight = 0  # invocations received and not yet settled
         self._cond = threading.Condition()
         self._observer_queues: dict[str, str] = {}
-        self._last_schedule: dict[int, float] = {}
+        self._clients: dict[str, Clients] = {}
+        self._clients_lock = threading.Lock()
         self._account_credentials: dict[str, dict[str, str]] = {}
         self._work_dir: tempfile.TemporaryDirectory[str] | None = None
-        self._athena: LocalAthena | None = None
-        self._athena_lock = threading.Lock()
 
     @property
     def work_dir(self) -> Path:
@@ -164,13 +179,16 @@ class LocalRuntime:
 
     def client(self, service: str, account: str | None = None) -> Any:
         """A boto3 client on the local endpoint, in this stack's account or in ``account``."""
-        return boto3.client(
-            service,
-            region_name=self.region,
-            endpoint_url=self.endpoint_url,
-            config=Config(retries={"mode": "standard", "max_attempts": 3}),
-            **self.credentials(account),
-        )
+        key = account or self.account
+        with self._clients_lock:
+            clients = self._clients.get(key)
+        if clients is None:
+            credentials = self.credentials(account)  # may call STS: outside the lock
+            with self._clients_lock:
+                clients = self._clients.setdefault(
+                    key, local_clients(self.endpoint_url, self.region, credentials)
+                )
+        return clients(service)
 
     def credentials(self, account: str | None = None) -> dict[str, str]:
         """Credentials moto maps to ``account`` (an assumed role there), default: this stack's."""
@@ -193,136 +211,126 @@ class LocalRuntime:
         return self._account_credentials[account]
 
     @property
+    def endpoint_pid(self) -> int | None:
+        """The process id of the local endpoint (moto's server), while it runs."""
+        return self._endpoint.pid if self._endpoint is not None else None
+
+    @property
     def deployer_arn(self) -> str:
         """Who the default local credentials are: the deploying identity, a data lake
         administrator (as the README asks of whoever deploys)."""
-        return f"arn:aws:sts::{self.account}:user/moto"  # what moto says they are
-
-    def athena(self) -> LocalAthena:
-        """The local Athena (created on the first Athena call, DuckDB on the first query)."""
-        with self._athena_lock:  # not _ENV_LOCK: a handler holds that while it calls Athena
-            if self._athena is None:
-                from lakegov.local.athena.engine import LocalAthenaEngine
-                from lakegov.local.athena.service import LocalAthena
-
-                clients: dict[str, Any] = {}
-
-                def client(service: str) -> Any:
-                    if service not in clients:
-                        clients[service] = self.client(service)
-                    return clients[service]
-
-                engine = LocalAthenaEngine(
-                    glue=client("glue"),
-                    s3=client("s3"),
-                    endpoint_url=self.endpoint_url,
-                    region=self.region,
-                    credentials=(
-                        LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                        LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                    ),
-                    access=self.access_policy,
-                    unrestricted=self._unrestricted,
-                )
-                bucket = self.outputs.get("FormattedBucketName", "")
-                self._athena = LocalAthena(
-                    engine=engine,
-                    clients=client,
-                    account=self.account,
-                    region=self.region,
-                    # a new account's primary workgroup has no output location: this one's
-                    # results go under the formatted bucket, so no client has to say where
-                    default_output=f"s3://{bucket}/_athena_results/" if bucket else "",
-                )
-            return self._athena
-
-    def access_policy(self) -> Any:
-        """Lake Formation's evaluator over this runtime's catalog (None until it exists)."""
-        try:
-            from lakegov.governance.access import AccessPolicy
-        except ImportError:
-            return None
-        return AccessPolicy(self.client("lakeformation"), self.client("glue"))
-
-    def _unrestricted(self, principal: str) -> bool:
-        if principal == self.deployer_arn:
-            return True
-        policy = self.access_policy()
-        return bool(policy is not None and policy.is_unrestricted(principal))
+        return deployer_arn(self.account)
 
     def start(self) -> LocalRuntime:
-        from werkzeug.serving import WSGIRequestHandler
-
-        from lakegov.local import moto_lakeformation
-        from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
-
-        moto_lakeformation.install()  # data cells filters, tags on untagged resources
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
-        # HTTP/1.1 keeps connections open between calls: a new TCP connection per AWS call
-        # otherwise costs about a sixth of the dispatcher's time
-        WSGIRequestHandler.protocol_version = "HTTP/1.1"
-        self._server = LocalEndpoint(
-            "127.0.0.1",
-            self.port,
-            lambda app: AthenaMiddleware(
-                app, self.athena, self.deployer_arn, LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
-            ),
-        )
-        self._server.start()
-        self._wait_for_server()
-        self._reset_backends()  # moto's state is process-wide: start from nothing
-        builder = StackBuilder(
-            self.template_path,
-            self.client,
-            endpoint_url=self.endpoint_url,
-            stack=self.stack_name,
-            region=self.region,
-            account=self.account,
-            parameters=self.parameters,
-        )
-        self.stack = builder.build()
-        for bus in self.stack.buses:
-            self._observe(bus)
+        # Powertools' switches are the process's (its objects are shared by every function
+        # here): locally, metrics go nowhere and nothing is traced, unless asked otherwise.
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        self._start_endpoint()
+        try:
+            self._wait_for_server()
+            self._reset_backends()
+            builder = StackBuilder(
+                self.template_path,
+                self.client,
+                endpoint_url=self.endpoint_url,
+                stack=self.stack_name,
+                region=self.region,
+                account=self.account,
+                parameters=self.parameters,
+            )
+            self.stack = builder.build()
+            bucket = self.stack.outputs.get("FormattedBucketName", "")
+            if bucket:
+                self._post(CONFIGURE_PATH, f"s3://{bucket}/_athena_results/".encode())
+            for bus in self.stack.buses:
+                self._observe(bus)
+        except BaseException:
+            self.stop()
+            raise
         code_dirs = {str(fn.code_dir) for fn in self.stack.functions.values()}
         for code_dir in sorted(code_dirs):
             if code_dir not in sys.path:
                 sys.path.insert(0, code_dir)
-        thread = threading.Thread(
-            target=self._dispatch_loop, name="lakegov-dispatcher", daemon=True
-        )
-        thread.start()
-        self._threads.append(thread)
+        for lid, spec in self.stack.functions.items():
+            limit = self.concurrency
+            if spec.reserved_concurrency > 0:
+                limit = min(limit, spec.reserved_concurrency)
+            self._functions[lid] = _Function(spec, limit)
+        for sub in self.stack.subscriptions:
+            if sub.source != "schedule":
+                self._spawn(
+                    f"poll-{sub.function.logical_id}-{sub.event_name}", self._poll_loop, sub
+                )
+        self._spawn("observers", self._observe_loop)
+        if self.schedules:
+            self._spawn("schedules", self._schedule_loop)
         logger.debug("embedded runtime started", extra={"endpoint": self.endpoint_url})
         return self
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"lakegov-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _start_endpoint(self) -> None:
+        """moto's server (behind the local Athena) in a child process on ``self.port``."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._endpoint = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lakegov.local.endpoint",
+                "--port",
+                str(self.port),
+                "--account",
+                self.account,
+                "--region",
+                self.region,
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
 
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
-        if self._athena is not None:
-            self._athena.close()
-            self._athena = None
-        if self._server is not None:
-            self._reset_backends()
-            self._server.stop()
-            self._server = None
+        self._threads.clear()
+        for function in self._functions.values():
+            function.pool.shutdown(wait=True)
+        self._functions.clear()
+        if self._endpoint is not None:
+            self._endpoint.terminate()
+            try:
+                self._endpoint.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._endpoint.kill()
+                self._endpoint.wait(timeout=5)
+            self._endpoint = None
         if self._work_dir is not None:
             self._work_dir.cleanup()
             self._work_dir = None
 
-    def _reset_backends(self) -> None:
-        """Forget every resource (moto keeps them per process, not per server)."""
-        import urllib.request
-
-        url = f"{self.endpoint_url}/moto-api/reset"  # always http://127.0.0.1:<port>
-        request = urllib.request.Request(url, method="POST")  # noqa: S310
-        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=10):  # noqa: S310
+    def _post(self, path: str, body: bytes = b"") -> None:
+        url = f"{self.endpoint_url}{path}"  # always http://127.0.0.1:<port>
+        request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
             pass
 
-    def _wait_for_server(self, timeout: float = 20.0) -> None:
+    def _reset_backends(self) -> None:
+        """Forget every resource (a port reused by another endpoint would keep its state)."""
+        with contextlib.suppress(OSError):
+            self._post("/moto-api/reset")
+
+    def _wait_for_server(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self._endpoint is not None and self._endpoint.poll() is not None:
+                raise ConfigurationError(
+                    f"the local endpoint exited with {self._endpoint.returncode} "
+                    f"(port {self.port} in use?)"
+                )
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", self.port), 0.5),
@@ -354,8 +362,6 @@ class LocalRuntime:
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_LAMBDA_FUNCTION_NAME": fn.name,
             "LAKEGOV_ACCOUNT_ID": self.account,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
             "LAKEGOV_LOCAL": "1",
             "LAKEGOV_LOCAL_RUNS_DIR": str(self.work_dir / "runs"),
         }
@@ -389,9 +395,32 @@ class LocalRuntime:
                     self._cond.notify_all()
                 for listener in list(self.listeners):
                     listener("event", event)
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            if messages:
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(messages)
+                    ],
+                )
                 got = True
         return got
+
+    def _observe_loop(self) -> None:
+        sqs = self.client("sqs")
+        idle = self.poll_interval
+        while not self._stop.is_set():
+            try:
+                got = self._drain_observers(sqs)
+            except Exception:  # the loop must survive anything a poll throws
+                logger.exception("observer poll failed")
+                got = False
+                idle = MAX_IDLE_POLL
+            if got:
+                idle = self.poll_interval
+            else:
+                self._stop.wait(idle)
+                idle = min(MAX_IDLE_POLL, idle * 2)
 
     def wait_for_event(
         self,
@@ -447,7 +476,9 @@ class LocalRuntime:
                 pending += int(attrs["ApproximateNumberOfMessages"]) + int(
                     attrs["ApproximateNumberOfMessagesNotVisible"]
                 )
-            if pending == 0 and not self._busy.is_set():
+            with self._cond:
+                running = self._in_flight
+            if pending == 0 and running == 0:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle:
                     return
@@ -457,46 +488,108 @@ class LocalRuntime:
         raise TimeoutError(f"runtime still busy after {timeout}s")
 
     # -- dispatching -------------------------------------------------------------------
-    def _dispatch_loop(self) -> None:
+    def _poll_loop(self, sub: Subscription) -> None:
+        """Receive from ``sub``'s queue whenever its function has a free slot, and run each
+        batch (SQS source) or event (EventBridge, through its inbox) on the function's threads."""
         sqs = self.client("sqs")
-        assert self.stack is not None
+        function = self._functions[sub.function.logical_id]
+        limit = function.limit
+        if sub.max_concurrency > 0:
+            limit = min(limit, sub.max_concurrency)
+        source_slots = threading.BoundedSemaphore(limit)
+        idle = self.poll_interval
         while not self._stop.is_set():
-            worked = False
+            if not self._acquire(source_slots, function):
+                continue
             try:
-                worked |= self._drain_observers(sqs)
-                for sub in self.stack.subscriptions:
-                    if self._stop.is_set():
-                        break
-                    if sub.source == "schedule":
-                        worked |= self._maybe_schedule(sub)
-                    else:
-                        worked |= self._poll(sqs, sub)
+                messages = self._receive(sqs, sub, 1 if sub.source == "sqs" else limit)
             except Exception:  # the loop must survive anything a poll throws
-                logger.exception("dispatcher poll failed")
-                time.sleep(0.5)
-            if not worked:
-                time.sleep(self.poll_interval)
-
-    def _poll(self, sqs: Any, sub: Subscription) -> bool:
-        response = sqs.receive_message(
-            QueueUrl=sub.queue_url,
-            MaxNumberOfMessages=sub.batch_size if sub.source == "sqs" else 10,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            return False
-        self._busy.set()
-        try:
+                logger.exception("dispatcher poll failed", extra={"queue": sub.queue_url})
+                messages = []
+                idle = MAX_IDLE_POLL
+            if not messages:
+                function.slots.release()
+                source_slots.release()
+                self._stop.wait(idle)
+                idle = min(MAX_IDLE_POLL, idle * 2)
+                continue
+            idle = self.poll_interval
+            with self._cond:
+                self._in_flight += 1 if sub.source == "sqs" else len(messages)
             if sub.source == "sqs":
-                self._deliver_sqs_batch(sqs, sub, messages)
-            else:
-                for message in messages:
-                    self._deliver_eventbridge(sqs, sub, message)
-        finally:
-            self._busy.clear()
-        return True
+                self._submit(function, source_slots, self._deliver_sqs_batch, sqs, sub, messages)
+                continue
+            for i, message in enumerate(messages):  # one invocation per event, as Lambda's
+                if i and not self._acquire(source_slots, function, wait_forever=True):
+                    with self._cond:  # stopping: what was not started comes back later
+                        self._in_flight -= len(messages) - i
+                    break
+                self._submit(function, source_slots, self._deliver_eventbridge, sqs, sub, message)
+
+    def _acquire(
+        self,
+        source_slots: threading.BoundedSemaphore,
+        function: _Function,
+        *,
+        wait_forever: bool = False,
+    ) -> bool:
+        """A slot of the event source and one of its function (False: stopping, or none yet)."""
+        while not self._stop.is_set():
+            if source_slots.acquire(timeout=0.2):
+                while not self._stop.is_set():
+                    if function.slots.acquire(timeout=0.2):
+                        return True
+                source_slots.release()
+                return False
+            if not wait_forever:
+                return False
+        return False
+
+    def _submit(
+        self,
+        function: _Function,
+        source_slots: threading.BoundedSemaphore,
+        deliver: Callable[..., None],
+        *args: Any,
+    ) -> None:
+        def run() -> None:
+            try:
+                deliver(*args)
+            except Exception:
+                logger.exception("delivery failed", extra={"function": function.spec.logical_id})
+            finally:
+                function.slots.release()
+                source_slots.release()
+                with self._cond:
+                    self._in_flight -= 1
+                    self._cond.notify_all()
+
+        function.pool.submit(run)
+
+    def _receive(self, sqs: Any, sub: Subscription, slots: int) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "QueueUrl": sub.queue_url,
+            "MaxNumberOfMessages": sub.batch_size if sub.source == "sqs" else min(10, slots),
+            "AttributeNames": ["All"],
+            "MessageAttributeNames": ["All"],
+        }
+        if sub.source != "sqs":
+            # an inbox stands in for Lambda's async queue: an event is not handed out again
+            # while an invocation may still be running it
+            kwargs["VisibilityTimeout"] = sub.function.timeout + 30
+        messages: list[dict[str, Any]] = sqs.receive_message(**kwargs).get("Messages", [])
+        if sub.source == "sqs" and messages and sub.batching_window > 0:
+            # Lambda's batching window: gather up to the batch size for at most that long
+            deadline = time.monotonic() + sub.batching_window
+            while len(messages) < sub.batch_size and not self._stop.is_set():
+                if time.monotonic() >= deadline:
+                    break
+                kwargs["MaxNumberOfMessages"] = sub.batch_size - len(messages)
+                more = sqs.receive_message(**kwargs).get("Messages", [])
+                messages.extend(more)
+                if not more:
+                    self._stop.wait(min(0.25, max(0.0, deadline - time.monotonic())))
+        return messages
 
     def _backoff(self, sqs: Any, sub: Subscription, message: Mapping[str, Any]) -> None:
         receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
@@ -519,11 +612,17 @@ class LocalRuntime:
         elif sub.report_batch_item_failures and isinstance(invocation.result, dict):
             failed = {f["itemIdentifier"] for f in invocation.result.get("batchItemFailures", [])}
         invocation.failed_items = len(failed)
+        done = [m for m in messages if m["MessageId"] not in failed]
         for message in messages:
             if message["MessageId"] in failed:
                 self._backoff(sqs, sub, message)
-            else:
-                sqs.delete_message(QueueUrl=sub.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if done:
+            sqs.delete_message_batch(
+                QueueUrl=sub.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
 
     def _deliver_eventbridge(self, sqs: Any, sub: Subscription, message: dict[str, Any]) -> None:
         event = json.loads(message["Body"])
@@ -533,16 +632,27 @@ class LocalRuntime:
         else:
             self._backoff(sqs, sub, message)
 
-    def _maybe_schedule(self, sub: Subscription) -> bool:
-        if not self.schedules or sub.rate_seconds <= 0:
-            return False
-        now = time.monotonic()
-        last = self._last_schedule.setdefault(id(sub), now)
-        if now - last < sub.rate_seconds:
-            return False
-        self._last_schedule[id(sub)] = now
+    def _schedule_loop(self) -> None:
+        assert self.stack is not None
+        timed = [s for s in self.stack.subscriptions if s.source == "schedule" and s.rate_seconds]
+        last = {id(sub): time.monotonic() for sub in timed}
+        while not self._stop.wait(1.0):
+            for sub in timed:
+                now = time.monotonic()
+                if now - last[id(sub)] < sub.rate_seconds:
+                    continue
+                last[id(sub)] = now
+                function = self._functions[sub.function.logical_id]
+                if not function.slots.acquire(blocking=False):
+                    continue  # still busy: this tick is skipped, as a throttled invoke
+                with self._cond:
+                    self._in_flight += 1
+                tick = threading.BoundedSemaphore(1)
+                tick.acquire()
+                self._submit(function, tick, self._invoke_scheduled, sub)
+
+    def _invoke_scheduled(self, sub: Subscription) -> None:
         self.invoke(sub.function, self.scheduled_event(sub), source=f"schedule:{sub.event_name}")
-        return True
 
     def scheduled_event(self, sub: Subscription) -> dict[str, Any]:
         return {
@@ -579,7 +689,8 @@ class LocalRuntime:
         }
 
     def invoke(self, fn: FunctionSpec, event: Any, *, source: str = "direct") -> Invocation:
-        """Call ``fn``'s handler in-process, in its own environment, as Lambda would."""
+        """Call ``fn``'s handler in-process, with its own environment, as Lambda would (on the
+        calling thread: the dispatcher calls it on the function's threads)."""
         module_name, _, attr = fn.handler.rpartition(".")
         started = time.monotonic()
         context = LambdaContext(
@@ -588,7 +699,7 @@ class LocalRuntime:
             invoked_function_arn=f"arn:aws:lambda:{self.region}:{self.account}:function:{fn.name}",
             log_group_name=f"/aws/lambda/{fn.name}",
         )
-        with patched_environ(self.function_environment(fn)):
+        with running_with(self.function_environment(fn)):
             try:
                 handler = getattr(importlib.import_module(module_name), attr)
                 result = handler(event, context)
@@ -604,7 +715,8 @@ class LocalRuntime:
         # them once 100 accumulate, so drop them after each invocation.
         metrics.clear_metrics()
         invocation.duration_ms = (time.monotonic() - started) * 1000
-        self.invocations.append(invocation)
+        with self._cond:
+            self.invocations.append(invocation)
         for listener in list(self.listeners):
             listener("invocation", invocation)
         return invocation

@@ -36,6 +36,7 @@ class FunctionSpec:
     code_dir: Path
     environment: dict[str, str]
     timeout: int
+    reserved_concurrency: int = 0  # ReservedConcurrentExecutions (0: not declared)
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Subscription:
     report_batch_item_failures: bool = False
     rate_seconds: int = 0
     event_name: str = ""
+    max_concurrency: int = 0  # an SQS source's ScalingConfig.MaximumConcurrency (0: none)
+    batching_window: float = 0.0  # an SQS source's MaximumBatchingWindowInSeconds
 
 
 @dataclass
@@ -310,6 +313,7 @@ class StackBuilder:
             code_dir=code_dir,
             environment=env,
             timeout=int(props.get("Timeout", 3)),
+            reserved_concurrency=int(props.get("ReservedConcurrentExecutions") or 0),
         )
 
     def _function_queue(self, fn: FunctionSpec, event_name: str) -> tuple[str, str]:
@@ -414,6 +418,10 @@ class StackBuilder:
                         batch_size=min(int(eprops.get("BatchSize", 10)), 10),
                         report_batch_item_failures="ReportBatchItemFailures"
                         in (eprops.get("FunctionResponseTypes") or []),
+                        max_concurrency=int(
+                            (eprops.get("ScalingConfig") or {}).get("MaximumConcurrency") or 0
+                        ),
+                        batching_window=float(eprops.get("MaximumBatchingWindowInSeconds") or 0),
                     )
                 )
             elif etype in ("EventBridgeRule", "CloudWatchEvent"):

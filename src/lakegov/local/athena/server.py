@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import selectors
+import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from lakegov.local.athena.service import InvalidRequest, LocalAthena
@@ -133,6 +135,147 @@ class AthenaMiddleware:
         return [data]
 
 
+def _moto_application() -> Any:
+    """moto's dispatching application, with the backend lookup per host remembered: moto
+    lists its package folder (some 150 ``isdir`` calls) on every request otherwise."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    class Dispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            if host not in self._backends:
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return Dispatcher()
+
+
+class _CountedInput:
+    """A request body stream that knows how much of its ``length`` was read, and reads no
+    further (so what the application left can be drained before the next request)."""
+
+    def __init__(self, stream: Any, length: int) -> None:
+        self._stream = stream
+        self.remaining = length
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > self.remaining:
+            size = self.remaining
+        data: bytes = self._stream.read(size) if size else b""
+        self.remaining -= len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > self.remaining:
+            size = self.remaining
+        data: bytes = self._stream.readline(size) if size else b""
+        self.remaining -= len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return self.read().splitlines(keepends=True)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while line := self.readline():
+            yield line
+
+    def drain(self) -> None:
+        while self.remaining and self.read(min(self.remaining, 65536)):
+            pass
+
+
+_kept_alive = threading.local()  # set while a kept-alive request's response is written
+
+
+class _Selectors:
+    """``selectors`` as werkzeug's server sees it. After each response werkzeug reads
+    whatever the client sent next and throws it away (it closes every connection, so that
+    can only be the rest of an unread body): on a kept-alive connection that would be the
+    next request, so there the read finds nothing (the body was drained exactly instead)."""
+
+    EVENT_READ = selectors.EVENT_READ
+
+    class _Nothing:
+        def register(self, *args: Any) -> None:
+            pass
+
+        def select(self, timeout: float | None = None) -> list[Any]:
+            return []
+
+        def close(self) -> None:
+            pass
+
+    def DefaultSelector(self) -> Any:
+        if getattr(_kept_alive, "active", False):
+            return self._Nothing()
+        return selectors.DefaultSelector()
+
+
+def _request_handler() -> Any:
+    import werkzeug.serving
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    werkzeug.serving.selectors = _Selectors()  # type: ignore[assignment]
+
+    class Handler(MotoRequestHandler):
+        """Keeps connections open between requests: werkzeug's server closes each one
+        ("Connection: close", because http.server cannot drain an unread body), which costs
+        a TCP connection and a thread per AWS call. Here the body of a request that says
+        its length is counted and drained after the response; any other request closes."""
+
+        protocol_version = "HTTP/1.1"
+        _body: _CountedInput | None = None
+        _keep = False
+
+        def setup(self) -> None:
+            super().setup()
+            # no Nagle: the body, written after the headers, does not wait for a delayed ACK
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def make_environ(self) -> dict[str, Any]:
+            environ: dict[str, Any] = super().make_environ()
+            self._body = None
+            length = environ.get("CONTENT_LENGTH") or ""
+            unknown = environ.get("wsgi.input_terminated") or not length.isdigit()
+            if unknown and environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "DELETE"):
+                self._keep = False  # a body of unknown length: close after it
+                _kept_alive.active = False  # and let werkzeug discard what is left
+                return environ
+            self._keep = True
+            self._body = _CountedInput(environ["wsgi.input"], int(length or 0))
+            environ["wsgi.input"] = self._body
+            return environ
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if keyword.lower() == "connection" and value.lower() == "close" and self._keep:
+                return
+            super().send_header(keyword, value)
+
+        def run_wsgi(self) -> None:
+            self._keep = False
+            _kept_alive.active = True
+            try:
+                super().run_wsgi()
+            finally:
+                _kept_alive.active = False
+            if self._body is not None and not self.close_connection:
+                try:
+                    self._body.drain()
+                except OSError:
+                    self.close_connection = True
+            self._keep = False
+
+    return Handler
+
+
 class LocalEndpoint:
     """moto's server application behind :class:`AthenaMiddleware`, on a threaded server."""
 
@@ -142,16 +285,11 @@ class LocalEndpoint:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
         from werkzeug.serving import make_server
 
-        app = self.wrap(DomainDispatcherApplication(create_backend_app))
+        app = self.wrap(_moto_application())
         self._server = make_server(
-            self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler
+            self.host, self.port, app, threaded=True, request_handler=_request_handler()
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="lakegov-endpoint", daemon=True

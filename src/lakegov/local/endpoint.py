@@ -1,0 +1,195 @@
+"""The embedded runtime's AWS endpoint, in a process of its own.
+
+moto's server (with lakegov's Lake Formation additions) behind the local Athena, on
+127.0.0.1. :class:`lakegov.local.runtime.LocalRuntime` starts it as a child process and
+stops it; the functions' handlers run in the runtime's process, so moto's emulation and
+the handlers do not take turns on one interpreter lock.
+
+    python -m lakegov.local.endpoint --port 4566 --account 123456789012 --region us-east-1
+
+Besides AWS's APIs it answers one request of its own: ``POST /_lakegov/athena-output``
+with the S3 prefix where the local Athena writes results when the workgroup names none
+(the formatted bucket's, known once the stack is built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from botocore.config import Config
+
+from lakegov.aws import Clients, session_with
+
+if TYPE_CHECKING:
+    from lakegov.local.athena.service import LocalAthena
+
+DEFAULT_ACCOUNT = "123456789012"
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+CONFIGURE_PATH = "/_lakegov/athena-output"
+LOCAL_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3})
+
+
+def deployer_arn(account: str) -> str:
+    """Who the default local credentials are (what moto says they are): the deploying
+    identity, a data lake administrator (as the README asks of whoever deploys)."""
+    return f"arn:aws:sts::{account}:user/moto"
+
+
+def local_clients(
+    endpoint_url: str, region: str, credentials: dict[str, str] | None = None
+) -> Clients:
+    """Clients on the local endpoint with the local deployer's keys (or ``credentials``:
+    ``aws_access_key_id``... as boto3 names them)."""
+    keys = credentials or {
+        "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    }
+    session = session_with(
+        region=region,
+        access_key=keys["aws_access_key_id"],
+        secret_key=keys["aws_secret_access_key"],
+        session_token=keys.get("aws_session_token", ""),
+    )
+    return Clients(session, endpoint_url=endpoint_url, config=LOCAL_RETRIES)
+
+
+class AthenaOnEndpoint:
+    """The local Athena of this endpoint, created on the first Athena call (DuckDB on the
+    first query), reading the catalog and objects through the endpoint itself."""
+
+    def __init__(self, endpoint_url: str, account: str, region: str) -> None:
+        self.endpoint_url = endpoint_url
+        self.account = account
+        self.region = region
+        self.default_output = ""
+        self.clients = local_clients(endpoint_url, region)
+        self._athena: LocalAthena | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> LocalAthena:
+        with self._lock:
+            if self._athena is None:
+                from lakegov.local.athena.engine import LocalAthenaEngine
+                from lakegov.local.athena.service import LocalAthena
+
+                engine = LocalAthenaEngine(
+                    glue=self.clients("glue"),
+                    s3=self.clients("s3"),
+                    endpoint_url=self.endpoint_url,
+                    region=self.region,
+                    credentials=(
+                        LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                    ),
+                    access=self.access_policy,
+                    unrestricted=self.unrestricted,
+                )
+                self._athena = LocalAthena(
+                    engine=engine,
+                    clients=self.clients,
+                    account=self.account,
+                    region=self.region,
+                    # a new account's primary workgroup has no output location: this one's
+                    # results go under the formatted bucket, so no client has to say where
+                    default_output=self.default_output,
+                )
+            return self._athena
+
+    def configure(self, default_output: str) -> None:
+        with self._lock:
+            self.default_output = default_output
+            if self._athena is not None:
+                self._athena.default_output = default_output
+
+    def access_policy(self) -> Any:
+        """Lake Formation's evaluator over this endpoint's catalog."""
+        from lakegov.governance.access import AccessPolicy
+
+        return AccessPolicy(self.clients("lakeformation"), self.clients("glue"))
+
+    def unrestricted(self, principal: str) -> bool:
+        if principal == deployer_arn(self.account):
+            return True
+        return bool(self.access_policy().is_unrestricted(principal))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._athena is not None:
+                self._athena.close()
+                self._athena = None
+
+
+class _Configure:
+    """WSGI: the endpoint's own configuration request, the rest passed to ``app``."""
+
+    def __init__(self, app: Any, athena: AthenaOnEndpoint) -> None:
+        self.app, self.athena = app, athena
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != CONFIGURE_PATH or environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        self.athena.configure(environ["wsgi.input"].read(length).decode() if length else "")
+        start_response("204 No Content", [("Content-Length", "0")])
+        return [b""]
+
+
+def speed_up_moto() -> None:
+    """Remember what moto recomputes on every request without need: it builds a JSONPath
+    parser (ply's tables included) for each input path of each EventBridge target of each
+    event, about half of a ``PutEvents``'s time."""
+    import functools
+
+    import jsonpath_ng.ext
+
+    if not hasattr(jsonpath_ng.ext.parse, "cache_info"):
+        jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
+
+
+def serve(port: int, account: str, region: str, stop: threading.Event) -> None:
+    """Serve on 127.0.0.1:``port`` until ``stop`` is set."""
+    from lakegov.local import moto_lakeformation
+    from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
+
+    moto_lakeformation.install()  # data cells filters, tags on untagged resources
+    speed_up_moto()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
+    athena = AthenaOnEndpoint(f"http://127.0.0.1:{port}", account, region)
+    server = LocalEndpoint(
+        "127.0.0.1",
+        port,
+        lambda app: _Configure(
+            AthenaMiddleware(
+                app, athena, deployer_arn(account), LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+            ),
+            athena,
+        ),
+    )
+    server.start()
+    try:
+        stop.wait()
+    finally:
+        athena.close()
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--account", default=DEFAULT_ACCOUNT)
+    parser.add_argument("--region", default="us-east-1")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    serve(args.port, args.account, args.region, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
