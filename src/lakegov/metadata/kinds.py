@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakegov.errors import ValidationIssue
+from lakegov.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class ApplyContext:
     """What an apply step may use: AWS clients and the deployment's settings."""
 
     document: DocumentRef
-    settings: Any
+    settings: Settings
     client: Callable[[str], Any]
     extra: dict[str, Any] = field(default_factory=dict)
 
