@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
 from lakegov.errors import InvalidDocument, ValidationIssue
+from lakegov.governance.guardrails import Guardrails
 from lakegov.governance.model import (
     DATA_CELLS_FILTER_PERMISSIONS,
     DATABASE_PERMISSIONS,
@@ -76,47 +76,6 @@ _S3_LOCATION = re.compile(rf"arn:{_PARTITION}:s3:::[a-z0-9][a-z0-9.-]{{1,61}}[a-
 _TAG_KEY = re.compile(r"[\w\s.:/=+\-@%]{1,128}")
 _TAG_VALUE = re.compile(r"[\w\s.:*/=+\-@%]{0,256}")
 _FORBIDDEN_PRINCIPALS = {"IAM_ALLOWED_PRINCIPALS", "ALLIAMPRINCIPALS", "EVERYONE"}
-
-
-@dataclass(frozen=True)
-class Guardrails:
-    """Organisation-wide limits on what a governance document may do.
-
-    ``governed_databases``: shell-style patterns (``sales_*``) of the databases documents may
-    govern; anything else is refused. ``allowed_permissions``: permissions among
-    ``sensitive_permissions`` that documents may grant (by default none: ``ALL`` and
-    ``DATA_LOCATION_ACCESS`` need an explicit allow). ``allow_cross_account``: whether
-    principals outside ``home_account_id`` (other accounts, organisations, OUs) may be
-    granted. ``refuse_stray_spaces``: refuse names with leading/trailing spaces instead of
-    trimming them with a warning.
-    """
-
-    governed_databases: tuple[str, ...] = ("*",)
-    allowed_permissions: frozenset[str] = frozenset()
-    sensitive_permissions: frozenset[str] = frozenset({"ALL", "DATA_LOCATION_ACCESS"})
-    allow_grant_option: bool = True
-    allow_cross_account: bool = True
-    home_account_id: str | None = None
-    refuse_stray_spaces: bool = False
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Guardrails:
-        """Build from plain settings (e.g. a JSON parameter); unknown keys are an error."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown guardrail setting(s): {', '.join(sorted(unknown))}")
-        kwargs: dict[str, Any] = dict(data)
-        for name in ("governed_databases",):
-            if name in kwargs:
-                kwargs[name] = tuple(kwargs[name])
-        for name in ("allowed_permissions", "sensitive_permissions"):
-            if name in kwargs:
-                kwargs[name] = frozenset(kwargs[name])
-        return cls(**kwargs)
-
-    def governs(self, database: str) -> bool:
-        return any(fnmatchcase(database, pattern) for pattern in self.governed_databases)
 
 
 @dataclass
