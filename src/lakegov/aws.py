@@ -22,6 +22,15 @@ RETRY_CONFIG = Config(
 )
 
 
+# A local endpoint (moto) answers at once or not at all: fail fast with a clear message.
+LOCAL_ENDPOINT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=30,
+    retries={"mode": "standard", "max_attempts": 2},
+    user_agent_extra="lakegov",
+)
+MOTO_KEYS = ("testing", "testing")  # what moto accepts; used when no credentials are configured
+
 # What boto3 reads from the environment for static credentials (Lambda sets all three).
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -69,6 +78,32 @@ class Clients:
             endpoint_url=endpoint_url,
             config=config,
         )
+
+    @classmethod
+    def for_endpoint(cls, endpoint_url: str | None = None, *, region: str | None = None) -> Clients:
+        """Clients for a command line: AWS as the environment configures it (profile,
+        environment, instance role), or the local endpoint at ``endpoint_url``, failing fast,
+        with moto's test keys when nothing else is configured."""
+        if not endpoint_url:
+            return cls(region=region)
+        session = session_with(region=region)
+        if session.get_credentials() is None:
+            session = session_with(region=region, access_key=MOTO_KEYS[0], secret_key=MOTO_KEYS[1])
+        return cls(session, endpoint_url=endpoint_url, config=LOCAL_ENDPOINT_CONFIG)
+
+    def assuming(self, role_arn: str, session_name: str) -> Clients:
+        """Clients acting as ``role_arn`` (assumed through this session's STS), on the same
+        endpoint, region and retry configuration."""
+        creds = self("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)[
+            "Credentials"
+        ]
+        session = session_with(
+            region=self.region or self("sts").meta.region_name,
+            access_key=creds["AccessKeyId"],
+            secret_key=creds["SecretAccessKey"],
+            session_token=creds["SessionToken"],
+        )
+        return Clients(session, endpoint_url=self._endpoint_url, config=self._config)
 
     @property
     def region(self) -> str:

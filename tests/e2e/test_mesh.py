@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 from lakegov.events import EventPublisher, utc_now
 from lakegov.local.runtime import LocalRuntime
-from lakegov.mesh.local import deploy_domain
+from lakegov.local.domains import deploy_domain
 from lakegov.mesh.subscriptions import subscription_kind
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]

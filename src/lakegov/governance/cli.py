@@ -150,16 +150,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _clients(args: argparse.Namespace) -> tuple[Any, Any, str]:
-    import boto3
-    from botocore.config import Config
+    from lakegov.aws import Clients
 
-    config = Config(retries={"mode": "adaptive", "max_attempts": 10})
-    session = boto3.session.Session(region_name=args.region or None)
-    lf = session.client("lakeformation", config=config)
-    glue = session.client("glue", config=config)
+    clients = Clients(region=args.region or None)
+    lf = clients("lakeformation")
+    glue = clients("glue")
     catalog_id = args.catalog_id
     if not catalog_id:
-        catalog_id = session.client("sts", config=config).get_caller_identity()["Account"]
+        catalog_id = clients("sts").get_caller_identity()["Account"]
     return lf, glue, str(catalog_id)
 
 

@@ -353,7 +353,7 @@ def document_is(key: str) -> Callable[[dict[str, Any]], bool]:
 
 
 def step_subscriptions(demo: Demo) -> None:
-    from lakegov.mesh.local import deploy_domain
+    from lakegov.local.domains import deploy_domain
 
     demo.step("Domain accounts subscribe to refreshes (central bus -> their own bus)")
     for name, account, datasets in DOMAINS:

@@ -68,13 +68,11 @@ def _rules(args: argparse.Namespace) -> int:
 
 
 def _publish_schemas(args: argparse.Namespace) -> int:
-    import boto3
-
-    from lakegov.aws import RETRY_CONFIG
+    from lakegov.aws import Clients
     from lakegov.mesh.schema_registry import publish_schemas
 
     try:
-        client = boto3.client("schemas", config=RETRY_CONFIG)
+        client = Clients()("schemas")
         summary = publish_schemas(client, args.registry)
     except LakegovError as exc:
         print(f"lakegov mesh publish-schemas: {exc}", file=sys.stderr)

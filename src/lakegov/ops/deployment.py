@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
-from lakegov.aws import RETRY_CONFIG
+from lakegov.aws import Clients
 from lakegov.errors import ConfigurationError
 
 DEFAULT_OUTPUTS = Path(".lakegov/outputs.json")
@@ -23,18 +21,12 @@ class Deployment:
     endpoint_url: str | None
     region: str | None
 
+    @cached_property
+    def clients(self) -> Clients:
+        return Clients.for_endpoint(self.endpoint_url, region=self.region)
+
     def client(self, service: str) -> Any:
-        session = boto3.session.Session(region_name=self.region)
-        kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
-        if self.endpoint_url:
-            # a local endpoint answers at once or not at all: fail fast with a clear message
-            kwargs["config"] = Config(
-                connect_timeout=2, read_timeout=30, retries={"mode": "standard", "max_attempts": 2}
-            )
-            kwargs["endpoint_url"] = self.endpoint_url
-            if not session.get_credentials():
-                kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - moto
-        return session.client(service, **kwargs)
+        return self.clients(service)
 
     def output(self, name: str) -> str:
         try:

@@ -29,13 +29,13 @@ def _bucket_and_endpoint(args: argparse.Namespace) -> tuple[str, str | None, str
 
 
 def _publish_dbt(args: argparse.Namespace) -> int:
-    import boto3
+    from lakegov.aws import Clients
 
     bucket, endpoint, region = _bucket_and_endpoint(args)
     if not bucket:
         print("lakegov: error: give --bucket or --outputs", file=sys.stderr)
         return 2
-    s3 = boto3.client("s3", endpoint_url=endpoint or None, region_name=region or None)
+    s3 = Clients.for_endpoint(endpoint, region=region)("s3")
     published = publish_project(s3, bucket, Path(args.project_dir), key=args.key)
     print(
         f"published {published.files} files ({published.size} bytes, sha256 "

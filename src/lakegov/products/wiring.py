@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
-
+from lakegov.aws import Clients
 from lakegov.errors import ConfigurationError
 from lakegov.products.model import RUNNERS
 from lakegov.products.service import ProductsContext
@@ -63,18 +62,19 @@ def local_dbt_env(settings: Settings, credentials: Any = None) -> dict[str, str]
     return env
 
 
-def local_runner(settings: Settings, client: Callable[[str], Any]) -> LocalRunner:
+def local_runner(settings: Settings, clients: Clients) -> LocalRunner:
     key = (settings.config_bucket, settings.endpoint_url, settings.local_runs_dir)
     with _local_lock:
         runner = _local_runners.get(key)
         if runner is None:
             work_dir = Path(settings.local_runs_dir or Path(tempfile.gettempdir()) / "lakegov-runs")
             runner = LocalRunner(
-                s3=client("s3"),
-                events=client("events"),
-                glue=client("glue"),
+                s3=clients("s3"),
+                events=clients("events"),
+                glue=clients("glue"),
                 config_bucket=settings.config_bucket,
-                dbt_env=local_dbt_env(settings, boto3.session.Session().get_credentials()),
+                # dbt's own S3 reads use the keys the function's clients use
+                dbt_env=local_dbt_env(settings, clients.credentials()),
                 work_dir=work_dir,
                 project_key=settings.dbt_project_key,
             )
@@ -82,7 +82,7 @@ def local_runner(settings: Settings, client: Callable[[str], Any]) -> LocalRunne
         return runner
 
 
-def runner_factory(settings: Settings, client: Callable[[str], Any]) -> Callable[[str], Runner]:
+def runner_factory(settings: Settings, client: Clients) -> Callable[[str], Runner]:
     def runner(name: str) -> Runner:
         if name == "codebuild":
             return CodeBuildRunner(client("codebuild"), settings.dbt_codebuild_project)
@@ -106,7 +106,7 @@ def products_context(app: Any) -> ProductsContext:
         store=ProductStore(settings.audit_table, app.client("dynamodb")),
         audit=app.audit,
         publisher=app.publisher,
-        runners=runner_factory(settings, app.client),
+        runners=runner_factory(settings, app.clients),
         s3=app.client("s3"),
         config_bucket=settings.config_bucket,
         glue_prefix=settings.glue_database_prefix,

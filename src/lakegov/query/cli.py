@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from lakegov.errors import ConfigurationError, LakegovError
 from lakegov.ops.deployment import Deployment, deployment_or_environment
 from lakegov.query.athena import render_table, run_query
@@ -22,18 +20,11 @@ def athena_client(deployment: Deployment, principal: str | None) -> Any:
     """Athena as the caller, or as ``principal`` (a role assumed through STS) when given."""
     if not principal:
         return deployment.client("athena")
-    sts = deployment.client("sts")
     try:
-        creds = sts.assume_role(RoleArn=principal, RoleSessionName="lakegov-query")["Credentials"]
+        clients = deployment.clients.assuming(principal, "lakegov-query")
     except Exception as exc:
         raise ConfigurationError(f"cannot assume {principal}: {exc}") from exc
-    region = deployment.region or sts.meta.region_name
-    return boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=region,
-    ).client("athena", endpoint_url=deployment.endpoint_url)  # None: Athena's own endpoint
+    return clients("athena")
 
 
 def _query(args: argparse.Namespace) -> int:
