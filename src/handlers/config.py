@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
-from lakegov.metadata.kinds import ApplyContext, DocumentRef
+from lakegov.metadata.kinds import ApplyContext, DocumentClients, DocumentRef
 from lakegov.metadata.registry import metadata_kinds
 from lakegov.metadata.service import process_delete, process_upload
 from lakegov.observability import logger, metrics, tracer
@@ -29,7 +29,9 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
         etag=obj.get("etag"),
         uploader=detail.get("requester"),
     )
-    ctx = ApplyContext(document=ref, settings=app.settings, client=app.client)
+    ctx = ApplyContext(
+        document=ref, settings=app.settings, clients=DocumentClients.from_factory(app.clients)
+    )
     if event.detail_type == "Object Deleted":
         return process_delete(
             ref, metadata_kinds(), s3=app.client("s3"), audit=app.audit, context=ctx

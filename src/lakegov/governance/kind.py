@@ -40,8 +40,8 @@ def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
         rules = DeploymentRules.from_settings(ctx.settings)
         validated = validate(document, source=ctx.document.key, guardrails=rails(rules))
         catalog_id = ctx.settings.account_id
-        lakeformation = ctx.client("lakeformation")
-        the_plan = make_plan(validated, lakeformation, ctx.client("glue"), catalog_id=catalog_id)
+        lakeformation = ctx.clients.lakeformation
+        the_plan = make_plan(validated, lakeformation, ctx.clients.glue, catalog_id=catalog_id)
         result = apply_plan(the_plan, lakeformation, catalog_id=catalog_id)
         outcome = result.to_dict()
         return {

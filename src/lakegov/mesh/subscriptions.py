@@ -438,7 +438,7 @@ def _central_bus(ctx: ApplyContext, config: MeshConfig) -> CentralBus:
             f"the central bus is in account {config.central_account}, not in this one "
             f"({account}); upload subscriptions to the central account's config bucket"
         )
-    return CentralBus(ctx.client("events"), config.central_bus_name)
+    return CentralBus(ctx.clients.events, config.central_bus_name)
 
 
 def _check_target(subscription: Subscription, config: MeshConfig) -> None:
@@ -482,7 +482,7 @@ def _read_access(
         if document is None:
             return None
         return {"document": document, "status": "NOT_APPLIED", "reason": "no governance engine"}
-    s3 = ctx.client("s3")
+    s3 = ctx.clients.s3
     ref = ctx.document
     previous = grants.load_grant_state(s3, ref.bucket, ref.key)
     revoke = grants.revocation_document(previous, document)
@@ -574,7 +574,7 @@ def remove_subscription(
     summary = reconcile(bus, owner_of(ctx.document.key), [])
     summary["failed"] = 0
     if apply_grant is not None:
-        s3 = ctx.client("s3")
+        s3 = ctx.clients.s3
         ref = ctx.document
         revoke = grants.revocation_document(grants.load_grant_state(s3, ref.bucket, ref.key), None)
         if revoke is not None:

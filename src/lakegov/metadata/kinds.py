@@ -58,13 +58,35 @@ class Validator(Protocol):
     ) -> list[ValidationIssue]: ...
 
 
+@dataclass(frozen=True)
+class DocumentClients:
+    """The AWS clients applying documents uses, built by the wiring and handed in."""
+
+    s3: Any
+    events: Any
+    glue: Any
+    lakeformation: Any
+    dynamodb: Any
+
+    @classmethod
+    def from_factory(cls, clients: Callable[[str], Any]) -> DocumentClients:
+        """Each client from ``clients`` (:class:`lakegov.aws.Clients`, or a test's stand-in)."""
+        return cls(
+            s3=clients("s3"),
+            events=clients("events"),
+            glue=clients("glue"),
+            lakeformation=clients("lakeformation"),
+            dynamodb=clients("dynamodb"),
+        )
+
+
 @dataclass
 class ApplyContext:
-    """What an apply step may use: AWS clients and the deployment's settings."""
+    """What an apply step may use: the document, the deployment's settings and its clients."""
 
     document: DocumentRef
     settings: Settings
-    client: Callable[[str], Any]
+    clients: DocumentClients
     extra: dict[str, Any] = field(default_factory=dict)
 
 

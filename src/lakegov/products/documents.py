@@ -108,7 +108,7 @@ def apply_product(document: Any, ctx: ApplyContext) -> dict[str, Any]:
     settings = ctx.settings
     glue_prefix = settings.glue_database_prefix
     product = Product.from_document(document)
-    store = ProductStore(settings.audit_table, ctx.client("dynamodb"))
+    store = ProductStore(settings.audit_table, ctx.clients.dynamodb)
     source = f"s3://{ctx.document.bucket}/{ctx.document.key}"
     existing = store.get_definition(product.name)
     if existing and existing.get("status") == "ACTIVE" and existing.get("source") != source:
@@ -137,7 +137,7 @@ def apply_product(document: Any, ctx: ApplyContext) -> dict[str, Any]:
 
 def remove_product(ctx: ApplyContext) -> dict[str, Any]:
     """The document was deleted: retire the product it defined (its run history stays)."""
-    store = ProductStore(ctx.settings.audit_table, ctx.client("dynamodb"))
+    store = ProductStore(ctx.settings.audit_table, ctx.clients.dynamodb)
     source = f"s3://{ctx.document.bucket}/{ctx.document.key}"
     for definition in store.list_definitions():
         if definition.get("source") == source and definition.get("status") == "ACTIVE":

@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 
-from lakegov.metadata.kinds import ApplyContext, DocumentRef
+from lakegov.metadata.kinds import ApplyContext, DocumentClients, DocumentRef
 from lakegov.settings import Settings
 
 for _name, _value in {
@@ -91,7 +91,7 @@ class Central:
         return ApplyContext(
             document=DocumentRef(bucket=CONFIG_BUCKET, key=key),
             settings=self.settings,
-            client=lambda service: client_in(service),
+            clients=DocumentClients.from_factory(client_in),
         )
 
     def rules(self) -> dict[str, dict[str, Any]]:

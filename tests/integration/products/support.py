@@ -18,7 +18,7 @@ from tests.conftest import (
 
 from lakegov.audit import AuditStore
 from lakegov.events import EventPublisher
-from lakegov.metadata.kinds import ApplyContext, DocumentRef
+from lakegov.metadata.kinds import ApplyContext, DocumentClients, DocumentRef
 from lakegov.products.artifacts import DbtResults
 from lakegov.products.documents import apply_product
 from lakegov.products.service import ProductsContext
@@ -165,7 +165,9 @@ def apply(
     """Given a product document applied as the config path would."""
     ref = DocumentRef(CONFIG_BUCKET, key or f"products/{document['name']}.json", etag="e1")
     ctx = ApplyContext(
-        document=ref, settings=FakeSettings(), client=lambda s: aws[{"dynamodb": "ddb"}.get(s, s)]
+        document=ref,
+        settings=FakeSettings(),
+        clients=DocumentClients.from_factory(lambda s: aws.get({"dynamodb": "ddb"}.get(s, s))),
     )
     return apply_product(document, ctx)
 
