@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 DEFAULT_ACCOUNT = "123456789012"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 CONFIGURE_PATH = "/_lakegov/athena-output"
-LOCAL_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3})
+# many threads share these clients (pollers, functions): a connection each, not 10 in all
+LOCAL_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64)
 
 
 def deployer_arn(account: str) -> str:

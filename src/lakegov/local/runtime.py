@@ -54,7 +54,8 @@ from lakegov.observability import logger, metrics
 __all__ = ["DEFAULT_ACCOUNT", "LOCAL_CREDENTIALS", "LambdaContext", "LocalRuntime"]
 
 DEFAULT_CONCURRENCY = 4  # per function: threads of one process, so more buys little
-MAX_IDLE_POLL = 0.5  # seconds between receives on a queue that stays empty
+MAX_IDLE_POLL = 0.5  # seconds before receiving again after a failed receive
+LONG_POLL = 1  # WaitTimeSeconds: moto answers as soon as a message arrives, else after this
 
 
 def find_template(start: Path | None = None) -> Path:
@@ -134,7 +135,6 @@ class LocalRuntime:
         stack_name: str = "lakegov-local",
         parameters: Mapping[str, str] | None = None,
         schedules: bool = False,
-        poll_interval: float = 0.05,
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.template_path = (template_path or find_template()).resolve()
@@ -144,7 +144,6 @@ class LocalRuntime:
         self.stack_name = stack_name
         self.parameters = dict(parameters or {})
         self.schedules = schedules
-        self.poll_interval = poll_interval
         self.concurrency = max(1, concurrency)
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.stack: LocalStack | None = None
@@ -226,6 +225,9 @@ class LocalRuntime:
         # here): locally, metrics go nowhere and nothing is traced, unless asked otherwise.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        # created here, before threads ask for it: two creating it at once would leave one
+        # copy to be garbage-collected, and its directory removed under a running function
+        self.work_dir.mkdir(exist_ok=True)
         self._start_endpoint()
         try:
             self._wait_for_server()
@@ -262,7 +264,8 @@ class LocalRuntime:
                 self._spawn(
                     f"poll-{sub.function.logical_id}-{sub.event_name}", self._poll_loop, sub
                 )
-        self._spawn("observers", self._observe_loop)
+        for bus, url in self._observer_queues.items():
+            self._spawn(f"observe-{bus}", self._observe_loop, bus, url)
         if self.schedules:
             self._spawn("schedules", self._schedule_loop)
         logger.debug("embedded runtime started", extra={"endpoint": self.endpoint_url})
@@ -382,10 +385,18 @@ class LocalRuntime:
         events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
         self._observer_queues[bus] = url
 
-    def _drain_observers(self, sqs: Any) -> bool:
-        got = False
-        for bus, url in list(self._observer_queues.items()):
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    def _observe_loop(self, bus: str, url: str) -> None:
+        """Record every event the observer queue of ``bus`` receives (long polling)."""
+        sqs = self.client("sqs")
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=LONG_POLL
+                ).get("Messages", [])
+            except Exception:  # the loop must survive anything a poll throws
+                logger.exception("observer poll failed", extra={"bus": bus})
+                self._stop.wait(MAX_IDLE_POLL)
+                continue
             for message in messages:
                 event = json.loads(message["Body"])
                 event["_bus"] = bus
@@ -403,24 +414,6 @@ class LocalRuntime:
                         for i, m in enumerate(messages)
                     ],
                 )
-                got = True
-        return got
-
-    def _observe_loop(self) -> None:
-        sqs = self.client("sqs")
-        idle = self.poll_interval
-        while not self._stop.is_set():
-            try:
-                got = self._drain_observers(sqs)
-            except Exception:  # the loop must survive anything a poll throws
-                logger.exception("observer poll failed")
-                got = False
-                idle = MAX_IDLE_POLL
-            if got:
-                idle = self.poll_interval
-            else:
-                self._stop.wait(idle)
-                idle = min(MAX_IDLE_POLL, idle * 2)
 
     def wait_for_event(
         self,
@@ -464,6 +457,12 @@ class LocalRuntime:
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
+            with self._cond:
+                running = self._in_flight
+            if running:  # no need to ask the queues
+                quiet_since = None
+                time.sleep(0.1)
+                continue
             pending = 0
             for url in urls:
                 attrs = sqs.get_queue_attributes(
@@ -497,23 +496,20 @@ class LocalRuntime:
         if sub.max_concurrency > 0:
             limit = min(limit, sub.max_concurrency)
         source_slots = threading.BoundedSemaphore(limit)
-        idle = self.poll_interval
         while not self._stop.is_set():
             if not self._acquire(source_slots, function):
                 continue
+            pause = 0.0  # an empty receive has waited already (long polling)
             try:
                 messages = self._receive(sqs, sub, 1 if sub.source == "sqs" else limit)
             except Exception:  # the loop must survive anything a poll throws
                 logger.exception("dispatcher poll failed", extra={"queue": sub.queue_url})
-                messages = []
-                idle = MAX_IDLE_POLL
+                messages, pause = [], MAX_IDLE_POLL
             if not messages:
                 function.slots.release()
                 source_slots.release()
-                self._stop.wait(idle)
-                idle = min(MAX_IDLE_POLL, idle * 2)
+                self._stop.wait(pause)
                 continue
-            idle = self.poll_interval
             with self._cond:
                 self._in_flight += 1 if sub.source == "sqs" else len(messages)
             if sub.source == "sqs":
@@ -572,6 +568,9 @@ class LocalRuntime:
             "MaxNumberOfMessages": sub.batch_size if sub.source == "sqs" else min(10, slots),
             "AttributeNames": ["All"],
             "MessageAttributeNames": ["All"],
+            # long polling: no request per idle queue every few milliseconds, and a message
+            # is handed out as soon as it arrives
+            "WaitTimeSeconds": LONG_POLL,
         }
         if sub.source != "sqs":
             # an inbox stands in for Lambda's async queue: an event is not handed out again
@@ -587,8 +586,6 @@ class LocalRuntime:
                 kwargs["MaxNumberOfMessages"] = sub.batch_size - len(messages)
                 more = sqs.receive_message(**kwargs).get("Messages", [])
                 messages.extend(more)
-                if not more:
-                    self._stop.wait(min(0.25, max(0.0, deadline - time.monotonic())))
         return messages
 
     def _backoff(self, sqs: Any, sub: Subscription, message: Mapping[str, Any]) -> None:
