@@ -140,6 +140,26 @@ class _Configure:
         return [b""]
 
 
+class _OneAtATime:
+    """WSGI: moto's backends are plain dicts and lists, not made for concurrent requests (a
+    DynamoDB ``Query`` iterating a table while a ``PutItem`` adds to it fails with a server
+    error): requests reach moto one at a time, but for SQS, whose long polls wait for
+    messages and whose backend locks its queues itself."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("AmazonSQS.") or "/sqs/aws4_request" in environ.get(
+            "HTTP_AUTHORIZATION", ""
+        ):
+            return self.app(environ, start_response)
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
 def speed_up_moto() -> None:
     """Remember what moto recomputes on every request without need: it builds a JSONPath
     parser (ply's tables included) for each input path of each EventBridge target of each
@@ -166,7 +186,10 @@ def serve(port: int, account: str, region: str, stop: threading.Event) -> None:
         port,
         lambda app: _Configure(
             AthenaMiddleware(
-                app, athena, deployer_arn(account), LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+                _OneAtATime(app),
+                athena,
+                deployer_arn(account),
+                LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             ),
             athena,
         ),
