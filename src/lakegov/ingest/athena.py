@@ -375,8 +375,12 @@ class AthenaConverter:
         count("FilesHandedToAthena")
         return query_id
 
-    def on_state_change(self, query_id: str, state: str, reason: str = "") -> str:
-        """Advance the job one step; returns what happened (for logs and tests)."""
+    def on_state_change(self, query_id: str, state: str, reason: str | None = None) -> str:
+        """Advance the job one step; returns what happened (for logs and tests).
+
+        ``reason`` of a failed query: by default Athena's ``StateChangeReason``, asked only
+        for a query of a job still running.
+        """
         for stage in ("ddl", "unload", "count"):
             item = self.audit.get("athena", query_id, stage)
             if item:
@@ -387,6 +391,9 @@ class AthenaConverter:
             return "duplicate"
         job = AthenaJob.from_item(item["job"])
         if state in ("FAILED", "CANCELLED"):
+            if reason is None:
+                execution = self.athena.get_query_execution(QueryExecutionId=query_id)
+                reason = str(execution["QueryExecution"]["Status"].get("StateChangeReason", ""))
             self.audit.record("athena", query_id, stage, state, note=reason[:500])
             self._drop(job)
             return self._reject(job, reason or f"Athena query {state.lower()}")
