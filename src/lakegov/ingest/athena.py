@@ -39,7 +39,7 @@ from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
 from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
 from lakegov.events import EventPublisher, utc_now
-from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted
+from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted, reject_landed
 from lakegov.layout import DatasetRef, normalize_identifier
 from lakegov.observability import count, logger
 from lakegov.s3 import copy_object
@@ -496,35 +496,17 @@ class AthenaConverter:
             )
 
     def _reject(self, job: AthenaJob, reason: str) -> str:
-        subject = f"s3://{job.bucket}/{job.key}"
-        quarantine_key = f"quarantine/{job.key}"
-        source = {"Bucket": job.bucket, "Key": job.key}
-        if job.version_id:
-            source["VersionId"] = job.version_id
-        copy_object(self.s3, source=source, bucket=job.bucket, key=quarantine_key)  # any size
-        self.audit.record(
-            "file",
-            subject,
-            job.version,
-            "REJECTED",
-            note=f"athena: {reason}"[:500],
-            attributes={
-                "reason_code": "malformed",
-                "reason": reason,
-                "quarantine_key": quarantine_key,
-            },
+        landed = LandedObject(
+            bucket=job.bucket, key=job.key, etag=job.etag, version_id=job.version_id
         )
-        self.publisher.publish(
-            "FileRejected",
-            {
-                "bucket": job.bucket,
-                "key": job.key,
-                "dataset": job.dataset,
-                "reason_code": "malformed",
-                "reason": f"Athena could not convert it: {reason}",
-                "quarantine_key": quarantine_key,
-                "rejected_at": utc_now(),
-            },
+        rejected = RejectedFile("malformed", f"Athena could not convert it: {reason}")
+        reject_landed(
+            landed,
+            rejected,
+            s3=self.s3,
+            audit=self.audit,
+            publisher=self.publisher,
+            dataset=job.dataset,
+            note_prefix="athena: ",
         )
-        count("FilesRejected")
         return "rejected"
