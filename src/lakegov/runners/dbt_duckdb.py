@@ -245,11 +245,8 @@ def register_lake_tables(
     writes ``<s3_data_dir><table>/data.parquet``, so the local runner registers them, and
     the lake's tables can be queried the same way (Athena SQL on the local Athena).
     """
-    import io
-
-    import pyarrow.parquet as pq
-
     from lakegov.catalog import glue as catalog
+    from lakegov.catalog.parquet import read_footer
     from lakegov.schema import columns_from_arrow
 
     built = {
@@ -266,8 +263,7 @@ def register_lake_tables(
         name = str(node.get("alias") or node["name"])
         location = f"{data_dir.rstrip('/')}/{name}/"
         bucket, key = _split_s3(f"{location}data.parquet")
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        columns = columns_from_arrow(pq.read_schema(io.BytesIO(body)))
+        columns = columns_from_arrow(read_footer(s3, bucket, key).schema)  # the footer only
         table_input = catalog.new_table_input(
             name, columns, [], location, {"lakegov.product_model": unique_id}
         )

@@ -16,6 +16,12 @@ Lake Formation: a query runs as a principal. Unless that principal is unrestrict
 lake administrator, or the local deployer identity), every table it reads is checked
 through an access policy (``table_access``): ``SELECT *`` gives only the granted columns,
 a named ungranted column is refused, a row filter narrows the table's view.
+
+Size: over 600 lines because it is one dispatcher over the statement kinds above, each a
+short method sharing the connection, the caller's access policy and the result shape;
+the seams already taken out are the catalog views (:mod:`.catalog`), the service API
+(:mod:`.service`) and its server (:mod:`.server`). The next split, when it grows, is the
+DDL and UNLOAD statements into a module of their own.
 """
 
 from __future__ import annotations
