@@ -43,6 +43,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
+from lakegov.convert.sql import identifier, literal
 from lakegov.errors import LakegovError
 from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound
 from lakegov.local.athena.catalog import (
@@ -53,9 +54,7 @@ from lakegov.local.athena.catalog import (
     DataFile,
     TableDef,
     data_files,
-    literal,
     load_table,
-    quote,
     split_s3,
     view_sql,
 )
@@ -267,7 +266,7 @@ class LocalAthenaEngine:
         self._running[query_id] = cursor
         try:
             for name, view in scope.views.items():
-                cursor.execute(f"CREATE TEMP VIEW {quote(name)} AS {view}")
+                cursor.execute(f"CREATE TEMP VIEW {identifier(name)} AS {view}")
             relation = cursor.execute(sql)
             # Trino (so Athena) names result columns in lower case
             columns = [(str(d[0]).lower(), str(d[1])) for d in relation.description or []]
