@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--verbose", action="store_true", help="also print every handler invocation")
     demo.set_defaults(func=_demo)
 
-    local = sub.add_parser("local", help="the embedded runtime (moto server + handlers in-process)")
+    local = sub.add_parser(
+        "local", help="the embedded runtime (moto server + the handlers, concurrently)"
+    )
     local_sub = local.add_subparsers(dest="local_command", metavar="COMMAND", required=True)
     run = local_sub.add_parser(
         "run",

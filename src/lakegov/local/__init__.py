@@ -1,1 +1,1 @@
-"""The embedded runtime: the whole service on one machine, on moto's server, in-process."""
+"""The embedded runtime: the whole service on one machine, on moto's server (a child process)."""

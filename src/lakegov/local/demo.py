@@ -76,7 +76,7 @@ def _example(path: str) -> bytes:
 
 
 def step_stack(demo: Demo) -> None:
-    demo.step("The embedded stack (template.yaml on moto, handlers in-process)")
+    demo.step("The embedded stack (template.yaml on moto, the handlers in this process)")
     assert demo.rt.stack is not None
     for name, value in demo.out.items():
         demo.say(f"{name:<22} {value}")
