@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterable
@@ -211,6 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the runtime that started this endpoint is gone: so is it
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=orphaned, name="lakegov-parent-watch", daemon=True).start()
     serve(args.port, args.account, args.region, stop)
     return 0
 

@@ -293,6 +293,9 @@ class LocalRuntime:
             ],
             env=env,
             stdin=subprocess.DEVNULL,
+            # not in the terminal's process group: Ctrl-C stops the runtime, which stops its
+            # functions and then the endpoint (the endpoint exits if this process dies)
+            start_new_session=True,
         )
 
     def stop(self) -> None:
