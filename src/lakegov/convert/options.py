@@ -25,14 +25,16 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
-from jsonschema import Draft202012Validator
 
 from lakegov.errors import InvalidDocument, ValidationIssue
 from lakegov.layout import normalize_identifier
 from lakegov.schema import declared_type
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 Format = Literal["csv", "json", "parquet", "avro"]
 Compression = Literal["none", "gzip", "bz2", "zstd"]
@@ -146,6 +148,9 @@ def select_document(documents: list[DatasetDocument], key: str) -> DatasetDocume
 
 @lru_cache(maxsize=1)
 def dataset_validator() -> Draft202012Validator:
+    # imported here: converting a file without a dataset document never loads jsonschema
+    from jsonschema import Draft202012Validator
+
     text = resources.files("lakegov").joinpath("schemas/dataset.schema.json").read_text("utf-8")
     schema = json.loads(text)
     Draft202012Validator.check_schema(schema)

@@ -284,3 +284,54 @@ def test_rows_that_would_load_shifted_are_set_aside(run: Run, bad: str, why: str
     assert [e["line"] for e in out.exceptions] == [21], why
     assert out.result.rows_out == 39
     assert set(out.table.column("product").to_pylist()) == {"Lamp; LED"}
+
+
+def test_a_shifted_last_line_without_its_line_end_is_set_aside(run: Run) -> None:
+    # Given a file without any quote whose last line, not ended, has a field too many and
+    # an empty last one (the rows above end with a value, so only that line ends with ";")
+    body = [f"{i};2024-09-21 07:31:00;Lamp;{i};x" for i in range(1, 41)]
+    body[39] = "40;2024-09-21 07:31:00;Lamp;LED;5;"  # physical line 41, no newline after it
+    data = ("id;sold_at;product;qty;note\n" + "\n".join(body)).encode()
+    out = run(data)
+    # Then it is set aside at its line; the rest loads
+    assert [e["line"] for e in out.exceptions] == [41]
+    assert out.result.rows_out == 39
+    assert set(out.table.column("product").to_pylist()) == {"Lamp"}
+
+
+class _Spy:
+    """A DuckDB connection recording the SQL it runs."""
+
+    def __init__(self, con: Any, queries: list[str]) -> None:
+        self._con, self._queries = con, queries
+
+    def execute(self, query: str, *args: Any) -> Any:
+        self._queries.append(query)
+        return self._con.execute(query, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+def test_a_file_no_row_of_which_can_load_shifted_is_not_read_line_by_line(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    # Given a file with no quote character and no line ending with its delimiter
+    queries: list[str] = []
+    connect = duckdb.connect
+    monkeypatch.setattr(
+        "lakegov.convert.engine.duckdb.connect", lambda **kw: _Spy(connect(**kw), queries)
+    )
+    out = run(("id,name,amount\n" + "\n".join(rows(50)) + "\n").encode())
+    # Then it loads whole, and the line-by-line scan for shifted rows never ran
+    assert out.result.rows_out == 50
+    assert queries and not any("regexp_matches(line" in q for q in queries)
+    # while a file with a quote is still read line by line (and its stray quote found)
+    queries.clear()
+    body = rows(50)
+    body[9] = '10,name "10" x,10.5'
+    out = run(("id,name,amount\n" + "\n".join(body) + "\n").encode())
+    assert [e["line"] for e in out.exceptions] == [11]
+    assert any("regexp_matches(line" in q for q in queries)
