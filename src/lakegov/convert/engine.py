@@ -97,6 +97,7 @@ from lakegov.schema import (
     join_types,
     json_value_type,
     schema_fingerprint,
+    texts_type,
     widen_for_text,
 )
 
@@ -498,14 +499,8 @@ def _csv_rejects(run: _Run, spool: str, ncols: int) -> list[_Bad]:
 def _sample_types(run: _Run, reader: str, ncols: int) -> list[pa.DataType]:
     rows = run.con.execute(f"SELECT * FROM {reader} LIMIT {SAMPLE_ROWS}").fetchall()  # noqa: S608
     run.clear_rejects()
-    types: list[pa.DataType] = [pa.null()] * ncols
-    wide = [False] * ncols
-    for row in rows:
-        for i, value in enumerate(row):
-            if value is None or pa.types.is_string(types[i]):
-                continue
-            types[i], wide[i] = widen_for_text(types[i], wide[i], value)
-    return types
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) or [()] * ncols
+    return [texts_type([v for v in values if v is not None]) for values in columns]
 
 
 def _convert_csv(
