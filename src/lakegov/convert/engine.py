@@ -924,16 +924,18 @@ def _json_fast_types(run: _Run, spool: str, sample_rows: int) -> pa.Schema | Non
         f"map_inference_threshold=-1, sample_size={sample_rows})"
     )
     try:
-        described = run.con.execute(f"DESCRIBE {source}").fetchall()
+        # one read of the sample gives both DuckDB's types and the Arrow schema
+        result = run.con.execute(f"{source} LIMIT 0")
+        described = [(str(d[0]), str(d[1])) for d in result.description or []]
+        schema = result.fetch_arrow_table().schema
     except duckdb.Error:
         return None
-    for row in described:
-        t = str(row[1])
+    for _, t in described:
         if _UNSAFE_JSON.search(t) or (t not in ("DOUBLE", "FLOAT") and _NESTED_FLOAT.search(t)):
             return None
-    if not described or _renamed_keys([str(row[0]) for row in described]):
+    if not described or _renamed_keys([name for name, _ in described]):
         return None
-    return run.con.execute(f"{source} LIMIT 0").fetch_arrow_table().schema
+    return schema
 
 
 def _renamed_keys(names: list[str]) -> bool:
