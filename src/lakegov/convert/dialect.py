@@ -356,7 +356,7 @@ def _candidate(
 
 
 def _best(lines: list[str], options: DatasetOptions, comment: str | None) -> _Candidate | None:
-    delimiters = (options.delimiter,) if options.delimiter else DELIMITERS
+    delimiters: tuple[str, ...] = (options.delimiter,) if options.delimiter else DELIMITERS
     quotes = (options.quotechar,) if options.quotechar else QUOTES
     # A delimiter, a quote other than '"' or an escape the sample does not hold cannot win
     # (no record splits on it; no record is quoted or escaped with it): not parsed at all.

@@ -659,23 +659,11 @@ def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
     A file it cannot read that way is left to the conversion's own read to report.
     """
     quotes, trailing = _suspect_patterns(dialect)
-    # Each pattern needs a byte the file may not hold at all (the quote; a delimiter at a
-    # line's end): a byte search over the file, far cheaper than reading it as lines,
-    # tells which patterns can match anywhere, and drops the others (or the whole scan).
-    quote = dialect.quote.encode() if dialect.quote is not None else None
-    delim = dialect.delimiter.encode()
-    present = _bytes_in(
-        path, {"quote": [quote] if quote else [], "end": [delim + b"\n", delim + b"\r"]}
-    )
-    if "quote" not in present:
-        quotes = None
-    matches = []
-    if "end" in present or _ends_with(path, delim):
-        # the trailing pattern ends with the delimiter: the cheap suffix test goes first
-        matches.append(
-            f"(suffix(line, {literal(dialect.delimiter)}) "
-            f"AND regexp_matches(line, {literal(trailing)}))"
-        )
+    # the trailing pattern ends with the delimiter: the cheap suffix test goes first
+    matches = [
+        f"(suffix(line, {literal(dialect.delimiter)}) "
+        f"AND regexp_matches(line, {literal(trailing)}))"
+    ]
     if quotes is not None:
         # most lines of most files hold no quote at all: a byte search decides for them
         matches.insert(
@@ -683,8 +671,6 @@ def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
             f"(contains(line, {literal(dialect.quote or '')}) "
             f"AND regexp_matches(line, {literal(quotes)}))",
         )
-    if not matches:
-        return []
     new_line = ", new_line='\\r'" if dialect.newline == "\r" else ""
     separator = literal("\x1f\x1e\x1f\x1e")  # in no line: each line is one value
     lines = (
@@ -719,36 +705,6 @@ def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
         else:
             found.append(_Bad(int(n), "ragged_rows", f"expected {width} fields", line))
     return found
-
-
-def _bytes_in(path: str, needles: dict[str, list[bytes]]) -> set[str]:
-    """The keys of ``needles`` one of whose byte strings occurs in the file at ``path``
-    (read forwards once, stopping when every key is found; C-speed byte search)."""
-    wanted = {key: list(values) for key, values in needles.items() if values}
-    found: set[str] = set()
-    overlap = max((len(v) for values in wanted.values() for v in values), default=1) - 1
-    tail = b""
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(READ_CHUNK), b""):
-            data = tail + chunk
-            for key, values in list(wanted.items()):
-                if any(v in data for v in values):
-                    found.add(key)
-                    del wanted[key]
-            if not wanted:
-                break
-            tail = data[-overlap:] if overlap else b""
-    return found
-
-
-def _ends_with(path: str, suffix: bytes) -> bool:
-    """Whether the file's last bytes are ``suffix`` (a last line without its line end)."""
-    size = os.path.getsize(path)
-    if size < len(suffix):
-        return False
-    with open(path, "rb") as f:
-        f.seek(size - len(suffix))
-        return f.read() == suffix
 
 
 def _csv_inferred(
