@@ -673,6 +673,44 @@ def widen_for_text(
     return joined, wide
 
 
+_INT_LINES = re.compile(f"(?:{_INT.pattern}\n)*")
+_NUMBER_LINES = re.compile(f"(?:{_FLOAT.pattern}\n)*")
+_DATE_LINES = re.compile(f"(?:{_DATE.pattern}\n)*")
+_TIMESTAMP_LINES = re.compile(f"(?:{_TIMESTAMP.pattern}\n)*")
+_BOOLEANS = frozenset(BOOLEAN_TEXTS)
+
+
+def texts_type(texts: Sequence[str]) -> pa.DataType:
+    """The type of a column holding ``texts`` (its non-null values): what
+    :func:`widen_for_text` folded over them from ``null`` gives, found at once for a column
+    whose texts all have one shape (small integers, numbers, booleans, dates, zoneless
+    timestamps: the joined texts matched by one expression, dates parsed), and one text at
+    a time otherwise."""
+    if not texts:
+        return pa.null()
+    joined = "\n".join(texts) + "\n"
+    if joined.count("\n") == len(texts):  # no text holds a line break of its own
+        if max(map(len, texts)) < 16:  # no integer a float64 would round, none beyond int64
+            if _INT_LINES.fullmatch(joined):
+                return pa.int64()
+            if _NUMBER_LINES.fullmatch(joined):
+                return pa.float64()
+        if _BOOLEANS.issuperset(texts):
+            return pa.bool_()
+        if _DATE_LINES.fullmatch(joined) and all(_valid(dt.date.fromisoformat, t) for t in texts):
+            return pa.date32()
+        if _TIMESTAMP_LINES.fullmatch(joined) and all(
+            _valid(dt.datetime.fromisoformat, t) for t in texts
+        ):
+            return TIMESTAMP
+    current, wide = pa.null(), False
+    for text in texts:
+        current, wide = widen_for_text(current, wide, text)
+        if pa.types.is_string(current):
+            break
+    return current
+
+
 def json_value_type(value: Any) -> tuple[pa.DataType, bool]:
     """The lattice type of one parsed JSON value (floats parsed as :class:`FloatText`),
     and whether it is or holds a wide integer at this level."""

@@ -356,12 +356,18 @@ def _candidate(
 
 
 def _best(lines: list[str], options: DatasetOptions, comment: str | None) -> _Candidate | None:
-    delimiters = (options.delimiter,) if options.delimiter else DELIMITERS
+    delimiters: tuple[str, ...] = (options.delimiter,) if options.delimiter else DELIMITERS
     quotes = (options.quotechar,) if options.quotechar else QUOTES
+    # A delimiter, a quote other than '"' or an escape the sample does not hold cannot win
+    # (no record splits on it; no record is quoted or escaped with it): not parsed at all.
+    held = set("".join(lines))
+    delimiters = tuple(d for d in delimiters if d[0] in held or d == options.delimiter)
     best: _Candidate | None = None
     for quote in quotes:
+        if quote not in (None, '"') and quote not in held:
+            continue
         for escape in ESCAPES:
-            if quote is None and escape is not None:
+            if escape is not None and (quote is None or escape not in held):
                 continue
             for delimiter in delimiters:
                 cand = _candidate(lines, delimiter, quote, escape, comment)

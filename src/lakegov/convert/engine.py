@@ -36,7 +36,9 @@ aside as JSON Lines and load the good rows (``exceptions``, the default), unless
 ``max_bad_row_fraction`` of the rows are bad; or reject the file (``reject``).
 
 The engine writes only to ``sink`` (and temporary files in ``workdir``, removed at the
-end); it never seeks the source.
+end); it never seeks the source. When ``sink`` is an empty local file opened for writing,
+DuckDB writes the Parquet file at its path (once, no copy); otherwise it is written in
+``workdir`` and copied to ``sink``.
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ import codecs
 import contextlib
 import csv
 import dataclasses
+import io
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -93,6 +97,7 @@ from lakegov.schema import (
     join_types,
     json_value_type,
     schema_fingerprint,
+    texts_type,
     widen_for_text,
 )
 
@@ -311,7 +316,8 @@ class _Run:
     def copy(self, select: str, out: str, row_group_rows: int) -> int:
         """Write ``select`` to the Parquet file ``out``; the number of rows written."""
         row = self.con.execute(
-            f"COPY ({select}) TO {literal(out)} (FORMAT parquet, ROW_GROUP_SIZE {row_group_rows})"
+            f"COPY ({select}) TO {literal(out)} "
+            f"(FORMAT parquet, ROW_GROUP_SIZE {row_group_rows}, USE_TMP_FILE false)"
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -493,14 +499,8 @@ def _csv_rejects(run: _Run, spool: str, ncols: int) -> list[_Bad]:
 def _sample_types(run: _Run, reader: str, ncols: int) -> list[pa.DataType]:
     rows = run.con.execute(f"SELECT * FROM {reader} LIMIT {SAMPLE_ROWS}").fetchall()  # noqa: S608
     run.clear_rejects()
-    types: list[pa.DataType] = [pa.null()] * ncols
-    wide = [False] * ncols
-    for row in rows:
-        for i, value in enumerate(row):
-            if value is None or pa.types.is_string(types[i]):
-                continue
-            types[i], wide[i] = widen_for_text(types[i], wide[i], value)
-    return types
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) or [()] * ncols
+    return [texts_type([v for v in values if v is not None]) for values in columns]
 
 
 def _convert_csv(
@@ -661,7 +661,8 @@ def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
     quotes, trailing = _suspect_patterns(dialect)
     # the trailing pattern ends with the delimiter: the cheap suffix test goes first
     matches = [
-        f"(suffix(line, {literal(dialect.delimiter)}) AND regexp_matches(line, {literal(trailing)}))"
+        f"(suffix(line, {literal(dialect.delimiter)}) "
+        f"AND regexp_matches(line, {literal(trailing)}))"
     ]
     if quotes is not None:
         # most lines of most files hold no quote at all: a byte search decides for them
@@ -879,16 +880,18 @@ def _json_fast_types(run: _Run, spool: str, sample_rows: int) -> pa.Schema | Non
         f"map_inference_threshold=-1, sample_size={sample_rows})"
     )
     try:
-        described = run.con.execute(f"DESCRIBE {source}").fetchall()
+        # one read of the sample gives both DuckDB's types and the Arrow schema
+        result = run.con.execute(f"{source} LIMIT 0")
+        described = [(str(d[0]), str(d[1])) for d in result.description or []]
+        schema = result.fetch_arrow_table().schema
     except duckdb.Error:
         return None
-    for row in described:
-        t = str(row[1])
+    for _, t in described:
         if _UNSAFE_JSON.search(t) or (t not in ("DOUBLE", "FLOAT") and _NESTED_FLOAT.search(t)):
             return None
-    if not described or _renamed_keys([str(row[0]) for row in described]):
+    if not described or _renamed_keys([name for name, _ in described]):
         return None
-    return run.con.execute(f"{source} LIMIT 0").fetch_arrow_table().schema
+    return schema
 
 
 def _renamed_keys(names: list[str]) -> bool:
@@ -1376,7 +1379,8 @@ def convert(
             _spool(utf8_chunks(chunks, options.encoding) if text else chunks, spool)
         if text and not _head(spool).strip(b" \t\r\n\xef\xbb\xbf"):
             raise RejectedFile("empty", "the file is empty")
-        out = os.path.join(workdir, "output.parquet")
+        direct = _local_file(sink)
+        out = direct or os.path.join(workdir, "output.parquet")
         names = ColumnNames(options.normalize_column_names)
         floors = (
             {f.name: f.type for f in previous_schema}
@@ -1404,12 +1408,15 @@ def convert(
         if rows_in == 0:
             raise RejectedFile("empty", "the file has no data rows")
         if declared is not None and not all(f.nullable for f in declared):
-            out = _required_columns(out, declared)
+            out = _required_columns(out, declared, workdir)
         metadata = pq.read_metadata(out)
         schema = metadata.schema.to_arrow_schema()
         _check_schema_change(previous_schema, schema, options)
-        with open(out, "rb") as produced:
-            shutil.copyfileobj(produced, sink, READ_CHUNK)
+        if direct is None:
+            with open(out, "rb") as produced:
+                shutil.copyfileobj(produced, sink, READ_CHUNK)
+        elif out != direct:
+            shutil.copyfile(out, direct)
         output_bytes = os.path.getsize(out)
     finally:
         run.close()
@@ -1443,18 +1450,38 @@ def convert(
     )
 
 
-def _required_columns(path: str, declared: pa.Schema) -> str:
-    """The Parquet file rewritten with the declared non-nullable columns marked required
-    (DuckDB writes every column optional); row group by row group, in bounded memory."""
+def _required_columns(path: str, declared: pa.Schema, workdir: str) -> str:
+    """The Parquet file rewritten (in ``workdir``) with the declared non-nullable columns
+    marked required (DuckDB writes every column optional); row group by row group, in
+    bounded memory."""
     source = pq.ParquetFile(path)
     schema = pa.schema(
         [pa.field(f.name, source.schema_arrow.field(f.name).type, f.nullable) for f in declared]
     )
-    required = path + ".required.parquet"
+    required = os.path.join(workdir, "required.parquet")
     with pq.ParquetWriter(required, schema) as writer:
         for i in range(source.num_row_groups):
             writer.write_table(source.read_row_group(i).cast(schema))
     return required
+
+
+def _local_file(sink: BinaryIO) -> str | None:
+    """The path of ``sink`` when it is an empty local file opened for writing: DuckDB then
+    writes the Parquet file there itself (no second copy in ``workdir``, no copying).
+    ``None`` for anything else (a pipe, a buffer, a file with content)."""
+    name = getattr(sink, "name", None)
+    mode = getattr(sink, "mode", "")
+    if not isinstance(name, str) or not isinstance(mode, str) or "w" not in mode:
+        return None
+    try:
+        opened = os.fstat(sink.fileno())
+        at_path = os.stat(name)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    same = (opened.st_dev, opened.st_ino) == (at_path.st_dev, at_path.st_ino)
+    if not (same and stat.S_ISREG(opened.st_mode) and opened.st_size == 0 and sink.tell() == 0):
+        return None
+    return name
 
 
 def available_cpus() -> int:
@@ -1513,6 +1540,7 @@ def convert_file(
     (written to a temporary name beside it, then renamed), and so does the exceptions file."""
     dst_dir = str(Path(dst_path).resolve().parent)
     fd, tmp = tempfile.mkstemp(prefix=".lakegov-", suffix=".parquet.part", dir=dst_dir)
+    os.close(fd)  # reopened by name: the engine writes the Parquet file there directly
     exc_tmp: str | None = None
     exc_file: BinaryIO | None = None
 
@@ -1529,7 +1557,7 @@ def convert_file(
         return exc_file
 
     try:
-        with os.fdopen(fd, "wb") as sink, Path(src_path).open("rb") as source:
+        with open(tmp, "wb") as sink, Path(src_path).open("rb") as source:
             result = convert(
                 source,
                 sink,

@@ -27,7 +27,6 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from lakegov.errors import InvalidDocument, ValidationIssue
-from lakegov.jsonschemas import schema_issues
 from lakegov.layout import normalize_identifier
 from lakegov.schema import declared_type
 
@@ -149,6 +148,9 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
 
     Raises :class:`InvalidDocument` listing every problem with its JSON path.
     """
+    # imported here: converting a file without a dataset document never loads jsonschema
+    from lakegov.jsonschemas import schema_issues
+
     issues = schema_issues(SCHEMA, doc)
     if issues:
         raise InvalidDocument(issues, source)

@@ -376,6 +376,30 @@ def test_the_sink_needs_no_seek_and_gets_one_parquet_file(tmp_path: Any) -> None
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
 
+@pytest.mark.parametrize("options", [None, DECLARED], ids=["inferred", "declared_required"])
+def test_a_local_file_sink_is_written_in_place_once(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, options: DatasetOptions | None
+) -> None:
+    # Given an empty local file as the sink, and a spy on the engine's copy to the sink
+    copies: list[Any] = []
+    monkeypatch.setattr("lakegov.convert.engine.shutil.copyfileobj", lambda *a: copies.append(a))
+    data = b"id,amount,day\n1,10.50,2026-11-20\n2,,2026-11-21\n" if options else PLAIN
+    work = tmp_path / "work"
+    work.mkdir()
+    path = tmp_path / "out.parquet"
+    with path.open("wb") as sink:
+        result = convert(io.BytesIO(data), sink, options=options, workdir=str(work))
+    # Then DuckDB wrote the Parquet file at the sink's own path: nothing was copied through
+    # the handle, and the file is whole (non-nullable columns marked required)
+    assert copies == []
+    table = pq.read_table(path)
+    assert result.output_bytes == path.stat().st_size
+    assert table.num_rows == result.rows_out
+    if options is not None:
+        assert table.schema.field("id").nullable is False
+    assert list(work.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- the default policy
 
 

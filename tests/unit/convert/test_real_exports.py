@@ -284,3 +284,16 @@ def test_rows_that_would_load_shifted_are_set_aside(run: Run, bad: str, why: str
     assert [e["line"] for e in out.exceptions] == [21], why
     assert out.result.rows_out == 39
     assert set(out.table.column("product").to_pylist()) == {"Lamp; LED"}
+
+
+def test_a_shifted_last_line_without_its_line_end_is_set_aside(run: Run) -> None:
+    # Given a file without any quote whose last line, not ended, has a field too many and
+    # an empty last one (the rows above end with a value, so only that line ends with ";")
+    body = [f"{i};2024-09-21 07:31:00;Lamp;{i};x" for i in range(1, 41)]
+    body[39] = "40;2024-09-21 07:31:00;Lamp;LED;5;"  # physical line 41, no newline after it
+    data = ("id;sold_at;product;qty;note\n" + "\n".join(body)).encode()
+    out = run(data)
+    # Then it is set aside at its line; the rest loads
+    assert [e["line"] for e in out.exceptions] == [41]
+    assert out.result.rows_out == 39
+    assert set(out.table.column("product").to_pylist()) == {"Lamp"}

@@ -7,10 +7,18 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
-from lakegov.schema import compare_schemas, join_types, schema_fingerprint
+from lakegov.schema import (
+    compare_schemas,
+    join_types,
+    schema_fingerprint,
+    texts_type,
+    widen_for_text,
+)
 
 Run = Callable[..., Any]
 
@@ -131,3 +139,69 @@ def test_policy_none_rejects_even_additive_changes(run: Run) -> None:
             options=DatasetOptions(schema_changes="none"),
         )
     assert err.value.reason_code == "schema_change"
+
+
+TEXTS = [
+    "0",
+    "7",
+    "-5",
+    "007",
+    "+5",
+    "1.5",
+    "-7.5",
+    "0.5",
+    ".5",
+    "1e3",
+    "05.5",
+    "00",
+    "9007199254740992",
+    "9007199254740993",
+    "123456789012345",
+    "1234567890123456",
+    "9223372036854775808",
+    "1" * 39,
+    "true",
+    "False",
+    "yes",
+    "",
+    " ",
+    "x",
+    "1\n2",
+    "2026-11-01",
+    "2026-02-30",
+    "2026-11-01 10:00",
+    "2026-11-01T10:00:00.5",
+    "2026-13-01 10:00",
+    "2026-11-01 10:00:00Z",
+    "2026-11-01 10:00:00+02:00",
+    "٣",
+]
+
+
+@given(st.lists(st.one_of(st.sampled_from(TEXTS), st.integers().map(str)), max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_texts_type_is_the_lattice_fold_of_its_texts(texts: list[str]) -> None:
+    # The column type of a sample, found at once for columns of one shape, is what widening
+    # value by value from null gives, for every mix of the lattice's edge texts
+    expected, wide = pa.null(), False
+    for text in texts:
+        expected, wide = widen_for_text(expected, wide, text)
+    assert texts_type(texts) == expected
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        (["1", "-2", "30"], pa.int64()),
+        (["1", "2.5", "+3"], pa.float64()),
+        (["1", "007"], pa.string()),
+        (["1.5", "9007199254740993"], pa.string()),
+        (["true", "False"], pa.bool_()),
+        (["2026-11-01", "2026-02-28"], pa.date32()),
+        (["2026-11-01", "2026-02-30"], pa.string()),
+        (["2026-11-01 10:00", "2026-11-02T10:00:00"], pa.timestamp("us")),
+        (["1", "2\n3"], pa.string()),
+    ],
+)
+def test_texts_type_of_one_shaped_columns(texts: list[str], expected: pa.DataType) -> None:
+    assert texts_type(texts) == expected
