@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("input", metavar="IN", help="the landed file")
     parser.add_argument("output", metavar="OUT", help="the Parquet file to write")
     parser.add_argument(
-        "--format", choices=["csv", "json", "parquet", "avro"], help="default: detect"
+        "--format",
+        choices=["csv", "json", "parquet", "avro", "xml", "xlsx", "xls", "ods", "fixed_width"],
+        help="default: detect (fixed_width needs --schema with a datasets/ document)",
     )
     parser.add_argument(
         "--compression", choices=["none", "gzip", "bz2", "zstd"], help="default: detect"
