@@ -34,7 +34,8 @@ class UnreadRow:
 
 @dataclass
 class TextColumns:
-    """A file read as text columns ``c0``... by ``reader`` (a DuckDB table expression).
+    """A file read as text columns ``c0``... by ``reader`` (a DuckDB table expression
+    yielding those columns and no other).
 
     ``lines_of`` maps 1-based record numbers (in ``reader``'s order) to the lines (XML,
     fixed-width) or sheet rows they come from. ``nested``: columns holding JSON text of a
