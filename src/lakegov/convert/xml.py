@@ -151,6 +151,7 @@ class _Shape:
 class _Flattener:
     def __init__(self, normalize: bool) -> None:
         self.normalize = normalize
+        self._keys: dict[int, list[tuple[str, tuple[str, ...], bool]]] = {}
 
     def key(self, name: str) -> str:
         return (normalize_identifier(name, prefix="c") or name) if self.normalize else name
@@ -188,10 +189,11 @@ class _Flattener:
         """One element of a list: its flattened values by column name."""
         values: dict[tuple[str, ...], Any] = {}
         self._walk(node, elem, (), values)
-        return {
-            self.key(c.name): values.get(c.path) if c.node is None else values.get(c.path, [])
-            for c in _columns(node, (), "value")
-        }
+        keys = self._keys.get(id(node))
+        if keys is None:  # the structure is fixed once the first pass is done
+            keys = [(self.key(c.name), c.path, c.node is None) for c in _columns(node, (), "value")]
+            self._keys[id(node)] = keys
+        return {key: values.get(path) if text else values.get(path, []) for key, path, text in keys}
 
 
 def _refuse_unsafe(elem: Any) -> None:
@@ -221,15 +223,13 @@ class _Records:
             return False
         return all(step in (tag, _local(tag)) for step, tag in zip(steps, stack, strict=True))
 
-    def __iter__(self) -> Iterator[Any]:
+    def _parse(self, events: tuple[str, ...], tag: str | None = None) -> Any:
         from lxml import etree  # only XML files need it
 
-        stack: list[str] = []
-        record_tag: str | None = None
-        inside = 0  # depth of the record being read (0: outside any record)
-        context = etree.iterparse(
+        return etree.iterparse(
             self.path,
-            events=("start", "end"),
+            events=events,
+            tag=tag,
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
@@ -237,47 +237,84 @@ class _Records:
             remove_comments=True,
             remove_pis=True,
         )
+
+    def __iter__(self) -> Iterator[Any]:
+        from lxml import etree
+
         try:
-            for event, elem in context:
-                if event == "start":
-                    if not stack:
-                        _refuse_unsafe(elem)
-                    stack.append(elem.tag)
-                    if inside:
-                        continue
-                    if self.record_path is not None:
-                        if self._matches(stack):
-                            inside = len(stack)
-                    elif len(stack) == 2:
-                        if record_tag is None:
-                            record_tag = elem.tag
-                        elif elem.tag != record_tag:
-                            raise RejectedFile(
-                                "malformed",
-                                f"line {elem.sourceline}: the root holds <{_local(record_tag)}> "
-                                f"and <{_local(elem.tag)}> elements; name the record element "
-                                "in a datasets/ document (xml.record_path)",
-                                [elem.sourceline],
-                            )
-                        inside = 2
-                    continue
-                depth = len(stack)
-                stack.pop()
-                if inside == depth:
-                    inside = 0
-                    yield elem
-                if not inside:
-                    # read: drop it and the siblings before it (bounded memory)
-                    elem.clear(keep_tail=False)
-                    parent = elem.getparent()
-                    if parent is not None:
-                        while elem.getprevious() is not None:
-                            del parent[0]
+            record_tag = self._first_child()
+            if self.record_path is not None:
+                yield from self._along_path()
+            elif record_tag is not None:
+                yield from self._root_children(record_tag)
         except etree.XMLSyntaxError as exc:
             line = exc.lineno or 0
             raise RejectedFile(
                 "malformed", f"line {line}: not well-formed XML: {exc.msg}", [line] if line else []
             ) from exc
+
+    def _first_child(self) -> str | None:
+        """Reads up to the root's first child: the DOCTYPE is checked before anything else;
+        the child's tag (``None``: an empty root)."""
+        root = None
+        for event, elem in self._parse(("start", "end")):
+            if root is None:
+                root = elem
+                _refuse_unsafe(elem)
+                continue
+            return str(elem.tag) if event == "start" else None
+        return None
+
+    def _refuse_mixed(self, record_tag: str, elem: Any) -> None:
+        if elem.tag != record_tag:
+            raise RejectedFile(
+                "malformed",
+                f"line {elem.sourceline}: the root holds <{_local(record_tag)}> and "
+                f"<{_local(str(elem.tag))}> elements; name the record element in a datasets/ "
+                "document (xml.record_path)",
+                [elem.sourceline],
+            )
+
+    def _root_children(self, record_tag: str) -> Iterator[Any]:
+        """The root's children, all named ``record_tag`` (lxml reports only elements of
+        that name: the fast path). An element of another name in the root is found when
+        it is dropped, or at the end."""
+        root = None
+        for _, elem in self._parse(("end",), record_tag):
+            parent = elem.getparent()
+            if parent is None or parent.getparent() is not None:
+                continue  # the same name deeper down: part of a record
+            root = parent
+            yield elem
+            elem.clear(keep_tail=False)
+            while elem.getprevious() is not None:
+                self._refuse_mixed(record_tag, parent[0])
+                del parent[0]
+        if root is not None:
+            for elem in root:
+                self._refuse_mixed(record_tag, elem)
+
+    def _along_path(self) -> Iterator[Any]:
+        """The elements at ``record_path``; every other element is dropped once read."""
+        stack: list[str] = []
+        inside = 0  # depth of the record being read (0: outside any record)
+        for event, elem in self._parse(("start", "end")):
+            if event == "start":
+                stack.append(elem.tag)
+                if not inside and self._matches(stack):
+                    inside = len(stack)
+                continue
+            depth = len(stack)
+            stack.pop()
+            if inside == depth:
+                inside = 0
+                yield elem
+            if not inside:
+                elem.clear(keep_tail=False)
+                parent = elem.getparent()
+                if parent is not None:
+                    while elem.getprevious() is not None:
+                        del parent[0]
 
 
 def read_xml(
