@@ -28,7 +28,10 @@ MB = 1_000_000
 
 def _order(i: int, rng: random.Random) -> tuple[str, str]:
     """One order as an XML element and as CSV lines (one per item)."""
-    items = [(f"SKU-{rng.randrange(10_000):05d}", rng.randrange(1, 9)) for _ in range(rng.randrange(2, 4))]
+    items = [
+        (f"SKU-{rng.randrange(10_000):05d}", rng.randrange(1, 9))
+        for _ in range(rng.randrange(2, 4))
+    ]
     amount = f"{rng.random() * 1000:.2f}"
     zip_code = f"{rng.randrange(100_000):05d}"
     day = rng.randrange(1, 29)
@@ -106,7 +109,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for src in (xml, csv):
         wall, cpu, peak = run_child(src)
-        print(f"| {src.suffix[1:]} | {src.stat().st_size / MB:.0f} | {wall:.1f} | {cpu:.1f} | {peak:.0f} |")
+        print(
+            f"| {src.suffix[1:]} | {src.stat().st_size / MB:.0f} | {wall:.1f} | {cpu:.1f} | {peak:.0f} |"
+        )
     if not args.keep:
         shutil.rmtree(DATA, ignore_errors=True)
 

@@ -70,12 +70,6 @@ from lakegov.convert.sql import (
     typed_text,
     widen_request,
 )
-from lakegov.convert.tables import (
-    SPREADSHEET_FORMATS,
-    TEXT_TABLE_FORMATS,
-    TextColumns,
-    read_text_columns,
-)
 from lakegov.convert.streams import (
     READ_CHUNK,
     UTF8_BOM,
@@ -85,6 +79,12 @@ from lakegov.convert.streams import (
     StreamStats,
     detect_compression,
     utf8_chunks,
+)
+from lakegov.convert.tables import (
+    SPREADSHEET_FORMATS,
+    TEXT_TABLE_FORMATS,
+    TextColumns,
+    read_text_columns,
 )
 from lakegov.errors import RejectedFile
 from lakegov.layout import DELIMITER_BY_EXTENSION, normalize_identifier, split_file_name

@@ -32,10 +32,7 @@ def _lines(path: str, skip: int) -> str:
 
 def _fits(spec: FixedWidthOptions) -> str:
     last = spec.columns[-1]
-    return (
-        f"(length(line) >= {last.start} "
-        f"AND length(rtrim(line)) <= {spec.record_width})"
-    )
+    return f"(length(line) >= {last.start} AND length(rtrim(line)) <= {spec.record_width})"
 
 
 def read_fixed_width(

@@ -317,13 +317,18 @@ def _record_path(text: str | None, issues: list[ValidationIssue]) -> tuple[str, 
     return steps
 
 
-def _spreadsheet_options(block: dict[str, Any], issues: list[ValidationIssue]) -> SpreadsheetOptions:
+def _spreadsheet_options(
+    block: dict[str, Any], issues: list[ValidationIssue]
+) -> SpreadsheetOptions:
     sheets = None
     if "sheets" in block:
         specs = []
         for i, sheet in enumerate(block["sheets"]):
             spec = SheetSpec(sheet) if isinstance(sheet, str) else SheetSpec(**sheet)
-            if spec.table_name is not None and normalize_identifier(spec.table_name) != spec.table_name:
+            if (
+                spec.table_name is not None
+                and normalize_identifier(spec.table_name) != spec.table_name
+            ):
                 issues.append(
                     ValidationIssue(
                         f"$.spreadsheet.sheets[{i}].table_name",

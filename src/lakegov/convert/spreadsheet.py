@@ -159,9 +159,7 @@ def _preamble(rows: list[tuple[int, list[str | None]]]) -> int:
     return 0
 
 
-def read_sheet(
-    con: duckdb.DuckDBPyConnection, path: str, options: DatasetOptions
-) -> TextColumns:
+def read_sheet(con: duckdb.DuckDBPyConnection, path: str, options: DatasetOptions) -> TextColumns:
     fmt = workbook_format(path, options.max_decompression_ratio)
     from python_calamine import CalamineError, CalamineWorkbook  # only workbooks need it
 
