@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from lakegov.convert.dialect import _is_header
 from lakegov.convert.options import DatasetOptions
+from lakegov.convert.streams import BOMB_FLOOR
 from lakegov.convert.tables import TextColumns
 from lakegov.errors import RejectedFile
 
@@ -36,8 +37,8 @@ HEADER_SAMPLE = 50  # data rows the header decision looks at
 PREAMBLE_ROWS = 20  # rows looked at for a title above the table
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 _ARCHIVE = (
-    "the file is a ZIP archive, not a workbook (.xlsx, .ods): archives are not supported; "
-    "upload each file on its own, compressed with gzip, bzip2 or zstd"
+    "the file is a ZIP archive but not a readable workbook (.xlsx, .ods): archives are not "
+    "supported; upload each file on its own, compressed with gzip, bzip2 or zstd"
 )
 
 
@@ -54,7 +55,7 @@ def workbook_format(path: str, max_ratio: float) -> str:
             names = {i.filename for i in infos}
             packed = sum(i.compress_size for i in infos)
             unpacked = sum(i.file_size for i in infos)
-            if unpacked > max(packed, 1) * max_ratio and unpacked > 64 * 1024**2:
+            if unpacked > max(packed, 1) * max_ratio and unpacked > BOMB_FLOOR:
                 raise RejectedFile(
                     "decompression_bomb",
                     f"the workbook's parts inflate to {unpacked} bytes from {packed}, "
@@ -65,7 +66,7 @@ def workbook_format(path: str, max_ratio: float) -> str:
             if "mimetype" in names and archive.read("mimetype").strip() == ODS_MIMETYPE:
                 return "ods"
     except zipfile.BadZipFile as exc:
-        raise RejectedFile("malformed", f"the workbook is not a readable ZIP: {exc}") from exc
+        raise RejectedFile("unsupported_format", f"{_ARCHIVE} ({exc})") from exc
     raise RejectedFile("unsupported_format", _ARCHIVE)
 
 
