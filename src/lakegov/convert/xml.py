@@ -28,6 +28,7 @@ limits on depth and text size (``huge_tree`` off).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -50,6 +51,7 @@ XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
 LINE_COLUMN = "_line"
 
 
+@functools.lru_cache(maxsize=4096)
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -82,9 +84,15 @@ class _Node:
                 )
             name = _local(child.tag)
             seen[name] = seen.get(name, 0) + 1
-            node = self.children.setdefault(name, _Node())
-            node.repeated = node.repeated or seen[name] > 1
-            node.observe(child)
+            node = self.children.get(name)
+            if node is None:
+                node = self.children[name] = _Node()
+            if seen[name] > 1:
+                node.repeated = True
+            if len(child) or child.attrib:
+                node.observe(child)
+            elif not node.text and child.text and child.text.strip():
+                node.text = True  # a leaf: its text is all there is to learn
         if elem.text and elem.text.strip():
             self.text = True
 
@@ -182,8 +190,12 @@ class _Flattener:
                 continue
             if child_node.repeated:
                 out[(*prefix, name)] = [self.item(child_node, e) for e in occurrences]
-            else:
-                self._walk(child_node, occurrences[0], (*prefix, name), out)
+                continue
+            child = occurrences[0]
+            if len(child) or child.attrib:
+                self._walk(child_node, child, (*prefix, name), out)
+            else:  # a leaf (the common case): its text
+                out[(*prefix, name, "")] = child.text or None
 
     def item(self, node: _Node, elem: Any) -> dict[str, Any]:
         """One element of a list: its flattened values by column name."""
