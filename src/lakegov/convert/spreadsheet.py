@@ -181,7 +181,9 @@ def read_sheet(con: duckdb.DuckDBPyConnection, path: str, options: DatasetOption
             merged = ods_merged_ranges(path, wanted)
     except CalamineError as exc:
         raise RejectedFile("malformed", f"the {fmt} workbook cannot be read: {exc}") from exc
-    rows = [[cell_text(v) for v in row] for row in cells]
+    rows: list[list[str | None]] = cells  # type: ignore[assignment] # replaced row by row
+    for r, row in enumerate(cells):  # in place: each row's values freed as it is read
+        rows[r] = [cell_text(v) for v in row]
     _fill_merged(rows, merged)
     # (sheet row number, cells) of the rows holding anything
     kept = [(r + 1, row) for r, row in enumerate(rows) if any(v is not None for v in row)]
