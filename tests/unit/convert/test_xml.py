@@ -193,3 +193,17 @@ def test_column_names_are_normalised_and_kept_distinct(run: Run) -> None:
     assert out.table.column("line").to_pylist() == [[{"sku_code": "a"}, {"sku_code": "b"}]]
     raw = dataclasses.replace(DatasetOptions(), normalize_column_names=False)
     assert run(data, "n.xml", options=raw).table.column_names[:2] == ["Order-Id", "Order-Id_2"]
+
+
+def test_the_previous_schema_is_the_floor_of_a_later_file_with_lists(run: Run) -> None:
+    first = run(ORDERS, "orders.xml")
+    later = b"<o:orders xmlns:o='urn:example:orders'><o:order id='3'><o:items><o:item sku='D'><o:qty>4</o:qty></o:item><o:item sku='E'/></o:items></o:order></o:orders>"
+    out = run(later, "orders.xml", previous_schema=first.result.schema)
+    assert out.result.schema_diff.kind == "none"
+    # absent columns written as nulls (after the file's own), types as before
+    assert dict(zip(out.table.schema.names, out.table.schema.types, strict=True)) == dict(
+        zip(first.table.schema.names, first.table.schema.types, strict=True)
+    )
+    assert out.table.column("items").to_pylist() == [
+        [{"sku": "D", "qty": Decimal(4)}, {"sku": "E", "qty": None}]
+    ]
