@@ -207,3 +207,13 @@ def test_the_previous_schema_is_the_floor_of_a_later_file_with_lists(run: Run) -
     assert out.table.column("items").to_pylist() == [
         [{"sku": "D", "qty": Decimal(4)}, {"sku": "E", "qty": None}]
     ]
+
+
+def test_predefined_entities_character_references_and_cdata_are_text(run: Run) -> None:
+    data = b"<rows><r><n>A &amp; B &lt;c&gt; &#233;</n><d><![CDATA[x < y]]></d></r></rows>"
+    assert run(data, "e.xml").table.to_pylist() == [{"n": "A & B <c> é", "d": "x < y"}]
+
+
+def test_a_declared_encoding_is_decoded(run: Run) -> None:
+    data = '<?xml version="1.0" encoding="ISO-8859-1"?><rows><r><n>Müller</n></r></rows>'
+    assert run(data.encode("latin-1"), "l.xml").table.to_pylist() == [{"n": "Müller"}]
