@@ -24,6 +24,9 @@ lakegov's layer decides the types and DuckDB checks them:
   no float that could round an integer inside a struct; top-level floats are checked like
   CSV ones). Otherwise, when the read fails anyway, or with a declared schema, lakegov
   types the records on the lattice and DuckDB reads them with those exact types.
+- XML records, a spreadsheet's sheet and fixed-width lines are read into text columns by
+  :mod:`lakegov.convert.tables` and typed exactly as CSV text is (XML's repeated elements
+  are lists of structs, typed by the reader on the same lattice).
 - A declared schema is enforced: a value that does not fit, or a null in a non-nullable
   column, is a bad row (``schema_mismatch``); an undeclared column, or a missing
   non-nullable one, rejects the file.
