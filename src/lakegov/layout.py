@@ -63,6 +63,11 @@ FORMAT_EXTENSIONS: dict[str, str] = {
     "parquet": "parquet",
     "pq": "parquet",
     "avro": "avro",
+    "xml": "xml",
+    "xlsx": "xlsx",
+    "xlsm": "xlsx",
+    "xls": "xls",
+    "ods": "ods",
 }
 COMPRESSION_EXTENSIONS: dict[str, str] = {
     "gz": "gzip",
@@ -74,12 +79,10 @@ COMPRESSION_EXTENSIONS: dict[str, str] = {
 # Names we recognise only to refuse them with a reason that says what to do instead.
 _SUPPORTED_COMPRESSION = "supported compressions are gzip (.gz), bzip2 (.bz2) and zstd (.zst)"
 _ARCHIVE = f"archives are not supported: upload each file on its own; {_SUPPORTED_COMPRESSION}"
-_SPREADSHEET = "spreadsheets are not supported: export the sheet as CSV"
 UNSUPPORTED_EXTENSIONS: dict[str, str] = {
     **dict.fromkeys(("zip", "7z", "tar", "rar", "tgz"), _ARCHIVE),
     "xz": f"xz compression is not supported; {_SUPPORTED_COMPRESSION}",
     "lz4": f"lz4 compression is not supported; {_SUPPORTED_COMPRESSION}",
-    **dict.fromkeys(("xls", "xlsx", "xlsm", "ods"), _SPREADSHEET),
 }
 DELIMITER_BY_EXTENSION = {"tsv": "\t", "psv": "|"}
 
@@ -153,7 +156,7 @@ class DatasetRef:
     partitions: dict[str, str] = field(default_factory=dict)  # ordered as in the key
     file_name: str = ""
     file_stem: str = ""
-    format: str | None = None  # from the name: csv | json | parquet | avro | None
+    format: str | None = None  # from the name: csv json parquet avro xml xlsx xls ods | None
     compression: str | None = None  # from the name: gzip | bz2 | zstd | None
     delimiter: str | None = None  # implied by .tsv / .psv
 

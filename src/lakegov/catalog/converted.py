@@ -56,7 +56,10 @@ class ConvertedFile:
 
     @property
     def audit_subject(self) -> str:
-        return self.source
+        """What the catalog claims once: the landed file, or one sheet of a workbook
+        (each sheet has its own ``FileConverted``, to its own table)."""
+        sheet = self.detail.get("sheet")
+        return f"{self.source}#sheet={sheet}" if sheet else self.source
 
     @classmethod
     def from_detail(cls, detail: Mapping[str, Any], settings: Settings) -> ConvertedFile:

@@ -18,14 +18,16 @@ _DELIMITERS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "convert",
-        help="convert a CSV/JSON/Avro/Parquet file (optionally compressed) to Parquet",
+        help="convert a CSV/JSON/Avro/Parquet/XML/spreadsheet/fixed-width file to Parquet",
         description="Runs the same converter as the convert function, on local files. "
         "OUT appears only if the conversion succeeds.",
     )
     parser.add_argument("input", metavar="IN", help="the landed file")
     parser.add_argument("output", metavar="OUT", help="the Parquet file to write")
     parser.add_argument(
-        "--format", choices=["csv", "json", "parquet", "avro"], help="default: detect"
+        "--format",
+        choices=["csv", "json", "parquet", "avro", "xml", "xlsx", "xls", "ods", "fixed_width"],
+        help="default: detect (fixed_width needs --schema with a datasets/ document)",
     )
     parser.add_argument(
         "--compression", choices=["none", "gzip", "bz2", "zstd"], help="default: detect"
@@ -40,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--header", action="store_true", help="the CSV's first row is a header (default: detect)"
     )
     parser.add_argument("--encoding", help="text encoding, e.g. latin-1 (default utf-8)")
+    parser.add_argument("--sheet", help="a workbook's sheet to convert (default: the first)")
     parser.add_argument(
         "--bad-rows",
         choices=["reject", "exceptions"],
@@ -82,6 +85,8 @@ def _options(args: argparse.Namespace) -> DatasetOptions:
     if args.encoding:
         "".encode(args.encoding)  # LookupError for an unknown encoding
         changes["encoding"] = args.encoding
+    if args.sheet:
+        changes["sheet"] = args.sheet
     if args.bad_rows:
         changes["bad_rows"] = args.bad_rows
         if args.bad_rows == "exceptions" and not args.exceptions:

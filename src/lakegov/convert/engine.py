@@ -24,6 +24,9 @@ lakegov's layer decides the types and DuckDB checks them:
   no float that could round an integer inside a struct; top-level floats are checked like
   CSV ones). Otherwise, when the read fails anyway, or with a declared schema, lakegov
   types the records on the lattice and DuckDB reads them with those exact types.
+- XML records, a spreadsheet's sheet and fixed-width lines are read into text columns by
+  :mod:`lakegov.convert.tables` and typed exactly as CSV text is (XML's repeated elements
+  are lists of structs, typed by the reader on the same lattice).
 - A declared schema is enforced: a value that does not fit, or a null in a non-nullable
   column, is a bad row (``schema_mismatch``); an undeclared column, or a missing
   non-nullable one, rejects the file.
@@ -84,6 +87,12 @@ from lakegov.convert.streams import (
     detect_compression,
     utf8_chunks,
 )
+from lakegov.convert.tables import (
+    SPREADSHEET_FORMATS,
+    TEXT_TABLE_FORMATS,
+    TextColumns,
+    read_text_columns,
+)
 from lakegov.errors import RejectedFile
 from lakegov.layout import DELIMITER_BY_EXTENSION, normalize_identifier, split_file_name
 from lakegov.schema import (
@@ -111,6 +120,7 @@ MAX_STRAY_QUOTES = 20  # re-reads after a quote that never closes; more rejects 
 DEFAULT_MEMORY_LIMIT = "320MB"
 PARQUET_MAGIC = b"PAR1"
 AVRO_MAGIC = b"Obj\x01"
+TRANSCODED_FORMATS = ("csv", "json", "fixed_width")  # read as UTF-8 text (XML declares its own)
 
 
 @dataclass(frozen=True)
@@ -229,11 +239,21 @@ class ColumnNames:
 # --------------------------------------------------------------------------- detection
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # .xlsx and .ods workbooks are ZIP archives
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls (and .doc) files
+
+
 def _detect_format(head: bytes, options: DatasetOptions, name_format: str | None) -> str:
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
     if head.startswith(AVRO_MAGIC):
         return "avro"
+    if head.startswith((ZIP_MAGIC, OLE2_MAGIC)):
+        # a workbook whatever its name says (the reader refuses other archives)
+        hinted = options.format or name_format
+        if hinted in SPREADSHEET_FORMATS:
+            return hinted
+        return "xlsx" if head.startswith(ZIP_MAGIC) else "xls"
     if options.format:
         return options.format
     if name_format:
@@ -241,28 +261,15 @@ def _detect_format(head: bytes, options: DatasetOptions, name_format: str | None
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text[:1] in (b"{", b"["):
         return "json"
+    if text[:1] == b"<" or head.startswith((b"\xff\xfe<\x00", b"\xfe\xff\x00<")):
+        return "xml"
     return "csv"
-
-
-ZIP_MAGIC = b"PK\x03\x04"
-OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls (and .doc) files
-SPREADSHEET_HINT = "spreadsheets are not supported: export the sheet as CSV"
 
 
 def _refuse_binary(head: bytes, encoding: str, fmt: str, compressed: bool) -> None:
     """Reject, from the first decompressed bytes, a file that is not text at all (an
-    image, a workbook, random bytes), which would otherwise fail later with a misleading
-    reason. A NUL byte never occurs in text of an 8-bit or UTF-8 encoding."""
-    if head.startswith(ZIP_MAGIC):
-        raise RejectedFile(
-            "unsupported_format",
-            "the file is a ZIP archive (an .xlsx workbook is one); "
-            f"{SPREADSHEET_HINT}, or compress with gzip, bzip2 or zstd",
-        )
-    if head.startswith(OLE2_MAGIC):
-        raise RejectedFile(
-            "unsupported_format", f"the file is an Office document (.xls); {SPREADSHEET_HINT}"
-        )
+    image, random bytes), which would otherwise fail later with a misleading reason. A
+    NUL byte never occurs in text of an 8-bit or UTF-8 encoding."""
     codec = codecs.lookup(encoding).name
     if codec.startswith(("utf-16", "utf-32")) or head.startswith(UTF16_BOMS):
         return  # NUL bytes are part of these encodings
@@ -1306,6 +1313,76 @@ def _convert_binary(
     return rows, rows
 
 
+# --------------------------------------------------------------------------- text tables
+
+
+def _convert_text_columns(
+    run: _Run,
+    table: TextColumns,
+    out: str,
+    names: ColumnNames,
+    declared: pa.Schema | None,
+    floors: dict[str, pa.DataType],
+    row_group_rows: int,
+) -> tuple[int, int, str]:
+    """XML records, a sheet, fixed-width lines (:mod:`lakegov.convert.tables`), typed and
+    written as CSV text is; (rows in, rows out, the format read)."""
+    header = names.header(table.header)
+    if not header:
+        raise RejectedFile("empty", "the file has no columns")
+    nested = {header[table.header.index(raw)]: t for raw, t in table.nested.items()}
+    if declared is not None:
+        undeclared = [h for h in header if h not in declared.names]
+        if undeclared:
+            raise RejectedFile(
+                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
+            )
+        missing = [f.name for f in declared if f.name not in header and not f.nullable]
+        if missing:
+            raise RejectedFile(
+                "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
+            )
+        text = {name: f"c{i}" for i, name in enumerate(header)}
+        rows_out, bad = _declared_copy(
+            run, table.reader, declared, text, out, row_group_rows, table.lines_of, lambda r: r
+        )
+    else:
+        flat = {n: t for n, t in floors.items() if n not in nested}
+        rows_out = _csv_inferred(run, table.reader, out, header, flat, row_group_rows)
+        bad = []
+        for n, t in nested.items():
+            if n in floors:
+                with contextlib.suppress(ValueError, TypeError, pa.ArrowInvalid):
+                    nested[n] = join_types(floors[n], t)
+        if nested:
+            # the repeated elements' JSON text, with the types the reader gave them
+            typed = out + ".nested.parquet"
+            replaced = ", ".join(
+                f"from_json({identifier(n)}, {literal(json.dumps(_json_structure(t)))}) "
+                f"AS {identifier(n)}"
+                for n, t in nested.items()
+            )
+            run.copy(
+                f"SELECT * REPLACE ({replaced}) FROM read_parquet({literal(out)})",  # noqa: S608
+                typed,
+                row_group_rows,
+            )
+            os.replace(typed, out)
+    bad += [_Bad(u.line, u.code, u.reason, u.raw) for u in table.unread]
+    bad.sort(key=lambda b: b.line)
+    run.set_aside(bad, rows_out + len(bad))
+    return rows_out + len(bad), rows_out, table.format
+
+
+def _json_structure(t: pa.DataType) -> Any:
+    """DuckDB's ``from_json`` structure for an Arrow type."""
+    if pa.types.is_list(t):
+        return [_json_structure(t.value_type)]
+    if pa.types.is_struct(t):
+        return {t.field(i).name: _json_structure(t.field(i).type) for i in range(t.num_fields)}
+    return duckdb_type(t)
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -1361,15 +1438,15 @@ def convert(
             "empty", "the file is empty" + (" once decompressed" if compression else "")
         )
     fmt = _detect_format(head, options, name_parts.format if name_parts else None)
-    if fmt in ("csv", "json"):
+    if fmt in TRANSCODED_FORMATS:
         _refuse_binary(head, options.encoding, fmt, compression is not None)
-    elif fmt not in ("parquet", "avro"):
+    elif fmt not in ("parquet", "avro", *TEXT_TABLE_FORMATS):
         raise RejectedFile("unsupported_format", f"format {fmt!r} is not supported")
 
     workdir = tempfile.mkdtemp(prefix="lakegov-", dir=base)
     run = _Run(options, exceptions_sink, workdir, threads, memory_limit)
     try:
-        text = fmt in ("csv", "json")
+        text = fmt in TRANSCODED_FORMATS
         spool = _readable_as_is(
             source, compression, options.encoding, head, stats, options.max_file_bytes
         )
@@ -1400,6 +1477,16 @@ def convert(
         elif fmt == "json":
             rows_in, rows_out, names = _convert_json(
                 run, spool, out, declared, floors, row_group_rows
+            )
+        elif fmt in TEXT_TABLE_FORMATS:
+            rows_in, rows_out, fmt = _convert_text_columns(
+                run,
+                read_text_columns(fmt, run.con, spool, run.options, workdir),
+                out,
+                names,
+                declared,
+                floors,
+                row_group_rows,
             )
         else:
             rows_in, rows_out = _convert_binary(
@@ -1439,7 +1526,7 @@ def convert(
         row_groups=metadata.num_row_groups,
         exceptions_written=run.exceptions_written,
         delimiter=delimiter,
-        encoding=options.encoding if fmt in ("csv", "json") else None,
+        encoding=options.encoding if fmt in TRANSCODED_FORMATS else None,
         renamed_columns=names.renamed,
         missing_columns=(
             [f.name for f in previous_schema if f.name not in seen]

@@ -16,6 +16,11 @@ defaults. Example::
       "limits": {"max_file_bytes": 2000000000, "max_decompression_ratio": 100},
       "catalog": {"mode": "direct"}
     }
+
+Other formats have their own block: ``xml`` (``record_path``), ``spreadsheet``
+(``sheets``, ``header``, ``skip_rows``) and ``fixed_width`` (``columns`` with widths or
+start positions, ``skip_lines``); see :class:`XmlOptions`, :class:`SpreadsheetOptions`,
+:class:`FixedWidthOptions`.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from lakegov.errors import InvalidDocument, ValidationIssue
 from lakegov.layout import normalize_identifier
 from lakegov.schema import declared_type
 
-Format = Literal["csv", "json", "parquet", "avro"]
+Format = Literal["csv", "json", "parquet", "avro", "xml", "xlsx", "xls", "ods", "fixed_width"]
 Compression = Literal["none", "gzip", "bz2", "zstd"]
 BadRows = Literal["reject", "exceptions"]
 SchemaChanges = Literal["additive", "any", "none"]
@@ -52,6 +57,55 @@ class ColumnSpec:
     @property
     def arrow_type(self) -> pa.DataType:
         return declared_type(self.type)
+
+
+@dataclass(frozen=True)
+class XmlOptions:
+    """``record_path``: the record element as a path of element names from the root,
+    e.g. ``export/orders/order`` (local names; ``{namespace-uri}name`` to be exact).
+    ``None``: the root's child elements, when they all have one name."""
+
+    record_path: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SheetSpec:
+    """One sheet to convert and the table it goes to (``None``: ``<table>_<sheet>``)."""
+
+    name: str
+    table_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SpreadsheetOptions:
+    """``sheets``: the sheets to convert, each to its own table (``None``: the first
+    sheet, to the key's table). ``header``: ``None`` = detect. ``skip_rows``: rows above
+    the header to skip (``None`` = detect a title preamble)."""
+
+    sheets: tuple[SheetSpec, ...] | None = None
+    header: bool | None = None
+    skip_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class FixedWidthColumn:
+    """A fixed-width field: its name, first character (1-based) and width in characters."""
+
+    name: str
+    start: int
+    width: int
+
+
+@dataclass(frozen=True)
+class FixedWidthOptions:
+    """The fields of a fixed-width file, in order, and the lines above the data to skip."""
+
+    columns: tuple[FixedWidthColumn, ...]
+    skip_lines: int = 0
+
+    @property
+    def record_width(self) -> int:
+        return max(c.start + c.width - 1 for c in self.columns)
 
 
 @dataclass(frozen=True)
@@ -95,6 +149,10 @@ class DatasetOptions:
     table_name: str | None = None
     catalog_mode: CatalogMode | None = None  # None: the service's default (direct)
     normalize_column_names: bool = True
+    xml: XmlOptions = field(default_factory=XmlOptions)
+    spreadsheet: SpreadsheetOptions = field(default_factory=SpreadsheetOptions)
+    sheet: str | None = None  # the one sheet a conversion reads (None: the first)
+    fixed_width: FixedWidthOptions | None = None
 
     def declared_schema(self) -> pa.Schema | None:
         if self.columns is None:
@@ -191,6 +249,13 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
         "".encode(encoding)
     except LookupError:
         issues.append(ValidationIssue("$.encoding", f"unknown encoding {encoding!r}", encoding))
+    xml_options = XmlOptions(_record_path(doc.get("xml", {}).get("record_path"), issues))
+    spreadsheet = _spreadsheet_options(doc.get("spreadsheet", {}), issues)
+    fixed_width = _fixed_width_options(doc.get("fixed_width"), issues)
+    if doc.get("format") == "fixed_width" and fixed_width is None:
+        issues.append(
+            ValidationIssue("$.fixed_width", "format fixed_width needs its fixed_width.columns")
+        )
     if issues:
         raise InvalidDocument(issues, source)
 
@@ -215,8 +280,84 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
         table_name=table_name,
         catalog_mode=doc.get("catalog", {}).get("mode"),
         normalize_column_names=doc.get("normalize_column_names", True),
+        xml=xml_options,
+        spreadsheet=spreadsheet,
+        fixed_width=fixed_width,
     )
     return match, options
+
+
+def _record_path(text: str | None, issues: list[ValidationIssue]) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    steps = tuple(text.strip("/").split("/"))
+    if not all(steps):
+        issues.append(ValidationIssue("$.xml.record_path", "an empty element name", text))
+    return steps
+
+
+def _spreadsheet_options(
+    block: dict[str, Any], issues: list[ValidationIssue]
+) -> SpreadsheetOptions:
+    sheets = None
+    if "sheets" in block:
+        specs = []
+        for i, sheet in enumerate(block["sheets"]):
+            spec = SheetSpec(sheet) if isinstance(sheet, str) else SheetSpec(**sheet)
+            if (
+                spec.table_name is not None
+                and normalize_identifier(spec.table_name) != spec.table_name
+            ):
+                issues.append(
+                    ValidationIssue(
+                        f"$.spreadsheet.sheets[{i}].table_name",
+                        "must be a valid Glue table name",
+                        spec.table_name,
+                    )
+                )
+            specs.append(spec)
+        if len({s.name for s in specs}) != len(specs):
+            issues.append(ValidationIssue("$.spreadsheet.sheets", "a sheet is named twice"))
+        sheets = tuple(specs)
+    return SpreadsheetOptions(sheets, block.get("header"), block.get("skip_rows"))
+
+
+def _fixed_width_options(
+    block: dict[str, Any] | None, issues: list[ValidationIssue]
+) -> FixedWidthOptions | None:
+    """Columns given by ``width`` follow each other; ``start`` (1-based) places one."""
+    if block is None:
+        return None
+    columns = []
+    position = 1
+    for i, col in enumerate(block["columns"]):
+        start = col.get("start", position)
+        if start < position:
+            issues.append(
+                ValidationIssue(
+                    f"$.fixed_width.columns[{i}].start",
+                    f"overlaps the column before it (which ends at character {position - 1})",
+                    start,
+                )
+            )
+        if "width" in col:
+            width = col["width"]
+        elif "end" in col:
+            width = col["end"] - start + 1
+            if width < 1:
+                issues.append(
+                    ValidationIssue(f"$.fixed_width.columns[{i}].end", "ends before it starts")
+                )
+        else:
+            issues.append(
+                ValidationIssue(f"$.fixed_width.columns[{i}]", "needs a width or an end position")
+            )
+            width = 1
+        columns.append(FixedWidthColumn(col["name"], start, width))
+        position = start + width
+    if len({c.name for c in columns}) != len(columns):
+        issues.append(ValidationIssue("$.fixed_width.columns", "a column name is used twice"))
+    return FixedWidthOptions(tuple(columns), block.get("skip_lines", 0))
 
 
 def load_document(doc: Any, source: str = "") -> DatasetDocument:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,22 +27,64 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
+import pyarrow as pa
 from botocore.exceptions import ClientError
 
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code
 from lakegov.convert.engine import ConversionResult, convert
 from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
+from lakegov.convert.tables import SPREADSHEET_FORMATS
 from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
 from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted, reject_landed
-from lakegov.layout import QUARANTINE_PREFIX, DatasetRef, parse_key
+from lakegov.layout import QUARANTINE_PREFIX, DatasetRef, normalize_identifier, parse_key
 from lakegov.observability import count, logger
 from lakegov.settings import Settings
 
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
 DATASETS_PREFIX = "datasets/"
+
+
+@dataclass
+class _Converted:
+    """One target of a landed file's conversion (a workbook has one per sheet)."""
+
+    ref: DatasetRef
+    options: DatasetOptions
+    out_path: str
+    exc_path: str
+    output_key: str
+    exceptions_key: str
+    previous: pa.Schema | None
+    result: ConversionResult | None = None
+    wrote_exceptions: bool = False
+
+    @property
+    def converted(self) -> ConversionResult:
+        assert self.result is not None
+        return self.result
+
+    @property
+    def written(self) -> list[str]:
+        return [self.output_key, *([self.exceptions_key] if self.wrote_exceptions else [])]
+
+
+def conversion_targets(
+    ref: DatasetRef, options: DatasetOptions
+) -> list[tuple[DatasetRef, DatasetOptions]]:
+    """What one landed file is converted to: itself to its table, or, for a workbook whose
+    ``datasets/`` document names sheets, each sheet to its own table (the sheet's
+    ``table_name``, else ``<table>_<sheet name>``)."""
+    sheets = options.spreadsheet.sheets
+    if sheets is None or (options.format or ref.format) not in SPREADSHEET_FORMATS:
+        return [(ref, options)]
+    targets = []
+    for sheet in sheets:
+        table = sheet.table_name or normalize_identifier(f"{ref.table_name}_{sheet.name}")
+        targets.append((ref.with_table_name(table), replace(options, sheet=sheet.name)))
+    return targets
 
 
 @dataclass
@@ -207,19 +250,9 @@ class Converter:
         if not self.versions.still_current(landed):
             return self._superseded(landed)
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
-        output_key = ref.output_key(token)
-        exceptions_key = ref.exceptions_key(token)
-        previous = self.versions.previous_schema(ref.table_name)
+        targets = conversion_targets(ref, options)
+        done: list[_Converted] = []
         with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
-            out_path = os.path.join(workdir, "out.parquet")
-            exc_path = os.path.join(workdir, "exceptions.jsonl")
-            exc_handles: list[Any] = []
-
-            def open_exceptions() -> Any:
-                handle = open(exc_path, "wb")  # noqa: SIM115 - closed below, after the conversion
-                exc_handles.append(handle)
-                return handle
-
             kwargs: dict[str, Any] = {"VersionId": landed.version_id} if landed.version_id else {}
             try:
                 obj = self.s3.get_object(Bucket=landed.bucket, Key=landed.key, **kwargs)
@@ -231,30 +264,119 @@ class Converter:
                         "missing", "the object was deleted before it could be read"
                     ) from exc
                 raise RetryableError(f"reading {landed.subject}: {error_code(exc)}") from exc
-            try:
-                with open(out_path, "wb") as sink:
-                    result = self.convert_fn(
-                        body,
-                        sink,
-                        options=options,
-                        source_name=landed.key,
-                        previous_schema=previous,
-                        exceptions_sink=open_exceptions,
-                        workdir=workdir,
+            local: str | None = None
+            if len(targets) > 1:  # one workbook, several sheets: read from S3 once
+                local = os.path.join(workdir, "landed")
+                try:
+                    with open(local, "wb") as spool:
+                        shutil.copyfileobj(body, spool, 1024 * 1024)
+                finally:
+                    body.close()
+            # every target is converted before anything is uploaded: a sheet that is
+            # rejected rejects the workbook, and leaves no other sheet's output behind
+            for i, (target, target_options) in enumerate(targets):
+                converted = _Converted(
+                    target,
+                    target_options,
+                    out_path=os.path.join(workdir, f"out-{i}.parquet"),
+                    exc_path=os.path.join(workdir, f"exceptions-{i}.jsonl"),
+                    output_key=target.output_key(token),
+                    exceptions_key=target.exceptions_key(token),
+                    previous=self.versions.previous_schema(target.table_name),
+                )
+                source = body if local is None else open(local, "rb")  # noqa: SIM115 - closed below
+                exc_handles: list[Any] = []
+
+                def open_exceptions(
+                    path: str = converted.exc_path, handles: list[Any] = exc_handles
+                ) -> Any:
+                    handle = open(path, "wb")  # noqa: SIM115 - closed below, after the conversion
+                    handles.append(handle)
+                    return handle
+
+                try:
+                    with open(converted.out_path, "wb") as sink:
+                        converted.result = self.convert_fn(
+                            source,
+                            sink,
+                            options=target_options,
+                            source_name=landed.key,
+                            previous_schema=converted.previous,
+                            exceptions_sink=open_exceptions,
+                            workdir=workdir,
+                        )
+                except RejectedFile as rejected:
+                    if target_options.sheet is None:
+                        raise
+                    raise RejectedFile(
+                        rejected.reason_code,
+                        f"sheet {target_options.sheet!r}: {rejected.reason}",
+                        rejected.bad_lines,
+                    ) from rejected
+                finally:
+                    source.close()
+                    for handle in exc_handles:
+                        handle.close()
+                converted.wrote_exceptions = (
+                    bool(exc_handles) and os.path.getsize(converted.exc_path) > 0
+                )
+                done.append(converted)
+            for converted in done:
+                self.s3.upload_file(
+                    converted.out_path, self.settings.formatted_bucket, converted.output_key
+                )
+                if converted.wrote_exceptions:
+                    self.s3.upload_file(
+                        converted.exc_path, self.settings.formatted_bucket, converted.exceptions_key
                     )
-            finally:
-                body.close()
-                for handle in exc_handles:
-                    handle.close()
-            self.s3.upload_file(out_path, self.settings.formatted_bucket, output_key)
-            wrote_exceptions = bool(exc_handles) and os.path.getsize(exc_path) > 0
-            if wrote_exceptions:
-                self.s3.upload_file(exc_path, self.settings.formatted_bucket, exceptions_key)
-        written = [output_key, *([exceptions_key] if wrote_exceptions else [])]
+        written = [key for converted in done for key in converted.written]
+        output_keys = [converted.output_key for converted in done]
         if not self.versions.make_current(landed, last_modified, written):
             return Outcome("SUPERSEDED", landed.key, reason="a newer version is current")
+        for converted in done:
+            self._announce(landed, converted)
+        results = [c.converted for c in done]
+        # marked done only once the events are out: a crash in between redelivers (at least once)
+        self.audit.record(
+            "file",
+            landed.subject,
+            landed.version,
+            "PROCESSED",
+            note="; ".join(r.summary() for r in results)[:500],
+            attributes={
+                "dataset": ref.dataset_id,
+                "table": done[0].ref.table_name,
+                **({"tables": [c.ref.table_name for c in done]} if len(done) > 1 else {}),
+                "rows_in": sum(r.rows_in for r in results),
+                "rows_out": sum(r.rows_out for r in results),
+                "bad_rows": sum(r.bad_row_count for r in results),
+                "output_keys": output_keys,
+                "exceptions_key": next(
+                    (c.exceptions_key for c in done if c.wrote_exceptions), None
+                ),
+                "started_at": started,
+                "finished_at": utc_now(),
+                "format": results[0].format,
+            },
+        )
+        rows = sum(r.rows_out for r in results)
+        count("FilesConverted")
+        count("RowsConverted", rows)
+        logger.info(
+            "converted",
+            extra={
+                "key": landed.key,
+                "output": output_keys[0] if len(output_keys) == 1 else output_keys,
+                "summary": "; ".join(r.summary() for r in results),
+            },
+        )
+        return Outcome("PROCESSED", landed.key, output_keys=output_keys, rows=rows)
+
+    def _announce(self, landed: LandedObject, converted: _Converted) -> None:
+        """The table's schema item, then its ``FileConverted`` (one per sheet of a workbook)."""
+        result, ref, options = converted.converted, converted.ref, converted.options
         self.versions.record_schema(
-            ref.table_name, result.schema, result.schema_fingerprint, previous=previous
+            ref.table_name, result.schema, result.schema_fingerprint, previous=converted.previous
         )
         detail = file_converted(
             landed,
@@ -262,45 +384,20 @@ class Converter:
             table=ref.table_name,
             partitions=dict(ref.partitions),
             output_bucket=self.settings.formatted_bucket,
-            output_keys=[output_key],
+            output_keys=[converted.output_key],
             schema=result.schema,
             fingerprint=result.schema_fingerprint,
             rows=result.rows_out,
             rows_in=result.rows_in,
             bad_rows=result.bad_row_count,
-            exceptions_key=exceptions_key if wrote_exceptions else None,
+            exceptions_key=converted.exceptions_key if converted.wrote_exceptions else None,
             schema_changes=options.schema_changes,
             catalog_mode=options.catalog_mode,
             engine="lambda",
         )
+        if options.sheet is not None:
+            detail["sheet"] = options.sheet
         self.publisher.publish("FileConverted", detail)
-        # marked done only once the event is out: a crash in between redelivers (at least once)
-        self.audit.record(
-            "file",
-            landed.subject,
-            landed.version,
-            "PROCESSED",
-            note=result.summary()[:500],
-            attributes={
-                "dataset": ref.dataset_id,
-                "table": ref.table_name,
-                "rows_in": result.rows_in,
-                "rows_out": result.rows_out,
-                "bad_rows": result.bad_row_count,
-                "output_keys": [output_key],
-                "exceptions_key": exceptions_key if wrote_exceptions else None,
-                "started_at": started,
-                "finished_at": utc_now(),
-                "format": result.format,
-            },
-        )
-        count("FilesConverted")
-        count("RowsConverted", result.rows_out)
-        logger.info(
-            "converted",
-            extra={"key": landed.key, "output": output_key, "summary": result.summary()},
-        )
-        return Outcome("PROCESSED", landed.key, output_keys=[output_key], rows=result.rows_out)
 
     def _remove(self, landed: LandedObject) -> Outcome:
         """The landed object was deleted: its Parquet output goes too (nothing else remains)."""

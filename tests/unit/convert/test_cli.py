@@ -131,3 +131,26 @@ def test_header_flags(tmp_path: Path) -> None:
     assert pq.read_table(out).column_names == ["anna", "lisbon"]
     assert main(["convert", str(src), str(out), "--no-header"]) == 0
     assert pq.read_table(out).num_rows == 3
+
+
+def test_a_workbook_sheet_and_a_fixed_width_file(tmp_path: Path) -> None:
+    from tests.conftest import ROOT
+
+    out = tmp_path / "customers.parquet"
+    book = ROOT / "tests/fixtures/formats/orders.ods"
+    assert main(["convert", str(book), str(out), "--sheet", "Customers"]) == 0
+    assert pq.read_table(out).column("name").to_pylist() == ["Ada", "Grace"]
+    doc = tmp_path / "fw.json"
+    doc.write_text(
+        json.dumps(
+            {
+                "match": {"prefix": "-"},
+                "format": "fixed_width",
+                "fixed_width": {"columns": [{"name": "a", "width": 3}, {"name": "b", "width": 2}]},
+            }
+        )
+    )
+    src = tmp_path / "fw.txt"
+    src.write_text("00142\n00217\n")
+    assert main(["convert", str(src), str(out), "--schema", str(doc)]) == 0
+    assert pq.read_table(out).to_pylist() == [{"a": "001", "b": 42}, {"a": "002", "b": 17}]

@@ -111,3 +111,50 @@ def test_the_most_specific_matching_document_wins() -> None:
     assert select_document(docs, "mwaa/blog/dt=1/cards.csv") is pattern
     assert select_document(docs, "mwaa/other/x.csv") is broad
     assert select_document(docs, "elsewhere/x.csv") is None
+
+
+def test_format_blocks_are_read_into_options() -> None:
+    from lakegov.convert.options import FixedWidthColumn, SheetSpec
+
+    _, options = options_from_document(
+        {
+            "match": {"prefix": "x/"},
+            "xml": {"record_path": "/export/orders/order"},
+            "spreadsheet": {
+                "sheets": ["A", {"name": "B", "table_name": "b_table"}],
+                "skip_rows": 2,
+            },
+            "fixed_width": {
+                "columns": [{"name": "a", "width": 2}, {"name": "b", "start": 5, "end": 6}]
+            },
+        }
+    )
+    assert options.xml.record_path == ("export", "orders", "order")
+    assert options.spreadsheet.sheets == (SheetSpec("A"), SheetSpec("B", "b_table"))
+    assert options.spreadsheet.skip_rows == 2 and options.spreadsheet.header is None
+    assert options.fixed_width is not None
+    assert options.fixed_width.columns == (FixedWidthColumn("a", 1, 2), FixedWidthColumn("b", 5, 2))
+    assert options.fixed_width.record_width == 6
+
+
+@pytest.mark.parametrize(
+    ("block", "path"),
+    [
+        ({"spreadsheet": {"sheets": ["A", "A"]}}, "$.spreadsheet.sheets"),
+        (
+            {"spreadsheet": {"sheets": [{"name": "A", "table_name": "Bad Name"}]}},
+            "$.spreadsheet.sheets[0]",
+        ),
+        ({"xml": {"record_path": "a//b"}}, "$.xml.record_path"),
+        ({"fixed_width": {"columns": [{"name": "a"}]}}, "$.fixed_width.columns[0]"),
+        (
+            {"fixed_width": {"columns": [{"name": "a", "width": 1}, {"name": "a", "width": 1}]}},
+            "$.fixed_width.columns",
+        ),
+        ({"format": "xlsb"}, "$.format"),
+    ],
+)
+def test_bad_format_blocks_are_refused_with_their_path(block: dict, path: str) -> None:
+    with pytest.raises(InvalidDocument) as err:
+        options_from_document({"match": {"prefix": "x/"}, **block})
+    assert err.value.issues[0].path == path

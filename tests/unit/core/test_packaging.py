@@ -35,7 +35,7 @@ NEVER_IN_LAMBDA = [
 # What the AWS SDK for pandas layer brings (pandas itself is never used in a function).
 PANDAS_LAYER = ["pyarrow", "numpy"]
 # What the convert function's own layer brings (requirements/convert-layer/requirements.txt).
-ENGINE_LAYER = ["duckdb", "pyarrow"]
+ENGINE_LAYER = ["duckdb", "pyarrow", "lxml", "python_calamine"]
 
 BLOCKER = """
 import importlib.abc, sys
