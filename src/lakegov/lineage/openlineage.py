@@ -131,7 +131,9 @@ def run_event(
 ) -> dict[str, Any]:
     run: dict[str, Any] = {"runId": run_id}
     if error:
-        run["facets"] = {"errorMessage": facet("errorMessage", message=error, programmingLanguage="python")}
+        run["facets"] = {
+            "errorMessage": facet("errorMessage", message=error, programmingLanguage="python")
+        }
     return {
         "eventType": event_type,
         "eventTime": event_time,

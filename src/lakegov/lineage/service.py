@@ -73,7 +73,9 @@ class LineageContext:
     dbt: DbtResults = field(default_factory=DbtResults)
 
 
-def lineage_events(detail_type: str, detail: Mapping[str, Any], ctx: LineageContext) -> list[dict[str, Any]]:
+def lineage_events(
+    detail_type: str, detail: Mapping[str, Any], ctx: LineageContext
+) -> list[dict[str, Any]]:
     """The OpenLineage run events a lakegov event stands for (none for the others)."""
     if detail_type == "FileConverted":
         return [conversion_event(detail, ctx.namespaces)]

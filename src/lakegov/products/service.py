@@ -565,9 +565,7 @@ def _record_in_lake(
     day_of = str(run.get("started_at") or utc_now())
     recorded_at = utc_now()
     common = {"run_id": run_id, "product": name, "runner": runner, "recorded_at": recorded_at}
-    models = audit_control_rows(
-        [{**r.fields, "unique_id": r.unique_id} for r in rows], **common
-    )
+    models = audit_control_rows([{**r.fields, "unique_id": r.unique_id} for r in rows], **common)
     ctx.records.write(AUDIT_CONTROL_TABLE, day_of, (name, run_id), models)
     tests = dbt_test_rows(ctx.dbt.tests(artifacts), **common)
     ctx.records.write(TEST_RESULTS_TABLE, day_of, (name, run_id), tests)

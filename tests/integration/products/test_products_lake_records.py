@@ -101,7 +101,9 @@ def test_a_failing_dbt_test_shows_in_test_results(aws, runner, clock):
     results = copy.deepcopy(json.loads((ARTIFACTS / "run_results.json").read_text()))
     for result in results["results"]:
         if result["unique_id"] == FAILING_TEST:
-            result.update(status="fail", failures=2, message="Got 2 results, configured to fail if != 0")
+            result.update(
+                status="fail", failures=2, message="Got 2 results, configured to fail if != 0"
+            )
     ctx, run_id = run_with_artifacts(aws, runner, clock, results)
     # When the run ends
     on_run_state_change(RunStateChange("codebuild", "codebuild-1", RunStatus("SUCCEEDED")), ctx)
