@@ -82,6 +82,13 @@ class LineageGraph:
                         continue
                     keep.add(nxt)
                     queue.append((nxt, depth + cost))
+        # a job at the edge of the window, with its input or its output cut off, says nothing
+        keep -= {
+            n
+            for n in keep
+            if self.nodes[n].kind == JOB
+            and not (keep & set(self.parents(n)) and keep & set(self.children(n)))
+        }
         return LineageGraph(
             {k: v for k, v in self.nodes.items() if k in keep},
             {(a, b) for a, b in self.edges if a in keep and b in keep},
@@ -134,8 +141,8 @@ def build_graph(
         for side in ("inputs", "outputs"):
             items = event[side]
             for ds in json.loads(items) if isinstance(items, str) else items:
-                node = graph.add(_dataset_node(ds, raw_bucket))
-                graph.edges.add((node, job_id) if side == "inputs" else (job_id, node))
+                ds_id = graph.add(_dataset_node(ds, raw_bucket))
+                graph.edges.add((ds_id, job_id) if side == "inputs" else (job_id, ds_id))
     for node in list(graph.nodes.values()):
         if node.kind == RAW:
             try:
@@ -148,12 +155,15 @@ def build_graph(
     for node in graph.nodes.values():
         if node.kind != TABLE:
             continue
-        names = {node.label}
-        for job in graph.parents(node.id):
-            for staged in graph.parents(job):
-                if staged in raw_datasets:
-                    names.add(raw_datasets[staged])
-        datasets_of_table[node.id] = names
+        # the dataset a DatasetRefreshed of this table names (what subscriptions match):
+        # a landed file's dataset id for a staging table, ``database.table`` otherwise
+        landed = {
+            raw_datasets[staged]
+            for job in graph.parents(node.id)
+            for staged in graph.parents(job)
+            if staged in raw_datasets
+        }
+        datasets_of_table[node.id] = landed or {node.label}
     for document in subscriptions:
         if not document.get("enabled", True):
             continue

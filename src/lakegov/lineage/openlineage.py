@@ -238,8 +238,8 @@ def product_run_events(
     """One event per model of a product run (``models``: the run audit rows, with
     ``unique_id``; ``tests``: :class:`~lakegov.runners.dbt_results.DbtTestResult` items).
 
-    ``database_of`` maps a dbt source name to its Glue database, for manifests whose sources
-    carry no schema.
+    ``database_of`` maps a dbt source named after a lake layer (``formatted_stg``) to that
+    layer's Glue database in this deployment.
     """
     nodes = _nodes(manifest)
     by_model: dict[str, list[Any]] = {}
@@ -257,8 +257,10 @@ def product_run_events(
         inputs = []
         for parent in _materialised_inputs(unique_id, nodes):
             pnode = nodes[parent]
-            fallback = database_of.get(str(pnode.get("source_name") or ""), "")
-            inputs.append(ns.table(*_relation(pnode, fallback)))
+            # a source named after a lake layer reads that layer's Glue database
+            layer = database_of.get(str(pnode.get("source_name") or ""))
+            schema, relation = _relation(pnode, layer or "")
+            inputs.append(ns.table(layer or schema, relation))
         database, table = _relation(node or {"name": name}, "")
         assertions = [
             {

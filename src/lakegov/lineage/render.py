@@ -87,8 +87,8 @@ def to_html(graph: LineageGraph, title: str) -> str:
     rows = layers(graph)
     xy: dict[str, tuple[int, int]] = {}
     for col, row in enumerate(rows):
-        for i, node in enumerate(row):
-            xy[node] = (MARGIN + col * (NODE_W + GAP_X), MARGIN + i * (NODE_H + GAP_Y))
+        for i, member in enumerate(row):
+            xy[member] = (MARGIN + col * (NODE_W + GAP_X), MARGIN + i * (NODE_H + GAP_Y))
     width = MARGIN * 2 + max(len(rows), 1) * (NODE_W + GAP_X) - GAP_X
     height = MARGIN * 2 + max((len(r) for r in rows), default=1) * (NODE_H + GAP_Y) - GAP_Y
     parts = []
