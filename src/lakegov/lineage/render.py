@@ -2,18 +2,21 @@
 CSS and a little JavaScript; nothing fetched when it is opened).
 
 The page's layout is computed here: nodes in layers (longest path from the sources, so
-every edge points right), ordered in each layer by the mean position of their parents.
+every edge points right), an edge across several layers routed through a waypoint in each
+(so it runs between the nodes, not through them), each layer ordered by the mean position
+of what feeds it.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import json
 from collections import defaultdict
 
 from lakegov.lineage.graph import JOB, LineageGraph
 
-NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 230, 44, 70, 22, 24
+NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 196, 44, 44, 18, 20
 COLOURS = {
     "raw": "#fde7c4",
     "staging": "#e8e2f7",
@@ -24,8 +27,9 @@ COLOURS = {
 }
 
 
-def layers(graph: LineageGraph) -> list[list[str]]:
-    """Node ids per layer, left to right."""
+def _levels(graph: LineageGraph) -> dict[str, int]:
+    """Each node's layer: the longest path from a source (cycles, which lineage should not
+    have, are cut where they close)."""
     level: dict[str, int] = {}
 
     def depth(node: str, seen: frozenset[str] = frozenset()) -> int:
@@ -37,6 +41,31 @@ def layers(graph: LineageGraph) -> list[list[str]]:
 
     for node in graph.nodes:
         depth(node)
+    return level
+
+
+def routes(graph: LineageGraph) -> dict[tuple[str, str], list[str]]:
+    """Every edge as the chain of layer slots it passes: an edge across several layers gets
+    a waypoint in each layer between (``~from~to~k``), so it is routed between the nodes
+    instead of through them."""
+    level = _levels(graph)
+    out: dict[tuple[str, str], list[str]] = {}
+    for a, b in sorted(graph.edges):
+        span = range(level[a] + 1, max(level[b], level[a] + 1))
+        out[(a, b)] = [a, *(f"~{a}~{b}~{k}" for k in span), b]
+    return out
+
+
+def layers(graph: LineageGraph) -> list[list[str]]:
+    """Node ids (and edge waypoints, ``~...``) per layer, left to right, each layer ordered
+    by the mean position of what feeds it."""
+    level = _levels(graph)
+    feeds: dict[str, list[str]] = defaultdict(list)
+    for chain in routes(graph).values():
+        for k, (a, b) in enumerate(itertools.pairwise(chain)):
+            if a.startswith("~"):
+                level[a] = level[chain[0]] + k
+            feeds[b].append(a)
     by_level: dict[int, list[str]] = defaultdict(list)
     for node, lvl in level.items():
         by_level[lvl].append(node)
@@ -45,8 +74,9 @@ def layers(graph: LineageGraph) -> list[list[str]]:
     for lvl in sorted(by_level):
 
         def key(node: str) -> tuple[float, str]:
-            parents = [position[p] for p in graph.parents(node) if p in position]
-            return (sum(parents) / len(parents) if parents else 0.0, graph.nodes[node].label)
+            fed = [position[p] for p in feeds.get(node, []) if p in position]
+            label = graph.nodes[node].label if node in graph.nodes else node
+            return (sum(fed) / len(fed) if fed else 0.0, label)
 
         row = sorted(by_level[lvl], key=key)
         for i, node in enumerate(row):
@@ -60,8 +90,8 @@ def to_text(graph: LineageGraph) -> str:
     lines = [f"lineage of {', '.join(graph.nodes[f].label for f in graph.focus)}"]
     for row in layers(graph):
         for node_id in row:
-            node = graph.nodes[node_id]
-            if node.kind != JOB:
+            node = graph.nodes.get(node_id)
+            if node is None or node.kind != JOB:
                 continue
             ins = ", ".join(graph.nodes[p].label for p in graph.parents(node_id)) or "-"
             outs = ", ".join(graph.nodes[c].label for c in graph.children(node_id)) or "-"
@@ -73,7 +103,7 @@ def to_text(graph: LineageGraph) -> str:
     return "\n".join(lines)
 
 
-def _wrap(text: str, width: int = 30) -> list[str]:
+def _wrap(text: str, width: int = 27) -> list[str]:
     if len(text) <= width:
         return [text]
     cut = max(text.rfind(c, 0, width) for c in "/._: ")
@@ -92,13 +122,22 @@ def to_html(graph: LineageGraph, title: str) -> str:
     width = MARGIN * 2 + max(len(rows), 1) * (NODE_W + GAP_X) - GAP_X
     height = MARGIN * 2 + max((len(r) for r in rows), default=1) * (NODE_H + GAP_Y) - GAP_Y
     parts = []
-    for a, b in sorted(graph.edges):
-        (x1, y1), (x2, y2) = xy[a], xy[b]
-        x1, y1, y2 = x1 + NODE_W, y1 + NODE_H // 2, y2 + NODE_H // 2
-        mid = (x1 + x2) // 2
+    for (a, b), chain in routes(graph).items():
+        points = [xy[n] for n in chain]
+        # leave a node from its right side, enter one at its left, pass waypoints mid-slot
+        d = f"M{points[0][0] + NODE_W},{points[0][1] + NODE_H // 2}"
+        prev = (points[0][0] + NODE_W, points[0][1] + NODE_H // 2)
+        for n, (x, y) in zip(chain[1:], points[1:], strict=True):
+            through = n.startswith("~")
+            enter = (x, y + NODE_H // 2)
+            mid = (prev[0] + enter[0]) // 2
+            d += f" C{mid},{prev[1]} {mid},{enter[1]} {enter[0]},{enter[1]}"
+            if through:
+                d += f" L{x + NODE_W},{enter[1]}"
+                prev = (x + NODE_W, enter[1])
         parts.append(
             f'<path class="edge" data-from="{html.escape(a)}" data-to="{html.escape(b)}" '
-            f'd="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" marker-end="url(#arrow)"/>'
+            f'd="{d}" marker-end="url(#arrow)"/>'
         )
     for node_id, node in graph.nodes.items():
         x, y = xy[node_id]
