@@ -12,12 +12,9 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from lakegov.catalog import glue as catalog
 from lakegov.layout import (
     AUDIT_CONTROL_TABLE,
     LINEAGE_EVENTS_TABLE,
@@ -27,66 +24,86 @@ from lakegov.layout import (
     record_partition,
     table_location,
 )
-from lakegov.schema import columns_from_arrow
 
-TIMESTAMP = pa.timestamp("us")  # UTC, as Athena's timestamp has no zone
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-AUDIT_CONTROL = pa.schema(
-    [
-        # the original solution's fields, in its order
-        ("model_nm", pa.string()),
-        ("process_nm", pa.string()),
-        ("execution_start_date", TIMESTAMP),
-        ("execution_end_date", TIMESTAMP),
-        ("execution_status", pa.string()),
-        ("execution_failure_reason", pa.string()),
-        ("rows_affected", pa.int64()),
-        # lakegov's
-        ("run_id", pa.string()),
-        ("product", pa.string()),
-        ("runner", pa.string()),
-        ("unique_id", pa.string()),
-        ("recorded_at", TIMESTAMP),
-    ]
-)
 
-TEST_RESULTS = pa.schema(
-    [
-        ("test_name", pa.string()),
-        ("test_type", pa.string()),
-        ("model_nm", pa.string()),
-        ("column_nm", pa.string()),
-        ("status", pa.string()),
-        ("failures", pa.int64()),
-        ("message", pa.string()),
-        ("execution_start_date", TIMESTAMP),
-        ("execution_end_date", TIMESTAMP),
-        ("unique_id", pa.string()),
-        ("run_id", pa.string()),
-        ("product", pa.string()),
-        ("runner", pa.string()),
-        ("recorded_at", TIMESTAMP),
-    ]
-)
+@cache
+def schemas() -> dict[str, pa.Schema]:
+    """Each table's Parquet schema. pyarrow is imported here, not with the module: the
+    products' fan-in function imports the run state's code without the pyarrow layer."""
+    import pyarrow as pa
 
-LINEAGE_EVENTS = pa.schema(
-    [
-        ("event_time", TIMESTAMP),
-        ("event_type", pa.string()),
-        ("job_namespace", pa.string()),
-        ("job_name", pa.string()),
-        ("run_id", pa.string()),
-        ("inputs", pa.string()),  # JSON array of {namespace, name}
-        ("outputs", pa.string()),  # JSON array of {namespace, name}
-        ("event", pa.string()),  # the whole OpenLineage run event, JSON
-    ]
-)
+    timestamp = pa.timestamp("us")  # UTC, as Athena's timestamp has no zone
+    return {
+        AUDIT_CONTROL_TABLE: _audit_control(timestamp),
+        TEST_RESULTS_TABLE: _test_results(timestamp),
+        LINEAGE_EVENTS_TABLE: _lineage_events(timestamp),
+    }
 
-SCHEMAS: dict[str, pa.Schema] = {
-    AUDIT_CONTROL_TABLE: AUDIT_CONTROL,
-    TEST_RESULTS_TABLE: TEST_RESULTS,
-    LINEAGE_EVENTS_TABLE: LINEAGE_EVENTS,
-}
+
+def _audit_control(ts: pa.DataType) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            # the original solution's fields, in its order
+            ("model_nm", pa.string()),
+            ("process_nm", pa.string()),
+            ("execution_start_date", ts),
+            ("execution_end_date", ts),
+            ("execution_status", pa.string()),
+            ("execution_failure_reason", pa.string()),
+            ("rows_affected", pa.int64()),
+            # lakegov's
+            ("run_id", pa.string()),
+            ("product", pa.string()),
+            ("runner", pa.string()),
+            ("unique_id", pa.string()),
+            ("recorded_at", ts),
+        ]
+    )
+
+
+def _test_results(ts: pa.DataType) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("test_name", pa.string()),
+            ("test_type", pa.string()),
+            ("model_nm", pa.string()),
+            ("column_nm", pa.string()),
+            ("status", pa.string()),
+            ("failures", pa.int64()),
+            ("message", pa.string()),
+            ("execution_start_date", ts),
+            ("execution_end_date", ts),
+            ("unique_id", pa.string()),
+            ("run_id", pa.string()),
+            ("product", pa.string()),
+            ("runner", pa.string()),
+            ("recorded_at", ts),
+        ]
+    )
+
+
+def _lineage_events(ts: pa.DataType) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("event_time", ts),
+            ("event_type", pa.string()),
+            ("job_namespace", pa.string()),
+            ("job_name", pa.string()),
+            ("run_id", pa.string()),
+            ("inputs", pa.string()),  # JSON array of {namespace, name}
+            ("outputs", pa.string()),  # JSON array of {namespace, name}
+            ("event", pa.string()),  # the whole OpenLineage run event, JSON
+        ]
+    )
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -104,11 +121,15 @@ def parse_time(value: Any) -> datetime | None:
 
 def to_parquet(schema: pa.Schema, rows: Sequence[Mapping[str, Any]]) -> bytes:
     """``rows`` (dicts; timestamps as ISO text) as one Parquet file of ``schema``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     columns: dict[str, list[Any]] = {f.name: [] for f in schema}
     for row in rows:
         for f in schema:
             value = row.get(f.name)
-            columns[f.name].append(parse_time(value) if f.type == TIMESTAMP else value)
+            is_time = pa.types.is_timestamp(f.type)
+            columns[f.name].append(parse_time(value) if is_time else value)
     table = pa.Table.from_pydict(columns, schema=schema)
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
@@ -133,17 +154,20 @@ class LakeRecords:
         if not rows:
             return None
         key = record_key(table, timestamp, *names)
-        body = to_parquet(SCHEMAS[table], rows)
+        body = to_parquet(schemas()[table], rows)
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
         self.register(table, timestamp)
         return key
 
     def register(self, table: str, timestamp: str) -> None:
         """Create ``table`` (once) and its partition for the day of ``timestamp``."""
+        from lakegov.catalog import glue as catalog
+        from lakegov.schema import columns_from_arrow
+
         partition = record_partition(timestamp)
         if (table, partition.folder) in self._registered:
             return
-        columns = columns_from_arrow(SCHEMAS[table])
+        columns = columns_from_arrow(schemas()[table])
         existing = catalog.get_table(self.glue, self.database, table)
         if existing is None:
             existing = catalog.create_table(
