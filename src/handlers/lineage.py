@@ -1,4 +1,4 @@
-"""Lineage: FileConverted, DatasetRefreshed and ProductRunFinished -> OpenLineage run events
+"""Lineage: DatasetRefreshed and ProductRunFinished -> OpenLineage run events
 (lake table, LineageRecorded on the bus, Amazon DataZone when a domain is configured)."""
 
 from __future__ import annotations

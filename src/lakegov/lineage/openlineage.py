@@ -3,10 +3,9 @@
 Three kinds of job, each ending in one run event (``COMPLETE`` or ``FAIL``):
 
 * ``convert.<table>``: a landed object (``s3://<raw bucket>/<key>``) -> the staging
-  Parquet folder (``s3://<formatted bucket>/formatted_stg/<table>``), with the file's schema
-  and row count;
+  Parquet folder (``s3://<formatted bucket>/formatted_stg/<table>``);
 * ``register.<table>``: that folder -> the Glue table (``table/<database>/<table>`` in the
-  account's Glue namespace), as the catalog registered it;
+  account's Glue namespace), with the rows registered;
 * ``product.<product>.<model>``: one dbt model of a product run, its inputs (sources and
   upstream models, through ephemeral ones, from dbt's manifest) -> its table, with the rows
   it wrote and its data tests' results (``dataQualityAssertions``).
@@ -155,26 +154,33 @@ def run_event(
 
 
 # ------------------------------------------------------------------------------ from events
-def conversion_event(detail: Mapping[str, Any], ns: Namespaces) -> dict[str, Any]:
-    """A ``FileConverted`` detail: the landed object -> the staging table's Parquet folder."""
+def conversion_events(detail: Mapping[str, Any], formatted_bucket: str) -> list[dict[str, Any]]:
+    """A catalog ``DatasetRefreshed`` detail: each landed object it names (``source_files``)
+    -> the staging table's Parquet folder, one conversion run per object.
+
+    Built from the refresh rather than from ``FileConverted``, so the lineage function is
+    not on the path between conversion and registration; the run is keyed by the object and
+    the refresh, so a redelivered refresh gives the same runs.
+    """
     table = str(detail["table"])
-    version = str(detail.get("version_id") or detail.get("etag") or "")
     job = f"convert.{table}"
-    output = s3_dataset(
-        str(detail["output_bucket"]),
-        str(detail["output_keys"][0]).split(f"/{table}/", 1)[0] + f"/{table}",
-        schema=schema_facet(detail.get("columns") or []),
-        outputStatistics=rows_facet(detail.get("rows")),
-    )
-    return run_event(
-        event_type=COMPLETE,
-        event_time=str(detail["converted_at"]),
-        job=job,
-        run_id=run_uuid(job, str(detail["bucket"]), str(detail["key"]), version),
-        inputs=[s3_dataset(str(detail["bucket"]), str(detail["key"]))],
-        outputs=[output],
-        job_type="CONVERT",
-    )
+    events = []
+    for source in detail.get("source_files") or []:
+        bucket, _, key = str(source).removeprefix("s3://").partition("/")
+        if not bucket or not key:
+            continue
+        events.append(
+            run_event(
+                event_type=COMPLETE,
+                event_time=str(detail["refreshed_at"]),
+                job=job,
+                run_id=run_uuid(job, bucket, key, str(detail["refreshed_at"])),
+                inputs=[s3_dataset(bucket, key)],
+                outputs=[s3_dataset(formatted_bucket, f"{STAGING_PREFIX}/{table}")],
+                job_type="CONVERT",
+            )
+        )
+    return events
 
 
 def registration_event(

@@ -2,9 +2,9 @@
 (``lineage_events``), announced on the service bus (``LineageRecorded``) and, when the
 deployment names an Amazon DataZone domain, posted there (``PostLineageEvent``).
 
-Subscribed to ``FileConverted`` (conversion), ``DatasetRefreshed`` from the catalog
-(registration) and ``ProductRunFinished`` (one event per dbt model, from the run's
-artifacts). Every output is keyed by the event's run id and type: a redelivered event
+Subscribed to ``DatasetRefreshed`` from the catalog (the conversion of each landed object
+it names, and the registration) and ``ProductRunFinished`` (one event per dbt model, from
+the run's artifacts). Every output is keyed by the event's run id and type: a redelivered event
 rewrites the same lake object and posts with the same client token.
 """
 
@@ -23,7 +23,7 @@ from lakegov.events import EventPublisher
 from lakegov.layout import LINEAGE_EVENTS_TABLE
 from lakegov.lineage.openlineage import (
     Namespaces,
-    conversion_event,
+    conversion_events,
     datasets_of,
     product_run_events,
     registration_event,
@@ -77,10 +77,11 @@ def lineage_events(
     detail_type: str, detail: Mapping[str, Any], ctx: LineageContext
 ) -> list[dict[str, Any]]:
     """The OpenLineage run events a lakegov event stands for (none for the others)."""
-    if detail_type == "FileConverted":
-        return [conversion_event(detail, ctx.namespaces)]
     if detail_type == "DatasetRefreshed" and detail.get("mode") in ("direct", "crawler"):
-        return [registration_event(detail, ctx.namespaces, ctx.formatted_bucket)]
+        return [
+            *conversion_events(detail, ctx.formatted_bucket),
+            registration_event(detail, ctx.namespaces, ctx.formatted_bucket),
+        ]
     if detail_type == "ProductRunFinished":
         product, run_id = str(detail["product"]), str(detail["run_id"])
         artifacts = load_artifacts(ctx.s3, ctx.config_bucket, product, run_id)

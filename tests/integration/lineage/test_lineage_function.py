@@ -49,8 +49,9 @@ def ctx():
         )
 
 
-def converted() -> dict:
-    return json.loads((EVENTS_DIR / "file_converted.json").read_text())["detail"]
+def refreshed() -> dict:
+    """A catalog DatasetRefreshed: one landed file converted and registered."""
+    return json.loads((EVENTS_DIR / "dataset_refreshed.json").read_text())["detail"]
 
 
 def lake_events(ctx: LineageContext) -> list[dict]:
@@ -62,25 +63,26 @@ def lake_events(ctx: LineageContext) -> list[dict]:
     return out
 
 
-def test_a_conversion_is_kept_in_the_lake_once_and_announced(ctx):
-    # When the same FileConverted is handled twice (a redelivery)
-    first = on_lakegov_event("FileConverted", converted(), ctx)
-    on_lakegov_event("FileConverted", converted(), ctx)
-    # Then the lake holds it once, in the registered lineage_events table
-    assert first["jobs"] == ["convert.mwaa_blog_customers"]
-    (row,) = lake_events(ctx)
-    assert row["job_name"] == "convert.mwaa_blog_customers"
-    assert json.loads(row["event"])["eventType"] == "COMPLETE"
+def test_a_refresh_is_kept_in_the_lake_once_and_announced(ctx):
+    # When the same catalog DatasetRefreshed is handled twice (a redelivery)
+    first = on_lakegov_event("DatasetRefreshed", refreshed(), ctx)
+    on_lakegov_event("DatasetRefreshed", refreshed(), ctx)
+    # Then the lake holds its conversion and its registration once each
+    assert first["jobs"] == ["convert.mwaa_blog_cards", "register.mwaa_blog_cards"]
+    rows = lake_events(ctx)
+    assert sorted(r["job_name"] for r in rows) == first["jobs"]
+    assert {json.loads(r["event"])["eventType"] for r in rows} == {"COMPLETE"}
     table = ctx.records.glue.get_table(DatabaseName=DB, Name="lineage_events")["Table"]
     assert [k["Name"] for k in table["PartitionKeys"]] == ["run_date"]
     # and each delivery is announced, saying DataZone was not asked (no domain)
     announced = [e.detail for e in ctx.publisher.published if e.detail_type == "LineageRecorded"]
-    assert len(announced) == 2
+    assert len(announced) == 4
     assert announced[0]["datazone"] == "skipped: not configured"
     assert announced[0]["lake_key"].startswith("lineage_events/run_date=2026-11-20/")
 
 
 def test_events_without_lineage_record_nothing(ctx):
+    # a product's output refresh is told by its run's model events, a conversion by the refresh
     product_refresh = {
         "dataset": "x",
         "database": DB,
@@ -95,17 +97,18 @@ def test_events_without_lineage_record_nothing(ctx):
 def test_with_a_domain_each_event_is_posted_to_datazone(ctx):
     client = boto3.client("datazone", region_name=REGION)
     stubber = Stubber(client)
-    stubber.add_response(
-        "post_lineage_event",
-        {},
-        {"domainIdentifier": "dzd_abc123", "event": ANY, "clientToken": ANY},
-    )
+    for _ in range(2):  # the conversion, the registration
+        stubber.add_response(
+            "post_lineage_event",
+            {},
+            {"domainIdentifier": "dzd_abc123", "event": ANY, "clientToken": ANY},
+        )
     posting = replace(ctx, datazone=DataZoneLineage(client, "dzd_abc123"))
     with stubber:
-        on_lakegov_event("FileConverted", converted(), posting)
+        on_lakegov_event("DatasetRefreshed", refreshed(), posting)
     stubber.assert_no_pending_responses()
-    (announced,) = [e.detail for e in ctx.publisher.published if e.detail_type == "LineageRecorded"]
-    assert announced["datazone"] == "posted"
+    announced = [e.detail for e in ctx.publisher.published if e.detail_type == "LineageRecorded"]
+    assert [a["datazone"] for a in announced] == ["posted", "posted"]
 
 
 def test_a_datazone_refusal_fails_the_event_so_it_is_retried_or_dead_lettered(ctx):
@@ -114,7 +117,7 @@ def test_a_datazone_refusal_fails_the_event_so_it_is_retried_or_dead_lettered(ct
     stubber.add_client_error("post_lineage_event", "AccessDeniedException", http_status_code=403)
     posting = replace(ctx, datazone=DataZoneLineage(client, "dzd_abc123"))
     with stubber, pytest.raises(Exception, match="AccessDenied"):
-        on_lakegov_event("FileConverted", converted(), posting)
+        on_lakegov_event("DatasetRefreshed", refreshed(), posting)
 
 
 @dataclass

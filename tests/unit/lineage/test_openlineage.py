@@ -12,7 +12,7 @@ from tests.conftest import EVENTS_DIR, ROOT
 from lakegov.lineage.openlineage import (
     LineageContractError,
     Namespaces,
-    conversion_event,
+    conversion_events,
     event_issues,
     product_run_events,
     registration_event,
@@ -24,39 +24,32 @@ NS = Namespaces("us-east-1", "123456789012")
 ARTIFACTS = ROOT / "tests" / "unit" / "runners" / "fixtures"
 
 
-def file_converted() -> dict:
-    return json.loads((EVENTS_DIR / "file_converted.json").read_text())["detail"]
-
-
 def dataset_refreshed() -> dict:
     return json.loads((EVENTS_DIR / "dataset_refreshed.json").read_text())["detail"]
 
 
-def test_a_conversion_reads_the_landed_object_and_writes_the_staging_folder():
-    event = conversion_event(file_converted(), NS)
-    assert event_issues(event) == []
-    assert event["job"]["name"] == "convert.mwaa_blog_customers"
-    assert event["inputs"] == [
-        {
-            "namespace": "s3://lakegov-dev-raw",
-            "name": "mwaa/blog/partition_dt=2026-11-20/customers.json",
-        }
+def test_each_landed_object_of_a_refresh_is_converted_into_the_staging_folder():
+    detail = {
+        **dataset_refreshed(),
+        "source_files": ["s3://raw/a/cards.csv", "s3://raw/b/cards.csv"],
+    }
+    events = conversion_events(detail, "lakegov-dev-formatted")
+    assert [e["inputs"] for e in events] == [
+        [{"namespace": "s3://raw", "name": "a/cards.csv"}],
+        [{"namespace": "s3://raw", "name": "b/cards.csv"}],
     ]
-    (output,) = event["outputs"]
-    assert (output["namespace"], output["name"]) == (
-        "s3://lakegov-dev-formatted",
-        "formatted_stg/mwaa_blog_customers",
-    )
-    assert output["outputFacets"]["outputStatistics"]["rowCount"] == 3
-    assert [f["name"] for f in output["facets"]["schema"]["fields"]] == [
-        "customer_id",
-        "name",
-        "email",
+    for event in events:
+        assert event_issues(event) == []
+        assert event["job"]["name"] == "convert.mwaa_blog_cards"
+        assert event["outputs"] == [
+            {"namespace": "s3://lakegov-dev-formatted", "name": "formatted_stg/mwaa_blog_cards"}
+        ]
+    # the same delivery again is the same runs; another refresh, other runs
+    assert [e["run"]["runId"] for e in conversion_events(detail, "lakegov-dev-formatted")] == [
+        e["run"]["runId"] for e in events
     ]
-    # the same delivery again is the same run
-    assert conversion_event(file_converted(), NS)["run"]["runId"] == event["run"]["runId"]
-    other = {**file_converted(), "version_id": "another"}
-    assert conversion_event(other, NS)["run"]["runId"] != event["run"]["runId"]
+    later = {**detail, "refreshed_at": "2026-11-21T00:00:00Z"}
+    assert conversion_events(later, "f")[0]["run"]["runId"] != events[0]["run"]["runId"]
 
 
 def test_a_registration_reads_the_staging_folder_and_writes_the_glue_table():
@@ -67,6 +60,7 @@ def test_a_registration_reads_the_staging_folder_and_writes_the_glue_table():
     assert output["namespace"] == "arn:aws:glue:us-east-1:123456789012"
     assert output["name"] == f"table/{detail['database']}/{detail['table']}"
     assert event["inputs"][0]["name"] == f"formatted_stg/{detail['table']}"
+    assert output["outputFacets"]["outputStatistics"]["rowCount"] == detail["row_count"]
 
 
 @pytest.mark.parametrize("case", ["success", "cards_error"])
@@ -113,7 +107,7 @@ def test_a_product_run_gives_one_event_per_model_that_ran(case):
 
 
 def test_an_event_that_breaks_the_spec_is_refused_with_the_place_it_breaks():
-    event = conversion_event(file_converted(), NS)
+    event = registration_event(dataset_refreshed(), NS, "lakegov-dev-formatted")
     broken = copy.deepcopy(event)
     del broken["producer"]
     with pytest.raises(LineageContractError, match="producer"):
