@@ -160,6 +160,7 @@ def _registrations() -> list[Any]:
     from lakegov.convert import cli as convert_cli
     from lakegov.governance import access_cli
     from lakegov.governance import cli as governance_cli
+    from lakegov.lineage import cli as lineage_cli
     from lakegov.mesh import cli as mesh_cli
     from lakegov.ops import cli as ops_cli
     from lakegov.products import cli as products_cli
@@ -173,6 +174,7 @@ def _registrations() -> list[Any]:
         mesh_cli.register,
         ops_cli.register,
         query_cli.register,
+        lineage_cli.register,
     ]
 
 

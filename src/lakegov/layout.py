@@ -323,3 +323,49 @@ def split_key(key: str) -> tuple[str, str, Partition]:
         items.append((name, unquote(value)))
     path = "".join(f"{folder}/" for folder in folders)
     return f"{prefix}/{table}/", table, Partition(tuple(items), path)
+
+
+# ------------------------------------------------------------------ the lake's own records
+
+# The service's own tables in the formatted bucket and database: the run audit (named as in
+# the original solution), every dbt test result, and the OpenLineage events. Each is one
+# folder per table, partitioned by the day (UTC) of the run or event, so a query on recent
+# runs reads a few folders. One object per run (or per lineage event), named after what
+# makes it unique, so a duplicate run-end event rewrites the same object instead of adding
+# rows.
+AUDIT_CONTROL_TABLE = "audit_control"
+TEST_RESULTS_TABLE = "test_results"
+LINEAGE_EVENTS_TABLE = "lineage_events"
+RECORD_PARTITION = "run_date"
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.=-]+")
+
+
+def record_day(timestamp: str) -> str:
+    """``2026-11-30`` from an ISO 8601 timestamp (``2026-11-30T10:00:00Z``)."""
+    day = timestamp[:10]
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+        raise PermanentError(f"{timestamp!r} does not start with a YYYY-MM-DD date")
+    return day
+
+
+def record_partition(timestamp: str) -> Partition:
+    """The partition a record of ``timestamp`` belongs to (``run_date=YYYY-MM-DD``)."""
+    return Partition(((RECORD_PARTITION, record_day(timestamp)),))
+
+
+def record_key(table: str, timestamp: str, *names: str) -> str:
+    """``<table>/run_date=<day>/<name>-<name>....parquet``: one object per run or event.
+
+    ``names`` (product and run id, or an event's run id and type) make it unique and
+    deterministic; characters outside ``[A-Za-z0-9_.=-]`` become ``_``.
+    """
+    stem = "-".join(_UNSAFE_NAME.sub("_", n) for n in names if n)
+    if not stem:
+        raise PermanentError(f"a {table} record needs a name")
+    return f"{table}/{record_partition(timestamp).folder}{stem}.parquet"
+
+
+def table_location(bucket: str, table: str) -> str:
+    """``s3://<bucket>/<table>/``: the location of one of the service's own tables."""
+    return f"s3://{bucket}/{table}/"

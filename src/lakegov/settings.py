@@ -44,6 +44,7 @@ _ENV_NAMES: dict[str, str] = {
     "partition_projection_threshold": "PARTITION_PROJECTION_THRESHOLD",
     "mesh_dlq_arn": "MESH_DLQ_ARN",
     "audit_retention_days": "AUDIT_RETENTION_DAYS",
+    "datazone_domain_id": "DATAZONE_DOMAIN_ID",
 }
 
 
@@ -91,6 +92,7 @@ class Settings:
     mesh_dlq_arn: str = ""
     # Days an audit item is kept after its last write (the table's TTL; 0 = forever).
     audit_retention_days: int = 400
+    datazone_domain_id: str = ""  # lineage is posted to this Amazon DataZone domain when set
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -25,6 +25,8 @@ def test_the_demo_walks_the_whole_chain(capsys):
         "SELECT * FROM lakegov_dev_formatted.mwaa_blog_cards",
         "Total 30 rows",
         "SUCCEEDED: 30 cards",
+        # the run audit in the lake, as the original audit_control
+        "FROM lakegov_dev_formatted.audit_control",
         "FAILED: AccessDeniedException",
     ):
         assert expected in out, expected

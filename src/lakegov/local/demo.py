@@ -315,10 +315,16 @@ def step_query(demo: Demo) -> None:
         )
         demo.check(failed.succeeded, f"the {table} query failed: {failed.reason}")
         _show(demo, failed, limit=6)
-    demo.say(
-        "the run audit (audit_control) is kept in the DynamoDB audit table, not in the lake: "
-        "`lakegov status run customers_cards` shows it"
+    audit = _query(
+        demo,
+        "SELECT model_nm, execution_status, rows_affected "
+        "FROM lakegov_dev_formatted.audit_control ORDER BY model_nm",
     )
+    demo.check(audit.succeeded, f"the audit_control query failed: {audit.reason}")
+    demo.check(
+        len(audit.rows) == 4, f"expected 4 model runs in audit_control, got {len(audit.rows)}"
+    )
+    _show(demo, audit)
 
     analyst = f"arn:aws:iam::{demo.rt.account}:role/analyst"
     key = "governance/analyst_tables.json"

@@ -79,7 +79,7 @@ class ModelRow:
 
 @dataclass
 class DbtResults:
-    """The two functions of :mod:`lakegov.runners.dbt_results` the run state needs.
+    """The functions of :mod:`lakegov.runners.dbt_results` the run state needs.
 
     Injected so that tests (and a deployment without that module) can stand in for them.
     """
@@ -87,6 +87,7 @@ class DbtResults:
     audit_rows: Any = None
     retry_selection: Any = None
     run_failed: Any = None
+    test_results: Any = None
     _loaded: bool = field(default=False, repr=False)
 
     def _load(self) -> None:
@@ -97,6 +98,7 @@ class DbtResults:
 
         self.audit_rows = self.audit_rows or dbt_results.audit_rows
         self.retry_selection = self.retry_selection or dbt_results.failed_and_children_selection
+        self.test_results = self.test_results or dbt_results.dbt_test_results
         self.run_failed = self.run_failed or (
             lambda results: dbt_results.run_status(results) == dbt_results.FAILED
         )
@@ -112,6 +114,13 @@ class DbtResults:
             data = row.to_dict() if hasattr(row, "to_dict") else dict(row)
             out.append(ModelRow(data, str(getattr(row, "unique_id", "") or "")))
         return out
+
+    def tests(self, artifacts: RunArtifacts) -> list[Any]:
+        """Every data test's outcome (:class:`lakegov.runners.dbt_results.DbtTestResult`)."""
+        if artifacts.run_results is None:
+            return []
+        self._load()
+        return list(self.test_results(artifacts.run_results, artifacts.manifest))
 
     def failed_and_children(self, artifacts: RunArtifacts) -> list[str]:
         if artifacts.run_results is None or artifacts.manifest is None:

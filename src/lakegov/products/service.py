@@ -28,6 +28,8 @@ from lakegov.audit import AuditStore
 from lakegov.aws import error_code, is_transient
 from lakegov.errors import PermanentError, RetryableError
 from lakegov.events import Event, EventPublisher, utc_now
+from lakegov.layout import AUDIT_CONTROL_TABLE, TEST_RESULTS_TABLE
+from lakegov.lineage.records import LakeRecords, audit_control_rows, dbt_test_rows
 from lakegov.observability import count, logger
 from lakegov.products.artifacts import (
     MAX_MODELS_IN_EVENT,
@@ -80,6 +82,8 @@ class ProductsContext:
     lease_s: int = 240
     clock: Callable[[], float] = time.time
     dbt: DbtResults = field(default_factory=DbtResults)
+    # audit_control and test_results in the lake (None: kept in the audit table only)
+    records: LakeRecords | None = None
     load_artifacts: Callable[[Any, str, str, str], RunArtifacts] = load_artifacts
 
     def product(self, name: str) -> Product | None:
@@ -420,6 +424,7 @@ def finish_run(
             row.status,
             attributes={**row.fields, "run_id": run_id, "unique_id": row.unique_id},
         )
+    _record_in_lake(ctx, name, run_id, change.runner, run, rows, artifacts)
     state = ctx.store.get_state(name)
     finished_at = utc_now()
     end = decide_run_end(
@@ -517,6 +522,31 @@ def finish_run(
         "will_retry": will_retry,
         "next": next_run,
     }
+
+
+def _record_in_lake(
+    ctx: ProductsContext,
+    name: str,
+    run_id: str,
+    runner: str,
+    run: Mapping[str, Any],
+    rows: list[Any],
+    artifacts: RunArtifacts,
+) -> None:
+    """The run's models as ``audit_control`` rows and its dbt tests as ``test_results`` rows.
+
+    Partitioned by the day the run started (the same for every delivery of its end), one
+    object per run: a duplicate end rewrites the same objects.
+    """
+    if ctx.records is None:
+        return
+    day_of = str(run.get("started_at") or utc_now())
+    recorded_at = utc_now()
+    common = {"run_id": run_id, "product": name, "runner": runner, "recorded_at": recorded_at}
+    models = audit_control_rows([{**r.fields, "unique_id": r.unique_id} for r in rows], **common)
+    ctx.records.write(AUDIT_CONTROL_TABLE, day_of, (name, run_id), models)
+    tests = dbt_test_rows(ctx.dbt.tests(artifacts), **common)
+    ctx.records.write(TEST_RESULTS_TABLE, day_of, (name, run_id), tests)
 
 
 def _alarm(

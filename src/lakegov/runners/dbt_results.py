@@ -230,3 +230,62 @@ def failed_and_children_selection(
         selected.add(current)
         queue.extend(child_map.get(current, []))
     return sorted({_name(u, manifest) for u in selected if _is_buildable(u, manifest)})
+
+
+@dataclass(frozen=True)
+class DbtTestResult:
+    """One dbt test's outcome in one run (a row of the lake's ``test_results`` table)."""
+
+    test_name: str
+    unique_id: str
+    test_type: str  # the generic test (not_null, unique, relationships...) or "singular"
+    model_nm: str | None  # the model (or source) the test is attached to
+    column_nm: str | None
+    status: str  # dbt's own word: pass, fail, warn, error, skipped
+    failures: int | None  # failing rows, as dbt counted them
+    message: str | None
+    execution_start_date: str | None
+    execution_end_date: str | None
+
+    @property
+    def passed(self) -> bool:
+        return audit_status(self.status) == SUCCESS and self.status.lower() != "warn"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def dbt_test_results(
+    run_results: Mapping[str, Any], manifest: Mapping[str, Any] | None = None
+) -> list[DbtTestResult]:
+    """Every data test of one dbt invocation, in result order.
+
+    Without the manifest a test still has its name and status, but no model or column.
+    """
+    out: list[DbtTestResult] = []
+    for result in run_results.get("results", []):
+        unique_id = str(result.get("unique_id", ""))
+        if _resource_type(unique_id, manifest) != "test":
+            continue
+        node = _node(unique_id, manifest) or {}
+        attached = node.get("attached_node")
+        if not attached:
+            tested = list((manifest or {}).get("parent_map", {}).get(unique_id, []))
+            attached = tested[0] if len(tested) == 1 else None
+        start, end = _window(result.get("timing") or [])
+        failures = result.get("failures")
+        out.append(
+            DbtTestResult(
+                test_name=_name(unique_id, manifest),
+                unique_id=unique_id,
+                test_type=str((node.get("test_metadata") or {}).get("name") or "singular"),
+                model_nm=_name(attached, manifest) if attached else None,
+                column_nm=node.get("column_name") or None,
+                status=str(result.get("status", "")).lower(),
+                failures=int(failures) if isinstance(failures, int) else None,
+                message=(result.get("message") or None),
+                execution_start_date=start,
+                execution_end_date=end,
+            )
+        )
+    return out

@@ -68,6 +68,17 @@ VALID = {
         "differences": [{"missing": "grant"}],
         "detected_at": NOW,
     },
+    "LineageRecorded": {
+        "job": "product.customers_cards.mwaa_blog_cards",
+        "run_id": "0f8f3c59-7a0e-5d0c-9a37-4a1f7c2f5b10",
+        "event_type": "COMPLETE",
+        "event_time": NOW,
+        "inputs": [{"namespace": "arn:aws:glue:us-east-1:123456789012", "name": "table/s/t"}],
+        "outputs": [{"namespace": "s3://lake", "name": "formatted_stg/t"}],
+        "lake_bucket": "lake",
+        "lake_key": "lineage_events/run_date=2026-11-20/x-COMPLETE.parquet",
+        "datazone": "posted",
+    },
 }
 
 

@@ -20,6 +20,11 @@ TEMPLATES = [ROOT / "template.yaml", *sorted((ROOT / "templates").glob("*.yaml")
 WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
     (
         "template.yaml",
+        "LakeRecordsPolicy",
+        "LakeFormationCredentials",
+    ): "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
+    (
+        "template.yaml",
         "ConfigFunction",
         "LakeFormationGovernance",
     ): "Lake Formation permission and LF-Tag APIs take no resource ARNs",

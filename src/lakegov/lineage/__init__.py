@@ -1,0 +1,1 @@
+"""The lake's own records (run audit, test results, lineage events) and lineage graphs."""

@@ -1,0 +1,148 @@
+"""The lineage function: lakegov's own events -> OpenLineage run events, kept in the lake
+(``lineage_events``), announced on the service bus (``LineageRecorded``) and, when the
+deployment names an Amazon DataZone domain, posted there (``PostLineageEvent``).
+
+Subscribed to ``DatasetRefreshed`` from the catalog (the conversion of each landed object
+it names, and the registration) and ``ProductRunFinished`` (one event per dbt model, from
+the run's artifacts). Every output is keyed by the event's run id and type: a redelivered event
+rewrites the same lake object and posts with the same client token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lakegov.aws import error_code, is_transient
+from lakegov.errors import RetryableError
+from lakegov.events import EventPublisher
+from lakegov.layout import LINEAGE_EVENTS_TABLE
+from lakegov.lineage.openlineage import (
+    Namespaces,
+    conversion_events,
+    datasets_of,
+    product_run_events,
+    registration_event,
+    validate_event,
+)
+from lakegov.lineage.records import LakeRecords
+from lakegov.observability import count, logger
+from lakegov.products.artifacts import DbtResults, load_artifacts
+
+NOT_CONFIGURED = "not configured"
+
+
+@dataclass
+class DataZoneLineage:
+    """Posts OpenLineage events to one Amazon DataZone domain (``datazone`` client)."""
+
+    client: Any
+    domain_id: str
+
+    def post(self, event: Mapping[str, Any]) -> str:
+        token = f"{event['run']['runId']}-{event['eventType']}"
+        try:
+            self.client.post_lineage_event(
+                domainIdentifier=self.domain_id,
+                event=json.dumps(event, separators=(",", ":")).encode(),
+                clientToken=token,
+            )
+        except ClientError as exc:
+            if is_transient(exc):
+                raise RetryableError(f"PostLineageEvent: {error_code(exc)}") from exc
+            raise
+        return "posted"
+
+
+@dataclass
+class LineageContext:
+    records: LakeRecords
+    publisher: EventPublisher
+    namespaces: Namespaces
+    formatted_bucket: str
+    s3: Any
+    config_bucket: str
+    glue_prefix: str = ""
+    datazone: DataZoneLineage | None = None
+    # why events are not posted to DataZone, when they are not (e.g. the embedded runtime)
+    datazone_skipped: str = NOT_CONFIGURED
+    dbt: DbtResults = field(default_factory=DbtResults)
+
+
+def lineage_events(
+    detail_type: str, detail: Mapping[str, Any], ctx: LineageContext
+) -> list[dict[str, Any]]:
+    """The OpenLineage run events a lakegov event stands for (none for the others)."""
+    if detail_type == "DatasetRefreshed" and detail.get("mode") in ("direct", "crawler"):
+        return [
+            *conversion_events(detail, ctx.formatted_bucket),
+            registration_event(detail, ctx.namespaces, ctx.formatted_bucket),
+        ]
+    if detail_type == "ProductRunFinished":
+        product, run_id = str(detail["product"]), str(detail["run_id"])
+        artifacts = load_artifacts(ctx.s3, ctx.config_bucket, product, run_id)
+        if not artifacts.present:
+            return []  # dbt never ran: no model ran, nothing read or written
+        models = [
+            {**r.fields, "unique_id": r.unique_id}
+            for r in ctx.dbt.rows(artifacts, process_nm=product)
+        ]
+        return product_run_events(
+            product=product,
+            run_id=run_id,
+            finished_at=str(detail["finished_at"]),
+            models=models,
+            tests=ctx.dbt.tests(artifacts),
+            manifest=artifacts.manifest or {},
+            ns=ctx.namespaces,
+            database_of={"formatted_stg": f"{ctx.glue_prefix}formatted_stg"},
+        )
+    return []
+
+
+def record_lineage(event: Mapping[str, Any], ctx: LineageContext) -> dict[str, Any]:
+    """Validate one event, keep it in the lake, post it to DataZone, announce it."""
+    validate_event(event)
+    run_id, event_type = str(event["run"]["runId"]), str(event["eventType"])
+    inputs, outputs = datasets_of(event["inputs"]), datasets_of(event["outputs"])
+    row = {
+        "event_time": event["eventTime"],
+        "event_type": event_type,
+        "job_namespace": event["job"]["namespace"],
+        "job_name": event["job"]["name"],
+        "run_id": run_id,
+        "inputs": json.dumps(inputs),
+        "outputs": json.dumps(outputs),
+        "event": json.dumps(event, separators=(",", ":")),
+    }
+    key = ctx.records.write(
+        LINEAGE_EVENTS_TABLE, str(event["eventTime"]), (run_id, event_type), [row]
+    )
+    datazone = ctx.datazone.post(event) if ctx.datazone else f"skipped: {ctx.datazone_skipped}"
+    detail = {
+        "job": event["job"]["name"],
+        "run_id": run_id,
+        "event_type": event_type,
+        "event_time": event["eventTime"],
+        "inputs": inputs,
+        "outputs": outputs,
+        "lake_bucket": ctx.formatted_bucket,
+        "lake_key": key,
+        "datazone": datazone,
+    }
+    ctx.publisher.publish("LineageRecorded", detail)
+    count("LineageEventsRecorded")
+    return detail
+
+
+def on_lakegov_event(
+    detail_type: str, detail: Mapping[str, Any], ctx: LineageContext
+) -> dict[str, Any]:
+    recorded = [record_lineage(e, ctx) for e in lineage_events(detail_type, detail, ctx)]
+    if not recorded:
+        logger.info("no lineage in this event", extra={"detail_type": detail_type})
+    return {"recorded": len(recorded), "jobs": [r["job"] for r in recorded]}

@@ -1,0 +1,153 @@
+"""The lineage function on moto: each lakegov event's OpenLineage events are kept in the
+lake (one object per run and event type), announced as LineageRecorded, and posted to
+Amazon DataZone only where a domain is configured (moto has no DataZone: botocore's Stubber
+checks the call against the service model)."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, replace
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+from tests.conftest import EVENTS_DIR
+
+from lakegov.events import EventPublisher
+from lakegov.lineage.openlineage import Namespaces
+from lakegov.lineage.records import LakeRecords
+from lakegov.lineage.service import DataZoneLineage, LineageContext, on_lakegov_event
+from lakegov.lineage.wiring import EMBEDDED_NO_DATAZONE, lineage_context
+from lakegov.settings import Settings
+
+REGION = "us-east-1"
+BUCKET = "lakegov-dev-formatted"
+DB = "lakegov_dev_formatted"
+
+
+@pytest.fixture
+def ctx():
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.create_bucket(Bucket="lakegov-config")
+        glue = boto3.client("glue", region_name=REGION)
+        glue.create_database(DatabaseInput={"Name": DB})
+        events = boto3.client("events", region_name=REGION)
+        events.create_event_bus(Name="svc")
+        yield LineageContext(
+            records=LakeRecords(s3, glue, BUCKET, DB),
+            publisher=EventPublisher(events, ("svc",), record=True),
+            namespaces=Namespaces(REGION, "123456789012"),
+            formatted_bucket=BUCKET,
+            s3=s3,
+            config_bucket="lakegov-config",
+            glue_prefix="lakegov_dev_",
+        )
+
+
+def refreshed() -> dict:
+    """A catalog DatasetRefreshed: one landed file converted and registered."""
+    return json.loads((EVENTS_DIR / "dataset_refreshed.json").read_text())["detail"]
+
+
+def lake_events(ctx: LineageContext) -> list[dict]:
+    listing = ctx.s3.list_objects_v2(Bucket=BUCKET, Prefix="lineage_events/")
+    out = []
+    for o in listing.get("Contents", []):
+        body = ctx.s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+        out += pq.read_table(io.BytesIO(body)).to_pylist()
+    return out
+
+
+def test_a_refresh_is_kept_in_the_lake_once_and_announced(ctx):
+    # When the same catalog DatasetRefreshed is handled twice (a redelivery)
+    first = on_lakegov_event("DatasetRefreshed", refreshed(), ctx)
+    on_lakegov_event("DatasetRefreshed", refreshed(), ctx)
+    # Then the lake holds its conversion and its registration once each
+    assert first["jobs"] == ["convert.mwaa_blog_cards", "register.mwaa_blog_cards"]
+    rows = lake_events(ctx)
+    assert sorted(r["job_name"] for r in rows) == first["jobs"]
+    assert {json.loads(r["event"])["eventType"] for r in rows} == {"COMPLETE"}
+    table = ctx.records.glue.get_table(DatabaseName=DB, Name="lineage_events")["Table"]
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["run_date"]
+    # and each delivery is announced, saying DataZone was not asked (no domain)
+    announced = [e.detail for e in ctx.publisher.published if e.detail_type == "LineageRecorded"]
+    assert len(announced) == 4
+    assert announced[0]["datazone"] == "skipped: not configured"
+    assert announced[0]["lake_key"].startswith("lineage_events/run_date=2026-11-20/")
+
+
+def test_events_without_lineage_record_nothing(ctx):
+    # a product's output refresh is told by its run's model events, a conversion by the refresh
+    product_refresh = {
+        "dataset": "x",
+        "database": DB,
+        "table": "t",
+        "mode": "product",
+        "refreshed_at": "2026-11-20T10:00:00Z",
+    }
+    assert on_lakegov_event("DatasetRefreshed", product_refresh, ctx)["recorded"] == 0
+    assert lake_events(ctx) == []
+
+
+def test_with_a_domain_each_event_is_posted_to_datazone(ctx):
+    client = boto3.client("datazone", region_name=REGION)
+    stubber = Stubber(client)
+    for _ in range(2):  # the conversion, the registration
+        stubber.add_response(
+            "post_lineage_event",
+            {},
+            {"domainIdentifier": "dzd_abc123", "event": ANY, "clientToken": ANY},
+        )
+    posting = replace(ctx, datazone=DataZoneLineage(client, "dzd_abc123"))
+    with stubber:
+        on_lakegov_event("DatasetRefreshed", refreshed(), posting)
+    stubber.assert_no_pending_responses()
+    announced = [e.detail for e in ctx.publisher.published if e.detail_type == "LineageRecorded"]
+    assert [a["datazone"] for a in announced] == ["posted", "posted"]
+
+
+def test_a_datazone_refusal_fails_the_event_so_it_is_retried_or_dead_lettered(ctx):
+    client = boto3.client("datazone", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.add_client_error("post_lineage_event", "AccessDeniedException", http_status_code=403)
+    posting = replace(ctx, datazone=DataZoneLineage(client, "dzd_abc123"))
+    with stubber, pytest.raises(Exception, match="AccessDenied"):
+        on_lakegov_event("DatasetRefreshed", refreshed(), posting)
+
+
+@dataclass
+class App:
+    settings: Settings
+
+    def client(self, service: str):
+        return boto3.client(service, region_name=REGION)
+
+    @property
+    def publisher(self):
+        return EventPublisher(self.client("events"), ("svc",))
+
+
+def settings(**env: str) -> Settings:
+    base = {
+        "LAKEGOV_ENVIRONMENT": "dev",
+        "AWS_REGION": REGION,
+        "RAW_BUCKET": "raw",
+        "FORMATTED_BUCKET": BUCKET,
+        "CONFIG_BUCKET": "config",
+        "SERVICE_BUS": "svc",
+        "AUDIT_TABLE": "audit",
+    }
+    return Settings.from_env({**base, **env})
+
+
+def test_the_embedded_runtime_skips_datazone_and_says_why():
+    with mock_aws():
+        local = lineage_context(App(settings(DATAZONE_DOMAIN_ID="dzd_abc123", LAKEGOV_LOCAL="1")))
+        deployed = lineage_context(App(settings(DATAZONE_DOMAIN_ID="dzd_abc123")))
+    assert local.datazone is None and local.datazone_skipped == EMBEDDED_NO_DATAZONE
+    assert deployed.datazone is not None and deployed.datazone.domain_id == "dzd_abc123"
