@@ -3,6 +3,13 @@
 Validation is the engine's two layers (JSON Schema, then semantic checks and guardrails);
 applying plans against Lake Formation and applies only the difference, so re-uploading a
 document already in force makes no write call.
+
+A document replaced by a narrower one, or deleted, takes back what it alone granted: its
+last applied version (the audit knows it, the versioned config bucket holds it) is
+compared with the new one and with every other document in force (subscriptions' grants
+included); what none of them still asks for is revoked, and the tags it alone assigned are
+removed (:func:`lakegov.governance.model.retired_state`). When a version needed for that
+comparison cannot be read exactly as applied, nothing is revoked and the result says why.
 """
 
 from __future__ import annotations
@@ -12,6 +19,15 @@ from typing import Any
 
 from lakegov.errors import InvalidDocument, PermanentError, ValidationIssue
 from lakegov.governance.apply import apply as apply_plan
+from lakegov.governance.drift import merge_documents
+from lakegov.governance.in_force import (
+    PREFIX,
+    documents_in_force,
+    last_applied,
+    subscription_grants_in_force,
+)
+from lakegov.governance.model import DesiredState, retired_state
+from lakegov.governance.plan import Plan
 from lakegov.governance.plan import plan as make_plan
 from lakegov.governance.validate import Guardrails, ValidatedDocument, validate
 from lakegov.metadata.kinds import ApplyContext, MetadataKind
@@ -29,6 +45,61 @@ def guardrails_from(settings: Any) -> Guardrails:
         raise PermanentError(
             f"GOVERNANCE_GUARDRAILS is not a valid guardrails object: {exc}"
         ) from exc
+
+
+def retired_by(
+    current: ValidatedDocument | None,
+    ctx: ApplyContext,
+    guardrails: Guardrails,
+    *,
+    catalog_id: str,
+) -> tuple[DesiredState | None, list[str]]:
+    """What the document at ``ctx.document`` alone granted before and ``current`` (None:
+    deleted) no longer asks for; with notes when that cannot be known safely."""
+    ref = ctx.document
+    if not ref.key.startswith(PREFIX):
+        return None, []  # a subscription's read access: lakegov.mesh.grants keeps its state
+    if ctx.audit is None:
+        return None, ["no audit store: what earlier versions granted is not revoked"]
+    s3 = ctx.client("s3")
+    last = last_applied(s3, ref.bucket, ref.key, ctx.audit, guardrails, before_version=ref.version)
+    if last.document is None:
+        if last.readable:
+            return None, []
+        return None, [
+            "the previously applied version cannot be read back exactly: nothing it granted "
+            "is revoked (the drift check reports what no document asks for)"
+        ]
+    unreadable: list[str] = []
+    others = documents_in_force(
+        s3, ref.bucket, ctx.audit, guardrails, unreadable=unreadable, except_key=ref.key
+    )
+    others += subscription_grants_in_force(s3, ref.bucket, guardrails, unreadable=unreadable)
+    if unreadable:
+        return None, [
+            f"documents in force cannot be read as applied ({', '.join(unreadable[:5])}): "
+            "nothing the previous version granted is revoked, another one may still need it"
+        ]
+    retired = retired_state(
+        last.document.desired_state(catalog_id),
+        current.desired_state(catalog_id) if current is not None else None,
+        merge_documents(others, catalog_id=catalog_id),
+    )
+    return retired, []
+
+
+def _summary(the_plan: Plan, result: Any, notes: list[str]) -> dict[str, Any]:
+    outcome = result.to_dict()
+    return {
+        "changes": len(the_plan.changes),
+        "failed": len(result.failed),
+        "write_calls": result.write_calls,
+        "revokes": sum(1 for c in the_plan.changes if c.action == "revoke"),
+        "plan": the_plan.to_dict(),
+        "notes": [*notes, *the_plan.notes],
+        "result": {k: v for k, v in outcome.items() if k != "outcomes"},
+        "failures": [o for o in outcome.get("outcomes", []) if o.get("status") == "failed"][:50],
+    }
 
 
 def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
@@ -52,19 +123,27 @@ def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
             raise PermanentError("; ".join(str(i) for i in exc.issues[:5])) from exc
         catalog_id = ctx.settings.account_id
         lakeformation = ctx.client("lakeformation")
-        the_plan = make_plan(validated, lakeformation, ctx.client("glue"), catalog_id=catalog_id)
+        rails = guardrails or guardrails_from(ctx.settings)
+        retired, notes = retired_by(validated, ctx, rails, catalog_id=catalog_id)
+        the_plan = make_plan(
+            validated, lakeformation, ctx.client("glue"), catalog_id=catalog_id, retired=retired
+        )
         result = apply_plan(the_plan, lakeformation, catalog_id=catalog_id)
-        outcome = result.to_dict()
-        return {
-            "changes": len(the_plan.changes),
-            "failed": len(result.failed),
-            "write_calls": result.write_calls,
-            "plan": the_plan.to_dict(),
-            "notes": list(the_plan.notes),
-            "result": {k: v for k, v in outcome.items() if k != "outcomes"},
-            "failures": [o for o in outcome.get("outcomes", []) if o.get("status") == "failed"][
-                :50
-            ],
-        }
+        return _summary(the_plan, result, notes)
 
-    return MetadataKind(name="governance", prefix="governance/", validate=check, apply=run)
+    def remove(ctx: ApplyContext) -> dict[str, Any]:
+        """The document was deleted: revoke what it alone granted."""
+        catalog_id = ctx.settings.account_id
+        rails = guardrails or guardrails_from(ctx.settings)
+        retired, notes = retired_by(None, ctx, rails, catalog_id=catalog_id)
+        lakeformation = ctx.client("lakeformation")
+        the_plan = make_plan(
+            DesiredState(catalog_id=catalog_id),
+            lakeformation,
+            catalog_id=catalog_id,
+            retired=retired or DesiredState(catalog_id=catalog_id),
+        )
+        result = apply_plan(the_plan, lakeformation, catalog_id=catalog_id)
+        return _summary(the_plan, result, notes)
+
+    return MetadataKind(name="governance", prefix=PREFIX, validate=check, apply=run, remove=remove)

@@ -34,12 +34,14 @@ class DocumentRef:
 
 @dataclass
 class ApplyContext:
-    """What an apply step may use: AWS clients and the deployment's settings."""
+    """What an apply step may use: AWS clients, the deployment's settings and its audit
+    store (``audit`` None: offline, what previous versions did is not known)."""
 
     document: DocumentRef
     settings: Any
     client: Callable[[str], Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    audit: Any = None  # lakegov.audit.AuditStore
 
 
 @dataclass(frozen=True)
