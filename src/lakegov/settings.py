@@ -44,6 +44,8 @@ _ENV_NAMES: dict[str, str] = {
     "partition_projection_threshold": "PARTITION_PROJECTION_THRESHOLD",
     "mesh_dlq_arn": "MESH_DLQ_ARN",
     "audit_retention_days": "AUDIT_RETENTION_DAYS",
+    "stack_databases": "STACK_DATABASES",
+    "stack_principals": "STACK_PRINCIPALS",
 }
 
 
@@ -89,6 +91,10 @@ class Settings:
     mesh_dlq_arn: str = ""
     # Days an audit item is kept after its last write (the table's TTL; 0 = forever).
     audit_retention_days: int = 400
+    # The stack's own Glue databases (governed whole by the drift check) and the roles its
+    # resources grant to (never revoked by it), comma-separated.
+    stack_databases: str = ""
+    stack_principals: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +130,14 @@ class Settings:
                 problems.append("malformed: " + "; ".join(malformed))
             raise ConfigurationError("; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def stack_database_names(self) -> tuple[str, ...]:
+        return tuple(d.strip() for d in self.stack_databases.split(",") if d.strip())
+
+    @property
+    def stack_principal_arns(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.stack_principals.split(",") if p.strip())
 
     @property
     def reconcile_drift(self) -> bool:

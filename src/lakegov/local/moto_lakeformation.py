@@ -6,6 +6,9 @@ evaluator (:mod:`lakegov.governance.access`) asks:
 - ``GetResourceLFTags`` on a database or table that has no tag fails with a server error
   (``KeyError``) instead of an empty answer, and ``AddLFTagsToResource`` *replaces* every
   tag of a resource rather than adding or overwriting the keys it names;
+- a grant adding permissions to a principal's existing grant on the same resource changes
+  the stored grant in place, so its hash is stale and the next revoke of it crashes
+  (``KeyError``): the grant is re-stored after the merge;
 - data cells filters exist only as ``ListDataCellsFilter``, which always answers ``[]``:
   ``CreateDataCellsFilter``, ``GetDataCellsFilter``, ``UpdateDataCellsFilter`` and
   ``DeleteDataCellsFilter`` are missing.
@@ -43,6 +46,7 @@ def install() -> None:
     except ImportError as exc:  # the local extra is not installed
         raise ConfigurationError("moto is needed for the embedded runtime") from exc
 
+    models.PermissionCatalog.add_permission = _add_permission  # type: ignore[method-assign]
     backend_cls = models.LakeFormationBackend
     response_cls = responses.LakeFormationResponse
     backend_cls.get_resource_lf_tags = _get_resource_lf_tags  # type: ignore[method-assign]
@@ -59,6 +63,17 @@ def install() -> None:
     for operation in _OPERATIONS:
         urls.url_paths[f"{{0}}/{operation}$"] = urls.response.dispatch
     _installed = True
+
+
+def _add_permission(self: Any, permission: Any) -> None:
+    """Merge into the principal's grant on the same resource, re-hashed (set member)."""
+    for existing in list(self.permissions):
+        if permission.equal_principal_and_resouce(existing):
+            self.permissions.remove(existing)
+            existing.merge(permission)
+            self.permissions.add(existing)
+            return
+    self.permissions.add(permission)
 
 
 # -- the Glue side: what exists ---------------------------------------------------------
