@@ -26,7 +26,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         publisher=app.publisher,
         catalog_id=app.settings.account_id,
         guardrails=guardrails_from(app.settings),
-        reconcile=app.settings.reconcile_drift,
-        stack_databases=app.settings.stack_database_names,
-        stack_principals=app.settings.stack_principal_arns,
+        reconcile=app.settings.drift_reconcile,
+        stack_databases=app.settings.stack_databases,
+        stack_principals=app.settings.stack_principals,
     )

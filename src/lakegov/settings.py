@@ -49,6 +49,8 @@ _ENV_NAMES: dict[str, str] = {
 }
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
 # Every variable the settings read (the App cache is keyed on these only).
 SETTINGS_VARIABLES: tuple[str, ...] = (*sorted(set(_ENV_NAMES.values())), "AWS_DEFAULT_REGION")
 
@@ -75,11 +77,11 @@ class Settings:
     alarm_topic_arn: str = ""
     central_bus_role_arn: str = ""
     governance_guardrails: str = ""  # JSON object, see lakegov.governance.Guardrails
-    drift_reconcile: str = "false"
+    drift_reconcile: bool = False  # DRIFT_RECONCILE: true/false, 1/0, yes/no
     dbt_project_key: str = "dbt/project.zip"
     dbt_codebuild_project: str = ""
     products_default_runner: str = ""  # empty: "local" on the embedded runtime, else codebuild
-    local_mode: int = 0  # 1 on the embedded runtime
+    local_mode: bool = False  # LAKEGOV_LOCAL=1 on the embedded runtime
     local_runs_dir: str = ""
     # Catalog: mode for datasets that do not choose one, the queue the catalog function
     # re-queues delayed crawler starts on, the burst window that coalesces crawler starts,
@@ -93,8 +95,8 @@ class Settings:
     audit_retention_days: int = 400
     # The stack's own Glue databases (governed whole by the drift check) and the roles its
     # resources grant to (never revoked by it), comma-separated.
-    stack_databases: str = ""
-    stack_principals: str = ""
+    stack_databases: tuple[str, ...] = ()  # STACK_DATABASES, comma-separated
+    stack_principals: tuple[str, ...] = ()  # STACK_PRINCIPALS, comma-separated
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,6 +122,14 @@ class Settings:
                     values[f.name] = int(raw)
                 except ValueError:
                     malformed.append(f"{name}={raw!r} (expected an integer)")
+            elif f.type == "bool":
+                flag = _BOOLEANS.get(raw.strip().lower())
+                if flag is None:
+                    malformed.append(f"{name}={raw!r} (expected true or false)")
+                else:
+                    values[f.name] = flag
+            elif f.type == "tuple[str, ...]":
+                values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
             else:
                 values[f.name] = raw
         if missing or malformed:
@@ -130,18 +140,6 @@ class Settings:
                 problems.append("malformed: " + "; ".join(malformed))
             raise ConfigurationError("; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]
-
-    @property
-    def stack_database_names(self) -> tuple[str, ...]:
-        return tuple(d.strip() for d in self.stack_databases.split(",") if d.strip())
-
-    @property
-    def stack_principal_arns(self) -> tuple[str, ...]:
-        return tuple(p.strip() for p in self.stack_principals.split(",") if p.strip())
-
-    @property
-    def reconcile_drift(self) -> bool:
-        return self.drift_reconcile.lower() in ("1", "true", "yes")
 
     def database(self, layer: str) -> str:
         """Glue database name of a lake layer (``formatted_stg``, ``formatted``...)."""

@@ -31,15 +31,17 @@ from lakegov.governance.plan import Plan
 from lakegov.governance.plan import plan as make_plan
 from lakegov.governance.validate import Guardrails, ValidatedDocument, validate
 from lakegov.metadata.kinds import ApplyContext, MetadataKind
+from lakegov.settings import Settings
 
 
-def guardrails_from(settings: Any) -> Guardrails:
-    raw = getattr(settings, "governance_guardrails", "") or ""
+def guardrails_from(settings: Settings) -> Guardrails:
+    """The deployment's guardrails (GOVERNANCE_GUARDRAILS), at home in its own account."""
+    raw = settings.governance_guardrails
     if not raw:
-        return Guardrails(home_account_id=getattr(settings, "account_id", None) or None)
+        return Guardrails(home_account_id=settings.account_id or None)
     try:
         data = json.loads(raw)
-        data.setdefault("home_account_id", getattr(settings, "account_id", None) or None)
+        data.setdefault("home_account_id", settings.account_id or None)
         return Guardrails.from_dict(data)
     except (ValueError, TypeError) as exc:
         raise PermanentError(
@@ -105,7 +107,9 @@ def _summary(the_plan: Plan, result: Any, notes: list[str]) -> dict[str, Any]:
 def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
     """The ``governance/`` kind; ``guardrails`` default to the deployment's settings."""
 
-    def _validated(document: Any, source: str, settings: Any = None) -> ValidatedDocument:
+    def _validated(
+        document: Any, source: str, settings: Settings | None = None
+    ) -> ValidatedDocument:
         rails = guardrails or (guardrails_from(settings) if settings is not None else Guardrails())
         return validate(document, source=source, guardrails=rails)
 

@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code
 from lakegov.errors import InvalidDocument, PermanentError, RetryableError
+from lakegov.settings import Settings
 
 DEFAULT_PERMISSIONS = ("SELECT", "DESCRIBE")
 GRANT_STATE_SUFFIX = ".grant.json"
@@ -143,7 +144,7 @@ def save_grant_state(
     )
 
 
-def check_with_guardrails(document: list[dict[str, Any]], settings: Any) -> None:
+def check_with_guardrails(document: list[dict[str, Any]], settings: Settings) -> None:
     """Refuse (PermanentError) a read-access grant the deployment's guardrails refuse.
 
     The same validation the governance engine applies before granting, run before anything

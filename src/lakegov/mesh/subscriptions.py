@@ -40,6 +40,7 @@ from lakegov.mesh.patterns import (
 )
 from lakegov.metadata.kinds import ApplyContext, MetadataKind
 from lakegov.observability import count, logger
+from lakegov.settings import Settings
 
 SCHEMA = "subscription.schema"
 PREFIX = "subscriptions/"
@@ -85,19 +86,19 @@ class MeshConfig:
     service_bus_arn: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> MeshConfig:
-        central = str(getattr(settings, "central_bus_arn", "") or "")
-        service = str(getattr(settings, "service_bus", "") or "")
+    def from_settings(cls, settings: Settings) -> MeshConfig:
+        central = settings.central_bus_arn
+        service = settings.service_bus
         parsed = _BUS_ARN.match(central)
         if service and not service.startswith("arn:") and parsed:
             service = (
                 f"arn:{parsed['partition']}:events:{parsed['region']}:"
-                f"{getattr(settings, 'account_id', '') or parsed['account']}:event-bus/{service}"
+                f"{settings.account_id or parsed['account']}:event-bus/{service}"
             )
         return cls(
             central_bus_arn=central,
-            delivery_role_arn=str(getattr(settings, "central_bus_role_arn", "") or ""),
-            dead_letter_arn=str(getattr(settings, "mesh_dlq_arn", "") or ""),
+            delivery_role_arn=settings.central_bus_role_arn,
+            dead_letter_arn=settings.mesh_dlq_arn,
             service_bus_arn=service,
         )
 
@@ -436,7 +437,7 @@ def _central_bus(ctx: ApplyContext, config: MeshConfig) -> CentralBus:
             "this deployment has no central event bus ARN (CENTRAL_BUS_ARN); subscriptions "
             "are applied in the account that hosts the central bus"
         )
-    account = str(getattr(ctx.settings, "account_id", "") or "")
+    account = ctx.settings.account_id
     if account and config.central_account != account:
         raise PermanentError(
             f"the central bus is in account {config.central_account}, not in this one "

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakegov.errors import ValidationIssue
+from lakegov.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class ApplyContext:
     store (``audit`` None: offline, what previous versions did is not known)."""
 
     document: DocumentRef
-    settings: Any
+    settings: Settings
     client: Callable[[str], Any]
     extra: dict[str, Any] = field(default_factory=dict)
     audit: Any = None  # lakegov.audit.AuditStore

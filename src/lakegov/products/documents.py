@@ -106,7 +106,7 @@ def validate_product(
 def apply_product(document: Any, ctx: ApplyContext) -> dict[str, Any]:
     """Store the product and index it by its dependencies (idempotent)."""
     settings = ctx.settings
-    glue_prefix = str(getattr(settings, "glue_database_prefix", ""))
+    glue_prefix = settings.glue_database_prefix
     product = Product.from_document(document)
     cycles = _cycle_issues(product, glue_prefix)
     if cycles:

@@ -83,8 +83,8 @@ def world():
             service_bus="bus",
             audit_table="audit",
             account_id=ACCOUNT,
-            stack_databases=STACK_DB,
-            stack_principals=CRAWLER,
+            stack_databases=(STACK_DB,),
+            stack_principals=(CRAWLER,),
         )
         clients = {"s3": s3, "glue": glue, "lakeformation": lf, "dynamodb": ddb}
         yield {**clients, "audit": AuditStore("audit", ddb), "settings": settings}
@@ -158,8 +158,8 @@ def check(world, reconcile: bool = False) -> tuple[dict[str, Any], RecordingPubl
         catalog_id=ACCOUNT,
         guardrails=Guardrails(),
         reconcile=reconcile,
-        stack_databases=settings.stack_database_names,
-        stack_principals=settings.stack_principal_arns,
+        stack_databases=settings.stack_databases,
+        stack_principals=settings.stack_principals,
     )
     return outcome, publisher
 
