@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lakegov.audit import AuditStore
 from lakegov.errors import InvalidDocument, PermanentError, ValidationIssue
 from lakegov.governance.apply import apply as apply_plan
 from lakegov.governance.drift import merge_documents
@@ -30,7 +31,7 @@ from lakegov.governance.model import DesiredState, retired_state
 from lakegov.governance.plan import Plan
 from lakegov.governance.plan import plan as make_plan
 from lakegov.governance.validate import Guardrails, ValidatedDocument, validate
-from lakegov.metadata.kinds import ApplyContext, MetadataKind
+from lakegov.metadata.kinds import ApplyContext, DocumentRef, MetadataKind
 from lakegov.settings import Settings
 
 
@@ -51,20 +52,20 @@ def guardrails_from(settings: Settings) -> Guardrails:
 
 def retired_by(
     current: ValidatedDocument | None,
-    ctx: ApplyContext,
-    guardrails: Guardrails,
+    ref: DocumentRef,
     *,
+    s3: Any,
+    audit: AuditStore | None,
+    guardrails: Guardrails,
     catalog_id: str,
 ) -> tuple[DesiredState | None, list[str]]:
-    """What the document at ``ctx.document`` alone granted before and ``current`` (None:
-    deleted) no longer asks for; with notes when that cannot be known safely."""
-    ref = ctx.document
+    """What the document at ``ref`` alone granted before and ``current`` (None: deleted) no
+    longer asks for; with notes when that cannot be known safely."""
     if not ref.key.startswith(PREFIX):
         return None, []  # a subscription's read access: lakegov.mesh.grants keeps its state
-    if ctx.audit is None:
+    if audit is None:
         return None, ["no audit store: what earlier versions granted is not revoked"]
-    s3 = ctx.client("s3")
-    last = last_applied(s3, ref.bucket, ref.key, ctx.audit, guardrails, before_version=ref.version)
+    last = last_applied(s3, ref.bucket, ref.key, audit, guardrails, before_version=ref.version)
     if last.document is None:
         if last.readable:
             return None, []
@@ -74,7 +75,7 @@ def retired_by(
         ]
     unreadable: list[str] = []
     others = documents_in_force(
-        s3, ref.bucket, ctx.audit, guardrails, unreadable=unreadable, except_key=ref.key
+        s3, ref.bucket, audit, guardrails, unreadable=unreadable, except_key=ref.key
     )
     others += subscription_grants_in_force(s3, ref.bucket, guardrails, unreadable=unreadable)
     if unreadable:
@@ -128,7 +129,14 @@ def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
         catalog_id = ctx.settings.account_id
         lakeformation = ctx.client("lakeformation")
         rails = guardrails or guardrails_from(ctx.settings)
-        retired, notes = retired_by(validated, ctx, rails, catalog_id=catalog_id)
+        retired, notes = retired_by(
+            validated,
+            ctx.document,
+            s3=ctx.client("s3"),
+            audit=ctx.audit,
+            guardrails=rails,
+            catalog_id=catalog_id,
+        )
         the_plan = make_plan(
             validated, lakeformation, ctx.client("glue"), catalog_id=catalog_id, retired=retired
         )
@@ -139,7 +147,14 @@ def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
         """The document was deleted: revoke what it alone granted."""
         catalog_id = ctx.settings.account_id
         rails = guardrails or guardrails_from(ctx.settings)
-        retired, notes = retired_by(None, ctx, rails, catalog_id=catalog_id)
+        retired, notes = retired_by(
+            None,
+            ctx.document,
+            s3=ctx.client("s3"),
+            audit=ctx.audit,
+            guardrails=rails,
+            catalog_id=catalog_id,
+        )
         lakeformation = ctx.client("lakeformation")
         the_plan = make_plan(
             DesiredState(catalog_id=catalog_id),

@@ -308,3 +308,34 @@ def test_a_narrower_replacement_revokes_the_difference(world):
         upload(world, "governance/a.json", [_entry(ANALYST, "orders", ["DESCRIBE"])])["changes"]
         == 0
     )
+
+
+def test_lakegov_plan_shows_the_revokes_of_a_deletion_or_replacement_before_anything(
+    world, tmp_path, capsys
+):
+    from lakegov.cli import main
+
+    upload(world, "governance/a.json", [_entry(ANALYST, "orders", ["SELECT", "DESCRIBE"])])
+    upload(world, "governance/b.json", [_entry(ANALYST, "orders", ["DESCRIBE"])])
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        json.dumps({"ConfigBucketName": BUCKET, "AuditTableName": "audit", "Region": "us-east-1"})
+    )
+    common = ["--outputs", str(outputs), "--catalog-id", ACCOUNT, "--json"]
+    # deleting a.json would revoke SELECT (DESCRIBE is b.json's too)
+    assert main(["plan", "--delete", "governance/a.json", *common]) == 0
+    changes = json.loads(capsys.readouterr().out)["changes"]
+    assert [(c["action"], c["principal"], c["permissions"]) for c in changes] == [
+        ("revoke", ANALYST, ["SELECT"])
+    ]
+    # replacing it with a document granting nothing on orders would do the same
+    narrower = tmp_path / "a.json"
+    narrower.write_text(json.dumps([_entry(AUDITOR, "orders", ["DESCRIBE"])]))
+    assert main(["plan", str(narrower), "--key", "governance/a.json", *common]) == 0
+    changes = json.loads(capsys.readouterr().out)["changes"]
+    assert sorted((c["action"], c["principal"]) for c in changes) == [
+        ("grant", AUDITOR),
+        ("revoke", ANALYST),
+    ]
+    # and nothing happened
+    assert held(world, ANALYST, _table("sales", "orders")) == {"SELECT", "DESCRIBE"}
