@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from functools import cache
-from importlib import resources
 from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 
 from lakegov.errors import InvalidDocument, ValidationIssue
 from lakegov.governance.model import (
@@ -36,6 +30,7 @@ from lakegov.governance.model import (
     table_resource,
     tag_policy_resource,
 )
+from lakegov.jsonschemas import json_type, load_schema, path_str, schema_issues, short_value
 
 SCHEMA_NAME = "governance.schema.json"
 WARNING = "warning"
@@ -207,18 +202,14 @@ def load_and_validate(
 # -- JSON Schema layer ------------------------------------------------------------------
 
 
-@cache
 def governance_schema() -> dict[str, Any]:
-    text = resources.files("lakegov").joinpath("schemas", SCHEMA_NAME).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    Draft202012Validator.check_schema(schema)
-    return schema
+    return load_schema(SCHEMA_NAME)
 
 
-@cache
-def _validator(definition: str) -> Draft202012Validator:
-    schema = governance_schema()
-    return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
+def _schema_issues(
+    definition: str, instance: Any, prefix: list[str | int]
+) -> list[ValidationIssue]:
+    return schema_issues(SCHEMA_NAME, instance, definition=definition, prefix=prefix)
 
 
 def _shape(document: Any) -> str:
@@ -227,107 +218,6 @@ def _shape(document: Any) -> str:
     if isinstance(document, dict) and ("version" in document or "entries" in document):
         return "envelope"
     return "entry"
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def _short(value: Any) -> Any:
-    """The offending value, as is when small, else a truncated JSON rendering."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, str):
-        return value if len(value) <= 200 else value[:200] + "..."
-    try:
-        text = json.dumps(value, default=str)
-    except (ValueError, RecursionError):
-        text = f"<{_json_type(value)}>"
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _render(value: Any) -> str:
-    """A value as JSON text (``null``, ``"x"``), shortened."""
-    short = _short(value)
-    if isinstance(short, str) and not isinstance(value, str):
-        return short
-    return json.dumps(short)
-
-
-def path_str(parts: Iterable[str | int], root: str = "$") -> str:
-    out = root
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
-def _schema_message(error: ValidationError) -> tuple[str, str]:
-    """(path, message) for a jsonschema error, phrased as 'expected ..., got ...'."""
-    path = path_str(error.absolute_path)
-    inst = error.instance
-    v = error.validator
-    if v == "required":
-        missing = [p for p in error.validator_value if not (isinstance(inst, dict) and p in inst)]
-        return path, f"missing required field {', '.join(repr(m) for m in missing)}"
-    if v == "additionalProperties" and isinstance(inst, dict):
-        allowed = sorted((error.schema.get("properties") or {}).keys())
-        extra = sorted(k for k in inst if k not in allowed)
-        return path, (
-            f"unknown field {', '.join(repr(e) for e in extra)}; expected only {', '.join(allowed)}"
-        )
-    if v == "type":
-        expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return path, f"expected {expected}, got {_json_type(inst)}"
-    if v == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
-        return path, f"expected one of {options}; got {_render(inst)}"
-    if v == "const":
-        return path, f"expected {_render(error.validator_value)}; got {_render(inst)}"
-    if v == "minLength":
-        return path, f"expected a non-empty string (at least {error.validator_value} characters)"
-    if v == "maxLength":
-        return path, f"expected at most {error.validator_value} characters"
-    if v == "minItems":
-        return path, f"expected at least {error.validator_value} item(s)"
-    if v == "maxItems":
-        return path, f"expected at most {error.validator_value} item(s)"
-    return path, error.message
-
-
-def _schema_issues(
-    definition: str, instance: Any, prefix: list[str | int]
-) -> list[ValidationIssue]:
-    issues = []
-    for error in _validator(definition).iter_errors(instance):
-        _, message = _schema_message(error)
-        parts: list[str | int] = [*prefix, *error.absolute_path]
-        value = error.instance
-        if error.validator == "additionalProperties" and isinstance(value, dict):
-            allowed = (error.schema.get("properties") or {}).keys()
-            extra = [k for k in value if k not in allowed]
-            if len(extra) == 1:  # point at the field itself
-                parts.append(str(extra[0]))
-                value = value[extra[0]]
-            else:
-                value = sorted(str(k) for k in extra)
-        elif isinstance(value, dict | list) and error.validator in ("required",):
-            value = None
-        issues.append(ValidationIssue(path_str(parts), message, _short(value)))
-    issues.sort(key=lambda i: i.path)
-    return issues
 
 
 def _too_deep(document: Any, limit: int) -> list[str | int] | None:
@@ -361,10 +251,10 @@ class _Checker:
 
     # issues
     def error(self, path: str, message: str, value: Any = None) -> None:
-        self.issues.append(ValidationIssue(path, message, _short(value)))
+        self.issues.append(ValidationIssue(path, message, short_value(value)))
 
     def warn(self, path: str, message: str, value: Any = None) -> None:
-        self.issues.append(ValidationIssue(path, message, _short(value), WARNING))
+        self.issues.append(ValidationIssue(path, message, short_value(value), WARNING))
 
     # names
     def _trimmed(self, value: str, path: str, what: str) -> str | None:
@@ -510,7 +400,7 @@ class _Checker:
             self.issues.extend(top_issues)
             entries = document.get("entries", [])
             if not isinstance(entries, list):
-                self.error("$.entries", f"expected array, got {_json_type(entries)}", entries)
+                self.error("$.entries", f"expected array, got {json_type(entries)}", entries)
             else:
                 self.check_entries(entries, ["entries"])
             if not top_issues:
@@ -521,7 +411,7 @@ class _Checker:
         else:
             self.error(
                 "$",
-                f"expected a list of entries or an object, got {_json_type(document)}",
+                f"expected a list of entries or an object, got {json_type(document)}",
                 document,
             )
         if not any(i.severity != WARNING for i in self.issues):
