@@ -9,6 +9,8 @@ evaluator (:mod:`lakegov.governance.access`) asks:
 - a grant adding permissions to a principal's existing grant on the same resource changes
   the stored grant in place, so its hash is stale and the next revoke of it crashes
   (``KeyError``): the grant is re-stored after the merge;
+- ``BatchGrantPermissions`` and ``BatchRevokePermissions`` read each entry's grant options
+  from a misspelt key and drop them: the API's ``PermissionsWithGrantOption`` is read;
 - data cells filters exist only as ``ListDataCellsFilter``, which always answers ``[]``:
   ``CreateDataCellsFilter``, ``GetDataCellsFilter``, ``UpdateDataCellsFilter`` and
   ``DeleteDataCellsFilter`` are missing.
@@ -48,6 +50,8 @@ def install() -> None:
 
     models.PermissionCatalog.add_permission = _add_permission  # type: ignore[method-assign]
     backend_cls = models.LakeFormationBackend
+    backend_cls.batch_grant_permissions = _batch_grant  # type: ignore[method-assign]
+    backend_cls.batch_revoke_permissions = _batch_revoke  # type: ignore[method-assign]
     response_cls = responses.LakeFormationResponse
     backend_cls.get_resource_lf_tags = _get_resource_lf_tags  # type: ignore[method-assign]
     backend_cls.add_lf_tags_to_resource = _add_lf_tags_to_resource  # type: ignore[method-assign]
@@ -63,6 +67,28 @@ def install() -> None:
     for operation in _OPERATIONS:
         urls.url_paths[f"{{0}}/{operation}$"] = urls.response.dispatch
     _installed = True
+
+
+def _batch_grant(self: Any, catalog_id: str, entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        self.grant_permissions(
+            catalog_id=catalog_id,
+            principal=entry.get("Principal"),
+            resource=entry.get("Resource"),
+            permissions=entry.get("Permissions"),
+            permissions_with_grant_options=entry.get("PermissionsWithGrantOption"),
+        )
+
+
+def _batch_revoke(self: Any, catalog_id: str, entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        self.revoke_permissions(
+            catalog_id=catalog_id,
+            principal=entry.get("Principal"),
+            resource=entry.get("Resource"),
+            permissions_to_revoke=entry.get("Permissions"),
+            permissions_with_grant_options_to_revoke=entry.get("PermissionsWithGrantOption"),
+        )
 
 
 def _add_permission(self: Any, permission: Any) -> None:

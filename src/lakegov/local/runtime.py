@@ -253,10 +253,11 @@ class LocalRuntime:
     def start(self) -> LocalRuntime:
         from werkzeug.serving import WSGIRequestHandler
 
-        from lakegov.local import moto_lakeformation
+        from lakegov.local import moto_lakeformation, moto_ram
         from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
 
         moto_lakeformation.install()  # data cells filters, tags on untagged resources
+        moto_ram.install()  # cross-account grants make RAM shares with invitations
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
         # HTTP/1.1 keeps connections open between calls: a new TCP connection per AWS call
