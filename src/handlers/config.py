@@ -29,7 +29,13 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
         etag=obj.get("etag"),
         uploader=detail.get("requester"),
     )
-    ctx = ApplyContext(document=ref, settings=app.settings, client=app.client, audit=app.audit)
+    ctx = ApplyContext(
+        document=ref,
+        settings=app.settings,
+        client=app.client,
+        audit=app.audit,
+        publisher=app.publisher,
+    )
     if event.detail_type == "Object Deleted":
         return process_delete(
             ref, metadata_kinds(), s3=app.client("s3"), audit=app.audit, context=ctx

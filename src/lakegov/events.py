@@ -27,6 +27,9 @@ DETAIL_TYPES = (
     "GovernanceApplied",
     "GovernanceRejected",
     "DriftDetected",
+    "AccessGranted",
+    "AccessRevoked",
+    "AccessLinked",
 )
 MAX_ENTRIES_PER_CALL = 10  # PutEvents limit
 MAX_EVENT_BYTES = 256 * 1024

@@ -19,6 +19,7 @@ from typing import Any
 
 from lakegov.audit import AuditStore
 from lakegov.errors import InvalidDocument, PermanentError, ValidationIssue
+from lakegov.governance.apply import ApplyResult
 from lakegov.governance.apply import apply as apply_plan
 from lakegov.governance.drift import merge_documents
 from lakegov.governance.in_force import (
@@ -30,6 +31,7 @@ from lakegov.governance.in_force import (
 from lakegov.governance.model import DesiredState, retired_state
 from lakegov.governance.plan import Plan
 from lakegov.governance.plan import plan as make_plan
+from lakegov.governance.sharing import access_events
 from lakegov.governance.validate import Guardrails, ValidatedDocument, validate
 from lakegov.metadata.kinds import ApplyContext, DocumentRef, MetadataKind
 from lakegov.settings import Settings
@@ -91,7 +93,23 @@ def retired_by(
     return retired, []
 
 
-def _summary(the_plan: Plan, result: Any, notes: list[str]) -> dict[str, Any]:
+def _announce(ctx: ApplyContext, result: ApplyResult, catalog_id: str) -> int:
+    """Publish AccessGranted / AccessRevoked for what was granted to or revoked from other
+    accounts; returns how many events."""
+    if ctx.publisher is None:
+        return 0
+    events = access_events(
+        result.outcomes,
+        producer_account=catalog_id,
+        document=ctx.document.to_dict(),
+        consumer_roles=list(ctx.extra.get("consumer_roles") or []),
+    )
+    for detail_type, detail in events:
+        ctx.publisher.publish(detail_type, detail)
+    return len(events)
+
+
+def _summary(the_plan: Plan, result: ApplyResult, notes: list[str]) -> dict[str, Any]:
     outcome = result.to_dict()
     return {
         "changes": len(the_plan.changes),
@@ -141,7 +159,9 @@ def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
             validated, lakeformation, ctx.client("glue"), catalog_id=catalog_id, retired=retired
         )
         result = apply_plan(the_plan, lakeformation, catalog_id=catalog_id)
-        return _summary(the_plan, result, notes)
+        summary = _summary(the_plan, result, notes)
+        summary["access_events"] = _announce(ctx, result, catalog_id)
+        return summary
 
     def remove(ctx: ApplyContext) -> dict[str, Any]:
         """The document was deleted: revoke what it alone granted."""
@@ -163,6 +183,8 @@ def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
             retired=retired or DesiredState(catalog_id=catalog_id),
         )
         result = apply_plan(the_plan, lakeformation, catalog_id=catalog_id)
-        return _summary(the_plan, result, notes)
+        summary = _summary(the_plan, result, notes)
+        summary["access_events"] = _announce(ctx, result, catalog_id)
+        return summary
 
     return MetadataKind(name="governance", prefix=PREFIX, validate=check, apply=run, remove=remove)

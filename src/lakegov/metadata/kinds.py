@@ -43,6 +43,7 @@ class ApplyContext:
     client: Callable[[str], Any]
     extra: dict[str, Any] = field(default_factory=dict)
     audit: Any = None  # lakegov.audit.AuditStore
+    publisher: Any = None  # lakegov.events.EventPublisher (None: nothing is announced)
 
 
 @dataclass(frozen=True)
