@@ -144,3 +144,40 @@ class Settings:
     def database(self, layer: str) -> str:
         """Glue database name of a lake layer (``formatted_stg``, ``formatted``...)."""
         return f"{self.glue_database_prefix}{layer}"
+
+
+_CONSUMER_ENV: dict[str, str] = {
+    "domain": "DOMAIN_NAME",
+    "account_id": "DOMAIN_ACCOUNT_ID",
+    "region": "AWS_REGION",
+    "central_bus_arn": "CENTRAL_BUS_ARN",
+    "link_prefix": "LINK_PREFIX",
+    "endpoint_url": "AWS_ENDPOINT_URL",
+}
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    """A consumer domain's share function (``templates/domain.yaml``), not the service."""
+
+    domain: str
+    account_id: str
+    region: str
+    central_bus_arn: str
+    link_prefix: str = "shared_"
+    endpoint_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ConsumerSettings:
+        source = os.environ if env is None else env
+        values = {f: source.get(name, "") for f, name in _CONSUMER_ENV.items()}
+        if not values["region"]:
+            values["region"] = source.get("AWS_DEFAULT_REGION", "")
+        missing = [
+            _CONSUMER_ENV[f.name]
+            for f in fields(cls)
+            if f.default is MISSING and not values[f.name]
+        ]
+        if missing:
+            raise ConfigurationError("missing environment variables: " + ", ".join(missing))
+        return cls(**{k: v for k, v in values.items() if v})

@@ -147,6 +147,8 @@ class LocalRuntime:
         self._work_dir: tempfile.TemporaryDirectory[str] | None = None
         self._athena: LocalAthena | None = None
         self._athena_lock = threading.Lock()
+        self._attached: list[Subscription] = []  # other accounts' stacks (consumer domains)
+        self._sqs_clients: dict[str, Any] = {}
 
     @property
     def work_dir(self) -> Path:
@@ -253,11 +255,12 @@ class LocalRuntime:
     def start(self) -> LocalRuntime:
         from werkzeug.serving import WSGIRequestHandler
 
-        from lakegov.local import moto_lakeformation, moto_ram
+        from lakegov.local import moto_events, moto_lakeformation, moto_ram
         from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
 
         moto_lakeformation.install()  # data cells filters, tags on untagged resources
         moto_ram.install()  # cross-account grants make RAM shares with invitations
+        moto_events.install()  # PutEvents on another account's bus, as its policy allows
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
         # HTTP/1.1 keeps connections open between calls: a new TCP connection per AWS call
@@ -346,7 +349,26 @@ class LocalRuntime:
     def write_outputs(self, path: Path) -> None:
         path.write_text(json.dumps(self.outputs, indent=2) + "\n", encoding="utf-8")
 
+    def attach(self, stack: LocalStack, account: str) -> None:
+        """Dispatch the functions of another account's stack (a consumer domain's) too,
+        each running with credentials of ``account``."""
+        for fn in stack.functions.values():
+            fn.account = account
+        self._attached.extend(stack.subscriptions)
+
+    def _account_environment(self, account: str) -> dict[str, str]:
+        if not account or account == self.account:
+            return dict(LOCAL_CREDENTIALS)
+        creds = self.credentials(account)
+        return {
+            "AWS_ACCESS_KEY_ID": creds["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": creds["aws_secret_access_key"],
+            "AWS_SESSION_TOKEN": creds["aws_session_token"],
+            "LAKEGOV_ACCOUNT_ID": account,
+        }
+
     def function_environment(self, fn: FunctionSpec) -> dict[str, str]:
+        own = not fn.account or fn.account == self.account
         return {
             **LOCAL_CREDENTIALS,
             **fn.environment,
@@ -359,6 +381,7 @@ class LocalRuntime:
             "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
             "LAKEGOV_LOCAL": "1",
             "LAKEGOV_LOCAL_RUNS_DIR": str(self.work_dir / "runs"),
+            **({} if own else self._account_environment(fn.account)),
         }
 
     # -- observing events --------------------------------------------------------------
@@ -465,7 +488,7 @@ class LocalRuntime:
             worked = False
             try:
                 worked |= self._drain_observers(sqs)
-                for sub in self.stack.subscriptions:
+                for sub in [*self.stack.subscriptions, *self._attached]:
                     if self._stop.is_set():
                         break
                     if sub.source == "schedule":
@@ -479,6 +502,12 @@ class LocalRuntime:
                 time.sleep(self.poll_interval)
 
     def _poll(self, sqs: Any, sub: Subscription) -> bool:
+        if sub.function.account and sub.function.account != self.account:
+            if sub.function.account not in self._sqs_clients:
+                self._sqs_clients[sub.function.account] = self.client(
+                    "sqs", account=sub.function.account
+                )
+            sqs = self._sqs_clients[sub.function.account]
         response = sqs.receive_message(
             QueueUrl=sub.queue_url,
             MaxNumberOfMessages=sub.batch_size if sub.source == "sqs" else 10,

@@ -36,6 +36,7 @@ class FunctionSpec:
     code_dir: Path
     environment: dict[str, str]
     timeout: int
+    account: str = ""  # runs in another account (a consumer domain's stack); "" = the runtime's
 
 
 @dataclass
