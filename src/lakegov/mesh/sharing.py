@@ -96,3 +96,28 @@ def unroute_access(bus: Any, domain: str) -> bool:
         return False
     bus.delete_rule(name)
     return True
+
+
+def record_access_report(audit: Any, detail: Mapping[str, Any], event_id: str) -> dict[str, Any]:
+    """The central account's audit of a domain's ``AccessLinked`` report: one item per
+    report under ``access#<consumer account>/<document key>``, status the report's."""
+    document = detail.get("document") or {}
+    subject = f"{detail.get('consumer_account')}/{document.get('key') or '-'}"
+    version = str(detail.get("source_event_id") or event_id)
+    status = f"{str(detail.get('action', '')).upper()}_{detail.get('status', '')}"
+    problems = list(detail.get("problems") or [])
+    audit.record(
+        "access",
+        subject,
+        f"{version}#{detail.get('action', '')}",
+        status,
+        note="; ".join(problems)[:500],
+        attributes={
+            "producer_account": detail.get("producer_account"),
+            "domain": detail.get("domain", ""),
+            "links": list(detail.get("links") or [])[:100],
+            "granted_roles": list(detail.get("granted_roles") or [])[:100],
+            "invitations_accepted": list(detail.get("invitations_accepted") or []),
+        },
+    )
+    return {"subject": subject, "status": status}
