@@ -139,6 +139,12 @@ def role_arn(principal_arn: str) -> str:
     return principal_arn
 
 
+def principal_account(principal_arn: str) -> str:
+    """The account of an IAM or STS principal ARN ("" for anything else)."""
+    m = _ARN.match(principal_arn)
+    return m["account"] if m else ""
+
+
 def _identity(principal: str) -> tuple[str, str, str] | None:
     """(account, kind, name) of an IAM role or user ARN (a role's path dropped)."""
     m = _ARN.match(role_arn(principal))
@@ -318,6 +324,19 @@ class AccessPolicy:
         when it holds ``permission`` on none of it, :class:`TableNotFound` for no table."""
         snap = self._snapshot(principal_arn)
         return self._table_access(snap, principal_arn, database.lower(), table.lower(), permission)
+
+    def account_access(
+        self, account: str, database: str, table: str, permission: str = "SELECT"
+    ) -> TableGrant:
+        """What another account was granted on a table of this catalog (a cross-account
+        grant: its principals read within it, through grants made in their own account)."""
+        database, table = database.lower(), table.lower()
+        snap = self._snapshot(None)
+        all_columns = snap.columns(database, table)
+        parts = list(self._parts(snap, account, database, table, permission, all_columns))
+        if not parts:
+            raise AccessDenied(account, permission, f"{database}.{table}")
+        return _combine(parts, all_columns)
 
     def check_columns(
         self,
@@ -505,6 +524,76 @@ class AccessPolicy:
                 ):
                     for t in tpage.get("TableList") or []:
                         yield str(db["Name"]).lower(), str(t["Name"]).lower()
+
+
+def within(grant: TableGrant, bound: TableGrant) -> TableGrant | None:
+    """What both give: a principal's ``grant`` inside the ``bound`` another grant sets (a
+    consumer account's grant to its role on a shared table, within what the producer
+    granted the account). None when they share no column."""
+    if grant.columns is None:
+        columns = bound.columns
+    elif bound.columns is None:
+        columns = grant.columns
+    else:
+        columns = grant.columns & bound.columns
+    if columns is not None and not columns:
+        return None
+    filters = sorted({f for f in (grant.row_filter, bound.row_filter) if f})
+    row_filter = None if not filters else " AND ".join(f"({f})" for f in filters)
+    if len(filters) == 1:
+        row_filter = filters[0]
+    cells: dict[str, list[str]] = {}
+    for column, predicate in (*grant.cell_filters, *bound.cell_filters):
+        cells.setdefault(column, []).append(predicate)
+    return TableGrant(
+        columns,
+        row_filter,
+        tuple(
+            (c, p[0] if len(p) == 1 else " AND ".join(f"({x})" for x in p))
+            for c, p in sorted(cells.items())
+            if columns is None or c in columns
+        ),
+    )
+
+
+def shared_table_access(
+    consumer: AccessPolicy,
+    producer: AccessPolicy,
+    principal_arn: str,
+    database: str,
+    table: str,
+    permission: str = "SELECT",
+) -> TableGrant:
+    """What ``principal_arn`` (of the consumer account) may read of the producer's table
+    through a resource link: the consumer account's grants to it on the shared table
+    (``consumer``: that account's Lake Formation), within what the producer granted the
+    account (``producer``: the producer's). Raises :class:`AccessDenied` naming which
+    side is missing."""
+    m = _ARN.match(role_arn(principal_arn))
+    if not m:
+        raise AccessDenied(
+            principal_arn, permission, f"{database}.{table}", reason="not an IAM principal"
+        )
+    account = m["account"]
+    try:
+        bound = producer.account_access(account, database, table, permission)
+    except AccessDenied as exc:
+        raise AccessDenied(
+            principal_arn,
+            permission,
+            f"{database}.{table}",
+            reason=f"account {account} holds no {permission} on it: not shared with it",
+        ) from exc
+    grant = consumer.table_access(principal_arn, database, table, permission)
+    combined = within(grant, bound)
+    if combined is None:
+        raise AccessDenied(
+            principal_arn,
+            permission,
+            f"{database}.{table}",
+            reason=f"its columns are outside those shared with account {account}",
+        )
+    return combined
 
 
 def _column_set(body: dict[str, Any], all_columns: list[str]) -> frozenset[str] | None:

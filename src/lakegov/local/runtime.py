@@ -149,6 +149,7 @@ class LocalRuntime:
         self._athena_lock = threading.Lock()
         self._attached: list[Subscription] = []  # other accounts' stacks (consumer domains)
         self._sqs_clients: dict[str, Any] = {}
+        self._catalogs: dict[str, tuple[Any, Any]] = {}
 
     @property
     def work_dir(self) -> Path:
@@ -225,6 +226,8 @@ class LocalRuntime:
                     ),
                     access=self.access_policy,
                     unrestricted=self._unrestricted,
+                    account=self.account,
+                    catalog_of=self._catalog_of,
                 )
                 bucket = self.outputs.get("FormattedBucketName", "")
                 self._athena = LocalAthena(
@@ -245,6 +248,19 @@ class LocalRuntime:
         except ImportError:
             return None
         return AccessPolicy(self.client("lakeformation"), self.client("glue"))
+
+    def _catalog_of(self, account: str) -> tuple[Any, Any]:
+        """Administrator Glue and Lake Formation clients of ``account`` (consumer domains'
+        catalogs, for principals of those accounts querying through resource links)."""
+        with self._athena_lock:
+            pair = self._catalogs.get(account)
+            if pair is None:
+                pair = (
+                    self.client("glue", account=account),
+                    self.client("lakeformation", account=account),
+                )
+                self._catalogs[account] = pair
+            return pair
 
     def _unrestricted(self, principal: str) -> bool:
         if principal == self.deployer_arn:

@@ -39,7 +39,7 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
 from lakegov.errors import LakegovError
-from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound
+from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound, principal_account
 from lakegov.local.athena.catalog import (
     PARQUET,
     PATH_COLUMN,
@@ -51,6 +51,7 @@ from lakegov.local.athena.catalog import (
     literal,
     load_table,
     quote,
+    resolve_link,
     split_s3,
     view_sql,
 )
@@ -153,6 +154,8 @@ class LocalAthenaEngine:
         credentials: tuple[str, str],
         access: Callable[[], AccessPolicyLike | None] = lambda: None,
         unrestricted: Callable[[str], bool] = lambda _principal: False,
+        account: str = "",
+        catalog_of: Callable[[str], tuple[Any, Any]] | None = None,
     ) -> None:
         self.glue = glue
         self.s3 = s3
@@ -161,6 +164,10 @@ class LocalAthenaEngine:
         self.credentials = credentials
         self._access = access
         self._unrestricted = unrestricted
+        # principals of other accounts read their own account's catalog (resource links
+        # to this one): ``catalog_of(account)`` gives (glue, lakeformation) clients there
+        self.account = account
+        self._catalog_of = catalog_of
         self._db: Any = None
         self._lock = threading.Lock()
         self._running: dict[str, Any] = {}
@@ -306,15 +313,20 @@ class LocalAthenaEngine:
                     "NOT_SUPPORTED",
                     f"NOT_SUPPORTED: catalog {node.catalog!r} (only AwsDataCatalog)",
                 )
+            glue = self.glue
+            linked: TableGrant | None = None
             try:
-                table = load_table(self.glue, db, node.name.lower())
+                if self._other_account(principal):
+                    glue, table, linked = self._linked_table(principal, db, node.name.lower())
+                else:
+                    table = load_table(self.glue, db, node.name.lower())
             except CatalogError as exc:
                 raise AthenaFailure(exc.error_type, f"{exc.error_type}: {exc}") from exc
             columns = table.all_columns
             row_filter = None
             cell_filters: dict[str, str] = {}
-            if not self._unrestricted(principal):
-                grant = self._grant(principal, table, "SELECT")
+            if linked is not None or not self._unrestricted(principal):
+                grant = linked or self._grant(principal, table, "SELECT")
                 if grant.columns is not None:
                     allowed = {c.lower() for c in grant.columns}
                     hidden = {c.name for c in columns if c.name not in allowed}
@@ -325,7 +337,7 @@ class LocalAthenaEngine:
                 cell_filters = {c.lower(): _translate_filter(p) for c, p in grant.cell_filters}
             granted_anywhere |= {c.name for c in columns}
             try:
-                files = data_files(self.glue, self.s3, table)
+                files = data_files(glue, self.s3, table)
             except CatalogError as exc:
                 raise AthenaFailure(exc.error_type, f"{exc.error_type}: {exc}") from exc
             scope.scanned += sum(f.size for f in files)
@@ -354,6 +366,46 @@ class LocalAthenaEngine:
                 denial = AccessDenied(principal, "SELECT", name, missing)
                 raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {denial}")
         return scope
+
+    def _other_account(self, principal: str) -> bool:
+        account = principal_account(principal)
+        return bool(self._catalog_of and self.account and account and account != self.account)
+
+    def _linked_table(
+        self, principal: str, database: str, name: str
+    ) -> tuple[Any, TableDef, TableGrant]:
+        """A table as a principal of another account reads it: through its own account's
+        catalog, where a resource link stands for a table of this (or a third) catalog.
+        Returns the Glue client of the table's catalog, the table and what it may read."""
+        from lakegov.governance.access import AccessPolicy, shared_table_access
+
+        assert self._catalog_of is not None
+        account = principal_account(principal)
+        own_glue, own_lf = self._catalog_of(account)
+        catalog, target_db, target_name = resolve_link(own_glue, database, name)
+        try:
+            if catalog is None or catalog == account:  # a table of its own account
+                table = load_table(own_glue, target_db, target_name)
+                grant = AccessPolicy(own_lf, own_glue, catalog_id=account).table_access(
+                    principal, target_db, target_name
+                )
+                return own_glue, table, grant
+            glue, lf = (self.glue, self._catalog_of(self.account)[1])
+            if catalog != self.account:
+                glue, lf = self._catalog_of(catalog)
+            table = load_table(glue, target_db, target_name)
+            grant = shared_table_access(
+                AccessPolicy(own_lf, glue, catalog_id=account),
+                AccessPolicy(lf, glue, catalog_id=catalog),
+                principal,
+                target_db,
+                target_name,
+            )
+        except AccessDenied as exc:
+            raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {exc}") from exc
+        except TableNotFound as exc:
+            raise AthenaFailure("TABLE_NOT_FOUND", f"TABLE_NOT_FOUND: {exc}") from exc
+        return glue, table, grant
 
     def _grant(self, principal: str, table: TableDef, permission: str) -> TableGrant:
         policy = self._access()
