@@ -23,7 +23,8 @@ from botocore.exceptions import ClientError
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code
 from lakegov.errors import InvalidDocument
-from lakegov.governance.validate import Guardrails, ValidatedDocument, validate
+from lakegov.governance.guardrails import Guardrails
+from lakegov.governance.validate import ValidatedDocument, validate
 from lakegov.observability import logger
 
 PREFIX = "governance/"

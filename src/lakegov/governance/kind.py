@@ -1,8 +1,9 @@
 """``governance/`` documents in the config bucket: the engine behind the upload path.
 
-Validation is the engine's two layers (JSON Schema, then semantic checks and guardrails);
-applying plans against Lake Formation and applies only the difference, so re-uploading a
-document already in force makes no write call.
+Validation is the engine's two layers (JSON Schema, then semantic checks and the
+deployment's guardrails), once, on upload; applying plans against Lake Formation and
+applies only the difference, so re-uploading a document already in force makes no write
+call.
 
 A document replaced by a narrower one, or deleted, takes back what it alone granted: its
 last applied version (the audit knows it, the versioned config bucket holds it) is
@@ -10,18 +11,20 @@ compared with the new one and with every other document in force (subscriptions'
 included); what none of them still asks for is revoked, and the tags it alone assigned are
 removed (:func:`lakegov.governance.model.retired_state`). When a version needed for that
 comparison cannot be read exactly as applied, nothing is revoked and the result says why.
+Grants to and revokes from other accounts are announced (``AccessGranted`` /
+``AccessRevoked``, :mod:`lakegov.governance.sharing`).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from lakegov.audit import AuditStore
-from lakegov.errors import InvalidDocument, PermanentError, ValidationIssue
+from lakegov.errors import InvalidDocument, ValidationIssue
 from lakegov.governance.apply import ApplyResult
 from lakegov.governance.apply import apply as apply_plan
 from lakegov.governance.drift import merge_documents
+from lakegov.governance.guardrails import Guardrails, guardrails_from
 from lakegov.governance.in_force import (
     PREFIX,
     documents_in_force,
@@ -32,24 +35,10 @@ from lakegov.governance.model import DesiredState, retired_state
 from lakegov.governance.plan import Plan
 from lakegov.governance.plan import plan as make_plan
 from lakegov.governance.sharing import access_events
-from lakegov.governance.validate import Guardrails, ValidatedDocument, validate
-from lakegov.metadata.kinds import ApplyContext, DocumentRef, MetadataKind
-from lakegov.settings import Settings
+from lakegov.governance.validate import ValidatedDocument, validate
+from lakegov.metadata.kinds import ApplyContext, DeploymentRules, DocumentRef, MetadataKind
 
-
-def guardrails_from(settings: Settings) -> Guardrails:
-    """The deployment's guardrails (GOVERNANCE_GUARDRAILS), at home in its own account."""
-    raw = settings.governance_guardrails
-    if not raw:
-        return Guardrails(home_account_id=settings.account_id or None)
-    try:
-        data = json.loads(raw)
-        data.setdefault("home_account_id", settings.account_id or None)
-        return Guardrails.from_dict(data)
-    except (ValueError, TypeError) as exc:
-        raise PermanentError(
-            f"GOVERNANCE_GUARDRAILS is not a valid guardrails object: {exc}"
-        ) from exc
+__all__ = ["governance_kind", "guardrails_from", "retired_by"]
 
 
 def retired_by(
@@ -124,67 +113,57 @@ def _summary(the_plan: Plan, result: ApplyResult, notes: list[str]) -> dict[str,
 
 
 def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
-    """The ``governance/`` kind; ``guardrails`` default to the deployment's settings."""
+    """The ``governance/`` kind; ``guardrails``, when given, replace the deployment's."""
 
-    def _validated(
-        document: Any, source: str, settings: Settings | None = None
-    ) -> ValidatedDocument:
-        rails = guardrails or (guardrails_from(settings) if settings is not None else Guardrails())
-        return validate(document, source=source, guardrails=rails)
+    def rails(rules: DeploymentRules | None) -> Guardrails:
+        return guardrails or (rules.guardrails if rules is not None else Guardrails())
 
-    def check(document: Any, source: str) -> list[ValidationIssue]:
+    def check(
+        document: Any, source: str, rules: DeploymentRules | None = None
+    ) -> list[ValidationIssue]:
         try:
-            validated = _validated(document, source)
+            validated = validate(document, source=source, guardrails=rails(rules))
         except InvalidDocument as exc:
             return list(exc.issues)
         return list(validated.warnings)
 
-    def run(document: Any, ctx: ApplyContext) -> dict[str, Any]:
-        try:
-            validated = _validated(document, ctx.document.key, ctx.settings)
-        except InvalidDocument as exc:  # guardrails of the deployment are stricter than offline
-            raise PermanentError("; ".join(str(i) for i in exc.issues[:5])) from exc
+    def apply_with(validated: ValidatedDocument | None, ctx: ApplyContext) -> dict[str, Any]:
+        """Apply ``validated`` (None: the document was deleted) with the revokes of what
+        the key's previous version alone granted."""
         catalog_id = ctx.settings.account_id
         lakeformation = ctx.client("lakeformation")
-        rails = guardrails or guardrails_from(ctx.settings)
         retired, notes = retired_by(
             validated,
             ctx.document,
             s3=ctx.client("s3"),
             audit=ctx.audit,
-            guardrails=rails,
+            guardrails=rails(DeploymentRules.from_settings(ctx.settings)),
             catalog_id=catalog_id,
         )
-        the_plan = make_plan(
-            validated, lakeformation, ctx.client("glue"), catalog_id=catalog_id, retired=retired
-        )
+        if validated is None:
+            the_plan = make_plan(
+                DesiredState(catalog_id=catalog_id),
+                lakeformation,
+                catalog_id=catalog_id,
+                retired=retired or DesiredState(catalog_id=catalog_id),
+            )
+        else:
+            the_plan = make_plan(
+                validated, lakeformation, ctx.client("glue"), catalog_id=catalog_id, retired=retired
+            )
         result = apply_plan(the_plan, lakeformation, catalog_id=catalog_id)
         summary = _summary(the_plan, result, notes)
         summary["access_events"] = _announce(ctx, result, catalog_id)
         return summary
 
+    def run(document: Any, ctx: ApplyContext) -> dict[str, Any]:
+        # the desired state of a document that passed the upload check with these rules
+        rules = DeploymentRules.from_settings(ctx.settings)
+        validated = validate(document, source=ctx.document.key, guardrails=rails(rules))
+        return apply_with(validated, ctx)
+
     def remove(ctx: ApplyContext) -> dict[str, Any]:
         """The document was deleted: revoke what it alone granted."""
-        catalog_id = ctx.settings.account_id
-        rails = guardrails or guardrails_from(ctx.settings)
-        retired, notes = retired_by(
-            None,
-            ctx.document,
-            s3=ctx.client("s3"),
-            audit=ctx.audit,
-            guardrails=rails,
-            catalog_id=catalog_id,
-        )
-        lakeformation = ctx.client("lakeformation")
-        the_plan = make_plan(
-            DesiredState(catalog_id=catalog_id),
-            lakeformation,
-            catalog_id=catalog_id,
-            retired=retired or DesiredState(catalog_id=catalog_id),
-        )
-        result = apply_plan(the_plan, lakeformation, catalog_id=catalog_id)
-        summary = _summary(the_plan, result, notes)
-        summary["access_events"] = _announce(ctx, result, catalog_id)
-        return summary
+        return apply_with(None, ctx)
 
     return MetadataKind(name="governance", prefix=PREFIX, validate=check, apply=run, remove=remove)

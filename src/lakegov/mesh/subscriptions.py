@@ -38,7 +38,7 @@ from lakegov.mesh.patterns import (
     pattern_problems,
     redundant_patterns,
 )
-from lakegov.metadata.kinds import ApplyContext, MetadataKind
+from lakegov.metadata.kinds import ApplyContext, DeploymentRules, MetadataKind, Validator
 from lakegov.observability import count, logger
 from lakegov.settings import Settings
 
@@ -57,13 +57,8 @@ _BUS_ARN = re.compile(
     r"event-bus/(?P<name>.+)$"
 )
 
-GrantValidator = Callable[[Any, str], list[ValidationIssue]]
+GrantValidator = Validator
 GrantApplier = Callable[[Any, ApplyContext], dict[str, Any]]
-GrantChecker = Callable[[Any, ApplyContext], None]
-
-
-def _check_grant(document: Any, ctx: ApplyContext) -> None:
-    grants.check_with_guardrails(document, ctx.settings)
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -533,23 +528,16 @@ def apply_subscription(
     *,
     limits: MeshLimits = MeshLimits(),
     apply_grant: GrantApplier | None = None,
-    check_grant: GrantChecker | None = None,
 ) -> dict[str, Any]:
     """Reconcile the central bus's rules (and the read grant) with one document.
 
-    ``check_grant(document, ctx)`` raises PermanentError when the read-access grant would be
-    refused; it runs before anything changes (default: the deployment's governance
-    guardrails, :func:`lakegov.mesh.grants.check_with_guardrails`).
+    The document passed the upload check (its read access with the deployment's
+    guardrails, see :func:`subscription_kind`).
     """
     subscription = Subscription.from_document(document)
     config = MeshConfig.from_settings(ctx.settings)
     bus = _central_bus(ctx, config)
     _check_target(subscription, config)
-    grant = grants.read_access_document(subscription.raw)
-    if apply_grant is not None and grant is not None:
-        # the deployment's guardrails (stricter than the upload check may be) decide before
-        # any rule changes: a refused read access refuses the whole subscription
-        (check_grant or _check_grant)(grant, ctx)
     try:
         desired = desired_rules(
             subscription, ctx.document.key, config, max_pattern_chars=limits.max_pattern_chars
@@ -619,29 +607,37 @@ def subscription_kind(
     validate_grant: GrantValidator | None = None,
     apply_grant: GrantApplier | None = None,
     limits: MeshLimits = MeshLimits(),
-    check_grant: GrantChecker | None = None,
 ) -> MetadataKind:
     """The ``subscriptions/`` kind for :func:`lakegov.metadata.registry.metadata_kinds`.
 
-    ``validate_grant(document, source) -> issues`` and ``apply_grant(document, ctx) ->
-    summary`` are the governance engine's, for the optional read access (its document is
+    ``validate_grant(document, source, rules) -> issues`` and ``apply_grant(document, ctx)
+    -> summary`` are the governance engine's, for the optional read access (its document is
     :func:`lakegov.mesh.grants.read_access_document`); without them the read access is
-    reported in the result but not applied. With ``apply_grant``, the grant is first checked
-    against the deployment's guardrails (``check_grant``, default
-    :func:`lakegov.mesh.grants.check_with_guardrails`) before any rule changes.
+    reported in the result but not applied. The grant is validated on upload with the
+    deployment's guardrails, so a refused read access refuses the whole subscription before
+    anything changes, each issue at its path under ``$.read_access``.
     """
 
-    def validate(document: Any, source: str) -> list[ValidationIssue]:
+    def validate(
+        document: Any, source: str, rules: DeploymentRules | None = None
+    ) -> list[ValidationIssue]:
         issues = validate_subscription(document, source)
         if validate_grant is None or any(i.severity == "error" for i in issues):
             return issues
         grant = grants.read_access_document(document)
         if grant is not None:
-            for issue in validate_grant(grant, f"{source}#read_access"):
+            where = f"{source}#read_access"
+            found = (
+                validate_grant(grant, where)
+                if rules is None
+                else validate_grant(grant, where, rules)
+            )
+            for issue in found:
                 issues.append(
                     ValidationIssue(
                         "$.read_access" + re.sub(r"^\$(\[0\])?", "", issue.path),
-                        f"as a Lake Formation grant: {issue.message}",
+                        "as a Lake Formation grant (checked with the deployment's guardrails): "
+                        f"{issue.message}",
                         issue.value,
                         issue.severity,
                     )
@@ -649,9 +645,7 @@ def subscription_kind(
         return issues
 
     def apply(document: Any, ctx: ApplyContext) -> dict[str, Any]:
-        return apply_subscription(
-            document, ctx, limits=limits, apply_grant=apply_grant, check_grant=check_grant
-        )
+        return apply_subscription(document, ctx, limits=limits, apply_grant=apply_grant)
 
     def remove(ctx: ApplyContext) -> dict[str, Any]:
         return remove_subscription(ctx, apply_grant=apply_grant)

@@ -161,3 +161,21 @@ def test_the_kind_serves_the_products_prefix():
     kind = product_kind()
     assert kind.prefix == "products/" and kind.name == "product" and kind.remove is not None
     assert kind.validate(MINIMAL, "products/p.json") == []
+
+
+def test_the_upload_check_uses_the_deployments_database_prefix():
+    # Given a product that refreshes the formatted table it depends on, named with the
+    # deployment's prefix (offline, without the prefix, the two names differ)
+    from lakegov.metadata.kinds import DeploymentRules
+
+    document = {**MINIMAL, "depends_on": [{"database": "lakegov_dev_formatted", "table": "t"}]}
+    document["refreshes"] = ["formatted.t"]
+    kind = product_kind()
+    assert kind.validate(document, "products/p.json") == []
+    # When it is validated with the deployment's rules
+    issues = kind.validate(
+        document, "products/p.json", DeploymentRules(glue_database_prefix="lakegov_dev_")
+    )
+    # Then it is refused at the output's own path, on upload
+    assert [(i.path, i.severity) for i in issues] == [("$.refreshes[0]", "error")]
+    assert "trigger itself" in issues[0].message
