@@ -331,3 +331,24 @@ def test_lakegov_query_as_a_role_is_granted_or_refused(
     assert main(["query", sql, "--as", OUTSIDER, *where]) == 1
     refused = json.loads(capsys.readouterr().out)
     assert refused["state"] == "FAILED" and "AccessDeniedException" in refused["reason"]
+
+
+def test_an_ungranted_column_is_denied_by_name_however_the_query_spells_it(lake: Any) -> None:
+    """Aliased to its own name, or qualified next to a join that has a column of that
+    name, the hidden column is refused naming it (not a COLUMN_NOT_FOUND); an output alias
+    of that name is still just an alias."""
+    upload(lake, "governance/analysts-spelling.json", GOVERNANCE)  # whatever ran before
+    for sql in (
+        "SELECT email AS email FROM mwaa_blog_customers",
+        "WITH e AS (SELECT fname AS email FROM mwaa_blog_customers) "
+        "SELECT c.email FROM mwaa_blog_customers c JOIN e ON c.fname = e.email",
+    ):
+        outcome = run(lake, ANALYST, sql)
+        assert outcome["state"] == "FAILED", sql
+        assert "AccessDeniedException" in outcome["reason"] and "email" in outcome["reason"], (
+            sql,
+            outcome["reason"],
+        )
+    renamed = run(lake, ANALYST, "SELECT cust_id AS email FROM mwaa_blog_customers ORDER BY email")
+    assert renamed["state"] == "SUCCEEDED", renamed["reason"]
+    assert renamed["columns"] == ["email"] and len(renamed["rows"]) == 32

@@ -305,6 +305,7 @@ class LocalAthenaEngine:
             if t.name and not (not t.db and t.name.lower() in ctes)
         ]
         denied: dict[str, set[str]] = {}
+        hidden_in: dict[str, tuple[str, set[str]]] = {}  # table alias -> (name, hidden)
         granted_anywhere: set[str] = set()
         for n, node in enumerate(tables):
             db = (node.db or database or "default").lower()
@@ -333,6 +334,10 @@ class LocalAthenaEngine:
                     columns = [c for c in columns if c.name in allowed]
                     if hidden:
                         denied[f"{db}.{table.name}"] = hidden
+                        hidden_in[(node.alias or node.name).lower()] = (
+                            f"{db}.{table.name}",
+                            hidden,
+                        )
                 row_filter = _translate_filter(grant.row_filter) if grant.row_filter else None
                 cell_filters = {c.lower(): _translate_filter(p) for c, p in grant.cell_filters}
             granted_anywhere |= {c.name for c in columns}
@@ -360,10 +365,10 @@ class LocalAthenaEngine:
                     alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
                 )
             )
-        for name, hidden in denied.items():
-            missing = sorted((referenced - aliases - granted_anywhere) & hidden)
-            if missing:
-                denial = AccessDenied(principal, "SELECT", name, missing)
+        missing = _denied_columns(tree, hidden_in, aliases, granted_anywhere)
+        for name in denied:
+            if missing.get(name):
+                denial = AccessDenied(principal, "SELECT", name, sorted(missing[name]))
                 raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {denial}")
         return scope
 
@@ -828,6 +833,36 @@ class LocalAthenaEngine:
         except LakegovError as exc:
             raise AthenaFailure("SCHEMA_NOT_FOUND", f"SCHEMA_NOT_FOUND: {exc}") from exc
         return QueryResult("DDL", [], [], scanned, unload_files=[url])
+
+
+def _denied_columns(
+    tree: Any,
+    hidden_in: dict[str, tuple[str, set[str]]],
+    aliases: set[str],
+    granted_anywhere: set[str],
+) -> dict[str, set[str]]:
+    """The hidden columns the query reads, by table: a column qualified by a table's alias
+    is that table's (another table granting a column of the same name does not make it
+    readable); an unqualified one is hidden when no table of the query grants it, unless it
+    names an output alias outside the projections (``ORDER BY total``) - a column in the
+    expression of an alias (``email AS email``) is read from its table."""
+    if not hidden_in:
+        return {}
+    in_projection = {id(c) for a in tree.find_all(exp.Alias) for c in a.this.find_all(exp.Column)}
+    out: dict[str, set[str]] = {}
+    for column in tree.find_all(exp.Column):
+        name, qualifier = column.name.lower(), column.table.lower()
+        if qualifier:
+            found = hidden_in.get(qualifier)
+            if found is not None and name in found[1]:
+                out.setdefault(found[0], set()).add(name)
+            continue
+        if name in granted_anywhere or (name in aliases and id(column) not in in_projection):
+            continue
+        for table, hidden in hidden_in.values():
+            if name in hidden:
+                out.setdefault(table, set()).add(name)
+    return out
 
 
 def _name_columns(tree: Any) -> None:
