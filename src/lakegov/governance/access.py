@@ -298,10 +298,21 @@ def _or(predicates: Iterable[str]) -> str:
 class AccessPolicy:
     """Lake Formation's answer to "may this principal read this table, and what of it"."""
 
-    def __init__(self, lakeformation: Any, glue: Any, *, catalog_id: str | None = None) -> None:
+    def __init__(
+        self,
+        lakeformation: Any,
+        glue: Any,
+        *,
+        catalog_id: str | None = None,
+        reuse_reads: bool = False,
+    ) -> None:
+        """``reuse_reads``: answer every question of this instance from one read of each
+        part of Lake Formation's state (one query's tables); otherwise each question reads
+        afresh (so a grant made a moment ago counts at once)."""
         self.lakeformation = lakeformation
         self.glue = glue
         self.catalog_id = catalog_id
+        self._reused: dict[str, _Snapshot] | None = {} if reuse_reads else None
 
     # -- questions --------------------------------------------------------------------
     def is_unrestricted(self, principal_arn: str) -> bool:
@@ -407,7 +418,11 @@ class AccessPolicy:
             catalog_id = m["account"] if m else ""  # "": refused before any read
         if catalog_id is None:
             raise LakegovError("the catalog id is needed (AccessPolicy(..., catalog_id=...))")
-        return _Snapshot(self.lakeformation, self.glue, catalog_id)
+        if self._reused is None:
+            return _Snapshot(self.lakeformation, self.glue, catalog_id)
+        if catalog_id not in self._reused:
+            self._reused[catalog_id] = _Snapshot(self.lakeformation, self.glue, catalog_id)
+        return self._reused[catalog_id]
 
     def _is_one_of(self, principal: str, grantees: Iterable[str]) -> bool:
         me = _identity(principal)

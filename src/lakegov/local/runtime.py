@@ -242,12 +242,14 @@ class LocalRuntime:
             return self._athena
 
     def access_policy(self) -> Any:
-        """Lake Formation's evaluator over this runtime's catalog (None until it exists)."""
+        """Lake Formation's evaluator over this runtime's catalog (None until it exists):
+        a new one per call (per query), which reads Lake Formation's state once."""
         try:
             from lakegov.governance.access import AccessPolicy
         except ImportError:
             return None
-        return AccessPolicy(self.client("lakeformation"), self.client("glue"))
+        glue, lakeformation = self._catalog_of(self.account)  # built once, not per question
+        return AccessPolicy(lakeformation, glue, reuse_reads=True)
 
     def _catalog_of(self, account: str) -> tuple[Any, Any]:
         """Administrator Glue and Lake Formation clients of ``account`` (consumer domains'

@@ -305,6 +305,7 @@ class LocalAthenaEngine:
             if t.name and not (not t.db and t.name.lower() in ctes)
         ]
         denied: dict[str, set[str]] = {}
+        policy: AccessPolicyLike | None = None
         hidden_in: dict[str, tuple[str, set[str]]] = {}  # table alias -> (name, hidden)
         granted_anywhere: set[str] = set()
         for n, node in enumerate(tables):
@@ -327,7 +328,9 @@ class LocalAthenaEngine:
             row_filter = None
             cell_filters: dict[str, str] = {}
             if linked is not None or not self._unrestricted(principal):
-                grant = linked or self._grant(principal, table, "SELECT")
+                if linked is None and policy is None:
+                    policy = self._access()  # one evaluator (one read of LF) per query
+                grant = linked or self._grant(principal, table, "SELECT", policy)
                 if grant.columns is not None:
                     allowed = {c.lower() for c in grant.columns}
                     hidden = {c.name for c in columns if c.name not in allowed}
@@ -412,8 +415,14 @@ class LocalAthenaEngine:
             raise AthenaFailure("TABLE_NOT_FOUND", f"TABLE_NOT_FOUND: {exc}") from exc
         return glue, table, grant
 
-    def _grant(self, principal: str, table: TableDef, permission: str) -> TableGrant:
-        policy = self._access()
+    def _grant(
+        self,
+        principal: str,
+        table: TableDef,
+        permission: str,
+        policy: AccessPolicyLike | None = None,
+    ) -> TableGrant:
+        policy = policy or self._access()
         if policy is None:
             raise AthenaFailure(
                 "PERMISSION_DENIED",
