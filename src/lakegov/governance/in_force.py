@@ -105,15 +105,18 @@ def last_applied(
     before_version: str | None = None,
 ) -> LastApplied:
     """The last APPLIED version of ``key`` (other than ``before_version``, the upload being
-    processed), validated again as the engine saw it."""
+    processed), validated again as the engine saw it; none when the document was deleted
+    (REMOVED) after it."""
     applied = [
         v
         for v in audit.versions("metadata", f"s3://{bucket}/{key}")
-        if v.get("status") == "APPLIED" and v.get("version") != before_version
+        if v.get("status") in ("APPLIED", "REMOVED") and v.get("version") != before_version
     ]
     if not applied:
         return LastApplied(None)
     latest = max(applied, key=lambda v: str(v.get("updated_at", "")))
+    if latest.get("status") == "REMOVED":  # deleted since: what it granted is taken back
+        return LastApplied(None)
     body = _applied_body(s3, bucket, key, str(latest.get("version") or "-"), audit)
     if body is None:
         return LastApplied(None, readable=False)

@@ -339,3 +339,16 @@ def test_lakegov_plan_shows_the_revokes_of_a_deletion_or_replacement_before_anyt
     ]
     # and nothing happened
     assert held(world, ANALYST, _table("sales", "orders")) == {"SELECT", "DESCRIBE"}
+
+
+def test_a_document_uploaded_again_after_its_deletion_retires_nothing_of_the_deleted_one(world):
+    upload(world, "governance/a.json", [_entry(ANALYST, "orders", ["SELECT", "DESCRIBE"])])
+    delete(world, "governance/a.json")
+    assert held(world, ANALYST, _table("sales", "orders")) == set()
+    # Given SELECT granted again by hand after the deletion
+    grant(world, ANALYST, _table("sales", "orders"), ["SELECT"])
+    # When a.json comes back, narrower: its deleted version is not what it replaces
+    summary = upload(world, "governance/a.json", [_entry(ANALYST, "orders", ["DESCRIBE"])])
+    # Then nothing is revoked by the upload (the drift check is what reports the hand grant)
+    assert summary["revokes"] == 0
+    assert held(world, ANALYST, _table("sales", "orders")) == {"SELECT", "DESCRIBE"}
