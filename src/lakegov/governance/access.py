@@ -38,6 +38,10 @@ but grants them no data (:meth:`AccessPolicy.is_unrestricted` reports them). Pri
 another account, SAML and IAM Identity Center users and groups are refused with a reason
 saying that they are not evaluated here: their access goes through grants made in their own
 account (resource links) or through group membership, which a local catalog does not hold.
+A principal of another account reading through a resource link is evaluated by
+:func:`shared_table_access`, with an evaluator over each account's Lake Formation: its own
+account's grants to it on the shared table, within what this catalog granted its account
+(:meth:`AccessPolicy.account_access`).
 """
 
 from __future__ import annotations
