@@ -25,13 +25,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code
+from lakegov.dynamodb import from_item, to_attribute
 from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 
@@ -59,41 +58,6 @@ DEFAULT_RETENTION_DAYS = 400
 KEPT_VERSIONS = frozenset({"schema", "current"})
 KEPT_KINDS = frozenset({"metadata"})
 TTL_ATTRIBUTE = "expires_at"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def _plain(value: Any) -> Any:
-    """Python value -> something TypeSerializer accepts (floats become Decimals)."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _native(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _native(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_native(v) for v in value]
-    return value
-
-
-def _ser(value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = _serializer.serialize(_plain(value))
-    return out
-
-
-def _deser(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _native(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
 @dataclass(frozen=True)
@@ -153,7 +117,7 @@ class AuditStore:
         now = self._clock()
         stamp = utc_now()
         item = {
-            **{k: _ser(v) for k, v in (attributes or {}).items()},
+            **{k: to_attribute(v) for k, v in (attributes or {}).items()},
             **self.key(kind, subject, version),
             "kind": {"S": kind},
             "subject": {"S": subject},
@@ -163,7 +127,7 @@ class AuditStore:
             "updated_at": {"S": stamp},
             "lease_until": {"N": str(int(now + lease_seconds))},
             "attempts": {"N": "1"},
-            "history": {"L": [_ser({"status": IN_PROGRESS, "at": stamp})]},
+            "history": {"L": [to_attribute({"status": IN_PROGRESS, "at": stamp})]},
         }
         expiry = self._expiry(kind, version)
         if expiry:
@@ -193,7 +157,7 @@ class AuditStore:
                 if len(history) > HISTORY_LIMIT:
                     dropped += len(history) - HISTORY_KEEP
                     history = history[-HISTORY_KEEP:]
-                item["history"] = {"L": [_ser(h) for h in history]}
+                item["history"] = {"L": [to_attribute(h) for h in history]}
                 if dropped:
                     item["history_dropped"] = {"N": str(dropped)}
             self._ddb.put_item(
@@ -212,7 +176,7 @@ class AuditStore:
             raise RetryableError(
                 f"{kind} {subject} ({version}) is being processed by another worker"
             ) from exc
-        return Claim(acquired=True, item=_deser(item))
+        return Claim(acquired=True, item=from_item(item))
 
     def record(
         self,
@@ -254,12 +218,12 @@ class AuditStore:
             ":k": {"S": kind},
             ":subj": {"S": subject},
             ":v": {"S": version or "-"},
-            ":h": {"L": [_ser(entry)]},
+            ":h": {"L": [to_attribute(entry)]},
             ":empty": {"L": []},
         }
         for i, (name, value) in enumerate((attributes or {}).items()):
             names[f"#a{i}"] = name
-            values[f":a{i}"] = _ser(value)
+            values[f":a{i}"] = to_attribute(value)
             sets.append(f"#a{i} = :a{i}")
         expiry = self._expiry(kind, version or "-")
         if expiry and TTL_ATTRIBUTE not in (attributes or {}):
@@ -321,7 +285,7 @@ class AuditStore:
         versions processed out of order still end with the newest one current.
         """
         item = {
-            **{k: _ser(v) for k, v in attributes.items()},
+            **{k: to_attribute(v) for k, v in attributes.items()},
             **self.key(kind, subject, "current"),
             "kind": {"S": kind},
             "subject": {"S": subject},
@@ -345,7 +309,7 @@ class AuditStore:
                 raise
             return False, None
         old = response.get("Attributes")
-        return True, (_deser(old) if old else None)
+        return True, (from_item(old) if old else None)
 
     def clear_pointer(self, kind: str, subject: str) -> dict[str, Any] | None:
         """Remove the current-version pointer; returns what it held."""
@@ -355,7 +319,7 @@ class AuditStore:
             ReturnValues="ALL_OLD",
         )
         old = response.get("Attributes")
-        return _deser(old) if old else None
+        return from_item(old) if old else None
 
     def release(self, kind: str, subject: str, version: str, *, note: str) -> None:
         """Give up a claim after a retryable failure so the next delivery can take it at once."""
@@ -366,7 +330,7 @@ class AuditStore:
             TableName=self.table_name, Key=self.key(kind, subject, version), ConsistentRead=True
         )
         item = response.get("Item")
-        return _deser(item) if item else None
+        return from_item(item) if item else None
 
     def versions(self, kind: str, subject: str) -> list[dict[str, Any]]:
         """Every item of one subject (all versions of a file, all runs of a product)."""
@@ -378,7 +342,7 @@ class AuditStore:
         }
         while True:
             page = self._ddb.query(**kwargs)
-            items.extend(_deser(i) for i in page.get("Items", []))
+            items.extend(from_item(i) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -394,4 +358,4 @@ class AuditStore:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [_deser(i) for i in page.get("Items", [])]
+        return [from_item(i) for i in page.get("Items", [])]

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lakegov.errors import ValidationIssue
+from lakegov.mesh.central_bus import RuleSpec, _same_rule, _same_target
 
 ACCESS_RULE_PREFIX = "lakegov-access-"
 ACCESS_DETAIL_TYPES = ("AccessGranted", "AccessRevoked")
@@ -67,8 +68,6 @@ def consumer_role_issues(document: Mapping[str, Any]) -> list[ValidationIssue]:
 def route_access(bus: Any, domain: str, account_id: str, target: Mapping[str, Any]) -> str:
     """Create or update the domain's access rule on the central bus (``target``: the
     subscription rules' target, the domain's bus). Returns created / updated / unchanged."""
-    from lakegov.mesh.subscriptions import RuleSpec, _same_rule, _same_target
-
     spec = RuleSpec(
         access_rule_name(domain),
         access_pattern(account_id),

@@ -26,7 +26,6 @@ import os
 import re
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -1078,7 +1077,3 @@ def athena_type(duckdb_type: str) -> tuple[str, int, int]:
         '"NULL"': ("unknown", 0, 0),
     }
     return simple.get(text, ("varchar", 2147483647, 0))
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
