@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from lakegov.audit import AuditStore
-from lakegov.errors import InvalidDocument, ValidationIssue
+from lakegov.errors import InvalidDocument, RetryableError, ValidationIssue
 from lakegov.governance.apply import ApplyResult
 from lakegov.governance.apply import apply as apply_plan
 from lakegov.governance.drift import merge_documents
@@ -163,7 +163,18 @@ def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
         return apply_with(validated, ctx)
 
     def remove(ctx: ApplyContext) -> dict[str, Any]:
-        """The document was deleted: revoke what it alone granted."""
-        return apply_with(None, ctx)
+        """The document was deleted: revoke what it alone granted. A failed revoke is
+        retried (the deletion event comes back): once the deletion is recorded, its tables
+        leave the governed scope and nothing would report the grant left behind."""
+        summary = apply_with(None, ctx)
+        if summary["failed"]:
+            failures = "; ".join(
+                f"{f.get('error_code')}: {f.get('resource_name', '')}"
+                for f in summary["failures"][:5]
+            )
+            raise RetryableError(
+                f"{summary['failed']} revoke(s) of the deleted {ctx.document.key} failed: {failures}"
+            )
+        return summary
 
     return MetadataKind(name="governance", prefix=PREFIX, validate=check, apply=run, remove=remove)

@@ -352,3 +352,40 @@ def test_a_document_uploaded_again_after_its_deletion_retires_nothing_of_the_del
     # Then nothing is revoked by the upload (the drift check is what reports the hand grant)
     assert summary["revokes"] == 0
     assert held(world, ANALYST, _table("sales", "orders")) == {"SELECT", "DESCRIBE"}
+
+
+def test_a_failed_revoke_of_a_deleted_document_is_retried_not_forgotten(world):
+    from lakegov.errors import RetryableError
+
+    upload(world, "governance/a.json", [_entry(ANALYST, "orders", ["SELECT"])])
+    lf = world["lakeformation"]
+
+    class Refusing:
+        def __getattr__(self, name):
+            return getattr(lf, name)
+
+        def batch_revoke_permissions(self, **kwargs):
+            return {
+                "Failures": [
+                    {"RequestEntry": e, "Error": {"ErrorCode": "AccessDeniedException"}}
+                    for e in kwargs["Entries"]
+                ]
+            }
+
+    # When the deletion's revoke is refused, Then the deletion fails (to be retried)
+    with pytest.raises(RetryableError, match="AccessDeniedException"):
+        delete({**world, "lakeformation": Refusing()}, "governance/a.json")
+    assert held(world, ANALYST, _table("sales", "orders")) == {"SELECT"}
+    # and the retry, with Lake Formation answering again, revokes it
+    key, marker = "governance/a.json", None
+    versions = world["s3"].list_object_versions(Bucket=BUCKET, Prefix=key)["DeleteMarkers"]
+    marker = versions[0]["VersionId"]
+    result = process_delete(
+        DocumentRef(BUCKET, key, version_id=marker),
+        {"governance/": governance_kind()},
+        s3=world["s3"],
+        audit=world["audit"],
+        context=_ctx(world, key, marker),
+    )
+    assert result["status"] == "REMOVED" and result["summary"]["revokes"] == 1
+    assert held(world, ANALYST, _table("sales", "orders")) == set()
