@@ -7,7 +7,6 @@ Each record is its own unit of work; a failing record is reported in
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -19,35 +18,15 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
-from lakegov.ingest.athena import AthenaConverter
-from lakegov.ingest.service import Converter, LandedObject
+from lakegov.ingest.landed import LandedObject
 from lakegov.observability import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@cache
-def _converter(app_id: int) -> Converter:
-    app = get_app()
-    athena = AthenaConverter(
-        athena=app.client("athena"),
-        s3=app.client("s3"),
-        audit=app.audit,
-        publisher=app.publisher,
-        settings=app.settings,
-    )
-    return Converter(
-        s3=app.client("s3"),
-        publisher=app.publisher,
-        audit=app.audit,
-        settings=app.settings,
-        athena=athena,
-    )
-
-
 def _record(record: SQSRecord) -> str:
     landed = LandedObject.from_eventbridge(json.loads(record.body))
-    return _converter(id(get_app())).process(landed).status
+    return get_app().converter.process(landed).status
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -178,7 +178,7 @@ def _retiring_plan(
 ) -> Plan:
     """The plan of FILE at ``--key`` (or of deleting ``--delete``), revokes included."""
     from lakegov.audit import AuditStore
-    from lakegov.governance.kind import retired_by
+    from lakegov.governance.documents import retired_by
     from lakegov.governance.model import DesiredState
     from lakegov.metadata.kinds import DocumentRef
     from lakegov.ops.deployment import resolve_deployment

@@ -38,6 +38,7 @@ from lakegov.products.artifacts import (
 )
 from lakegov.products.fanin import Readiness, evaluate, normalise_time, schedule_due, stamp_of
 from lakegov.products.model import Product, event_keys
+from lakegov.products.run_end import decide_run_end
 from lakegov.products.store import IDLE, RUNNING, STARTING, ProductStore
 from lakegov.runners import ecs
 from lakegov.runners.base import (
@@ -54,7 +55,6 @@ from lakegov.runners.base import (
 
 RUN_KIND = "run"
 FINAL_RUN_STATUSES = frozenset({SUCCEEDED, FAILED, TIMED_OUT, STOPPED})
-RETRIED_STATUSES = frozenset({FAILED, TIMED_OUT})  # a stopped run was stopped on purpose
 POLLED_RUNNERS = frozenset({"mwaa"})  # no state-change events: the sweeper asks
 
 
@@ -411,19 +411,7 @@ def finish_run(
     attempt = int(attempt or run.get("attempt", 1))
     artifacts = ctx.load_artifacts(ctx.s3, ctx.config_bucket, name, run_id)
     rows = ctx.dbt.rows(artifacts, process_nm=name)
-    status = change.status.state
-    if status == SUCCEEDED and ctx.dbt.failed(artifacts):
-        status = FAILED  # the job said success but dbt did not: trust dbt
     failed_rows = [r for r in rows if r.status == "FAILED"]
-    reason = change.status.reason
-    if status != SUCCEEDED and failed_rows:
-        detail = "; ".join(
-            f"{r.model_nm}: {r.fields.get('execution_failure_reason') or 'failed'}"
-            for r in failed_rows[:5]
-        )
-        reason = f"{reason}; {detail}" if reason else detail
-    if status != SUCCEEDED and not reason:
-        reason = f"{change.runner} job ended {change.status.native or status}"
     for row in rows:
         ctx.audit.record(
             RUN_KIND,
@@ -432,44 +420,34 @@ def finish_run(
             row.status,
             attributes={**row.fields, "run_id": run_id, "unique_id": row.unique_id},
         )
-
-    max_attempts = product.max_attempts if product else 1
-    retry_selection: list[str] = []
-    if status in RETRIED_STATUSES and product is not None:
-        if artifacts.present:
-            retry_selection = ctx.dbt.failed_and_children(artifacts)
-        else:
-            retry_selection = list(run.get("selection") or product.select)
-    will_retry = bool(
-        status in RETRIED_STATUSES
-        and attempt < max_attempts
-        and (retry_selection or not artifacts.present)
-        and change.status.native != "START_FAILED"
-    )
     state = ctx.store.get_state(name)
-    snapshot = state.get("run_snapshot") or {}
     finished_at = utc_now()
-    sets: dict[str, Any] = {
-        "phase": IDLE,
-        "last_run": run_id,
-        "last_status": status,
-        "last_finished_at": finished_at,
-    }
-    remove: list[str] = []
-    if status == SUCCEEDED:
-        sets.update(success_snapshot=snapshot, last_success_at=finished_at)
-        remove += ["failed_snapshot", "retry"]
-    elif will_retry:
-        sets["retry"] = {
-            "attempt": attempt + 1,
-            "selection": retry_selection,
-            "snapshot": snapshot,
-            "of": run_id,
-        }
-    else:
-        sets["failed_snapshot"] = snapshot
-        remove.append("retry")
-    after = ctx.store.end_run(name, run_id, sets=sets, remove=remove)
+    end = decide_run_end(
+        change,
+        dbt_failed=ctx.dbt.failed(artifacts),
+        failed_rows=failed_rows,
+        attempt=attempt,
+        max_attempts=product.max_attempts if product else 1,
+        retry_candidates=(
+            None
+            if product is None
+            else ctx.dbt.failed_and_children(artifacts)
+            if artifacts.present
+            else list(run.get("selection") or product.select)
+        ),
+        artifacts_present=artifacts.present,
+        run_id=run_id,
+        snapshot=state.get("run_snapshot") or {},
+        finished_at=finished_at,
+    )
+    status, reason, retry_selection, will_retry = (
+        end.status,
+        end.reason,
+        end.retry_selection,
+        end.will_retry,
+    )
+    max_attempts = product.max_attempts if product else 1
+    after = ctx.store.end_run(name, run_id, sets=end.sets, remove=end.remove)
     if after is None:
         # Another delivery of this end (or the sweeper) won the transition: it announces,
         # alarms and audits the run; this one must not do any of it a second time.

@@ -13,8 +13,8 @@ from moto import mock_aws
 from tests.conftest import RecordingPublisher, create_audit_table
 
 from lakegov.audit import AuditStore
+from lakegov.governance.documents import governance_kind
 from lakegov.governance.drift_job import check_drift
-from lakegov.governance.kind import governance_kind
 from lakegov.governance.validate import Guardrails
 from lakegov.local.moto_lakeformation import install
 from lakegov.metadata.kinds import ApplyContext, DocumentRef

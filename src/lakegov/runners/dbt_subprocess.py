@@ -1,4 +1,5 @@
-"""The local runner: dbt-core with dbt-duckdb in a subprocess, over the embedded runtime's S3.
+"""dbt in a subprocess: dbt-core with dbt-duckdb (the project's ``local`` target), as the
+``local`` runner (:mod:`lakegov.runners.dbt_duckdb`) and the tests run it.
 
 dbt runs in its own process (its global state, logging and threads stay out of ours), from
 the interpreter's own environment, with its target and log directories under a run

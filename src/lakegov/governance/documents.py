@@ -24,7 +24,7 @@ from lakegov.errors import InvalidDocument, RetryableError, ValidationIssue
 from lakegov.governance.apply import ApplyResult
 from lakegov.governance.apply import apply as apply_plan
 from lakegov.governance.drift import merge_documents
-from lakegov.governance.guardrails import Guardrails, guardrails_from
+from lakegov.governance.guardrails import Guardrails
 from lakegov.governance.in_force import (
     PREFIX,
     documents_in_force,
@@ -38,7 +38,7 @@ from lakegov.governance.sharing import access_events
 from lakegov.governance.validate import ValidatedDocument, validate
 from lakegov.metadata.kinds import ApplyContext, DeploymentRules, DocumentRef, MetadataKind
 
-__all__ = ["governance_kind", "guardrails_from", "retired_by"]
+__all__ = ["governance_kind", "retired_by"]
 
 
 def retired_by(
