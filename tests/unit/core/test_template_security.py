@@ -63,6 +63,16 @@ WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
         "DbtBuildRole",
         "LakeFormationDataAccessAndTags",
     ): "lakeformation:GetDataAccess and the LF-Tag APIs dbt-athena calls take no resource ARNs",
+    (
+        "domain.yaml",
+        "ShareLinksFunction",
+        "ListInvitations",
+    ): "ram:GetResourceShareInvitations takes no resource-level permission",
+    (
+        "domain.yaml",
+        "ShareLinksFunction",
+        "GrantTheNamedRoles",
+    ): "Lake Formation permission APIs take no resource ARNs",
 }
 
 
