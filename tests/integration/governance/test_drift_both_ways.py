@@ -17,7 +17,7 @@ from lakegov.governance.documents import governance_kind
 from lakegov.governance.drift_job import check_drift
 from lakegov.governance.validate import Guardrails
 from lakegov.local.moto_lakeformation import install
-from lakegov.metadata.kinds import ApplyContext, DocumentRef
+from lakegov.metadata.kinds import ApplyContext, DocumentClients, DocumentRef
 from lakegov.metadata.service import process_delete
 from lakegov.settings import Settings
 
@@ -86,7 +86,8 @@ def world():
             stack_databases=(STACK_DB,),
             stack_principals=(CRAWLER,),
         )
-        clients = {"s3": s3, "glue": glue, "lakeformation": lf, "dynamodb": ddb}
+        events = boto3.client("events", region_name="us-east-1")
+        clients = {"s3": s3, "glue": glue, "lakeformation": lf, "dynamodb": ddb, "events": events}
         yield {**clients, "audit": AuditStore("audit", ddb), "settings": settings}
 
 
@@ -94,7 +95,7 @@ def _ctx(world, key: str, version: str) -> ApplyContext:
     return ApplyContext(
         document=DocumentRef(BUCKET, key, version_id=version),
         settings=world["settings"],
-        client=lambda service: world[service],
+        clients=DocumentClients.from_factory(lambda service: world[service]),
         audit=world["audit"],
     )
 
