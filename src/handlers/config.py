@@ -30,7 +30,11 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
         uploader=detail.get("requester"),
     )
     ctx = ApplyContext(
-        document=ref, settings=app.settings, clients=DocumentClients.from_factory(app.clients)
+        document=ref,
+        settings=app.settings,
+        clients=DocumentClients.from_factory(app.clients),
+        audit=app.audit,
+        publisher=app.publisher,
     )
     if event.detail_type == "Object Deleted":
         return process_delete(

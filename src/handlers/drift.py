@@ -27,4 +27,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         catalog_id=app.settings.account_id,
         guardrails=guardrails_from(app.settings),
         reconcile=app.settings.drift_reconcile,
+        stack_databases=app.settings.stack_databases,
+        stack_principals=app.settings.stack_principals,
     )

@@ -28,6 +28,9 @@ DETAIL_TYPES = (
     "GovernanceRejected",
     "DriftDetected",
     "LineageRecorded",
+    "AccessGranted",
+    "AccessRevoked",
+    "AccessLinked",
 )
 MAX_ENTRIES_PER_CALL = 10  # PutEvents limit
 MAX_EVENT_BYTES = 256 * 1024

@@ -45,6 +45,8 @@ _ENV_NAMES: dict[str, str] = {
     "mesh_dlq_arn": "MESH_DLQ_ARN",
     "audit_retention_days": "AUDIT_RETENTION_DAYS",
     "datazone_domain_id": "DATAZONE_DOMAIN_ID",
+    "stack_databases": "STACK_DATABASES",
+    "stack_principals": "STACK_PRINCIPALS",
 }
 
 
@@ -93,6 +95,10 @@ class Settings:
     # Days an audit item is kept after its last write (the table's TTL; 0 = forever).
     audit_retention_days: int = 400
     datazone_domain_id: str = ""  # lineage is posted to this Amazon DataZone domain when set
+    # The stack's own Glue databases (governed whole by the drift check) and the roles its
+    # resources grant to (never revoked by it), comma-separated.
+    stack_databases: tuple[str, ...] = ()  # STACK_DATABASES, comma-separated
+    stack_principals: tuple[str, ...] = ()  # STACK_PRINCIPALS, comma-separated
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +130,8 @@ class Settings:
                     malformed.append(f"{name}={raw!r} (expected true or false)")
                 else:
                     values[f.name] = flag
+            elif f.type == "tuple[str, ...]":
+                values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
             else:
                 values[f.name] = raw
         if missing or malformed:
@@ -138,3 +146,40 @@ class Settings:
     def database(self, layer: str) -> str:
         """Glue database name of a lake layer (``formatted_stg``, ``formatted``...)."""
         return f"{self.glue_database_prefix}{layer}"
+
+
+_CONSUMER_ENV: dict[str, str] = {
+    "domain": "DOMAIN_NAME",
+    "account_id": "DOMAIN_ACCOUNT_ID",
+    "region": "AWS_REGION",
+    "central_bus_arn": "CENTRAL_BUS_ARN",
+    "link_prefix": "LINK_PREFIX",
+    "endpoint_url": "AWS_ENDPOINT_URL",
+}
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    """A consumer domain's share function (``templates/domain.yaml``), not the service."""
+
+    domain: str
+    account_id: str
+    region: str
+    central_bus_arn: str
+    link_prefix: str = "shared_"
+    endpoint_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ConsumerSettings:
+        source = os.environ if env is None else env
+        values = {f: source.get(name, "") for f, name in _CONSUMER_ENV.items()}
+        if not values["region"]:
+            values["region"] = source.get("AWS_DEFAULT_REGION", "")
+        missing = [
+            _CONSUMER_ENV[f.name]
+            for f in fields(cls)
+            if f.default is MISSING and not values[f.name]
+        ]
+        if missing:
+            raise ConfigurationError("missing environment variables: " + ", ".join(missing))
+        return cls(**{k: v for k, v in values.items() if v})

@@ -38,6 +38,10 @@ but grants them no data (:meth:`AccessPolicy.is_unrestricted` reports them). Pri
 another account, SAML and IAM Identity Center users and groups are refused with a reason
 saying that they are not evaluated here: their access goes through grants made in their own
 account (resource links) or through group membership, which a local catalog does not hold.
+A principal of another account reading through a resource link is evaluated by
+:func:`shared_table_access`, with an evaluator over each account's Lake Formation: its own
+account's grants to it on the shared table, within what this catalog granted its account
+(:meth:`AccessPolicy.account_access`).
 """
 
 from __future__ import annotations
@@ -137,6 +141,12 @@ def role_arn(principal_arn: str) -> str:
         name = m["rest"].split("/")[1]
         return f"arn:aws:iam::{m['account']}:role/{name}"
     return principal_arn
+
+
+def principal_account(principal_arn: str) -> str:
+    """The account of an IAM or STS principal ARN ("" for anything else)."""
+    m = _ARN.match(principal_arn)
+    return m["account"] if m else ""
 
 
 def _identity(principal: str) -> tuple[str, str, str] | None:
@@ -292,10 +302,21 @@ def _or(predicates: Iterable[str]) -> str:
 class AccessPolicy:
     """Lake Formation's answer to "may this principal read this table, and what of it"."""
 
-    def __init__(self, lakeformation: Any, glue: Any, *, catalog_id: str | None = None) -> None:
+    def __init__(
+        self,
+        lakeformation: Any,
+        glue: Any,
+        *,
+        catalog_id: str | None = None,
+        reuse_reads: bool = False,
+    ) -> None:
+        """``reuse_reads``: answer every question of this instance from one read of each
+        part of Lake Formation's state (one query's tables); otherwise each question reads
+        afresh (so a grant made a moment ago counts at once)."""
         self.lakeformation = lakeformation
         self.glue = glue
         self.catalog_id = catalog_id
+        self._reused: dict[str, _Snapshot] | None = {} if reuse_reads else None
 
     # -- questions --------------------------------------------------------------------
     def is_unrestricted(self, principal_arn: str) -> bool:
@@ -318,6 +339,19 @@ class AccessPolicy:
         when it holds ``permission`` on none of it, :class:`TableNotFound` for no table."""
         snap = self._snapshot(principal_arn)
         return self._table_access(snap, principal_arn, database.lower(), table.lower(), permission)
+
+    def account_access(
+        self, account: str, database: str, table: str, permission: str = "SELECT"
+    ) -> TableGrant:
+        """What another account was granted on a table of this catalog (a cross-account
+        grant: its principals read within it, through grants made in their own account)."""
+        database, table = database.lower(), table.lower()
+        snap = self._snapshot(None)
+        all_columns = snap.columns(database, table)
+        parts = list(self._parts(snap, account, database, table, permission, all_columns))
+        if not parts:
+            raise AccessDenied(account, permission, f"{database}.{table}")
+        return _combine(parts, all_columns)
 
     def check_columns(
         self,
@@ -388,7 +422,11 @@ class AccessPolicy:
             catalog_id = m["account"] if m else ""  # "": refused before any read
         if catalog_id is None:
             raise LakegovError("the catalog id is needed (AccessPolicy(..., catalog_id=...))")
-        return _Snapshot(self.lakeformation, self.glue, catalog_id)
+        if self._reused is None:
+            return _Snapshot(self.lakeformation, self.glue, catalog_id)
+        if catalog_id not in self._reused:
+            self._reused[catalog_id] = _Snapshot(self.lakeformation, self.glue, catalog_id)
+        return self._reused[catalog_id]
 
     def _is_one_of(self, principal: str, grantees: Iterable[str]) -> bool:
         me = _identity(principal)
@@ -505,6 +543,76 @@ class AccessPolicy:
                 ):
                     for t in tpage.get("TableList") or []:
                         yield str(db["Name"]).lower(), str(t["Name"]).lower()
+
+
+def within(grant: TableGrant, bound: TableGrant) -> TableGrant | None:
+    """What both give: a principal's ``grant`` inside the ``bound`` another grant sets (a
+    consumer account's grant to its role on a shared table, within what the producer
+    granted the account). None when they share no column."""
+    if grant.columns is None:
+        columns = bound.columns
+    elif bound.columns is None:
+        columns = grant.columns
+    else:
+        columns = grant.columns & bound.columns
+    if columns is not None and not columns:
+        return None
+    filters = sorted({f for f in (grant.row_filter, bound.row_filter) if f})
+    row_filter = None if not filters else " AND ".join(f"({f})" for f in filters)
+    if len(filters) == 1:
+        row_filter = filters[0]
+    cells: dict[str, list[str]] = {}
+    for column, predicate in (*grant.cell_filters, *bound.cell_filters):
+        cells.setdefault(column, []).append(predicate)
+    return TableGrant(
+        columns,
+        row_filter,
+        tuple(
+            (c, p[0] if len(p) == 1 else " AND ".join(f"({x})" for x in p))
+            for c, p in sorted(cells.items())
+            if columns is None or c in columns
+        ),
+    )
+
+
+def shared_table_access(
+    consumer: AccessPolicy,
+    producer: AccessPolicy,
+    principal_arn: str,
+    database: str,
+    table: str,
+    permission: str = "SELECT",
+) -> TableGrant:
+    """What ``principal_arn`` (of the consumer account) may read of the producer's table
+    through a resource link: the consumer account's grants to it on the shared table
+    (``consumer``: that account's Lake Formation), within what the producer granted the
+    account (``producer``: the producer's). Raises :class:`AccessDenied` naming which
+    side is missing."""
+    m = _ARN.match(role_arn(principal_arn))
+    if not m:
+        raise AccessDenied(
+            principal_arn, permission, f"{database}.{table}", reason="not an IAM principal"
+        )
+    account = m["account"]
+    try:
+        bound = producer.account_access(account, database, table, permission)
+    except AccessDenied as exc:
+        raise AccessDenied(
+            principal_arn,
+            permission,
+            f"{database}.{table}",
+            reason=f"account {account} holds no {permission} on it: not shared with it",
+        ) from exc
+    grant = consumer.table_access(principal_arn, database, table, permission)
+    combined = within(grant, bound)
+    if combined is None:
+        raise AccessDenied(
+            principal_arn,
+            permission,
+            f"{database}.{table}",
+            reason=f"its columns are outside those shared with account {account}",
+        )
+    return combined
 
 
 def _column_set(body: dict[str, Any], all_columns: list[str]) -> frozenset[str] | None:

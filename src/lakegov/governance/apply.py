@@ -1,6 +1,7 @@
 """Applying a plan: batched, retried, every outcome reported.
 
-Order: LF-Tags (create, extend), data cells filters, tag assignments, grants, revokes.
+Order: LF-Tags (create, extend), data cells filters, tag assignments, grants, revokes,
+tag removals.
 Grants and revokes go in ``BatchGrantPermissions`` / ``BatchRevokePermissions`` calls of at
 most 20 entries. A call that is throttled or hits ``ConcurrentModificationException`` is
 retried with exponential backoff; entries that fail transiently inside a batch are retried
@@ -223,6 +224,32 @@ class _Applier:
             tags = [t for t in tags if t["TagKey"] in retry_keys]
             self.backoff(attempt - 1)
 
+    def untag(self, change: Change) -> None:
+        """``RemoveLFTagsFromResource``: a tag already gone counts as done."""
+        tags = [
+            {"CatalogId": self.catalog_id, "TagKey": t["TagKey"], "TagValues": list(t["TagValues"])}
+            for t in change.lf_tags
+        ]
+        try:
+            resp = self.call(
+                "remove_lf_tags_from_resource",
+                CatalogId=self.catalog_id,
+                Resource=change.resource,
+                LFTags=tags,
+            )
+        except ClientError as exc:
+            if _code(exc) == "EntityNotFoundException":
+                self.record(change, ALREADY_DONE)
+            else:
+                self.record(change, FAILED, _code(exc), _message(exc))
+            return
+        failures = resp.get("Failures") or []
+        if failures:
+            err = failures[0].get("Error") or {}
+            self.record(change, FAILED, err.get("ErrorCode"), err.get("ErrorMessage"))
+            return
+        self.record(change, APPLIED)
+
     def batch(self, operation: str, changes: list[Change]) -> None:
         pending = list(changes)
         attempt = 0
@@ -306,4 +333,6 @@ def apply(
         applier.assign(change)
     applier.batch("batch_grant_permissions", by_action.get("grant", []))
     applier.batch("batch_revoke_permissions", by_action.get("revoke", []))
+    for change in by_action.get("remove_lf_tags", []):
+        applier.untag(change)
     return applier.result

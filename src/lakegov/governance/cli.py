@@ -49,10 +49,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     aws.add_argument("--region", help="AWS region (default: the usual configuration)")
 
     p = subparsers.add_parser(
-        "plan", parents=[aws], help="show the Lake Formation changes a document needs"
+        "plan",
+        parents=[aws],
+        help="show the Lake Formation changes a document needs",
+        description="The changes uploading FILE would make. With --key (the config-bucket key "
+        "FILE would replace) or --delete KEY, also the revokes of what the key's applied "
+        "version alone granted; these read the deployment's config bucket and audit table "
+        "(--outputs FILE or --stack NAME).",
     )
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", nargs="?")
     p.add_argument("--json", action="store_true", help='print {"changes": [...]}')
+    p.add_argument("--key", metavar="KEY", help="the governance/ key FILE would replace")
+    p.add_argument("--delete", metavar="KEY", help="plan deleting this governance/ key")
+    p.add_argument("--outputs", type=Path, default=None, help="outputs of `lakegov local run`")
+    p.add_argument("--stack", default=None, help="a deployed stack's name (reads its Outputs)")
     p.set_defaults(func=cmd_plan)
 
     p = subparsers.add_parser("apply", parents=[aws], help="plan, then apply a document")
@@ -161,7 +171,59 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any, str]:
     return lf, glue, str(catalog_id)
 
 
+def _retiring_plan(
+    args: argparse.Namespace, doc: ValidatedDocument | None, guardrails: Guardrails
+) -> Plan:
+    """The plan of FILE at ``--key`` (or of deleting ``--delete``), revokes included."""
+    from lakegov.audit import AuditStore
+    from lakegov.governance.documents import retired_by
+    from lakegov.governance.model import DesiredState
+    from lakegov.metadata.kinds import DocumentRef
+    from lakegov.ops.deployment import resolve_deployment
+
+    deployment = resolve_deployment(args.outputs, args.stack)
+    catalog_id = args.catalog_id or str(deployment.client("sts").get_caller_identity()["Account"])
+    retired, notes = retired_by(
+        doc,
+        DocumentRef(deployment.output("ConfigBucketName"), args.key or args.delete),
+        s3=deployment.client("s3"),
+        audit=AuditStore(deployment.output("AuditTableName"), deployment.client("dynamodb")),
+        guardrails=guardrails,
+        catalog_id=catalog_id,
+    )
+    desired = doc if doc is not None else DesiredState(catalog_id=catalog_id)
+    the_plan = plan(
+        desired,
+        deployment.client("lakeformation"),
+        deployment.client("glue"),
+        catalog_id=catalog_id,
+        retired=retired,
+    )
+    the_plan.notes[:0] = notes
+    return the_plan
+
+
 def _prepare(args: argparse.Namespace) -> tuple[Plan, Any] | int:
+    if getattr(args, "delete", None) or getattr(args, "key", None):
+        if bool(args.delete) == bool(args.file):
+            _err("give FILE with --key KEY, or --delete KEY alone")
+            return 2
+        try:
+            guardrails = _guardrails(args)
+            doc = _load(args.file, guardrails) if args.file else None
+            the_plan = _retiring_plan(args, doc, guardrails)
+        except InvalidDocument as exc:
+            _print_issues(args.file, exc.issues)
+            return 1
+        except (BotoCoreError, ClientError, LakegovError, OSError, ValueError) as exc:
+            _err(f"cannot plan: {exc}")
+            return 2
+        for note in the_plan.notes:
+            _err(f"{args.key or args.delete}: note: {note}")
+        return the_plan, None
+    if not args.file:
+        _err("FILE is required (or --delete KEY)")
+        return 2
     try:
         guardrails = _guardrails(args)
         doc = _load(args.file, guardrails)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakegov.governance.model import DesiredState
-from lakegov.governance.plan import Change, Plan, plan
+from lakegov.governance.plan import UNREQUESTED, Change, Plan, plan
+from lakegov.governance.scope import governed_scope
 from lakegov.governance.validate import ValidatedDocument
 
 DRIFT_KINDS = {
@@ -24,6 +25,11 @@ DRIFT_KINDS = {
     "assign_lf_tags": "lf_tags_not_assigned",
     "grant": "permission_missing",
     "revoke": "revoked_permission_present",
+}
+# Changes repairing what Lake Formation holds and no document asks for
+UNREQUESTED_KINDS = {
+    "revoke": "unrequested_permission",
+    "remove_lf_tags": "unrequested_lf_tags",
 }
 
 
@@ -70,17 +76,29 @@ def detect_drift(
     glue_client: Any = None,
     *,
     catalog_id: str,
+    stack_databases: Iterable[str] = (),
+    stack_principals: Iterable[str] = (),
 ) -> DriftReport:
-    """Compare every document in force with Lake Formation; read-only."""
+    """Compare every document in force with Lake Formation, both ways; read-only.
+
+    Grants and tag assignments no document asks for are differences too, inside the scope
+    the documents and the stack govern (:func:`lakegov.governance.scope.governed_scope`).
+    """
     docs = list(desired_documents)
-    the_plan = plan(
-        merge_documents(docs, catalog_id=catalog_id),
-        lakeformation_client,
-        glue_client,
-        catalog_id=catalog_id,
+    merged = merge_documents(docs, catalog_id=catalog_id)
+    scope = governed_scope(
+        merged, stack_databases=stack_databases, protected_principals=stack_principals
     )
+    the_plan = plan(merged, lakeformation_client, glue_client, catalog_id=catalog_id, scope=scope)
     return DriftReport(
         documents=[d.source for d in docs],
-        differences=[Difference(DRIFT_KINDS[c.action], c.describe(), c) for c in the_plan.changes],
+        differences=[_difference(c) for c in the_plan.changes],
         plan=the_plan,
     )
+
+
+def _difference(change: Change) -> Difference:
+    if UNREQUESTED in change.sources:
+        kind = UNREQUESTED_KINDS[change.action]
+        return Difference(kind, f"{change.describe()} (no document in force asks for it)", change)
+    return Difference(DRIFT_KINDS[change.action], change.describe(), change)

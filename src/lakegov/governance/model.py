@@ -315,3 +315,48 @@ def _bind(resource: Resource, catalog_id: str) -> Resource:
                 body[field_name] = catalog_id
         out[kind] = body
     return out
+
+
+def retired_state(
+    previous: DesiredState, current: DesiredState | None, others: DesiredState
+) -> DesiredState:
+    """What ``previous`` (a document's last applied state) asked for that neither its
+    replacement ``current`` (None: the document was deleted) nor ``others`` (every other
+    document in force, merged) asks for: the grants and tag assignments to take back.
+
+    Only grants and tag assignments are retired; LF-Tags, their values and data cells
+    filters stay (other grants may name them, and removing them is not undoable).
+    A permission ``current`` or ``others`` grant as ``ALL`` keeps everything on that resource.
+    """
+    out = DesiredState(catalog_id=previous.catalog_id)
+    kept = [s for s in (current, others) if s is not None]
+    for key, ps in previous.grants.items():
+        still: set[str] = set()
+        for state in kept:
+            wanted = state.grants.get(key)
+            if wanted is not None:
+                still |= wanted.permissions
+        if "ALL" in still:
+            continue
+        gone = ps.permissions - still
+        for src in ps.sources or [""]:
+            out.add_permissions(
+                revoke=False,
+                principal=ps.principal,
+                resource=ps.resource,
+                permissions=set(gone),
+                grantable=set(),
+                source=src,
+            )
+    for rkey, assignment in previous.assignments.items():
+        for tag_key, value in assignment.tags.items():
+            wanted_values = {
+                state.assignments[rkey].tags.get(tag_key)
+                for state in kept
+                if rkey in state.assignments
+            }
+            if wanted_values - {None}:
+                continue  # someone still assigns this key here (same value or another)
+            for src in assignment.sources or [""]:
+                out.assign(assignment.resource, tag_key, value, src)
+    return out

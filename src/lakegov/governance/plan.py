@@ -12,6 +12,7 @@ catalog's grants, not on the document.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +24,11 @@ from lakegov.governance.model import (
     DataCellsFilterSpec,
     DesiredState,
     Resource,
+    TagAssignment,
     describe_resource,
     resource_key,
 )
+from lakegov.governance.scope import GovernedScope
 from lakegov.governance.validate import ValidatedDocument
 
 ACTIONS = (
@@ -36,7 +39,9 @@ ACTIONS = (
     "assign_lf_tags",
     "grant",
     "revoke",
+    "remove_lf_tags",
 )
+UNREQUESTED = "(no document in force)"  # the source of a change undoing what none asks for
 TRANSIENT_CODES = frozenset(
     {
         "ThrottlingException",
@@ -121,6 +126,9 @@ class Change:
         if self.action == "assign_lf_tags":
             tags = ", ".join(f"{t['TagKey']}={t['TagValues'][0]}" for t in self.lf_tags)
             return f"tag {target}: {tags}"
+        if self.action == "remove_lf_tags":
+            tags = ", ".join(f"{t['TagKey']}={t['TagValues'][0]}" for t in self.lf_tags)
+            return f"untag {target}: {tags}"
         perms = ", ".join(self.permissions)
         grantable = (
             f" (grantable: {', '.join(self.permissions_with_grant_option)})"
@@ -165,6 +173,9 @@ class CurrentState:
 
     catalog_id: str
     permissions: dict[tuple[str, str], tuple[set[str], set[str]]] = field(default_factory=dict)
+    # (principal, resource key) -> the resource as ListPermissions names it (what a revoke
+    # must name: Lake Formation matches a revoked resource exactly)
+    listed: dict[tuple[str, str], Resource] = field(default_factory=dict)
     tags: dict[str, tuple[str, set[str]]] = field(default_factory=dict)  # casefold key -> values
     read_calls: int = 0
 
@@ -210,6 +221,7 @@ class HeldPermission:
     resource: str
     permissions: frozenset[str]
     grantable: frozenset[str]
+    listed: Resource = field(default_factory=dict, compare=False, hash=False)
 
 
 def list_permissions(
@@ -236,6 +248,7 @@ def list_permissions(
             resource_key(resource, catalog_id),
             frozenset(item.get("Permissions") or []),
             frozenset(item.get("PermissionsWithGrantOption") or []),
+            resource,
         )
 
 
@@ -248,6 +261,7 @@ def read_state(lakeformation_client: Any, *, catalog_id: str) -> CurrentState:
         )
         perms.update(held.permissions)
         grantable.update(held.grantable)
+        state.listed.setdefault((held.principal, held.resource), held.listed)
     for tag in _pages(state, lakeformation_client.list_lf_tags, "LFTags", CatalogId=catalog_id):
         tag_key = str(tag.get("TagKey", ""))
         state.tags[tag_key.casefold()] = (tag_key, set(tag.get("TagValues") or []))
@@ -367,22 +381,170 @@ def _check_catalog(glue: Any, desired: DesiredState, notes: list[str]) -> None:
             notes.append(f"{what} is not in the Data Catalog: changes on it will fail")
 
 
+def _admins(state: CurrentState, lf: Any) -> set[str]:
+    settings = _read(state, lf.get_data_lake_settings, CatalogId=state.catalog_id)
+    listed = (settings.get("DataLakeSettings") or {}).get("DataLakeAdmins") or []
+    return {str(p.get("DataLakePrincipalIdentifier")) for p in listed}
+
+
+def _revoke_held(
+    state: CurrentState,
+    principal: str,
+    rkey: str,
+    permissions: set[str],
+    *,
+    sources: list[str],
+) -> Change | None:
+    """A revoke of ``permissions`` where they are held, naming the resource as listed."""
+    perms, grantable = state.permissions.get((principal, rkey), (set(), set()))
+    held = permissions & perms
+    if not held:
+        return None
+    return Change(
+        "revoke",
+        principal=principal,
+        resource=state.listed.get((principal, rkey)) or json.loads(rkey),
+        permissions=sorted(held),
+        permissions_with_grant_option=sorted(held & grantable),
+        sources=sources,
+    )
+
+
+def _plan_unrequested(
+    desired: DesiredState, state: CurrentState, lf: Any, scope: GovernedScope, notes: list[str]
+) -> list[Change]:
+    """Grants and tag assignments in the governed scope that no document in force asks for."""
+    changes: list[Change] = []
+    admins = _admins(state, lf)
+    for (principal, rkey), (perms, _) in sorted(state.permissions.items()):
+        if scope.protects(principal) or principal in admins or not scope.covers(rkey):
+            continue
+        wanted = desired.grants.get((principal, rkey))
+        wanted_perms = wanted.permissions if wanted is not None else set()
+        if "ALL" in wanted_perms:
+            continue
+        change = _revoke_held(state, principal, rkey, perms - wanted_perms, sources=[UNREQUESTED])
+        if change is not None:
+            changes.append(change)
+    if not scope.tag_keys:
+        return changes
+    for target in scope.tag_targets():
+        kind, body = next(iter(target.items()))
+        resource = {kind: {"CatalogId": state.catalog_id, **body}}
+        assignment = desired.assignments.get(resource_key(resource, state.catalog_id))
+        wanted_tags = {k.casefold(): v for k, v in (assignment.tags if assignment else {}).items()}
+        assigned = _assigned_tags(state, lf, resource, notes)
+        extra = [
+            t
+            for t in assigned
+            if str(t["TagKey"]).casefold() in scope.tag_keys
+            and str(t["TagKey"]).casefold() not in wanted_tags
+        ]
+        if extra:
+            changes.append(
+                Change(
+                    "remove_lf_tags",
+                    resource=resource,
+                    lf_tags=extra,
+                    sources=[UNREQUESTED],
+                )
+            )
+    return changes
+
+
+def _assigned_tags(
+    state: CurrentState, lf: Any, resource: Resource, notes: list[str]
+) -> list[dict[str, Any]]:
+    """The tags assigned directly to a database or table, as Lake Formation lists them."""
+    try:
+        resp = _read(
+            state,
+            lf.get_resource_lf_tags,
+            CatalogId=state.catalog_id,
+            Resource=resource,
+            ShowAssignedLFTags=True,
+        )
+    except ClientError as exc:
+        if _client_error_code(exc) == "EntityNotFoundException":
+            return []
+        raise
+    tags = resp.get("LFTagOnDatabase") if "Database" in resource else resp.get("LFTagsOnTable")
+    return [
+        {"TagKey": t["TagKey"], "TagValues": list(t.get("TagValues") or [])} for t in tags or []
+    ]
+
+
+def _plan_retired(
+    retired: DesiredState, state: CurrentState, lf: Any, notes: list[str]
+) -> list[Change]:
+    """Revokes (and untagging) of what a replaced or deleted document alone asked for."""
+    changes: list[Change] = []
+    for (principal, rkey), unwanted in retired.grants.items():
+        change = _revoke_held(
+            state, principal, rkey, set(unwanted.permissions), sources=list(unwanted.sources)
+        )
+        if change is not None:
+            changes.append(change)
+    for assignment in retired.assignments.values():
+        kind, _ = next(iter(assignment.resource.items()))
+        if kind == "TableWithColumns":
+            current = _resource_tags(state, lf, assignment.resource, notes)
+            for column in assignment.resource[kind].get("ColumnNames", []):
+                _retire_tags(changes, assignment, current.get(column.lower(), {}), column)
+            continue
+        current = _resource_tags(state, lf, assignment.resource, notes)
+        _retire_tags(changes, assignment, current.get("", {}), None)
+    return changes
+
+
+def _retire_tags(
+    changes: list[Change],
+    assignment: TagAssignment,
+    assigned: dict[str, str],
+    column: str | None,
+) -> None:
+    """Untag what the retired assignment set, where the resource still holds that value."""
+    tags = [
+        {"TagKey": k, "TagValues": [assigned[k.casefold()]]}
+        for k, v in sorted(assignment.tags.items())
+        if assigned.get(k.casefold(), "").casefold() == v.casefold()
+    ]
+    if not tags:
+        return
+    resource = assignment.resource
+    if column is not None:
+        body = dict(resource["TableWithColumns"])
+        body["ColumnNames"] = [column]
+        resource = {"TableWithColumns": body}
+    changes.append(
+        Change("remove_lf_tags", resource=resource, lf_tags=tags, sources=list(assignment.sources))
+    )
+
+
 def plan(
     desired: DesiredState | ValidatedDocument,
     lakeformation_client: Any,
     glue_client: Any = None,
     *,
     catalog_id: str,
+    scope: GovernedScope | None = None,
+    retired: DesiredState | None = None,
 ) -> Plan:
     """Compare ``desired`` with Lake Formation in ``catalog_id``; return the changes.
 
     ``glue_client`` is optional: given, the plan notes databases and tables that do not
-    exist in the Data Catalog. Raises :class:`RetryableError` when a read is throttled.
+    exist in the Data Catalog. ``scope`` (the drift check): also revoke the grants, and
+    remove the tag assignments, that no document asks for inside the governed scope.
+    ``retired`` (:func:`lakegov.governance.model.retired_state`): what a replaced or
+    deleted document alone asked for, revoked where held. Raises :class:`RetryableError`
+    when a read is throttled.
     """
     if isinstance(desired, ValidatedDocument):
         desired = desired.desired_state(catalog_id)
     elif desired.catalog_id != catalog_id:
         desired = desired.bound_to(catalog_id)
+    if retired is not None and retired.catalog_id != catalog_id:
+        retired = retired.bound_to(catalog_id)
     state = read_state(lakeformation_client, catalog_id=catalog_id)
     changes: list[Change] = []
     notes: list[str] = []
@@ -470,4 +632,18 @@ def plan(
                 )
             )
 
+    if retired is not None:
+        changes += _plan_retired(retired, state, lakeformation_client, notes)
+    if scope is not None:
+        revoked = {
+            (c.principal, resource_key(c.resource, catalog_id))
+            for c in changes
+            if c.resource and c.action == "revoke"
+        }
+        changes += [
+            c
+            for c in _plan_unrequested(desired, state, lakeformation_client, scope, notes)
+            if c.action != "revoke"
+            or (c.principal, resource_key(c.resource or {}, catalog_id)) not in revoked
+        ]
     return Plan(catalog_id, changes, notes, state.read_calls)

@@ -69,7 +69,12 @@ def deploy_domain(runtime: LocalRuntime, name: str, account: str) -> LocalDomain
         stack=f"lakegov-domain-{name}",
         region=runtime.region,
         account=account,
-        parameters={"DomainName": name, "CentralAccountId": runtime.account},
+        parameters={
+            "DomainName": name,
+            "CentralAccountId": runtime.account,
+            "CentralEventBusArn": runtime.outputs["CentralEventBusArn"],
+        },
     )
     stack = builder.build()
+    runtime.attach(stack, account)  # the share function runs in the domain's account
     return LocalDomain(name=name, account=account, outputs=stack.outputs, runtime=runtime)

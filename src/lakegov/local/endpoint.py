@@ -60,9 +60,28 @@ def local_clients(
     return Clients(session, endpoint_url=endpoint_url, config=LOCAL_RETRIES)
 
 
+def account_credentials(sts: Any, account: str) -> dict[str, str]:
+    """Credentials moto maps to ``account``: a role there assumed with ``sts`` (a client
+    on the local endpoint), as boto3 names them."""
+    creds = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/lakegov-local",
+        RoleSessionName="lakegov-local",
+    )["Credentials"]
+    return {
+        "aws_access_key_id": creds["AccessKeyId"],
+        "aws_secret_access_key": creds["SecretAccessKey"],
+        "aws_session_token": creds["SessionToken"],
+    }
+
+
 class AthenaOnEndpoint:
     """The local Athena of this endpoint, created on the first Athena call (DuckDB on the
-    first query), reading the catalog and objects through the endpoint itself."""
+    first query), reading the catalog and objects through the endpoint itself.
+
+    A principal of another account (a consumer domain's) reads its own account's catalog,
+    where resource links stand for tables of this one: :meth:`catalog_of` gives that
+    account's Glue and Lake Formation clients, on this endpoint with credentials moto maps
+    to it."""
 
     def __init__(self, endpoint_url: str, account: str, region: str) -> None:
         self.endpoint_url = endpoint_url
@@ -72,6 +91,8 @@ class AthenaOnEndpoint:
         self.clients = local_clients(endpoint_url, region)
         self._athena: LocalAthena | None = None
         self._lock = threading.Lock()
+        self._catalogs: dict[str, tuple[Any, Any]] = {}
+        self._catalogs_lock = threading.Lock()
 
     def __call__(self) -> LocalAthena:
         with self._lock:
@@ -90,6 +111,8 @@ class AthenaOnEndpoint:
                     ),
                     access=self.access_policy,
                     unrestricted=self.unrestricted,
+                    account=self.account,
+                    catalog_of=self.catalog_of,
                 )
                 self._athena = LocalAthena(
                     engine=engine,
@@ -109,10 +132,27 @@ class AthenaOnEndpoint:
                 self._athena.default_output = default_output
 
     def access_policy(self) -> Any:
-        """Lake Formation's evaluator over this endpoint's catalog."""
+        """Lake Formation's evaluator over this endpoint's catalog: a new one per call (per
+        query), which reads Lake Formation's state once."""
         from lakegov.governance.access import AccessPolicy
 
-        return AccessPolicy(self.clients("lakeformation"), self.clients("glue"))
+        return AccessPolicy(self.clients("lakeformation"), self.clients("glue"), reuse_reads=True)
+
+    def catalog_of(self, account: str) -> tuple[Any, Any]:
+        """Administrator Glue and Lake Formation clients of ``account``'s catalog."""
+        if account == self.account:
+            return self.clients("glue"), self.clients("lakeformation")
+        with self._catalogs_lock:
+            pair = self._catalogs.get(account)
+            if pair is None:
+                clients = local_clients(
+                    self.endpoint_url,
+                    self.region,
+                    account_credentials(self.clients("sts"), account),
+                )
+                pair = (clients("glue"), clients("lakeformation"))
+                self._catalogs[account] = pair
+            return pair
 
     def unrestricted(self, principal: str) -> bool:
         if principal == deployer_arn(self.account):
@@ -175,10 +215,12 @@ def speed_up_moto() -> None:
 
 def serve(port: int, account: str, region: str, stop: threading.Event) -> None:
     """Serve on 127.0.0.1:``port`` until ``stop`` is set."""
-    from lakegov.local import moto_lakeformation
+    from lakegov.local import moto_events, moto_lakeformation, moto_ram
     from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
 
     moto_lakeformation.install()  # data cells filters, tags on untagged resources
+    moto_ram.install()  # cross-account grants make RAM shares with invitations
+    moto_events.install()  # PutEvents on another account's bus, as its policy allows
     speed_up_moto()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
     athena = AthenaOnEndpoint(f"http://127.0.0.1:{port}", account, region)

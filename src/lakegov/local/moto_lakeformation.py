@@ -6,6 +6,11 @@ evaluator (:mod:`lakegov.governance.access`) asks:
 - ``GetResourceLFTags`` on a database or table that has no tag fails with a server error
   (``KeyError``) instead of an empty answer, and ``AddLFTagsToResource`` *replaces* every
   tag of a resource rather than adding or overwriting the keys it names;
+- a grant adding permissions to a principal's existing grant on the same resource changes
+  the stored grant in place, so its hash is stale and the next revoke of it crashes
+  (``KeyError``): the grant is re-stored after the merge;
+- ``BatchGrantPermissions`` and ``BatchRevokePermissions`` read each entry's grant options
+  from a misspelt key and drop them: the API's ``PermissionsWithGrantOption`` is read;
 - data cells filters exist only as ``ListDataCellsFilter``, which always answers ``[]``:
   ``CreateDataCellsFilter``, ``GetDataCellsFilter``, ``UpdateDataCellsFilter`` and
   ``DeleteDataCellsFilter`` are missing.
@@ -43,7 +48,10 @@ def install() -> None:
     except ImportError as exc:  # the local extra is not installed
         raise ConfigurationError("moto is needed for the embedded runtime") from exc
 
+    models.PermissionCatalog.add_permission = _add_permission  # type: ignore[method-assign]
     backend_cls = models.LakeFormationBackend
+    backend_cls.batch_grant_permissions = _batch_grant  # type: ignore[method-assign]
+    backend_cls.batch_revoke_permissions = _batch_revoke  # type: ignore[method-assign]
     response_cls = responses.LakeFormationResponse
     backend_cls.get_resource_lf_tags = _get_resource_lf_tags  # type: ignore[method-assign]
     backend_cls.add_lf_tags_to_resource = _add_lf_tags_to_resource  # type: ignore[method-assign]
@@ -59,6 +67,39 @@ def install() -> None:
     for operation in _OPERATIONS:
         urls.url_paths[f"{{0}}/{operation}$"] = urls.response.dispatch
     _installed = True
+
+
+def _batch_grant(self: Any, catalog_id: str, entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        self.grant_permissions(
+            catalog_id=catalog_id,
+            principal=entry.get("Principal"),
+            resource=entry.get("Resource"),
+            permissions=entry.get("Permissions"),
+            permissions_with_grant_options=entry.get("PermissionsWithGrantOption"),
+        )
+
+
+def _batch_revoke(self: Any, catalog_id: str, entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        self.revoke_permissions(
+            catalog_id=catalog_id,
+            principal=entry.get("Principal"),
+            resource=entry.get("Resource"),
+            permissions_to_revoke=entry.get("Permissions"),
+            permissions_with_grant_options_to_revoke=entry.get("PermissionsWithGrantOption"),
+        )
+
+
+def _add_permission(self: Any, permission: Any) -> None:
+    """Merge into the principal's grant on the same resource, re-hashed (set member)."""
+    for existing in list(self.permissions):
+        if permission.equal_principal_and_resouce(existing):
+            self.permissions.remove(existing)
+            existing.merge(permission)
+            self.permissions.add(existing)
+            return
+    self.permissions.add(permission)
 
 
 # -- the Glue side: what exists ---------------------------------------------------------

@@ -45,6 +45,7 @@ from lakegov.local.endpoint import (
     CONFIGURE_PATH,
     DEFAULT_ACCOUNT,
     LOCAL_CREDENTIALS,
+    account_credentials,
     deployer_arn,
     local_clients,
 )
@@ -153,7 +154,8 @@ class LocalRuntime:
         self._endpoint: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._functions: dict[str, _Function] = {}
+        self._functions: dict[str, _Function] = {}  # by _function_key
+        self._attached: list[Subscription] = []  # other accounts' stacks (consumer domains)
         self._in_flight = 0  # invocations received and not yet settled
         self._cond = threading.Condition()
         self._observer_queues: dict[str, str] = {}
@@ -197,16 +199,7 @@ class LocalRuntime:
                 "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             }
         if account not in self._account_credentials:
-            sts = self.client("sts")
-            creds = sts.assume_role(
-                RoleArn=f"arn:aws:iam::{account}:role/lakegov-local",
-                RoleSessionName="lakegov-local",
-            )["Credentials"]
-            self._account_credentials[account] = {
-                "aws_access_key_id": creds["AccessKeyId"],
-                "aws_secret_access_key": creds["SecretAccessKey"],
-                "aws_session_token": creds["SessionToken"],
-            }
+            self._account_credentials[account] = account_credentials(self.client("sts"), account)
         return self._account_credentials[account]
 
     @property
@@ -250,26 +243,38 @@ class LocalRuntime:
         except BaseException:
             self.stop()
             raise
-        code_dirs = {str(fn.code_dir) for fn in self.stack.functions.values()}
-        for code_dir in sorted(code_dirs):
-            if code_dir not in sys.path:
-                sys.path.insert(0, code_dir)
-        for lid, spec in self.stack.functions.items():
-            limit = self.concurrency
-            if spec.reserved_concurrency > 0:
-                limit = min(limit, spec.reserved_concurrency)
-            self._functions[lid] = _Function(spec, limit)
-        for sub in self.stack.subscriptions:
-            if sub.source != "schedule":
-                self._spawn(
-                    f"poll-{sub.function.logical_id}-{sub.event_name}", self._poll_loop, sub
-                )
+        self._dispatch(self.stack)
         for bus, url in self._observer_queues.items():
             self._spawn(f"observe-{bus}", self._observe_loop, bus, url)
         if self.schedules:
             self._spawn("schedules", self._schedule_loop)
         logger.debug("embedded runtime started", extra={"endpoint": self.endpoint_url})
         return self
+
+    def _dispatch(self, stack: LocalStack) -> None:
+        """Capacity for ``stack``'s functions and a poller per queue-fed subscription."""
+        code_dirs = {str(fn.code_dir) for fn in stack.functions.values()}
+        for code_dir in sorted(code_dirs):
+            if code_dir not in sys.path:
+                sys.path.insert(0, code_dir)
+        for spec in stack.functions.values():
+            limit = self.concurrency
+            if spec.reserved_concurrency > 0:
+                limit = min(limit, spec.reserved_concurrency)
+            self._functions[self._function_key(spec)] = _Function(spec, limit)
+        for sub in stack.subscriptions:
+            if sub.source != "schedule":
+                self._spawn(
+                    f"poll-{sub.function.account or self.account}-{sub.function.logical_id}"
+                    f"-{sub.event_name}",
+                    self._poll_loop,
+                    sub,
+                )
+
+    def _function_key(self, spec: FunctionSpec) -> str:
+        """A function's key in this runtime: its account and name (attached stacks of
+        several accounts may declare functions of one logical id)."""
+        return f"{spec.account or self.account}/{spec.name}"
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=f"lakegov-{name}", daemon=True)
@@ -359,7 +364,27 @@ class LocalRuntime:
     def write_outputs(self, path: Path) -> None:
         path.write_text(json.dumps(self.outputs, indent=2) + "\n", encoding="utf-8")
 
+    def attach(self, stack: LocalStack, account: str) -> None:
+        """Dispatch the functions of another account's stack (a consumer domain's) too,
+        each running with credentials of ``account`` and polling its queues there."""
+        assert self.stack is not None, "start() first"
+        for fn in stack.functions.values():
+            fn.account = account
+        self._attached.extend(stack.subscriptions)
+        self._dispatch(stack)
+
+    def _account_environment(self, account: str) -> dict[str, str]:
+        """The credentials and account id of a function running in ``account``."""
+        creds = self.credentials(account)
+        return {
+            "AWS_ACCESS_KEY_ID": creds["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": creds["aws_secret_access_key"],
+            "AWS_SESSION_TOKEN": creds["aws_session_token"],
+            "LAKEGOV_ACCOUNT_ID": account,
+        }
+
     def function_environment(self, fn: FunctionSpec) -> dict[str, str]:
+        own = not fn.account or fn.account == self.account
         return {
             **LOCAL_CREDENTIALS,
             **fn.environment,
@@ -370,6 +395,7 @@ class LocalRuntime:
             "LAKEGOV_ACCOUNT_ID": self.account,
             "LAKEGOV_LOCAL": "1",
             "LAKEGOV_LOCAL_RUNS_DIR": str(self.work_dir / "runs"),
+            **({} if own else self._account_environment(fn.account)),
         }
 
     # -- observing events --------------------------------------------------------------
@@ -454,9 +480,10 @@ class LocalRuntime:
     def wait_idle(self, timeout: float = 60.0, settle: float = 0.5) -> None:
         """Until no queue holds work and nothing runs for ``settle`` seconds."""
         assert self.stack is not None
-        sqs = self.client("sqs")
-        urls = {s.queue_url for s in self.stack.subscriptions if s.queue_url}
-        urls.update(self._observer_queues.values())
+        # each queue is asked in its own account (moto finds a queue by the caller's account)
+        urls = {(s.queue_url, self.account) for s in self.stack.subscriptions if s.queue_url}
+        urls.update((s.queue_url, s.function.account) for s in self._attached if s.queue_url)
+        urls.update((url, self.account) for url in self._observer_queues.values())
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
@@ -467,8 +494,8 @@ class LocalRuntime:
                 time.sleep(0.1)
                 continue
             pending = 0
-            for url in urls:
-                attrs = sqs.get_queue_attributes(
+            for url, account in urls:
+                attrs = self.client("sqs", account=account).get_queue_attributes(
                     QueueUrl=url,
                     AttributeNames=[
                         "ApproximateNumberOfMessages",
@@ -493,8 +520,8 @@ class LocalRuntime:
     def _poll_loop(self, sub: Subscription) -> None:
         """Receive from ``sub``'s queue whenever its function has a free slot, and run each
         batch (SQS source) or event (EventBridge, through its inbox) on the function's threads."""
-        sqs = self.client("sqs")
-        function = self._functions[sub.function.logical_id]
+        sqs = self.client("sqs", account=sub.function.account or None)  # the queue's account
+        function = self._functions[self._function_key(sub.function)]
         limit = function.limit
         if sub.max_concurrency > 0:
             limit = min(limit, sub.max_concurrency)
@@ -642,7 +669,7 @@ class LocalRuntime:
                 if now - last[id(sub)] < sub.rate_seconds:
                     continue
                 last[id(sub)] = now
-                function = self._functions[sub.function.logical_id]
+                function = self._functions[self._function_key(sub.function)]
                 if not function.slots.acquire(blocking=False):
                     continue  # still busy: this tick is skipped, as a throttled invoke
                 with self._cond:
@@ -696,7 +723,9 @@ class LocalRuntime:
         context = LambdaContext(
             function_name=fn.name,
             timeout_s=fn.timeout,
-            invoked_function_arn=f"arn:aws:lambda:{self.region}:{self.account}:function:{fn.name}",
+            invoked_function_arn=(
+                f"arn:aws:lambda:{self.region}:{fn.account or self.account}:function:{fn.name}"
+            ),
             log_group_name=f"/aws/lambda/{fn.name}",
         )
         with running_with(self.function_environment(fn)):

@@ -37,6 +37,7 @@ class FunctionSpec:
     environment: dict[str, str]
     timeout: int
     reserved_concurrency: int = 0  # ReservedConcurrentExecutions (0: not declared)
+    account: str = ""  # runs in another account (a consumer domain's stack); "" = the runtime's
 
 
 @dataclass
@@ -188,6 +189,16 @@ class StackBuilder:
                 if k in ("Name", "Description", "LocationUri", "Parameters")
             }
             self.client("glue").create_database(DatabaseInput=db_input)
+        for lid in self._of_type("AWS::LakeFormation::PrincipalPermissions"):
+            # the stack's own grants (its roles on its databases and data location), which
+            # governance and the drift check must see and leave alone
+            props = self.props(lid)
+            self.client("lakeformation").grant_permissions(
+                Principal=props["Principal"],
+                Resource=props["Resource"],
+                Permissions=list(props.get("Permissions") or []),
+                PermissionsWithGrantOption=list(props.get("PermissionsWithGrantOption") or []),
+            )
         for lid in self._of_type("AWS::Athena::WorkGroup"):
             config = self.props(lid).get("WorkGroupConfiguration", {})
             self.client("athena").create_work_group(
@@ -467,4 +478,5 @@ HANDLED_TYPES = {
     "AWS::Events::Rule",
     "AWS::Serverless::Function",
     "AWS::Athena::WorkGroup",
+    "AWS::LakeFormation::PrincipalPermissions",
 }

@@ -20,7 +20,7 @@ from typing import Any
 
 from lakegov.errors import PermanentError, ValidationIssue
 from lakegov.jsonschemas import schema_issues
-from lakegov.mesh import grants
+from lakegov.mesh import grants, sharing
 from lakegov.mesh.central_bus import (
     RULE_PREFIX,
     TARGET_ID,
@@ -162,6 +162,7 @@ def validate_subscription(document: Any, source: str = "") -> list[ValidationIss
                     severity="warning",
                 )
             )
+    issues += sharing.consumer_role_issues(document)
     if not [i for i in issues if i.severity == "error"]:
         try:
             desired_rules(Subscription.from_document(document), "-", MeshConfig(""))
@@ -281,6 +282,7 @@ def _read_access(
         out["grant_option_revoke_document"] = option_revoke
         out["grant_option_revoke"] = apply_grant(option_revoke, ctx)
         failed += _failed(out["grant_option_revoke"])
+    ctx.extra["consumer_roles"] = list((subscription.read_access or {}).get("consumer_roles") or [])
     if document is not None:  # grant the new access before revoking: no gap while it changes
         out["grant"] = apply_grant(document, ctx)
         failed += _failed(out["grant"])
@@ -333,6 +335,10 @@ def apply_subscription(
             "patterns": {s.name: s.pattern for s in desired},
         }
     )
+    if subscription.read_access and desired and apply_grant is not None:  # access events too
+        summary["access_rule"] = sharing.route_access(
+            bus, subscription.domain, subscription.account_id, desired[0].target
+        )
     access = _read_access(subscription, ctx, apply_grant)
     summary["failed"] = int(access.get("failed", 0)) if access is not None else 0
     if access is not None:

@@ -82,12 +82,15 @@ class DocumentClients:
 
 @dataclass
 class ApplyContext:
-    """What an apply step may use: the document, the deployment's settings and its clients."""
+    """What an apply step may use: the document, the deployment's settings, its clients and
+    its audit store (``audit`` None: offline, what previous versions did is not known)."""
 
     document: DocumentRef
     settings: Settings
     clients: DocumentClients
     extra: dict[str, Any] = field(default_factory=dict)
+    audit: Any = None  # lakegov.audit.AuditStore
+    publisher: Any = None  # lakegov.events.EventPublisher (None: nothing is announced)
 
 
 @dataclass(frozen=True)

@@ -400,3 +400,31 @@ def test_lakegov_access_answers_both_ways(aws: dict[str, Any], capsys: Any) -> N
 
     assert main(["access", "lakegov_dev_formatted.nope", *where]) == 1
     assert "lakegov_dev_formatted.nope is not in the Data Catalog" in capsys.readouterr().err
+
+
+def test_one_query_s_evaluator_reads_lake_formation_once(aws: dict[str, Any]) -> None:
+    """With ``reuse_reads`` (the local Athena's evaluator of one query), the questions about
+    several tables share one ListPermissions; without it each question reads afresh."""
+    tag_tables(aws)
+    put(aws, json.loads(EXAMPLE.read_text()))
+    calls: list[str] = []
+
+    class Counting:
+        def __init__(self, client: Any) -> None:
+            self._client = client
+
+        def __getattr__(self, name: str) -> Any:
+            attr = getattr(self._client, name)
+            if name == "list_permissions":
+                calls.append(name)
+            return attr
+
+    tables = ("mwaa_blog_cards", "mwaa_blog_customers")
+    shared = AccessPolicy(Counting(aws["lf"]), aws["glue"], catalog_id=ACCOUNT, reuse_reads=True)
+    for table in tables:
+        assert shared.table_access(ANALYST, "lakegov_dev_formatted", table).columns is None
+    assert len(calls) == 1
+    fresh = AccessPolicy(Counting(aws["lf"]), aws["glue"], catalog_id=ACCOUNT)
+    for table in tables:
+        fresh.table_access(ANALYST, "lakegov_dev_formatted", table)
+    assert len(calls) == 3

@@ -79,6 +79,31 @@ VALID = {
         "lake_key": "lineage_events/run_date=2026-11-20/x-COMPLETE.parquet",
         "datazone": "posted",
     },
+    "AccessGranted": {
+        "consumer_account": "444400000001",
+        "producer_account": "123456789012",
+        "document": {"bucket": "cfg", "key": "subscriptions/marketing.json"},
+        "grants": [
+            {"database": "db", "table": "orders", "permissions": ["SELECT"], "grantable": []}
+        ],
+        "consumer_roles": ["arn:aws:iam::444400000001:role/analyst"],
+        "granted_at": NOW,
+    },
+    "AccessRevoked": {
+        "consumer_account": "444400000001",
+        "producer_account": "123456789012",
+        "document": {"bucket": "cfg", "key": "subscriptions/marketing.json"},
+        "grants": [{"database": "db", "table": None, "permissions": ["SELECT", "DESCRIBE"]}],
+        "revoked_at": NOW,
+    },
+    "AccessLinked": {
+        "consumer_account": "444400000001",
+        "producer_account": "123456789012",
+        "action": "linked",
+        "status": "DONE",
+        "links": [{"database": "shared_db", "table": "orders", "change": "created"}],
+        "reported_at": NOW,
+    },
 }
 
 

@@ -50,3 +50,11 @@ def test_flags_are_booleans_and_a_word_that_is_neither_is_refused_with_its_name(
     assert Settings.from_env(BASE).drift_reconcile is False
     with pytest.raises(ConfigurationError, match="DRIFT_RECONCILE='maybe'"):
         Settings.from_env({**BASE, "DRIFT_RECONCILE": "maybe"})
+
+
+def test_stack_lists_are_comma_separated_and_default_to_empty():
+    env = {**BASE, "STACK_DATABASES": "a_db, b_db,", "STACK_PRINCIPALS": "arn:aws:iam::1:role/x"}
+    settings = Settings.from_env(env)
+    assert settings.stack_databases == ("a_db", "b_db")
+    assert settings.stack_principals == ("arn:aws:iam::1:role/x",)
+    assert Settings.from_env(BASE).stack_databases == ()

@@ -63,6 +63,16 @@ WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
         "DbtBuildRole",
         "LakeFormationDataAccessAndTags",
     ): "lakeformation:GetDataAccess and the LF-Tag APIs dbt-athena calls take no resource ARNs",
+    (
+        "domain.yaml",
+        "ShareLinksFunction",
+        "ListInvitations",
+    ): "ram:GetResourceShareInvitations takes no resource-level permission",
+    (
+        "domain.yaml",
+        "ShareLinksFunction",
+        "GrantTheNamedRoles",
+    ): "Lake Formation permission APIs take no resource ARNs",
 }
 
 
@@ -356,3 +366,20 @@ def test_the_stack_lets_dbt_associate_every_tag_its_models_set():
     association = template["Resources"]["DbtLfTagAssociation"]["Properties"]
     assert association["Principal"] == {"Fn::GetAtt": ["DbtBuildRole", "Arn"]}
     assert association["Tags"] == {"Ref": "DbtLfTags"}
+
+
+def test_the_drift_check_leaves_every_grant_the_stack_makes_alone():
+    """Each role the template grants Lake Formation permissions to is one of the drift
+    check's STACK_PRINCIPALS (else the check reports, and reconciling revokes, the
+    stack's own grants)."""
+    template = load_template(ROOT / "template.yaml")
+    environment = template["Resources"]["DriftFunction"]["Properties"]["Environment"]
+    listed = environment["Variables"]["STACK_PRINCIPALS"]["Fn::Join"][1]
+    granted = [
+        resource["Properties"]["Principal"]["DataLakePrincipalIdentifier"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::LakeFormation::PrincipalPermissions"
+    ]
+    assert granted
+    missing = [p for p in granted if p not in listed]
+    assert missing == []

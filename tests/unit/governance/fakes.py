@@ -43,6 +43,7 @@ class FakeLakeFormation:
         self.fail_entries: list[tuple[str, Callable[[dict[str, Any]], bool], str, int]] = []
         # Lake Formation reports SELECT on a table as TableWithColumns + ColumnWildcard
         self.report_select_as_columns = False
+        self.admins: list[str] = []
 
     # helpers
     def _enter(self, op: str, kwargs: dict[str, Any]) -> None:
@@ -221,6 +222,20 @@ class FakeLakeFormation:
             for target in self._targets(kwargs["Resource"]):
                 self.resource_tags.setdefault(target, {})[tag["TagKey"]] = tag["TagValues"][0]
         return {"Failures": failures}
+
+    def remove_lf_tags_from_resource(self, **kwargs: Any) -> dict[str, Any]:
+        self._enter("remove_lf_tags_from_resource", kwargs)
+        for tag in kwargs["LFTags"]:
+            for target in self._targets(kwargs["Resource"]):
+                assigned = self.resource_tags.get(target, {})
+                if assigned.get(tag["TagKey"]) == tag["TagValues"][0]:
+                    del assigned[tag["TagKey"]]
+        return {"Failures": []}
+
+    def get_data_lake_settings(self, **kwargs: Any) -> dict[str, Any]:
+        self._enter("get_data_lake_settings", kwargs)
+        admins = [{"DataLakePrincipalIdentifier": a} for a in self.admins]
+        return {"DataLakeSettings": {"DataLakeAdmins": admins}}
 
     def get_resource_lf_tags(self, **kwargs: Any) -> dict[str, Any]:
         self._enter("get_resource_lf_tags", kwargs)

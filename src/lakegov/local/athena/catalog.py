@@ -92,6 +92,39 @@ def table_format(storage: dict[str, Any]) -> str:
     )
 
 
+def resolve_link(glue: Any, database: str, name: str) -> tuple[str | None, str, str]:
+    """(catalog id, database, table) that ``database.name`` of this catalog stands for.
+
+    A table resource link (``TargetTable``) stands for its target; a table name in a
+    database resource link (``TargetDatabase``) for that table of the target database;
+    anything else for itself (catalog ``None``: this one). The target's own existence is
+    checked where it is loaded, in its catalog.
+    """
+    try:
+        found = glue.get_table(DatabaseName=database, Name=name)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        found = None
+    if found is not None:
+        target = found.get("TargetTable")
+        if target:
+            return (
+                str(target.get("CatalogId") or "") or None,
+                str(target["DatabaseName"]),
+                str(target["Name"]),
+            )
+        return None, database, name
+    try:
+        db = glue.get_database(Name=database)["Database"]
+    except glue.exceptions.EntityNotFoundException as exc:
+        raise CatalogError("SCHEMA_NOT_FOUND", f"Schema '{database}' does not exist") from exc
+    target = db.get("TargetDatabase")
+    if target:
+        return str(target.get("CatalogId") or "") or None, str(target["DatabaseName"]), name
+    raise CatalogError(
+        "TABLE_NOT_FOUND", f"Table 'awsdatacatalog.{database}.{name}' does not exist"
+    )
+
+
 def load_table(glue: Any, database: str, name: str) -> TableDef:
     try:
         table = glue.get_table(DatabaseName=database, Name=name)["Table"]

@@ -45,7 +45,7 @@ from sqlglot.schema import MappingSchema
 
 from lakegov.convert.sql import identifier, literal
 from lakegov.errors import LakegovError
-from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound
+from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound, principal_account
 from lakegov.local.athena.catalog import (
     PARQUET,
     PATH_COLUMN,
@@ -55,6 +55,7 @@ from lakegov.local.athena.catalog import (
     TableDef,
     data_files,
     load_table,
+    resolve_link,
     split_s3,
     view_sql,
 )
@@ -157,6 +158,8 @@ class LocalAthenaEngine:
         credentials: tuple[str, str],
         access: Callable[[], AccessPolicyLike | None] = lambda: None,
         unrestricted: Callable[[str], bool] = lambda _principal: False,
+        account: str = "",
+        catalog_of: Callable[[str], tuple[Any, Any]] | None = None,
     ) -> None:
         self.glue = glue
         self.s3 = s3
@@ -165,6 +168,10 @@ class LocalAthenaEngine:
         self.credentials = credentials
         self._access = access
         self._unrestricted = unrestricted
+        # principals of other accounts read their own account's catalog (resource links
+        # to this one): ``catalog_of(account)`` gives (glue, lakeformation) clients there
+        self.account = account
+        self._catalog_of = catalog_of
         self._db: Any = None
         self._lock = threading.Lock()
         self._running: dict[str, Any] = {}
@@ -302,6 +309,8 @@ class LocalAthenaEngine:
             if t.name and not (not t.db and t.name.lower() in ctes)
         ]
         denied: dict[str, set[str]] = {}
+        policy: AccessPolicyLike | None = None
+        hidden_in: dict[str, tuple[str, set[str]]] = {}  # table alias -> (name, hidden)
         granted_anywhere: set[str] = set()
         for n, node in enumerate(tables):
             db = (node.db or database or "default").lower()
@@ -310,26 +319,37 @@ class LocalAthenaEngine:
                     "NOT_SUPPORTED",
                     f"NOT_SUPPORTED: catalog {node.catalog!r} (only AwsDataCatalog)",
                 )
+            glue = self.glue
+            linked: TableGrant | None = None
             try:
-                table = load_table(self.glue, db, node.name.lower())
+                if self._other_account(principal):
+                    glue, table, linked = self._linked_table(principal, db, node.name.lower())
+                else:
+                    table = load_table(self.glue, db, node.name.lower())
             except CatalogError as exc:
                 raise AthenaFailure(exc.error_type, f"{exc.error_type}: {exc}") from exc
             columns = table.all_columns
             row_filter = None
             cell_filters: dict[str, str] = {}
-            if not self._unrestricted(principal):
-                grant = self._grant(principal, table, "SELECT")
+            if linked is not None or not self._unrestricted(principal):
+                if linked is None and policy is None:
+                    policy = self._access()  # one evaluator (one read of LF) per query
+                grant = linked or self._grant(principal, table, "SELECT", policy)
                 if grant.columns is not None:
                     allowed = {c.lower() for c in grant.columns}
                     hidden = {c.name for c in columns if c.name not in allowed}
                     columns = [c for c in columns if c.name in allowed]
                     if hidden:
                         denied[f"{db}.{table.name}"] = hidden
+                        hidden_in[(node.alias or node.name).lower()] = (
+                            f"{db}.{table.name}",
+                            hidden,
+                        )
                 row_filter = _translate_filter(grant.row_filter) if grant.row_filter else None
                 cell_filters = {c.lower(): _translate_filter(p) for c, p in grant.cell_filters}
             granted_anywhere |= {c.name for c in columns}
             try:
-                files = data_files(self.glue, self.s3, table)
+                files = data_files(glue, self.s3, table)
             except CatalogError as exc:
                 raise AthenaFailure(exc.error_type, f"{exc.error_type}: {exc}") from exc
             scope.scanned += sum(f.size for f in files)
@@ -352,15 +372,61 @@ class LocalAthenaEngine:
                     alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
                 )
             )
-        for name, hidden in denied.items():
-            missing = sorted((referenced - aliases - granted_anywhere) & hidden)
-            if missing:
-                denial = AccessDenied(principal, "SELECT", name, missing)
+        missing = _denied_columns(tree, hidden_in, aliases, granted_anywhere)
+        for name in denied:
+            if missing.get(name):
+                denial = AccessDenied(principal, "SELECT", name, sorted(missing[name]))
                 raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {denial}")
         return scope
 
-    def _grant(self, principal: str, table: TableDef, permission: str) -> TableGrant:
-        policy = self._access()
+    def _other_account(self, principal: str) -> bool:
+        account = principal_account(principal)
+        return bool(self._catalog_of and self.account and account and account != self.account)
+
+    def _linked_table(
+        self, principal: str, database: str, name: str
+    ) -> tuple[Any, TableDef, TableGrant]:
+        """A table as a principal of another account reads it: through its own account's
+        catalog, where a resource link stands for a table of this (or a third) catalog.
+        Returns the Glue client of the table's catalog, the table and what it may read."""
+        from lakegov.governance.access import AccessPolicy, shared_table_access
+
+        assert self._catalog_of is not None
+        account = principal_account(principal)
+        own_glue, own_lf = self._catalog_of(account)
+        catalog, target_db, target_name = resolve_link(own_glue, database, name)
+        try:
+            if catalog is None or catalog == account:  # a table of its own account
+                table = load_table(own_glue, target_db, target_name)
+                grant = AccessPolicy(own_lf, own_glue, catalog_id=account).table_access(
+                    principal, target_db, target_name
+                )
+                return own_glue, table, grant
+            glue, lf = (self.glue, self._catalog_of(self.account)[1])
+            if catalog != self.account:
+                glue, lf = self._catalog_of(catalog)
+            table = load_table(glue, target_db, target_name)
+            grant = shared_table_access(
+                AccessPolicy(own_lf, glue, catalog_id=account),
+                AccessPolicy(lf, glue, catalog_id=catalog),
+                principal,
+                target_db,
+                target_name,
+            )
+        except AccessDenied as exc:
+            raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {exc}") from exc
+        except TableNotFound as exc:
+            raise AthenaFailure("TABLE_NOT_FOUND", f"TABLE_NOT_FOUND: {exc}") from exc
+        return glue, table, grant
+
+    def _grant(
+        self,
+        principal: str,
+        table: TableDef,
+        permission: str,
+        policy: AccessPolicyLike | None = None,
+    ) -> TableGrant:
+        policy = policy or self._access()
         if policy is None:
             raise AthenaFailure(
                 "PERMISSION_DENIED",
@@ -780,6 +846,36 @@ class LocalAthenaEngine:
         except LakegovError as exc:
             raise AthenaFailure("SCHEMA_NOT_FOUND", f"SCHEMA_NOT_FOUND: {exc}") from exc
         return QueryResult("DDL", [], [], scanned, unload_files=[url])
+
+
+def _denied_columns(
+    tree: Any,
+    hidden_in: dict[str, tuple[str, set[str]]],
+    aliases: set[str],
+    granted_anywhere: set[str],
+) -> dict[str, set[str]]:
+    """The hidden columns the query reads, by table: a column qualified by a table's alias
+    is that table's (another table granting a column of the same name does not make it
+    readable); an unqualified one is hidden when no table of the query grants it, unless it
+    names an output alias outside the projections (``ORDER BY total``) - a column in the
+    expression of an alias (``email AS email``) is read from its table."""
+    if not hidden_in:
+        return {}
+    in_projection = {id(c) for a in tree.find_all(exp.Alias) for c in a.this.find_all(exp.Column)}
+    out: dict[str, set[str]] = {}
+    for column in tree.find_all(exp.Column):
+        name, qualifier = column.name.lower(), column.table.lower()
+        if qualifier:
+            found = hidden_in.get(qualifier)
+            if found is not None and name in found[1]:
+                out.setdefault(found[0], set()).add(name)
+            continue
+        if name in granted_anywhere or (name in aliases and id(column) not in in_projection):
+            continue
+        for table, hidden in hidden_in.values():
+            if name in hidden:
+                out.setdefault(table, set()).add(name)
+    return out
 
 
 def _name_columns(tree: Any) -> None:

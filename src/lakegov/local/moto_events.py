@@ -1,0 +1,99 @@
+"""``PutEvents`` to another account's event bus, added to moto.
+
+On AWS an account may put events on a bus of another account when that bus's resource
+policy allows it (a consumer domain reporting back to the central bus). moto 5.2 reads
+only the bus *name* of an ARN and looks it up in the caller's own account, so the event
+is refused (``ResourceNotFoundException``) or, worse, lands on a same-named local bus.
+
+:func:`install` delivers an entry whose ``EventBusName`` is the ARN of another account's
+bus to that account's bus, when its policy has an ``Allow`` of ``events:PutEvents`` for
+the caller's account (its root ARN or id) or for everyone without conditions; otherwise
+the entry fails with ``AccessDeniedException``, as AWS answers. The event's ``account``
+is the caller's. Idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from lakegov.errors import ConfigurationError
+
+_BUS_ARN = re.compile(
+    r"^arn:aws[a-z-]*:events:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):event-bus/(?P<name>.+)$"
+)
+_installed = False
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    try:
+        from moto.events import models
+    except ImportError as exc:
+        raise ConfigurationError("moto is needed for the embedded runtime") from exc
+    original = models.EventsBackend.put_events
+
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        local: list[tuple[int, dict[str, Any]]] = []
+        answers: dict[int, dict[str, Any]] = {}
+        for index, event in enumerate(events):
+            match = _BUS_ARN.match(str(event.get("EventBusName") or ""))
+            if not match or match["account"] == self.account_id:
+                local.append((index, event))
+                continue
+            answers[index] = _deliver(models, self.account_id, match, event)
+        if local:
+            for (index, _), answer in zip(
+                local, original(self, [e for _, e in local]), strict=True
+            ):
+                answers[index] = answer
+        return [answers[i] for i in range(len(events))]
+
+    models.EventsBackend.put_events = put_events  # type: ignore[method-assign]
+    _installed = True
+
+
+def _allowed(policy: str | None, caller: str) -> bool:
+    try:
+        statements = json.loads(policy or "{}").get("Statement") or []
+    except ValueError:
+        return False
+    for statement in statements if isinstance(statements, list) else [statements]:
+        actions = statement.get("Action")
+        actions = actions if isinstance(actions, list) else [actions]
+        if statement.get("Effect") != "Allow" or not {"events:PutEvents", "events:*"} & set(
+            actions
+        ):
+            continue
+        principal = statement.get("Principal")
+        if principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*"):
+            if not statement.get("Condition"):
+                return True
+            continue
+        listed = principal.get("AWS") if isinstance(principal, dict) else None
+        listed = listed if isinstance(listed, list) else [listed]
+        if any(str(p) in (caller, f"arn:aws:iam::{caller}:root") for p in listed):
+            return True
+    return False
+
+
+def _deliver(
+    models: Any, caller: str, match: re.Match[str], event: dict[str, Any]
+) -> dict[str, Any]:
+    backend = models.events_backends[match["account"]][match["region"]]
+    bus = backend.event_buses.get(match["name"])
+    if bus is None:
+        return {
+            "ErrorCode": "ResourceNotFoundException",
+            "ErrorMessage": f"Event bus {match['name']} does not exist.",
+        }
+    if not _allowed(bus.policy, caller):
+        return {
+            "ErrorCode": "AccessDeniedException",
+            "ErrorMessage": f"account {caller} is not authorized to put events on {match['name']}",
+        }
+    (answer,) = backend.put_events([{**event, "EventBusName": match["name"]}])
+    return dict(answer)

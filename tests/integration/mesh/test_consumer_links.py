@@ -1,0 +1,199 @@
+"""The consumer domain's share logic on moto: RAM, resource links, grants, idempotency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lakegov.errors import PermanentError
+from lakegov.events import validate_detail
+from lakegov.local import moto_lakeformation, moto_ram
+from lakegov.mesh.consumer import AccessChange, link_shared_access, unlink_shared_access
+
+PRODUCER, CONSUMER = "123456789012", "444400000009"
+ROLE = f"arn:aws:iam::{CONSUMER}:role/analyst"
+ORDERS = {"Table": {"CatalogId": PRODUCER, "DatabaseName": "sales", "Name": "orders"}}
+
+
+@pytest.fixture
+def accounts():
+    moto_lakeformation.install()
+    moto_ram.install()
+    with mock_aws():
+        producer = {s: boto3.client(s, region_name="us-east-1") for s in ("glue", "lakeformation")}
+        producer["glue"].create_database(DatabaseInput={"Name": "sales"})
+        producer["glue"].create_table(DatabaseName="sales", TableInput={"Name": "orders"})
+        creds = boto3.client("sts", region_name="us-east-1").assume_role(
+            RoleArn=f"arn:aws:iam::{CONSUMER}:role/admin", RoleSessionName="consumer-admin"
+        )["Credentials"]
+        consumer = {
+            s: boto3.client(
+                s,
+                region_name="us-east-1",
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+            )
+            for s in ("glue", "lakeformation", "ram")
+        }
+        yield producer, consumer
+
+
+def _event(detail_type: str, grants: list[dict[str, Any]], roles: list[str]) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "consumer_account": CONSUMER,
+        "producer_account": PRODUCER,
+        "document": {"bucket": "cfg", "key": "subscriptions/d.json"},
+        "grants": grants,
+    }
+    if detail_type == "AccessGranted":
+        detail.update(consumer_roles=roles, granted_at="2026-11-30T10:00:00.000Z")
+    else:
+        detail["revoked_at"] = "2026-11-30T11:00:00.000Z"
+    validate_detail(detail_type, detail)
+    return {"id": "e1", "source": "lakegov", "detail-type": detail_type, "detail": detail}
+
+
+def _link(consumer: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    report = link_shared_access(
+        AccessChange.from_event(event),
+        ram=consumer["ram"],
+        glue=consumer["glue"],
+        lakeformation=consumer["lakeformation"],
+        account_id=CONSUMER,
+        domain="d",
+    )
+    validate_detail("AccessLinked", report)
+    return report
+
+
+def _held(consumer: dict[str, Any], principal: str) -> list[dict[str, Any]]:
+    listed = consumer["lakeformation"].list_permissions(CatalogId=CONSUMER)
+    return [
+        p
+        for p in listed["PrincipalResourcePermissions"]
+        if p["Principal"]["DataLakePrincipalIdentifier"] == principal
+    ]
+
+
+def test_a_share_is_accepted_linked_and_granted_once_however_often_it_arrives(accounts):
+    producer, consumer = accounts
+    # Given the producer grants the consumer account SELECT with the grant option
+    producer["lakeformation"].grant_permissions(
+        Principal={"DataLakePrincipalIdentifier": CONSUMER},
+        Resource=ORDERS,
+        Permissions=["SELECT", "DESCRIBE"],
+        PermissionsWithGrantOption=["SELECT"],
+    )
+    (invitation,) = consumer["ram"].get_resource_share_invitations()["resourceShareInvitations"]
+    assert invitation["status"] == "PENDING" and invitation["senderAccountId"] == PRODUCER
+    grant = {
+        "database": "sales",
+        "table": "orders",
+        "permissions": ["DESCRIBE", "SELECT"],
+        "grantable": ["SELECT"],
+    }
+    event = _event("AccessGranted", [grant], [ROLE])
+
+    # When the access event arrives
+    first = _link(consumer, event)
+    # Then the invitation is accepted, the table linked, the role granted
+    assert first["status"] == "DONE" and first["invitations_accepted"] == [
+        invitation["resourceShareInvitationArn"]
+    ]
+    assert [(link["database"], link["table"], link["change"]) for link in first["links"]] == [
+        ("shared_sales", "orders", "created")
+    ]
+    link = consumer["glue"].get_table(DatabaseName="shared_sales", Name="orders")["Table"]
+    assert link["TargetTable"] == {"CatalogId": PRODUCER, "DatabaseName": "sales", "Name": "orders"}
+    held = {str(sorted(p["Permissions"])): p["Resource"] for p in _held(consumer, ROLE)}
+    assert held == {
+        "['DESCRIBE']": {
+            "Table": {"CatalogId": CONSUMER, "DatabaseName": "shared_sales", "Name": "orders"}
+        },
+        "['SELECT']": ORDERS,
+    }
+
+    # When it arrives again (a duplicate delivery)
+    again = _link(consumer, event)
+    # Then nothing more happens, and the report says so
+    assert again["status"] == "DONE" and again["invitations_accepted"] == []
+    assert [link["change"] for link in again["links"]] == ["unchanged"]
+    assert len(_held(consumer, ROLE)) == 2
+
+    # When the producer revokes SELECT, Then the link and the role's grants go, once
+    revoked = _event(
+        "AccessRevoked", [{"database": "sales", "table": "orders", "permissions": ["SELECT"]}], []
+    )
+    gone = unlink_shared_access(
+        AccessChange.from_event(revoked),
+        glue=consumer["glue"],
+        lakeformation=consumer["lakeformation"],
+        account_id=CONSUMER,
+    )
+    assert [link["change"] for link in gone["links"]] == ["removed"]
+    assert _held(consumer, ROLE) == []
+    with pytest.raises(consumer["glue"].exceptions.EntityNotFoundException):
+        consumer["glue"].get_table(DatabaseName="shared_sales", Name="orders")
+    twice = unlink_shared_access(
+        AccessChange.from_event(revoked),
+        glue=consumer["glue"],
+        lakeformation=consumer["lakeformation"],
+        account_id=CONSUMER,
+    )
+    assert [link["change"] for link in twice["links"]] == ["absent"] and twice["status"] == "DONE"
+
+
+def test_a_whole_database_is_linked_as_a_database_and_roles_need_the_grant_option(accounts):
+    _, consumer = accounts
+    grant = {"database": "sales", "table": None, "permissions": ["SELECT"], "grantable": []}
+    report = _link(consumer, _event("AccessGranted", [grant], [ROLE]))
+    # the database link is made; the role is not granted (nothing was grantable), and said so
+    assert [(link["database"], link["change"]) for link in report["links"]] == [
+        ("shared_sales", "created")
+    ]
+    database = consumer["glue"].get_database(Name="shared_sales")["Database"]
+    assert database["TargetDatabase"] == {"CatalogId": PRODUCER, "DatabaseName": "sales"}
+    assert report["status"] == "PARTIAL" and "grant option" in report["problems"][0]
+    assert _held(consumer, ROLE) == []
+
+
+def test_an_event_for_another_account_is_refused(accounts):
+    _, consumer = accounts
+    event = _event("AccessGranted", [], [])
+    change = AccessChange.from_event(event)
+    with pytest.raises(PermanentError, match="not to this one"):
+        link_shared_access(
+            change,
+            ram=consumer["ram"],
+            glue=consumer["glue"],
+            lakeformation=consumer["lakeformation"],
+            account_id="999999999999",
+        )
+
+
+def test_accepting_an_invitation_of_another_account_or_twice_fails_as_on_aws(accounts):
+    producer, consumer = accounts
+    producer["lakeformation"].grant_permissions(
+        Principal={"DataLakePrincipalIdentifier": CONSUMER}, Resource=ORDERS, Permissions=["SELECT"]
+    )
+    (invitation,) = consumer["ram"].get_resource_share_invitations()["resourceShareInvitations"]
+    arn = invitation["resourceShareInvitationArn"]
+    with pytest.raises(consumer["ram"].exceptions.ClientError, match="OperationNotPermitted"):
+        boto3.client("ram", region_name="us-east-1").accept_resource_share_invitation(
+            resourceShareInvitationArn=arn
+        )
+    consumer["ram"].accept_resource_share_invitation(resourceShareInvitationArn=arn)
+    with pytest.raises(consumer["ram"].exceptions.ClientError, match="AlreadyAccepted"):
+        consumer["ram"].accept_resource_share_invitation(resourceShareInvitationArn=arn)
+    # a second grant to the same account reuses the accepted share: no new invitation
+    producer["lakeformation"].grant_permissions(
+        Principal={"DataLakePrincipalIdentifier": CONSUMER},
+        Resource=ORDERS,
+        Permissions=["DESCRIBE"],
+    )
+    listed = consumer["ram"].get_resource_share_invitations()["resourceShareInvitations"]
+    assert [i["status"] for i in listed] == ["ACCEPTED"]
