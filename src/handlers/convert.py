@@ -1,4 +1,5 @@
-"""Landed files: an SQS batch of S3 "Object Created" EventBridge events -> Parquet.
+"""Landed files: an SQS batch of S3 "Object Created" EventBridge events -> Parquet (or a
+batch of stored objects from the reprocess state machine's Distributed Map).
 
 Each record is its own unit of work; a failing record is reported in
 ``batchItemFailures`` so it alone is retried (and dead-lettered after a few receives).
@@ -22,6 +23,8 @@ from lakegov.app import get_app
 from lakegov.ingest.athena import AthenaConverter
 from lakegov.ingest.service import Converter, LandedObject
 from lakegov.observability import logger, metrics, tracer
+from lakegov.reprocess.runs import is_map_batch
+from lakegov.reprocess.wiring import reprocess_batch
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -54,6 +57,8 @@ def _record(record: SQSRecord) -> str:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_map_batch(event):  # `lakegov reprocess`: a batch of the Distributed Map
+        return reprocess_batch(event, get_app(), _converter(id(get_app())))
     response = process_partial_response(
         event=event, record_handler=_record, processor=processor, context=context
     )

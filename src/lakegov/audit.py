@@ -357,6 +357,74 @@ class AuditStore:
         old = response.get("Attributes")
         return _deser(old) if old else None
 
+    def reopen(self, kind: str, subject: str, version: str, *, rerun_id: str, note: str) -> bool:
+        """Make finished work claimable again, once per ``rerun_id`` (a reprocess or
+        reapply run): True when this call reopened it, False when it is not finished work
+        or this run already reopened it (a retried batch must not redo what its first
+        attempt did)."""
+        stamp = utc_now()
+        done = {f":d{i}": {"S": status} for i, status in enumerate(DONE_STATUSES)}
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self.key(kind, subject, version),
+                UpdateExpression="SET #s = :s, #upd = :u, #run = :run, #lease = :zero, "
+                "#hist = list_append(if_not_exists(#hist, :empty), :h)",
+                ConditionExpression=f"#s IN ({', '.join(done)}) AND "
+                "(attribute_not_exists(#run) OR #run <> :run)",
+                ExpressionAttributeNames={
+                    "#s": "status",
+                    "#upd": "updated_at",
+                    "#run": "rerun_id",
+                    "#lease": "lease_until",
+                    "#hist": "history",
+                },
+                ExpressionAttributeValues={
+                    ":s": {"S": "REOPENED"},
+                    ":u": {"S": stamp},
+                    ":run": {"S": rerun_id},
+                    ":zero": {"N": "0"},
+                    ":empty": {"L": []},
+                    ":h": {"L": [_ser({"status": "REOPENED", "at": stamp, "note": note})]},
+                    **done,
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def mark_rerun(self, kind: str, subject: str, version: str, *, rerun_id: str) -> None:
+        """Note on an item that run ``rerun_id`` has dealt with it (without a status change)."""
+        self._ddb.update_item(
+            TableName=self.table_name,
+            Key=self.key(kind, subject, version),
+            UpdateExpression="SET #run = :run",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#run": "rerun_id"},
+            ExpressionAttributeValues={":run": {"S": rerun_id}},
+        )
+
+    def add_counts(self, kind: str, subject: str, version: str, counts: Mapping[str, int]) -> None:
+        """Add to numeric attributes atomically (a run's converted/skipped/... tallies,
+        written by many concurrent workers)."""
+        counts = {k: v for k, v in counts.items() if v}
+        if not counts:
+            return
+        names = {f"#c{i}": name for i, name in enumerate(counts)}
+        values = {f":c{i}": {"N": str(int(v))} for i, v in enumerate(counts.values())}
+        names["#upd"] = "updated_at"
+        values[":u"] = {"S": utc_now()}
+        self._ddb.update_item(
+            TableName=self.table_name,
+            Key=self.key(kind, subject, version),
+            UpdateExpression="SET #upd = :u ADD "
+            + ", ".join(f"#c{i} :c{i}" for i in range(len(counts))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
     def release(self, kind: str, subject: str, version: str, *, note: str) -> None:
         """Give up a claim after a retryable failure so the next delivery can take it at once."""
         self.record(kind, subject, version, "FAILED", note=note, attributes={"lease_until": 0})

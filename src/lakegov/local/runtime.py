@@ -31,6 +31,7 @@ from botocore.config import Config
 
 from lakegov.errors import ConfigurationError
 from lakegov.local.stack import FunctionSpec, LocalStack, StackBuilder, Subscription
+from lakegov.local.states import LocalStateMachines
 from lakegov.observability import logger, metrics
 
 if TYPE_CHECKING:
@@ -147,6 +148,7 @@ class LocalRuntime:
         self._work_dir: tempfile.TemporaryDirectory[str] | None = None
         self._athena: LocalAthena | None = None
         self._athena_lock = threading.Lock()
+        self.state_machines = LocalStateMachines(self)
 
     @property
     def work_dir(self) -> Path:
@@ -255,6 +257,7 @@ class LocalRuntime:
 
         from lakegov.local import moto_lakeformation
         from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
+        from lakegov.local.states import StatesMiddleware
 
         moto_lakeformation.install()  # data cells filters, tags on untagged resources
 
@@ -265,8 +268,11 @@ class LocalRuntime:
         self._server = LocalEndpoint(
             "127.0.0.1",
             self.port,
-            lambda app: AthenaMiddleware(
-                app, self.athena, self.deployer_arn, LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+            lambda app: StatesMiddleware(
+                AthenaMiddleware(
+                    app, self.athena, self.deployer_arn, LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+                ),
+                self.state_machines,
             ),
         )
         self._server.start()
