@@ -23,7 +23,7 @@ lets a retry take over a crashed worker's expired lease, and reports duplicates.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -54,10 +54,11 @@ HISTORY_LIMIT = 50
 HISTORY_KEEP = 30
 DEFAULT_RETENTION_DAYS = 400
 # Items holding state the service reads back never expire: a dataset's current schema, the
-# current version of a key, and metadata uploads (the drift check finds the governance
-# documents in force from their APPLIED items, however old).
+# current version of a key, metadata uploads (the drift check finds the governance
+# documents in force from their APPLIED items, however old) and each compacted partition's
+# generation (readers find its files only there).
 KEPT_VERSIONS = frozenset({"schema", "current"})
-KEPT_KINDS = frozenset({"metadata"})
+KEPT_KINDS = frozenset({"metadata", "compaction"})
 TTL_ATTRIBUTE = "expires_at"
 
 _serializer = TypeSerializer()
@@ -406,24 +407,61 @@ class AuditStore:
             ExpressionAttributeValues={":run": {"S": rerun_id}},
         )
 
-    def add_counts(self, kind: str, subject: str, version: str, counts: Mapping[str, int]) -> None:
+    def add_counts(
+        self,
+        kind: str,
+        subject: str,
+        version: str,
+        counts: Mapping[str, int],
+        *,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Add to numeric attributes atomically (a run's converted/skipped/... tallies,
-        written by many concurrent workers)."""
+        written by many concurrent workers), setting ``defaults`` where an attribute is
+        absent; returns the item as written."""
         counts = {k: v for k, v in counts.items() if v}
-        if not counts:
-            return
-        names = {f"#c{i}": name for i, name in enumerate(counts)}
-        values = {f":c{i}": {"N": str(int(v))} for i, v in enumerate(counts.values())}
-        names["#upd"] = "updated_at"
-        values[":u"] = {"S": utc_now()}
-        self._ddb.update_item(
+        names: dict[str, str] = {"#upd": "updated_at", "#kind": "kind", "#subj": "subject"}
+        values: dict[str, Any] = {
+            ":u": {"S": utc_now()},
+            ":k": {"S": kind},
+            ":subj": {"S": subject},
+        }
+        sets = ["#upd = :u", "#kind = :k", "#subj = :subj"]
+        for i, (name, value) in enumerate((defaults or {}).items()):
+            names[f"#d{i}"] = name
+            values[f":d{i}"] = _ser(value)
+            sets.append(f"#d{i} = if_not_exists(#d{i}, :d{i})")
+        adds = []
+        for i, (name, value) in enumerate(counts.items()):
+            names[f"#c{i}"] = name
+            values[f":c{i}"] = {"N": str(int(value))}
+            adds.append(f"#c{i} :c{i}")
+        expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+        response = self._ddb.update_item(
             TableName=self.table_name,
             Key=self.key(kind, subject, version),
-            UpdateExpression="SET #upd = :u ADD "
-            + ", ".join(f"#c{i} :c{i}" for i in range(len(counts))),
+            UpdateExpression=expression,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
         )
+        return _deser(response.get("Attributes", {}))
+
+    def of_kind(self, kind: str) -> Iterator[dict[str, Any]]:
+        """Every item of one kind (the ``by_kind`` index, all pages)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": KIND_INDEX,
+            "KeyConditionExpression": "#k = :k",
+            "ExpressionAttributeNames": {"#k": "kind"},
+            "ExpressionAttributeValues": {":k": {"S": kind}},
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            yield from (_deser(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def release(self, kind: str, subject: str, version: str, *, note: str) -> None:
         """Give up a claim after a retryable failure so the next delivery can take it at once."""

@@ -59,6 +59,15 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class CompactionOptions:
+    """``compaction`` of a ``datasets/`` document: merging a partition's small files."""
+
+    enabled: bool = False
+    target_bytes: int = 128 * 1024**2
+    min_files: int = 4
+
+
+@dataclass(frozen=True)
 class DatasetOptions:
     """How one dataset's files are read and written. Every field has a zero-config default.
 
@@ -99,6 +108,7 @@ class DatasetOptions:
     table_name: str | None = None
     catalog_mode: CatalogMode | None = None  # None: the service's default (direct)
     normalize_column_names: bool = True
+    compaction: CompactionOptions = CompactionOptions()
 
     def declared_schema(self) -> pa.Schema | None:
         if self.columns is None:
@@ -207,6 +217,16 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
                 table_name,
             )
         )
+    compaction = doc.get("compaction", {})
+    if compaction.get("enabled") and doc.get("catalog", {}).get("mode") == "crawler":
+        issues.append(
+            ValidationIssue(
+                "$.compaction.enabled",
+                "compaction switches partition locations in the catalog, which a crawler would "
+                "undo: use catalog mode direct (the default) or leave compaction off",
+                True,
+            )
+        )
     encoding = doc.get("encoding", "utf-8")
     try:
         "".encode(encoding)
@@ -236,6 +256,11 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
         table_name=table_name,
         catalog_mode=doc.get("catalog", {}).get("mode"),
         normalize_column_names=doc.get("normalize_column_names", True),
+        compaction=CompactionOptions(
+            enabled=bool(compaction.get("enabled", False)),
+            target_bytes=int(compaction.get("target_file_mb", 128)) * 1024**2,
+            min_files=int(compaction.get("min_files", 4)),
+        ),
     )
     return match, options
 

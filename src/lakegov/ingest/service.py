@@ -30,13 +30,19 @@ from botocore.exceptions import ClientError
 
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code
+from lakegov.compaction.service import (
+    current_generation,
+    follow_generation,
+    note_new_file,
+    partition_of,
+)
 from lakegov.convert.engine import ConversionResult, convert
 from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
 from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
 from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted
-from lakegov.layout import DatasetRef, parse_key
+from lakegov.layout import STAGING_PREFIX, DatasetRef, parse_key
 from lakegov.observability import count, logger
 from lakegov.s3 import copy_object
 
@@ -208,7 +214,21 @@ class Converter:
         if not self.versions.still_current(landed):
             return self._superseded(landed)
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
-        output_key = ref.output_key(token)
+        partition = partition_of(
+            ref,
+            bucket=self.settings.formatted_bucket,
+            database=self.settings.database(STAGING_PREFIX),
+        )
+        if options.compaction.enabled:
+            generation = note_new_file(
+                self.audit,
+                partition,
+                target_bytes=options.compaction.target_bytes,
+                min_files=options.compaction.min_files,
+            )
+        else:  # a partition compacted before compaction was turned off stays at its generation
+            generation = current_generation(self.audit, partition)
+        output_key = ref.output_key(token, generation=generation)
         exceptions_key = ref.exceptions_key(token)
         previous = self.versions.previous_schema(ref.table_name)
         with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
@@ -248,6 +268,11 @@ class Converter:
                 for handle in exc_handles:
                     handle.close()
             self.s3.upload_file(out_path, self.settings.formatted_bucket, output_key)
+            if options.compaction.enabled or generation:
+                # compacted while this file converted: into the partition's new generation
+                output_key = follow_generation(
+                    self.s3, self.audit, partition, output_key, generation
+                )
             wrote_exceptions = bool(exc_handles) and os.path.getsize(exc_path) > 0
             if wrote_exceptions:
                 self.s3.upload_file(exc_path, self.settings.formatted_bucket, exceptions_key)

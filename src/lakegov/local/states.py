@@ -165,8 +165,11 @@ class Interpreter:
             if kind == "Succeed":
                 return data
             if kind == "Fail":
+                error = read_path(data, state["ErrorPath"]) if "ErrorPath" in state else None
+                cause = read_path(data, state["CausePath"]) if "CausePath" in state else None
                 raise StatesError(
-                    str(state.get("Error", "States.Fail")), str(state.get("Cause", ""))
+                    str(error or state.get("Error", "States.Fail")),
+                    str(cause or state.get("Cause", "")),
                 )
             if kind == "Choice":
                 name = self._choose(state, data)
@@ -407,13 +410,13 @@ class StatesMiddleware:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         service, _, action = target.partition(".")
         if service != "AWSStepFunctions" or action not in _ACTIONS:
-            return self.app(environ, start_response)  # type: ignore[no-any-return]
+            return self.app(environ, start_response)  # type: ignore[no-any-return,unused-ignore]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         body = json.loads(raw or b"{}")
         if not self.machines.handles(body):
             environ["wsgi.input"] = _Replay(raw)
-            return self.app(environ, start_response)  # type: ignore[no-any-return]
+            return self.app(environ, start_response)  # type: ignore[no-any-return,unused-ignore]
         try:
             if action == "StartExecution":
                 payload, status = self.machines.start_execution(body), "200 OK"

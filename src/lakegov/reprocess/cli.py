@@ -181,7 +181,7 @@ def _dry_run(deployment: Deployment, run: RunInput, prefix: str, *, as_json: boo
             would["skip"] += 1
             continue
         item = audit.get("file", stored.subject, stored.version)
-        done = bool(item) and item.get("status") in DONE_STATUSES  # type: ignore[union-attr]
+        done = item is not None and item.get("status") in DONE_STATUSES
         would["skip" if done and not run.force else "convert"] += 1
     if as_json:
         print(
