@@ -201,7 +201,7 @@ class AuditStore:
                 TableName=self.table_name,
                 Item=item,
                 ConditionExpression=condition,
-                ExpressionAttributeNames=names,
+                **({"ExpressionAttributeNames": names} if done_terms else {}),
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
