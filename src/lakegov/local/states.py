@@ -15,7 +15,7 @@ Supported, and nothing else (anything else fails the execution with ``States.Run
 message naming what is not supported): Choice (``Variable`` with ``StringEquals``), Map in
 DISTRIBUTED mode over ``s3:listObjectsV2``, Task on ``lambda:invoke`` and
 ``sqs:sendMessage``, Pass, Succeed, Fail; paths of the form ``$`` or ``$.a.b``; ``Retry``
-(without waiting more than a second between attempts) and ``Catch`` on ``States.ALL`` or
+(waiting at most 0.2 s between attempts) and ``Catch`` on ``States.ALL`` or
 the error's name.
 """
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from lakegov.local.runtime import LocalRuntime
 
 _ACTIONS = {"StartExecution", "DescribeExecution", "StopExecution"}
-MAX_LOCAL_RETRY_WAIT_S = 1.0
+MAX_LOCAL_RETRY_WAIT_S = 0.2
 
 
 class StatesError(Exception):
