@@ -26,5 +26,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         publisher=app.publisher,
         catalog_id=app.settings.account_id,
         guardrails=guardrails_from(app.settings),
-        reconcile=app.settings.reconcile_drift,
+        reconcile=app.settings.drift_reconcile,
     )

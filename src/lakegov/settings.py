@@ -47,6 +47,8 @@ _ENV_NAMES: dict[str, str] = {
 }
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
 # Every variable the settings read (the App cache is keyed on these only).
 SETTINGS_VARIABLES: tuple[str, ...] = (*sorted(set(_ENV_NAMES.values())), "AWS_DEFAULT_REGION")
 
@@ -73,11 +75,11 @@ class Settings:
     alarm_topic_arn: str = ""
     central_bus_role_arn: str = ""
     governance_guardrails: str = ""  # JSON object, see lakegov.governance.Guardrails
-    drift_reconcile: str = "false"
+    drift_reconcile: bool = False  # DRIFT_RECONCILE: true/false, 1/0, yes/no
     dbt_project_key: str = "dbt/project.zip"
     dbt_codebuild_project: str = ""
     products_default_runner: str = ""  # empty: "local" on the embedded runtime, else codebuild
-    local_mode: int = 0  # 1 on the embedded runtime
+    local_mode: bool = False  # LAKEGOV_LOCAL=1 on the embedded runtime
     local_runs_dir: str = ""
     # Catalog: mode for datasets that do not choose one, the queue the catalog function
     # re-queues delayed crawler starts on, the burst window that coalesces crawler starts,
@@ -114,6 +116,12 @@ class Settings:
                     values[f.name] = int(raw)
                 except ValueError:
                     malformed.append(f"{name}={raw!r} (expected an integer)")
+            elif f.type == "bool":
+                flag = _BOOLEANS.get(raw.strip().lower())
+                if flag is None:
+                    malformed.append(f"{name}={raw!r} (expected true or false)")
+                else:
+                    values[f.name] = flag
             else:
                 values[f.name] = raw
         if missing or malformed:
@@ -124,10 +132,6 @@ class Settings:
                 problems.append("malformed: " + "; ".join(malformed))
             raise ConfigurationError("; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]
-
-    @property
-    def reconcile_drift(self) -> bool:
-        return self.drift_reconcile.lower() in ("1", "true", "yes")
 
     def database(self, layer: str) -> str:
         """Glue database name of a lake layer (``formatted_stg``, ``formatted``...)."""

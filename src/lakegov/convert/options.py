@@ -21,16 +21,13 @@ defaults. Example::
 from __future__ import annotations
 
 import fnmatch
-import json
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 from typing import Any, Literal
 
 import pyarrow as pa
-from jsonschema import Draft202012Validator
 
 from lakegov.errors import InvalidDocument, ValidationIssue
+from lakegov.jsonschemas import schema_issues
 from lakegov.layout import normalize_identifier
 from lakegov.schema import declared_type
 
@@ -148,25 +145,13 @@ class DatasetDocument:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+SCHEMA = "dataset.schema"
+
+
 def select_document(documents: list[DatasetDocument], key: str) -> DatasetDocument | None:
     """The most specific document whose ``match`` applies to ``key`` (``None`` if none)."""
     candidates = [d for d in documents if d.match.matches(key)]
     return max(candidates, key=lambda d: d.match.specificity) if candidates else None
-
-
-@lru_cache(maxsize=1)
-def dataset_validator() -> Draft202012Validator:
-    text = resources.files("lakegov").joinpath("schemas/dataset.schema.json").read_text("utf-8")
-    schema = json.loads(text)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-def _json_path(parts: Any) -> str:
-    path = "$"
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
 
 
 def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, DatasetOptions]:
@@ -174,15 +159,7 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
 
     Raises :class:`InvalidDocument` listing every problem with its JSON path.
     """
-    validator = dataset_validator()
-    issues = [
-        ValidationIssue(
-            _json_path(err.absolute_path),
-            err.message,
-            err.instance if not isinstance(err.instance, dict | list) else None,
-        )
-        for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+    issues = schema_issues(SCHEMA, doc)
     if issues:
         raise InvalidDocument(issues, source)
 

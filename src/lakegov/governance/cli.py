@@ -98,8 +98,9 @@ def _kind_of(path: str, explicit: str | None) -> str:
     return next((k for k in reversed(folders) if k in KINDS), "governance")
 
 
-def _validate_other(path: str, kind: str) -> int:
+def _validate_other(path: str, kind: str, guardrails: Guardrails) -> int:
     """A datasets/, products/ or subscriptions/ document, by the config path's own kind."""
+    from lakegov.metadata.kinds import DeploymentRules
     from lakegov.metadata.registry import metadata_kinds
 
     try:
@@ -110,7 +111,8 @@ def _validate_other(path: str, kind: str) -> int:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         _err(f"{path}: $: not valid JSON ({exc})")
         return 1
-    issues = metadata_kinds()[f"{kind}/"].validate(document, f"{kind}/{Path(path).name}")
+    rules = DeploymentRules(guardrails)
+    issues = metadata_kinds()[f"{kind}/"].validate(document, f"{kind}/{Path(path).name}", rules)
     _print_issues(path, issues)
     errors = [i for i in issues if i.severity == "error"]
     if not errors:
@@ -128,7 +130,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.files:
         kind = _kind_of(path, getattr(args, "kind", None))
         if kind != "governance":
-            status = max(status, _validate_other(path, kind))
+            status = max(status, _validate_other(path, kind, guardrails))
             continue
         try:
             doc = _load(path, guardrails)

@@ -1,55 +1,44 @@
 """``governance/`` documents in the config bucket: the engine behind the upload path.
 
-Validation is the engine's two layers (JSON Schema, then semantic checks and guardrails);
-applying plans against Lake Formation and applies only the difference, so re-uploading a
-document already in force makes no write call.
+Validation is the engine's two layers (JSON Schema, then semantic checks and the
+deployment's guardrails), once, on upload; applying plans against Lake Formation and
+applies only the difference, so re-uploading a document already in force makes no write
+call.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from lakegov.errors import InvalidDocument, PermanentError, ValidationIssue
+from lakegov.errors import InvalidDocument, ValidationIssue
 from lakegov.governance.apply import apply as apply_plan
+from lakegov.governance.guardrails import Guardrails, guardrails_from
 from lakegov.governance.plan import plan as make_plan
-from lakegov.governance.validate import Guardrails, ValidatedDocument, validate
-from lakegov.metadata.kinds import ApplyContext, MetadataKind
+from lakegov.governance.validate import validate
+from lakegov.metadata.kinds import ApplyContext, DeploymentRules, MetadataKind
 
-
-def guardrails_from(settings: Any) -> Guardrails:
-    raw = getattr(settings, "governance_guardrails", "") or ""
-    if not raw:
-        return Guardrails(home_account_id=getattr(settings, "account_id", None) or None)
-    try:
-        data = json.loads(raw)
-        data.setdefault("home_account_id", getattr(settings, "account_id", None) or None)
-        return Guardrails.from_dict(data)
-    except (ValueError, TypeError) as exc:
-        raise PermanentError(
-            f"GOVERNANCE_GUARDRAILS is not a valid guardrails object: {exc}"
-        ) from exc
+__all__ = ["governance_kind", "guardrails_from"]
 
 
 def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:
-    """The ``governance/`` kind; ``guardrails`` default to the deployment's settings."""
+    """The ``governance/`` kind; ``guardrails``, when given, replace the deployment's."""
 
-    def _validated(document: Any, source: str, settings: Any = None) -> ValidatedDocument:
-        rails = guardrails or (guardrails_from(settings) if settings is not None else Guardrails())
-        return validate(document, source=source, guardrails=rails)
+    def rails(rules: DeploymentRules | None) -> Guardrails:
+        return guardrails or (rules.guardrails if rules is not None else Guardrails())
 
-    def check(document: Any, source: str) -> list[ValidationIssue]:
+    def check(
+        document: Any, source: str, rules: DeploymentRules | None = None
+    ) -> list[ValidationIssue]:
         try:
-            validated = _validated(document, source)
+            validated = validate(document, source=source, guardrails=rails(rules))
         except InvalidDocument as exc:
             return list(exc.issues)
         return list(validated.warnings)
 
     def run(document: Any, ctx: ApplyContext) -> dict[str, Any]:
-        try:
-            validated = _validated(document, ctx.document.key, ctx.settings)
-        except InvalidDocument as exc:  # guardrails of the deployment are stricter than offline
-            raise PermanentError("; ".join(str(i) for i in exc.issues[:5])) from exc
+        # the desired state of a document that passed the upload check with these rules
+        rules = DeploymentRules.from_settings(ctx.settings)
+        validated = validate(document, source=ctx.document.key, guardrails=rails(rules))
         catalog_id = ctx.settings.account_id
         lakeformation = ctx.client("lakeformation")
         the_plan = make_plan(validated, lakeformation, ctx.client("glue"), catalog_id=catalog_id)

@@ -4,28 +4,28 @@ Nothing here talks to AWS. :func:`validate` returns a :class:`ValidatedDocument`
 warnings, e.g. stray spaces that were trimmed) or raises :class:`InvalidDocument` listing
 every error, each with its JSON path, the offending value and what was expected. Every
 entry is checked before anything is applied, so one bad entry refuses the whole file.
+
+This module walks the document's structure (shapes, entries, permissions, resources,
+conflicts); the checks of single values (names, tags, principals) are
+:mod:`lakegov.governance.checks`, the envelope's other sections
+:mod:`lakegov.governance.envelope`, the guardrails :mod:`lakegov.governance.guardrails`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
-from functools import cache
-from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
 from lakegov.errors import InvalidDocument, ValidationIssue
+from lakegov.governance.checks import PARTITION, WARNING, Checks
+from lakegov.governance.envelope import check_envelope
+from lakegov.governance.guardrails import Guardrails
 from lakegov.governance.model import (
     DATA_CELLS_FILTER_PERMISSIONS,
     DATABASE_PERMISSIONS,
     TABLE_PERMISSIONS,
-    DataCellsFilterSpec,
     DesiredState,
     Resource,
     columns_resource,
@@ -36,92 +36,12 @@ from lakegov.governance.model import (
     table_resource,
     tag_policy_resource,
 )
+from lakegov.jsonschemas import json_type, load_schema, path_str, schema_issues
 
 SCHEMA_NAME = "governance.schema.json"
-WARNING = "warning"
 MAX_DEPTH = 32  # the deepest valid document is 5 levels; jsonschema recurses per level
 
-_PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
-_ACCOUNT = r"\d{12}"
-_IAM_NAME = r"[\w+=,.@-]+"
-_IAM_PATH = rf"(?:{_IAM_NAME}/)*{_IAM_NAME}"
-_PRINCIPAL_FORMS: list[tuple[str, re.Pattern[str]]] = [
-    ("IAM role", re.compile(rf"arn:{_PARTITION}:iam::{_ACCOUNT}:role/{_IAM_PATH}")),
-    ("IAM user", re.compile(rf"arn:{_PARTITION}:iam::{_ACCOUNT}:user/{_IAM_PATH}")),
-    (
-        "SAML user or group",
-        re.compile(
-            rf"arn:{_PARTITION}:iam::{_ACCOUNT}:saml-provider/[\w.-]+:(?:user|group)/[^\s*]+"
-        ),
-    ),
-    (
-        "IAM Identity Center user or group",
-        re.compile(rf"arn:{_PARTITION}:identitystore:::(?:user|group)/[A-Za-z0-9-]{{1,64}}"),
-    ),
-    ("AWS account", re.compile(_ACCOUNT)),
-    (
-        "organisation",
-        re.compile(rf"arn:{_PARTITION}:organizations::{_ACCOUNT}:organization/o-[a-z0-9]{{10,32}}"),
-    ),
-    (
-        "organisational unit",
-        re.compile(
-            rf"arn:{_PARTITION}:organizations::{_ACCOUNT}:ou/o-[a-z0-9]{{10,32}}"
-            r"/ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}"
-        ),
-    ),
-]
-_EXPECTED_PRINCIPAL = (
-    "an IAM role or user ARN (arn:aws:iam::<12-digit account>:role/<name>), a SAML or "
-    "IAM Identity Center user/group ARN, a 12-digit account id, or an organisation/OU ARN"
-)
-_IAM_LIKE = re.compile(r"arn:[^:]*:iam::([^:]*):")
-_ACCOUNT_IN_ARN = re.compile(rf"arn:{_PARTITION}:(?:iam|organizations)::({_ACCOUNT}):")
-_S3_LOCATION = re.compile(rf"arn:{_PARTITION}:s3:::[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9](?:/.*)?")
-_TAG_KEY = re.compile(r"[\w\s.:/=+\-@%]{1,128}")
-_TAG_VALUE = re.compile(r"[\w\s.:*/=+\-@%]{0,256}")
-_FORBIDDEN_PRINCIPALS = {"IAM_ALLOWED_PRINCIPALS", "ALLIAMPRINCIPALS", "EVERYONE"}
-
-
-@dataclass(frozen=True)
-class Guardrails:
-    """Organisation-wide limits on what a governance document may do.
-
-    ``governed_databases``: shell-style patterns (``sales_*``) of the databases documents may
-    govern; anything else is refused. ``allowed_permissions``: permissions among
-    ``sensitive_permissions`` that documents may grant (by default none: ``ALL`` and
-    ``DATA_LOCATION_ACCESS`` need an explicit allow). ``allow_cross_account``: whether
-    principals outside ``home_account_id`` (other accounts, organisations, OUs) may be
-    granted. ``refuse_stray_spaces``: refuse names with leading/trailing spaces instead of
-    trimming them with a warning.
-    """
-
-    governed_databases: tuple[str, ...] = ("*",)
-    allowed_permissions: frozenset[str] = frozenset()
-    sensitive_permissions: frozenset[str] = frozenset({"ALL", "DATA_LOCATION_ACCESS"})
-    allow_grant_option: bool = True
-    allow_cross_account: bool = True
-    home_account_id: str | None = None
-    refuse_stray_spaces: bool = False
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Guardrails:
-        """Build from plain settings (e.g. a JSON parameter); unknown keys are an error."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown guardrail setting(s): {', '.join(sorted(unknown))}")
-        kwargs: dict[str, Any] = dict(data)
-        for name in ("governed_databases",):
-            if name in kwargs:
-                kwargs[name] = tuple(kwargs[name])
-        for name in ("allowed_permissions", "sensitive_permissions"):
-            if name in kwargs:
-                kwargs[name] = frozenset(kwargs[name])
-        return cls(**kwargs)
-
-    def governs(self, database: str) -> bool:
-        return any(fnmatchcase(database, pattern) for pattern in self.governed_databases)
+_S3_LOCATION = re.compile(rf"arn:{PARTITION}:s3:::[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9](?:/.*)?")
 
 
 @dataclass
@@ -207,18 +127,14 @@ def load_and_validate(
 # -- JSON Schema layer ------------------------------------------------------------------
 
 
-@cache
 def governance_schema() -> dict[str, Any]:
-    text = resources.files("lakegov").joinpath("schemas", SCHEMA_NAME).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    Draft202012Validator.check_schema(schema)
-    return schema
+    return load_schema(SCHEMA_NAME)
 
 
-@cache
-def _validator(definition: str) -> Draft202012Validator:
-    schema = governance_schema()
-    return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
+def _schema_issues(
+    definition: str, instance: Any, prefix: list[str | int]
+) -> list[ValidationIssue]:
+    return schema_issues(SCHEMA_NAME, instance, definition=definition, prefix=prefix)
 
 
 def _shape(document: Any) -> str:
@@ -227,107 +143,6 @@ def _shape(document: Any) -> str:
     if isinstance(document, dict) and ("version" in document or "entries" in document):
         return "envelope"
     return "entry"
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def _short(value: Any) -> Any:
-    """The offending value, as is when small, else a truncated JSON rendering."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, str):
-        return value if len(value) <= 200 else value[:200] + "..."
-    try:
-        text = json.dumps(value, default=str)
-    except (ValueError, RecursionError):
-        text = f"<{_json_type(value)}>"
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _render(value: Any) -> str:
-    """A value as JSON text (``null``, ``"x"``), shortened."""
-    short = _short(value)
-    if isinstance(short, str) and not isinstance(value, str):
-        return short
-    return json.dumps(short)
-
-
-def path_str(parts: Iterable[str | int], root: str = "$") -> str:
-    out = root
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
-def _schema_message(error: ValidationError) -> tuple[str, str]:
-    """(path, message) for a jsonschema error, phrased as 'expected ..., got ...'."""
-    path = path_str(error.absolute_path)
-    inst = error.instance
-    v = error.validator
-    if v == "required":
-        missing = [p for p in error.validator_value if not (isinstance(inst, dict) and p in inst)]
-        return path, f"missing required field {', '.join(repr(m) for m in missing)}"
-    if v == "additionalProperties" and isinstance(inst, dict):
-        allowed = sorted((error.schema.get("properties") or {}).keys())
-        extra = sorted(k for k in inst if k not in allowed)
-        return path, (
-            f"unknown field {', '.join(repr(e) for e in extra)}; expected only {', '.join(allowed)}"
-        )
-    if v == "type":
-        expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return path, f"expected {expected}, got {_json_type(inst)}"
-    if v == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
-        return path, f"expected one of {options}; got {_render(inst)}"
-    if v == "const":
-        return path, f"expected {_render(error.validator_value)}; got {_render(inst)}"
-    if v == "minLength":
-        return path, f"expected a non-empty string (at least {error.validator_value} characters)"
-    if v == "maxLength":
-        return path, f"expected at most {error.validator_value} characters"
-    if v == "minItems":
-        return path, f"expected at least {error.validator_value} item(s)"
-    if v == "maxItems":
-        return path, f"expected at most {error.validator_value} item(s)"
-    return path, error.message
-
-
-def _schema_issues(
-    definition: str, instance: Any, prefix: list[str | int]
-) -> list[ValidationIssue]:
-    issues = []
-    for error in _validator(definition).iter_errors(instance):
-        _, message = _schema_message(error)
-        parts: list[str | int] = [*prefix, *error.absolute_path]
-        value = error.instance
-        if error.validator == "additionalProperties" and isinstance(value, dict):
-            allowed = (error.schema.get("properties") or {}).keys()
-            extra = [k for k in value if k not in allowed]
-            if len(extra) == 1:  # point at the field itself
-                parts.append(str(extra[0]))
-                value = value[extra[0]]
-            else:
-                value = sorted(str(k) for k in extra)
-        elif isinstance(value, dict | list) and error.validator in ("required",):
-            value = None
-        issues.append(ValidationIssue(path_str(parts), message, _short(value)))
-    issues.sort(key=lambda i: i.path)
-    return issues
 
 
 def _too_deep(document: Any, limit: int) -> list[str | int] | None:
@@ -347,149 +162,14 @@ def _too_deep(document: Any, limit: int) -> list[str | int] | None:
 # -- semantic layer ---------------------------------------------------------------------
 
 
-class _Checker:
+class _Checker(Checks):
     """Walks a document once, collecting issues and building the desired state."""
 
     def __init__(self, guardrails: Guardrails, catalog_id: str) -> None:
-        self.g = guardrails
-        self.issues: list[ValidationIssue] = []
-        self.desired = DesiredState(catalog_id=catalog_id)
-        self.catalog_id = catalog_id
+        super().__init__(guardrails, catalog_id)
         self.entry_count = 0
         self._tperms_listed = False
         self._dperms_listed = False
-
-    # issues
-    def error(self, path: str, message: str, value: Any = None) -> None:
-        self.issues.append(ValidationIssue(path, message, _short(value)))
-
-    def warn(self, path: str, message: str, value: Any = None) -> None:
-        self.issues.append(ValidationIssue(path, message, _short(value), WARNING))
-
-    # names
-    def _trimmed(self, value: str, path: str, what: str) -> str | None:
-        cleaned = value.strip()
-        if cleaned != value:
-            if self.g.refuse_stray_spaces:
-                self.error(path, f"expected a {what} without leading or trailing spaces", value)
-                return None
-            self.warn(
-                path, f"leading/trailing spaces removed from the {what}: using {cleaned!r}", value
-            )
-        if not cleaned:
-            self.error(path, f"expected a non-empty {what}", value)
-            return None
-        return cleaned
-
-    def glue_name(self, value: str, path: str, what: str) -> str | None:
-        name = self._trimmed(value, path, what)
-        if name is None:
-            return None
-        if any(c.isspace() or ord(c) < 32 for c in name) or "*" in name or len(name) > 255:
-            self.error(
-                path,
-                f"expected a {what} of at most 255 characters without spaces or '*'",
-                value,
-            )
-            return None
-        if name != name.lower():
-            self.warn(
-                path,
-                f"the Data Catalog stores {what}s in lower case: using {name.lower()!r}",
-                value,
-            )
-            name = name.lower()
-        return name
-
-    def tag_key(self, value: str, path: str) -> str | None:
-        key = self._trimmed(value, path, "LF-Tag key")
-        if key is None:
-            return None
-        if not _TAG_KEY.fullmatch(key):
-            self.error(
-                path,
-                "expected an LF-Tag key of 1-128 letters, digits, spaces or _.:/=+-@%",
-                value,
-            )
-            return None
-        return key
-
-    def tag_value(self, value: str, path: str) -> str | None:
-        val = self._trimmed(value, path, "LF-Tag value")
-        if val is None:
-            return None
-        if not _TAG_VALUE.fullmatch(val):
-            self.error(
-                path,
-                "expected an LF-Tag value of at most 256 letters, digits, spaces or _.:*/=+-@%",
-                value,
-            )
-            return None
-        return val
-
-    def principal(self, value: str, path: str) -> str | None:
-        p = self._trimmed(value, path, "principal")
-        if p is None:
-            return None
-        if p.upper() in _FORBIDDEN_PRINCIPALS or "*" in p:
-            self.error(
-                path,
-                f"grants to {p!r} are not allowed: name a specific principal "
-                "(no IAM_ALLOWED_PRINCIPALS, no wildcards)",
-                value,
-            )
-            return None
-        kind = next((k for k, rx in _PRINCIPAL_FORMS if rx.fullmatch(p)), None)
-        if kind is None:
-            hint = ""
-            m = _IAM_LIKE.match(p)
-            if m and not re.fullmatch(_ACCOUNT, m.group(1)):
-                hint = f" (the account id {m.group(1)!r} is not 12 digits)"
-            self.error(path, f"expected {_EXPECTED_PRINCIPAL}{hint}", value)
-            return None
-        if not self.g.allow_cross_account and self.g.home_account_id:
-            account = p if kind == "AWS account" else None
-            m2 = _ACCOUNT_IN_ARN.match(p)
-            if m2:
-                account = m2.group(1)
-            external = kind in ("organisation", "organisational unit") or (
-                account is not None and account != self.g.home_account_id
-            )
-            if external:
-                self.error(
-                    path,
-                    f"cross-account grants are not allowed here: expected a principal of "
-                    f"account {self.g.home_account_id}",
-                    value,
-                )
-                return None
-        return p
-
-    def database(self, value: str, path: str) -> str | None:
-        db = self.glue_name(value, path, "database name")
-        if db is not None and not self.g.governs(db):
-            self.error(
-                path,
-                f"database {db!r} is not governed here: expected a database matching "
-                f"{', '.join(self.g.governed_databases)}",
-                value,
-            )
-            return None
-        return db
-
-    def columns(self, values: list[str], path: str) -> list[str] | None:
-        out = []
-        ok = True
-        for i, c in enumerate(values):
-            name = self.glue_name(c, f"{path}[{i}]", "column name")
-            if name is None:
-                ok = False
-            else:
-                out.append(name)
-        return out if ok else None
-
-    def needs_allow(self, perm: str) -> bool:
-        return perm in self.g.sensitive_permissions and perm not in self.g.allowed_permissions
 
     # document shapes
     def check(self, document: Any) -> None:
@@ -510,18 +190,18 @@ class _Checker:
             self.issues.extend(top_issues)
             entries = document.get("entries", [])
             if not isinstance(entries, list):
-                self.error("$.entries", f"expected array, got {_json_type(entries)}", entries)
+                self.error("$.entries", f"expected array, got {json_type(entries)}", entries)
             else:
                 self.check_entries(entries, ["entries"])
             if not top_issues:
-                self.check_envelope(document)
+                check_envelope(self, document)
         elif isinstance(document, dict):
             self.check_entry(document, [])
             self.entry_count = 1
         else:
             self.error(
                 "$",
-                f"expected a list of entries or an object, got {_json_type(document)}",
+                f"expected a list of entries or an object, got {json_type(document)}",
                 document,
             )
         if not any(i.severity != WARNING for i in self.issues):
@@ -834,118 +514,6 @@ class _Checker:
             add(data_cells_filter_resource(db, table, name, self.catalog_id), tperms, path)
             return
         add(table_resource(db, table, self.catalog_id), tperms, path)
-
-    def check_envelope(self, doc: dict[str, Any]) -> None:
-        for i, tag in enumerate(doc.get("lf_tags", [])):
-            key = self.tag_key(tag["TagKey"], f"$.lf_tags[{i}].TagKey")
-            values = [
-                self.tag_value(v, f"$.lf_tags[{i}].TagValues[{j}]")
-                for j, v in enumerate(tag["TagValues"])
-            ]
-            if key is not None and all(v is not None for v in values):
-                self.desired.want_tag(key, [v for v in values if v is not None])
-        for i, a in enumerate(doc.get("assignments", [])):
-            self.assignment(a, f"$.assignments[{i}]")
-        seen: set[tuple[str, str, str]] = set()
-        for i, f in enumerate(doc.get("data_cells_filters", [])):
-            self.data_cells_filter(f, f"$.data_cells_filters[{i}]", seen)
-
-    def assignment(self, a: dict[str, Any], path: str) -> None:
-        db = self.database(a["Database"], f"{path}.Database")
-        if db is None:
-            return
-        resource: Resource
-        if "Table" in a:
-            if a["Table"].strip() == "*":
-                self.error(
-                    f"{path}.Table",
-                    "expected a named table: LF-Tags are assigned to "
-                    "one table at a time (assign to the database to "
-                    "cover all its tables)",
-                    a["Table"],
-                )
-                return
-            table = self.glue_name(a["Table"], f"{path}.Table", "table name")
-            if table is None:
-                return
-            if "Columns" in a:
-                cols = self.columns(a["Columns"], f"{path}.Columns")
-                if cols is None:
-                    return
-                resource = columns_resource(db, table, self.catalog_id, columns=cols)
-            else:
-                resource = table_resource(db, table, self.catalog_id)
-        else:
-            if "Columns" in a:
-                self.error(path, "expected a Table for Columns")
-                return
-            resource = database_resource(db, self.catalog_id)
-        seen: set[str] = set()
-        for k, tag in enumerate(a["lf_tags"]):
-            tpath = f"{path}.lf_tags[{k}]"
-            key = self.tag_key(tag["TagKey"], f"{tpath}.TagKey")
-            value = self.tag_value(tag["TagValues"][0], f"{tpath}.TagValues[0]")
-            if key is None or value is None:
-                continue
-            if key in seen:
-                self.error(
-                    f"{tpath}.TagKey",
-                    f"LF-Tag key {key!r} is assigned twice to "
-                    f"{describe_resource(resource)}; a resource takes "
-                    "one value per key",
-                    tag["TagKey"],
-                )
-                continue
-            if value == "*":
-                self.error(f"{tpath}.TagValues[0]", "expected a tag value, not '*'", value)
-                continue
-            seen.add(key)
-            self.desired.want_tag(key, [value])
-            self.desired.assign(resource, key, value, tpath)
-
-    def data_cells_filter(
-        self, f: dict[str, Any], path: str, seen: set[tuple[str, str, str]]
-    ) -> None:
-        db = self.database(f["Database"], f"{path}.Database")
-        table = self.glue_name(f["Table"], f"{path}.Table", "table name")
-        name = self._trimmed(f["Name"], f"{path}.Name", "data cells filter name")
-        if db is None or table is None or name is None:
-            return
-        if (db, table, name) in seen:
-            self.error(
-                f"{path}.Name",
-                f"data cells filter {name!r} on {db}.{table} is declared "
-                "twice; expected unique names per table",
-                f["Name"],
-            )
-            return
-        seen.add((db, table, name))
-        if "Columns" in f and "ExcludedColumns" in f:
-            self.error(path, "expected Columns or ExcludedColumns, not both")
-            return
-        data: dict[str, Any] = {
-            "TableCatalogId": self.catalog_id,
-            "DatabaseName": db,
-            "TableName": table,
-            "Name": name,
-            "RowFilter": (
-                {"FilterExpression": f["RowFilter"].strip()}
-                if "RowFilter" in f
-                else {"AllRowsWildcard": {}}
-            ),
-        }
-        if "Columns" in f:
-            cols = self.columns(f["Columns"], f"{path}.Columns")
-            if cols is None:
-                return
-            data["ColumnNames"] = sorted(set(cols))
-        else:
-            excluded = self.columns(f.get("ExcludedColumns", []), f"{path}.ExcludedColumns")
-            if excluded is None:
-                return
-            data["ColumnWildcard"] = {"ExcludedColumnNames": sorted(set(excluded))}
-        spec = DataCellsFilterSpec(data, path)
-        self.desired.data_cells_filters[spec.key] = spec
 
     def check_conflicts(self) -> None:
         for key, revoked in self.desired.revokes.items():

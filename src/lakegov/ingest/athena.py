@@ -44,6 +44,7 @@ from lakegov.layout import DatasetRef, normalize_identifier
 from lakegov.observability import count, logger
 from lakegov.s3 import copy_object
 from lakegov.schema import declared_type, glue_type, schema_fingerprint
+from lakegov.settings import Settings
 
 HEAD_BYTES = 64 * 1024
 # Types Athena can TRY_CAST a text column to; anything else (nested JSON) stays text
@@ -278,7 +279,13 @@ class AthenaConverter:
     """Starts and advances Athena conversions (the Athena client and S3 are passed in)."""
 
     def __init__(
-        self, *, athena: Any, s3: Any, audit: AuditStore, publisher: EventPublisher, settings: Any
+        self,
+        *,
+        athena: Any,
+        s3: Any,
+        audit: AuditStore,
+        publisher: EventPublisher,
+        settings: Settings,
     ) -> None:
         self.athena = athena
         self.s3 = s3

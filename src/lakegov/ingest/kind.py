@@ -11,10 +11,13 @@ from typing import Any
 
 from lakegov.convert.options import options_from_document
 from lakegov.errors import InvalidDocument, ValidationIssue
-from lakegov.metadata.kinds import ApplyContext, MetadataKind
+from lakegov.metadata.kinds import ApplyContext, DeploymentRules, MetadataKind
 
 
-def _check(document: Any, source: str) -> list[ValidationIssue]:
+def _check(
+    document: Any, source: str, rules: DeploymentRules | None = None
+) -> list[ValidationIssue]:
+    """A dataset document's checks do not depend on the deployment (``rules`` unused)."""
     try:
         options_from_document(document, source=source)
     except InvalidDocument as exc:

@@ -45,6 +45,7 @@ from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted
 from lakegov.layout import STAGING_PREFIX, DatasetRef, parse_key
 from lakegov.observability import count, logger
 from lakegov.s3 import copy_object
+from lakegov.settings import Settings
 
 QUARANTINE_PREFIX = "quarantine/"
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
@@ -105,7 +106,7 @@ class Converter:
         s3: Any,
         publisher: EventPublisher,
         audit: AuditStore,
-        settings: Any,
+        settings: Settings,
         documents: DatasetDocuments | None = None,
         convert_fn: Callable[..., ConversionResult] = convert,
         athena: AthenaConverter | None = None,

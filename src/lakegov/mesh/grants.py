@@ -26,7 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code
-from lakegov.errors import InvalidDocument, PermanentError, RetryableError
+from lakegov.errors import RetryableError
 
 DEFAULT_PERMISSIONS = ("SELECT", "DESCRIBE")
 GRANT_STATE_SUFFIX = ".grant.json"
@@ -141,24 +141,6 @@ def save_grant_state(
         ContentType="application/json",
         Body=body.encode(),
     )
-
-
-def check_with_guardrails(document: list[dict[str, Any]], settings: Any) -> None:
-    """Refuse (PermanentError) a read-access grant the deployment's guardrails refuse.
-
-    The same validation the governance engine applies before granting, run before anything
-    of the subscription changes.
-    """
-    from lakegov.governance.kind import guardrails_from
-    from lakegov.governance.validate import validate
-
-    try:
-        validate(document, source="read_access", guardrails=guardrails_from(settings))
-    except InvalidDocument as exc:
-        raise PermanentError(
-            "read_access is refused by this deployment's guardrails: "
-            + "; ".join(str(i) for i in exc.issues[:5])
-        ) from exc
 
 
 def _granted_options(entry: Mapping[str, Any]) -> set[str]:

@@ -38,8 +38,9 @@ from lakegov.mesh.patterns import (
     pattern_problems,
     redundant_patterns,
 )
-from lakegov.metadata.kinds import ApplyContext, MetadataKind
+from lakegov.metadata.kinds import ApplyContext, DeploymentRules, MetadataKind, Validator
 from lakegov.observability import count, logger
+from lakegov.settings import Settings
 
 SCHEMA = "subscription.schema"
 PREFIX = "subscriptions/"
@@ -56,13 +57,8 @@ _BUS_ARN = re.compile(
     r"event-bus/(?P<name>.+)$"
 )
 
-GrantValidator = Callable[[Any, str], list[ValidationIssue]]
+GrantValidator = Validator
 GrantApplier = Callable[[Any, ApplyContext], dict[str, Any]]
-GrantChecker = Callable[[Any, ApplyContext], None]
-
-
-def _check_grant(document: Any, ctx: ApplyContext) -> None:
-    grants.check_with_guardrails(document, ctx.settings)
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -85,19 +81,19 @@ class MeshConfig:
     service_bus_arn: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> MeshConfig:
-        central = str(getattr(settings, "central_bus_arn", "") or "")
-        service = str(getattr(settings, "service_bus", "") or "")
+    def from_settings(cls, settings: Settings) -> MeshConfig:
+        central = settings.central_bus_arn
+        service = settings.service_bus
         parsed = _BUS_ARN.match(central)
         if service and not service.startswith("arn:") and parsed:
             service = (
                 f"arn:{parsed['partition']}:events:{parsed['region']}:"
-                f"{getattr(settings, 'account_id', '') or parsed['account']}:event-bus/{service}"
+                f"{settings.account_id or parsed['account']}:event-bus/{service}"
             )
         return cls(
             central_bus_arn=central,
-            delivery_role_arn=str(getattr(settings, "central_bus_role_arn", "") or ""),
-            dead_letter_arn=str(getattr(settings, "mesh_dlq_arn", "") or ""),
+            delivery_role_arn=settings.central_bus_role_arn,
+            dead_letter_arn=settings.mesh_dlq_arn,
             service_bus_arn=service,
         )
 
@@ -436,7 +432,7 @@ def _central_bus(ctx: ApplyContext, config: MeshConfig) -> CentralBus:
             "this deployment has no central event bus ARN (CENTRAL_BUS_ARN); subscriptions "
             "are applied in the account that hosts the central bus"
         )
-    account = str(getattr(ctx.settings, "account_id", "") or "")
+    account = ctx.settings.account_id
     if account and config.central_account != account:
         raise PermanentError(
             f"the central bus is in account {config.central_account}, not in this one "
@@ -530,23 +526,16 @@ def apply_subscription(
     *,
     limits: MeshLimits = MeshLimits(),
     apply_grant: GrantApplier | None = None,
-    check_grant: GrantChecker | None = None,
 ) -> dict[str, Any]:
     """Reconcile the central bus's rules (and the read grant) with one document.
 
-    ``check_grant(document, ctx)`` raises PermanentError when the read-access grant would be
-    refused; it runs before anything changes (default: the deployment's governance
-    guardrails, :func:`lakegov.mesh.grants.check_with_guardrails`).
+    The document passed the upload check (its read access with the deployment's
+    guardrails, see :func:`subscription_kind`).
     """
     subscription = Subscription.from_document(document)
     config = MeshConfig.from_settings(ctx.settings)
     bus = _central_bus(ctx, config)
     _check_target(subscription, config)
-    grant = grants.read_access_document(subscription.raw)
-    if apply_grant is not None and grant is not None:
-        # the deployment's guardrails (stricter than the upload check may be) decide before
-        # any rule changes: a refused read access refuses the whole subscription
-        (check_grant or _check_grant)(grant, ctx)
     try:
         desired = desired_rules(
             subscription, ctx.document.key, config, max_pattern_chars=limits.max_pattern_chars
@@ -612,29 +601,37 @@ def subscription_kind(
     validate_grant: GrantValidator | None = None,
     apply_grant: GrantApplier | None = None,
     limits: MeshLimits = MeshLimits(),
-    check_grant: GrantChecker | None = None,
 ) -> MetadataKind:
     """The ``subscriptions/`` kind for :func:`lakegov.metadata.registry.metadata_kinds`.
 
-    ``validate_grant(document, source) -> issues`` and ``apply_grant(document, ctx) ->
-    summary`` are the governance engine's, for the optional read access (its document is
+    ``validate_grant(document, source, rules) -> issues`` and ``apply_grant(document, ctx)
+    -> summary`` are the governance engine's, for the optional read access (its document is
     :func:`lakegov.mesh.grants.read_access_document`); without them the read access is
-    reported in the result but not applied. With ``apply_grant``, the grant is first checked
-    against the deployment's guardrails (``check_grant``, default
-    :func:`lakegov.mesh.grants.check_with_guardrails`) before any rule changes.
+    reported in the result but not applied. The grant is validated on upload with the
+    deployment's guardrails, so a refused read access refuses the whole subscription before
+    anything changes, each issue at its path under ``$.read_access``.
     """
 
-    def validate(document: Any, source: str) -> list[ValidationIssue]:
+    def validate(
+        document: Any, source: str, rules: DeploymentRules | None = None
+    ) -> list[ValidationIssue]:
         issues = validate_subscription(document, source)
         if validate_grant is None or any(i.severity == "error" for i in issues):
             return issues
         grant = grants.read_access_document(document)
         if grant is not None:
-            for issue in validate_grant(grant, f"{source}#read_access"):
+            where = f"{source}#read_access"
+            found = (
+                validate_grant(grant, where)
+                if rules is None
+                else validate_grant(grant, where, rules)
+            )
+            for issue in found:
                 issues.append(
                     ValidationIssue(
                         "$.read_access" + re.sub(r"^\$(\[0\])?", "", issue.path),
-                        f"as a Lake Formation grant: {issue.message}",
+                        "as a Lake Formation grant (checked with the deployment's guardrails): "
+                        f"{issue.message}",
                         issue.value,
                         issue.severity,
                     )
@@ -642,9 +639,7 @@ def subscription_kind(
         return issues
 
     def apply(document: Any, ctx: ApplyContext) -> dict[str, Any]:
-        return apply_subscription(
-            document, ctx, limits=limits, apply_grant=apply_grant, check_grant=check_grant
-        )
+        return apply_subscription(document, ctx, limits=limits, apply_grant=apply_grant)
 
     def remove(ctx: ApplyContext) -> dict[str, Any]:
         return remove_subscription(ctx, apply_grant=apply_grant)

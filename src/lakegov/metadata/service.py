@@ -19,7 +19,7 @@ from lakegov.audit import AuditStore
 from lakegov.aws import error_code, is_transient
 from lakegov.errors import PermanentError, RetryableError, ValidationIssue
 from lakegov.events import EventPublisher, utc_now
-from lakegov.metadata.kinds import ApplyContext, DocumentRef, MetadataKind
+from lakegov.metadata.kinds import ApplyContext, DeploymentRules, DocumentRef, MetadataKind
 from lakegov.observability import count, logger
 
 RESULTS_PREFIX = "results/"
@@ -109,8 +109,12 @@ def process_upload(
 
     document, issues = read_document(s3, ref)
     if not issues:
-        try:
-            issues = kind.validate(document, ref.key)
+        try:  # the one check, with this deployment's rules: apply trusts what passes it
+            issues = kind.validate(
+                document, ref.key, DeploymentRules.from_settings(context.settings)
+            )
+        except PermanentError as exc:  # the deployment's own rules are malformed
+            issues = [ValidationIssue("$", str(exc))]
         except Exception as exc:  # a validator bug must not lose the upload: refuse, loudly
             logger.exception("validator crashed", extra={"key": ref.key})
             issues = [ValidationIssue("$", f"internal validation error: {type(exc).__name__}")]

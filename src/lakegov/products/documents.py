@@ -13,7 +13,7 @@ from typing import Any
 
 from lakegov.errors import PermanentError, ValidationIssue
 from lakegov.jsonschemas import schema_issues
-from lakegov.metadata.kinds import ApplyContext, MetadataKind
+from lakegov.metadata.kinds import ApplyContext, DeploymentRules, MetadataKind
 from lakegov.products.model import Product
 from lakegov.products.store import ProductStore
 
@@ -106,11 +106,8 @@ def validate_product(
 def apply_product(document: Any, ctx: ApplyContext) -> dict[str, Any]:
     """Store the product and index it by its dependencies (idempotent)."""
     settings = ctx.settings
-    glue_prefix = str(getattr(settings, "glue_database_prefix", ""))
+    glue_prefix = settings.glue_database_prefix
     product = Product.from_document(document)
-    cycles = _cycle_issues(product, glue_prefix)
-    if cycles:
-        raise PermanentError(cycles[0].message)
     store = ProductStore(settings.audit_table, ctx.client("dynamodb"))
     source = f"s3://{ctx.document.bucket}/{ctx.document.key}"
     existing = store.get_definition(product.name)
@@ -150,12 +147,18 @@ def remove_product(ctx: ApplyContext) -> dict[str, Any]:
     return {"changes": 0}
 
 
+def _check(
+    document: Any, source: str, rules: DeploymentRules | None = None
+) -> list[ValidationIssue]:
+    return validate_product(document, source, rules.glue_database_prefix if rules else "")
+
+
 def product_kind() -> MetadataKind:
     """The ``products/`` document kind, for :func:`lakegov.metadata.registry.metadata_kinds`."""
     return MetadataKind(
         name="product",
         prefix=PREFIX,
-        validate=lambda document, source: validate_product(document, source),
+        validate=_check,
         apply=apply_product,
         remove=remove_product,
     )

@@ -25,22 +25,23 @@ from lakegov.runners.ecs import EcsRunner
 from lakegov.runners.local import LocalRunner
 from lakegov.runners.mwaa import MwaaRunner
 from lakegov.runners.stepfunctions import StepFunctionsRunner
+from lakegov.settings import Settings
 
 # One local runner per deployment and process: its threads outlive a handler invocation.
 _local_runners: dict[tuple[str, str, str], LocalRunner] = {}
 _local_lock = threading.Lock()
 
 
-def default_runner(settings: Any) -> str:
-    configured = str(getattr(settings, "products_default_runner", "") or "")
+def default_runner(settings: Settings) -> str:
+    configured = settings.products_default_runner
     if configured:
         if configured not in RUNNERS:
             raise ConfigurationError(f"PRODUCTS_DEFAULT_RUNNER={configured!r} is not a runner")
         return configured
-    return "local" if int(getattr(settings, "local_mode", 0) or 0) else "codebuild"
+    return "local" if settings.local_mode else "codebuild"
 
 
-def local_dbt_env(settings: Any, credentials: Any = None) -> dict[str, str]:
+def local_dbt_env(settings: Settings, credentials: Any = None) -> dict[str, str]:
     """What the dbt project's ``local`` target reads (dbt/profiles.yml)."""
     endpoint = urlparse(settings.endpoint_url) if settings.endpoint_url else None
     env = {
@@ -62,7 +63,7 @@ def local_dbt_env(settings: Any, credentials: Any = None) -> dict[str, str]:
     return env
 
 
-def local_runner(settings: Any, client: Callable[[str], Any]) -> LocalRunner:
+def local_runner(settings: Settings, client: Callable[[str], Any]) -> LocalRunner:
     key = (settings.config_bucket, settings.endpoint_url, settings.local_runs_dir)
     with _local_lock:
         runner = _local_runners.get(key)
@@ -81,7 +82,7 @@ def local_runner(settings: Any, client: Callable[[str], Any]) -> LocalRunner:
         return runner
 
 
-def runner_factory(settings: Any, client: Callable[[str], Any]) -> Callable[[str], Runner]:
+def runner_factory(settings: Settings, client: Callable[[str], Any]) -> Callable[[str], Runner]:
     def runner(name: str) -> Runner:
         if name == "codebuild":
             return CodeBuildRunner(client("codebuild"), settings.dbt_codebuild_project)

@@ -90,7 +90,7 @@ def test_minimal_document_gives_defaults() -> None:
         ({"match": {"prefix": "x/"}, "encoding": "klingon"}, "$.encoding"),
         ({"match": {"prefix": "x/"}, "max_bad_row_fraction": 1.5}, "$.max_bad_row_fraction"),
         ({"match": {"prefix": "x/"}, "limits": {"max_file_bytes": 0}}, "$.limits.max_file_bytes"),
-        ({"match": {"prefix": "x/"}, "surprise": 1}, "$"),
+        ({"match": {"prefix": "x/"}, "surprise": 1}, "$.surprise"),
     ],
 )
 def test_invalid_documents_name_the_json_path(doc: dict[str, Any], path: str) -> None:

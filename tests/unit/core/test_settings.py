@@ -39,3 +39,14 @@ def test_settings_are_frozen():
     settings = Settings.from_env(BASE)
     with pytest.raises(AttributeError):
         settings.raw_bucket = "other"  # type: ignore[misc]
+
+
+def test_flags_are_booleans_and_a_word_that_is_neither_is_refused_with_its_name():
+    # Given the template's "false" and the runtime's "1"
+    settings = Settings.from_env({**BASE, "DRIFT_RECONCILE": "false", "LAKEGOV_LOCAL": "1"})
+    # Then they are the booleans they say (the string "false" is not truthy here)
+    assert settings.drift_reconcile is False and settings.local_mode is True
+    assert Settings.from_env({**BASE, "DRIFT_RECONCILE": "True"}).drift_reconcile is True
+    assert Settings.from_env(BASE).drift_reconcile is False
+    with pytest.raises(ConfigurationError, match="DRIFT_RECONCILE='maybe'"):
+        Settings.from_env({**BASE, "DRIFT_RECONCILE": "maybe"})

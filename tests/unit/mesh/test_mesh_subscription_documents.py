@@ -48,19 +48,19 @@ def _with(**changes):
     [
         (_with(account_id="22222222222"), "$.account_id", "does not match"),
         (_with(domain="Marketing Team"), "$.domain", "does not match"),
-        (_with(datasets=[]), "$.datasets", "should be non-empty"),
+        (_with(datasets=[]), "$.datasets", "expected at least 1 item(s)"),
         (_with(datasets=["sales orders"]), "$.datasets[0]", "does not match"),
-        (_with(event_types=["FileConverted"]), "$.event_types[0]", "is not one of"),
+        (_with(event_types=["FileConverted"]), "$.event_types[0]", "expected one of"),
         (_with(event_bus_arn="arn:aws:sqs:us-east-1:222222222222:q"), "$.event_bus_arn", ""),
-        (_with(extra=1), "$", "Additional properties"),
-        (_with(domain=None), "$", "'domain' is a required property"),
+        (_with(extra=1), "$.extra", "unknown field 'extra'"),
+        (_with(domain=None), "$", "missing required field 'domain'"),
         (_with(read_access={"permissions": ["SELECT"]}), "$.read_access", ""),
         (
             _with(
                 read_access={"tables": [{"Database": "d", "Table": "t"}], "permissions": ["ALL"]}
             ),
             "$.read_access.permissions[0]",
-            "is not one of",
+            "expected one of",
         ),
         (
             _with(event_bus_arn="arn:aws:events:us-east-1:999999999999:event-bus/x"),

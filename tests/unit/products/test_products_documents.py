@@ -69,16 +69,20 @@ def test_valid_documents_pass(document):
         (
             {k: v for k, v in MINIMAL.items() if k != "depends_on"},
             "$",
-            "'depends_on' is a required",
+            "missing required field 'depends_on'",
         ),
         ({**MINIMAL, "name": "Bad Name"}, "$.name", "does not match"),
-        ({**MINIMAL, "depends_on": []}, "$.depends_on", "should be non-empty"),
-        ({**MINIMAL, "policy": "most"}, "$.policy", "is not one of"),
+        ({**MINIMAL, "depends_on": []}, "$.depends_on", "expected at least 1 item(s)"),
+        ({**MINIMAL, "policy": "most"}, "$.policy", "expected one of"),
         ({**MINIMAL, "max_age": "6 hours"}, "$.max_age", "is not valid"),
         ({**MINIMAL, "schedule": "cron(0 1 * * ? *)"}, "$.schedule", "does not match"),
-        ({**MINIMAL, "runner": {"type": "lambda"}}, "$.runner.type", "is not one of"),
+        ({**MINIMAL, "runner": {"type": "lambda"}}, "$.runner.type", "expected one of"),
         ({**MINIMAL, "runner": {"type": "mwaa", "dag_id": "d"}}, "$.runner", "'environment_name'"),
-        ({**MINIMAL, "runner": {"type": "codebuild", "cluster": "c"}}, "$.runner", "Additional"),
+        (
+            {**MINIMAL, "runner": {"type": "codebuild", "cluster": "c"}},
+            "$.runner.cluster",
+            "unknown field 'cluster'",
+        ),
         ({**MINIMAL, "retry": {"max_attempts": 9}}, "$.retry.max_attempts", "maximum"),
         (
             {**MINIMAL, "depends_on": [{"table": "t", "layer": "a", "database": "b"}]},
@@ -157,3 +161,21 @@ def test_the_kind_serves_the_products_prefix():
     kind = product_kind()
     assert kind.prefix == "products/" and kind.name == "product" and kind.remove is not None
     assert kind.validate(MINIMAL, "products/p.json") == []
+
+
+def test_the_upload_check_uses_the_deployments_database_prefix():
+    # Given a product that refreshes the formatted table it depends on, named with the
+    # deployment's prefix (offline, without the prefix, the two names differ)
+    from lakegov.metadata.kinds import DeploymentRules
+
+    document = {**MINIMAL, "depends_on": [{"database": "lakegov_dev_formatted", "table": "t"}]}
+    document["refreshes"] = ["formatted.t"]
+    kind = product_kind()
+    assert kind.validate(document, "products/p.json") == []
+    # When it is validated with the deployment's rules
+    issues = kind.validate(
+        document, "products/p.json", DeploymentRules(glue_database_prefix="lakegov_dev_")
+    )
+    # Then it is refused at the output's own path, on upload
+    assert [(i.path, i.severity) for i in issues] == [("$.refreshes[0]", "error")]
+    assert "trigger itself" in issues[0].message
