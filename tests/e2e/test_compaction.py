@@ -54,9 +54,7 @@ def land(rt, day, files, rows_per_file, start=0):
     s3 = rt.client("s3")
     keys = []
     for i in range(start, start + files):
-        body = "id,amount\n" + "".join(
-            f"{i * 1000 + r},{r}.5\n" for r in range(rows_per_file)
-        )
+        body = "id,amount\n" + "".join(f"{i * 1000 + r},{r}.5\n" for r in range(rows_per_file))
         key = f"shop/sales/dt={day}/part{i}.csv"
         s3.put_object(Bucket=raw, Key=key, Body=body.encode())
         keys.append(key)
@@ -92,9 +90,7 @@ def compactor(rt, hook=None):
 
 
 def partition(rt, day):
-    return PartitionRef(
-        rt.outputs["FormattedBucketName"], STG, "shop_sales", f"dt={day}/", (day,)
-    )
+    return PartitionRef(rt.outputs["FormattedBucketName"], STG, "shop_sales", f"dt={day}/", (day,))
 
 
 def test_a_reader_sees_the_same_rows_at_every_step_of_a_compaction(lake):

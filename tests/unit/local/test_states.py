@@ -73,7 +73,14 @@ def run(keys, *, fail=lambda payload: False, target="landed"):
     interpreter = Interpreter(
         rerun_definition(), invoke=invoke, s3=lambda: Listing(keys), sqs=lambda: queue
     )
-    data = {"run_id": "r1", "bucket": "raw", "prefix": "p/", "target": target, "force": False, "since": ""}
+    data = {
+        "run_id": "r1",
+        "bucket": "raw",
+        "prefix": "p/",
+        "target": target,
+        "force": False,
+        "since": "",
+    }
     return interpreter, interpreter.run, data, calls, queue
 
 
@@ -85,7 +92,10 @@ def test_the_map_batches_the_listing_into_the_convert_function_then_compacts():
     batches = [p for arn, p in calls if arn == "arn:fn:ConvertFunctionArn"]
     assert sorted(len(b["Items"]) for b in batches) == sorted([25] * 48 + [3])
     assert {i["Key"] for b in batches for i in b["Items"]} == set(keys[:-1])
-    assert all(b["BatchInput"] == {k: data[k] for k in ("run_id", "bucket", "target", "force", "since")} for b in batches)
+    assert all(
+        b["BatchInput"] == {k: data[k] for k in ("run_id", "bucket", "target", "force", "since")}
+        for b in batches
+    )
     assert calls[-1] == ("arn:fn:CompactFunctionArn", {"source": "reprocess", "run_id": "r1"})
     assert queue.sent == []
 
@@ -93,14 +103,19 @@ def test_the_map_batches_the_listing_into_the_convert_function_then_compacts():
 def test_metadata_runs_go_to_the_config_function_and_do_not_compact():
     _, execute, data, calls, _ = run([f"p/d{i}.json" for i in range(15)], target="metadata")
     execute(data)
-    assert [len(p["Items"]) for arn, p in calls if arn == "arn:fn:ConfigFunctionArn"] in ([10, 5], [5, 10])
+    assert [len(p["Items"]) for arn, p in calls if arn == "arn:fn:ConfigFunctionArn"] in (
+        [10, 5],
+        [5, 10],
+    )
     assert not [c for c in calls if c[0] != "arn:fn:ConfigFunctionArn"]
 
 
 def test_failures_within_the_tolerated_percentage_pass_and_beyond_it_fail_the_run():
     keys = [f"p/k{i}.csv" for i in range(1000)]
     # one batch of 25 out of 1,000 items fails every attempt: 2.5% <= 5%
-    _, execute, data, calls, queue = run(keys, fail=lambda p: p.get("Items", [{}])[0].get("Key") == "p/k0.csv")
+    _, execute, data, calls, queue = run(
+        keys, fail=lambda p: p.get("Items", [{}])[0].get("Key") == "p/k0.csv"
+    )
     execute(data)
     assert queue.sent == []
     attempts = [p for _, p in calls if p.get("Items", [{}])[0].get("Key") == "p/k0.csv"]
