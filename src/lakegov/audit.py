@@ -397,15 +397,20 @@ class AuditStore:
         return True
 
     def mark_rerun(self, kind: str, subject: str, version: str, *, rerun_id: str) -> None:
-        """Note on an item that run ``rerun_id`` has dealt with it (without a status change)."""
-        self._ddb.update_item(
-            TableName=self.table_name,
-            Key=self.key(kind, subject, version),
-            UpdateExpression="SET #run = :run",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#run": "rerun_id"},
-            ExpressionAttributeValues={":run": {"S": rerun_id}},
-        )
+        """Note on an item that run ``rerun_id`` has dealt with it (without a status change);
+        nothing when there is no such item."""
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self.key(kind, subject, version),
+                UpdateExpression="SET #run = :run",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#run": "rerun_id"},
+                ExpressionAttributeValues={":run": {"S": rerun_id}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
 
     def add_counts(
         self,

@@ -68,6 +68,7 @@ def converted_keys(rt, prefix):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # about 0.3 s a file on a shared 2-core machine, downstream included
 def test_reprocess_converts_each_stored_object_once_and_a_second_run_none(lake, capsys):
     # Given 1,000 small objects of one table (one of them not convertible) landed while the
     # pipeline was off
@@ -154,6 +155,7 @@ def test_a_prefix_outside_the_raw_bucket_is_refused(lake, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_reapply_runs_each_stored_document_once_per_run(lake, capsys):
     # Given 1,000 dataset documents stored while the config function was not listening,
     # one of them invalid

@@ -238,7 +238,7 @@ def _one(
         ):
             return None  # another attempt of this run reopened it first
     status = process(stored)
-    if audit.get(kind, stored.subject, stored.version) is not None:
+    if status not in ("IGNORED", "DELETED"):  # the outcomes that leave no item at this version
         audit.mark_rerun(kind, stored.subject, stored.version, rerun_id=run.run_id)
     return _TALLY.get(status, "skipped")
 
