@@ -21,7 +21,7 @@ from lakegov.reprocess.runs import is_map_batch
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_map_batch(event):  # `lakegov reapply`: stored documents, from the Distributed Map
-        return reapply_batch(event, get_app())
+        return reapply_batch(event, get_app(), context.get_remaining_time_in_millis)
     return _upload_or_delete(EventBridgeEvent(event))
 
 

@@ -58,7 +58,12 @@ def _record(record: SQSRecord) -> str:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_map_batch(event):  # `lakegov reprocess`: a batch of the Distributed Map
-        return reprocess_batch(event, get_app(), _converter(id(get_app())))
+        return reprocess_batch(
+            event,
+            get_app(),
+            _converter(id(get_app())),
+            remaining_ms=context.get_remaining_time_in_millis,
+        )
     response = process_partial_response(
         event=event, record_handler=_record, processor=processor, context=context
     )

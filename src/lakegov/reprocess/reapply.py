@@ -3,7 +3,7 @@ path: documents already in the config bucket run again without being uploaded ag
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lakegov.app import App
@@ -14,7 +14,9 @@ from lakegov.metadata.service import process_upload
 from lakegov.reprocess.runs import RunInput, StoredObject, run_batch
 
 
-def reapply_batch(event: Mapping[str, Any], app: App) -> dict[str, Any]:
+def reapply_batch(
+    event: Mapping[str, Any], app: App, remaining_ms: Callable[[], int] | None = None
+) -> dict[str, Any]:
     run = RunInput.from_batch(event["BatchInput"])
     if run.target != "metadata" or run.bucket != app.settings.config_bucket:
         raise PermanentError(f"a reapply batch reads the config bucket, not s3://{run.bucket}")
@@ -37,4 +39,12 @@ def reapply_batch(event: Mapping[str, Any], app: App) -> dict[str, Any]:
 
     # reapplying is the point: every document runs again, once per run
     forced = RunInput(run.run_id, run.bucket, run.target, force=True, since=run.since)
-    return run_batch(event["Items"], forced, s3=s3, audit=app.audit, kind="metadata", process=apply)
+    return run_batch(
+        event["Items"],
+        forced,
+        s3=s3,
+        audit=app.audit,
+        kind="metadata",
+        process=apply,
+        remaining_ms=remaining_ms,
+    )

@@ -39,6 +39,9 @@ from lakegov.ingest.landed import LandedObject
 from lakegov.observability import count, logger
 
 RUN_KIND = "rerun"
+# Stop taking items when less than this is left of the invocation: a file converted in
+# Lambda takes at most ~50 s (AthenaThresholdBytes at the measured rate), a document less.
+TIME_GUARD_MS = 120_000
 RUN_VERSION = "run"
 TALLIES = ("converted", "skipped", "rejected", "failed")
 # Outcome status of the upload path -> the tally it counts in
@@ -177,16 +180,25 @@ def run_batch(
     audit: AuditStore,
     kind: str,
     process: Callable[[StoredObject], str],
+    remaining_ms: Callable[[], int] | None = None,
 ) -> dict[str, Any]:
     """Run ``process`` (the upload path, returning its outcome status) on each item's current
     version that this run has not dealt with yet; add the batch's tallies to the run's item.
 
-    ``kind`` is the audit kind of the upload path (``file`` or ``metadata``).
+    ``kind`` is the audit kind of the upload path (``file`` or ``metadata``);
+    ``remaining_ms`` the invocation's time left (items that would not fit are left to the
+    map's retry).
     Raises RetryableError after the whole batch when any item failed transiently.
     """
     since = parse_since(run.since)
     tally = Tally()
-    for item in items:
+    left_over = 0
+    for index, item in enumerate(items):
+        if remaining_ms is not None and remaining_ms() < TIME_GUARD_MS:
+            # the rest would not finish inside the invocation: the map's retry does them
+            # (what this attempt did is skipped then)
+            left_over = len(items) - index
+            break
         key = item_key(item)
         try:
             outcome = _one(key, run, since, s3=s3, audit=audit, kind=kind, process=process)
@@ -201,6 +213,8 @@ def run_batch(
     for name, value in tally.counts().items():
         count(f"Rerun{name.capitalize()}", value)
     summary = {**tally.counts(), "items": len(items), "run_id": run.run_id}
+    if left_over:
+        raise RetryableError(f"out of time with {left_over} of {len(items)} item(s) left")
     if tally.failed:
         # the batch fails, so the map retries it (and counts it against its threshold);
         # the items done above are skipped by the retry, and not counted again
