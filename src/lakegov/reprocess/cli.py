@@ -132,9 +132,10 @@ def start_and_follow(
     error = ""
     if described["status"] != "SUCCEEDED":
         error = f"{described.get('error', '')}: {described.get('cause', '')}".strip(": ")
-    return RunReport(
-        run.run_id, str(described["status"]), total, run_totals(audit, run.run_id), error
-    )
+    tallies = run_totals(audit, run.run_id)
+    # what no attempt counted failed every retry (or was listed after this command listed)
+    tallies["failed"] = max(0, total - sum(tallies.values()))
+    return RunReport(run.run_id, str(described["status"]), total, tallies, error)
 
 
 def _print_report(report: RunReport, as_json: bool, verb: str) -> int:

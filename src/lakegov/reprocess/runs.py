@@ -14,8 +14,9 @@ Every object *version* goes through the same path as an upload, exactly once per
 * forced work is reopened with :meth:`AuditStore.reopen`, which is conditional on the run
   id, so a retried batch (Step Functions retries a failed batch whole) does not do again
   what its first attempt did, and is counted once;
-* the run's tallies (converted, skipped, rejected, failed) are added atomically to one audit
-  item (``rerun#<run id>``), which the command line reads for its progress bar and summary.
+* the run's tallies (converted, skipped, rejected) are added atomically to one audit item
+  (``rerun#<run id>``), which the command line reads for its progress bar and summary; an
+  object no attempt counted by the end of the run is a failed one.
 
 A file that fails with a transient error fails the batch after the others are done, so the
 map's retry (and its tolerated-failure threshold) applies; the ones that succeeded are
@@ -209,7 +210,14 @@ def run_batch(
             continue
         if outcome:
             tally.add(outcome)
-    audit.add_counts(RUN_KIND, run.run_id, RUN_VERSION, tally.counts())
+    # failures are not added: the map retries the batch, and what the retry does is counted
+    # then; the command line counts as failed what no attempt counted
+    audit.add_counts(
+        RUN_KIND,
+        run.run_id,
+        RUN_VERSION,
+        {k: v for k, v in tally.counts().items() if k != "failed"},
+    )
     for name, value in tally.counts().items():
         count(f"Rerun{name.capitalize()}", value)
     summary = {**tally.counts(), "items": len(items), "run_id": run.run_id}
