@@ -304,6 +304,7 @@ class LocalRuntime:
 
     def stop(self) -> None:
         self._stop.set()
+        self.state_machines.stop()
         for thread in self._threads:
             thread.join(timeout=30)
         if self._athena is not None:

@@ -389,6 +389,11 @@ class LocalStateMachines:
             execution.status = "FAILED"
         execution.stop = datetime.now(UTC)
 
+    def stop(self) -> None:
+        """Abort every running execution (the runtime is stopping: its endpoint goes away)."""
+        for execution in list(self.executions.values()):
+            execution.stop_requested.set()
+
     def describe_execution(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.executions[str(body["executionArn"])].describe()
 
