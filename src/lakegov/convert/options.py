@@ -14,8 +14,12 @@ defaults. Example::
                  "changes": "additive"},
       "bad_rows": "exceptions", "max_bad_row_fraction": 0.01,
       "limits": {"max_file_bytes": 2000000000, "max_decompression_ratio": 100},
-      "catalog": {"mode": "direct"}
+      "catalog": {"mode": "direct"},
+      "compaction": {"enabled": true, "target_file_mb": 128, "min_files": 4}
     }
+
+``compaction`` is read by the converter only to place files in a compacted partition's
+current generation; :mod:`lakegov.compaction` does the merging.
 """
 
 from __future__ import annotations
