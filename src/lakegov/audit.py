@@ -348,6 +348,29 @@ class AuditStore:
         old = response.get("Attributes")
         return True, (_deser(old) if old else None)
 
+    def refresh_pointer(
+        self, kind: str, subject: str, *, version: str, attributes: Mapping[str, Any]
+    ) -> bool:
+        """Update the attributes of the current-version pointer if ``version`` is the current
+        one (its order unchanged); False when another version is current."""
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":a{i}": _ser(v) for i, v in enumerate(attributes.values())}
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self.key(kind, subject, "current"),
+                UpdateExpression="SET #upd = :u"
+                + "".join(f", #a{i} = :a{i}" for i in range(len(attributes))),
+                ConditionExpression="#v = :v",
+                ExpressionAttributeNames={**names, "#v": "current_version", "#upd": "updated_at"},
+                ExpressionAttributeValues={**values, ":v": {"S": version}, ":u": {"S": utc_now()}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
     def clear_pointer(self, kind: str, subject: str) -> dict[str, Any] | None:
         """Remove the current-version pointer; returns what it held."""
         response = self._ddb.delete_item(

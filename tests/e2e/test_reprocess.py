@@ -146,6 +146,12 @@ def test_force_dry_run_and_since(lake, capsys):
     assert (run["converted"], run["skipped"]) == (3, 0)
     lake.wait_idle(timeout=60)
     assert converted_keys(lake, "small/") == {f"small/items/i{i}.csv": 2 for i in range(3)}
+    # converted again in place: the current version stays current, its output kept
+    staged = lake.client("s3").list_objects_v2(
+        Bucket=lake.outputs["FormattedBucketName"], Prefix="formatted_stg/small_items_i"
+    )
+    assert len(staged.get("Contents", [])) == 3
+    assert query(lake, "SELECT count(*) FROM small_items_i1") == [["1"]]
 
 
 def test_a_prefix_outside_the_raw_bucket_is_refused(lake, capsys):
