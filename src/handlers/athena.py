@@ -8,7 +8,6 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
-from lakegov.ingest.athena import AthenaConverter
 from lakegov.observability import logger, metrics, tracer
 
 
@@ -17,22 +16,10 @@ from lakegov.observability import logger, metrics, tracer
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    app = get_app()
-    converter = AthenaConverter(
-        athena=app.client("athena"),
-        s3=app.client("s3"),
-        audit=app.audit,
-        publisher=app.publisher,
-        settings=app.settings,
-    )
     detail = event.detail
-    reason = ""
-    if detail.get("currentState") in ("FAILED", "CANCELLED"):
-        execution = app.client("athena").get_query_execution(
-            QueryExecutionId=detail["queryExecutionId"]
-        )
-        reason = execution["QueryExecution"]["Status"].get("StateChangeReason", "")
-    outcome = converter.on_state_change(detail["queryExecutionId"], detail["currentState"], reason)
+    outcome = get_app().athena_converter.on_state_change(
+        detail["queryExecutionId"], detail["currentState"]
+    )
     logger.info(
         "athena state change", extra={"outcome": outcome, "state": detail.get("currentState")}
     )

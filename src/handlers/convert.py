@@ -8,7 +8,6 @@ Each record is its own unit of work; a failing record is reported in
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -20,8 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
-from lakegov.ingest.athena import AthenaConverter
-from lakegov.ingest.service import Converter, LandedObject
+from lakegov.ingest.landed import LandedObject
 from lakegov.observability import logger, metrics, tracer
 from lakegov.reprocess.runs import is_map_batch
 from lakegov.reprocess.wiring import reprocess_batch
@@ -29,28 +27,9 @@ from lakegov.reprocess.wiring import reprocess_batch
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@cache
-def _converter(app_id: int) -> Converter:
-    app = get_app()
-    athena = AthenaConverter(
-        athena=app.client("athena"),
-        s3=app.client("s3"),
-        audit=app.audit,
-        publisher=app.publisher,
-        settings=app.settings,
-    )
-    return Converter(
-        s3=app.client("s3"),
-        publisher=app.publisher,
-        audit=app.audit,
-        settings=app.settings,
-        athena=athena,
-    )
-
-
 def _record(record: SQSRecord) -> str:
     landed = LandedObject.from_eventbridge(json.loads(record.body))
-    return _converter(id(get_app())).process(landed).status
+    return get_app().converter.process(landed).status
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -58,12 +37,7 @@ def _record(record: SQSRecord) -> str:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_map_batch(event):  # `lakegov reprocess`: a batch of the Distributed Map
-        return reprocess_batch(
-            event,
-            get_app(),
-            _converter(id(get_app())),
-            remaining_ms=context.get_remaining_time_in_millis,
-        )
+        return reprocess_batch(event, get_app(), context.get_remaining_time_in_millis)
     response = process_partial_response(
         event=event, record_handler=_record, processor=processor, context=context
     )

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
 from lakegov.governance.drift_job import check_drift
-from lakegov.governance.kind import guardrails_from
+from lakegov.governance.guardrails import guardrails_from
 from lakegov.observability import logger, metrics, tracer
 
 

@@ -8,8 +8,6 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
-from lakegov.errors import ConfigurationError
-from lakegov.events import EventPublisher
 from lakegov.mesh.forward import forward_event
 from lakegov.observability import count, logger, metrics, tracer
 
@@ -20,9 +18,8 @@ from lakegov.observability import count, logger, metrics, tracer
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     app = get_app()
-    if not app.settings.central_bus_arn:
-        raise ConfigurationError("CENTRAL_BUS_ARN is not set: nowhere to forward to")
-    publisher = EventPublisher(app.client("events"), (app.settings.central_bus_arn,))
-    result = forward_event(event.raw_event, publisher, producer_account=app.settings.account_id)
+    result = forward_event(
+        event.raw_event, app.central_publisher, producer_account=app.settings.account_id
+    )
     count("EventsForwardedToCentralBus")
     return result

@@ -13,9 +13,14 @@ from lakegov.app import get_app
 from lakegov.observability import logger, metrics, tracer
 from lakegov.products.service import on_run_state_change, sweep
 from lakegov.products.wiring import products_context
-from lakegov.runners import codebuild, ecs, local, stepfunctions
+from lakegov.runners import codebuild, dbt_duckdb, ecs, stepfunctions
 
-PARSERS = (codebuild.parse_event, stepfunctions.parse_event, ecs.parse_event, local.parse_event)
+PARSERS = (
+    codebuild.parse_event,
+    stepfunctions.parse_event,
+    ecs.parse_event,
+    dbt_duckdb.parse_event,
+)
 
 
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)

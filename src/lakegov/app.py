@@ -11,18 +11,37 @@ import os
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakegov.audit import AuditStore
 from lakegov.aws import Clients
+from lakegov.errors import ConfigurationError
 from lakegov.events import EventPublisher
 from lakegov.settings import SETTINGS_VARIABLES, Settings
+
+if TYPE_CHECKING:
+    from lakegov.ingest.athena import AthenaConverter
+    from lakegov.ingest.service import Converter
 
 
 @dataclass
 class App:
+    """One deployment's wiring: what the handlers hand to the domain, built on first use.
+
+    The domain objects are imported where they are built, so a function loads only what it
+    uses (the Athena state-change function never loads DuckDB).
+    """
+
     settings: Settings
     clients: Clients = field(repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> App:
+        """The App of a deployment: its settings, and clients for its region and endpoint."""
+        return cls(
+            settings=settings,
+            clients=Clients(region=settings.region, endpoint_url=settings.endpoint_url),
+        )
 
     @cached_property
     def publisher(self) -> EventPublisher:
@@ -35,6 +54,39 @@ class App:
             self.clients("dynamodb"),
             retention_days=self.settings.audit_retention_days,
         )
+
+    @cached_property
+    def athena_converter(self) -> AthenaConverter:
+        """Large files' conversions on Athena (started by the converter, advanced by events)."""
+        from lakegov.ingest.athena import AthenaConverter
+
+        return AthenaConverter(
+            athena=self.clients("athena"),
+            s3=self.clients("s3"),
+            audit=self.audit,
+            publisher=self.publisher,
+            settings=self.settings,
+        )
+
+    @cached_property
+    def converter(self) -> Converter:
+        """Landed files -> Parquet (the convert function's domain object)."""
+        from lakegov.ingest.service import Converter
+
+        return Converter(
+            s3=self.clients("s3"),
+            publisher=self.publisher,
+            audit=self.audit,
+            settings=self.settings,
+            athena=self.athena_converter,
+        )
+
+    @cached_property
+    def central_publisher(self) -> EventPublisher:
+        """Publishes on the mesh's central bus; a deployment without one cannot forward."""
+        if not self.settings.central_bus_arn:
+            raise ConfigurationError("CENTRAL_BUS_ARN is not set: nowhere to forward to")
+        return EventPublisher(self.clients("events"), (self.settings.central_bus_arn,))
 
     def client(self, service: str) -> Any:
         return self.clients(service)
@@ -52,10 +104,6 @@ def get_app() -> App:
     with _lock:
         app = _apps.get(snapshot)
         if app is None:
-            settings = Settings.from_env()
-            app = App(
-                settings=settings,
-                clients=Clients(region=settings.region, endpoint_url=settings.endpoint_url),
-            )
+            app = App.from_settings(Settings.from_env())
             _apps[snapshot] = app
         return app

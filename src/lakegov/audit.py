@@ -25,13 +25,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code
+from lakegov.dynamodb import from_item, to_attribute
 from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 
@@ -60,41 +59,6 @@ DEFAULT_RETENTION_DAYS = 400
 KEPT_VERSIONS = frozenset({"schema", "current"})
 KEPT_KINDS = frozenset({"metadata", "compaction"})
 TTL_ATTRIBUTE = "expires_at"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def _plain(value: Any) -> Any:
-    """Python value -> something TypeSerializer accepts (floats become Decimals)."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _native(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _native(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_native(v) for v in value]
-    return value
-
-
-def _ser(value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = _serializer.serialize(_plain(value))
-    return out
-
-
-def _deser(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _native(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
 @dataclass(frozen=True)
@@ -154,7 +118,7 @@ class AuditStore:
         now = self._clock()
         stamp = utc_now()
         item = {
-            **{k: _ser(v) for k, v in (attributes or {}).items()},
+            **{k: to_attribute(v) for k, v in (attributes or {}).items()},
             **self.key(kind, subject, version),
             "kind": {"S": kind},
             "subject": {"S": subject},
@@ -164,7 +128,7 @@ class AuditStore:
             "updated_at": {"S": stamp},
             "lease_until": {"N": str(int(now + lease_seconds))},
             "attempts": {"N": "1"},
-            "history": {"L": [_ser({"status": IN_PROGRESS, "at": stamp})]},
+            "history": {"L": [to_attribute({"status": IN_PROGRESS, "at": stamp})]},
         }
         expiry = self._expiry(kind, version)
         if expiry:
@@ -194,7 +158,7 @@ class AuditStore:
                 if len(history) > HISTORY_LIMIT:
                     dropped += len(history) - HISTORY_KEEP
                     history = history[-HISTORY_KEEP:]
-                item["history"] = {"L": [_ser(h) for h in history]}
+                item["history"] = {"L": [to_attribute(h) for h in history]}
                 if dropped:
                     item["history_dropped"] = {"N": str(dropped)}
             self._ddb.put_item(
@@ -213,7 +177,7 @@ class AuditStore:
             raise RetryableError(
                 f"{kind} {subject} ({version}) is being processed by another worker"
             ) from exc
-        return Claim(acquired=True, item=_deser(item))
+        return Claim(acquired=True, item=from_item(item))
 
     def record(
         self,
@@ -255,12 +219,12 @@ class AuditStore:
             ":k": {"S": kind},
             ":subj": {"S": subject},
             ":v": {"S": version or "-"},
-            ":h": {"L": [_ser(entry)]},
+            ":h": {"L": [to_attribute(entry)]},
             ":empty": {"L": []},
         }
         for i, (name, value) in enumerate((attributes or {}).items()):
             names[f"#a{i}"] = name
-            values[f":a{i}"] = _ser(value)
+            values[f":a{i}"] = to_attribute(value)
             sets.append(f"#a{i} = :a{i}")
         expiry = self._expiry(kind, version or "-")
         if expiry and TTL_ATTRIBUTE not in (attributes or {}):
@@ -322,7 +286,7 @@ class AuditStore:
         versions processed out of order still end with the newest one current.
         """
         item = {
-            **{k: _ser(v) for k, v in attributes.items()},
+            **{k: to_attribute(v) for k, v in attributes.items()},
             **self.key(kind, subject, "current"),
             "kind": {"S": kind},
             "subject": {"S": subject},
@@ -346,7 +310,7 @@ class AuditStore:
                 raise
             return False, None
         old = response.get("Attributes")
-        return True, (_deser(old) if old else None)
+        return True, (from_item(old) if old else None)
 
     def refresh_pointer(
         self, kind: str, subject: str, *, version: str, attributes: Mapping[str, Any]
@@ -354,7 +318,7 @@ class AuditStore:
         """Update the attributes of the current-version pointer if ``version`` is the current
         one (its order unchanged); False when another version is current."""
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
-        values = {f":a{i}": _ser(v) for i, v in enumerate(attributes.values())}
+        values = {f":a{i}": to_attribute(v) for i, v in enumerate(attributes.values())}
         try:
             self._ddb.update_item(
                 TableName=self.table_name,
@@ -379,7 +343,7 @@ class AuditStore:
             ReturnValues="ALL_OLD",
         )
         old = response.get("Attributes")
-        return _deser(old) if old else None
+        return from_item(old) if old else None
 
     def reopen(self, kind: str, subject: str, version: str, *, rerun_id: str, note: str) -> bool:
         """Make finished work claimable again, once per ``rerun_id`` (a reprocess or
@@ -409,7 +373,7 @@ class AuditStore:
                     ":run": {"S": rerun_id},
                     ":zero": {"N": "0"},
                     ":empty": {"L": []},
-                    ":h": {"L": [_ser({"status": "REOPENED", "at": stamp, "note": note})]},
+                    ":h": {"L": [to_attribute({"status": "REOPENED", "at": stamp, "note": note})]},
                     **done,
                 },
             )
@@ -457,7 +421,7 @@ class AuditStore:
         sets = ["#upd = :u", "#kind = :k", "#subj = :subj"]
         for i, (name, value) in enumerate((defaults or {}).items()):
             names[f"#d{i}"] = name
-            values[f":d{i}"] = _ser(value)
+            values[f":d{i}"] = to_attribute(value)
             sets.append(f"#d{i} = if_not_exists(#d{i}, :d{i})")
         adds = []
         for i, (name, value) in enumerate(counts.items()):
@@ -473,7 +437,7 @@ class AuditStore:
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
         )
-        return _deser(response.get("Attributes", {}))
+        return from_item(response.get("Attributes", {}))
 
     def of_kind(self, kind: str) -> Iterator[dict[str, Any]]:
         """Every item of one kind (the ``by_kind`` index, all pages)."""
@@ -486,7 +450,7 @@ class AuditStore:
         }
         while True:
             page = self._ddb.query(**kwargs)
-            yield from (_deser(i) for i in page.get("Items", []))
+            yield from (from_item(i) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -500,7 +464,7 @@ class AuditStore:
             TableName=self.table_name, Key=self.key(kind, subject, version), ConsistentRead=True
         )
         item = response.get("Item")
-        return _deser(item) if item else None
+        return from_item(item) if item else None
 
     def versions(self, kind: str, subject: str) -> list[dict[str, Any]]:
         """Every item of one subject (all versions of a file, all runs of a product)."""
@@ -512,7 +476,7 @@ class AuditStore:
         }
         while True:
             page = self._ddb.query(**kwargs)
-            items.extend(_deser(i) for i in page.get("Items", []))
+            items.extend(from_item(i) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -528,4 +492,4 @@ class AuditStore:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [_deser(i) for i in page.get("Items", [])]
+        return [from_item(i) for i in page.get("Items", [])]

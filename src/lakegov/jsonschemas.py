@@ -48,11 +48,6 @@ def path_str(parts: Iterable[str | int], root: str = "$") -> str:
     return out
 
 
-def json_path(error: ValidationError) -> str:
-    """``$.entries[2].role_arn`` style path of a jsonschema error."""
-    return path_str(error.absolute_path)
-
-
 def json_type(value: Any) -> str:
     """The JSON name of a Python value's type (``object``, ``array``, ``null``...)."""
     if value is None:

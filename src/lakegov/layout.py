@@ -56,6 +56,7 @@ from lakegov.errors import PermanentError, RejectedFile
 
 STAGING_PREFIX = "formatted_stg"
 EXCEPTIONS_PREFIX = "formatted_stg_exceptions"
+QUARANTINE_PREFIX = "quarantine/"  # in the raw bucket: rejected landed files, as they came
 MAX_IDENTIFIER = 255  # Glue's limit for database, table and column names
 
 FORMAT_EXTENSIONS: dict[str, str] = {
@@ -208,6 +209,11 @@ class DatasetRef:
             compression=self.compression,
             delimiter=self.delimiter,
         )
+
+
+def quarantine_key(key: str) -> str:
+    """Where a rejected landed file is copied in the raw bucket (its key under quarantine/)."""
+    return f"{QUARANTINE_PREFIX}{key}"
 
 
 def decode_event_key(key: str) -> str:

@@ -33,11 +33,8 @@ A crawler that already exists (declared in the template, say) is used as it is.
 from __future__ import annotations
 
 import json
-import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -45,6 +42,9 @@ from botocore.exceptions import ClientError
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code, is_transient
 from lakegov.catalog.converted import ConvertedFile
+from lakegov.catalog.crawl_ledger import AUDIT_KIND, STALE_AFTER, CrawlLedger
+from lakegov.catalog.crawl_ledger import age_seconds as _age_seconds
+from lakegov.dynamodb import from_item
 from lakegov.errors import ConfigurationError, LakegovError, PermanentError, RetryableError
 from lakegov.events import utc_now
 from lakegov.layout import STAGING_PREFIX
@@ -53,11 +53,8 @@ from lakegov.settings import Settings
 
 MESSAGE_MARK = "lakegov_catalog"
 START_MESSAGE = "start_crawl"
-AUDIT_KIND = "crawl"
 MAX_DELAY = 900  # SQS DelaySeconds limit
 BUSY_DELAY = 60  # how long to wait before retrying a start while the crawler runs
-STALE_AFTER = 1800  # a pending batch older than this lost its start message: re-kick it
-MAX_TRACKED_FILES = 1000  # source files listed per batch (the item must stay < 400 KB)
 EXCLUSIONS = ["_*", "**/_*", ".*", "**/.*"]  # writer markers, hidden temporary files
 
 
@@ -196,251 +193,6 @@ class StartRequest:
         return {MESSAGE_MARK: START_MESSAGE, **asdict(self), **changes}
 
 
-def new_batch_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-
-
-def _age_seconds(stamp: str) -> float:
-    try:
-        then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    return (datetime.now(UTC) - then).total_seconds()
-
-
-class CrawlLedger:
-    """Pending / running markers and per-batch records, in the audit table.
-
-    Keys: ``pk = crawl#<crawler>``; ``sk`` = ``pending``, ``running#<started>#<batch>`` or
-    ``<batch_id>`` (the batch's audit item, with the AuditStore's status history).
-    """
-
-    def __init__(self, table: str, dynamodb: Any) -> None:
-        self.table = table
-        self.ddb = dynamodb
-
-    @staticmethod
-    def _key(crawler: str, sk: str) -> dict[str, Any]:
-        return {"pk": {"S": f"{AUDIT_KIND}#{crawler}"}, "sk": {"S": sk}}
-
-    def join(self, request: StartRequest) -> tuple[str, bool, dict[str, Any]]:
-        """Join (or open) the crawler's pending batch: (batch_id, opened_here, marker)."""
-        candidate = new_batch_id()
-        response = self.ddb.update_item(
-            TableName=self.table,
-            Key=self._key(request.crawler, "pending"),
-            UpdateExpression=(
-                "SET #b = if_not_exists(#b, :b), #at = if_not_exists(#at, :now), "
-                "#req = if_not_exists(#req, :req) ADD #n :one"
-            ),
-            ExpressionAttributeNames={
-                "#b": "batch_id",
-                "#at": "requested_at",
-                "#req": "request",
-                "#n": "files",
-            },
-            ExpressionAttributeValues={
-                ":b": {"S": candidate},
-                ":now": {"S": utc_now()},
-                ":req": {"S": json.dumps(request.message(batch_id=candidate))},
-                ":one": {"N": "1"},
-            },
-            ReturnValues="ALL_NEW",
-        )
-        item = response["Attributes"]
-        batch_id = item["batch_id"]["S"]
-        return batch_id, batch_id == candidate, item
-
-    def claim_kick(self, crawler: str, batch_id: str) -> bool:
-        """Mark a stale pending batch as re-kicked (once per STALE_AFTER)."""
-        try:
-            self.ddb.update_item(
-                TableName=self.table,
-                Key=self._key(crawler, "pending"),
-                UpdateExpression="SET #k = :now",
-                ConditionExpression=("#b = :b AND (attribute_not_exists(#k) OR #k < :old)"),
-                ExpressionAttributeNames={"#k": "kicked_at", "#b": "batch_id"},
-                ExpressionAttributeValues={
-                    ":b": {"S": batch_id},
-                    ":now": {"S": utc_now()},
-                    ":old": {"S": _iso_ago(STALE_AFTER)},
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def record_file(
-        self, crawler: str, batch_id: str, file: ConvertedFile, request: StartRequest
-    ) -> None:
-        """Add one file to the batch's record (source file, partitions, rows)."""
-        values: dict[str, Any] = {
-            ":rows": {"N": str(file.rows)},
-            ":one": {"N": "1"},
-            ":kind": {"S": AUDIT_KIND},
-            ":subject": {"S": crawler},
-            ":version": {"S": batch_id},
-            ":now": {"S": utc_now()},
-            ":status": {"S": "REQUESTED"},
-            ":dataset": {"S": request.dataset},
-            ":database": {"S": request.database},
-            ":table": {"S": request.table},
-            ":hist": {"L": [{"M": {"status": {"S": "REQUESTED"}, "at": {"S": utc_now()}}}]},
-        }
-        names = {
-            f"#{n}": n
-            for n in (
-                "kind",
-                "subject",
-                "version",
-                "updated_at",
-                "created_at",
-                "status",
-                "dataset",
-                "database",
-                "table",
-                "history",
-                "row_count",
-                "files",
-                "partitions",
-                "source_files",
-                "source_files_truncated",
-            )
-        }
-        sets = (
-            "SET #kind = :kind, #subject = :subject, #version = :version, #updated_at = :now, "
-            "#created_at = if_not_exists(#created_at, :now), "
-            "#status = if_not_exists(#status, :status), "
-            "#dataset = :dataset, #database = :database, #table = :table, "
-            "#history = if_not_exists(#history, :hist)"
-        )
-        adds = ["#row_count :rows", "#files :one"]
-        partitions = [json.dumps(p.to_event(), sort_keys=True) for p in file.partitions if p.items]
-        if partitions:
-            values[":parts"] = {"SS": partitions}
-            adds.append("#partitions :parts")
-        tracked = dict(values)
-        tracked[":src"] = {"SS": [file.source]}
-        tracked[":cap"] = {"N": str(MAX_TRACKED_FILES)}
-        try:
-            self.ddb.update_item(
-                TableName=self.table,
-                Key=self._key(crawler, batch_id),
-                **_expression(
-                    names,
-                    tracked,
-                    UpdateExpression=sets + " ADD " + ", ".join([*adds, "#source_files :src"]),
-                    ConditionExpression=(
-                        "attribute_not_exists(#source_files) OR size(#source_files) < :cap"
-                    ),
-                ),
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            self.ddb.update_item(  # over the cap: count the file without listing it
-                TableName=self.table,
-                Key=self._key(crawler, batch_id),
-                **_expression(
-                    names,
-                    {**values, ":t": {"BOOL": True}},
-                    UpdateExpression=sets + ", #source_files_truncated = :t ADD " + ", ".join(adds),
-                ),
-            )
-
-    def pending(self, crawler: str) -> dict[str, Any] | None:
-        item = self.ddb.get_item(
-            TableName=self.table, Key=self._key(crawler, "pending"), ConsistentRead=True
-        ).get("Item")
-        return dict(item) if item else None
-
-    def seal(self, crawler: str, batch_id: str) -> dict[str, Any] | None:
-        """Delete the pending marker if it is still ``batch_id``'s; returns the old marker."""
-        try:
-            response = self.ddb.delete_item(
-                TableName=self.table,
-                Key=self._key(crawler, "pending"),
-                ConditionExpression="#b = :b",
-                ExpressionAttributeNames={"#b": "batch_id"},
-                ExpressionAttributeValues={":b": {"S": batch_id}},
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
-        return dict(response.get("Attributes") or {})
-
-    def restore(self, crawler: str, marker: Mapping[str, Any]) -> bool:
-        """Put a sealed marker back (the crawler was busy) unless a newer batch opened."""
-        try:
-            self.ddb.put_item(
-                TableName=self.table,
-                Item=dict(marker),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def mark_running(self, crawler: str, batch_id: str) -> None:
-        started = utc_now()
-        self.ddb.put_item(
-            TableName=self.table,
-            Item={
-                **self._key(crawler, f"running#{started}#{batch_id}"),
-                "batch_id": {"S": batch_id},
-                "started_at": {"S": started},
-            },
-        )
-
-    def oldest_running(self, crawler: str) -> dict[str, Any] | None:
-        response = self.ddb.query(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :r)",
-            ExpressionAttributeValues={
-                ":pk": {"S": f"{AUDIT_KIND}#{crawler}"},
-                ":r": {"S": "running#"},
-            },
-            ConsistentRead=True,
-            Limit=1,
-        )
-        items = response.get("Items") or []
-        return dict(items[0]) if items else None
-
-    def finish(self, crawler: str, marker: Mapping[str, Any]) -> None:
-        self.ddb.delete_item(TableName=self.table, Key={"pk": marker["pk"], "sk": marker["sk"]})
-
-    def batch(self, crawler: str, batch_id: str) -> dict[str, Any]:
-        item = self.ddb.get_item(
-            TableName=self.table, Key=self._key(crawler, batch_id), ConsistentRead=True
-        ).get("Item")
-        return dict(item or {})
-
-
-def _expression(
-    names: Mapping[str, str], values: Mapping[str, Any], **expressions: str
-) -> dict[str, Any]:
-    """Expressions with only the names and values they use (DynamoDB rejects unused ones)."""
-    text = " ".join(expressions.values())
-    used_names = set(re.findall(r"#\w+", text))
-    used_values = set(re.findall(r":\w+", text))
-    return {
-        **expressions,
-        "ExpressionAttributeNames": {k: v for k, v in names.items() if k in used_names},
-        "ExpressionAttributeValues": {k: v for k, v in values.items() if k in used_values},
-    }
-
-
-def _iso_ago(seconds: int) -> str:
-    stamp = datetime.now(UTC) - timedelta(seconds=seconds)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def request_crawl(
     request: StartRequest,
     file: ConvertedFile,
@@ -456,7 +208,7 @@ def request_crawl(
         send_later(request.message(batch_id=batch_id), window)
         count("CrawlRequested")
         logger.info("crawl requested", extra={"crawler": request.crawler, "batch": batch_id})
-    elif _age_seconds(marker.get("requested_at", {}).get("S", "")) > STALE_AFTER + window:
+    elif _age_seconds(str(from_item(marker).get("requested_at", ""))) > STALE_AFTER + window:
         if ledger.claim_kick(request.crawler, batch_id):
             logger.warning("re-queuing a stale crawl request", extra={"crawler": request.crawler})
             send_later(request.message(batch_id=batch_id), 0)
@@ -499,7 +251,7 @@ def start_requested_crawl(
     """
     if not request.sealed:
         pending = ledger.pending(request.crawler)
-        if pending is None or _text(pending, "batch_id") != request.batch_id:
+        if pending is None or from_item(pending).get("batch_id") != request.batch_id:
             logger.info(
                 "crawl already started",
                 extra={"crawler": request.crawler, "batch": request.batch_id},
@@ -536,19 +288,6 @@ def start_requested_crawl(
     count("CrawlStarted")
     logger.info("crawler started", extra={"crawler": request.crawler, "batch": request.batch_id})
     return "started"
-
-
-def _strings(item: Mapping[str, Any], name: str) -> list[str]:
-    return sorted(item.get(name, {}).get("SS", []))
-
-
-def _number(item: Mapping[str, Any], name: str) -> int | None:
-    value = item.get(name, {}).get("N")
-    return int(value) if value is not None else None
-
-
-def _text(item: Mapping[str, Any], name: str) -> str:
-    return str(item.get(name, {}).get("S", ""))
 
 
 def _crawler_target(glue: Any, crawler: str) -> tuple[str, str]:
@@ -612,7 +351,7 @@ def _close_crawl(
     publish: Callable[[str, Mapping[str, Any]], None],
 ) -> CrawlOutcome:
     marker = ledger.oldest_running(crawler)
-    batch_id = _text(marker, "batch_id") if marker else ""
+    batch_id = str(from_item(marker).get("batch_id", "")) if marker else ""
     batch = ledger.batch(crawler, batch_id) if batch_id else {}
     if state == "Failed":
         reason = str(detail.get("errorMessage") or detail.get("message") or "no reason given")
@@ -623,7 +362,7 @@ def _close_crawl(
                 "crawler": crawler,
                 "batch": batch_id,
                 "reason": reason,
-                "source_files": _strings(batch, "source_files"),
+                "source_files": batch.get("source_files", []),
             },
         )
         if batch_id:
@@ -632,8 +371,8 @@ def _close_crawl(
         audit.record("crawl_event", crawler, event_id, "PROCESSED", note=f"Failed: {reason}")
         return CrawlOutcome(crawler, state, batch_id)
     if batch:
-        database, table = _text(batch, "database"), _text(batch, "table")
-        dataset = _text(batch, "dataset") or table
+        database, table = str(batch.get("database", "")), str(batch.get("table", ""))
+        dataset = str(batch.get("dataset") or table)
     else:
         database, table = _crawler_target(glue, crawler)
         dataset = table
@@ -641,9 +380,9 @@ def _close_crawl(
         "dataset": dataset,
         "database": database,
         "table": table,
-        "partitions": [p for p in map(json.loads, _strings(batch, "partitions")) if p],
-        "row_count": _number(batch, "row_count"),
-        "source_files": _strings(batch, "source_files"),
+        "partitions": [p for p in map(json.loads, batch.get("partitions", [])) if p],
+        "row_count": batch.get("row_count"),
+        "source_files": batch.get("source_files", []),
         "producer_account": settings.account_id,
         "environment": settings.environment,
         "mode": "crawler",

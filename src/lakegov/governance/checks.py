@@ -149,8 +149,8 @@ class Checks:
                 value,
             )
             return None
-        kind = next((k for k, rx in _PRINCIPAL_FORMS if rx.fullmatch(p)), None)
-        if kind is None:
+        form = next((k for k, rx in _PRINCIPAL_FORMS if rx.fullmatch(p)), None)
+        if form is None:
             hint = ""
             m = _IAM_LIKE.match(p)
             if m and not re.fullmatch(_ACCOUNT, m.group(1)):
@@ -158,11 +158,11 @@ class Checks:
             self.error(path, f"expected {_EXPECTED_PRINCIPAL}{hint}", value)
             return None
         if not self.g.allow_cross_account and self.g.home_account_id:
-            account = p if kind == "AWS account" else None
+            account = p if form == "AWS account" else None
             m2 = _ACCOUNT_IN_ARN.match(p)
             if m2:
                 account = m2.group(1)
-            external = kind in ("organisation", "organisational unit") or (
+            external = form in ("organisation", "organisational unit") or (
                 account is not None and account != self.g.home_account_id
             )
             if external:

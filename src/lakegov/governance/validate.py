@@ -23,6 +23,7 @@ from lakegov.governance.checks import PARTITION, WARNING, Checks
 from lakegov.governance.envelope import check_envelope
 from lakegov.governance.guardrails import Guardrails
 from lakegov.governance.model import (
+    COLUMN_PERMISSIONS,
     DATA_CELLS_FILTER_PERMISSIONS,
     DATABASE_PERMISSIONS,
     TABLE_PERMISSIONS,
@@ -475,7 +476,7 @@ class _Checker(Checks):
                 self.error(path, "expected table_permissions for this table")
             return
         if has_cols:
-            extra = sorted(tperms - {"SELECT"})
+            extra = sorted(tperms - COLUMN_PERMISSIONS)
             if extra:
                 self.error(
                     path,

@@ -39,7 +39,7 @@ from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
 from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
 from lakegov.events import EventPublisher, utc_now
-from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted
+from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted, reject_landed
 from lakegov.layout import DatasetRef, normalize_identifier
 from lakegov.observability import count, logger
 from lakegov.s3 import copy_object
@@ -375,8 +375,12 @@ class AthenaConverter:
         count("FilesHandedToAthena")
         return query_id
 
-    def on_state_change(self, query_id: str, state: str, reason: str = "") -> str:
-        """Advance the job one step; returns what happened (for logs and tests)."""
+    def on_state_change(self, query_id: str, state: str, reason: str | None = None) -> str:
+        """Advance the job one step; returns what happened (for logs and tests).
+
+        ``reason`` of a failed query: by default Athena's ``StateChangeReason``, asked only
+        for a query of a job still running.
+        """
         for stage in ("ddl", "unload", "count"):
             item = self.audit.get("athena", query_id, stage)
             if item:
@@ -387,6 +391,9 @@ class AthenaConverter:
             return "duplicate"
         job = AthenaJob.from_item(item["job"])
         if state in ("FAILED", "CANCELLED"):
+            if reason is None:
+                execution = self.athena.get_query_execution(QueryExecutionId=query_id)
+                reason = str(execution["QueryExecution"]["Status"].get("StateChangeReason", ""))
             self.audit.record("athena", query_id, stage, state, note=reason[:500])
             self._drop(job)
             return self._reject(job, reason or f"Athena query {state.lower()}")
@@ -489,35 +496,17 @@ class AthenaConverter:
             )
 
     def _reject(self, job: AthenaJob, reason: str) -> str:
-        subject = f"s3://{job.bucket}/{job.key}"
-        quarantine_key = f"quarantine/{job.key}"
-        source = {"Bucket": job.bucket, "Key": job.key}
-        if job.version_id:
-            source["VersionId"] = job.version_id
-        copy_object(self.s3, source=source, bucket=job.bucket, key=quarantine_key)  # any size
-        self.audit.record(
-            "file",
-            subject,
-            job.version,
-            "REJECTED",
-            note=f"athena: {reason}"[:500],
-            attributes={
-                "reason_code": "malformed",
-                "reason": reason,
-                "quarantine_key": quarantine_key,
-            },
+        landed = LandedObject(
+            bucket=job.bucket, key=job.key, etag=job.etag, version_id=job.version_id
         )
-        self.publisher.publish(
-            "FileRejected",
-            {
-                "bucket": job.bucket,
-                "key": job.key,
-                "dataset": job.dataset,
-                "reason_code": "malformed",
-                "reason": f"Athena could not convert it: {reason}",
-                "quarantine_key": quarantine_key,
-                "rejected_at": utc_now(),
-            },
+        rejected = RejectedFile("malformed", f"Athena could not convert it: {reason}")
+        reject_landed(
+            landed,
+            rejected,
+            s3=self.s3,
+            audit=self.audit,
+            publisher=self.publisher,
+            dataset=job.dataset,
+            note_prefix="athena: ",
         )
-        count("FilesRejected")
         return "rejected"

@@ -8,6 +8,7 @@ removes its own output, and a deleted key takes its output with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,9 +17,11 @@ from botocore.exceptions import ClientError
 
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code
-from lakegov.errors import RetryableError
-from lakegov.events import utc_now
+from lakegov.errors import RejectedFile, RetryableError
+from lakegov.events import EventPublisher, utc_now
+from lakegov.layout import quarantine_key
 from lakegov.observability import count, logger
+from lakegov.s3 import copy_object
 from lakegov.schema import schema_columns, schema_fingerprint, schema_from_columns
 
 
@@ -103,6 +106,82 @@ def file_converted(
     if catalog_mode:
         detail["catalog_mode"] = catalog_mode
     return detail
+
+
+def reject_landed(
+    landed: LandedObject,
+    rejected: RejectedFile,
+    *,
+    s3: Any,
+    audit: AuditStore,
+    publisher: EventPublisher,
+    dataset: str | None,
+    note_prefix: str = "",
+    before_event: Callable[[], None] | None = None,
+) -> str:
+    """Quarantine, audit and announce a rejected landed file (the Lambda and Athena paths).
+
+    The file is copied under ``quarantine/`` with its reason as object metadata (any size);
+    a file already gone is not quarantined (the key is then empty). ``before_event()``
+    runs between the audit record and ``FileRejected`` (the SchemaChanged of a breaking
+    change). Returns the quarantine key.
+    """
+    target = quarantine_key(landed.key)
+    source: dict[str, str] = {"Bucket": landed.bucket, "Key": landed.key}
+    if landed.version_id:
+        source["VersionId"] = landed.version_id
+    try:
+        # any size: CopyObject stops at 5 GiB, larger files are copied in parts
+        copy_object(
+            s3,
+            source=source,
+            bucket=landed.bucket,
+            key=target,
+            size=landed.size or None,
+            metadata={
+                "lakegov-reason-code": rejected.reason_code,
+                "lakegov-reason": rejected.reason[:1000].encode("ascii", "replace").decode(),
+            },
+        )
+    except ClientError as exc:
+        if error_code(exc) not in ("NoSuchKey", "NoSuchVersion", "404", "NotFound"):
+            raise
+        target = ""
+    audit.record(
+        "file",
+        landed.subject,
+        landed.version,
+        "REJECTED",
+        note=f"{note_prefix}{rejected.reason_code}: {rejected.reason}"[:500],
+        attributes={
+            "reason_code": rejected.reason_code,
+            "reason": rejected.reason,
+            "bad_lines": rejected.bad_lines[:20],
+            "quarantine_key": target,
+            "dataset": dataset,
+            "finished_at": utc_now(),
+        },
+    )
+    if before_event is not None:
+        before_event()
+    publisher.publish(
+        "FileRejected",
+        {
+            "bucket": landed.bucket,
+            "key": landed.key,
+            "version_id": landed.version_id,
+            "etag": landed.etag,
+            "dataset": dataset,
+            "reason_code": rejected.reason_code,
+            "reason": rejected.reason,
+            "bad_lines": rejected.bad_lines[:20],
+            "quarantine_key": target or None,
+            "rejected_at": utc_now(),
+        },
+    )
+    count("FilesRejected")
+    count(f"FilesRejected_{rejected.reason_code}")
+    return target
 
 
 class LakeVersions:

@@ -41,13 +41,11 @@ from lakegov.convert.options import DatasetDocument, DatasetOptions, load_docume
 from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
-from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted
-from lakegov.layout import STAGING_PREFIX, DatasetRef, parse_key
+from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted, reject_landed
+from lakegov.layout import QUARANTINE_PREFIX, STAGING_PREFIX, DatasetRef, parse_key
 from lakegov.observability import count, logger
-from lakegov.s3 import copy_object
 from lakegov.settings import Settings
 
-QUARANTINE_PREFIX = "quarantine/"
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
 DATASETS_PREFIX = "datasets/"
 
@@ -362,72 +360,30 @@ class Converter:
     def _reject(
         self, landed: LandedObject, ref: DatasetRef | None, rejected: RejectedFile
     ) -> Outcome:
-        quarantine_key = f"{QUARANTINE_PREFIX}{landed.key}"
-        source: dict[str, str] = {"Bucket": landed.bucket, "Key": landed.key}
-        if landed.version_id:
-            source["VersionId"] = landed.version_id
-        try:
-            # any size: CopyObject stops at 5 GiB, larger files are copied in parts
-            copy_object(
-                self.s3,
-                source=source,
-                bucket=landed.bucket,
-                key=quarantine_key,
-                size=landed.size or None,
-                metadata={
-                    "lakegov-reason-code": rejected.reason_code,
-                    "lakegov-reason": rejected.reason[:1000].encode("ascii", "replace").decode(),
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) not in ("NoSuchKey", "NoSuchVersion", "404", "NotFound"):
-                raise
-            quarantine_key = ""
-        self.audit.record(
-            "file",
-            landed.subject,
-            landed.version,
-            "REJECTED",
-            note=f"{rejected.reason_code}: {rejected.reason}"[:500],
-            attributes={
-                "reason_code": rejected.reason_code,
-                "reason": rejected.reason,
-                "bad_lines": rejected.bad_lines[:20],
-                "quarantine_key": quarantine_key,
-                "dataset": ref.dataset_id if ref else None,
-                "finished_at": utc_now(),
-            },
+        def schema_changed() -> None:
+            if rejected.reason_code == "schema_change" and ref is not None:
+                self.publisher.publish(
+                    "SchemaChanged",
+                    {
+                        "dataset": ref.dataset_id,
+                        "table": ref.table_name,
+                        "change": "breaking",
+                        "action": "rejected",
+                        "reason": rejected.reason,
+                        "source_key": landed.key,
+                        "detected_at": utc_now(),
+                    },
+                )
+
+        reject_landed(
+            landed,
+            rejected,
+            s3=self.s3,
+            audit=self.audit,
+            publisher=self.publisher,
+            dataset=ref.dataset_id if ref else None,
+            before_event=schema_changed,
         )
-        if rejected.reason_code == "schema_change" and ref is not None:
-            self.publisher.publish(
-                "SchemaChanged",
-                {
-                    "dataset": ref.dataset_id,
-                    "table": ref.table_name,
-                    "change": "breaking",
-                    "action": "rejected",
-                    "reason": rejected.reason,
-                    "source_key": landed.key,
-                    "detected_at": utc_now(),
-                },
-            )
-        self.publisher.publish(
-            "FileRejected",
-            {
-                "bucket": landed.bucket,
-                "key": landed.key,
-                "version_id": landed.version_id,
-                "etag": landed.etag,
-                "dataset": ref.dataset_id if ref else None,
-                "reason_code": rejected.reason_code,
-                "reason": rejected.reason,
-                "bad_lines": rejected.bad_lines[:20],
-                "quarantine_key": quarantine_key or None,
-                "rejected_at": utc_now(),
-            },
-        )
-        count("FilesRejected")
-        count(f"FilesRejected_{rejected.reason_code}")
         logger.warning(
             "rejected",
             extra={

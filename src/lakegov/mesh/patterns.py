@@ -26,7 +26,6 @@ from lakegov.events import SOURCE
 MAX_PATTERN_CHARS = 2048  # "Event pattern size": 2,048 characters by default, adjustable
 MAX_RULES_PER_BUS = 300  # "Rules": 300 per event bus by default, adjustable
 MAX_WILDCARD_RULES_PER_BUS = 30  # "Rules containing wildcards": 30 per bus, not adjustable
-MAX_TARGETS_PER_RULE = 5
 
 DATASET_FIELD = "dataset"
 MATCH_ALL = "*"

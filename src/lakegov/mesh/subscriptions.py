@@ -4,9 +4,8 @@ A document names a domain, its account and bus, the datasets it wants and, optio
 read access. Applying it makes the central bus hold exactly the rules that deliver those
 datasets to that bus: created, updated in place, or deleted when no longer needed.
 
-Rule names are deterministic: ``lakegov-sub-<domain>-<owner>-<nn>``, where ``owner`` is a
-hash of the document's key (so a deleted document, whose content is gone, still finds its
-rules) and ``nn`` numbers the rules when the patterns do not fit in one
+Rule names and reconciling the central bus are :mod:`lakegov.mesh.central_bus`; ``nn`` in
+a rule's name numbers the rules when the patterns do not fit in one
 (:func:`lakegov.mesh.patterns.build_patterns`). Each rule has one target: the domain's bus,
 with the central account's delivery role (cross-account ``PutEvents``), a retry policy and
 the mesh dead-letter queue.
@@ -14,27 +13,29 @@ the mesh dead-letter queue.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from lakegov.aws import error_code, is_transient
-from lakegov.errors import PermanentError, RetryableError, ValidationIssue
+from lakegov.errors import PermanentError, ValidationIssue
 from lakegov.jsonschemas import schema_issues
 from lakegov.mesh import grants
+from lakegov.mesh.central_bus import (
+    RULE_PREFIX,
+    TARGET_ID,
+    CentralBus,
+    MeshLimits,
+    RuleSpec,
+    owner_of,
+    parse_rule_name,
+    reconcile,
+    rule_name,
+)
 from lakegov.mesh.patterns import (
     MAX_PATTERN_CHARS,
-    MAX_RULES_PER_BUS,
-    MAX_WILDCARD_RULES_PER_BUS,
     PatternTooLarge,
     build_patterns,
-    compact,
-    has_wildcard,
     pattern_problems,
     redundant_patterns,
 )
@@ -44,33 +45,20 @@ from lakegov.settings import Settings
 
 SCHEMA = "subscription.schema"
 PREFIX = "subscriptions/"
-RULE_PREFIX = "lakegov-sub-"
-TARGET_ID = "domain-bus"
 DEFAULT_EVENT_TYPES = ("DatasetRefreshed",)
 MAX_RULES_PER_DOCUMENT = 100  # two-digit rule numbers
 RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
-_RULE_NAME = re.compile(
-    r"^lakegov-sub-(?P<domain>[a-z][a-z0-9-]*[a-z0-9])-(?P<owner>[0-9a-f]{8})-(?P<index>[0-9]{2})$"
-)
 _BUS_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):events:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
     r"event-bus/(?P<name>.+)$"
 )
 
 GrantValidator = Validator
+DEFAULT_LIMITS = MeshLimits()  # EventBridge's default quotas
 GrantApplier = Callable[[Any, ApplyContext], dict[str, Any]]
 
 
 # -- configuration -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class MeshLimits:
-    """EventBridge quotas the reconciler keeps within (raise them when the account has)."""
-
-    max_pattern_chars: int = MAX_PATTERN_CHARS
-    max_rules_per_bus: int = MAX_RULES_PER_BUS
-    max_wildcard_rules_per_bus: int = MAX_WILDCARD_RULES_PER_BUS
-
-
 @dataclass(frozen=True)
 class MeshConfig:
     """What the reconciler needs from the deployment (see :meth:`from_settings`)."""
@@ -182,38 +170,7 @@ def validate_subscription(document: Any, source: str = "") -> list[ValidationIss
     return issues
 
 
-# -- names -------------------------------------------------------------------------------
-def owner_of(document_key: str) -> str:
-    """The 8 hex digits that tie rules to the document at ``document_key``."""
-    return hashlib.sha256(document_key.encode()).hexdigest()[:8]
-
-
-def rule_name(domain: str, owner: str, index: int) -> str:
-    return f"{RULE_PREFIX}{domain}-{owner}-{index:02d}"
-
-
-def parse_rule_name(name: str) -> tuple[str, str, int] | None:
-    """(domain, owner, index) of a subscription rule, None for any other rule."""
-    match = _RULE_NAME.match(name)
-    if not match:
-        return None
-    return match["domain"], match["owner"], int(match["index"])
-
-
 # -- desired state -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class RuleSpec:
-    name: str
-    pattern: dict[str, Any]
-    state: str
-    description: str
-    target: dict[str, Any]
-
-    @property
-    def pattern_json(self) -> str:
-        return compact(self.pattern)
-
-
 def desired_rules(
     subscription: Subscription,
     document_key: str,
@@ -246,183 +203,6 @@ def desired_rules(
         RuleSpec(rule_name(subscription.domain, owner, i), p, state, description, dict(target))
         for i, p in enumerate(patterns)
     ]
-
-
-# -- the central bus ---------------------------------------------------------------------
-class CentralBus:
-    """The few EventBridge calls the reconciler makes, with errors mapped to ours."""
-
-    PERMANENT_CODES = frozenset(
-        {"LimitExceededException", "InvalidEventPatternException", "ValidationException"}
-    )
-
-    def __init__(self, events_client: Any, bus_name: str) -> None:
-        self.events = events_client
-        self.bus = bus_name
-        self.write_calls = 0
-
-    def _call(self, operation: str, write: bool = False, **kwargs: Any) -> Any:
-        try:
-            response = getattr(self.events, operation)(EventBusName=self.bus, **kwargs)
-        except ClientError as exc:
-            code = error_code(exc)
-            if code in self.PERMANENT_CODES and not is_transient(exc):
-                raise PermanentError(f"EventBridge {operation} refused: {code}: {exc}") from exc
-            raise RetryableError(f"EventBridge {operation} failed: {code or exc}") from exc
-        if write:
-            self.write_calls += 1
-        return response
-
-    def rules(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self._call("list_rules", **kwargs)
-            out.extend(page.get("Rules", []))
-            token = page.get("NextToken")
-            if not token:
-                return out
-            kwargs = {"NextToken": token}
-
-    def targets(self, rule: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self._call("list_targets_by_rule", Rule=rule, **kwargs)
-            out.extend(page.get("Targets", []))
-            token = page.get("NextToken")
-            if not token:
-                return out
-            kwargs = {"NextToken": token}
-
-    def put_rule(self, spec: RuleSpec) -> None:
-        self._call(
-            "put_rule",
-            write=True,
-            Name=spec.name,
-            EventPattern=spec.pattern_json,
-            State=spec.state,
-            Description=spec.description,
-        )
-
-    def put_target(self, spec: RuleSpec) -> None:
-        response = self._call("put_targets", write=True, Rule=spec.name, Targets=[spec.target])
-        if response.get("FailedEntryCount", 0):
-            raise RetryableError(
-                f"PutTargets failed on {spec.name}: {response.get('FailedEntries')}"
-            )
-
-    def remove_targets(self, rule: str, ids: Sequence[str]) -> None:
-        if ids:
-            self._call("remove_targets", write=True, Rule=rule, Ids=list(ids))
-
-    def delete_rule(self, rule: str) -> None:
-        self.remove_targets(rule, [t["Id"] for t in self.targets(rule)])
-        self._call("delete_rule", write=True, Name=rule)
-
-
-_TARGET_KEYS = ("Id", "Arn", "RoleArn", "DeadLetterConfig", "RetryPolicy")
-
-
-def _same_target(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
-    return all(current.get(k) == desired.get(k) for k in _TARGET_KEYS)
-
-
-def _same_rule(current: Mapping[str, Any], spec: RuleSpec) -> bool:
-    try:
-        pattern = json.loads(current.get("EventPattern") or "null")
-    except ValueError:
-        return False
-    return (
-        pattern == spec.pattern
-        and current.get("State") == spec.state
-        and (current.get("Description") or "") == spec.description
-    )
-
-
-def reconcile(
-    bus: CentralBus,
-    owner: str,
-    desired: Sequence[RuleSpec],
-    *,
-    limits: MeshLimits = MeshLimits(),
-    domain: str = "",
-) -> dict[str, Any]:
-    """Make the bus hold exactly ``desired`` among the rules of ``owner``.
-
-    Checks first (conflicts, quotas) and changes nothing when they fail. Creates and
-    updates before deleting, so a domain never misses an event during an update (it may
-    see one twice while the rules change).
-    """
-    rules = bus.rules()
-    ours: dict[str, dict[str, Any]] = {}
-    others: list[dict[str, Any]] = []
-    for rule in rules:
-        parsed = parse_rule_name(str(rule.get("Name", "")))
-        if parsed and parsed[1] == owner:
-            ours[rule["Name"]] = rule
-        else:
-            others.append(rule)
-    if domain:
-        for rule in others:
-            parsed = parse_rule_name(str(rule.get("Name", "")))
-            if parsed and parsed[0] == domain:
-                raise PermanentError(
-                    f"domain {domain!r} is already subscribed by another document "
-                    f"(rule {rule['Name']}: {rule.get('Description', '')}); edit or delete "
-                    "that document instead"
-                )
-    total = len(others) + len(desired)
-    if total > limits.max_rules_per_bus:
-        raise PermanentError(
-            f"the central bus would hold {total} rules, over its quota of "
-            f"{limits.max_rules_per_bus} rules per bus (raise the EventBridge quota and "
-            "the reconciler's limit, or use broader prefixes)"
-        )
-    wildcard = sum(has_wildcard(r.get("EventPattern")) for r in others) + sum(
-        has_wildcard(s.pattern) for s in desired
-    )
-    if wildcard > limits.max_wildcard_rules_per_bus and any(
-        has_wildcard(s.pattern) for s in desired
-    ):
-        raise PermanentError(
-            f"the central bus would hold {wildcard} rules with wildcard filters, over "
-            f"EventBridge's fixed quota of {limits.max_wildcard_rules_per_bus}; write the "
-            "patterns as exact names, 'prefix*' or '*suffix'"
-        )
-
-    created: list[str] = []
-    updated: list[str] = []
-    unchanged: list[str] = []
-    for spec in desired:
-        current = ours.get(spec.name)
-        rule_changed = current is None or not _same_rule(current, spec)
-        if rule_changed:
-            bus.put_rule(spec)
-        targets = bus.targets(spec.name) if current is not None else []
-        mine = [t for t in targets if t.get("Id") == spec.target["Id"]]
-        target_changed = not mine or not _same_target(mine[0], spec.target)
-        if target_changed:
-            bus.put_target(spec)
-        bus.remove_targets(spec.name, [t["Id"] for t in targets if t.get("Id") != TARGET_ID])
-        if current is None:
-            created.append(spec.name)
-        elif rule_changed or target_changed:
-            updated.append(spec.name)
-        else:
-            unchanged.append(spec.name)
-    wanted = {s.name for s in desired}
-    deleted = sorted(name for name in ours if name not in wanted)
-    for name in deleted:
-        bus.delete_rule(name)
-    return {
-        "created": created,
-        "updated": updated,
-        "deleted": deleted,
-        "unchanged": unchanged,
-        "changes": len(created) + len(updated) + len(deleted),
-        "write_calls": bus.write_calls,
-    }
 
 
 # -- apply and remove --------------------------------------------------------------------
@@ -524,7 +304,7 @@ def apply_subscription(
     document: Any,
     ctx: ApplyContext,
     *,
-    limits: MeshLimits = MeshLimits(),
+    limits: MeshLimits = DEFAULT_LIMITS,
     apply_grant: GrantApplier | None = None,
 ) -> dict[str, Any]:
     """Reconcile the central bus's rules (and the read grant) with one document.
@@ -600,7 +380,7 @@ def subscription_kind(
     *,
     validate_grant: GrantValidator | None = None,
     apply_grant: GrantApplier | None = None,
-    limits: MeshLimits = MeshLimits(),
+    limits: MeshLimits = DEFAULT_LIMITS,
 ) -> MetadataKind:
     """The ``subscriptions/`` kind for :func:`lakegov.metadata.registry.metadata_kinds`.
 
@@ -647,3 +427,22 @@ def subscription_kind(
     return MetadataKind(
         name="subscription", prefix=PREFIX, validate=validate, apply=apply, remove=remove
     )
+
+
+__all__ = [
+    "RULE_PREFIX",
+    "CentralBus",
+    "MeshConfig",
+    "MeshLimits",
+    "RuleSpec",
+    "Subscription",
+    "apply_subscription",
+    "desired_rules",
+    "owner_of",
+    "parse_rule_name",
+    "reconcile",
+    "remove_subscription",
+    "rule_name",
+    "subscription_kind",
+    "validate_subscription",
+]

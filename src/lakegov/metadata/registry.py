@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lakegov.governance.kind import governance_kind
-from lakegov.ingest.kind import dataset_kind
+from lakegov.governance.documents import governance_kind
+from lakegov.ingest.documents import dataset_kind
 from lakegov.mesh.subscriptions import subscription_kind
 from lakegov.metadata.kinds import MetadataKind
 from lakegov.products.documents import product_kind

@@ -16,12 +16,11 @@ formatted table of the same name.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 RUNNERS = ("codebuild", "stepfunctions", "mwaa", "ecs", "local")
-POLICIES = ("all", "any")
 DEFAULT_MAX_ATTEMPTS = 2
 DEFAULT_OUTPUT_LAYER = "formatted"
 
@@ -187,7 +186,3 @@ class Product:
 
     def runner_name(self, default: str) -> str:
         return self.runner or default
-
-
-def join_selection(selection: Sequence[str]) -> str:
-    return " ".join(selection)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from lakegov.observability import count, logger
 from lakegov.products.artifacts import (
     MAX_MODELS_IN_EVENT,
     DbtResults,
+    ModelRow,
     RunArtifacts,
     artifacts_prefix,
     load_artifacts,
@@ -392,6 +393,84 @@ def on_run_state_change(change: RunStateChange, ctx: ProductsContext) -> dict[st
     return finish_run(str(ref["product"]), str(ref["run_id"]), change, ctx)
 
 
+@dataclass(frozen=True)
+class RunEnd:
+    """What the end of a run comes to: its status, why, and what the product's state becomes."""
+
+    status: str
+    reason: str | None
+    retry_selection: list[str]
+    will_retry: bool
+    sets: dict[str, Any]
+    remove: list[str]
+
+
+def decide_run_end(
+    change: RunStateChange,
+    *,
+    dbt_failed: bool,
+    failed_rows: Sequence[ModelRow],
+    attempt: int,
+    max_attempts: int,
+    retry_candidates: Sequence[str] | None,
+    artifacts_present: bool,
+    run_id: str,
+    snapshot: Mapping[str, Any],
+    finished_at: str,
+) -> RunEnd:
+    """Decide how a run ended (pure: no I/O).
+
+    dbt is trusted over the job (a job that says success while dbt failed has failed); a
+    failure's reason names the failed models. A failed or timed-out run is retried while
+    attempts remain, on ``retry_candidates`` (the failed models and their children; None:
+    the product is gone), unless the job never started. ``sets``/``remove`` are the changes
+    to the product's state item.
+    """
+    status = change.status.state
+    if status == SUCCEEDED and dbt_failed:
+        status = FAILED  # the job said success but dbt did not: trust dbt
+    reason = change.status.reason
+    if status != SUCCEEDED and failed_rows:
+        detail = "; ".join(
+            f"{r.model_nm}: {r.fields.get('execution_failure_reason') or 'failed'}"
+            for r in failed_rows[:5]
+        )
+        reason = f"{reason}; {detail}" if reason else detail
+    if status != SUCCEEDED and not reason:
+        reason = f"{change.runner} job ended {change.status.native or status}"
+    retry_selection: list[str] = []
+    if status in RETRIED_STATUSES and retry_candidates is not None:
+        retry_selection = list(retry_candidates)
+    will_retry = bool(
+        status in RETRIED_STATUSES
+        and retry_candidates is not None
+        and attempt < max_attempts
+        and (retry_selection or not artifacts_present)
+        and change.status.native != "START_FAILED"
+    )
+    sets: dict[str, Any] = {
+        "phase": IDLE,
+        "last_run": run_id,
+        "last_status": status,
+        "last_finished_at": finished_at,
+    }
+    remove: list[str] = []
+    if status == SUCCEEDED:
+        sets.update(success_snapshot=dict(snapshot), last_success_at=finished_at)
+        remove += ["failed_snapshot", "retry"]
+    elif will_retry:
+        sets["retry"] = {
+            "attempt": attempt + 1,
+            "selection": retry_selection,
+            "snapshot": dict(snapshot),
+            "of": run_id,
+        }
+    else:
+        sets["failed_snapshot"] = dict(snapshot)
+        remove.append("retry")
+    return RunEnd(status, reason, retry_selection, will_retry, sets, remove)
+
+
 def finish_run(
     name: str,
     run_id: str,
@@ -411,19 +490,7 @@ def finish_run(
     attempt = int(attempt or run.get("attempt", 1))
     artifacts = ctx.load_artifacts(ctx.s3, ctx.config_bucket, name, run_id)
     rows = ctx.dbt.rows(artifacts, process_nm=name)
-    status = change.status.state
-    if status == SUCCEEDED and ctx.dbt.failed(artifacts):
-        status = FAILED  # the job said success but dbt did not: trust dbt
     failed_rows = [r for r in rows if r.status == "FAILED"]
-    reason = change.status.reason
-    if status != SUCCEEDED and failed_rows:
-        detail = "; ".join(
-            f"{r.model_nm}: {r.fields.get('execution_failure_reason') or 'failed'}"
-            for r in failed_rows[:5]
-        )
-        reason = f"{reason}; {detail}" if reason else detail
-    if status != SUCCEEDED and not reason:
-        reason = f"{change.runner} job ended {change.status.native or status}"
     for row in rows:
         ctx.audit.record(
             RUN_KIND,
@@ -432,44 +499,34 @@ def finish_run(
             row.status,
             attributes={**row.fields, "run_id": run_id, "unique_id": row.unique_id},
         )
-
-    max_attempts = product.max_attempts if product else 1
-    retry_selection: list[str] = []
-    if status in RETRIED_STATUSES and product is not None:
-        if artifacts.present:
-            retry_selection = ctx.dbt.failed_and_children(artifacts)
-        else:
-            retry_selection = list(run.get("selection") or product.select)
-    will_retry = bool(
-        status in RETRIED_STATUSES
-        and attempt < max_attempts
-        and (retry_selection or not artifacts.present)
-        and change.status.native != "START_FAILED"
-    )
     state = ctx.store.get_state(name)
-    snapshot = state.get("run_snapshot") or {}
     finished_at = utc_now()
-    sets: dict[str, Any] = {
-        "phase": IDLE,
-        "last_run": run_id,
-        "last_status": status,
-        "last_finished_at": finished_at,
-    }
-    remove: list[str] = []
-    if status == SUCCEEDED:
-        sets.update(success_snapshot=snapshot, last_success_at=finished_at)
-        remove += ["failed_snapshot", "retry"]
-    elif will_retry:
-        sets["retry"] = {
-            "attempt": attempt + 1,
-            "selection": retry_selection,
-            "snapshot": snapshot,
-            "of": run_id,
-        }
-    else:
-        sets["failed_snapshot"] = snapshot
-        remove.append("retry")
-    after = ctx.store.end_run(name, run_id, sets=sets, remove=remove)
+    end = decide_run_end(
+        change,
+        dbt_failed=ctx.dbt.failed(artifacts),
+        failed_rows=failed_rows,
+        attempt=attempt,
+        max_attempts=product.max_attempts if product else 1,
+        retry_candidates=(
+            None
+            if product is None
+            else ctx.dbt.failed_and_children(artifacts)
+            if artifacts.present
+            else list(run.get("selection") or product.select)
+        ),
+        artifacts_present=artifacts.present,
+        run_id=run_id,
+        snapshot=state.get("run_snapshot") or {},
+        finished_at=finished_at,
+    )
+    status, reason, retry_selection, will_retry = (
+        end.status,
+        end.reason,
+        end.retry_selection,
+        end.will_retry,
+    )
+    max_attempts = product.max_attempts if product else 1
+    after = ctx.store.end_run(name, run_id, sets=end.sets, remove=end.remove)
     if after is None:
         # Another delivery of this end (or the sweeper) won the transition: it announces,
         # alarms and audits the run; this one must not do any of it a second time.

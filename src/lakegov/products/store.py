@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from lakegov.audit import KIND_INDEX
 from lakegov.aws import error_code, is_transient
+from lakegov.dynamodb import from_item, to_attribute
 from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 
@@ -36,35 +35,6 @@ IDLE, STARTING, RUNNING = "idle", "starting", "running"
 REF_PREFIX = "ref#"
 DEFINITION_SK = "definition"
 FANIN_SK = "fanin"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def _to_ddb(value: Any) -> dict[str, Any]:
-    def plain(v: Any) -> Any:
-        if isinstance(v, float):
-            return Decimal(str(v))
-        if isinstance(v, Mapping):
-            return {str(k): plain(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [plain(x) for x in v]
-        return v
-
-    return cast(dict[str, Any], _serializer.serialize(plain(value)))
-
-
-def _from_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
-    def native(v: Any) -> Any:
-        if isinstance(v, Decimal):
-            return int(v) if v == v.to_integral_value() else float(v)
-        if isinstance(v, dict):
-            return {k: native(x) for k, x in v.items()}
-        if isinstance(v, list | set):
-            return [native(x) for x in v]
-        return v
-
-    return {k: native(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -95,7 +65,7 @@ class ProductStore:
             Key=self._key(f"product#{name}", DEFINITION_SK),
             ConsistentRead=True,
         ).get("Item")
-        return _from_ddb(item) if item else None
+        return from_item(item) if item else None
 
     def get_document(self, name: str) -> dict[str, Any] | None:
         definition = self.get_definition(name)
@@ -128,7 +98,7 @@ class ProductStore:
             "version": {"S": version or "-"},
             "status": {"S": "ACTIVE"},
             "document": {"S": json.dumps(document, sort_keys=True, separators=(",", ":"))},
-            "dependency_keys": _to_ddb(sorted(new_keys)),
+            "dependency_keys": to_attribute(sorted(new_keys)),
             "source": {"S": source},
             "created_at": {"S": str(previous.get("created_at", stamp)) if previous else stamp},
             "updated_at": {"S": stamp},
@@ -172,7 +142,7 @@ class ProductStore:
         }
         while True:
             page = self._ddb.query(**kwargs)
-            items.extend(_from_ddb(i) for i in page.get("Items", []))
+            items.extend(from_item(i) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -200,7 +170,7 @@ class ProductStore:
         item = self._ddb.get_item(
             TableName=self.table, Key=self._key(f"product#{name}", FANIN_SK), ConsistentRead=True
         ).get("Item")
-        return _from_ddb(item) if item else {}
+        return from_item(item) if item else {}
 
     def record_refresh(self, name: str, key: str, refreshed_at: str) -> tuple[bool, dict[str, Any]]:
         """Keep the latest refresh time of one dependency; return (newer, state after).
@@ -223,7 +193,7 @@ class ProductStore:
             if _conditional_failed(exc):
                 return False, self.get_state(name)
             raise _wrap(exc, f"recording a refresh of {name}") from exc
-        return True, _from_ddb(response["Attributes"])
+        return True, from_item(response["Attributes"])
 
     def _transition(
         self,
@@ -241,7 +211,7 @@ class ProductStore:
         clauses = []
         for i, (attr, value) in enumerate(sets.items()):
             attr_names[f"#s{i}"] = attr
-            attr_values[f":s{i}"] = _to_ddb(value)
+            attr_values[f":s{i}"] = to_attribute(value)
             clauses.append(f"#s{i} = :s{i}")
         expression = "SET " + ", ".join(clauses)
         removed = list(remove)
@@ -263,7 +233,7 @@ class ProductStore:
             if _conditional_failed(exc):
                 return None
             raise _wrap(exc, f"updating the fan-in state of {name}") from exc
-        return _from_ddb(response["Attributes"])
+        return from_item(response["Attributes"])
 
     def claim_start(
         self,
@@ -366,7 +336,7 @@ class ProductStore:
             "created_at": {"S": utc_now()},
         }
         if extra:
-            item["extra"] = _to_ddb(dict(extra))
+            item["extra"] = to_attribute(dict(extra))
         try:
             self._ddb.put_item(TableName=self.table, Item=item)
         except ClientError as exc:
@@ -378,7 +348,7 @@ class ProductStore:
             Key=self._key(f"product-run#{runner}#{external_id}", "ref"),
             ConsistentRead=True,
         ).get("Item")
-        return _from_ddb(item) if item else None
+        return from_item(item) if item else None
 
 
 def refreshed_times(state: Mapping[str, Any]) -> dict[str, str]:

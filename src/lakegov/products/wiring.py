@@ -21,8 +21,8 @@ from lakegov.products.service import ProductsContext
 from lakegov.products.store import ProductStore
 from lakegov.runners.base import Runner
 from lakegov.runners.codebuild import CodeBuildRunner
+from lakegov.runners.dbt_duckdb import LocalRunner
 from lakegov.runners.ecs import EcsRunner
-from lakegov.runners.local import LocalRunner
 from lakegov.runners.mwaa import MwaaRunner
 from lakegov.runners.stepfunctions import StepFunctionsRunner
 from lakegov.settings import Settings

@@ -8,22 +8,18 @@ from typing import Any
 
 from lakegov.app import App
 from lakegov.errors import PermanentError
-from lakegov.ingest.service import Converter
 from lakegov.reprocess.runs import RunInput, StoredObject, landed_object, run_batch
 
 
 def reprocess_batch(
-    event: Mapping[str, Any],
-    app: App,
-    converter: Converter,
-    remaining_ms: Callable[[], int] | None = None,
+    event: Mapping[str, Any], app: App, remaining_ms: Callable[[], int] | None = None
 ) -> dict[str, Any]:
     run = RunInput.from_batch(event["BatchInput"])
     if run.target != "landed" or run.bucket != app.settings.raw_bucket:
         raise PermanentError(f"a reprocess batch reads the raw bucket, not s3://{run.bucket}")
 
     def convert(stored: StoredObject) -> str:
-        return converter.process(landed_object(stored)).status
+        return app.converter.process(landed_object(stored)).status
 
     return run_batch(
         event["Items"],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -138,15 +138,25 @@ def job_input(request: RunRequest) -> dict[str, Any]:
     }
 
 
-def dbt_arguments(request: RunRequest) -> list[str]:
-    """The dbt command line the contract stands for (for logs and the local runner)."""
-    args = [request.command]
-    if request.selector:
-        args += ["--selector", request.selector]
-    if request.selection:
-        args += ["--select", *request.selection]
-    if request.exclude:
-        args += ["--exclude", *request.exclude]
-    if request.vars:
-        args += ["--vars", json.dumps(dict(request.vars), sort_keys=True)]
+def dbt_selection_arguments(
+    *,
+    selector: str | None = None,
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    vars: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The dbt flags that choose what runs, and with which vars.
+
+    The one Python owner of the job contract's command line (the local runner's); the
+    CodeBuild buildspec in template.yaml builds the same flags from ``LAKEGOV_DBT_*``.
+    """
+    args: list[str] = []
+    if vars:
+        args += ["--vars", json.dumps(dict(vars), sort_keys=True)]
+    if selector:
+        args += ["--selector", selector]
+    if exclude:
+        args += ["--exclude", *exclude]
+    if select:  # last: its list runs to the end of the line
+        args += ["--select", *select]
     return args

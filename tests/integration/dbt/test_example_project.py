@@ -24,13 +24,13 @@ from tests.integration.dbt.helpers import (
     sample_customers,
 )
 
-from lakegov.runners.dbt_local import DbtRunOutcome, run_dbt_local
 from lakegov.runners.dbt_results import (
     FAILED,
     SKIPPED,
     SUCCESS,
     failed_and_children_selection,
 )
+from lakegov.runners.dbt_subprocess import DbtRunOutcome, run_dbt_local
 
 pytestmark = pytest.mark.slow
 

@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 from tests.conftest import create_audit_table, load_event
 
+import lakegov.app
 from lakegov.audit import AuditStore
 from lakegov.events import validate_detail
 
@@ -87,7 +88,7 @@ def harness(monkeypatch):
     with mock_aws():
         import handlers.convert as convert_handler
 
-        convert_handler._converter.cache_clear()
+        lakegov.app._apps.clear()  # a cold container: the App and its converter built anew
         yield Harness(), convert_handler
 
 
@@ -138,7 +139,7 @@ def test_a_transient_failure_fails_only_its_record_and_leaves_no_output(
     h, handler = harness
     ok = h.land("a/one.csv", b"x\n1\n")
     flaky = h.land("a/two.csv", b"x\n2\n")
-    converter = handler._converter(id(handler.get_app()))
+    converter = handler.get_app().converter
     real_upload = converter.s3.upload_file
 
     def failing_upload(path, bucket, key, *args, **kwargs):

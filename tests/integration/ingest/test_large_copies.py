@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+import lakegov.app
 from lakegov import s3 as lakegov_s3
 
 MiB = 1024**2
@@ -63,7 +64,7 @@ def test_a_too_large_landed_file_is_quarantined_not_dead_lettered(
     with mock_aws():
         import handlers.convert as convert_handler
 
-        convert_handler._converter.cache_clear()
+        lakegov.app._apps.clear()  # a cold container: the App and its converter built anew
         h = Harness()
         big = h.land("sales/emea/order_dt=2026-11-20/huge.csv", b"id\n" + b"1\n" * (4 * MiB))
         response = convert_handler.handler(h.batch(big), lambda_context)

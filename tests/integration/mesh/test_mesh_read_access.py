@@ -15,7 +15,7 @@ from tests.unit.governance.fakes import FakeLakeFormation
 from lakegov.audit import AuditStore
 from lakegov.events import EventPublisher
 from lakegov.governance import apply, plan, validate
-from lakegov.governance.kind import governance_kind
+from lakegov.governance.documents import governance_kind
 from lakegov.mesh.grants import grant_state_key
 from lakegov.mesh.subscriptions import subscription_kind
 from lakegov.metadata.kinds import DocumentRef

@@ -18,7 +18,7 @@ from moto import mock_aws
 from tests.conftest import load_event
 
 from lakegov.errors import PermanentError, RetryableError
-from lakegov.runners import codebuild, ecs, local, mwaa, stepfunctions
+from lakegov.runners import codebuild, dbt_duckdb, ecs, mwaa, stepfunctions
 from lakegov.runners.base import RunRequest
 
 REGION = "us-east-1"
@@ -374,7 +374,7 @@ def test_local_runner_returns_at_once_and_reports_its_end_as_an_event(aws_client
         Rule="ends", Targets=[{"Id": "q", "Arn": "arn:aws:sqs:us-east-1:123456789012:ends"}]
     )
     dbt = FakeDbt(status="FAILED")
-    runner = local.LocalRunner(
+    runner = dbt_duckdb.LocalRunner(
         s3=s3,
         events=events,
         config_bucket="cfg",
@@ -403,7 +403,7 @@ def test_local_runner_returns_at_once_and_reports_its_end_as_an_event(aws_client
         "runs/customers_cards/20261120T101700Z-g1-a1/manifest.json",
     }
     [message] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
-    change = local.parse_event(json.loads(message["Body"]))
+    change = dbt_duckdb.parse_event(json.loads(message["Body"]))
     assert change is not None and change.external_id == external
     assert change.status.state == "FAILED" and change.runner == "local"
 
@@ -411,7 +411,7 @@ def test_local_runner_returns_at_once_and_reports_its_end_as_an_event(aws_client
 def test_local_runner_without_a_published_project_reports_a_failed_run(aws_clients, tmp_path):
     s3, events = aws_clients("s3"), aws_clients("events")
     s3.create_bucket(Bucket="cfg")
-    runner = local.LocalRunner(
+    runner = dbt_duckdb.LocalRunner(
         s3=s3, events=events, config_bucket="cfg", dbt_env={}, work_dir=tmp_path, run_dbt=FakeDbt()
     )
     external = runner.start(request())
@@ -420,7 +420,7 @@ def test_local_runner_without_a_published_project_reports_a_failed_run(aws_clien
 
 
 def test_local_runner_refuses_a_yaml_selector():
-    runner = local.LocalRunner(
+    runner = dbt_duckdb.LocalRunner(
         s3=None, events=None, config_bucket="c", dbt_env={}, work_dir=Path(".")
     )
     with pytest.raises(PermanentError, match="--select"):
@@ -433,11 +433,11 @@ def test_a_project_archive_escaping_its_folder_is_refused(tmp_path):
         zf.writestr("dbt_project.yml", "")
         zf.writestr("../evil.sql", "")
     with pytest.raises(PermanentError, match="unsafe"):
-        local.extract_project(archive, tmp_path / "out")
+        dbt_duckdb.extract_project(archive, tmp_path / "out")
     assert not (tmp_path / "evil.sql").exists()
 
 
 def test_local_event_is_parsed():
-    change = local.parse_event(load_event("local_run_state_change.json"))
+    change = dbt_duckdb.parse_event(load_event("local_run_state_change.json"))
     assert change is not None and change.status.state == "SUCCEEDED"
     assert change.external_id == "local:customers_cards:20261120T104900Z-g3-a1"

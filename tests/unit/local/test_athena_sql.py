@@ -220,3 +220,10 @@ def test_show_tables_lists_only_the_tables_the_principal_holds_permissions_on():
     assert shown.rows == [("cards",), ("customers",)]
     admin = engine.execute("SHOW TABLES IN shop", database=None, principal="admin", query_id="q")
     assert len(admin.rows) == 3
+
+
+def test_a_bare_decimal_is_athenas_decimal_10_0_not_duckdbs_18_3():
+    # Athena reads a column typed `decimal` as DECIMAL(10,0); DuckDB's bare DECIMAL is (18,3)
+    assert duckdb_type("decimal") == "DECIMAL(10,0)"
+    assert duckdb_type("decimal(12)") == "DECIMAL(12,0)"
+    assert duckdb_type("struct<a:decimal>") == 'STRUCT("a" DECIMAL(10,0))'

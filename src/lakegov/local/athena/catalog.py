@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from lakegov.convert.sql import identifier, literal
 from lakegov.schema import TypeNode, parse_type
 
 PARQUET = "parquet"
@@ -202,7 +203,7 @@ _DECIMAL = re.compile(r"decimal(\(\d{1,2}(,\d{1,2})?\))?")
 def _render(node: TypeNode) -> str:
     if node.kind == "struct":
         # field names come from the data (a JSON key, a Parquet field): quoted, never spliced
-        inner = ", ".join(f"{quote(name)} {_render(child)}" for name, child in node.children)
+        inner = ", ".join(f"{identifier(name)} {_render(child)}" for name, child in node.children)
         return f"STRUCT({inner})"
     if node.kind == "array":
         return f"{_render(node.children[0][1])}[]"
@@ -212,19 +213,13 @@ def _render(node: TypeNode) -> str:
     if base == "decimal":
         if not _DECIMAL.fullmatch(node.kind):
             raise CatalogError("NOT_SUPPORTED", f"column type {node.kind!r} is not a decimal(p,s)")
-        return node.kind.upper()
+        # Athena's DECIMAL without arguments is DECIMAL(10,0) (DuckDB's would be (18,3))
+        precision, _, scale = node.kind[len("decimal(") : -1].partition(",")
+        return f"DECIMAL({precision or 10},{scale or 0})"
     try:
         return _PRIMITIVES[base]
     except KeyError:
         raise CatalogError("NOT_SUPPORTED", f"column type {node.kind!r} is not supported") from None
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _reader(table: TableDef, urls: list[str]) -> str:
@@ -260,8 +255,8 @@ def _reader(table: TableDef, urls: list[str]) -> str:
 def _source_column(table: TableDef, column: Column) -> str:
     if table.format == JSON:
         mapping = table.serde_parameters.get(f"mapping.{column.name}", column.name)
-        return quote(mapping)
-    return quote(column.name)
+        return identifier(mapping)
+    return identifier(column.name)
 
 
 def _cast(table: TableDef, column: Column, present: set[str]) -> str:
@@ -306,32 +301,32 @@ def view_sql(
     for f in files:
         groups.setdefault(f.partition, []).append(f.url)
     for values, urls in groups.items():
-        items = [f"{_cast(table, c, present)} AS {quote(c.name)}" for c in needed]
+        items = [f"{_cast(table, c, present)} AS {identifier(c.name)}" for c in needed]
         value_of = dict(values)
         items += [
-            f"TRY_CAST({literal(value_of.get(c.name, ''))} AS {duckdb_type(c.type)}) AS {quote(c.name)}"
+            f"TRY_CAST({literal(value_of.get(c.name, ''))} AS {duckdb_type(c.type)}) AS {identifier(c.name)}"
             for c in needed_parts
         ]
         if with_path:
-            items.append(f"filename AS {quote(PATH_COLUMN)}")
+            items.append(f"filename AS {identifier(PATH_COLUMN)}")
         selects.append(f"SELECT {', '.join(items) or '1 AS _'} FROM {_reader(table, urls)}")  # noqa: S608 - names quoted, literals escaped
     if not selects:
         items = [
-            f"CAST(NULL AS {duckdb_type(c.type)}) AS {quote(c.name)}"
+            f"CAST(NULL AS {duckdb_type(c.type)}) AS {identifier(c.name)}"
             for c in [*needed, *needed_parts]
         ]
         if with_path:
-            items.append(f"CAST(NULL AS VARCHAR) AS {quote(PATH_COLUMN)}")
+            items.append(f"CAST(NULL AS VARCHAR) AS {identifier(PATH_COLUMN)}")
         selects.append(f"SELECT {', '.join(items)} WHERE false")
     body = " UNION ALL BY NAME ".join(selects) if len(selects) > 1 else selects[0]
     cells = cell_filters or {}
     outer = [
-        f"CASE WHEN {cells[c.name]} THEN {quote(c.name)} END AS {quote(c.name)}"
+        f"CASE WHEN {cells[c.name]} THEN {identifier(c.name)} END AS {identifier(c.name)}"
         if c.name in cells
-        else quote(c.name)
+        else identifier(c.name)
         for c in columns
     ]
     if with_path:
-        outer.append(quote(PATH_COLUMN))
+        outer.append(identifier(PATH_COLUMN))
     where = f" WHERE {row_filter}" if row_filter else ""
     return f"SELECT {', '.join(outer) or '*'} FROM ({body}) AS t{where}"  # noqa: S608 - names quoted

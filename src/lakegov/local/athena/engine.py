@@ -16,6 +16,12 @@ Lake Formation: a query runs as a principal. Unless that principal is unrestrict
 lake administrator, or the local deployer identity), every table it reads is checked
 through an access policy (``table_access``): ``SELECT *`` gives only the granted columns,
 a named ungranted column is refused, a row filter narrows the table's view.
+
+Size: over 600 lines because it is one dispatcher over the statement kinds above, each a
+short method sharing the connection, the caller's access policy and the result shape;
+the seams already taken out are the catalog views (:mod:`.catalog`), the service API
+(:mod:`.service`) and its server (:mod:`.server`). The next split, when it grows, is the
+DDL and UNLOAD statements into a module of their own.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ import os
 import re
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
+from lakegov.convert.sql import identifier, literal
 from lakegov.errors import LakegovError
 from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound
 from lakegov.local.athena.catalog import (
@@ -48,9 +54,7 @@ from lakegov.local.athena.catalog import (
     DataFile,
     TableDef,
     data_files,
-    literal,
     load_table,
-    quote,
     split_s3,
     view_sql,
 )
@@ -262,7 +266,7 @@ class LocalAthenaEngine:
         self._running[query_id] = cursor
         try:
             for name, view in scope.views.items():
-                cursor.execute(f"CREATE TEMP VIEW {quote(name)} AS {view}")
+                cursor.execute(f"CREATE TEMP VIEW {identifier(name)} AS {view}")
             relation = cursor.execute(sql)
             # Trino (so Athena) names result columns in lower case
             columns = [(str(d[0]).lower(), str(d[1])) for d in relation.description or []]
@@ -982,7 +986,3 @@ def athena_type(duckdb_type: str) -> tuple[str, int, int]:
         '"NULL"': ("unknown", 0, 0),
     }
     return simple.get(text, ("varchar", 2147483647, 0))
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from lakegov.errors import ConfigurationError
-from lakegov.runners.dbt_local import TIMED_OUT, duckdb_extension_dir, run_dbt_local
 from lakegov.runners.dbt_results import FAILED, SUCCESS
+from lakegov.runners.dbt_subprocess import TIMED_OUT, duckdb_extension_dir, run_dbt_local
 
 REPO = Path(__file__).resolve().parents[3]
 PROJECT = REPO / "dbt"

@@ -1,4 +1,5 @@
-"""The local runner: dbt-core with dbt-duckdb in a subprocess, over the embedded runtime's S3.
+"""dbt in a subprocess: dbt-core with dbt-duckdb (the project's ``local`` target), as the
+``local`` runner (:mod:`lakegov.runners.dbt_duckdb`) and the tests run it.
 
 dbt runs in its own process (its global state, logging and threads stay out of ours), from
 the interpreter's own environment, with its target and log directories under a run
@@ -13,7 +14,6 @@ file, kept under ``state_dir`` so that a partial retry finds the parents it does
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -27,6 +27,7 @@ from typing import Any
 
 from lakegov.duckdb_setup import duckdb_extension_dir
 from lakegov.errors import ConfigurationError
+from lakegov.runners.base import dbt_selection_arguments
 from lakegov.runners.dbt_results import (
     FAILED,
     SUCCESS,
@@ -146,12 +147,9 @@ def run_dbt_local(
         "--log-path", str(log_dir),
         "--no-use-colors",
     ]  # fmt: skip
-    if vars:
-        argv += ["--vars", json.dumps(dict(vars), sort_keys=True)]
     if threads:
         argv += ["--threads", str(threads)]
-    if selection:
-        argv += ["--select", *selection]
+    argv += dbt_selection_arguments(select=selection or (), vars=vars)  # --select last
 
     for stale in (target_path / "run_results.json", target_path / "manifest.json"):
         stale.unlink(missing_ok=True)  # a reused run_dir must not report an older run

@@ -1,8 +1,8 @@
-"""The local runner: dbt-core with dbt-duckdb over the embedded runtime's S3 (the default
-there), shaped like the AWS runners.
+"""The ``local`` runner (a product's ``runner.type``): dbt-core with dbt-duckdb over the
+embedded runtime's S3 (the default there), shaped like the AWS runners.
 
 ``start`` returns at once with an external id; dbt runs in a background thread (itself a
-subprocess, :func:`lakegov.runners.dbt_local.run_dbt_local`), so the handler that started
+subprocess, :func:`lakegov.runners.dbt_subprocess.run_dbt_local`), so the handler that started
 it does not block for minutes. When dbt ends, the thread copies ``run_results.json`` and
 ``manifest.json`` to the run's artifacts prefix, exactly as the CodeBuild project does,
 and puts a ``Local Run State Change`` event (source ``lakegov.local``) on the default bus,
@@ -97,7 +97,9 @@ class LocalRunner:
     work_dir: Path
     project_key: str = "dbt/project.zip"
     event_bus: str = "default"
-    run_dbt: Callable[..., Any] | None = None  # default: lakegov.runners.dbt_local.run_dbt_local
+    run_dbt: Callable[..., Any] | None = (
+        None  # default: lakegov.runners.dbt_subprocess.run_dbt_local
+    )
     glue: Any = None  # registers the models' tables, as dbt-athena does on AWS (None: no)
     name: str = NAME
     outcomes: dict[str, RunStatus] = field(default_factory=dict)
@@ -157,7 +159,7 @@ class LocalRunner:
     def _run_dbt(self) -> Callable[..., Any]:
         if self.run_dbt is not None:
             return self.run_dbt
-        module = importlib.import_module("lakegov.runners.dbt_local")  # needs dbt-duckdb
+        module = importlib.import_module("lakegov.runners.dbt_subprocess")  # needs dbt-duckdb
         run: Callable[..., Any] = module.run_dbt_local
         return run
 
@@ -243,11 +245,8 @@ def register_lake_tables(
     writes ``<s3_data_dir><table>/data.parquet``, so the local runner registers them, and
     the lake's tables can be queried the same way (Athena SQL on the local Athena).
     """
-    import io
-
-    import pyarrow.parquet as pq
-
     from lakegov.catalog import glue as catalog
+    from lakegov.catalog.parquet import read_footer
     from lakegov.schema import columns_from_arrow
 
     built = {
@@ -264,8 +263,7 @@ def register_lake_tables(
         name = str(node.get("alias") or node["name"])
         location = f"{data_dir.rstrip('/')}/{name}/"
         bucket, key = _split_s3(f"{location}data.parquet")
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        columns = columns_from_arrow(pq.read_schema(io.BytesIO(body)))
+        columns = columns_from_arrow(read_footer(s3, bucket, key).schema)  # the footer only
         table_input = catalog.new_table_input(
             name, columns, [], location, {"lakegov.product_model": unique_id}
         )

@@ -12,12 +12,10 @@ from typing import Any
 
 from lakegov.errors import InvalidDocument, ValidationIssue
 from lakegov.governance.apply import apply as apply_plan
-from lakegov.governance.guardrails import Guardrails, guardrails_from
+from lakegov.governance.guardrails import Guardrails
 from lakegov.governance.plan import plan as make_plan
 from lakegov.governance.validate import validate
 from lakegov.metadata.kinds import ApplyContext, DeploymentRules, MetadataKind
-
-__all__ = ["governance_kind", "guardrails_from"]
 
 
 def governance_kind(guardrails: Guardrails | None = None) -> MetadataKind:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from lakegov.governance.documents import governance_kind
 from lakegov.governance.guardrails import Guardrails
-from lakegov.governance.kind import governance_kind
 from lakegov.metadata.kinds import DeploymentRules
 from lakegov.settings import Settings
 
