@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,13 +32,13 @@ from lakegov.observability import count, logger
 from lakegov.products.artifacts import (
     MAX_MODELS_IN_EVENT,
     DbtResults,
-    ModelRow,
     RunArtifacts,
     artifacts_prefix,
     load_artifacts,
 )
 from lakegov.products.fanin import Readiness, evaluate, normalise_time, schedule_due, stamp_of
 from lakegov.products.model import Product, event_keys
+from lakegov.products.run_end import decide_run_end
 from lakegov.products.store import IDLE, RUNNING, STARTING, ProductStore
 from lakegov.runners import ecs
 from lakegov.runners.base import (
@@ -55,7 +55,6 @@ from lakegov.runners.base import (
 
 RUN_KIND = "run"
 FINAL_RUN_STATUSES = frozenset({SUCCEEDED, FAILED, TIMED_OUT, STOPPED})
-RETRIED_STATUSES = frozenset({FAILED, TIMED_OUT})  # a stopped run was stopped on purpose
 POLLED_RUNNERS = frozenset({"mwaa"})  # no state-change events: the sweeper asks
 
 
@@ -391,84 +390,6 @@ def on_run_state_change(change: RunStateChange, ctx: ProductsContext) -> dict[st
         )
         return {"status": "IGNORED", "reason": "not a lakegov run"}
     return finish_run(str(ref["product"]), str(ref["run_id"]), change, ctx)
-
-
-@dataclass(frozen=True)
-class RunEnd:
-    """What the end of a run comes to: its status, why, and what the product's state becomes."""
-
-    status: str
-    reason: str | None
-    retry_selection: list[str]
-    will_retry: bool
-    sets: dict[str, Any]
-    remove: list[str]
-
-
-def decide_run_end(
-    change: RunStateChange,
-    *,
-    dbt_failed: bool,
-    failed_rows: Sequence[ModelRow],
-    attempt: int,
-    max_attempts: int,
-    retry_candidates: Sequence[str] | None,
-    artifacts_present: bool,
-    run_id: str,
-    snapshot: Mapping[str, Any],
-    finished_at: str,
-) -> RunEnd:
-    """Decide how a run ended (pure: no I/O).
-
-    dbt is trusted over the job (a job that says success while dbt failed has failed); a
-    failure's reason names the failed models. A failed or timed-out run is retried while
-    attempts remain, on ``retry_candidates`` (the failed models and their children; None:
-    the product is gone), unless the job never started. ``sets``/``remove`` are the changes
-    to the product's state item.
-    """
-    status = change.status.state
-    if status == SUCCEEDED and dbt_failed:
-        status = FAILED  # the job said success but dbt did not: trust dbt
-    reason = change.status.reason
-    if status != SUCCEEDED and failed_rows:
-        detail = "; ".join(
-            f"{r.model_nm}: {r.fields.get('execution_failure_reason') or 'failed'}"
-            for r in failed_rows[:5]
-        )
-        reason = f"{reason}; {detail}" if reason else detail
-    if status != SUCCEEDED and not reason:
-        reason = f"{change.runner} job ended {change.status.native or status}"
-    retry_selection: list[str] = []
-    if status in RETRIED_STATUSES and retry_candidates is not None:
-        retry_selection = list(retry_candidates)
-    will_retry = bool(
-        status in RETRIED_STATUSES
-        and retry_candidates is not None
-        and attempt < max_attempts
-        and (retry_selection or not artifacts_present)
-        and change.status.native != "START_FAILED"
-    )
-    sets: dict[str, Any] = {
-        "phase": IDLE,
-        "last_run": run_id,
-        "last_status": status,
-        "last_finished_at": finished_at,
-    }
-    remove: list[str] = []
-    if status == SUCCEEDED:
-        sets.update(success_snapshot=dict(snapshot), last_success_at=finished_at)
-        remove += ["failed_snapshot", "retry"]
-    elif will_retry:
-        sets["retry"] = {
-            "attempt": attempt + 1,
-            "selection": retry_selection,
-            "snapshot": dict(snapshot),
-            "of": run_id,
-        }
-    else:
-        sets["failed_snapshot"] = dict(snapshot)
-        remove.append("retry")
-    return RunEnd(status, reason, retry_selection, will_retry, sets, remove)
 
 
 def finish_run(

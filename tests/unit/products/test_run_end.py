@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lakegov.products.artifacts import ModelRow
-from lakegov.products.service import decide_run_end
+from lakegov.products.run_end import decide_run_end
 from lakegov.runners.base import FAILED, STOPPED, SUCCEEDED, RunStateChange, RunStatus
 
 SNAPSHOT = {"formatted_stg.cards": "2026-11-20T10:00:00Z"}
