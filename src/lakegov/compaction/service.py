@@ -124,14 +124,11 @@ def note_new_file(
             "generation": 0,
             "step": "idle",
             "status": "idle",
+            # the settings of the partition's first file: a changed document applies to
+            # partitions created after it
+            "target_bytes": target_bytes,
+            "min_files": min_files,
         },
-    )
-    audit.add_counts(
-        STATE_KIND,
-        partition.subject,
-        STATE_VERSION,
-        {},
-        defaults={"target_bytes": target_bytes, "min_files": min_files},
     )
     return int(item.get("generation", 0))
 
