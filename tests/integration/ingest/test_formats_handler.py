@@ -13,6 +13,7 @@ from moto import mock_aws
 from tests.conftest import ROOT
 from tests.integration.ingest.test_convert_handler import ENV, Harness
 
+import lakegov.app
 from lakegov.events import validate_detail
 
 WORKBOOK = (ROOT / "tests/fixtures/formats/orders.xlsx").read_bytes()
@@ -25,7 +26,7 @@ def harness(monkeypatch):
     with mock_aws():
         import handlers.convert as convert_handler
 
-        convert_handler._converter.cache_clear()
+        lakegov.app._apps.clear()  # a cold container: the App and its converter built anew
         yield Harness(), convert_handler
 
 
