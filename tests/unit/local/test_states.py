@@ -154,3 +154,69 @@ def test_an_unsupported_state_fails_clearly():
     )
     with pytest.raises(StatesError, match="does not support Wait states"):
         interpreter.run({})
+
+
+class Machines:
+    """Stands in for LocalStateMachines: one state machine, its executions answered."""
+
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:rerun"
+
+    def handles(self, body):
+        return body.get("stateMachineArn") == self.arn or "executionArn" in body
+
+    def start_execution(self, body):
+        return {"executionArn": self.arn.replace("stateMachine", "execution") + ":x"}
+
+    def describe_execution(self, body):
+        raise StatesError("ExecutionDoesNotExist", body["executionArn"])
+
+    def stop_execution(self, body):  # pragma: no cover - not called here
+        raise AssertionError
+
+
+def test_the_endpoint_forwards_the_template_s_executions_to_the_runtime_and_the_rest_to_moto():
+    import io
+    import json
+
+    from lakegov.local.states import StatesForwarder, StatesListener
+
+    moto_calls = []
+
+    def moto(environ, start_response):
+        moto_calls.append((environ["HTTP_X_AMZ_TARGET"], environ["wsgi.input"].read()))
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"{}"]
+
+    def call(app, action, body):
+        raw = json.dumps(body).encode()
+        environ = {
+            "HTTP_X_AMZ_TARGET": f"AWSStepFunctions.{action}",
+            "CONTENT_LENGTH": str(len(raw)),
+            "wsgi.input": io.BytesIO(raw),
+        }
+        status = []
+        data = b"".join(app(environ, lambda s, headers: status.append(s)))
+        return status[0], json.loads(data)
+
+    listener = StatesListener(Machines()).start()
+    try:
+        app = StatesForwarder(moto, listener.url)
+        # the template's state machine: answered by the runtime, moto never sees it
+        status, reply = call(app, "StartExecution", {"stateMachineArn": Machines.arn})
+        assert status == "200 OK"
+        assert reply["executionArn"].endswith(":execution:rerun:x")
+        # the runtime's refusal reaches the caller as Step Functions' error
+        status, reply = call(app, "DescribeExecution", {"executionArn": "nope"})
+        assert status == "400 Bad Request"
+        assert reply == {"__type": "ExecutionDoesNotExist", "message": "nope"}
+        assert moto_calls == []
+        # another state machine, and other actions: moto, with the body intact
+        other = {"stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:other"}
+        assert call(app, "StartExecution", other) == ("200 OK", {})
+        assert call(app, "ListStateMachines", {}) == ("200 OK", {})
+        assert moto_calls == [
+            ("AWSStepFunctions.StartExecution", json.dumps(other).encode()),
+            ("AWSStepFunctions.ListStateMachines", b"{}"),
+        ]
+    finally:
+        listener.stop()
