@@ -1,4 +1,5 @@
-"""Landed files: an SQS batch of S3 "Object Created" EventBridge events -> Parquet.
+"""Landed files: an SQS batch of S3 "Object Created" EventBridge events -> Parquet (or a
+batch of stored objects from the reprocess state machine's Distributed Map).
 
 Each record is its own unit of work; a failing record is reported in
 ``batchItemFailures`` so it alone is retried (and dead-lettered after a few receives).
@@ -20,6 +21,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lakegov.app import get_app
 from lakegov.ingest.landed import LandedObject
 from lakegov.observability import logger, metrics, tracer
+from lakegov.reprocess.runs import is_map_batch
+from lakegov.reprocess.wiring import reprocess_batch
 
 
 def _record(record: SQSRecord) -> str:
@@ -31,6 +34,8 @@ def _record(record: SQSRecord) -> str:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_map_batch(event):  # `lakegov reprocess`: a batch of the Distributed Map
+        return reprocess_batch(event, get_app(), context.get_remaining_time_in_millis)
     # a processor per invocation: it holds the batch's state, and the embedded runtime runs
     # several invocations of this function at once in one process
     processor = BatchProcessor(event_type=EventType.SQS)

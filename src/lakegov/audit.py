@@ -23,7 +23,7 @@ lets a retry take over a crashed worker's expired lease, and reports duplicates.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,10 +53,11 @@ HISTORY_LIMIT = 50
 HISTORY_KEEP = 30
 DEFAULT_RETENTION_DAYS = 400
 # Items holding state the service reads back never expire: a dataset's current schema, the
-# current version of a key, and metadata uploads (the drift check finds the governance
-# documents in force from their APPLIED items, however old).
+# current version of a key, metadata uploads (the drift check finds the governance
+# documents in force from their APPLIED items, however old) and each compacted partition's
+# generation (readers find its files only there).
 KEPT_VERSIONS = frozenset({"schema", "current"})
-KEPT_KINDS = frozenset({"metadata"})
+KEPT_KINDS = frozenset({"metadata", "compaction"})
 TTL_ATTRIBUTE = "expires_at"
 
 
@@ -164,7 +165,7 @@ class AuditStore:
                 TableName=self.table_name,
                 Item=item,
                 ConditionExpression=condition,
-                ExpressionAttributeNames=names,
+                **({"ExpressionAttributeNames": names} if done_terms else {}),
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
@@ -311,6 +312,29 @@ class AuditStore:
         old = response.get("Attributes")
         return True, (from_item(old) if old else None)
 
+    def refresh_pointer(
+        self, kind: str, subject: str, *, version: str, attributes: Mapping[str, Any]
+    ) -> bool:
+        """Update the attributes of the current-version pointer if ``version`` is the current
+        one (its order unchanged); False when another version is current."""
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":a{i}": to_attribute(v) for i, v in enumerate(attributes.values())}
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self.key(kind, subject, "current"),
+                UpdateExpression="SET #upd = :u"
+                + "".join(f", #a{i} = :a{i}" for i in range(len(attributes))),
+                ConditionExpression="#v = :v",
+                ExpressionAttributeNames={**names, "#v": "current_version", "#upd": "updated_at"},
+                ExpressionAttributeValues={**values, ":v": {"S": version}, ":u": {"S": utc_now()}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
     def clear_pointer(self, kind: str, subject: str) -> dict[str, Any] | None:
         """Remove the current-version pointer; returns what it held."""
         response = self._ddb.delete_item(
@@ -320,6 +344,116 @@ class AuditStore:
         )
         old = response.get("Attributes")
         return from_item(old) if old else None
+
+    def reopen(self, kind: str, subject: str, version: str, *, rerun_id: str, note: str) -> bool:
+        """Make finished work claimable again, once per ``rerun_id`` (a reprocess or
+        reapply run): True when this call reopened it, False when it is not finished work
+        or this run already reopened it (a retried batch must not redo what its first
+        attempt did)."""
+        stamp = utc_now()
+        done = {f":d{i}": {"S": status} for i, status in enumerate(DONE_STATUSES)}
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self.key(kind, subject, version),
+                UpdateExpression="SET #s = :s, #upd = :u, #run = :run, #lease = :zero, "
+                "#hist = list_append(if_not_exists(#hist, :empty), :h)",
+                ConditionExpression=f"#s IN ({', '.join(done)}) AND "
+                "(attribute_not_exists(#run) OR #run <> :run)",
+                ExpressionAttributeNames={
+                    "#s": "status",
+                    "#upd": "updated_at",
+                    "#run": "rerun_id",
+                    "#lease": "lease_until",
+                    "#hist": "history",
+                },
+                ExpressionAttributeValues={
+                    ":s": {"S": "REOPENED"},
+                    ":u": {"S": stamp},
+                    ":run": {"S": rerun_id},
+                    ":zero": {"N": "0"},
+                    ":empty": {"L": []},
+                    ":h": {"L": [to_attribute({"status": "REOPENED", "at": stamp, "note": note})]},
+                    **done,
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def mark_rerun(self, kind: str, subject: str, version: str, *, rerun_id: str) -> None:
+        """Note on an item that run ``rerun_id`` has dealt with it (without a status change);
+        nothing when there is no such item."""
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self.key(kind, subject, version),
+                UpdateExpression="SET #run = :run",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#run": "rerun_id"},
+                ExpressionAttributeValues={":run": {"S": rerun_id}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def add_counts(
+        self,
+        kind: str,
+        subject: str,
+        version: str,
+        counts: Mapping[str, int],
+        *,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Add to numeric attributes atomically (a run's converted/skipped/... tallies,
+        written by many concurrent workers), setting ``defaults`` where an attribute is
+        absent; returns the item as written."""
+        counts = {k: v for k, v in counts.items() if v}
+        names: dict[str, str] = {"#upd": "updated_at", "#kind": "kind", "#subj": "subject"}
+        values: dict[str, Any] = {
+            ":u": {"S": utc_now()},
+            ":k": {"S": kind},
+            ":subj": {"S": subject},
+        }
+        sets = ["#upd = :u", "#kind = :k", "#subj = :subj"]
+        for i, (name, value) in enumerate((defaults or {}).items()):
+            names[f"#d{i}"] = name
+            values[f":d{i}"] = to_attribute(value)
+            sets.append(f"#d{i} = if_not_exists(#d{i}, :d{i})")
+        adds = []
+        for i, (name, value) in enumerate(counts.items()):
+            names[f"#c{i}"] = name
+            values[f":c{i}"] = {"N": str(int(value))}
+            adds.append(f"#c{i} :c{i}")
+        expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+        response = self._ddb.update_item(
+            TableName=self.table_name,
+            Key=self.key(kind, subject, version),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return from_item(response.get("Attributes", {}))
+
+    def of_kind(self, kind: str) -> Iterator[dict[str, Any]]:
+        """Every item of one kind (the ``by_kind`` index, all pages)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": KIND_INDEX,
+            "KeyConditionExpression": "#k = :k",
+            "ExpressionAttributeNames": {"#k": "kind"},
+            "ExpressionAttributeValues": {":k": {"S": kind}},
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            yield from (from_item(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def release(self, kind: str, subject: str, version: str, *, note: str) -> None:
         """Give up a claim after a retryable failure so the next delivery can take it at once."""

@@ -24,6 +24,8 @@ EPILOG = """examples:
   lakegov plan --json governance/team.json       preview Lake Formation changes
   lakegov query "SELECT * FROM db.table LIMIT 10"  Athena SQL, as you or --as a role
   lakegov access lakegov_dev_formatted.mwaa_blog_cards   who can read a table
+  lakegov reprocess s3://RAW/mwaa/blog/ --since 2026-11-01  convert stored files again
+  lakegov reapply governance/                    apply stored documents again
 """
 
 
@@ -165,6 +167,7 @@ def _registrations() -> list[Any]:
     from lakegov.ops import cli as ops_cli
     from lakegov.products import cli as products_cli
     from lakegov.query import cli as query_cli
+    from lakegov.reprocess import cli as reprocess_cli
 
     return [
         convert_cli.register,
@@ -175,6 +178,7 @@ def _registrations() -> list[Any]:
         ops_cli.register,
         query_cli.register,
         lineage_cli.register,
+        reprocess_cli.register,
     ]
 
 

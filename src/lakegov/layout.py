@@ -33,6 +33,14 @@ output keys as they are, so a Glue partition's Location is always the folder hol
 data. A file directly in the table folder belongs to an unpartitioned table. Rows a
 conversion sets aside go to the same place under ``formatted_stg_exceptions/``, as JSON
 Lines.
+
+Generations (compaction): a partition compacted once or more reads from a *generation
+folder* below its folder, ``_g000001/`` and up (:func:`generation_folder`); generation 0 is
+the partition folder itself. The leading ``_`` hides a generation folder from readers of the
+folder above (Athena skips ``_`` and ``.`` names), so a new generation is written in full
+before the partition's location is switched to it, and the files of the old one are deleted
+only after. A key inside a generation folder belongs to the partition above it
+(:func:`split_key` drops the generation folder; :func:`key_generation` reads it).
 """
 
 from __future__ import annotations
@@ -172,13 +180,14 @@ class DatasetRef:
         stem = normalize_identifier(self.file_stem, prefix="f") or "part"
         return stem + (f"-{re.sub(r'[^A-Za-z0-9_.-]', '', token)}" if token else "")
 
-    def output_key(self, token: str = "") -> str:
-        """The Parquet key for this file: ``<prefix><stem>[-<token>].parquet``.
+    def output_key(self, token: str = "", *, generation: int = 0) -> str:
+        """The Parquet key for this file: ``<prefix>[_gNNNNNN/]<stem>[-<token>].parquet``.
 
         ``token`` (for example the object's ETag or version id) keeps two uploads of the
-        same name in one partition from overwriting each other when the caller wants that.
+        same name in one partition from overwriting each other when the caller wants that;
+        ``generation`` is the partition's current generation (compacted partitions).
         """
-        return f"{self.output_prefix}{self._file(token)}.parquet"
+        return f"{self.output_prefix}{generation_folder(generation)}{self._file(token)}.parquet"
 
     def exceptions_key(self, token: str = "") -> str:
         """Where the rows this file's conversion set aside go (JSON Lines), beside the
@@ -315,6 +324,8 @@ def split_key(key: str) -> tuple[str, str, Partition]:
     if len(parts) < 3 or not parts[1] or not parts[-1]:
         raise PermanentError(f"{key!r} is not under <prefix>/<table>/.../<file>")
     prefix, table, *folders, _file = parts
+    if folders and _GENERATION.fullmatch(folders[-1]):
+        folders = folders[:-1]  # a generation of the partition above
     items: list[tuple[str, str]] = []
     for folder in folders:
         name, sep, value = folder.partition("=")
@@ -369,3 +380,39 @@ def record_key(table: str, timestamp: str, *names: str) -> str:
 def table_location(bucket: str, table: str) -> str:
     """``s3://<bucket>/<table>/``: the location of one of the service's own tables."""
     return f"s3://{bucket}/{table}/"
+
+
+# --------------------------------------------------------------------------- generations
+
+_GENERATION = re.compile(r"_g(\d{6})")
+
+
+def generation_folder(generation: int) -> str:
+    """The folder of a partition's generation below its folder (``""`` for generation 0)."""
+    if generation < 0 or generation > 999_999:
+        raise ValueError(f"generation {generation} is out of range")
+    return f"_g{generation:06d}/" if generation else ""
+
+
+def key_generation(key: str) -> int:
+    """The generation a formatted key belongs to (0: directly in its partition folder)."""
+    parts = key.split("/")
+    if len(parts) >= 2:
+        match = _GENERATION.fullmatch(parts[-2])
+        if match:
+            return int(match.group(1))
+    return 0
+
+
+def generation_prefix(partition_prefix: str, generation: int) -> str:
+    """The key prefix of one generation of the partition at ``partition_prefix`` (which
+    ends with ``/``): what a Glue partition's location points at."""
+    return f"{partition_prefix}{generation_folder(generation)}"
+
+
+def in_generation(key: str, partition_prefix: str, generation: int) -> bool:
+    """Whether ``key`` is a data file of exactly that generation (not of another, not in a
+    subfolder, not hidden)."""
+    prefix = generation_prefix(partition_prefix, generation)
+    rest = key[len(prefix) :] if key.startswith(prefix) else ""
+    return bool(rest) and "/" not in rest and not rest.startswith(("_", "."))

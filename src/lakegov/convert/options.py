@@ -14,13 +14,17 @@ defaults. Example::
                  "changes": "additive"},
       "bad_rows": "exceptions", "max_bad_row_fraction": 0.01,
       "limits": {"max_file_bytes": 2000000000, "max_decompression_ratio": 100},
-      "catalog": {"mode": "direct"}
+      "catalog": {"mode": "direct"},
+      "compaction": {"enabled": true, "target_file_mb": 128, "min_files": 4}
     }
 
 Other formats have their own block: ``xml`` (``record_path``), ``spreadsheet``
 (``sheets``, ``header``, ``skip_rows``) and ``fixed_width`` (``columns`` with widths or
 start positions, ``skip_lines``); see :class:`XmlOptions`, :class:`SpreadsheetOptions`,
 :class:`FixedWidthOptions`.
+
+``compaction`` is read by the converter only to place files in a compacted partition's
+current generation; :mod:`lakegov.compaction` does the merging.
 """
 
 from __future__ import annotations
@@ -109,6 +113,15 @@ class FixedWidthOptions:
 
 
 @dataclass(frozen=True)
+class CompactionOptions:
+    """``compaction`` of a ``datasets/`` document: merging a partition's small files."""
+
+    enabled: bool = False
+    target_bytes: int = 128 * 1024**2
+    min_files: int = 4
+
+
+@dataclass(frozen=True)
 class DatasetOptions:
     """How one dataset's files are read and written. Every field has a zero-config default.
 
@@ -153,6 +166,7 @@ class DatasetOptions:
     spreadsheet: SpreadsheetOptions = field(default_factory=SpreadsheetOptions)
     sheet: str | None = None  # the one sheet a conversion reads (None: the first)
     fixed_width: FixedWidthOptions | None = None
+    compaction: CompactionOptions = field(default_factory=CompactionOptions)
 
     def declared_schema(self) -> pa.Schema | None:
         if self.columns is None:
@@ -244,6 +258,16 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
                 table_name,
             )
         )
+    compaction = doc.get("compaction", {})
+    if compaction.get("enabled") and doc.get("catalog", {}).get("mode") == "crawler":
+        issues.append(
+            ValidationIssue(
+                "$.compaction.enabled",
+                "compaction switches partition locations in the catalog, which a crawler would "
+                "undo: use catalog mode direct (the default) or leave compaction off",
+                True,
+            )
+        )
     encoding = doc.get("encoding", "utf-8")
     try:
         "".encode(encoding)
@@ -283,6 +307,11 @@ def options_from_document(doc: Any, source: str = "") -> tuple[DatasetMatch, Dat
         xml=xml_options,
         spreadsheet=spreadsheet,
         fixed_width=fixed_width,
+        compaction=CompactionOptions(
+            enabled=bool(compaction.get("enabled", False)),
+            target_bytes=int(compaction.get("target_file_mb", 128)) * 1024**2,
+            min_files=int(compaction.get("min_files", 4)),
+        ),
     )
     return match, options
 

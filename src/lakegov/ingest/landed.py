@@ -250,12 +250,15 @@ class LakeVersions:
     def make_current(self, landed: LandedObject, last_modified: str, written: list[str]) -> bool:
         """A new version of a key replaces the output of the one before: its rows, not both.
 
-        Versions are ordered by S3's event sequencer, then LastModified, then processing
-        time (only the embedded runtime, whose sequencer is constant, ever needs the last).
+        Versions are ordered by LastModified, then S3's event sequencer (versions of one
+        second), then processing time (only the embedded runtime, whose sequencer is
+        constant, ever needs the last). LastModified comes first because a version
+        converted by ``lakegov reprocess`` has no event, hence no sequencer. The version
+        that is current already stays current when it is converted again (``--force``).
         An older version converted after a newer one removes its own output instead, is
         audited SUPERSEDED, and False is returned.
         """
-        order = f"{landed.sequencer:0>32}|{last_modified}|{utc_now()}"
+        order = f"{last_modified}|{landed.sequencer:0>32}|{utc_now()}"
         won, previous = self.audit.advance_pointer(
             "file-current",
             landed.subject,
@@ -263,6 +266,13 @@ class LakeVersions:
             version=landed.version,
             attributes={"output_keys": written},
         )
+        if not won and self.audit.refresh_pointer(
+            "file-current",
+            landed.subject,
+            version=landed.version,
+            attributes={"output_keys": written},
+        ):
+            return True  # the current version, converted again: same place, same order
         if not won:
             self.delete(written)
             self.audit.record(

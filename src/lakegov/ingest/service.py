@@ -32,6 +32,13 @@ from botocore.exceptions import ClientError
 
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code
+from lakegov.compaction.service import (
+    PartitionRef,
+    current_generation,
+    follow_generation,
+    note_new_file,
+    partition_of,
+)
 from lakegov.convert.engine import ConversionResult, convert
 from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
 from lakegov.convert.tables import SPREADSHEET_FORMATS
@@ -39,7 +46,13 @@ from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
 from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted, reject_landed
-from lakegov.layout import QUARANTINE_PREFIX, DatasetRef, normalize_identifier, parse_key
+from lakegov.layout import (
+    QUARANTINE_PREFIX,
+    STAGING_PREFIX,
+    DatasetRef,
+    normalize_identifier,
+    parse_key,
+)
 from lakegov.observability import count, logger
 from lakegov.settings import Settings
 
@@ -58,6 +71,8 @@ class _Converted:
     output_key: str
     exceptions_key: str
     previous: pa.Schema | None
+    partition: PartitionRef
+    generation: int
     result: ConversionResult | None = None
     wrote_exceptions: bool = False
 
@@ -245,6 +260,24 @@ class Converter:
         count("FilesSuperseded")
         return Outcome("SUPERSEDED", landed.key, reason="no longer the key's current version")
 
+    def _generation(self, ref: DatasetRef, options: DatasetOptions) -> tuple[PartitionRef, int]:
+        """The partition a target's output goes to and the generation folder it goes in."""
+        partition = partition_of(
+            ref,
+            bucket=self.settings.formatted_bucket,
+            database=self.settings.database(STAGING_PREFIX),
+        )
+        if options.compaction.enabled:
+            generation = note_new_file(
+                self.audit,
+                partition,
+                target_bytes=options.compaction.target_bytes,
+                min_files=options.compaction.min_files,
+            )
+        else:  # a partition compacted before compaction was turned off stays at its generation
+            generation = current_generation(self.audit, partition)
+        return partition, generation
+
     def _convert(self, landed: LandedObject, ref: DatasetRef, options: DatasetOptions) -> Outcome:
         started = utc_now()
         if not self.versions.still_current(landed):
@@ -275,14 +308,17 @@ class Converter:
             # every target is converted before anything is uploaded: a sheet that is
             # rejected rejects the workbook, and leaves no other sheet's output behind
             for i, (target, target_options) in enumerate(targets):
+                partition, generation = self._generation(target, target_options)
                 converted = _Converted(
                     target,
                     target_options,
                     out_path=os.path.join(workdir, f"out-{i}.parquet"),
                     exc_path=os.path.join(workdir, f"exceptions-{i}.jsonl"),
-                    output_key=target.output_key(token),
+                    output_key=target.output_key(token, generation=generation),
                     exceptions_key=target.exceptions_key(token),
                     previous=self.versions.previous_schema(target.table_name),
+                    partition=partition,
+                    generation=generation,
                 )
                 source = body if local is None else open(local, "rb")  # noqa: SIM115 - closed below
                 exc_handles: list[Any] = []
@@ -325,6 +361,15 @@ class Converter:
                 self.s3.upload_file(
                     converted.out_path, self.settings.formatted_bucket, converted.output_key
                 )
+                if converted.options.compaction.enabled or converted.generation:
+                    # compacted while this file converted: into the partition's new generation
+                    converted.output_key = follow_generation(
+                        self.s3,
+                        self.audit,
+                        converted.partition,
+                        converted.output_key,
+                        converted.generation,
+                    )
                 if converted.wrote_exceptions:
                     self.s3.upload_file(
                         converted.exc_path, self.settings.formatted_bucket, converted.exceptions_key

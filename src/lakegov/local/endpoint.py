@@ -7,7 +7,8 @@ the handlers do not take turns on one interpreter lock.
 
     python -m lakegov.local.endpoint --port 4566 --account 123456789012 --region us-east-1
 
-Besides AWS's APIs it answers one request of its own: ``POST /_lakegov/athena-output``
+Step Functions calls on the template's state machines go to the runtime (``--states-url``:
+:mod:`lakegov.local.states`). Besides AWS's APIs it answers one request of its own: ``POST /_lakegov/athena-output``
 with the S3 prefix where the local Athena writes results when the workgroup names none
 (the formatted bucket's, known once the stack is built).
 """
@@ -213,7 +214,19 @@ def speed_up_moto() -> None:
         jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
 
 
-def serve(port: int, account: str, region: str, stop: threading.Event) -> None:
+def forward_states(app: Any, states_url: str) -> Any:
+    """``app`` with the Step Functions calls on the template's state machines forwarded to
+    the runtime at ``states_url``, which runs them (``""``: moto answers every call)."""
+    if not states_url:
+        return app
+    from lakegov.local.states import StatesForwarder
+
+    return StatesForwarder(app, states_url)
+
+
+def serve(
+    port: int, account: str, region: str, stop: threading.Event, states_url: str = ""
+) -> None:
     """Serve on 127.0.0.1:``port`` until ``stop`` is set."""
     from lakegov.local import moto_events, moto_lakeformation, moto_ram
     from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
@@ -227,14 +240,17 @@ def serve(port: int, account: str, region: str, stop: threading.Event) -> None:
     server = LocalEndpoint(
         "127.0.0.1",
         port,
-        lambda app: _Configure(
-            AthenaMiddleware(
-                _OneAtATime(app),
+        lambda app: forward_states(
+            _Configure(
+                AthenaMiddleware(
+                    _OneAtATime(app),
+                    athena,
+                    deployer_arn(account),
+                    LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                ),
                 athena,
-                deployer_arn(account),
-                LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             ),
-            athena,
+            states_url,
         ),
     )
     server.start()
@@ -250,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--account", default=DEFAULT_ACCOUNT)
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--states-url", default="", help="the runtime's StatesListener")
     args = parser.parse_args(argv)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -262,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 stop.set()
 
     threading.Thread(target=orphaned, name="lakegov-parent-watch", daemon=True).start()
-    serve(args.port, args.account, args.region, stop)
+    serve(args.port, args.account, args.region, stop, args.states_url)
     return 0
 
 

@@ -50,6 +50,7 @@ from lakegov.local.endpoint import (
     local_clients,
 )
 from lakegov.local.stack import FunctionSpec, LocalStack, StackBuilder, Subscription
+from lakegov.local.states import LocalStateMachines, StatesListener
 from lakegov.observability import logger, metrics
 
 __all__ = ["DEFAULT_ACCOUNT", "LOCAL_CREDENTIALS", "LambdaContext", "LocalRuntime"]
@@ -163,6 +164,8 @@ class LocalRuntime:
         self._clients_lock = threading.Lock()
         self._account_credentials: dict[str, dict[str, str]] = {}
         self._work_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.state_machines = LocalStateMachines(self)
+        self._states: StatesListener | None = None
 
     @property
     def work_dir(self) -> Path:
@@ -221,6 +224,7 @@ class LocalRuntime:
         # created here, before threads ask for it: two creating it at once would leave one
         # copy to be garbage-collected, and its directory removed under a running function
         self.work_dir.mkdir(exist_ok=True)
+        self._start_states()
         self._start_endpoint()
         try:
             self._wait_for_server()
@@ -295,6 +299,7 @@ class LocalRuntime:
                 self.account,
                 "--region",
                 self.region,
+                *self._states_arguments(),
             ],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -303,8 +308,23 @@ class LocalRuntime:
             start_new_session=True,
         )
 
+    def _start_states(self) -> None:
+        """The listener the endpoint forwards the template's state machines' calls to:
+        they run here, where the functions do (see :mod:`lakegov.local.states`)."""
+        self._states = StatesListener(self.state_machines).start()
+
+    def _states_arguments(self) -> list[str]:
+        return ["--states-url", self._states.url] if self._states is not None else []
+
+    def _stop_states(self) -> None:
+        self.state_machines.stop()
+        if self._states is not None:
+            self._states.stop()
+            self._states = None
+
     def stop(self) -> None:
         self._stop.set()
+        self._stop_states()
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads.clear()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ class LocalStack:
     subscriptions: list[Subscription]
     physical: dict[str, str]
     buses: list[str]
+    # state machine ARN -> its definition, DefinitionSubstitutions applied (lakegov.local.states)
+    state_machines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 EMBEDDED_RUNTIME_PARAMETER = "EmbeddedRuntime"
@@ -247,7 +249,24 @@ class StackBuilder:
             subscriptions,
             physical,
             buses,
+            self._state_machines(),
         )
+
+    def _state_machines(self) -> dict[str, dict[str, Any]]:
+        """Inline definitions with their ``${Name}`` substitutions applied."""
+        machines: dict[str, dict[str, Any]] = {}
+        for lid in self._of_type(
+            "AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"
+        ):
+            props = self.props(lid)
+            definition = props.get("Definition")
+            if not isinstance(definition, dict):
+                continue  # a DefinitionUri/DefinitionString machine: not run locally
+            text = json.dumps(definition)
+            for name, value in (props.get("DefinitionSubstitutions") or {}).items():
+                text = text.replace("${" + name + "}", str(value))
+            machines[self.resolver.physical[lid].ref] = json.loads(text)
+        return machines
 
     def _bucket(self, lid: str) -> None:
         s3 = self.client("s3")

@@ -13,6 +13,7 @@ from moto import mock_aws
 from tests.conftest import ROOT
 from tests.integration.ingest.test_convert_handler import ENV, Harness
 
+import lakegov.app
 from lakegov.events import validate_detail
 
 WORKBOOK = (ROOT / "tests/fixtures/formats/orders.xlsx").read_bytes()

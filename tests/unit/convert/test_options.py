@@ -158,3 +158,31 @@ def test_bad_format_blocks_are_refused_with_their_path(block: dict, path: str) -
     with pytest.raises(InvalidDocument) as err:
         options_from_document({"match": {"prefix": "x/"}, **block})
     assert err.value.issues[0].path == path
+
+
+def test_compaction_is_off_by_default_and_set_by_the_document() -> None:
+    _, default = options_from_document({"match": {"prefix": "a/"}})
+    assert default.compaction.enabled is False
+    _, options = options_from_document(
+        {"match": {"prefix": "a/"}, "compaction": {"enabled": True, "target_file_mb": 64}}
+    )
+    assert options.compaction.enabled is True
+    assert options.compaction.target_bytes == 64 * 1024**2
+    assert options.compaction.min_files == 4
+
+
+@pytest.mark.parametrize(
+    ("doc", "path"),
+    [
+        ({"compaction": {"enabled": "yes"}}, "$.compaction.enabled"),
+        ({"compaction": {"target_file_mb": 0}}, "$.compaction.target_file_mb"),
+        ({"compaction": {"min_files": 1}}, "$.compaction.min_files"),
+        ({"compaction": {"every": "1h"}}, "$.compaction.every"),
+        # a crawler would undo the partition locations compaction switches
+        ({"compaction": {"enabled": True}, "catalog": {"mode": "crawler"}}, "$.compaction.enabled"),
+    ],
+)
+def test_bad_compaction_settings_name_their_path(doc: dict[str, Any], path: str) -> None:
+    with pytest.raises(InvalidDocument) as refused:
+        options_from_document({"match": {"prefix": "a/"}, **doc})
+    assert path in [issue.path for issue in refused.value.issues]

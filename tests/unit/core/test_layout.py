@@ -117,3 +117,31 @@ def test_table_name_override() -> None:
     assert ref.output_prefix == "formatted_stg/blog_customers/dt=1/"
     with pytest.raises(RejectedFile):
         parse_key("a/b.csv").with_table_name("Bad Name")
+
+
+def test_a_compacted_partitions_generations_live_in_hidden_folders_below_it() -> None:
+    from lakegov.layout import (
+        generation_folder,
+        generation_prefix,
+        in_generation,
+        key_generation,
+        parse_key,
+        split_key,
+    )
+
+    ref = parse_key("shop/dt=2026-11-01/orders.csv")
+    assert ref.output_key("v1") == "formatted_stg/shop_orders/dt=2026-11-01/orders-v1.parquet"
+    in_gen = ref.output_key("v1", generation=3)
+    assert in_gen == "formatted_stg/shop_orders/dt=2026-11-01/_g000003/orders-v1.parquet"
+    assert key_generation(in_gen) == 3 and key_generation(ref.output_key("v1")) == 0
+    # a key in a generation belongs to the partition above it
+    assert split_key(in_gen) == split_key(ref.output_key("v1"))
+    assert split_key(in_gen)[2].path == "dt=2026-11-01/"
+    assert generation_folder(0) == "" and generation_folder(12) == "_g000012/"
+    partition = "formatted_stg/shop_orders/dt=2026-11-01/"
+    assert generation_prefix(partition, 1) == partition + "_g000001/"
+    # generation 0 holds the files directly in the folder, not those of later generations
+    assert in_generation(partition + "a.parquet", partition, 0)
+    assert not in_generation(partition + "_g000001/a.parquet", partition, 0)
+    assert in_generation(partition + "_g000001/a.parquet", partition, 1)
+    assert not in_generation(partition + "_g000001/a.parquet", partition, 2)

@@ -50,6 +50,11 @@ WILDCARD_ALLOWED: dict[tuple[str, str, str], str] = {
     ): "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
     (
         "template.yaml",
+        "CompactFunction",
+        "LakeFormationCredentials",
+    ): "lakeformation:GetDataAccess takes no resource ARN (Lake Formation vends the credentials)",
+    (
+        "template.yaml",
         "ConfigFunctionSubscriptionsPolicy",
         "ListRulesOfTheCentralBus",
     ): "events:ListRules takes no resource-level permission",

@@ -71,7 +71,9 @@ def test_a_deactivated_user_key_and_an_expired_session_are_not_principals():
         iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")
         sts = boto3.client("sts", region_name="us-east-1")
         creds = sts.assume_role(
-            RoleArn="arn:aws:iam::123456789012:role/r", RoleSessionName="analyst-session", DurationSeconds=900
+            RoleArn="arn:aws:iam::123456789012:role/r",
+            RoleSessionName="analyst-session",
+            DurationSeconds=900,
         )["Credentials"]
         assert principal_of(_auth(creds["AccessKeyId"])) == "arn:aws:iam::123456789012:role/r"
         from moto.sts.models import sts_backends
