@@ -25,7 +25,6 @@ def harness(monkeypatch):
         monkeypatch.setenv(key, value)
     with mock_aws():
         import handlers.convert as convert_handler
-        import lakegov.app
 
         lakegov.app._apps.clear()  # a cold container: the App and its converter built anew
         yield Harness(), convert_handler
