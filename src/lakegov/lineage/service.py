@@ -104,8 +104,28 @@ def lineage_events(
     return []
 
 
-def record_lineage(event: Mapping[str, Any], ctx: LineageContext) -> dict[str, Any]:
-    """Validate one event, keep it in the lake, post it to DataZone, announce it."""
+GLUE_TABLE_NAME = "table/"  # an OpenLineage Glue dataset's name: table/<database>/<table>
+
+
+def dataset_written(event: Mapping[str, Any], refreshed: str | None = None) -> str:
+    """The dataset a run wrote, named as ``DatasetRefreshed`` names it, so that the
+    subscriptions' dataset filters select lineage as they select refreshes: the catalog
+    refresh's own ``dataset`` (``refreshed``), else ``database.table`` of the first Glue
+    table the run wrote (a product's model: the name its refresh carries), else the job."""
+    if refreshed:
+        return refreshed
+    for output in event.get("outputs") or []:
+        name = str(output.get("name", ""))
+        if name.startswith(GLUE_TABLE_NAME) and name.count("/") == 2:
+            return ".".join(name.split("/")[1:])
+    return str(event["job"]["name"])
+
+
+def record_lineage(
+    event: Mapping[str, Any], ctx: LineageContext, refreshed: str | None = None
+) -> dict[str, Any]:
+    """Validate one event, keep it in the lake, post it to DataZone, announce it
+    (``refreshed``: the dataset of the catalog refresh the event stands for)."""
     validate_event(event)
     run_id, event_type = str(event["run"]["runId"]), str(event["eventType"])
     inputs, outputs = datasets_of(event["inputs"]), datasets_of(event["outputs"])
@@ -125,6 +145,7 @@ def record_lineage(event: Mapping[str, Any], ctx: LineageContext) -> dict[str, A
     datazone = ctx.datazone.post(event) if ctx.datazone else f"skipped: {ctx.datazone_skipped}"
     detail = {
         "job": event["job"]["name"],
+        "dataset": dataset_written(event, refreshed),
         "run_id": run_id,
         "event_type": event_type,
         "event_time": event["eventTime"],
@@ -142,7 +163,10 @@ def record_lineage(event: Mapping[str, Any], ctx: LineageContext) -> dict[str, A
 def on_lakegov_event(
     detail_type: str, detail: Mapping[str, Any], ctx: LineageContext
 ) -> dict[str, Any]:
-    recorded = [record_lineage(e, ctx) for e in lineage_events(detail_type, detail, ctx)]
+    refreshed = str(detail.get("dataset") or "") if detail_type == "DatasetRefreshed" else None
+    recorded = [
+        record_lineage(e, ctx, refreshed) for e in lineage_events(detail_type, detail, ctx)
+    ]
     if not recorded:
         logger.info("no lineage in this event", extra={"detail_type": detail_type})
     return {"recorded": len(recorded), "jobs": [r["job"] for r in recorded]}

@@ -1,7 +1,8 @@
 """Producers' side: this account's dataset events, re-published on the central bus.
 
 The service bus's rule invokes the forwarding function with each ``DatasetRefreshed`` and
-``SchemaChanged`` (and ``AccessGranted`` / ``AccessRevoked``, for the consumer domains); the function puts a copy on the central bus with ``PutEvents``. A
+``SchemaChanged`` (and ``AccessGranted`` / ``AccessRevoked``, for the consumer domains, and
+``LineageRecorded``, for domains that subscribe to lineage); the function puts a copy on the central bus with ``PutEvents``. A
 bus-to-bus rule would be simpler but cannot work here: EventBridge does not route an
 event that arrived from another event bus on to a third bus, and the central bus must
 deliver to the domains' buses.
@@ -15,7 +16,13 @@ from typing import Any
 from lakegov.errors import PermanentError
 from lakegov.events import SOURCE, EventPublisher
 
-FORWARDED_DETAIL_TYPES = ("DatasetRefreshed", "SchemaChanged", "AccessGranted", "AccessRevoked")
+FORWARDED_DETAIL_TYPES = (
+    "DatasetRefreshed",
+    "SchemaChanged",
+    "AccessGranted",
+    "AccessRevoked",
+    "LineageRecorded",
+)
 
 
 def forward_event(

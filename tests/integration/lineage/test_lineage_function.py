@@ -79,6 +79,8 @@ def test_a_refresh_is_kept_in_the_lake_once_and_announced(ctx):
     assert len(announced) == 4
     assert announced[0]["datazone"] == "skipped: not configured"
     assert announced[0]["lake_key"].startswith("lineage_events/run_date=2026-11-20/")
+    # named as the refresh names its dataset, so domains' subscriptions can select it
+    assert {a["dataset"] for a in announced} == {refreshed()["dataset"]}
 
 
 def test_events_without_lineage_record_nothing(ctx):

@@ -70,6 +70,7 @@ VALID = {
     },
     "LineageRecorded": {
         "job": "product.customers_cards.mwaa_blog_cards",
+        "dataset": "lakegov_dev_formatted.mwaa_blog_cards",
         "run_id": "0f8f3c59-7a0e-5d0c-9a37-4a1f7c2f5b10",
         "event_type": "COMPLETE",
         "event_time": NOW,

@@ -118,3 +118,17 @@ def test_an_event_that_breaks_the_spec_is_refused_with_the_place_it_breaks():
     bad_type = copy.deepcopy(event)
     bad_type["eventType"] = "FINISHED"
     assert event_issues(bad_type)
+
+
+def test_a_models_lineage_is_named_by_the_table_it_wrote_else_by_its_job():
+    from lakegov.lineage.service import dataset_written
+
+    model = {
+        "job": {"name": "product.p.cards"},
+        "outputs": [
+            {"namespace": "arn:aws:glue:us-east-1:1", "name": "table/lakegov_dev_formatted/cards"}
+        ],
+    }
+    assert dataset_written(model) == "lakegov_dev_formatted.cards"
+    assert dataset_written(model, "mwaa/blog/cards") == "mwaa/blog/cards"
+    assert dataset_written({"job": {"name": "convert.t"}, "outputs": []}) == "convert.t"

@@ -86,3 +86,36 @@ def test_a_detail_breaking_its_contract_is_not_forwarded():
     with pytest.raises(EventContractError):
         forward_event(broken, EventPublisher(events, (CENTRAL,)))
     assert events.entries == []
+
+
+def test_lineage_is_forwarded_with_the_dataset_subscriptions_filter_on():
+    # Given a LineageRecorded of a product's model on the producer's service bus
+    events = RecordingEvents()
+    lineage = {
+        **_event(detail_type="LineageRecorded"),
+        "detail": {
+            "job": "product.customers_cards.mwaa_blog_cards",
+            "dataset": "lakegov_dev_formatted.mwaa_blog_cards",
+            "run_id": "0f8f3c59-7a0e-5d0c-9a37-4a1f7c2f5b10",
+            "event_type": "COMPLETE",
+            "event_time": "2026-11-20T10:00:00Z",
+            "inputs": [{"namespace": "arn:aws:glue:us-east-1:222222222222", "name": "table/s/t"}],
+            "outputs": [
+                {
+                    "namespace": "arn:aws:glue:us-east-1:222222222222",
+                    "name": "table/lakegov_dev_formatted/mwaa_blog_cards",
+                }
+            ],
+            "lake_bucket": "lake",
+            "lake_key": "lineage_events/run_date=2026-11-20/x.parquet",
+            "datazone": "skipped: not configured",
+        },
+    }
+    # When it is forwarded
+    result = forward_event(lineage, EventPublisher(events, (CENTRAL,)))
+    # Then it reaches the central bus, contract intact, with its producer account
+    (entry,) = events.entries
+    assert (entry["DetailType"], result["forwarded"]) == ("LineageRecorded", "LineageRecorded")
+    detail = json.loads(entry["Detail"])
+    assert detail["dataset"] == "lakegov_dev_formatted.mwaa_blog_cards"
+    assert detail["producer_account"] == "222222222222"

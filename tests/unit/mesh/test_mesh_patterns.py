@@ -149,3 +149,12 @@ def test_generated_rules_agree_with_the_reference_matcher(patterns, dataset):
     rules = build_patterns(["DatasetRefreshed"], patterns, max_chars=200)
     expected = any(dataset_matches(p, dataset) for p in patterns)
     assert _delivered(rules, _event(dataset)) == expected
+
+
+def test_a_domain_subscribed_to_lineage_receives_its_datasets_lineage_only():
+    patterns = build_patterns(["DatasetRefreshed", "LineageRecorded"], ["sales/*"])
+    assert _delivered(patterns, _event("sales/eu", detail_type="LineageRecorded"))
+    assert not _delivered(patterns, _event("web/visits", detail_type="LineageRecorded"))
+    # a domain that did not ask for lineage does not get it
+    refreshes_only = build_patterns(["DatasetRefreshed"], ["sales/*"])
+    assert not _delivered(refreshes_only, _event("sales/eu", detail_type="LineageRecorded"))

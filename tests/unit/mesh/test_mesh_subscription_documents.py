@@ -159,3 +159,28 @@ def test_the_kind_prefixes_governance_errors_of_the_read_access_with_its_path():
     assert "database not governed" in issue.message
     assert seen[0][0]["role_arn"] == "222222222222"
     assert kind.prefix == "subscriptions/" and kind.name == "subscription"
+
+
+def test_a_domain_may_subscribe_to_lineage_but_not_to_internal_events():
+    lineage = {**copy.deepcopy(VALID), "event_types": ["DatasetRefreshed", "LineageRecorded"]}
+    assert _errors(lineage) == []
+    rules = desired_rules(
+        Subscription.from_document(lineage),
+        "subscriptions/m.json",
+        MeshConfig.from_settings(
+            Settings(
+                environment="dev",
+                region="us-east-1",
+                raw_bucket="r",
+                formatted_bucket="f",
+                config_bucket="c",
+                service_bus="svc",
+                audit_table="a",
+                central_bus_arn="arn:aws:events:us-east-1:123456789012:event-bus/central",
+                account_id="123456789012",
+            )
+        ),
+    )
+    assert all(r.pattern["detail-type"] == ["DatasetRefreshed", "LineageRecorded"] for r in rules)
+    internal = {**copy.deepcopy(VALID), "event_types": ["FileConverted"]}
+    assert [i.path for i in _errors(internal)] == ["$.event_types[0]"]
