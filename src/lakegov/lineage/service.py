@@ -164,9 +164,7 @@ def on_lakegov_event(
     detail_type: str, detail: Mapping[str, Any], ctx: LineageContext
 ) -> dict[str, Any]:
     refreshed = str(detail.get("dataset") or "") if detail_type == "DatasetRefreshed" else None
-    recorded = [
-        record_lineage(e, ctx, refreshed) for e in lineage_events(detail_type, detail, ctx)
-    ]
+    recorded = [record_lineage(e, ctx, refreshed) for e in lineage_events(detail_type, detail, ctx)]
     if not recorded:
         logger.info("no lineage in this event", extra={"detail_type": detail_type})
     return {"recorded": len(recorded), "jobs": [r["job"] for r in recorded]}
