@@ -388,3 +388,27 @@ def test_the_drift_check_leaves_every_grant_the_stack_makes_alone():
     assert granted
     missing = [p for p in granted if p not in listed]
     assert missing == []
+
+
+def test_the_compact_function_may_switch_partitions_under_lake_formation():
+    """UpdatePartition on a Lake Formation governed table needs ALTER on it (GetPartition
+    SELECT) and, as the new location is in the registered bucket, DATA_LOCATION_ACCESS:
+    IAM permissions alone are refused by real AWS."""
+    template = load_template(ROOT / "template.yaml")
+    role = {"Fn::GetAtt": ["CompactFunctionRole", "Arn"]}
+    grants = [
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::LakeFormation::PrincipalPermissions"
+        and resource["Properties"]["Principal"]["DataLakePrincipalIdentifier"] == role
+    ]
+    tables = [g for g in grants if "Table" in g["Resource"]]
+    assert any(
+        g["Resource"]["Table"]["DatabaseName"] == {"Ref": "StagingDatabase"}
+        and {"SELECT", "ALTER"} <= set(g["Permissions"])
+        for g in tables
+    )
+    assert any(
+        "DataLocation" in g["Resource"] and g["Permissions"] == ["DATA_LOCATION_ACCESS"]
+        for g in grants
+    )
