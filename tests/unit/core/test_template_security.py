@@ -412,3 +412,15 @@ def test_the_compact_function_may_switch_partitions_under_lake_formation():
         "DataLocation" in g["Resource"] and g["Permissions"] == ["DATA_LOCATION_ACCESS"]
         for g in grants
     )
+
+
+def test_a_domain_accepts_share_invitations_from_any_producer_account():
+    """RAM invitation ARNs carry the sending (producer) account, and producers are other
+    accounts than the central bus's: pinning the ARN to CentralAccountId denies them."""
+    template = load_template(ROOT / "templates" / "domain.yaml")
+    policies = template["Resources"]["ShareLinksFunction"]["Properties"]["Policies"]
+    statements = [s for p in policies if "Statement" in p for s in p["Statement"]]
+    accept = [s for s in statements if "ram:AcceptResourceShareInvitation" in s["Action"]]
+    assert accept
+    for statement in accept:
+        assert "CentralAccountId" not in str(statement["Resource"])
