@@ -185,7 +185,10 @@ def _database_link(glue: Any, name: str, target: dict[str, str], report: _Report
             f"and no database link to {target['DatabaseName']} is made"
         )
         return "failed"
-    glue.update_database(Name=name, DatabaseInput={"Name": name, "TargetDatabase": target})
+    # UpdateDatabase on a link follows it and updates the target database: a link is
+    # pointed elsewhere by deleting and making it again (AWS's resource-link rules)
+    glue.delete_database(Name=name)
+    glue.create_database(DatabaseInput={"Name": name, "TargetDatabase": target})
     return "updated"
 
 
@@ -231,7 +234,9 @@ def _table_link(
     if not current.get("TargetTable"):
         report.problems.append(f"table {database}.{table} exists and is not a resource link")
         return "failed"
-    glue.update_table(DatabaseName=database, TableInput=table_input)
+    # UpdateTable on a link updates the target table: delete the link, make it again
+    glue.delete_table(DatabaseName=database, Name=table)
+    glue.create_table(DatabaseName=database, TableInput=table_input)
     return "updated"
 
 

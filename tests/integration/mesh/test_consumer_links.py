@@ -197,3 +197,46 @@ def test_accepting_an_invitation_of_another_account_or_twice_fails_as_on_aws(acc
     )
     listed = consumer["ram"].get_resource_share_invitations()["resourceShareInvitations"]
     assert [i["status"] for i in listed] == ["ACCEPTED"]
+
+
+def _refuse(operation: str):
+    def refuse(**_: Any) -> None:
+        raise AssertionError(f"{operation} on a resource link updates its target on AWS")
+
+    return refuse
+
+
+def test_a_link_to_another_target_is_made_again_never_updated(accounts):
+    """On AWS, UpdateDatabase / UpdateTable on a resource link follow it and change the
+    producer's database or table; a link must be deleted and created to re-point it."""
+    producer, consumer = accounts
+    producer["glue"].create_database(DatabaseInput={"Name": "old"})
+    producer["glue"].create_table(DatabaseName="old", TableInput={"Name": "orders"})
+    consumer["glue"].create_database(
+        DatabaseInput={
+            "Name": "shared_sales",
+            "TargetDatabase": {"CatalogId": PRODUCER, "DatabaseName": "old"},
+        }
+    )
+    consumer["glue"].create_database(DatabaseInput={"Name": "shared_crm"})
+    consumer["glue"].create_table(
+        DatabaseName="shared_crm",
+        TableInput={
+            "Name": "orders",
+            "TargetTable": {"CatalogId": PRODUCER, "DatabaseName": "old", "Name": "orders"},
+        },
+    )
+    producer["glue"].create_database(DatabaseInput={"Name": "crm"})
+    producer["glue"].create_table(DatabaseName="crm", TableInput={"Name": "orders"})
+    for operation in ("UpdateDatabase", "UpdateTable"):
+        consumer["glue"].meta.events.register(f"before-call.glue.{operation}", _refuse(operation))
+    grants = [
+        {"database": "sales", "table": None, "permissions": ["SELECT"], "grantable": []},
+        {"database": "crm", "table": "orders", "permissions": ["SELECT"], "grantable": []},
+    ]
+    report = _link(consumer, _event("AccessGranted", grants, []))
+    assert sorted(link["change"] for link in report["links"]) == ["updated", "updated"]
+    database = consumer["glue"].get_database(Name="shared_sales")["Database"]
+    assert database["TargetDatabase"] == {"CatalogId": PRODUCER, "DatabaseName": "sales"}
+    table = consumer["glue"].get_table(DatabaseName="shared_crm", Name="orders")["Table"]
+    assert table["TargetTable"] == {"CatalogId": PRODUCER, "DatabaseName": "crm", "Name": "orders"}
