@@ -424,3 +424,29 @@ def test_a_domain_accepts_share_invitations_from_any_producer_account():
     assert accept
     for statement in accept:
         assert "CentralAccountId" not in str(statement["Resource"])
+
+
+def test_every_statement_that_deletes_a_database_covers_its_children():
+    """Glue's DeleteDatabase needs permission on the database's tables and user-defined
+    functions as well as on the database and the catalog."""
+    checked = 0
+    for path in TEMPLATES:
+        template = load_template(path)
+        for resource in template["Resources"].values():
+            policies = (resource.get("Properties") or {}).get("Policies") or []
+            if not isinstance(policies, list):
+                continue
+            for policy in policies:
+                if not isinstance(policy, dict):
+                    continue
+                for statement in policy.get("Statement") or []:
+                    actions = statement["Action"]
+                    if "glue:DeleteDatabase" not in (
+                        actions if isinstance(actions, list) else [actions]
+                    ):
+                        continue
+                    checked += 1
+                    text = str(statement["Resource"])
+                    for kind in (":catalog", ":database/", ":table/", ":userDefinedFunction/"):
+                        assert kind in text, (path.name, kind)
+    assert checked
