@@ -510,6 +510,20 @@ def _sample_types(run: _Run, reader: str, ncols: int) -> list[pa.DataType]:
     return [texts_type([v for v in values if v is not None]) for values in columns]
 
 
+def _check_declared(header: list[str], declared: pa.Schema) -> None:
+    """A file's columns against its declared schema: none undeclared, none required missing."""
+    undeclared = [h for h in header if h not in declared.names]
+    if undeclared:
+        raise RejectedFile(
+            "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
+        )
+    missing = [f.name for f in declared if f.name not in header and not f.nullable]
+    if missing:
+        raise RejectedFile(
+            "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
+        )
+
+
 def _convert_csv(
     run: _Run,
     spool: str,
@@ -527,16 +541,7 @@ def _convert_csv(
         raise RejectedFile("empty", "the file has no header")
     ncols = len(header)
     if declared is not None:
-        undeclared = [h for h in header if h not in declared.names]
-        if undeclared:
-            raise RejectedFile(
-                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
-            )
-        missing = [f.name for f in declared if f.name not in header and not f.nullable]
-        if missing:
-            raise RejectedFile(
-                "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
-            )
+        _check_declared(header, declared)
 
     def read(spool: str) -> tuple[int, list[_Bad], list[_Bad]]:
         """(rows written, rows not fitting the declared schema, the reader's rejects)."""
@@ -1332,16 +1337,7 @@ def _convert_text_columns(
         raise RejectedFile("empty", "the file has no columns")
     nested = {header[table.header.index(raw)]: t for raw, t in table.nested.items()}
     if declared is not None:
-        undeclared = [h for h in header if h not in declared.names]
-        if undeclared:
-            raise RejectedFile(
-                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
-            )
-        missing = [f.name for f in declared if f.name not in header and not f.nullable]
-        if missing:
-            raise RejectedFile(
-                "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
-            )
+        _check_declared(header, declared)
         text = {name: f"c{i}" for i, name in enumerate(header)}
         rows_out, bad = _declared_copy(
             run, table.reader, declared, text, out, row_group_rows, table.lines_of, lambda r: r

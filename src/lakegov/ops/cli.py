@@ -5,28 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
 
 from lakegov.audit import AuditStore
 from lakegov.errors import ConfigurationError
-from lakegov.ops.deployment import Deployment, resolve_deployment
+from lakegov.ops.deployment import Deployment, deployment_arguments, resolve_deployment
 from lakegov.ops.redrive import DEAD_LETTER_OUTPUT, find_dead_letter_queues, peek, replay
 from lakegov.ops.status import lookup, render, render_recent, subject_for
-
-
-def _deployment_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--outputs",
-        type=Path,
-        default=None,
-        help="outputs JSON of `lakegov local run --outputs` "
-        "(default: .lakegov/outputs.json when present)",
-    )
-    parser.add_argument("--stack", default=None, help="a deployed stack's name (reads its Outputs)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _reachable(func: Any) -> Any:
@@ -182,7 +169,7 @@ def register(sub: Any) -> None:
         help="object key or s3:// URI (file, metadata), product name (run), kind (recent)",
     )
     status.add_argument("--limit", type=int, default=20, help="rows for `recent`")
-    _deployment_args(status)
+    deployment_arguments(status)
     status.set_defaults(func=_status)
 
     redrive = sub.add_parser(
@@ -209,5 +196,5 @@ def register(sub: Any) -> None:
         "(its DeadLetterQueueArns output)",
     )
     redrive.add_argument("--ids", nargs="*", help="only these message ids (replay)")
-    _deployment_args(redrive)
+    deployment_arguments(redrive)
     redrive.set_defaults(func=_redrive)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass
@@ -74,3 +75,18 @@ def deployment_or_environment(
     if region and not deployment.region:
         return Deployment(deployment.outputs, deployment.endpoint_url, region)
     return deployment
+
+
+def deployment_arguments(
+    parser: argparse.ArgumentParser, json_help: str = "machine-readable output"
+) -> None:
+    """The options every deployment command takes: where the deployment is, and --json."""
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        default=None,
+        help="outputs JSON of `lakegov local run --outputs` "
+        "(default: .lakegov/outputs.json when present)",
+    )
+    parser.add_argument("--stack", default=None, help="a deployed stack's name (reads its Outputs)")
+    parser.add_argument("--json", action="store_true", help=json_help)

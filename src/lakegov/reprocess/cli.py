@@ -14,12 +14,11 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO
 
 from lakegov.audit import DONE_STATUSES, AuditStore
 from lakegov.errors import ConfigurationError
-from lakegov.ops.deployment import Deployment, resolve_deployment
+from lakegov.ops.deployment import Deployment, deployment_arguments, resolve_deployment
 from lakegov.reprocess.runs import (
     TALLIES,
     RunInput,
@@ -216,18 +215,6 @@ def _reapply(args: argparse.Namespace) -> int:
     return _print_report(report, args.json, "reapply")
 
 
-def _deployment_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--outputs",
-        type=Path,
-        default=None,
-        help="outputs JSON of `lakegov local run --outputs` "
-        "(default: .lakegov/outputs.json when present)",
-    )
-    parser.add_argument("--stack", default=None, help="a deployed stack's name (reads its Outputs)")
-    parser.add_argument("--json", action="store_true", help="machine-readable summary")
-
-
 def register(sub: Any) -> None:
     reprocess = sub.add_parser(
         "reprocess",
@@ -247,7 +234,7 @@ def register(sub: Any) -> None:
     reprocess.add_argument(
         "--dry-run", action="store_true", help="say what would be converted; change nothing"
     )
-    _deployment_args(reprocess)
+    deployment_arguments(reprocess, "machine-readable summary")
     reprocess.set_defaults(func=_reprocess)
 
     reapply = sub.add_parser(
@@ -260,5 +247,5 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     reapply.add_argument("prefix", help="governance/ | datasets/ | products/ | subscriptions/ ...")
-    _deployment_args(reapply)
+    deployment_arguments(reapply, "machine-readable summary")
     reapply.set_defaults(func=_reapply)
