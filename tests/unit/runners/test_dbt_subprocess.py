@@ -11,7 +11,12 @@ import pytest
 
 from lakegov.errors import ConfigurationError
 from lakegov.runners.dbt_results import FAILED, SUCCESS
-from lakegov.runners.dbt_subprocess import TIMED_OUT, duckdb_extension_dir, run_dbt_local
+from lakegov.runners.dbt_subprocess import (
+    TIMED_OUT,
+    DbtRunOutcome,
+    duckdb_extension_dir,
+    run_dbt_local,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 PROJECT = REPO / "dbt"
@@ -25,6 +30,21 @@ def fake_dbt(case: str, exit_code: int, sleep_s: float = 0.0) -> list[str]:
 
 def recorded_call(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "fake_dbt_call.json").read_text())
+
+
+def run_fake(
+    run_dir: Path, case: str, exit_code: int, *, sleep_s: float = 0.0, **options: Any
+) -> DbtRunOutcome:
+    """The example project built by the stand-in dbt, with no selection, vars or env unless
+    ``options`` give them (and nothing inherited from this process's environment)."""
+    arguments: dict[str, Any] = {"selection": None, "vars": {}, "env": {}, **options}
+    return run_dbt_local(
+        PROJECT,
+        run_dir=run_dir,
+        base_env={},
+        dbt_executable=fake_dbt(case, exit_code, sleep_s),
+        **arguments,
+    )
 
 
 def test_command_line_env_and_artifacts(tmp_path: Path) -> None:
@@ -81,15 +101,7 @@ def test_the_httpfs_extension_ships_in_the_wheel() -> None:
 
 
 def test_no_selection_builds_everything_and_explicit_env_wins(tmp_path: Path) -> None:
-    run_dbt_local(
-        PROJECT,
-        selection=None,
-        vars={},
-        env={"LAKEGOV_DUCKDB_PATH": "/elsewhere/db.duckdb"},
-        run_dir=tmp_path,
-        base_env={},
-        dbt_executable=fake_dbt("success", 0),
-    )
+    run_fake(tmp_path, "success", 0, env={"LAKEGOV_DUCKDB_PATH": "/elsewhere/db.duckdb"})
 
     call = recorded_call(tmp_path)
     assert "--select" not in call["argv"]
@@ -98,15 +110,7 @@ def test_no_selection_builds_everything_and_explicit_env_wins(tmp_path: Path) ->
 
 
 def test_failed_nodes_make_a_failed_outcome(tmp_path: Path) -> None:
-    outcome = run_dbt_local(
-        PROJECT,
-        selection=None,
-        vars={},
-        env={},
-        run_dir=tmp_path,
-        base_env={},
-        dbt_executable=fake_dbt("cards_error", 1),
-    )
+    outcome = run_fake(tmp_path, "cards_error", 1)
 
     assert outcome.status == FAILED
     assert outcome.return_code == 1
@@ -119,15 +123,7 @@ def test_failed_nodes_make_a_failed_outcome(tmp_path: Path) -> None:
 
 def test_dbt_failing_before_any_node_reports_its_output(tmp_path: Path) -> None:
     # Given dbt stops at its configuration and writes no artifacts
-    outcome = run_dbt_local(
-        PROJECT,
-        selection=None,
-        vars={},
-        env={},
-        run_dir=tmp_path,
-        base_env={},
-        dbt_executable=fake_dbt("-", 2),
-    )
+    outcome = run_fake(tmp_path, "-", 2)
 
     assert outcome.status == FAILED
     assert outcome.run_results_path is None
@@ -138,31 +134,16 @@ def test_dbt_failing_before_any_node_reports_its_output(tmp_path: Path) -> None:
 
 
 def test_stale_artifacts_of_a_reused_run_dir_are_not_reported(tmp_path: Path) -> None:
-    run_dbt_local(
-        PROJECT, selection=None, vars={}, env={}, run_dir=tmp_path, base_env={},
-        dbt_executable=fake_dbt("success", 0),
-    )  # fmt: skip
+    run_fake(tmp_path, "success", 0)
 
-    outcome = run_dbt_local(
-        PROJECT, selection=None, vars={}, env={}, run_dir=tmp_path, base_env={},
-        dbt_executable=fake_dbt("-", 2),
-    )  # fmt: skip
+    outcome = run_fake(tmp_path, "-", 2)
 
     assert outcome.run_results_path is None
     assert outcome.status == FAILED
 
 
 def test_timeout_kills_dbt(tmp_path: Path) -> None:
-    outcome = run_dbt_local(
-        PROJECT,
-        selection=None,
-        vars={},
-        env={},
-        run_dir=tmp_path,
-        base_env={},
-        timeout_s=0.5,
-        dbt_executable=fake_dbt("success", 0, sleep_s=30),
-    )
+    outcome = run_fake(tmp_path, "success", 0, sleep_s=30, timeout_s=0.5)
 
     assert outcome.status == TIMED_OUT
     assert outcome.return_code is None
