@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 
-from lakegov.aws import Clients, session_with
+from lakegov.aws import MOTO_KEYS, Clients, session_with
 
 if TYPE_CHECKING:
     from lakegov.local.athena.service import LocalAthena
 
 DEFAULT_ACCOUNT = "123456789012"
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# the local deployer's keys, as a function's environment and as boto3's arguments name them
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": MOTO_KEYS[0], "AWS_SECRET_ACCESS_KEY": MOTO_KEYS[1]}
+DEPLOYER_KEYS = {"aws_access_key_id": MOTO_KEYS[0], "aws_secret_access_key": MOTO_KEYS[1]}
 CONFIGURE_PATH = "/_lakegov/athena-output"
 # many threads share these clients (pollers, functions): a connection each, not 10 in all
 LOCAL_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64)
@@ -48,10 +50,7 @@ def local_clients(
 ) -> Clients:
     """Clients on the local endpoint with the local deployer's keys (or ``credentials``:
     ``aws_access_key_id``... as boto3 names them)."""
-    keys = credentials or {
-        "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    }
+    keys = credentials or DEPLOYER_KEYS
     session = session_with(
         region=region,
         access_key=keys["aws_access_key_id"],
@@ -106,10 +105,7 @@ class AthenaOnEndpoint:
                     s3=self.clients("s3"),
                     endpoint_url=self.endpoint_url,
                     region=self.region,
-                    credentials=(
-                        LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                        LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                    ),
+                    credentials=MOTO_KEYS,
                     access=self.access_policy,
                     unrestricted=self.unrestricted,
                     account=self.account,
@@ -246,7 +242,7 @@ def serve(
                     _OneAtATime(app),
                     athena,
                     deployer_arn(account),
-                    LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                    MOTO_KEYS[0],
                 ),
                 athena,
             ),

@@ -44,6 +44,7 @@ from lakegov.errors import ConfigurationError
 from lakegov.local.endpoint import (
     CONFIGURE_PATH,
     DEFAULT_ACCOUNT,
+    DEPLOYER_KEYS,
     LOCAL_CREDENTIALS,
     account_credentials,
     deployer_arn,
@@ -52,8 +53,6 @@ from lakegov.local.endpoint import (
 from lakegov.local.stack import FunctionSpec, LocalStack, StackBuilder, Subscription
 from lakegov.local.states import LocalStateMachines, StatesListener
 from lakegov.observability import logger, metrics
-
-__all__ = ["DEFAULT_ACCOUNT", "LOCAL_CREDENTIALS", "LambdaContext", "LocalRuntime"]
 
 DEFAULT_CONCURRENCY = 4  # per function: threads of one process, so more buys little
 MAX_IDLE_POLL = 0.5  # seconds before receiving again after a failed receive
@@ -197,10 +196,7 @@ class LocalRuntime:
     def credentials(self, account: str | None = None) -> dict[str, str]:
         """Credentials moto maps to ``account`` (an assumed role there), default: this stack's."""
         if not account or account == self.account:
-            return {
-                "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            }
+            return dict(DEPLOYER_KEYS)
         if account not in self._account_credentials:
             self._account_credentials[account] = account_credentials(self.client("sts"), account)
         return self._account_credentials[account]
