@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import os
 import time
 
 import pytest
@@ -104,3 +105,22 @@ def test_outputs_are_written_with_the_endpoint(runtime, tmp_path):
 def test_excluded_resources_are_not_created(runtime):
     buses = [b["Name"] for b in runtime.client("events").list_event_buses()["EventBuses"]]
     assert "never" not in buses and "wiring-bus" in buses
+
+
+def test_stopping_ends_the_endpoint_process_even_when_stopping_a_function_fails(monkeypatch):
+    rt = LocalRuntime(TEMPLATE, stack_name="wiring-stop").start()
+    pid = rt.endpoint_pid
+    assert pid is not None
+
+    def broken() -> None:
+        raise RuntimeError("stopping the state machines failed")
+
+    monkeypatch.setattr(rt, "_stop_states", broken)
+    with pytest.raises(RuntimeError, match="state machines"):
+        rt.stop()
+
+    assert rt.endpoint_pid is None
+    with pytest.raises(ProcessLookupError):  # reaped: no such process any more
+        os.kill(pid, 0)
+    monkeypatch.undo()
+    rt.stop()  # what the failure left: the state machines' listener

@@ -220,9 +220,9 @@ class LocalRuntime:
         # created here, before threads ask for it: two creating it at once would leave one
         # copy to be garbage-collected, and its directory removed under a running function
         self.work_dir.mkdir(exist_ok=True)
-        self._start_states()
-        self._start_endpoint()
         try:
+            self._start_states()
+            self._start_endpoint()
             self._wait_for_server()
             self._reset_backends()
             builder = StackBuilder(
@@ -319,25 +319,33 @@ class LocalRuntime:
             self._states = None
 
     def stop(self) -> None:
+        """Stop the functions, then the endpoint and the scratch space (those two even when
+        stopping the functions fails or is interrupted: no child process is left behind)."""
         self._stop.set()
-        self._stop_states()
-        for thread in self._threads:
-            thread.join(timeout=30)
-        self._threads.clear()
-        for function in self._functions.values():
-            function.pool.shutdown(wait=True)
-        self._functions.clear()
-        if self._endpoint is not None:
-            self._endpoint.terminate()
-            try:
-                self._endpoint.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._endpoint.kill()
-                self._endpoint.wait(timeout=5)
-            self._endpoint = None
-        if self._work_dir is not None:
-            self._work_dir.cleanup()
-            self._work_dir = None
+        try:
+            self._stop_states()
+            for thread in self._threads:
+                thread.join(timeout=30)
+            self._threads.clear()
+            for function in self._functions.values():
+                function.pool.shutdown(wait=True)
+            self._functions.clear()
+        finally:
+            self._stop_endpoint()
+            if self._work_dir is not None:
+                self._work_dir.cleanup()
+                self._work_dir = None
+
+    def _stop_endpoint(self) -> None:
+        if self._endpoint is None:
+            return
+        self._endpoint.terminate()
+        try:
+            self._endpoint.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._endpoint.kill()
+            self._endpoint.wait(timeout=5)
+        self._endpoint = None
 
     def _post(self, path: str, body: bytes = b"") -> None:
         url = f"{self.endpoint_url}{path}"  # always http://127.0.0.1:<port>
