@@ -22,13 +22,11 @@ from lakegov.errors import PermanentError, ValidationIssue
 from lakegov.jsonschemas import schema_issues
 from lakegov.mesh import grants, sharing
 from lakegov.mesh.central_bus import (
-    RULE_PREFIX,
     TARGET_ID,
     CentralBus,
     MeshLimits,
     RuleSpec,
     owner_of,
-    parse_rule_name,
     reconcile,
     rule_name,
 )
@@ -436,19 +434,11 @@ def subscription_kind(
 
 
 __all__ = [
-    "RULE_PREFIX",
-    "CentralBus",
     "MeshConfig",
-    "MeshLimits",
-    "RuleSpec",
     "Subscription",
     "apply_subscription",
     "desired_rules",
-    "owner_of",
-    "parse_rule_name",
-    "reconcile",
     "remove_subscription",
-    "rule_name",
     "subscription_kind",
     "validate_subscription",
 ]

@@ -8,12 +8,8 @@ from tests.conftest import ROOT
 from tests.integration.mesh.mesh_helpers import CENTRAL_BUS_ARN, make_domain
 
 from lakegov.errors import PermanentError
-from lakegov.mesh.subscriptions import (
-    MeshLimits,
-    apply_subscription,
-    owner_of,
-    remove_subscription,
-)
+from lakegov.mesh.central_bus import MeshLimits, owner_of
+from lakegov.mesh.subscriptions import apply_subscription, remove_subscription
 
 MARKETING = json.loads((ROOT / "examples" / "subscriptions" / "marketing.json").read_text())
 FINANCE = json.loads((ROOT / "examples" / "subscriptions" / "finance.json").read_text())

@@ -6,14 +6,12 @@ import json
 import pytest
 from tests.conftest import ROOT
 
+from lakegov.mesh.central_bus import owner_of, parse_rule_name, rule_name
 from lakegov.mesh.patterns import PatternTooLarge
 from lakegov.mesh.subscriptions import (
     MeshConfig,
     Subscription,
     desired_rules,
-    owner_of,
-    parse_rule_name,
-    rule_name,
     subscription_kind,
     validate_subscription,
 )
