@@ -30,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code
-from lakegov.dynamodb import from_item, to_attribute
+from lakegov.dynamodb import from_item, to_attribute, to_item
 from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 
@@ -89,15 +89,15 @@ class AuditStore:
         self._clock = clock
         self.retention_days = retention_days
 
-    def _expiry(self, kind: str, version: str) -> dict[str, Any] | None:
-        """The TTL value of an item written now (None: the item is kept)."""
+    def _expiry(self, kind: str, version: str) -> int | None:
+        """The TTL (epoch seconds) of an item written now (None: the item is kept)."""
         if kind in KEPT_KINDS or version in KEPT_VERSIONS or self.retention_days <= 0:
             return None
-        return {"N": str(int(self._clock()) + self.retention_days * 86400)}
+        return int(self._clock()) + self.retention_days * 86400
 
     @staticmethod
     def key(kind: str, subject: str, version: str) -> dict[str, Any]:
-        return {"pk": {"S": f"{kind}#{subject}"}, "sk": {"S": version or "-"}}
+        return to_item({"pk": f"{kind}#{subject}", "sk": version or "-"})
 
     def claim(
         self,
@@ -117,29 +117,27 @@ class AuditStore:
         """
         now = self._clock()
         stamp = utc_now()
-        item = {
-            **{k: to_attribute(v) for k, v in (attributes or {}).items()},
-            **self.key(kind, subject, version),
-            "kind": {"S": kind},
-            "subject": {"S": subject},
-            "version": {"S": version or "-"},
-            "status": {"S": IN_PROGRESS},
-            "created_at": {"S": stamp},
-            "updated_at": {"S": stamp},
-            "lease_until": {"N": str(int(now + lease_seconds))},
-            "attempts": {"N": "1"},
-            "history": {"L": [to_attribute({"status": IN_PROGRESS, "at": stamp})]},
+        plain: dict[str, Any] = {
+            **(attributes or {}),
+            "pk": f"{kind}#{subject}",
+            "sk": version or "-",
+            "kind": kind,
+            "subject": subject,
+            "version": version or "-",
+            "status": IN_PROGRESS,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "lease_until": int(now + lease_seconds),
+            "attempts": 1,
+            "history": [{"status": IN_PROGRESS, "at": stamp}],
         }
         expiry = self._expiry(kind, version)
         if expiry:
-            item[TTL_ATTRIBUTE] = expiry
+            plain[TTL_ATTRIBUTE] = expiry
         done = list(done_statuses)
         names = {"#s": "status"}
-        values: dict[str, Any] = {":now": {"N": str(int(now))}}
-        done_terms = []
-        for i, status in enumerate(done):
-            values[f":d{i}"] = {"S": status}
-            done_terms.append(f":d{i}")
+        values = to_item({":now": int(now), **{f":d{i}": s for i, s in enumerate(done)}})
+        done_terms = [f":d{i}" for i in range(len(done))]
         condition = "attribute_not_exists(pk)"
         if done_terms:
             condition += f" OR (NOT #s IN ({', '.join(done_terms)}) AND lease_until < :now)"
@@ -148,8 +146,6 @@ class AuditStore:
         try:
             previous = self.get(kind, subject, version)
             if previous:
-                item["created_at"] = {"S": str(previous.get("created_at", stamp))}
-                item["attempts"] = {"N": str(int(previous.get("attempts", 0)) + 1)}
                 history = [
                     *previous.get("history", []),
                     {"status": IN_PROGRESS, "at": stamp, "note": "retry"},
@@ -158,9 +154,13 @@ class AuditStore:
                 if len(history) > HISTORY_LIMIT:
                     dropped += len(history) - HISTORY_KEEP
                     history = history[-HISTORY_KEEP:]
-                item["history"] = {"L": [to_attribute(h) for h in history]}
-                if dropped:
-                    item["history_dropped"] = {"N": str(dropped)}
+                plain.update(
+                    created_at=str(previous.get("created_at", stamp)),
+                    attempts=int(previous.get("attempts", 0)) + 1,
+                    history=history,
+                    **({"history_dropped": dropped} if dropped else {}),
+                )
+            item = to_item(plain)
             self._ddb.put_item(
                 TableName=self.table_name,
                 Item=item,
@@ -213,15 +213,17 @@ class AuditStore:
             "#hist": "history",
             "#cre": "created_at",
         }
-        values: dict[str, Any] = {
-            ":s": {"S": status},
-            ":u": {"S": stamp},
-            ":k": {"S": kind},
-            ":subj": {"S": subject},
-            ":v": {"S": version or "-"},
-            ":h": {"L": [to_attribute(entry)]},
-            ":empty": {"L": []},
-        }
+        values = to_item(
+            {
+                ":s": status,
+                ":u": stamp,
+                ":k": kind,
+                ":subj": subject,
+                ":v": version or "-",
+                ":h": [entry],
+                ":empty": [],
+            }
+        )
         for i, (name, value) in enumerate((attributes or {}).items()):
             names[f"#a{i}"] = name
             values[f":a{i}"] = to_attribute(value)
@@ -229,7 +231,7 @@ class AuditStore:
         expiry = self._expiry(kind, version or "-")
         if expiry and TTL_ATTRIBUTE not in (attributes or {}):
             names["#ttl"] = TTL_ATTRIBUTE
-            values[":ttl"] = expiry
+            values[":ttl"] = to_attribute(expiry)
             sets.append("#ttl = :ttl")
         remove = ""
         if status in DONE_STATUSES:
