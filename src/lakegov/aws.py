@@ -109,10 +109,6 @@ class Clients:
     def region(self) -> str:
         return str(self._session.region_name or "")
 
-    @property
-    def session(self) -> boto3.session.Session:
-        return self._session
-
     def credentials(self) -> Any:
         """The session's resolved credentials (botocore ``Credentials``, or None)."""
         return self._session.get_credentials()
