@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
+from lakegov.ops.deployment import resolve_deployment
 from lakegov.products.publish import DEFAULT_KEY, publish_project
 
 EPILOG = """examples:
@@ -19,11 +18,11 @@ EPILOG = """examples:
 
 def _bucket_and_endpoint(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
     if args.outputs:
-        outputs: dict[str, Any] = json.loads(Path(args.outputs).read_text(encoding="utf-8"))
+        deployment = resolve_deployment(Path(args.outputs), None)
         return (
-            args.bucket or str(outputs["ConfigBucketName"]),
-            args.endpoint_url or outputs.get("EndpointUrl"),
-            args.region or outputs.get("Region"),
+            args.bucket or deployment.output("ConfigBucketName"),
+            args.endpoint_url or deployment.endpoint_url,
+            args.region or deployment.region,
         )
     return args.bucket, args.endpoint_url, args.region
 
