@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
+from typing import TypeVar
 
 from lakegov.errors import ConfigurationError
 
@@ -50,10 +51,55 @@ _ENV_NAMES: dict[str, str] = {
 }
 
 
+_S = TypeVar("_S", "Settings", "ConsumerSettings")
+
 _BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 # Every variable the settings read (the App cache is keyed on these only).
 SETTINGS_VARIABLES: tuple[str, ...] = (*sorted(set(_ENV_NAMES.values())), "AWS_DEFAULT_REGION")
+
+
+def _from_env(cls: type[_S], names: Mapping[str, str], env: Mapping[str, str] | None) -> _S:
+    """``cls`` (a settings dataclass) from ``env`` (default: the process environment), each
+    field read from its variable in ``names`` (the region falling back to
+    ``AWS_DEFAULT_REGION``). Raises ConfigurationError naming every missing or malformed
+    variable at once."""
+    source = os.environ if env is None else env
+    values: dict[str, object] = {}
+    missing: list[str] = []
+    malformed: list[str] = []
+    for f in fields(cls):
+        name = names[f.name]
+        raw = source.get(name, "")
+        if f.name == "region" and not raw:
+            raw = source.get("AWS_DEFAULT_REGION", "")
+        if not raw:
+            if f.default is MISSING:  # no default: required
+                missing.append(name)
+            continue
+        if f.type == "int":
+            try:
+                values[f.name] = int(raw)
+            except ValueError:
+                malformed.append(f"{name}={raw!r} (expected an integer)")
+        elif f.type == "bool":
+            flag = _BOOLEANS.get(raw.strip().lower())
+            if flag is None:
+                malformed.append(f"{name}={raw!r} (expected true or false)")
+            else:
+                values[f.name] = flag
+        elif f.type == "tuple[str, ...]":
+            values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
+        else:
+            values[f.name] = raw
+    if missing or malformed:
+        problems = []
+        if missing:
+            problems.append("missing environment variables: " + ", ".join(missing))
+        if malformed:
+            problems.append("malformed: " + "; ".join(malformed))
+        raise ConfigurationError("; ".join(problems))
+    return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -106,42 +152,7 @@ class Settings:
 
         Raises ConfigurationError naming every missing or malformed variable at once.
         """
-        source = os.environ if env is None else env
-        values: dict[str, object] = {}
-        missing: list[str] = []
-        malformed: list[str] = []
-        for f in fields(cls):
-            name = _ENV_NAMES[f.name]
-            raw = source.get(name, "")
-            if f.name == "region" and not raw:
-                raw = source.get("AWS_DEFAULT_REGION", "")
-            if not raw:
-                if f.default is MISSING:  # no default: required
-                    missing.append(name)
-                continue
-            if f.type == "int":
-                try:
-                    values[f.name] = int(raw)
-                except ValueError:
-                    malformed.append(f"{name}={raw!r} (expected an integer)")
-            elif f.type == "bool":
-                flag = _BOOLEANS.get(raw.strip().lower())
-                if flag is None:
-                    malformed.append(f"{name}={raw!r} (expected true or false)")
-                else:
-                    values[f.name] = flag
-            elif f.type == "tuple[str, ...]":
-                values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
-            else:
-                values[f.name] = raw
-        if missing or malformed:
-            problems = []
-            if missing:
-                problems.append("missing environment variables: " + ", ".join(missing))
-            if malformed:
-                problems.append("malformed: " + "; ".join(malformed))
-            raise ConfigurationError("; ".join(problems))
-        return cls(**values)  # type: ignore[arg-type]
+        return _from_env(cls, _ENV_NAMES, env)
 
     def database(self, layer: str) -> str:
         """Glue database name of a lake layer (``formatted_stg``, ``formatted``...)."""
@@ -171,15 +182,4 @@ class ConsumerSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ConsumerSettings:
-        source = os.environ if env is None else env
-        values = {f: source.get(name, "") for f, name in _CONSUMER_ENV.items()}
-        if not values["region"]:
-            values["region"] = source.get("AWS_DEFAULT_REGION", "")
-        missing = [
-            _CONSUMER_ENV[f.name]
-            for f in fields(cls)
-            if f.default is MISSING and not values[f.name]
-        ]
-        if missing:
-            raise ConfigurationError("missing environment variables: " + ", ".join(missing))
-        return cls(**{k: v for k, v in values.items() if v})
+        return _from_env(cls, _CONSUMER_ENV, env)

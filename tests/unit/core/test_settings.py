@@ -1,7 +1,7 @@
 import pytest
 
 from lakegov.errors import ConfigurationError
-from lakegov.settings import Settings
+from lakegov.settings import ConsumerSettings, Settings
 
 BASE = {
     "LAKEGOV_ENVIRONMENT": "dev",
@@ -58,3 +58,22 @@ def test_stack_lists_are_comma_separated_and_default_to_empty():
     assert settings.stack_databases == ("a_db", "b_db")
     assert settings.stack_principals == ("arn:aws:iam::1:role/x",)
     assert Settings.from_env(BASE).stack_databases == ()
+
+
+def test_a_consumer_domain_reads_its_own_variables_by_the_same_rules():
+    env = {
+        "DOMAIN_NAME": "sales",
+        "DOMAIN_ACCOUNT_ID": "210987654321",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "CENTRAL_BUS_ARN": "arn:aws:events:eu-west-1:123456789012:event-bus/central",
+    }
+    settings = ConsumerSettings.from_env(env)
+    assert (settings.domain, settings.region, settings.link_prefix) == (
+        "sales",
+        "eu-west-1",
+        "shared_",
+    )
+    missing = {k: v for k, v in env.items() if k not in ("DOMAIN_NAME", "CENTRAL_BUS_ARN")}
+    with pytest.raises(ConfigurationError) as err:
+        ConsumerSettings.from_env(missing)
+    assert "DOMAIN_NAME" in str(err.value) and "CENTRAL_BUS_ARN" in str(err.value)
