@@ -62,6 +62,9 @@ STATE_VERSION = "state"
 LOCK_VERSION = "lock"
 MAPPING_KIND = "compacted"
 LOCK_SECONDS = 900
+# a partition's job (download, merge, upload up to a few target-sized files) is not started
+# with less time left: killed half-way it would hold its lock until the lease runs out
+PARTITION_TIME_GUARD_MS = 300_000
 SMALL_FRACTION = 0.75  # a file under this fraction of the target is merged, others carried
 
 StepHook = Callable[[str], None]
@@ -169,7 +172,7 @@ class Plan:
 @dataclass
 class Result:
     partition: str
-    status: str  # COMPACTED | NOTHING_TO_DO | SKIPPED | RESUMED
+    status: str  # COMPACTED | NOTHING_TO_DO | SKIPPED | RESUMED | DEFERRED
     files_in: int = 0
     files_out: int = 0
     rows: int = 0
@@ -226,10 +229,16 @@ class Compactor:
                 item,
             )
 
-    def run_all(self) -> list[Result]:
+    def run_all(self, remaining_ms: Callable[[], int] | None = None) -> list[Result]:
+        """Compact every partition with new files (or a job to resume); with
+        ``remaining_ms`` (the invocation's time left), a partition is not started with less
+        than :data:`PARTITION_TIME_GUARD_MS` left: it is ``DEFERRED`` to the next run."""
         results = []
         for partition, state in self.partitions():
             if int(state.get("new_files", 0)) <= 0 and state.get("step", "idle") == "idle":
+                continue
+            if remaining_ms is not None and remaining_ms() < PARTITION_TIME_GUARD_MS:
+                results.append(Result(partition.subject, "DEFERRED", reason="too little time left"))
                 continue
             try:
                 results.append(self.compact(partition))
