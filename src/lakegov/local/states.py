@@ -266,6 +266,9 @@ class Interpreter:
                 else:
                     raise _unsupported(f"{kind} states")
                 data = write_result(data, state.get("ResultPath", "$"), result)
+                # OutputPath after ResultPath; null: the output is {} (input and result dropped)
+                output_path = state.get("OutputPath", "$")
+                data = {} if output_path is None else read_path(data, output_path)
                 check_payload(data, f"the output of the state {name}")
             except StatesError as exc:
                 catcher = next(
@@ -328,8 +331,7 @@ class Interpreter:
                 ) ** (attempts[index] - 1)
                 # honest about the attempts, not about the wait: local runs stay quick
                 time.sleep(min(wait, MAX_LOCAL_RETRY_WAIT_S))
-        output_path = state.get("OutputPath", "$")
-        return read_path(result, output_path) if output_path else result
+        return result
 
     def _call(self, state: Mapping[str, Any], data: Any) -> Any:
         resource = str(state["Resource"])

@@ -333,3 +333,28 @@ def test_execution_names_step_functions_refuses_are_refused(name):
         check_execution_name(name)
     assert refused.value.error == "InvalidName"
     check_execution_name("reprocess-20261130T234500Z-0123abcd")
+
+
+def test_output_path_applies_after_result_path_and_null_drops_everything():
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "f", "Payload": {"n": 1}},
+        "ResultPath": "$.call",
+        "OutputPath": "$.call.Payload",
+        "End": True,
+    }
+    assert _one_state(task, {"keep": True}) == {"n": 1}
+    assert _one_state({**task, "OutputPath": "$.keep"}, {"keep": True}) is True
+    assert _one_state({**task, "OutputPath": None}, {"keep": True}) == {}
+
+
+def test_the_template_s_map_children_return_nothing_to_aggregate():
+    # the map's result array is capped at 256 KiB on AWS: each child gives {} back
+    _, execute, data, _, _ = run([f"p/k{i}.csv" for i in range(60)])
+    processor = rerun_definition()["States"]["ReprocessObjects"]["ItemProcessor"]
+    interpreter = Interpreter(
+        processor, invoke=lambda arn, p: {"converted": 25}, s3=lambda: None, sqs=lambda: None
+    )
+    assert interpreter.run({"Items": [], "BatchInput": {}}) == {}
+    assert execute(data) == data
