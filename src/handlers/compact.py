@@ -15,4 +15,4 @@ from lakegov.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return compact_all(get_app())
+    return compact_all(get_app(), context.get_remaining_time_in_millis)

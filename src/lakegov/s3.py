@@ -3,14 +3,16 @@
 ``CopyObject`` copies at most 5 GiB in one request; anything larger (up to S3's object
 limit) must be copied as a multipart upload of ``UploadPartCopy`` ranges, each 5 MiB to
 5 GiB, at most 10,000 of them. :func:`copy_object` picks the right one by the source's size.
+``DeleteObjects`` takes at most 1,000 keys and answers 200 even when some were not deleted:
+:func:`delete_keys` batches them and fails on any key S3 reports as not deleted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lakegov.errors import PermanentError
+from lakegov.errors import PermanentError, RetryableError
 
 MiB = 1024**2
 GiB = 1024**3
@@ -18,6 +20,7 @@ COPY_OBJECT_LIMIT = 5 * GiB  # the largest object one CopyObject request may cop
 MIN_PART_BYTES = 5 * MiB
 MAX_PART_BYTES = 5 * GiB
 MAX_PARTS = 10_000
+MAX_DELETE_KEYS = 1000  # keys one DeleteObjects request may name
 DEFAULT_PART_BYTES = 512 * MiB
 
 
@@ -106,3 +109,19 @@ def _multipart_copy(
     except BaseException:
         s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         raise
+
+
+def delete_keys(s3: Any, bucket: str, keys: Sequence[str]) -> None:
+    """Delete ``keys`` (empty ones ignored) in DeleteObjects batches; a key S3 could not
+    delete raises :class:`RetryableError` naming it (a missing key is not an error)."""
+    wanted = [k for k in keys if k]
+    for start in range(0, len(wanted), MAX_DELETE_KEYS):
+        chunk = [{"Key": k} for k in wanted[start : start + MAX_DELETE_KEYS]]
+        reply = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+        errors = reply.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise RetryableError(
+                f"{len(errors)} of {len(chunk)} objects in s3://{bucket} not deleted, e.g. "
+                f"{first.get('Key')}: {first.get('Code')} {first.get('Message', '')}".rstrip()
+            )

@@ -175,3 +175,20 @@ def test_the_scheduled_function_compacts_partitions_with_new_files_only(lake):
     assert statuses[f"{STG}.shop_sales/dt=2026-11-03/"] == "COMPACTED"
     assert f"{STG}.shop_sales/dt=2026-11-02/" not in statuses
     assert query(lake, "SELECT count(*) FROM shop_sales WHERE dt = '2026-11-03'") == [["6"]]
+
+
+def test_a_partition_is_not_started_without_the_time_to_finish_it(lake):
+    # Given a partition with new small files
+    land(lake, "2026-11-04", files=4, rows_per_file=2)
+    before = staged_keys(lake, "2026-11-04")
+    job, _ = compactor(lake)
+    subject = f"{STG}.shop_sales/dt=2026-11-04/"
+    # When the invocation has less time left than a partition's job may take
+    results = {r.partition: r.status for r in job.run_all(remaining_ms=lambda: 60_000)}
+    # Then it is deferred, untouched, and the next run with time compacts it
+    assert results[subject] == "DEFERRED"
+    assert staged_keys(lake, "2026-11-04") == before
+    results = {r.partition: r.status for r in job.run_all(remaining_ms=lambda: 900_000)}
+    assert results[subject] == "COMPACTED"
+    assert len(staged_keys(lake, "2026-11-04")) == 1
+    assert query(lake, "SELECT count(*) FROM shop_sales WHERE dt = '2026-11-04'") == [["8"]]

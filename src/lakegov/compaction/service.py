@@ -55,12 +55,16 @@ from lakegov.layout import (
     key_generation,
 )
 from lakegov.observability import count, logger
+from lakegov.s3 import copy_object, delete_keys
 
 STATE_KIND = "compaction"
 STATE_VERSION = "state"
 LOCK_VERSION = "lock"
 MAPPING_KIND = "compacted"
 LOCK_SECONDS = 900
+# a partition's job (download, merge, upload up to a few target-sized files) is not started
+# with less time left: killed half-way it would hold its lock until the lease runs out
+PARTITION_TIME_GUARD_MS = 300_000
 SMALL_FRACTION = 0.75  # a file under this fraction of the target is merged, others carried
 
 StepHook = Callable[[str], None]
@@ -144,8 +148,8 @@ def follow_generation(
         return key
     name = key.rsplit("/", 1)[-1]
     moved = f"{generation_prefix(partition.prefix, now)}{name}"
-    s3.copy_object(
-        Bucket=partition.bucket, Key=moved, CopySource={"Bucket": partition.bucket, "Key": key}
+    copy_object(
+        s3, source={"Bucket": partition.bucket, "Key": key}, bucket=partition.bucket, key=moved
     )
     s3.delete_object(Bucket=partition.bucket, Key=key)
     logger.info("moved into the partition's new generation", extra={"from": key, "to": moved})
@@ -168,7 +172,7 @@ class Plan:
 @dataclass
 class Result:
     partition: str
-    status: str  # COMPACTED | NOTHING_TO_DO | SKIPPED | RESUMED
+    status: str  # COMPACTED | NOTHING_TO_DO | SKIPPED | RESUMED | DEFERRED
     files_in: int = 0
     files_out: int = 0
     rows: int = 0
@@ -225,10 +229,16 @@ class Compactor:
                 item,
             )
 
-    def run_all(self) -> list[Result]:
+    def run_all(self, remaining_ms: Callable[[], int] | None = None) -> list[Result]:
+        """Compact every partition with new files (or a job to resume); with
+        ``remaining_ms`` (the invocation's time left), a partition is not started with less
+        than :data:`PARTITION_TIME_GUARD_MS` left: it is ``DEFERRED`` to the next run."""
         results = []
         for partition, state in self.partitions():
             if int(state.get("new_files", 0)) <= 0 and state.get("step", "idle") == "idle":
+                continue
+            if remaining_ms is not None and remaining_ms() < PARTITION_TIME_GUARD_MS:
+                results.append(Result(partition.subject, "DEFERRED", reason="too little time left"))
                 continue
             try:
                 results.append(self.compact(partition))
@@ -346,17 +356,10 @@ class Compactor:
 
     def _files(self, partition: PartitionRef, generation: int) -> list[str]:
         """The data files of one generation (sorted: a deterministic plan)."""
-        prefix = generation_prefix(partition.prefix, generation)
-        keys = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=partition.bucket, Prefix=prefix
-        ):
-            for obj in page.get("Contents") or []:
-                if in_generation(obj["Key"], partition.prefix, generation) and obj["Size"] > 0:
-                    keys.append(str(obj["Key"]))
-        return sorted(keys)
+        return list(self._sizes(partition, generation))
 
     def _sizes(self, partition: PartitionRef, generation: int) -> dict[str, int]:
+        """The data files of one generation and their sizes, sorted by key."""
         prefix = generation_prefix(partition.prefix, generation)
         sizes: dict[str, int] = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(
@@ -427,10 +430,11 @@ class Compactor:
                 rows_total += merged.num_rows
             for source in plan.carried:
                 key = f"{target_prefix}{source.rsplit('/', 1)[-1]}"
-                self.s3.copy_object(
-                    Bucket=partition.bucket,
-                    Key=key,
-                    CopySource={"Bucket": partition.bucket, "Key": source},
+                copy_object(
+                    self.s3,
+                    source={"Bucket": partition.bucket, "Key": source},
+                    bucket=partition.bucket,
+                    key=key,
                 )
                 members[source] = [key, 0, -1]
                 outputs.append(key)
@@ -446,10 +450,11 @@ class Compactor:
             if source in planned:
                 continue
             key = f"{generation_prefix(partition.prefix, target)}{source.rsplit('/', 1)[-1]}"
-            self.s3.copy_object(
-                Bucket=partition.bucket,
-                Key=key,
-                CopySource={"Bucket": partition.bucket, "Key": source},
+            copy_object(
+                self.s3,
+                source={"Bucket": partition.bucket, "Key": source},
+                bucket=partition.bucket,
+                key=key,
             )
             copied.append((source, key))
         return copied
@@ -518,10 +523,7 @@ class Compactor:
             )
 
     def _delete(self, bucket: str, keys: Sequence[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            chunk = [{"Key": k} for k in keys[start : start + 1000]]
-            if chunk:
-                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+        delete_keys(self.s3, bucket, keys)
 
 
 def resolve_output_key(audit: AuditStore, key: str) -> str:

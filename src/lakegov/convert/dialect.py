@@ -262,7 +262,7 @@ def _header_votes(row: tuple[str, ...], types: list[str | None]) -> tuple[int, i
     return breaks, fits
 
 
-def _is_header(row: tuple[str, ...], data: Sequence[tuple[str, ...]]) -> bool | None:
+def is_header(row: tuple[str, ...], data: Sequence[tuple[str, ...]]) -> bool | None:
     """True/False when the evidence says so; ``None`` when it cannot tell."""
     types = _column_types(data, len(row))
     breaks, fits = _header_votes(row, types)
@@ -453,7 +453,7 @@ def _header_lines(table: list[Record], width: int, options: DatasetOptions) -> i
     first = table[0].fields
     # the column types come from the rows below the two header candidates
     data = rows[2:] if len(rows) > 3 else rows[1:]
-    verdict = _is_header(first, data) if data else True
+    verdict = is_header(first, data) if data else True
     if options.header is None and not verdict:
         return 0
     if len(rows) > 3 and table[1].fields == rows[1]:
@@ -472,7 +472,7 @@ def _single_column(
     header = options.header
     if header is None:
         data = [(r,) for r in rows[1 : 1 + HEADER_SAMPLE]]
-        header = bool(data) and bool(_is_header((rows[0],), data))
+        header = bool(data) and bool(is_header((rows[0],), data))
     first = rows[0].strip() if rows else ""
     return CsvDialect(
         delimiter=options.delimiter or ",",

@@ -73,6 +73,7 @@ from lakegov.convert.sql import (
     WIDEN,
     fits,
     identifier,
+    lines_of_file,
     literal,
     typed_text,
     widen_request,
@@ -683,12 +684,7 @@ def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
             f"(contains(line, {literal(dialect.quote or '')}) "
             f"AND regexp_matches(line, {literal(quotes)}))",
         )
-    new_line = ", new_line='\\r'" if dialect.newline == "\r" else ""
-    separator = literal("\x1f\x1e\x1f\x1e")  # in no line: each line is one value
-    lines = (
-        f"read_csv({literal(path)}, delim={separator}, quote='', escape='', header=false, "
-        f"columns={{'line': 'VARCHAR'}}, auto_detect=false, strict_mode=false{new_line})"
-    )
+    lines = lines_of_file(path, new_line="\\r" if dialect.newline == "\r" else None)
     any_match = f"SELECT count(*) FROM {lines} WHERE {' OR '.join(matches)}"  # noqa: S608
     query = (
         f"SELECT n, line, {matches[0]} FROM "  # noqa: S608 - literals quoted

@@ -13,21 +13,11 @@ from __future__ import annotations
 import duckdb
 
 from lakegov.convert.options import DatasetOptions, FixedWidthOptions
-from lakegov.convert.sql import literal
+from lakegov.convert.sql import lines_of_file, literal
 from lakegov.convert.tables import TextColumns, UnreadRow
 from lakegov.errors import RejectedFile
 
 MAX_LISTED_BAD_LINES = 100_000
-
-
-def _lines(path: str, skip: int) -> str:
-    """Each physical line as one text value (an empty line is a NULL row, so a row's
-    number is its line's)."""
-    separator = literal("\x1f\x1e\x1f\x1e")  # in no line: each line is one value
-    return (
-        f"read_csv({literal(path)}, delim={separator}, quote='', escape='', header=false, "
-        f"columns={{'line': 'VARCHAR'}}, auto_detect=false, strict_mode=false, skip={skip})"
-    )
 
 
 def _fits(spec: FixedWidthOptions) -> str:
@@ -44,7 +34,7 @@ def read_fixed_width(
             "unsupported_format",
             "a fixed-width file needs its columns in a datasets/ document (fixed_width.columns)",
         )
-    lines = _lines(path, spec.skip_lines)
+    lines = lines_of_file(path, skip=spec.skip_lines)
     nulls = ", ".join(literal(v.strip()) for v in options.null_values)
     fields = []
     for i, col in enumerate(spec.columns):

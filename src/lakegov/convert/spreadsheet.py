@@ -10,7 +10,7 @@ The table in a sheet: a merged range holds its first cell's value in each of its
 empty rows and columns around the table are dropped (and empty rows inside it are not
 rows); rows above the header that hold fewer than half the table's distinct values (a
 title, an export note) are a preamble; whether the first row is a header is decided as
-for CSV (:func:`lakegov.convert.dialect._is_header`), unless the dataset says. A bad row's
+for CSV (:func:`lakegov.convert.dialect.is_header`), unless the dataset says. A bad row's
 number is the sheet's row number, as the application shows it.
 
 calamine holds the sheet in memory: a workbook is limited by its size in the ZIP (the
@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from lakegov.convert.dialect import _is_header
+from lakegov.convert.dialect import is_header
 from lakegov.convert.options import DatasetOptions
 from lakegov.convert.streams import BOMB_FLOOR
 from lakegov.convert.tables import TextColumns
@@ -207,7 +207,7 @@ def read_sheet(con: duckdb.DuckDBPyConnection, path: str, options: DatasetOption
     texts = [tuple(v or "" for v in row) for _, row in table]
     header_flag = spreadsheet.header
     if header_flag is None:
-        header_flag = len(texts) == 1 or bool(_is_header(texts[0], texts[1 : 1 + HEADER_SAMPLE]))
+        header_flag = len(texts) == 1 or bool(is_header(texts[0], texts[1 : 1 + HEADER_SAMPLE]))
     if header_flag:
         header = list(texts[0])
         table = table[1:]

@@ -26,6 +26,19 @@ def identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def lines_of_file(path: str, *, skip: int = 0, new_line: str | None = None) -> str:
+    """A table expression of the file's physical lines, one text value ``line`` each (an
+    empty line is a NULL row, so a row's number is its line's), read by DuckDB."""
+    separator = literal("\x1f\x1e\x1f\x1e")  # in no line: each line is one value
+    extra = f", skip={skip}" if skip else ""
+    if new_line is not None:
+        extra += f", new_line={literal(new_line)}"
+    return (
+        f"read_csv({literal(path)}, delim={separator}, quote='', escape='', header=false, "
+        f"columns={{'line': 'VARCHAR'}}, auto_detect=false, strict_mode=false{extra})"
+    )
+
+
 INTEGER = "-?([1-9][0-9]*|0)"
 DECIMAL = "-?[0-9]+([.][0-9]+)?"
 

@@ -21,7 +21,7 @@ from lakegov.errors import RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
 from lakegov.layout import quarantine_key
 from lakegov.observability import count, logger
-from lakegov.s3 import copy_object
+from lakegov.s3 import copy_object, delete_keys
 from lakegov.schema import schema_columns, schema_fingerprint, schema_from_columns
 
 
@@ -295,9 +295,4 @@ class LakeVersions:
         return True
 
     def delete(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            chunk = [{"Key": k} for k in keys[start : start + 1000] if k]
-            if chunk:
-                self.s3.delete_objects(
-                    Bucket=self.formatted_bucket, Delete={"Objects": chunk, "Quiet": True}
-                )
+        delete_keys(self.s3, self.formatted_bucket, keys)

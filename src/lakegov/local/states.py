@@ -13,8 +13,10 @@ starts one on AWS. moto runs in the endpoint's own process and the functions in 
 runtime's: the endpoint's :class:`StatesForwarder` sends those three calls to the runtime's
 :class:`StatesListener`, which answers the ones for the template's state machines.
 
-Supported, and nothing else (anything else fails the execution with ``States.Runtime`` and a
-message naming what is not supported): Choice (``Variable`` with ``StringEquals``), Map in
+Supported, and nothing else (any other state type or field fails the execution with
+``States.Runtime`` and a message naming what is not supported; Step Functions' limits are
+kept: 256 KiB for an input, a state's output and a batch, an execution name of 1-80
+allowed characters, ``ToleratedFailurePercentage`` within 0-100): Choice (``Variable`` with ``StringEquals``), Map in
 DISTRIBUTED mode over ``s3:listObjectsV2``, Task on ``lambda:invoke`` and
 ``sqs:sendMessage``, Pass, Succeed, Fail; paths of the form ``$`` or ``$.a.b``; ``Retry``
 (waiting at most 0.2 s between attempts) and ``Catch`` on ``States.ALL`` or
@@ -44,6 +46,37 @@ if TYPE_CHECKING:
 
 _ACTIONS = {"StartExecution", "DescribeExecution", "StopExecution"}
 MAX_LOCAL_RETRY_WAIT_S = 0.2
+MAX_PAYLOAD_BYTES = 256 * 1024  # Step Functions' limit on an input, output or batch input
+MAX_EXECUTION_NAME = 80
+_NAME_FORBIDDEN = set(' <>{}[]?*"#%\\^|~`$&,;:/')
+
+# The fields each state type may have here: any other one (InputPath, ResultSelector,
+# ItemSelector, ResultWriter, TimeoutSeconds...) fails the execution rather than being
+# silently ignored.
+_COMMON = {"Type", "Comment", "Next", "End"}
+_FIELDS: dict[str, set[str]] = {
+    "Succeed": {"Type", "Comment"},
+    "Fail": {"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath"},
+    "Choice": {"Type", "Comment", "Choices", "Default"},
+    "Pass": _COMMON | {"Result", "ResultPath"},
+    "Task": _COMMON | {"Resource", "Parameters", "OutputPath", "ResultPath", "Retry", "Catch"},
+    "Map": _COMMON
+    | {
+        "ItemReader",
+        "ItemBatcher",
+        "ItemProcessor",
+        "MaxConcurrency",
+        "ToleratedFailurePercentage",
+        "ResultPath",
+        "Catch",
+    },
+}
+_SUB_FIELDS = {
+    "Retry": {"ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate"},
+    "Catch": {"ErrorEquals", "ResultPath", "Next"},
+    "ItemBatcher": {"MaxItemsPerBatch", "BatchInput"},
+    "ItemReader": {"Resource", "Parameters"},
+}
 STATES_HEADER = "X-Lakegov-States"  # "pass": not for the local state machines
 
 
@@ -58,6 +91,47 @@ class StatesError(Exception):
 
 def _unsupported(what: str) -> StatesError:
     return StatesError("States.Runtime", f"the embedded runtime does not support {what}")
+
+
+def check_fields(name: str, state: Mapping[str, Any]) -> None:
+    """Fails on a field this interpreter would not honour."""
+    kind = state.get("Type")
+    allowed = _FIELDS.get(str(kind))
+    if allowed is None:
+        raise _unsupported(f"{kind} states")
+    extra = sorted(set(state) - allowed)
+    for key, fields in _SUB_FIELDS.items():
+        blocks = state.get(key) or []
+        for block in [blocks] if isinstance(blocks, Mapping) else blocks:
+            extra += sorted(f"{key}.{f}" for f in set(block) - fields)
+    if extra:
+        raise _unsupported(f"the field(s) {', '.join(extra)} of the state {name}")
+
+
+def payload_size(data: Any) -> int:
+    return len(json.dumps(data, default=str, separators=(",", ":")).encode())
+
+
+def check_payload(data: Any, where: str) -> None:
+    if payload_size(data) > MAX_PAYLOAD_BYTES:
+        raise StatesError(
+            "States.DataLimitExceeded",
+            f"{where} is larger than the {MAX_PAYLOAD_BYTES} bytes Step Functions allows",
+        )
+
+
+def check_execution_name(name: str) -> None:
+    """Step Functions' rules for an execution's name (the API refuses the others)."""
+    if (
+        not 1 <= len(name) <= MAX_EXECUTION_NAME
+        or set(name) & _NAME_FORBIDDEN
+        or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in name)
+    ):
+        raise StatesError(
+            "InvalidName",
+            f"{name!r} is not a valid execution name (1-80 characters, no "
+            "blanks, brackets, wildcards or control characters)",
+        )
 
 
 def read_path(data: Any, path: str) -> Any:
@@ -168,6 +242,7 @@ class Interpreter:
             if self.stopped.is_set():
                 raise StatesError("States.Aborted", "the execution was stopped")
             state = states[name]
+            check_fields(name, state)
             kind = state["Type"]
             if kind == "Succeed":
                 return data
@@ -191,6 +266,10 @@ class Interpreter:
                 else:
                     raise _unsupported(f"{kind} states")
                 data = write_result(data, state.get("ResultPath", "$"), result)
+                # OutputPath after ResultPath; null: the output is {} (input and result dropped)
+                output_path = state.get("OutputPath", "$")
+                data = {} if output_path is None else read_path(data, output_path)
+                check_payload(data, f"the output of the state {name}")
             except StatesError as exc:
                 catcher = next(
                     (
@@ -252,8 +331,7 @@ class Interpreter:
                 ) ** (attempts[index] - 1)
                 # honest about the attempts, not about the wait: local runs stay quick
                 time.sleep(min(wait, MAX_LOCAL_RETRY_WAIT_S))
-        output_path = state.get("OutputPath", "$")
-        return read_path(result, output_path) if output_path else result
+        return result
 
     def _call(self, state: Mapping[str, Any], data: Any) -> Any:
         resource = str(state["Resource"])
@@ -280,6 +358,13 @@ class Interpreter:
         items = list(self._list(str(listing["Bucket"]), str(listing.get("Prefix", ""))))
         batcher = state.get("ItemBatcher") or {}
         size = int(batcher.get("MaxItemsPerBatch", 1)) if batcher else 1
+        tolerated = float(state.get("ToleratedFailurePercentage", 0))
+        if size < 1 or not 0 <= tolerated <= 100:
+            raise StatesError(
+                "States.Runtime",
+                f"MaxItemsPerBatch must be at least 1 (is {size}) and "
+                f"ToleratedFailurePercentage within 0-100 (is {tolerated:g})",
+            )
         batch_input = parameters(batcher.get("BatchInput", {}), data)
         if batcher:
             inputs: list[Any] = [
@@ -288,7 +373,8 @@ class Interpreter:
             ]
         else:
             inputs = items
-        tolerated = float(state.get("ToleratedFailurePercentage", 0))
+        for child in inputs:
+            check_payload(child, "a batch's input")
         workers = max(1, min(int(state.get("MaxConcurrency", 0) or 1000), len(inputs) or 1))
         failed_items = 0
         results: list[Any] = []
@@ -362,6 +448,11 @@ class LocalStateMachines:
     def start_execution(self, body: Mapping[str, Any]) -> dict[str, Any]:
         machine_arn = str(body["stateMachineArn"])
         name = str(body.get("name") or uuid.uuid4())
+        check_execution_name(name)
+        if len(str(body.get("input") or "{}").encode()) > MAX_PAYLOAD_BYTES:
+            raise StatesError(
+                "InvalidExecutionInput", f"the input is larger than {MAX_PAYLOAD_BYTES} bytes"
+            )
         arn = machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
         execution = Execution(arn, machine_arn, name, str(body.get("input") or "{}"))
         with self._lock:

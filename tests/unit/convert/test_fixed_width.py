@@ -120,3 +120,40 @@ def test_overlapping_columns_are_refused_with_their_path() -> None:
     with pytest.raises(InvalidDocument) as err:
         options_from_document(doc)
     assert err.value.issues[0].path == "$.fixed_width.columns[1].start"
+
+
+def test_a_fixed_width_export_written_by_pandas_to_string(run: Run) -> None:
+    # DataFrame.to_string is a common fixed-width export: right-aligned columns under a
+    # header line, missing values written as NaN / None
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "order_id": ["00017", "00018", "00019"],
+            "placed": ["2026-11-20", "2026-11-21", None],
+            "amount": [10.5, 4.25, 1200.0],
+        }
+    )
+    text = frame.to_string(index=False) + "\n"
+    header = text.splitlines()[0]
+    ends = [header.index(name) + len(name) for name in frame.columns]
+    starts = [1, *(end + 1 for end in ends[:-1])]
+    doc = {
+        "match": {"prefix": "exports/"},
+        "format": "fixed_width",
+        "csv": {"null_values": ["", "NaN", "None"]},  # the null texts of every text format
+        "fixed_width": {
+            "skip_lines": 1,
+            "columns": [
+                {"name": name, "start": start, "end": end}
+                for name, start, end in zip(frame.columns, starts, ends, strict=True)
+            ],
+        },
+    }
+    out = run(text.encode(), "export.txt", options=options_from_document(doc)[1])
+    assert out.result.format == "fixed_width" and out.result.rows_out == 3
+    assert out.table.schema.field("order_id").type == pa.string()
+    assert out.table.schema.field("amount").type == pa.float64()
+    assert [r["order_id"] for r in out.table.to_pylist()] == ["00017", "00018", "00019"]
+    assert [r["amount"] for r in out.table.to_pylist()] == [10.5, 4.25, 1200.0]
+    assert out.table.to_pylist()[2]["placed"] is None

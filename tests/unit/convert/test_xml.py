@@ -217,3 +217,45 @@ def test_predefined_entities_character_references_and_cdata_are_text(run: Run) -
 def test_a_declared_encoding_is_decoded(run: Run) -> None:
     data = '<?xml version="1.0" encoding="ISO-8859-1"?><rows><r><n>Müller</n></r></rows>'
     assert run(data.encode("latin-1"), "l.xml").table.to_pylist() == [{"n": "Müller"}]
+
+
+def test_an_xml_export_written_by_pandas_to_xml(run: Run, tmp_path: Any) -> None:
+    # pandas' DataFrame.to_xml (lxml underneath) is how many Python jobs export XML: a
+    # prefixed namespace, one element per column, empty elements for missing values
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "order_id": ["00017", "00018", "00019"],
+            "placed": [dt.date(2026, 11, 20), dt.date(2026, 11, 21), None],
+            "amount": [10.5, 4.25, 1200.0],
+            "paid": [True, False, True],
+            "note": ["a & b", None, "<urgent>"],
+        }
+    )
+    path = tmp_path / "export.xml"
+    frame.to_xml(path, index=False, namespaces={"shop": "urn:example:shop"}, prefix="shop")
+    out = run(path.read_bytes(), "export.xml")
+    assert out.result.format == "xml" and out.result.rows_out == 3
+    schema = out.table.schema
+    assert schema.field("order_id").type == pa.string()
+    assert schema.field("placed").type == pa.date32()
+    assert schema.field("amount").type == pa.float64()
+    assert schema.field("paid").type == pa.bool_()
+    assert out.table.to_pylist() == [
+        {
+            "order_id": "00017",
+            "placed": dt.date(2026, 11, 20),
+            "amount": 10.5,
+            "paid": True,
+            "note": "a & b",
+        },
+        {
+            "order_id": "00018",
+            "placed": dt.date(2026, 11, 21),
+            "amount": 4.25,
+            "paid": False,
+            "note": None,
+        },
+        {"order_id": "00019", "placed": None, "amount": 1200.0, "paid": True, "note": "<urgent>"},
+    ]

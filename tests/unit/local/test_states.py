@@ -220,3 +220,141 @@ def test_the_endpoint_forwards_the_template_s_executions_to_the_runtime_and_the_
         ]
     finally:
         listener.stop()
+
+
+def _one_state(state, data=None):
+    interpreter = Interpreter(
+        {"StartAt": "S", "States": {"S": state}},
+        invoke=lambda arn, payload: {"big": "x" * 300_000} if payload == "big" else payload,
+        s3=lambda: Listing([f"p/k{i}" for i in range(30)]),
+        sqs=lambda: None,
+    )
+    return interpreter.run({} if data is None else data)
+
+
+@pytest.mark.parametrize(
+    ("state", "named"),
+    [
+        ({"Type": "Pass", "InputPath": "$.a", "End": True}, "InputPath"),
+        ({"Type": "Pass", "Parameters": {"a": 1}, "End": True}, "Parameters"),
+        (
+            {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "f"},
+                "ResultSelector": {"a.$": "$.Payload"},
+                "End": True,
+            },
+            "ResultSelector",
+        ),
+        (
+            {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "f"},
+                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxDelaySeconds": 5}],
+                "End": True,
+            },
+            "Retry.MaxDelaySeconds",
+        ),
+        (
+            {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:listObjectsV2",
+                    "Parameters": {"Bucket": "raw"},
+                },
+                "ItemBatcher": {"MaxItemsPerBatch": 5, "MaxInputBytesPerBatch": 1024},
+                "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}},
+                "End": True,
+            },
+            "ItemBatcher.MaxInputBytesPerBatch",
+        ),
+    ],
+)
+def test_a_field_the_interpreter_does_not_honour_fails_clearly(state, named):
+    with pytest.raises(StatesError, match=f"does not support the field.*{named}"):
+        _one_state(state)
+
+
+def _map(**fields):
+    state = {
+        "Type": "Map",
+        "ItemReader": {
+            "Resource": "arn:aws:states:::s3:listObjectsV2",
+            "Parameters": {"Bucket": "raw", "Prefix": "p/"},
+        },
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED"},
+            "StartAt": "Done",
+            "States": {"Done": {"Type": "Succeed"}},
+        },
+        "ResultPath": None,
+        "End": True,
+    }
+    return state | fields
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ToleratedFailurePercentage": 101},
+        {"ToleratedFailurePercentage": -1},
+        {"ItemBatcher": {"MaxItemsPerBatch": 0}},
+    ],
+)
+def test_map_settings_outside_step_functions_ranges_fail(fields):
+    with pytest.raises(StatesError, match="MaxItemsPerBatch must be"):
+        _one_state(_map(**fields))
+
+
+def test_payloads_over_256_kib_fail_as_on_step_functions():
+    assert _one_state(_map(ItemBatcher={"MaxItemsPerBatch": 5})) == {}
+    big = {"MaxItemsPerBatch": 5, "BatchInput": {"pad": "x" * 270_000}}
+    with pytest.raises(StatesError, match="a batch's input is larger") as batch:
+        _one_state(_map(ItemBatcher=big))
+    assert batch.value.error == "States.DataLimitExceeded"
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "f", "Payload": "big"},
+        "End": True,
+    }
+    with pytest.raises(StatesError, match="output of the state S") as output:
+        _one_state(task)
+    assert output.value.error == "States.DataLimitExceeded"
+
+
+@pytest.mark.parametrize("name", ["x" * 81, "has space", "a/b", ""])
+def test_execution_names_step_functions_refuses_are_refused(name):
+    from lakegov.local.states import check_execution_name
+
+    with pytest.raises(StatesError) as refused:
+        check_execution_name(name)
+    assert refused.value.error == "InvalidName"
+    check_execution_name("reprocess-20261130T234500Z-0123abcd")
+
+
+def test_output_path_applies_after_result_path_and_null_drops_everything():
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "f", "Payload": {"n": 1}},
+        "ResultPath": "$.call",
+        "OutputPath": "$.call.Payload",
+        "End": True,
+    }
+    assert _one_state(task, {"keep": True}) == {"n": 1}
+    assert _one_state({**task, "OutputPath": "$.keep"}, {"keep": True}) is True
+    assert _one_state({**task, "OutputPath": None}, {"keep": True}) == {}
+
+
+def test_the_template_s_map_children_return_nothing_to_aggregate():
+    # the map's result array is capped at 256 KiB on AWS: each child gives {} back
+    _, execute, data, _, _ = run([f"p/k{i}.csv" for i in range(60)])
+    processor = rerun_definition()["States"]["ReprocessObjects"]["ItemProcessor"]
+    interpreter = Interpreter(
+        processor, invoke=lambda arn, p: {"converted": 25}, s3=lambda: None, sqs=lambda: None
+    )
+    assert interpreter.run({"Items": [], "BatchInput": {}}) == {}
+    assert execute(data) == data
