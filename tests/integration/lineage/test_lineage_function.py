@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import boto3
 import pyarrow.parquet as pq
@@ -16,7 +16,9 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from tests.conftest import EVENTS_DIR
 
+from lakegov.app import App
 from lakegov.events import EventPublisher
+from lakegov.layout import LINEAGE_EVENTS_TABLE
 from lakegov.lineage.openlineage import Namespaces
 from lakegov.lineage.records import LakeRecords
 from lakegov.lineage.service import DataZoneLineage, LineageContext, on_lakegov_event
@@ -122,18 +124,6 @@ def test_a_datazone_refusal_fails_the_event_so_it_is_retried_or_dead_lettered(ct
         on_lakegov_event("DatasetRefreshed", refreshed(), posting)
 
 
-@dataclass
-class App:
-    settings: Settings
-
-    def client(self, service: str):
-        return boto3.client(service, region_name=REGION)
-
-    @property
-    def publisher(self):
-        return EventPublisher(self.client("events"), ("svc",))
-
-
 def settings(**env: str) -> Settings:
     base = {
         "LAKEGOV_ENVIRONMENT": "dev",
@@ -149,7 +139,34 @@ def settings(**env: str) -> Settings:
 
 def test_the_embedded_runtime_skips_datazone_and_says_why():
     with mock_aws():
-        local = lineage_context(App(settings(DATAZONE_DOMAIN_ID="dzd_abc123", LAKEGOV_LOCAL="1")))
-        deployed = lineage_context(App(settings(DATAZONE_DOMAIN_ID="dzd_abc123")))
+        local = lineage_context(
+            App.from_settings(settings(DATAZONE_DOMAIN_ID="dzd_abc123", LAKEGOV_LOCAL="1"))
+        )
+        deployed = lineage_context(App.from_settings(settings(DATAZONE_DOMAIN_ID="dzd_abc123")))
     assert local.datazone is None and local.datazone_skipped == EMBEDDED_NO_DATAZONE
     assert deployed.datazone is not None and deployed.datazone.domain_id == "dzd_abc123"
+
+
+def test_a_warm_function_registers_a_day_of_its_tables_once_across_invocations():
+    # Given one container's App (the lineage and products functions take their records from it)
+    with mock_aws():
+        app = App.from_settings(settings())
+        app.client("s3").create_bucket(Bucket=BUCKET)
+        app.client("glue").create_database(
+            DatabaseInput={"Name": app.settings.database("formatted")}
+        )
+        glue_calls: list[str] = []
+        app.client("glue").meta.events.register(
+            "before-call.glue", lambda model, **_: glue_calls.append(model.name)
+        )
+        row = {"event_time": "2026-11-30T10:00:00Z", "job_name": "j", "run_id": "r"}
+        # When two invocations each record an event of the same day
+        for run_id in ("r1", "r2"):
+            records = lineage_context(app).records
+            records.write(LINEAGE_EVENTS_TABLE, "2026-11-30T10:00:00Z", (run_id, "COMPLETE"), [row])
+        # Then the table and the day's partition were looked up and registered by the first only
+        assert glue_calls == ["GetTable", "CreateTable", "GetTable", "BatchCreatePartition"]
+        table = app.client("glue").get_partitions(
+            DatabaseName=app.settings.database("formatted"), TableName=LINEAGE_EVENTS_TABLE
+        )
+        assert [p["Values"] for p in table["Partitions"]] == [["2026-11-30"]]
