@@ -28,6 +28,7 @@ from lakegov.settings import SETTINGS_VARIABLES, Settings
 if TYPE_CHECKING:
     from lakegov.ingest.athena import AthenaConverter
     from lakegov.ingest.service import Converter
+    from lakegov.lineage.records import LakeRecords
 
 
 @dataclass
@@ -62,6 +63,20 @@ class App:
             self.settings.audit_table,
             self.clients("dynamodb"),
             retention_days=self.settings.audit_retention_days,
+        )
+
+    @cached_property
+    def lake_records(self) -> LakeRecords:
+        """The service's own tables (``audit_control``, ``test_results``, ``lineage_events``),
+        one per container: the tables and day partitions it registered are remembered across
+        invocations, so a warm function makes no Glue call for a day it already registered."""
+        from lakegov.lineage.records import LakeRecords
+
+        return LakeRecords(
+            self.clients("s3"),
+            self.clients("glue"),
+            self.settings.formatted_bucket,
+            self.settings.database("formatted"),
         )
 
     @cached_property

@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lakegov.errors import LakegovError
 from lakegov.governance.access import AccessPolicy, TableGrant, TableNotFound
-from lakegov.ops.deployment import deployment_or_environment
+from lakegov.ops.deployment import deployment_arguments, deployment_or_environment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,17 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("table", nargs="?", metavar="DATABASE.TABLE", help="the table to ask about")
     p.add_argument("--principal", metavar="ARN", help="list the tables this principal can read")
     p.add_argument("--permission", default="SELECT", help="the permission (default SELECT)")
-    p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--catalog-id", help="Data Catalog id (default: the caller's account)")
     p.add_argument("--region", help="AWS region (default: the usual configuration)")
-    p.add_argument(
-        "--outputs",
-        type=Path,
-        default=None,
-        help="outputs JSON of `lakegov local run --outputs` (default: .lakegov/outputs.json "
-        "when present; otherwise AWS as your environment configures it)",
-    )
-    p.add_argument("--stack", default=None, help="a deployed stack's name")
+    deployment_arguments(p, "print the answer as JSON")
     p.set_defaults(func=cmd_access)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lakegov.lineage.graph import build_graph, read_lineage_rows, read_subscriptions
 from lakegov.lineage.render import to_html, to_text
-from lakegov.ops.deployment import deployment_or_environment
+from lakegov.ops.deployment import deployment_arguments, deployment_or_environment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,16 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--up", type=int, default=10, metavar="N", help="dataset hops upstream (10)")
     p.add_argument("--down", type=int, default=10, metavar="N", help="dataset hops downstream (10)")
     p.add_argument("--html", type=Path, metavar="FILE", help="also write the graph as an HTML page")
-    p.add_argument("--json", action="store_true", help="print the graph as JSON")
     p.add_argument("--region", help="AWS region (default: the usual configuration)")
-    p.add_argument(
-        "--outputs",
-        type=Path,
-        default=None,
-        help="outputs JSON of `lakegov local run --outputs` (default: .lakegov/outputs.json "
-        "when present; otherwise --stack)",
-    )
-    p.add_argument("--stack", default=None, help="a deployed stack's name")
+    deployment_arguments(p, "print the graph as JSON")
     p.set_defaults(func=cmd_lineage)
 
 

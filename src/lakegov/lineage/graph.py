@@ -42,16 +42,30 @@ class LineageGraph:
     nodes: dict[str, Node] = field(default_factory=dict)
     edges: set[tuple[str, str]] = field(default_factory=set)
     focus: list[str] = field(default_factory=list)  # the table(s) asked about
+    # each node's parents and children, kept with ``edges`` by :meth:`link`
+    _up: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _down: dict[str, set[str]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for a, b in self.edges:
+            self._up.setdefault(b, set()).add(a)
+            self._down.setdefault(a, set()).add(b)
 
     def add(self, node: Node) -> str:
         self.nodes.setdefault(node.id, node)
         return node.id
 
+    def link(self, a: str, b: str) -> None:
+        """The edge ``a -> b``."""
+        self.edges.add((a, b))
+        self._up.setdefault(b, set()).add(a)
+        self._down.setdefault(a, set()).add(b)
+
     def parents(self, node_id: str) -> list[str]:
-        return sorted(a for a, b in self.edges if b == node_id)
+        return sorted(self._up.get(node_id, ()))
 
     def children(self, node_id: str) -> list[str]:
-        return sorted(b for a, b in self.edges if a == node_id)
+        return sorted(self._down.get(node_id, ()))
 
     def find_tables(self, name: str) -> list[str]:
         """Table nodes named ``name`` (``table`` or ``database.table``)."""
@@ -142,7 +156,7 @@ def build_graph(
             items = event[side]
             for ds in json.loads(items) if isinstance(items, str) else items:
                 ds_id = graph.add(_dataset_node(ds, raw_bucket))
-                graph.edges.add((ds_id, job_id) if side == "inputs" else (job_id, ds_id))
+                graph.link(*((ds_id, job_id) if side == "inputs" else (job_id, ds_id)))
     for node in list(graph.nodes.values()):
         if node.kind == RAW:
             try:
@@ -179,7 +193,7 @@ def build_graph(
                         str(document.get("account_id", "")),
                     )
                 )
-                graph.edges.add((table_id, domain_id))
+                graph.link(table_id, domain_id)
     return graph
 
 

@@ -43,6 +43,13 @@ def schemas() -> dict[str, pa.Schema]:
     }
 
 
+def _run_columns() -> list[tuple[str, pa.DataType]]:
+    """Which run of which product, on which runner: a column each in both run tables."""
+    import pyarrow as pa
+
+    return [("run_id", pa.string()), ("product", pa.string()), ("runner", pa.string())]
+
+
 def _audit_control(ts: pa.DataType) -> pa.Schema:
     import pyarrow as pa
 
@@ -57,9 +64,7 @@ def _audit_control(ts: pa.DataType) -> pa.Schema:
             ("execution_failure_reason", pa.string()),
             ("rows_affected", pa.int64()),
             # lakegov's
-            ("run_id", pa.string()),
-            ("product", pa.string()),
-            ("runner", pa.string()),
+            *_run_columns(),
             ("unique_id", pa.string()),
             ("recorded_at", ts),
         ]
@@ -81,9 +86,7 @@ def _test_results(ts: pa.DataType) -> pa.Schema:
             ("execution_start_date", ts),
             ("execution_end_date", ts),
             ("unique_id", pa.string()),
-            ("run_id", pa.string()),
-            ("product", pa.string()),
-            ("runner", pa.string()),
+            *_run_columns(),
             ("recorded_at", ts),
         ]
     )
@@ -183,35 +186,3 @@ class LakeRecords:
             )
         catalog.register_partitions(self.glue, existing, [partition], columns=columns)
         self._registered.add((table, partition.folder))
-
-
-def audit_control_rows(
-    models: Iterable[Mapping[str, Any]], *, run_id: str, product: str, runner: str, recorded_at: str
-) -> list[dict[str, Any]]:
-    """``audit_control`` rows from the run audit's model rows (the original fields)."""
-    return [
-        {
-            **dict(model),
-            "run_id": run_id,
-            "product": product,
-            "runner": runner,
-            "recorded_at": recorded_at,
-        }
-        for model in models
-    ]
-
-
-def dbt_test_rows(
-    tests: Iterable[Any], *, run_id: str, product: str, runner: str, recorded_at: str
-) -> list[dict[str, Any]]:
-    """``test_results`` rows from :class:`lakegov.runners.dbt_results.DbtTestResult` items."""
-    return [
-        {
-            **test.to_dict(),
-            "run_id": run_id,
-            "product": product,
-            "runner": runner,
-            "recorded_at": recorded_at,
-        }
-        for test in tests
-    ]

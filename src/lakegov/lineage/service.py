@@ -34,6 +34,10 @@ from lakegov.observability import count, logger
 from lakegov.products.artifacts import DbtResults, load_artifacts
 
 NOT_CONFIGURED = "not configured"
+MAX_DATAZONE_EVENT_BYTES = 300_000  # PostLineageEvent's limit on the event blob
+# LineageRecorded names at most this many inputs and outputs each (EventBridge's 256 KB per
+# entry); the whole event is in the lake, at lake_key
+MAX_DATASETS_IN_DETAIL = 200
 
 
 @dataclass
@@ -44,18 +48,39 @@ class DataZoneLineage:
     domain_id: str
 
     def post(self, event: Mapping[str, Any]) -> str:
+        """Post ``event``; one over PostLineageEvent's size limit goes without its datasets'
+        facets (names, inputs and outputs kept), or not at all when still too large. The
+        answer says which."""
         token = f"{event['run']['runId']}-{event['eventType']}"
+        body = json.dumps(event, separators=(",", ":")).encode()
+        answer = "posted"
+        if len(body) > MAX_DATAZONE_EVENT_BYTES:
+            body = json.dumps(without_dataset_facets(event), separators=(",", ":")).encode()
+            if len(body) > MAX_DATAZONE_EVENT_BYTES:
+                count("LineageEventsTooLargeForDataZone")
+                return (
+                    f"skipped: {len(body)} bytes without facets, over PostLineageEvent's "
+                    f"{MAX_DATAZONE_EVENT_BYTES}"
+                )
+            answer = f"posted without dataset facets (over {MAX_DATAZONE_EVENT_BYTES} bytes)"
         try:
             self.client.post_lineage_event(
-                domainIdentifier=self.domain_id,
-                event=json.dumps(event, separators=(",", ":")).encode(),
-                clientToken=token,
+                domainIdentifier=self.domain_id, event=body, clientToken=token
             )
         except ClientError as exc:
             if is_transient(exc):
                 raise RetryableError(f"PostLineageEvent: {error_code(exc)}") from exc
             raise
-        return "posted"
+        return answer
+
+
+def without_dataset_facets(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``event`` with its inputs and outputs reduced to namespace and name."""
+    return {
+        **event,
+        "inputs": [{"namespace": d["namespace"], "name": d["name"]} for d in event["inputs"]],
+        "outputs": [{"namespace": d["namespace"], "name": d["name"]} for d in event["outputs"]],
+    }
 
 
 @dataclass
@@ -149,12 +174,15 @@ def record_lineage(
         "run_id": run_id,
         "event_type": event_type,
         "event_time": event["eventTime"],
-        "inputs": inputs,
-        "outputs": outputs,
+        "inputs": inputs[:MAX_DATASETS_IN_DETAIL],
+        "outputs": outputs[:MAX_DATASETS_IN_DETAIL],
         "lake_bucket": ctx.formatted_bucket,
         "lake_key": key,
         "datazone": datazone,
     }
+    for side, names in (("inputs", inputs), ("outputs", outputs)):
+        if len(names) > MAX_DATASETS_IN_DETAIL:
+            detail[f"{side}_total"] = len(names)
     ctx.publisher.publish("LineageRecorded", detail)
     count("LineageEventsRecorded")
     return detail

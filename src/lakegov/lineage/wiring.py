@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from lakegov.lineage.openlineage import Namespaces
-from lakegov.lineage.records import LakeRecords
 from lakegov.lineage.service import DataZoneLineage, LineageContext
 
 EMBEDDED_NO_DATAZONE = (
@@ -23,12 +22,7 @@ def lineage_context(app: Any) -> LineageContext:
     elif settings.datazone_domain_id:
         datazone = DataZoneLineage(app.client("datazone"), settings.datazone_domain_id)
     return LineageContext(
-        records=LakeRecords(
-            app.client("s3"),
-            app.client("glue"),
-            settings.formatted_bucket,
-            settings.database("formatted"),
-        ),
+        records=app.lake_records,
         publisher=app.publisher,
         namespaces=Namespaces(settings.region, settings.account_id),
         formatted_bucket=settings.formatted_bucket,

@@ -29,7 +29,7 @@ from lakegov.aws import error_code, is_transient
 from lakegov.errors import PermanentError, RetryableError
 from lakegov.events import Event, EventPublisher, utc_now
 from lakegov.layout import AUDIT_CONTROL_TABLE, TEST_RESULTS_TABLE
-from lakegov.lineage.records import LakeRecords, audit_control_rows, dbt_test_rows
+from lakegov.lineage.records import LakeRecords
 from lakegov.observability import count, logger
 from lakegov.products.artifacts import (
     MAX_MODELS_IN_EVENT,
@@ -543,9 +543,9 @@ def _record_in_lake(
     day_of = str(run.get("started_at") or utc_now())
     recorded_at = utc_now()
     common = {"run_id": run_id, "product": name, "runner": runner, "recorded_at": recorded_at}
-    models = audit_control_rows([{**r.fields, "unique_id": r.unique_id} for r in rows], **common)
+    models = [{**r.fields, "unique_id": r.unique_id, **common} for r in rows]
     ctx.records.write(AUDIT_CONTROL_TABLE, day_of, (name, run_id), models)
-    tests = dbt_test_rows(ctx.dbt.tests(artifacts), **common)
+    tests = [{**t.to_dict(), **common} for t in ctx.dbt.tests(artifacts)]
     ctx.records.write(TEST_RESULTS_TABLE, day_of, (name, run_id), tests)
 
 

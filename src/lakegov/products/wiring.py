@@ -15,7 +15,6 @@ from urllib.parse import urlparse
 
 from lakegov.aws import Clients
 from lakegov.errors import ConfigurationError
-from lakegov.lineage.records import LakeRecords
 from lakegov.products.model import RUNNERS
 from lakegov.products.service import ProductsContext
 from lakegov.products.store import ProductStore
@@ -117,10 +116,5 @@ def products_context(app: Any) -> ProductsContext:
         dbt_project_key=settings.dbt_project_key,
         account_id=settings.account_id,
         environment=settings.environment,
-        records=LakeRecords(
-            app.client("s3"),
-            app.client("glue"),
-            settings.formatted_bucket,
-            settings.database("formatted"),
-        ),
+        records=app.lake_records,
     )

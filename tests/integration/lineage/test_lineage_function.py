@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import boto3
 import pyarrow.parquet as pq
@@ -16,10 +16,19 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from tests.conftest import EVENTS_DIR
 
+from lakegov.app import App
 from lakegov.events import EventPublisher
-from lakegov.lineage.openlineage import Namespaces
+from lakegov.layout import LINEAGE_EVENTS_TABLE
+from lakegov.lineage.openlineage import Namespaces, facet, run_event
 from lakegov.lineage.records import LakeRecords
-from lakegov.lineage.service import DataZoneLineage, LineageContext, on_lakegov_event
+from lakegov.lineage.service import (
+    MAX_DATASETS_IN_DETAIL,
+    MAX_DATAZONE_EVENT_BYTES,
+    DataZoneLineage,
+    LineageContext,
+    on_lakegov_event,
+    record_lineage,
+)
 from lakegov.lineage.wiring import EMBEDDED_NO_DATAZONE, lineage_context
 from lakegov.settings import Settings
 
@@ -122,18 +131,6 @@ def test_a_datazone_refusal_fails_the_event_so_it_is_retried_or_dead_lettered(ct
         on_lakegov_event("DatasetRefreshed", refreshed(), posting)
 
 
-@dataclass
-class App:
-    settings: Settings
-
-    def client(self, service: str):
-        return boto3.client(service, region_name=REGION)
-
-    @property
-    def publisher(self):
-        return EventPublisher(self.client("events"), ("svc",))
-
-
 def settings(**env: str) -> Settings:
     base = {
         "LAKEGOV_ENVIRONMENT": "dev",
@@ -149,7 +146,86 @@ def settings(**env: str) -> Settings:
 
 def test_the_embedded_runtime_skips_datazone_and_says_why():
     with mock_aws():
-        local = lineage_context(App(settings(DATAZONE_DOMAIN_ID="dzd_abc123", LAKEGOV_LOCAL="1")))
-        deployed = lineage_context(App(settings(DATAZONE_DOMAIN_ID="dzd_abc123")))
+        local = lineage_context(
+            App.from_settings(settings(DATAZONE_DOMAIN_ID="dzd_abc123", LAKEGOV_LOCAL="1"))
+        )
+        deployed = lineage_context(App.from_settings(settings(DATAZONE_DOMAIN_ID="dzd_abc123")))
     assert local.datazone is None and local.datazone_skipped == EMBEDDED_NO_DATAZONE
     assert deployed.datazone is not None and deployed.datazone.domain_id == "dzd_abc123"
+
+
+def test_a_warm_function_registers_a_day_of_its_tables_once_across_invocations():
+    # Given one container's App (the lineage and products functions take their records from it)
+    with mock_aws():
+        app = App.from_settings(settings())
+        app.client("s3").create_bucket(Bucket=BUCKET)
+        app.client("glue").create_database(
+            DatabaseInput={"Name": app.settings.database("formatted")}
+        )
+        glue_calls: list[str] = []
+        app.client("glue").meta.events.register(
+            "before-call.glue", lambda model, **_: glue_calls.append(model.name)
+        )
+        row = {"event_time": "2026-11-30T10:00:00Z", "job_name": "j", "run_id": "r"}
+        # When two invocations each record an event of the same day
+        for run_id in ("r1", "r2"):
+            records = lineage_context(app).records
+            records.write(LINEAGE_EVENTS_TABLE, "2026-11-30T10:00:00Z", (run_id, "COMPLETE"), [row])
+        # Then the table and the day's partition were looked up and registered by the first only
+        assert glue_calls == ["GetTable", "CreateTable", "GetTable", "BatchCreatePartition"]
+        table = app.client("glue").get_partitions(
+            DatabaseName=app.settings.database("formatted"), TableName=LINEAGE_EVENTS_TABLE
+        )
+        assert [p["Values"] for p in table["Partitions"]] == [["2026-11-30"]]
+
+
+def wide_model_run(inputs: int, columns: int = 0) -> dict:
+    """A dbt model's run event reading ``inputs`` tables, writing one with ``columns`` columns."""
+    ns = Namespaces(REGION, "123456789012")
+    fields = [{"name": f"column_{i:04d}", "type": "string"} for i in range(columns)]
+    schema = {"schema": facet("schema", fields=fields)} if fields else {}
+    return run_event(
+        event_type="COMPLETE",
+        event_time="2026-11-30T10:00:00Z",
+        job="product.wide.union_all",
+        run_id="0192f0a4-5c8e-7a51-9c1d-3b2f4e6a7b8c",
+        inputs=[ns.table("lakegov_dev_formatted_stg", f"source_{i:05d}") for i in range(inputs)],
+        outputs=[ns.table("lakegov_dev_formatted", "union_all", **schema)],
+        job_type="MODEL",
+    )
+
+
+def test_a_model_reading_thousands_of_tables_is_announced_within_eventbridge_s_entry_size(ctx):
+    # Given a model that read 3000 tables (its whole event is well over 256 KB)
+    event = wide_model_run(3000)
+    assert len(json.dumps(event)) > 256 * 1024
+    # When it is recorded
+    detail = record_lineage(event, ctx)
+    # Then the lake keeps every input, and LineageRecorded names the first 200 and the total
+    (row,) = lake_events(ctx)
+    assert len(json.loads(row["inputs"])) == 3000
+    assert len(detail["inputs"]) == MAX_DATASETS_IN_DETAIL and detail["inputs_total"] == 3000
+    assert "outputs_total" not in detail
+    (announced,) = [e for e in ctx.publisher.published if e.detail_type == "LineageRecorded"]
+    assert len(announced.entry("svc")["Detail"]) < 256 * 1024
+
+
+def test_an_event_over_datazone_s_size_is_posted_without_facets_or_skipped_saying_why():
+    client = boto3.client("datazone", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.add_response(
+        "post_lineage_event",
+        {},
+        {"domainIdentifier": "dzd_abc123", "event": ANY, "clientToken": ANY},
+    )
+    datazone = DataZoneLineage(client, "dzd_abc123")
+    # Given a model whose output's schema facet (8000 columns) takes it over 300000 bytes
+    wide_schema = wide_model_run(2, columns=8000)
+    assert len(json.dumps(wide_schema, separators=(",", ":"))) > MAX_DATAZONE_EVENT_BYTES
+    with stubber:
+        # Then it is posted (once) without the dataset facets, and the answer says so
+        assert datazone.post(wide_schema).startswith("posted without dataset facets")
+        stubber.assert_no_pending_responses()
+        # and one whose dataset names alone are over the limit is not posted (the stubber
+        # has no second response): the answer says why
+        assert datazone.post(wide_model_run(4000)).startswith("skipped: ")

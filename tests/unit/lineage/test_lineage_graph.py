@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -90,3 +91,22 @@ def test_the_page_draws_every_node_left_to_right_and_loads_nothing():
     assert "<script src" not in page and "<link" not in page
     column = {n: i for i, row in enumerate(layers(around)) for n in row}
     assert all(column[a] < column[b] for a, b in around.edges)
+
+
+def test_a_lake_of_thousands_of_landed_files_is_walked_by_its_edges_not_all_of_them():
+    # Given a year of landed files (6000 conversions into one staging table)
+    events = [
+        row(
+            f"convert.cards_{i}",
+            [("s3://raw", f"shop/partition_dt={i}/cards.csv")],
+            [("s3://lake", "formatted_stg/shop_cards")],
+        )
+        for i in range(6000)
+    ] + EVENTS[1:]
+    # When the graph is built and the product's table drawn one hop up
+    started = time.perf_counter()
+    around = build_graph(events, SUBSCRIPTIONS, raw_bucket="raw").around("clean_cards", 1, 1)
+    elapsed = time.perf_counter() - started
+    # Then it takes a moment, not a scan of every edge for every node (seconds per thousand)
+    assert "stg.shop_cards  --[product p: clean_cards]-->  fmt.clean_cards" in to_text(around)
+    assert elapsed < 5, f"{elapsed:.1f}s"
