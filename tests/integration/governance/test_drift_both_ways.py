@@ -404,3 +404,16 @@ def test_grants_on_a_data_location_or_the_catalog_are_never_revoked(world):
     assert outcome["differences"] == 0
     assert held(world, INTRUDER, location) == {"DATA_LOCATION_ACCESS"}
     assert held(world, INTRUDER, {"Catalog": {}}) == {"CREATE_DATABASE"}
+
+
+def test_with_no_document_in_force_the_stack_s_databases_are_still_governed(world):
+    """The stack's own databases are governed whether or not any document is in force."""
+    grant(world, CRAWLER, _table(STACK_DB, "landed"), ["SELECT", "ALTER"])  # the stack's role
+    grant(world, INTRUDER, _table(STACK_DB, "landed"), ["SELECT"])  # made by hand
+    outcome, publisher = check(world)
+    assert outcome["drifted"] and outcome["differences"] == 1
+    ((_, detail),) = publisher.events
+    assert [d["change"]["principal"] for d in detail["differences"]] == [INTRUDER]
+    check(world, reconcile=True)
+    assert held(world, INTRUDER, _table(STACK_DB, "landed")) == set()
+    assert held(world, CRAWLER, _table(STACK_DB, "landed")) == {"SELECT", "ALTER"}
