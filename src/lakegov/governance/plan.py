@@ -480,14 +480,13 @@ def _plan_retired(
         if change is not None:
             changes.append(change)
     for assignment in retired.assignments.values():
-        kind, _ = next(iter(assignment.resource.items()))
-        if kind == "TableWithColumns":
-            current = _resource_tags(state, lf, assignment.resource, notes)
-            for column in assignment.resource[kind].get("ColumnNames", []):
-                _retire_tags(changes, assignment, current.get(column.lower(), {}), column)
-            continue
         current = _resource_tags(state, lf, assignment.resource, notes)
-        _retire_tags(changes, assignment, current.get("", {}), None)
+        body = assignment.resource.get("TableWithColumns")
+        if body is None:
+            _retire_tags(changes, assignment, current.get("", {}), None)
+            continue
+        for column in body.get("ColumnNames", []):
+            _retire_tags(changes, assignment, current.get(column.lower(), {}), column)
     return changes
 
 
