@@ -426,8 +426,7 @@ class AccessPolicy:
     def _snapshot(self, principal_arn: str | None) -> _Snapshot:
         catalog_id = self.catalog_id
         if catalog_id is None and principal_arn:
-            m = _ARN.match(principal_arn)
-            catalog_id = m["account"] if m else ""  # "": refused before any read
+            catalog_id = principal_account(principal_arn)  # "": refused before any read
         if catalog_id is None:
             raise LakegovError("the catalog id is needed (AccessPolicy(..., catalog_id=...))")
         if self._reused is None:
