@@ -24,7 +24,7 @@ from lakegov.local.runtime import LocalRuntime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]
 
-ALPHA, BETA = "555500000001", "555500000002"
+ALPHA, BETA, GAMMA = "555500000001", "555500000002", "555500000003"
 ALPHA_ANALYST = f"arn:aws:iam::{ALPHA}:role/analyst"
 BETA_ANALYST = f"arn:aws:iam::{BETA}:role/analyst"
 DB = "lakegov_dev_formatted_stg"
@@ -161,3 +161,42 @@ def test_a_subscribed_domain_links_the_share_and_queries_it_the_other_cannot(run
     assert [link["change"] for link in unlinked["links"]] == ["removed"]
     gone = run(runtime, ALPHA_ANALYST, f"SELECT count(*) FROM {LINKED}")
     assert gone["state"] == "FAILED" and "TABLE_NOT_FOUND" in gone["reason"]
+
+
+def test_a_share_is_read_through_a_link_only_once_its_invitation_is_accepted(runtime):
+    """On AWS the shared table is invisible to the consumer account until it accepts the
+    RAM invitation: the local Athena refuses the read until then too."""
+    gamma = deploy_domain(runtime, "gamma", GAMMA)
+    gamma_analyst = f"arn:aws:iam::{GAMMA}:role/analyst"
+    shared = {"Table": {"CatalogId": runtime.account, "DatabaseName": DB, "Name": TABLE}}
+    # Given a grant to gamma's account made directly (no AccessGranted: nothing accepts it)
+    runtime.client("lakeformation").grant_permissions(
+        Principal={"DataLakePrincipalIdentifier": GAMMA},
+        Resource=shared,
+        Permissions=["SELECT", "DESCRIBE"],
+        PermissionsWithGrantOption=["SELECT", "DESCRIBE"],
+    )
+    # and gamma's administrator linking it and granting its analyst by hand
+    gamma.client("glue").create_database(
+        DatabaseInput={
+            "Name": f"shared_{DB}",
+            "TargetDatabase": {"CatalogId": runtime.account, "DatabaseName": DB},
+        }
+    )
+    gamma.client("lakeformation").grant_permissions(
+        Principal={"DataLakePrincipalIdentifier": gamma_analyst},
+        Resource=shared,
+        Permissions=["SELECT"],
+    )
+    (invitation,) = gamma.client("ram").get_resource_share_invitations()["resourceShareInvitations"]
+    assert invitation["status"] == "PENDING"
+    # When the analyst queries before the invitation is accepted, Then it is refused
+    refused = run(runtime, gamma_analyst, f"SELECT count(*) AS n FROM {LINKED}")
+    assert refused["state"] == "FAILED" and "not accepted the RAM share" in refused["reason"]
+    # When gamma accepts, Then the same query reads the producer's rows
+    gamma.client("ram").accept_resource_share_invitation(
+        resourceShareInvitationArn=invitation["resourceShareInvitationArn"]
+    )
+    counted = run(runtime, gamma_analyst, f"SELECT count(*) AS n FROM {LINKED}")
+    assert counted["state"] == "SUCCEEDED", counted["reason"]
+    assert counted["rows"] == [["32"]]

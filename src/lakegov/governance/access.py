@@ -294,9 +294,17 @@ def _matches(expression: list[dict[str, Any]], tags: dict[str, str]) -> bool:
     )
 
 
-def _or(predicates: Iterable[str]) -> str:
+def _joined(predicates: Iterable[str], operator: str) -> str:
     unique = sorted(set(predicates))
-    return unique[0] if len(unique) == 1 else " OR ".join(f"({p})" for p in unique)
+    return unique[0] if len(unique) == 1 else f" {operator} ".join(f"({p})" for p in unique)
+
+
+def _or(predicates: Iterable[str]) -> str:
+    return _joined(predicates, "OR")
+
+
+def _and(predicates: Iterable[str]) -> str:
+    return _joined(predicates, "AND")
 
 
 class AccessPolicy:
@@ -418,8 +426,7 @@ class AccessPolicy:
     def _snapshot(self, principal_arn: str | None) -> _Snapshot:
         catalog_id = self.catalog_id
         if catalog_id is None and principal_arn:
-            m = _ARN.match(principal_arn)
-            catalog_id = m["account"] if m else ""  # "": refused before any read
+            catalog_id = principal_account(principal_arn)  # "": refused before any read
         if catalog_id is None:
             raise LakegovError("the catalog id is needed (AccessPolicy(..., catalog_id=...))")
         if self._reused is None:
@@ -557,21 +564,15 @@ def within(grant: TableGrant, bound: TableGrant) -> TableGrant | None:
         columns = grant.columns & bound.columns
     if columns is not None and not columns:
         return None
-    filters = sorted({f for f in (grant.row_filter, bound.row_filter) if f})
-    row_filter = None if not filters else " AND ".join(f"({f})" for f in filters)
-    if len(filters) == 1:
-        row_filter = filters[0]
+    filters = [f for f in (grant.row_filter, bound.row_filter) if f]
+    row_filter = _and(filters) if filters else None
     cells: dict[str, list[str]] = {}
     for column, predicate in (*grant.cell_filters, *bound.cell_filters):
         cells.setdefault(column, []).append(predicate)
     return TableGrant(
         columns,
         row_filter,
-        tuple(
-            (c, p[0] if len(p) == 1 else " AND ".join(f"({x})" for x in p))
-            for c, p in sorted(cells.items())
-            if columns is None or c in columns
-        ),
+        tuple((c, _and(p)) for c, p in sorted(cells.items()) if columns is None or c in columns),
     )
 
 
@@ -588,12 +589,11 @@ def shared_table_access(
     (``consumer``: that account's Lake Formation), within what the producer granted the
     account (``producer``: the producer's). Raises :class:`AccessDenied` naming which
     side is missing."""
-    m = _ARN.match(role_arn(principal_arn))
-    if not m:
+    account = principal_account(principal_arn)
+    if not account:
         raise AccessDenied(
             principal_arn, permission, f"{database}.{table}", reason="not an IAM principal"
         )
-    account = m["account"]
     try:
         bound = producer.account_access(account, database, table, permission)
     except AccessDenied as exc:

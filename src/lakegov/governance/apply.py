@@ -84,7 +84,8 @@ def _message(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Message", ""))
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+def in_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in consecutive lists of at most ``size`` (AWS batch limits)."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -140,7 +141,7 @@ class _Applier:
     def tag(self, change: Change) -> None:
         assert change.tag_key is not None
         values = list(change.tag_values)
-        chunks = list(_chunks(values, TAG_VALUES_PER_CALL)) or [[]]
+        chunks = list(in_batches(values, TAG_VALUES_PER_CALL)) or [[]]
         try:
             if change.action == "create_lf_tag":
                 try:
@@ -157,7 +158,7 @@ class _Applier:
                     current = self.lf.get_lf_tag(CatalogId=self.catalog_id, TagKey=change.tag_key)
                     have = set(current.get("TagValues") or [])
                     missing = [v for v in values if v not in have]
-                    chunks = [[], *_chunks(missing, TAG_VALUES_PER_CALL)]
+                    chunks = [[], *in_batches(missing, TAG_VALUES_PER_CALL)]
                 rest = chunks[1:]
             else:
                 rest = chunks
@@ -255,7 +256,7 @@ class _Applier:
         attempt = 0
         while pending:
             retry: list[Change] = []
-            for chunk in _chunks(pending, BATCH_SIZE):
+            for chunk in in_batches(pending, BATCH_SIZE):
                 entries = [
                     {
                         "Id": str(i),

@@ -268,15 +268,10 @@ def read_state(lakeformation_client: Any, *, catalog_id: str) -> CurrentState:
     return state
 
 
-def _resource_tags(
-    state: CurrentState, lf: Any, resource: Resource, notes: list[str]
-) -> dict[str, dict[str, str]]:
-    """Tags directly assigned to ``resource``: {target: {casefold key: value}}.
-
-    ``target`` is ``""`` for a database or table, the column name for columns.
-    """
+def _get_resource_tags(state: CurrentState, lf: Any, resource: Resource) -> dict[str, Any] | None:
+    """GetResourceLFTags of ``resource`` (directly assigned tags); None: it does not exist."""
     try:
-        resp = _read(
+        return _read(
             state,
             lf.get_resource_lf_tags,
             CatalogId=state.catalog_id,
@@ -285,9 +280,21 @@ def _resource_tags(
         )
     except ClientError as exc:
         if _client_error_code(exc) == "EntityNotFoundException":
-            notes.append(f"{describe_resource(resource)} does not exist: tagging it will fail")
-            return {}
+            return None
         raise
+
+
+def _resource_tags(
+    state: CurrentState, lf: Any, resource: Resource, notes: list[str]
+) -> dict[str, dict[str, str]]:
+    """Tags directly assigned to ``resource``: {target: {casefold key: value}}.
+
+    ``target`` is ``""`` for a database or table, the column name for columns.
+    """
+    resp = _get_resource_tags(state, lf, resource)
+    if resp is None:
+        notes.append(f"{describe_resource(resource)} does not exist: tagging it will fail")
+        return {}
 
     def as_map(tags: list[dict[str, Any]] | None) -> dict[str, str]:
         return {
@@ -433,7 +440,7 @@ def _plan_unrequested(
         resource = {kind: {"CatalogId": state.catalog_id, **body}}
         assignment = desired.assignments.get(resource_key(resource, state.catalog_id))
         wanted_tags = {k.casefold(): v for k, v in (assignment.tags if assignment else {}).items()}
-        assigned = _assigned_tags(state, lf, resource, notes)
+        assigned = _assigned_tags(state, lf, resource)
         extra = [
             t
             for t in assigned
@@ -452,22 +459,9 @@ def _plan_unrequested(
     return changes
 
 
-def _assigned_tags(
-    state: CurrentState, lf: Any, resource: Resource, notes: list[str]
-) -> list[dict[str, Any]]:
+def _assigned_tags(state: CurrentState, lf: Any, resource: Resource) -> list[dict[str, Any]]:
     """The tags assigned directly to a database or table, as Lake Formation lists them."""
-    try:
-        resp = _read(
-            state,
-            lf.get_resource_lf_tags,
-            CatalogId=state.catalog_id,
-            Resource=resource,
-            ShowAssignedLFTags=True,
-        )
-    except ClientError as exc:
-        if _client_error_code(exc) == "EntityNotFoundException":
-            return []
-        raise
+    resp = _get_resource_tags(state, lf, resource) or {}
     tags = resp.get("LFTagOnDatabase") if "Database" in resource else resp.get("LFTagsOnTable")
     return [
         {"TagKey": t["TagKey"], "TagValues": list(t.get("TagValues") or [])} for t in tags or []
@@ -486,14 +480,13 @@ def _plan_retired(
         if change is not None:
             changes.append(change)
     for assignment in retired.assignments.values():
-        kind, _ = next(iter(assignment.resource.items()))
-        if kind == "TableWithColumns":
-            current = _resource_tags(state, lf, assignment.resource, notes)
-            for column in assignment.resource[kind].get("ColumnNames", []):
-                _retire_tags(changes, assignment, current.get(column.lower(), {}), column)
-            continue
         current = _resource_tags(state, lf, assignment.resource, notes)
-        _retire_tags(changes, assignment, current.get("", {}), None)
+        body = assignment.resource.get("TableWithColumns")
+        if body is None:
+            _retire_tags(changes, assignment, current.get("", {}), None)
+            continue
+        for column in body.get("ColumnNames", []):
+            _retire_tags(changes, assignment, current.get(column.lower(), {}), column)
     return changes
 
 

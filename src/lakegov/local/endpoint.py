@@ -91,7 +91,7 @@ class AthenaOnEndpoint:
         self.clients = local_clients(endpoint_url, region)
         self._athena: LocalAthena | None = None
         self._lock = threading.Lock()
-        self._catalogs: dict[str, tuple[Any, Any]] = {}
+        self._catalogs: dict[str, Clients] = {}
         self._catalogs_lock = threading.Lock()
 
     def __call__(self) -> LocalAthena:
@@ -110,6 +110,7 @@ class AthenaOnEndpoint:
                     unrestricted=self.unrestricted,
                     account=self.account,
                     catalog_of=self.catalog_of,
+                    share_accepted=self.share_accepted,
                 )
                 self._athena = LocalAthena(
                     engine=engine,
@@ -135,21 +136,35 @@ class AthenaOnEndpoint:
 
         return AccessPolicy(self.clients("lakeformation"), self.clients("glue"), reuse_reads=True)
 
-    def catalog_of(self, account: str) -> tuple[Any, Any]:
-        """Administrator Glue and Lake Formation clients of ``account``'s catalog."""
+    def _clients_of(self, account: str) -> Clients:
+        """Administrator clients of ``account``."""
         if account == self.account:
-            return self.clients("glue"), self.clients("lakeformation")
+            return self.clients
         with self._catalogs_lock:
-            pair = self._catalogs.get(account)
-            if pair is None:
+            clients = self._catalogs.get(account)
+            if clients is None:
                 clients = local_clients(
                     self.endpoint_url,
                     self.region,
                     account_credentials(self.clients("sts"), account),
                 )
-                pair = (clients("glue"), clients("lakeformation"))
-                self._catalogs[account] = pair
-            return pair
+                self._catalogs[account] = clients
+            return clients
+
+    def catalog_of(self, account: str) -> tuple[Any, Any]:
+        """Administrator Glue and Lake Formation clients of ``account``'s catalog."""
+        clients = self._clients_of(account)
+        return clients("glue"), clients("lakeformation")
+
+    def share_accepted(self, consumer: str, producer: str) -> bool:
+        """Whether ``consumer`` accepted ``producer``'s RAM share (Lake Formation's
+        cross-account grants): its invitation, as the consumer lists it, is ACCEPTED."""
+        pages = self._clients_of(consumer)("ram").get_paginator("get_resource_share_invitations")
+        return any(
+            i.get("senderAccountId") == producer and i.get("status") == "ACCEPTED"
+            for page in pages.paginate()
+            for i in page.get("resourceShareInvitations") or []
+        )
 
     def unrestricted(self, principal: str) -> bool:
         if principal == deployer_arn(self.account):

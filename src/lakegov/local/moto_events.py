@@ -37,6 +37,8 @@ def install() -> None:
     original = models.EventsBackend.put_events
 
     def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(events) > 10:
+            return list(original(self, events))  # AWS's (and moto's) 10-entry refusal
         local: list[tuple[int, dict[str, Any]]] = []
         answers: dict[int, dict[str, Any]] = {}
         for index, event in enumerate(events):
@@ -44,7 +46,7 @@ def install() -> None:
             if not match or match["account"] == self.account_id:
                 local.append((index, event))
                 continue
-            answers[index] = _deliver(models, self.account_id, match, event)
+            answers[index] = _deliver(models, original, self.account_id, match, event)
         if local:
             for (index, _), answer in zip(
                 local, original(self, [e for _, e in local]), strict=True
@@ -80,8 +82,20 @@ def _allowed(policy: str | None, caller: str) -> bool:
     return False
 
 
+class _SentBy:
+    """The receiving account's backend, as seen by ``PutEvents``, with the sender's
+    account: moto stamps each delivered event with ``self.account_id``."""
+
+    def __init__(self, backend: Any, sender: str) -> None:
+        self._backend = backend
+        self.account_id = sender
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
 def _deliver(
-    models: Any, caller: str, match: re.Match[str], event: dict[str, Any]
+    models: Any, original: Any, caller: str, match: re.Match[str], event: dict[str, Any]
 ) -> dict[str, Any]:
     backend = models.events_backends[match["account"]][match["region"]]
     bus = backend.event_buses.get(match["name"])
@@ -95,5 +109,5 @@ def _deliver(
             "ErrorCode": "AccessDeniedException",
             "ErrorMessage": f"account {caller} is not authorized to put events on {match['name']}",
         }
-    (answer,) = backend.put_events([{**event, "EventBusName": match["name"]}])
+    (answer,) = original(_SentBy(backend, caller), [{**event, "EventBusName": match["name"]}])
     return dict(answer)

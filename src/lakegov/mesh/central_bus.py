@@ -151,6 +151,24 @@ class CentralBus:
 _TARGET_KEYS = ("Id", "Arn", "RoleArn", "DeadLetterConfig", "RetryPolicy")
 
 
+def upsert_rule(bus: Any, spec: RuleSpec, current: Mapping[str, Any] | None) -> str:
+    """Create ``spec``'s rule (``current``: the rule as listed, None when missing) or bring
+    it and its one target up to date; other targets go. Returns created / updated /
+    unchanged."""
+    rule_changed = current is None or not _same_rule(current, spec)
+    if rule_changed:
+        bus.put_rule(spec)
+    targets = bus.targets(spec.name) if current is not None else []
+    mine = [t for t in targets if t.get("Id") == spec.target["Id"]]
+    target_changed = not mine or not _same_target(mine[0], spec.target)
+    if target_changed:
+        bus.put_target(spec)
+    bus.remove_targets(spec.name, [t["Id"] for t in targets if t.get("Id") != TARGET_ID])
+    if current is None:
+        return "created"
+    return "updated" if rule_changed or target_changed else "unchanged"
+
+
 def _same_target(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     return all(current.get(k) == desired.get(k) for k in _TARGET_KEYS)
 
@@ -221,23 +239,9 @@ def reconcile(
     created: list[str] = []
     updated: list[str] = []
     unchanged: list[str] = []
+    outcomes = {"created": created, "updated": updated, "unchanged": unchanged}
     for spec in desired:
-        current = ours.get(spec.name)
-        rule_changed = current is None or not _same_rule(current, spec)
-        if rule_changed:
-            bus.put_rule(spec)
-        targets = bus.targets(spec.name) if current is not None else []
-        mine = [t for t in targets if t.get("Id") == spec.target["Id"]]
-        target_changed = not mine or not _same_target(mine[0], spec.target)
-        if target_changed:
-            bus.put_target(spec)
-        bus.remove_targets(spec.name, [t["Id"] for t in targets if t.get("Id") != TARGET_ID])
-        if current is None:
-            created.append(spec.name)
-        elif rule_changed or target_changed:
-            updated.append(spec.name)
-        else:
-            unchanged.append(spec.name)
+        outcomes[upsert_rule(bus, spec, ours.get(spec.name))].append(spec.name)
     wanted = {s.name for s in desired}
     deleted = sorted(name for name in ours if name not in wanted)
     for name in deleted:

@@ -21,7 +21,7 @@ held, and reports the same outcome with ``unchanged`` links.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 from lakegov.aws import error_code, is_transient
 from lakegov.errors import PermanentError, RetryableError
 from lakegov.events import utc_now
+from lakegov.governance.apply import BATCH_SIZE, in_batches
 from lakegov.governance.plan import list_permissions
 
 ACCESS_EVENTS = ("AccessGranted", "AccessRevoked")
@@ -109,7 +110,7 @@ class _Report:
             "status": status,
             "source_event_id": self.change.event_id,
             "invitations_accepted": self.invitations,
-            "links": [link for link in self.links if link["change"] != "failed"],
+            "links": done,
             "granted_roles": self.granted,
             "problems": self.problems,
             "reported_at": utc_now(),
@@ -302,25 +303,18 @@ def _grant_roles(
                 "Permissions": sorted(grant.grantable),
             },
         ]
-    if not entries:
-        return
-    try:
-        response = lakeformation.batch_grant_permissions(CatalogId=account_id, Entries=entries)
-    except ClientError as exc:
-        _retry_or_note(exc, report, "granting the consumer roles")
-        return
-    failed = {
-        str((f.get("RequestEntry") or {}).get("Id")): f for f in response.get("Failures") or []
-    }
+    failed = _batch_call(
+        lakeformation.batch_grant_permissions, account_id, entries, report, "granting the roles"
+    )
     for entry in entries:
         failure = failed.get(entry["Id"])
-        if failure is not None:
+        if failure:
             error = failure.get("Error") or {}
             report.problems.append(
                 f"granting {entry['Principal']['DataLakePrincipalIdentifier']}: "
                 f"{error.get('ErrorCode')}: {error.get('ErrorMessage', '')}"
             )
-        elif entry["Id"].startswith("t"):
+        elif failure is None and entry["Id"].startswith("t"):
             report.granted.append(
                 {
                     "role": entry["Principal"]["DataLakePrincipalIdentifier"],
@@ -370,7 +364,31 @@ def link_shared_access(
     return report.detail(domain)
 
 
-def _revoke_held_on(lakeformation: Any, account_id: str, matches: Any, report: _Report) -> None:
+def _batch_call(
+    call: Any, account_id: str, entries: list[dict[str, Any]], report: _Report, what: str
+) -> dict[str, dict[str, Any]]:
+    """``BatchGrantPermissions``/``BatchRevokePermissions`` of ``entries``, at most
+    ``BATCH_SIZE`` a call; returns the failures by entry id (a call refused as a whole is
+    noted in the report and its entries are given as failed with no error)."""
+    failed: dict[str, dict[str, Any]] = {}
+    for batch in in_batches(entries, BATCH_SIZE):
+        try:
+            response = call(CatalogId=account_id, Entries=batch)
+        except ClientError as exc:
+            _retry_or_note(exc, report, what)
+            failed.update({entry["Id"]: {} for entry in batch})
+            continue
+        for failure in response.get("Failures") or []:
+            failed[str((failure.get("RequestEntry") or {}).get("Id"))] = failure
+    return failed
+
+
+def _revoke_held_on(
+    lakeformation: Any,
+    account_id: str,
+    matches: Callable[[Mapping[str, Any]], bool],
+    report: _Report,
+) -> None:
     """Revoke what this account granted its principals on resources ``matches`` accepts."""
     entries: list[dict[str, Any]] = []
     for held in list_permissions(lakeformation, catalog_id=account_id):
@@ -384,13 +402,20 @@ def _revoke_held_on(lakeformation: Any, account_id: str, matches: Any, report: _
                     "PermissionsWithGrantOption": sorted(held.grantable),
                 }
             )
-    for start in range(0, len(entries), 20):
-        try:
-            lakeformation.batch_revoke_permissions(
-                CatalogId=account_id, Entries=entries[start : start + 20]
+    failed = _batch_call(
+        lakeformation.batch_revoke_permissions,
+        account_id,
+        entries,
+        report,
+        "revoking the consumer roles' grants",
+    )
+    for entry in entries:
+        error = (failed.get(entry["Id"]) or {}).get("Error")
+        if error:
+            report.problems.append(
+                f"revoking {entry['Principal']['DataLakePrincipalIdentifier']}: "
+                f"{error.get('ErrorCode')}: {error.get('ErrorMessage', '')}"
             )
-        except ClientError as exc:
-            _retry_or_note(exc, report, "revoking the consumer roles' grants")
 
 
 def unlink_shared_access(
@@ -409,6 +434,7 @@ def unlink_shared_access(
             f"the access was revoked from account {change.consumer_account}, not this one"
         )
     report = _Report(change, "unlinked")
+    revoked_on: list[Callable[[Mapping[str, Any]], bool]] = []
     for grant in change.grants:
         if "SELECT" not in grant.permissions and "ALL" not in grant.permissions:
             continue  # still readable: the links stay
@@ -447,8 +473,15 @@ def unlink_shared_access(
                 grant.table is None or body.get("Name") == grant.table
             )
 
-        _revoke_held_on(lakeformation, account_id, on_it, report)
+        revoked_on.append(on_it)
         report.links.append(
             {"database": name, "table": grant.table, "target": target_db, "change": removed}
+        )
+    if revoked_on:  # one listing, each held grant revoked once however many grants match it
+        _revoke_held_on(
+            lakeformation,
+            account_id,
+            lambda resource: any(on_it(resource) for on_it in revoked_on),
+            report,
         )
     return report.detail(domain)

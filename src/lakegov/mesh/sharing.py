@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lakegov.errors import ValidationIssue
-from lakegov.mesh.central_bus import RuleSpec, _same_rule, _same_target
+from lakegov.mesh.central_bus import RuleSpec, upsert_rule
 
 ACCESS_RULE_PREFIX = "lakegov-access-"
 ACCESS_DETAIL_TYPES = ("AccessGranted", "AccessRevoked")
@@ -76,16 +76,7 @@ def route_access(bus: Any, domain: str, account_id: str, target: Mapping[str, An
         dict(target),
     )
     current = next((r for r in bus.rules() if r.get("Name") == spec.name), None)
-    changed = current is None or not _same_rule(current, spec)
-    if changed:
-        bus.put_rule(spec)
-    targets = bus.targets(spec.name) if current is not None else []
-    if not [t for t in targets if _same_target(t, spec.target)]:
-        bus.put_target(spec)
-        changed = True
-    if current is None:
-        return "created"
-    return "updated" if changed else "unchanged"
+    return upsert_rule(bus, spec, current)
 
 
 def unroute_access(bus: Any, domain: str) -> bool:

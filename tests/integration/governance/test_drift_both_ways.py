@@ -390,3 +390,30 @@ def test_a_failed_revoke_of_a_deleted_document_is_retried_not_forgotten(world):
     )
     assert result["status"] == "REMOVED" and result["summary"]["revokes"] == 1
     assert held(world, ANALYST, _table("sales", "orders")) == set()
+
+
+def test_grants_on_a_data_location_or_the_catalog_are_never_revoked(world):
+    """The stack's data location (and catalog-level grants) are outside what lakegov governs,
+    whoever holds them: reconcile leaves them, as the governed scope promises."""
+    upload(world, "governance/sales.json", [_entry(ANALYST, "orders", ["SELECT"])])
+    location = {"DataLocation": {"CatalogId": ACCOUNT, "ResourceArn": "arn:aws:s3:::lake/sales"}}
+    world["lakeformation"].register_resource(ResourceArn="arn:aws:s3:::lake/sales")
+    grant(world, INTRUDER, location, ["DATA_LOCATION_ACCESS"])
+    grant(world, INTRUDER, {"Catalog": {}}, ["CREATE_DATABASE"])
+    outcome, _ = check(world, reconcile=True)
+    assert outcome["differences"] == 0
+    assert held(world, INTRUDER, location) == {"DATA_LOCATION_ACCESS"}
+    assert held(world, INTRUDER, {"Catalog": {}}) == {"CREATE_DATABASE"}
+
+
+def test_with_no_document_in_force_the_stack_s_databases_are_still_governed(world):
+    """The stack's own databases are governed whether or not any document is in force."""
+    grant(world, CRAWLER, _table(STACK_DB, "landed"), ["SELECT", "ALTER"])  # the stack's role
+    grant(world, INTRUDER, _table(STACK_DB, "landed"), ["SELECT"])  # made by hand
+    outcome, publisher = check(world)
+    assert outcome["drifted"] and outcome["differences"] == 1
+    ((_, detail),) = publisher.events
+    assert [d["change"]["principal"] for d in detail["differences"]] == [INTRUDER]
+    check(world, reconcile=True)
+    assert held(world, INTRUDER, _table(STACK_DB, "landed")) == set()
+    assert held(world, CRAWLER, _table(STACK_DB, "landed")) == {"SELECT", "ALTER"}

@@ -240,3 +240,53 @@ def test_a_link_to_another_target_is_made_again_never_updated(accounts):
     assert database["TargetDatabase"] == {"CatalogId": PRODUCER, "DatabaseName": "sales"}
     table = consumer["glue"].get_table(DatabaseName="shared_crm", Name="orders")["Table"]
     assert table["TargetTable"] == {"CatalogId": PRODUCER, "DatabaseName": "crm", "Name": "orders"}
+
+
+def _calls(client: Any, operation: str) -> list[dict[str, Any]]:
+    """The parameters of each ``operation`` call ``client`` makes from now on."""
+    seen: list[dict[str, Any]] = []
+    client.meta.events.register(
+        f"provide-client-params.lakeformation.{operation}", lambda params, **_: seen.append(params)
+    )
+    return seen
+
+
+def test_eleven_roles_are_granted_in_batches_of_at_most_twenty_entries(accounts):
+    """Two entries a role: eleven roles are 22 entries, over BatchGrantPermissions' 20."""
+    _, consumer = accounts
+    roles = [f"arn:aws:iam::{CONSUMER}:role/analyst{i}" for i in range(11)]
+    grant = {
+        "database": "sales",
+        "table": "orders",
+        "permissions": ["SELECT"],
+        "grantable": ["SELECT"],
+    }
+    batches = _calls(consumer["lakeformation"], "BatchGrantPermissions")
+    report = _link(consumer, _event("AccessGranted", [grant], roles))
+    assert report["status"] == "DONE", report["problems"]
+    assert sorted(g["role"] for g in report["granted_roles"]) == sorted(roles)
+    assert [len(b["Entries"]) for b in batches] == [20, 2]
+    assert all(len(_held(consumer, role)) == 2 for role in roles)
+
+
+def test_a_revoke_of_several_tables_lists_the_grants_once_and_revokes_each_once(accounts):
+    producer, consumer = accounts
+    producer["glue"].create_table(DatabaseName="sales", TableInput={"Name": "customers"})
+    grants = [
+        {"database": "sales", "table": t, "permissions": ["SELECT"], "grantable": ["SELECT"]}
+        for t in ("orders", "customers")
+    ]
+    _link(consumer, _event("AccessGranted", grants, [ROLE]))
+    assert len(_held(consumer, ROLE)) == 4
+    listings = _calls(consumer["lakeformation"], "ListPermissions")
+    revokes = _calls(consumer["lakeformation"], "BatchRevokePermissions")
+    gone = unlink_shared_access(
+        AccessChange.from_event(_event("AccessRevoked", grants, [])),
+        glue=consumer["glue"],
+        lakeformation=consumer["lakeformation"],
+        account_id=CONSUMER,
+    )
+    assert gone["status"] == "DONE", gone["problems"]
+    assert [link["change"] for link in gone["links"]] == ["removed", "removed"]
+    assert len(listings) == 1 and [len(r["Entries"]) for r in revokes] == [4]
+    assert _held(consumer, ROLE) == []

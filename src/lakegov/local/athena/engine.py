@@ -160,6 +160,7 @@ class LocalAthenaEngine:
         unrestricted: Callable[[str], bool] = lambda _principal: False,
         account: str = "",
         catalog_of: Callable[[str], tuple[Any, Any]] | None = None,
+        share_accepted: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.glue = glue
         self.s3 = s3
@@ -172,6 +173,9 @@ class LocalAthenaEngine:
         # to this one): ``catalog_of(account)`` gives (glue, lakeformation) clients there
         self.account = account
         self._catalog_of = catalog_of
+        # ``share_accepted(consumer, producer)``: whether the consumer account accepted the
+        # producer's RAM share (until then AWS shows it none of the shared tables)
+        self._share_accepted = share_accepted
         self._db: Any = None
         self._lock = threading.Lock()
         self._running: dict[str, Any] = {}
@@ -413,6 +417,14 @@ class LocalAthenaEngine:
                 target_db,
                 target_name,
             )
+            if self._share_accepted is not None and not self._share_accepted(account, catalog):
+                raise AccessDenied(
+                    principal,
+                    "SELECT",
+                    f"{target_db}.{target_name}",
+                    reason=f"account {account} has not accepted the RAM share of account "
+                    f"{catalog}: the shared table is not visible to it",
+                )
         except AccessDenied as exc:
             raise AthenaFailure("PERMISSION_DENIED", f"AccessDeniedException: {exc}") from exc
         except TableNotFound as exc:

@@ -1,0 +1,93 @@
+"""The embedded runtime's PutEvents to another account's bus (lakegov.local.moto_events)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from tests import strict_aws
+
+from lakegov.local import moto_events
+
+CENTRAL, DOMAIN = "123456789012", "444400000009"
+BUS_ARN = f"arn:aws:events:us-east-1:{CENTRAL}:event-bus/central"
+
+
+@pytest.fixture
+def accounts():
+    moto_events.install()
+    with mock_aws():
+        central = {s: boto3.client(s, region_name="us-east-1") for s in ("events", "sqs")}
+        central["events"].create_event_bus(Name="central")
+        queue = central["sqs"].create_queue(QueueName="audit")["QueueUrl"]
+        queue_arn = central["sqs"].get_queue_attributes(
+            QueueUrl=queue, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        central["events"].put_rule(
+            Name="reports", EventBusName="central", EventPattern='{"source": ["lakegov"]}'
+        )
+        # moto's default delivery drops ``account``: the target passes it on explicitly
+        transformer = {
+            "InputPathsMap": {"account": "$.account", "type": "$.detail-type"},
+            "InputTemplate": '{"account": "<account>", "detail-type": "<type>"}',
+        }
+        central["events"].put_targets(
+            Rule="reports",
+            EventBusName="central",
+            Targets=[{"Id": "q", "Arn": queue_arn, "InputTransformer": transformer}],
+        )
+        creds = boto3.client("sts", region_name="us-east-1").assume_role(
+            RoleArn=f"arn:aws:iam::{DOMAIN}:role/share", RoleSessionName="domain"
+        )["Credentials"]
+        domain = boto3.client(
+            "events",
+            region_name="us-east-1",
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        yield central, queue, domain
+
+
+def _entry() -> dict[str, Any]:
+    return {
+        "Source": "lakegov",
+        "DetailType": "AccessLinked",
+        "Detail": json.dumps({"status": "DONE"}),
+        "EventBusName": BUS_ARN,
+    }
+
+
+def _delivered(central: dict[str, Any], queue: str) -> list[dict[str, Any]]:
+    messages = central["sqs"].receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def test_an_event_put_on_another_account_s_bus_needs_its_policy_and_carries_the_sender(
+    accounts,
+):
+    central, queue, domain = accounts
+    refused = domain.put_events(Entries=[_entry()])
+    assert refused["FailedEntryCount"] == 1
+    assert refused["Entries"][0]["ErrorCode"] == "AccessDeniedException"
+    assert _delivered(central, queue) == []
+
+    central["events"].put_permission(
+        EventBusName="central", Action="events:PutEvents", Principal=DOMAIN, StatementId="d"
+    )
+    assert domain.put_events(Entries=[_entry()])["FailedEntryCount"] == 0
+    (event,) = _delivered(central, queue)
+    assert event["detail-type"] == "AccessLinked" and event["account"] == DOMAIN
+
+
+def test_more_than_ten_entries_for_another_account_are_refused_as_on_aws(accounts):
+    central, _, domain = accounts
+    central["events"].put_permission(
+        EventBusName="central", Action="events:PutEvents", Principal=DOMAIN, StatementId="d"
+    )
+    strict_aws.enable(False)  # the server's answer, not the test layer's
+    with pytest.raises(domain.exceptions.ClientError, match="less than or equal to 10"):
+        domain.put_events(Entries=[_entry() for _ in range(11)])
