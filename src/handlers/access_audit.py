@@ -17,7 +17,7 @@ from lakegov.observability import count, logger, metrics, tracer
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    outcome = record_access_report(get_app().audit, event.detail, event.get_id)
+    outcome = record_access_report(get_app().audit, event.detail, event.get_id, event.account)
     count(f"SharedAccess{outcome['status'].title().replace('_', '')}")
     if not outcome["status"].endswith("_DONE"):
         logger.warning("a domain could not complete a share", extra=outcome)

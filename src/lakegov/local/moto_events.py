@@ -10,6 +10,11 @@ bus to that account's bus, when its policy has an ``Allow`` of ``events:PutEvent
 the caller's account (its root ARN or id) or for everyone without conditions; otherwise
 the entry fails with ``AccessDeniedException``, as AWS answers. The event's ``account``
 is the caller's. Idempotent.
+
+moto 5.2 also leaves ``account`` out of the event a rule delivers to its targets (its
+default input template lacks it, though its paths map reads it); AWS delivers the whole
+event, and the central account's audit reads who sent a report from it: the template is
+given the field.
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ def install() -> None:
         return [answers[i] for i in range(len(events))]
 
     models.EventsBackend.put_events = put_events  # type: ignore[method-assign]
+    template = models.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        models.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
+            '"source": "<source>", ', '"source": "<source>", "account": "<account>", ', 1
+        )
     _installed = True
 
 

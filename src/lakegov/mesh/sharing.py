@@ -18,6 +18,7 @@ from typing import Any
 
 from lakegov.errors import ValidationIssue
 from lakegov.mesh.central_bus import RuleSpec, upsert_rule
+from lakegov.observability import logger
 
 ACCESS_RULE_PREFIX = "lakegov-access-"
 ACCESS_DETAIL_TYPES = ("AccessGranted", "AccessRevoked")
@@ -88,9 +89,22 @@ def unroute_access(bus: Any, domain: str) -> bool:
     return True
 
 
-def record_access_report(audit: Any, detail: Mapping[str, Any], event_id: str) -> dict[str, Any]:
+def record_access_report(
+    audit: Any, detail: Mapping[str, Any], event_id: str, sender_account: str = ""
+) -> dict[str, Any]:
     """The central account's audit of a domain's ``AccessLinked`` report: one item per
-    report under ``access#<consumer account>/<document key>``, status the report's."""
+    report under ``access#<consumer account>/<document key>``, status the report's.
+
+    ``sender_account`` is the envelope's ``account`` (set by EventBridge, not by the
+    sender): a report naming another consumer account than the one that sent it is
+    refused, so no domain files reports in another's name."""
+    claimed = str(detail.get("consumer_account") or "")
+    if sender_account and claimed != sender_account:
+        logger.warning(
+            "access report refused: it names another account than its sender",
+            extra={"claimed": claimed, "sender": sender_account, "event_id": event_id},
+        )
+        return {"subject": f"{claimed}/-", "status": "REFUSED_SENDER"}
     document = detail.get("document") or {}
     subject = f"{detail.get('consumer_account')}/{document.get('key') or '-'}"
     version = str(detail.get("source_event_id") or event_id)

@@ -91,3 +91,25 @@ def test_more_than_ten_entries_for_another_account_are_refused_as_on_aws(account
     strict_aws.enable(False)  # the server's answer, not the test layer's
     with pytest.raises(domain.exceptions.ClientError, match="less than or equal to 10"):
         domain.put_events(Entries=[_entry() for _ in range(11)])
+
+
+def test_a_rule_delivers_the_whole_event_with_its_account_as_aws_does(accounts):
+    central, _, domain = accounts
+    central["events"].put_permission(
+        EventBusName="central", Action="events:PutEvents", Principal=DOMAIN, StatementId="d"
+    )
+    whole = central["sqs"].create_queue(QueueName="whole")["QueueUrl"]
+    whole_arn = central["sqs"].get_queue_attributes(QueueUrl=whole, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    central["events"].put_rule(
+        Name="whole", EventBusName="central", EventPattern='{"source": ["lakegov"]}'
+    )
+    # no InputTransformer: the target gets the event as sent, envelope and all
+    central["events"].put_targets(
+        Rule="whole", EventBusName="central", Targets=[{"Id": "w", "Arn": whole_arn}]
+    )
+    assert domain.put_events(Entries=[_entry()])["FailedEntryCount"] == 0
+    (event,) = _delivered(central, whole)
+    assert event["account"] == DOMAIN
+    assert event["detail-type"] == "AccessLinked" and event["detail"] == {"status": "DONE"}
