@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,28 @@ def _cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(files: int, documents: int, timeout: float) -> dict[str, object]:
+def _operations(rows: list[dict[str, Any]], files: int, top: int) -> dict[str, object]:
+    """The endpoint's requests of the run: AWS calls per file and the operations that took
+    the most of its CPU."""
+    calls = sum(r["count"] for r in rows)
+    return {
+        "aws_calls": calls,
+        "aws_calls_per_file": round(calls / max(1, files), 1),
+        "endpoint_cpu_seconds_in_requests": round(sum(r["cpu_seconds"] for r in rows), 1),
+        "endpoint_top_operations": [
+            {
+                "operation": f"{r['service']} {r['operation']}",
+                "count": r["count"],
+                "cpu_s": round(r["cpu_seconds"], 2),
+                "ms_per_call": round(1000 * r["cpu_seconds"] / r["count"], 2),
+            }
+            for r in rows[:top]
+        ],
+    }
+
+
+def run(files: int, documents: int, timeout: float, top: int = 15) -> dict[str, object]:
+    from lakegov.local.request_stats import difference, read_stats
     from lakegov.local.runtime import LocalRuntime
     from lakegov.observability import logger
 
@@ -72,6 +94,7 @@ def run(files: int, documents: int, timeout: float) -> dict[str, object]:
         out = rt.outputs
         s3 = rt.client("s3")
         uploaded: dict[str, float] = {}
+        stats_before = read_stats(rt.endpoint_url)
         cpu_before = time.process_time(), _cpu_seconds(rt.endpoint_pid)
         started = time.time()
 
@@ -103,6 +126,7 @@ def run(files: int, documents: int, timeout: float) -> dict[str, object]:
         settled = time.time() - started
         cpu_runtime = time.process_time() - cpu_before[0]
         cpu_endpoint = _cpu_seconds(rt.endpoint_pid) - cpu_before[1]
+        operations = difference(read_stats(rt.endpoint_url), stats_before)
 
         converted = Counter(e["detail"]["key"] for e in rt.events_of("FileConverted"))
         applied = Counter(e["detail"]["document"]["key"] for e in rt.events_of("GovernanceApplied"))
@@ -167,6 +191,8 @@ def run(files: int, documents: int, timeout: float) -> dict[str, object]:
             "handler_invocations": len(rt.invocations),
             "failed_invocations": len(failures),
             "rejected_files": len(rt.events_of("FileRejected")),
+            # the endpoint's requests from the first upload until settled (not the counting)
+            **_operations(operations, files, top),
         }
 
 

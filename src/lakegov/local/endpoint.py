@@ -10,7 +10,9 @@ the handlers do not take turns on one interpreter lock.
 Step Functions calls on the template's state machines go to the runtime (``--states-url``:
 :mod:`lakegov.local.states`). Besides AWS's APIs it answers one request of its own: ``POST /_lakegov/athena-output``
 with the S3 prefix where the local Athena writes results when the workgroup names none
-(the formatted bucket's, known once the stack is built).
+(the formatted bucket's, known once the stack is built); and ``GET /_lakegov/stats``
+answers the requests it served, per AWS operation, with the CPU time they took
+(:mod:`lakegov.local.request_stats`).
 """
 
 from __future__ import annotations
@@ -241,6 +243,7 @@ def serve(
     """Serve on 127.0.0.1:``port`` until ``stop`` is set."""
     from lakegov.local import moto_events, moto_lakeformation, moto_ram
     from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
+    from lakegov.local.request_stats import RequestStats
 
     moto_lakeformation.install()  # data cells filters, tags on untagged resources
     moto_ram.install()  # cross-account grants make RAM shares with invitations
@@ -251,17 +254,19 @@ def serve(
     server = LocalEndpoint(
         "127.0.0.1",
         port,
-        lambda app: forward_states(
-            _Configure(
-                AthenaMiddleware(
-                    _OneAtATime(app),
+        lambda app: RequestStats(
+            forward_states(
+                _Configure(
+                    AthenaMiddleware(
+                        _OneAtATime(app),
+                        athena,
+                        deployer_arn(account),
+                        MOTO_KEYS[0],
+                    ),
                     athena,
-                    deployer_arn(account),
-                    MOTO_KEYS[0],
                 ),
-                athena,
-            ),
-            states_url,
+                states_url,
+            )
         ),
     )
     server.start()
