@@ -215,18 +215,6 @@ class _OneAtATime:
             return list(self.app(environ, start_response))
 
 
-def speed_up_moto() -> None:
-    """Remember what moto recomputes on every request without need: it builds a JSONPath
-    parser (ply's tables included) for each input path of each EventBridge target of each
-    event, about half of a ``PutEvents``'s time."""
-    import functools
-
-    import jsonpath_ng.ext
-
-    if not hasattr(jsonpath_ng.ext.parse, "cache_info"):
-        jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
-
-
 def forward_states(app: Any, states_url: str) -> Any:
     """``app`` with the Step Functions calls on the template's state machines forwarded to
     the runtime at ``states_url``, which runs them (``""``: moto answers every call)."""
@@ -241,14 +229,14 @@ def serve(
     port: int, account: str, region: str, stop: threading.Event, states_url: str = ""
 ) -> None:
     """Serve on 127.0.0.1:``port`` until ``stop`` is set."""
-    from lakegov.local import moto_events, moto_lakeformation, moto_ram
+    from lakegov.local import moto_events, moto_lakeformation, moto_ram, moto_speed
     from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
     from lakegov.local.request_stats import RequestStats
 
     moto_lakeformation.install()  # data cells filters, tags on untagged resources
     moto_ram.install()  # cross-account grants make RAM shares with invitations
     moto_events.install()  # PutEvents on another account's bus, as its policy allows
-    speed_up_moto()
+    moto_speed.install()  # moto's needless work per request, removed
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
     athena = AthenaOnEndpoint(f"http://127.0.0.1:{port}", account, region)
     server = LocalEndpoint(

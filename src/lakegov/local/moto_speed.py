@@ -1,0 +1,229 @@
+"""moto's work the embedded runtime's endpoint does not need to repeat, removed.
+
+moto 5.2 recomputes, on many requests, things whose answer it already has, and some of
+that grows with the state it holds (a table's items, a queue's messages): the endpoint's
+cost per file then grows with the run. Each patch below says what moto does and why the
+patched code answers the same; :func:`install` applies them all (idempotent), each one can
+be applied alone (the equivalence tests run moto with and without it).
+
+The endpoint (:mod:`lakegov.local.endpoint`) installs them; ``GET /_lakegov/stats`` there
+shows what each AWS operation costs (:mod:`lakegov.local.request_stats`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from lakegov.errors import ConfigurationError
+
+
+def install() -> None:
+    """Every patch of this module."""
+    try:
+        cache_jsonpath_parsers()
+        query_only_candidates()
+        sqs_retention_read_directly()
+        sqs_one_clock_reading_per_pass()
+    except ImportError as exc:
+        raise ConfigurationError("moto is needed for the embedded runtime") from exc
+
+
+def _replace(owner: Any, name: str, new: Callable[..., Any]) -> None:
+    """``owner.name`` replaced by ``new`` (a property's getter by a property of ``new``),
+    unless replaced already (idempotent)."""
+    current = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+    is_property = isinstance(current, property)
+    if getattr(current.fget if is_property else current, "_lakegov_speed", False):
+        return
+    new.__wrapped__ = current.fget if is_property else current  # type: ignore[attr-defined]
+    new._lakegov_speed = True  # type: ignore[attr-defined]
+    setattr(owner, name, property(new) if is_property else new)
+
+
+def cache_jsonpath_parsers() -> None:
+    """EventBridge: moto builds a JSONPath parser (ply's tables included) for each input
+    path of each target of each event, about half of a ``PutEvents``'s time. The parser of
+    a path is a pure function of its text: remembered by text."""
+    import jsonpath_ng.ext
+
+    _replace(jsonpath_ng.ext, "parse", functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse))
+
+
+def query_only_candidates() -> None:
+    """DynamoDB ``Query``: moto's ``Table.query`` starts from ``all_items()``, a list of
+    every item of the table sorted by primary key, built for every query, and keeps those of
+    the key condition: each query costs a sort of the whole table.
+
+    Here ``Table.query`` runs on a view of the table that holds only the items that can
+    match, and moto's own code does the rest (conditions, order, pages, filter, counts,
+    projection):
+
+    - a query on the table: the items of its hash key, ``items[hash_key]``, which are
+      exactly those whose hash key equals it (the table is keyed by ``DynamoType``, whose
+      hash and equality both follow type and value); ``all_items`` sorts those few as it
+      sorted the whole table, so the order is the same;
+    - a query on an index: the items whose attributes equal every hash-key condition of the
+      query (moto's loop keeps no other, and checks them again), in no particular order: moto sorts the candidates again by the
+      index's keys followed by the table's primary key (``sorted_items``), a key unique to
+      each item, so the order that sort gives does not depend on the order it is given.
+    """
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+
+    def query(
+        self: Any,
+        hash_key: Any,
+        range_comparison: Any,
+        range_objs: Any,
+        limit: Any,
+        exclusive_start_key: Any,
+        scan_index_forward: Any,
+        projection_expressions: Any,
+        index_name: Any = None,
+        consistent_read: Any = False,
+        filter_expression: Any = None,
+        hash_key_conditions: Any = None,
+        range_key_conditions: Any = None,
+        **filter_kwargs: Any,
+    ) -> Any:
+        view: Any = self
+        if index_name:
+            view = _IndexCandidates(self, dict(hash_key_conditions or []))
+        elif hash_key is not None:
+            view = _HashKeyItems(self, hash_key)
+        return original(
+            view,
+            hash_key,
+            range_comparison,
+            range_objs,
+            limit,
+            exclusive_start_key,
+            scan_index_forward,
+            projection_expressions,
+            index_name,
+            consistent_read,
+            filter_expression,
+            hash_key_conditions=hash_key_conditions,
+            range_key_conditions=range_key_conditions,
+            **filter_kwargs,
+        )
+
+    _replace(Table, "query", query)
+
+
+class _TableView:
+    """A table as ``Table.query`` sees it, with fewer items: everything else is the table's
+    (its bound methods included, which read the table's own items)."""
+
+    def __init__(self, table: Any, items: dict[Any, Any]) -> None:
+        self._table = table
+        self.items = items
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+
+class _HashKeyItems(_TableView):
+    def __init__(self, table: Any, hash_key: Any) -> None:
+        found = table.items.get(hash_key)  # get: the table's items are a defaultdict
+        super().__init__(table, {} if found is None else {hash_key: found})
+
+    def all_items(self) -> list[Any]:
+        from moto.dynamodb.models.table import Table
+
+        return Table.all_items(self)  # type: ignore[arg-type]  # moto's sort, on these items
+
+
+class _IndexCandidates(_TableView):
+    def __init__(self, table: Any, conditions: dict[str, Any]) -> None:
+        super().__init__(table, {})
+        self._conditions = conditions  # by attribute, the last one kept, as moto keeps it
+
+    def all_items(self) -> list[Any]:
+        conditions = self._conditions.items()
+        found = []
+        for entry in self._table.items.values():
+            for item in entry.values() if isinstance(entry, dict) else (entry,):
+                attrs = item.attrs
+                if all(
+                    (value := attrs.get(name)) is not None and value == expected
+                    for name, expected in conditions
+                ):
+                    found.append(item)
+        return found
+
+
+def sqs_retention_read_directly() -> None:
+    """SQS ``ReceiveMessage``: for each message it hands out, moto checks the message is
+    within the queue's retention period by asking ``get_queue_attributes`` for
+    ``MessageRetentionPeriod``, which builds the queue's whole attribute map three times,
+    each time counting the queue's messages (visible, delayed, in flight: a pass over every
+    message, with a clock reading per message). The period is the queue's
+    ``message_retention_period``, the very value that map reports: read directly."""
+    from moto.sqs import models
+
+    def is_message_valid_based_on_retention_period(
+        self: Any, queue_name: str, message: Any
+    ) -> bool:
+        queue = self.get_queue(queue_name)
+        retain_until = queue.message_retention_period + message.sent_timestamp / 1000
+        return bool(retain_until > models.unix_time())
+
+    _replace(
+        models.SQSBackend,
+        "is_message_valid_based_on_retention_period",
+        is_message_valid_based_on_retention_period,
+    )
+
+
+def sqs_one_clock_reading_per_pass() -> None:
+    """SQS: a queue's visible messages (``Queue.messages``, built by every
+    ``ReceiveMessage``, and again by a long poll each time it wakes) and its approximate
+    counts (in every ``GetQueueAttributes``, and in every ``SendMessage``, which reads the
+    queue's whole attribute map for ``ContentBasedDeduplication``) are passes over all its
+    messages, where moto reads the clock twice per message (``Message.visible``,
+    ``Message.delayed``: a UTC datetime built and subtracted from the epoch's): with a
+    backlog each call costs milliseconds. Here each pass reads the clock once and compares
+    every message's ``visible_at`` and ``delayed_until`` to it as those properties do: the
+    same messages, in the same order, the same counts, as of one instant of the call
+    instead of a few microseconds apart.
+
+    Also ``Message.had_receipt_handle`` (each ``DeleteMessage`` asks it of every message
+    of the queue) builds a list of the message's handles to look one up: looked up in place.
+    """
+    from moto.sqs import models
+
+    def messages(self: Any) -> list[Any]:
+        now = models.unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def approximate_number_of_messages(self: Any) -> int:
+        return len(self.messages)
+
+    def approximate_number_of_messages_delayed(self: Any) -> int:
+        now = models.unix_time_millis()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def approximate_number_of_messages_not_visible(self: Any) -> int:
+        now = models.unix_time_millis()
+        return sum(1 for m in self._messages if not now > m.visible_at)
+
+    def had_receipt_handle(self: Any, receipt_handle: str) -> bool:
+        return receipt_handle == self.receipt_handle or receipt_handle in self._old_receipt_handles
+
+    _replace(models.Queue, "messages", messages)
+    _replace(models.Queue, "approximate_number_of_messages", approximate_number_of_messages)
+    _replace(
+        models.Queue,
+        "approximate_number_of_messages_delayed",
+        approximate_number_of_messages_delayed,
+    )
+    _replace(
+        models.Queue,
+        "approximate_number_of_messages_not_visible",
+        approximate_number_of_messages_not_visible,
+    )
+    _replace(models.Message, "had_receipt_handle", had_receipt_handle)
