@@ -13,6 +13,8 @@ shows what each AWS operation costs (:mod:`lakegov.local.request_stats`).
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +26,7 @@ def install() -> None:
     try:
         cache_jsonpath_parsers()
         query_only_candidates()
+        update_expressions_parsed_once()
         sqs_retention_read_directly()
         sqs_one_clock_reading_per_pass()
     except ImportError as exc:
@@ -31,15 +34,16 @@ def install() -> None:
 
 
 def _replace(owner: Any, name: str, new: Callable[..., Any]) -> None:
-    """``owner.name`` replaced by ``new`` (a property's getter by a property of ``new``),
-    unless replaced already (idempotent)."""
-    current = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
-    is_property = isinstance(current, property)
-    if getattr(current.fget if is_property else current, "_lakegov_speed", False):
+    """``owner.name`` replaced by ``new`` (a property's or class method's function by
+    ``new``, made one alike), unless replaced already (idempotent)."""
+    current = inspect.getattr_static(owner, name)  # a class's own: no descriptor's value
+    kind: Any = type(current) if isinstance(current, (property, classmethod)) else None
+    function = current.fget if kind is property else current.__func__ if kind else current
+    if getattr(function, "_lakegov_speed", False):
         return
-    new.__wrapped__ = current.fget if is_property else current  # type: ignore[attr-defined]
+    new.__wrapped__ = function  # type: ignore[attr-defined]
     new._lakegov_speed = True  # type: ignore[attr-defined]
-    setattr(owner, name, property(new) if is_property else new)
+    setattr(owner, name, kind(new) if kind else new)
 
 
 def cache_jsonpath_parsers() -> None:
@@ -154,6 +158,84 @@ class _IndexCandidates(_TableView):
                 ):
                     found.append(item)
         return found
+
+
+def update_expressions_parsed_once() -> None:
+    """DynamoDB ``UpdateItem``: moto parses the update expression twice per call (the
+    request's check, then the backend), and validates it with ten tree walks, where each
+    walker rebuilds its table of node types, bound methods included, at every node of the
+    tree (``DepthFirstTraverser.nodes_to_be_processed`` and ``process`` call
+    ``_processing_map()`` each time): most of an ``UpdateItem``'s time.
+
+    - A walker's table (every ``_processing_map`` of moto 5.2 returns the same classes,
+      mapped to the same methods of the walker, whatever its state) is built once per
+      walker and kept on it: the same lookups in the same order.
+    - Two of the walks are checks that change nothing: at every clause node (``SET a = :a,
+      b = :b`` has one per action), one counts the ``SET``/``REMOVE``/``ADD`` clauses
+      below it, the other compares the paths of the actions below it; each search goes
+      down the whole subtree, so a long expression costs a square. The clauses and
+      actions below a node are some of those below the root (the grammar puts no clause
+      or action inside an action), so when the root passes its check every node does:
+      the root is checked first, and only if it fails (or the check raises) does moto's
+      walk run, raising the error it raises.
+    - The tree of an expression is remembered by its text: parsing is a pure function of
+      the text, and nothing changes the tree it returns (the requests read its clauses,
+      each ``Validator`` walks and rewrites a deep copy of it); an expression that does
+      not parse is parsed, and refused, every time.
+    """
+    ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
+    validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
+    expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
+    parser = expressions.UpdateExpressionParser
+
+    def walker_table(self: Any) -> dict[type, Callable[[Any], Any]]:
+        table = self.__dict__.get("_lakegov_processing_map")
+        if table is None:
+            table = self.__dict__["_lakegov_processing_map"] = self._processing_map()
+        return table
+
+    def nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+        types = self.__dict__.get("_lakegov_node_types")
+        if types is None:
+            types = self.__dict__["_lakegov_node_types"] = tuple(walker_table(self))
+        return types
+
+    def process(self: Any, node: Any) -> Any:
+        for class_key, processor in walker_table(self).items():
+            if isinstance(node, class_key):
+                return processor(node)
+        return None
+
+    _replace(ast_nodes.DepthFirstTraverser, "nodes_to_be_processed", nodes_to_be_processed)
+    _replace(ast_nodes.DepthFirstTraverser, "process", process)
+    for check in (validators.ActionCountValidator, validators.OverlappingPathsValidator):
+        _replace(check, "traverse", _root_first(check.traverse))
+
+    parse = parser.__dict__["make"].__func__
+
+    @functools.lru_cache(maxsize=4096)
+    def parsed(cls: type, expression: str) -> Any:
+        return parse(cls, expression)
+
+    def make(cls: type, expression: str) -> Any:
+        return parsed(cls, expression)
+
+    _replace(parser, "make", make)
+
+
+def _root_first(walk: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A check's walk that checks the root alone when it passes (see above)."""
+
+    def traverse(self: Any, node: Any) -> Any:
+        if isinstance(node, self.nodes_to_be_processed()):
+            try:
+                if self.process(node) is node:
+                    return node
+            except Exception:  # noqa: S110  # moto's walk raises what it raises
+                pass
+        return walk(self, node)
+
+    return traverse
 
 
 def sqs_retention_read_directly() -> None:
