@@ -25,6 +25,7 @@ def install() -> None:
     """Every patch of this module."""
     try:
         cache_jsonpath_parsers()
+        dispatch_names_remembered()
         query_only_candidates()
         update_expressions_parsed_once()
         sqs_retention_read_directly()
@@ -53,6 +54,50 @@ def cache_jsonpath_parsers() -> None:
     import jsonpath_ng.ext
 
     _replace(jsonpath_ng.ext, "parse", functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse))
+
+
+def dispatch_names_remembered() -> None:
+    """Every request: moto finds the method answering an action by listing the names of
+    every function of the service's response class (``inspect.getmembers``, some hundred
+    ``getattr`` calls), and converts names from CamelCase (the action's, each queue
+    attribute's...) character by character.
+
+    - A response class's functions are set when its module is imported (and when lakegov's
+      moto additions are installed, before the endpoint serves): listed once per class,
+      each caller given its own copy of the list.
+    - The conversion is a pure function of its text: remembered by text (a value it
+      cannot remember, not hashable, is converted as before). Modules of moto already
+      imported get the remembered one too.
+    """
+    import sys
+
+    from moto.core import responses, utils
+
+    list_names = responses.method_names_from_class
+    listed: dict[Any, list[str]] = {}
+
+    def method_names_from_class(clazz: Any) -> list[str]:
+        names = listed.get(clazz)
+        if names is None:
+            names = listed[clazz] = list_names(clazz)
+        return list(names)
+
+    _replace(responses, "method_names_from_class", method_names_from_class)
+
+    convert = inspect.getattr_static(utils, "camelcase_to_underscores")
+    remembered = functools.lru_cache(maxsize=8192)(convert)
+
+    def camelcase_to_underscores(argument: str) -> str:
+        try:
+            return remembered(argument)
+        except TypeError:  # not hashable
+            return convert(argument)
+
+    for name, module in list(sys.modules.items()):
+        if (name == "moto" or name.startswith("moto.")) and (
+            getattr(module, "camelcase_to_underscores", None) is convert
+        ):
+            _replace(module, "camelcase_to_underscores", camelcase_to_underscores)
 
 
 def query_only_candidates() -> None:

@@ -593,3 +593,41 @@ def test_update_item_answers_the_same_with_expressions_parsed_once(monkeypatch):
         "REMOVE",
     ]
     assert sum("overlap" in e for e in errors) == 2
+
+
+# -- dispatch --------------------------------------------------------------------------
+
+
+def test_dispatch_lists_the_same_methods_and_converts_names_the_same(monkeypatch):
+    import sys
+
+    from moto.core import responses, utils
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.responses import SQSResponse
+
+    listed = inspect.unwrap(responses.method_names_from_class)
+    convert = inspect.unwrap(utils.camelcase_to_underscores)
+    monkeypatch.setattr(responses, "method_names_from_class", listed)
+    for module in list(sys.modules.values()):
+        if getattr(module, "camelcase_to_underscores", None) is utils.camelcase_to_underscores:
+            monkeypatch.setattr(module, "camelcase_to_underscores", convert)
+    names = ["UpdateItem", "ReceiveMessage", "ApproximateNumberOfMessagesNotVisible", "SSEType"]
+    names += ["", "KMSMasterKeyId", "aB", "already_snake", "X"]
+    expected = [convert(n) for n in names] + [convert(None)]
+
+    moto_speed.dispatch_names_remembered()
+
+    assert responses.method_names_from_class is not listed
+    from moto.sqs import models  # imported before: given the remembered conversion
+
+    assert models.camelcase_to_underscores is utils.camelcase_to_underscores
+    for clazz in (DynamoHandler, SQSResponse, DynamoHandler):
+        names_of = responses.method_names_from_class(clazz)
+        assert names_of == listed(clazz) and "update_item" in listed(DynamoHandler)
+        names_of.append("changed by a caller")  # each caller has its own list
+    assert "changed by a caller" not in responses.method_names_from_class(DynamoHandler)
+    for _ in range(2):
+        assert [utils.camelcase_to_underscores(n) for n in names] + [
+            utils.camelcase_to_underscores(None)
+        ] == expected
+    assert utils.camelcase_to_underscores(["not", "hashable"]) == convert(["not", "hashable"])
