@@ -26,6 +26,7 @@ def install() -> None:
     try:
         cache_jsonpath_parsers()
         dispatch_names_remembered()
+        random_strings_drawn_at_once()
         query_only_candidates()
         update_expressions_parsed_once()
         sqs_retention_read_directly()
@@ -98,6 +99,37 @@ def dispatch_names_remembered() -> None:
             getattr(module, "camelcase_to_underscores", None) is convert
         ):
             _replace(module, "camelcase_to_underscores", camelcase_to_underscores)
+
+
+def random_strings_drawn_at_once() -> None:
+    """moto draws each character of a random string with a call of its own to
+    ``Random.choice``: 52 for the request id of every answer, 185 for the receipt handle of
+    every SQS message received. Here the characters are drawn with one ``choices`` call of
+    the same generator (moto's ``MotoRandom``, which its seed still seeds): strings of the
+    same length from the same alphabet, as random; a seeded run repeats itself as before,
+    with other strings than moto's own."""
+    import string
+
+    from moto.moto_api._internal import mock_random
+    from moto.moto_api._internal.moto_random import MotoRandom
+    from moto.sqs import models
+
+    def get_random_string(
+        self: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False
+    ) -> str:
+        pool = string.ascii_letters + (string.digits if include_digits else "")
+        drawn = "".join(self.choices(pool, k=length))
+        return drawn.lower() if lower_case else drawn
+
+    _replace(MotoRandom, "get_random_string", get_random_string)
+
+    handle = inspect.getattr_static(models, "generate_receipt_handle")
+    length = len(handle())  # as long as moto's
+
+    def generate_receipt_handle() -> str:
+        return "".join(mock_random.choices(string.ascii_lowercase, k=length))
+
+    _replace(models, "generate_receipt_handle", generate_receipt_handle)
 
 
 def query_only_candidates() -> None:

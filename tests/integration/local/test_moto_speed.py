@@ -631,3 +631,39 @@ def test_dispatch_lists_the_same_methods_and_converts_names_the_same(monkeypatch
             utils.camelcase_to_underscores(None)
         ] == expected
     assert utils.camelcase_to_underscores(["not", "hashable"]) == convert(["not", "hashable"])
+
+
+def test_random_strings_keep_their_form_and_follow_moto_s_seed(monkeypatch):
+    import string
+
+    from moto.moto_api._internal import mock_random
+    from moto.moto_api._internal.moto_random import MotoRandom
+    from moto.sqs import models
+
+    draw = inspect.unwrap(MotoRandom.get_random_string)
+    handle = inspect.unwrap(models.generate_receipt_handle)
+    monkeypatch.setattr(MotoRandom, "get_random_string", draw)
+    monkeypatch.setattr(models, "generate_receipt_handle", handle)
+    released = [draw(mock_random, 52), draw(mock_random, 8, False, True), handle()]
+
+    moto_speed.random_strings_drawn_at_once()
+
+    def drawn() -> list[str]:
+        return [
+            mock_random.get_random_string(52),
+            mock_random.get_random_string(8, include_digits=False, lower_case=True),
+            models.generate_receipt_handle(),
+        ]
+
+    mock_random.seed(7)
+    first = drawn()
+    mock_random.seed(7)
+    assert drawn() == first  # moto's seed repeats a run
+    assert drawn() != first
+    assert [len(s) for s in first] == [len(s) for s in released] == [52, 8, 185]
+    alphabets = [
+        string.ascii_letters + string.digits,
+        string.ascii_lowercase,
+        string.ascii_lowercase,
+    ]
+    assert all(set(s) <= set(a) for s, a in zip(first, alphabets, strict=True))
