@@ -4,7 +4,9 @@ Uploads N small landed files (spread over several datasets and partitions) and M
 documents as fast as boto3 allows, then waits until every one has its outcome event, and
 reports throughput, end-to-end latency percentiles (upload -> FileConverted or
 GovernanceApplied seen on the service bus), and the counts that prove nothing was lost or
-duplicated: events per key, audit items, Parquet objects in the formatted bucket.
+duplicated: events per key, audit items, Parquet objects in the formatted bucket. From the
+local endpoint's figures (``GET /_lakegov/stats``, :mod:`lakegov.local.request_stats`) it
+adds the AWS calls per file and the operations that took the most of the endpoint's CPU.
 
     python -m benchmarks.load_bench --files 1000 --documents 100
 """
