@@ -718,7 +718,7 @@ GATE_CHUNK = 8 * 1024 * 1024  # bytes of whole lines handed to one thread at a t
 GATE_PIECE = 64 * 1024  # bytes per value the patterns run over (cut after a line end)
 
 
-def _text_pieces(data: bytes) -> pa.Array:
+def _text_pieces(data: bytes | bytearray) -> pa.Array:
     """``data`` (whole lines) as a binary array of ~GATE_PIECE-byte values, each cut right
     after a line end, without copying it."""
     offsets = array.array("i", [0])
@@ -759,23 +759,29 @@ def _may_hold_misplaced_quotes(path: str, dialect: CsvDialect, threads: int) -> 
     pattern, _ = _suspect_patterns(dialect, "\r\n")
     quote = dialect.quote.encode()
 
-    def matches(data: bytes) -> bool:
-        if quote not in data:
+    def matches(data: bytearray) -> bool:
+        if data.find(quote) < 0:
             return False
         found = pc.match_substring_regex(_text_pieces(data), pattern=pattern)
         return bool(pc.any(found).as_py())
 
-    def runs() -> Iterator[bytes]:
-        with open(path, "rb") as f:
+    def runs() -> Iterator[bytearray]:
+        """Successive runs of whole lines, each read into its own buffer (no copy)."""
+        with open(path, "rb", buffering=0) as f:
             carry = b""
-            for chunk in iter(lambda: f.read(GATE_CHUNK), b""):
-                data = carry + chunk
-                cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-                carry, data = data[cut:], data[:cut]
-                if data:
+            while True:
+                data = bytearray(GATE_CHUNK + len(carry))
+                data[: len(carry)] = carry
+                size = len(carry) + (f.readinto(memoryview(data)[len(carry) :]) or 0)
+                if size == len(carry):
+                    if carry:
+                        yield bytearray(carry)
+                    return
+                cut = max(data.rfind(b"\n", 0, size), data.rfind(b"\r", 0, size)) + 1
+                carry = bytes(data[cut:size])
+                if cut:
+                    del data[cut:]
                     yield data
-            if carry:
-                yield carry
 
     with ThreadPoolExecutor(max(threads, 1)) as pool:
         pending: deque[Future[bool]] = deque()
