@@ -34,7 +34,11 @@ lakegov's layer decides the types and DuckDB checks them:
 Bad rows (ragged CSV rows, invalid UTF-8, values not fitting a declared schema, malformed
 JSON lines) carry their physical line number (for JSON arrays: the record number): DuckDB
 reports ragged and undecodable rows with their byte position (``store_rejects``), and
-lakegov maps positions and record numbers to lines. The dataset's policy decides: set them
+lakegov maps positions and record numbers to lines. CSV rows DuckDB alone would load with
+shifted values are bad rows too: one field too many with an empty last one is caught by
+the typed read itself (it reads one padded column more), a quote inside an unquoted field
+by a byte search over the file before it; when either finds one, the lines are scanned,
+set aside and emptied in a copy that is read instead. The dataset's policy decides: set them
 aside as JSON Lines and load the good rows (``exceptions``, the default), unless more than
 ``max_bad_row_fraction`` of the rows are bad; or reject the file (``reject``).
 
