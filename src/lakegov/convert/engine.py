@@ -617,10 +617,12 @@ def _convert_csv(
     # Rows DuckDB would load shifted: with no quote where an unquoted field has one (a
     # search over the file's bytes tells), the checked read finds the others itself.
     # Otherwise, or when it found one, the lines are looked for first and the file read
-    # from a copy with them emptied (every line keeps its number).
+    # from a copy with them emptied (every line keeps its number). A file of one column
+    # is never read checked: DuckDB reads its empty lines as null values, and a second,
+    # padded column would make them blank lines, skipped.
     malformed: list[_Bad] = []
     try:
-        if _may_hold_misplaced_quotes(spool, dialect, run.threads):
+        if ncols == 1 or _may_hold_misplaced_quotes(spool, dialect, run.threads):
             raise _ShiftedRows
         rows_out, failing, rejects = read(spool, checked=True)
         if any(_swallows_lines(b) for b in rejects):

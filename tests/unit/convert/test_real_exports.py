@@ -342,3 +342,11 @@ def test_null_values_hold_in_the_checked_read(run: Run) -> None:
     assert out.table.column("name").to_pylist() == [None, None, None, "b"]
     assert out.table.column("note").to_pylist() == ["x", None, None, None]
     assert out.exceptions == []
+
+
+def test_an_empty_line_of_a_one_column_file_is_a_null_value(run: Run) -> None:
+    # Given a one-column export whose empty value is written as an empty line
+    out = run(b"name\na\n\nb\n")
+    # Then it is a row with a null, not a line skipped
+    assert out.table.column("name").to_pylist() == ["a", None, "b"]
+    assert out.result.rows_out == 3
