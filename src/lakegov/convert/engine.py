@@ -34,7 +34,11 @@ lakegov's layer decides the types and DuckDB checks them:
 Bad rows (ragged CSV rows, invalid UTF-8, values not fitting a declared schema, malformed
 JSON lines) carry their physical line number (for JSON arrays: the record number): DuckDB
 reports ragged and undecodable rows with their byte position (``store_rejects``), and
-lakegov maps positions and record numbers to lines. The dataset's policy decides: set them
+lakegov maps positions and record numbers to lines. CSV rows DuckDB alone would load with
+shifted values are bad rows too: one field too many with an empty last one is caught by
+the typed read itself (it reads one padded column more), a quote inside an unquoted field
+by a byte search over the file before it; when either finds one, the lines are scanned,
+set aside and emptied in a copy that is read instead. The dataset's policy decides: set them
 aside as JSON Lines and load the good rows (``exceptions``, the default), unless more than
 ``max_bad_row_fraction`` of the rows are bad; or reject the file (``reject``).
 
@@ -46,6 +50,7 @@ DuckDB writes the Parquet file at its path (once, no copy); otherwise it is writ
 
 from __future__ import annotations
 
+import array
 import codecs
 import contextlib
 import csv
@@ -57,7 +62,9 @@ import re
 import shutil
 import stat
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -299,6 +306,7 @@ class _Run:
     ) -> None:
         self.options = options
         self.workdir = workdir
+        self.threads = threads
         self.con = duckdb.connect(
             config={
                 "threads": threads,
@@ -434,7 +442,12 @@ def _complete_lines(path: str) -> Iterator[tuple[int, bytes]]:
 # --------------------------------------------------------------------------- CSV
 
 
-def _csv_reader(spool: str, dialect: CsvDialect, options: DatasetOptions, ncols: int) -> str:
+def _csv_reader(
+    spool: str, dialect: CsvDialect, options: DatasetOptions, ncols: int, checked: bool = False
+) -> str:
+    """DuckDB's read of the CSV as ``ncols`` text columns ``c0``... A ``checked`` read also
+    refuses, with :data:`SHIFTED`, the rows a plain one would load shifted or reject
+    without a quote's help: see :func:`_checked_texts`."""
     params = [
         "auto_detect=false",
         f"delim={literal(dialect.delimiter)}",
@@ -443,18 +456,47 @@ def _csv_reader(spool: str, dialect: CsvDialect, options: DatasetOptions, ncols:
         # DuckDB drops comment lines itself and does not count them in ``skip``
         f"skip={dialect.skip_lines_without_comments + max(dialect.header_lines - 1, 0)}",
         f"header={'true' if dialect.header_lines else 'false'}",
-        "columns={" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}",
-        "nullstr=[" + ", ".join(literal(v) for v in options.null_values) + "]",
+        "columns={"
+        + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols + (1 if checked else 0)))
+        + "}",
         "store_rejects=true",
         "strict_mode=true",
     ]
+    if checked:
+        # no unquoted field is a line end and no quoted one is a null: every field read
+        # is a text, every field padded a NULL (the null values are mapped in SQL)
+        params += ["nullstr=" + literal("\n"), "allow_quoted_nulls=false", "null_padding=true"]
+    else:
+        params.append("nullstr=[" + ", ".join(literal(v) for v in options.null_values) + "]")
     if dialect.comment:
         params.append(f"comment={literal(dialect.comment)}")
     if dialect.newline == "\r":
         # "\n" and "\r\n" are both read when new_line is unset; setting either (DuckDB
         # 1.4.4, strict mode) reads no rows at all
         params.append("new_line='\\r'")
-    return f"read_csv({literal(spool)}, {', '.join(params)})"
+    reader = f"read_csv({literal(spool)}, {', '.join(params)})"
+    return _checked_texts(reader, options, ncols) if checked else reader
+
+
+SHIFTED = "lakegov-shifted"
+
+
+def _checked_texts(reader: str, options: DatasetOptions, ncols: int) -> str:
+    """The ``ncols`` text columns of a ``reader`` of ``ncols + 1`` columns that pads short
+    rows with NULLs and reads every field present as text: a row is kept when its last
+    column is there and the one after it is not. Any other row (too few fields, or one
+    field too many whose last is empty, which DuckDB's plain read drops silently) stops
+    the read with :data:`SHIFTED` before its values are typed."""
+    nulls = ", ".join(literal(v) for v in options.null_values)
+    texts = ", ".join(
+        f"CASE WHEN c{i} IN ({nulls}) THEN NULL ELSE c{i} END AS c{i}" if nulls else f"c{i}"
+        for i in range(ncols)
+    )
+    whole = f"c{ncols - 1} IS NOT NULL AND c{ncols} IS NULL"
+    return (
+        f"(SELECT {texts} FROM {reader} "  # noqa: S608 - literals quoted
+        f"WHERE CASE WHEN {whole} THEN true ELSE error('{SHIFTED}') END)"
+    )
 
 
 _REJECT_CODES = {
@@ -544,9 +586,9 @@ def _convert_csv(
     if declared is not None:
         _check_declared(header, declared)
 
-    def read(spool: str) -> tuple[int, list[_Bad], list[_Bad]]:
+    def read(spool: str, checked: bool = False) -> tuple[int, list[_Bad], list[_Bad]]:
         """(rows written, rows not fitting the declared schema, the reader's rejects)."""
-        reader = _csv_reader(spool, dialect, options, ncols)
+        reader = _csv_reader(spool, dialect, options, ncols, checked)
         try:
             if declared is not None:
                 text = {name: f"c{i}" for i, name in enumerate(header)}
@@ -561,18 +603,36 @@ def _convert_csv(
             else:
                 rows_out = _csv_inferred(run, reader, out, header, floors, row_group_rows)
                 failing = []
-        except duckdb.InvalidInputException as exc:
+        except duckdb.Error as exc:
+            # DuckDB's parallel reader pads no row of a file with quoted line ends
+            if checked and (SHIFTED in str(exc) or "null_padding" in str(exc)):
+                raise _ShiftedRows from exc
+            if not isinstance(exc, duckdb.InvalidInputException):
+                raise
             raise RejectedFile(
                 "malformed", f"the CSV cannot be parsed: {_first_line(exc)}"
             ) from exc
         return rows_out, failing, _csv_rejects(run, spool, ncols)
 
-    # Rows DuckDB would load shifted are looked for first; if there are any, the file is
-    # read from a copy with their lines emptied (every line keeps its number).
-    malformed = _suspect_lines(run, spool, dialect)
-    if malformed:
-        spool = _without_lines(spool, {b.line for b in malformed}, run.workdir)
-    rows_out, failing, rejects = read(spool)
+    # Rows DuckDB would load shifted: with no quote where an unquoted field has one (a
+    # search over the file's bytes tells), the checked read finds the others itself.
+    # Otherwise, or when it found one, the lines are looked for first and the file read
+    # from a copy with them emptied (every line keeps its number). A file of one column
+    # is never read checked: DuckDB reads its empty lines as null values, and a second,
+    # padded column would make them blank lines, skipped.
+    malformed: list[_Bad] = []
+    try:
+        if ncols == 1 or _may_hold_misplaced_quotes(spool, dialect, run.threads):
+            raise _ShiftedRows
+        rows_out, failing, rejects = read(spool, checked=True)
+        if any(_swallows_lines(b) for b in rejects):
+            raise _ShiftedRows  # a quote that never closes hid lines from the check
+    except _ShiftedRows:
+        run.clear_rejects()
+        malformed = _suspect_lines(run, spool, dialect)
+        if malformed:
+            spool = _without_lines(spool, {b.line for b in malformed}, run.workdir)
+        rows_out, failing, rejects = read(spool)
     # A quote that never closes makes DuckDB read the rest of the file (or up to the next
     # quote) as one rejected value: the rows after it would be lost in that reject. Its
     # line is emptied too and the file read again.
@@ -636,26 +696,106 @@ def _re2_text(text: str) -> str:
     return "".join("\\t" if c == "\t" else c if c.isalnum() else "\\" + c for c in text)
 
 
-def _suspect_patterns(dialect: CsvDialect) -> tuple[str | None, str]:
+def _suspect_patterns(dialect: CsvDialect, breaks: str = "") -> tuple[str | None, str]:
     """RE2 patterns over one physical line: (a quote where no field can have one, exactly
-    one field too many with the last one empty)."""
+    one field too many with the last one empty). ``breaks``: characters no match may
+    contain besides the dialect's (the line ends, when the text is more than one line)."""
     d = _re2_text(dialect.delimiter)
     d0 = dialect.delimiter[0]
     width = len(dialect.columns)
+    cut = set(breaks)
     if dialect.quote is None:
-        return None, f"^(?:{_re2_class({d0})}*{d}){{{width}}}$"
+        return None, f"^(?:{_re2_class({d0} | cut)}*{d}){{{width}}}$"
     q = _re2_text(dialect.quote)
     if dialect.escape:
         e = _re2_text(dialect.escape)
-        quoted = f"{q}(?:{_re2_class({dialect.quote, dialect.escape})}|{e}.)*{q}"
+        quoted = f"{q}(?:{_re2_class({dialect.quote, dialect.escape} | cut)}|{e}.)*{q}"
     else:
-        quoted = f"(?:{q}{_re2_class({dialect.quote})}*{q})+"
-    field = f"(?:{quoted}|{_re2_class({dialect.quote, d0})}*)"
+        quoted = f"(?:{q}{_re2_class({dialect.quote} | cut)}*{q})+"
+    field = f"(?:{quoted}|{_re2_class({dialect.quote, d0} | cut)}*)"
     trailing = f"^(?:{field}{d}){{{width}}}$"
-    around = {dialect.quote, dialect.delimiter[0], dialect.delimiter[-1]}
+    around = {dialect.quote, dialect.delimiter[0], dialect.delimiter[-1]} | cut
     before = around | ({dialect.escape} if dialect.escape else set())
     quotes = f"{_re2_class(before)}{q}{_re2_class(around)}"
     return quotes, trailing
+
+
+GATE_CHUNK = 8 * 1024 * 1024  # bytes of whole lines handed to one thread at a time
+GATE_PIECE = 64 * 1024  # bytes per value the patterns run over (cut after a line end)
+
+
+def _text_pieces(data: bytes | bytearray) -> pa.Array:
+    """``data`` (whole lines) as a binary array of ~GATE_PIECE-byte values, each cut right
+    after a line end, without copying it."""
+    offsets = array.array("i", [0])
+    size = len(data)
+    while offsets[-1] < size:
+        start = offsets[-1] + GATE_PIECE
+        if start >= size:
+            offsets.append(size)
+            break
+        ends = [data.find(b, start, start + GATE_PIECE) for b in (b"\n", b"\r")]
+        if max(ends) < 0:  # a line longer than the window
+            ends = [data.find(b, start) for b in (b"\n", b"\r")]
+        found = [e for e in ends if e >= 0]
+        offsets.append(min(found) + 1 if found else size)
+    return pa.Array.from_buffers(
+        pa.binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+class _ShiftedRows(Exception):
+    """A CSV may hold rows DuckDB would load shifted: look for their lines first."""
+
+
+def _may_hold_misplaced_quotes(path: str, dialect: CsvDialect, threads: int) -> bool:
+    """Whether any physical line of ``path`` may have a quote where no field can (the
+    first of :func:`_suspect_patterns`; ``False`` only when none has). The pattern runs
+    over runs of whole lines as bytes (RE2's Latin-1 mode, on every vCPU); it matches no
+    line end, so each line's match is one here. The header, a preamble or a comment may
+    match too: :func:`_suspect_lines` then sorts them out. ``True`` when the dialect is
+    not plain ASCII or ends lines with CR alone (where a LF is text)."""
+    if dialect.quote is None:
+        return False
+    chars = dialect.delimiter + dialect.quote + (dialect.escape or "")
+    if dialect.newline == "\r" or not chars.isascii():
+        return True
+    import pyarrow.compute as pc  # only CSV reads need it (~0.04 s to import)
+
+    pattern, _ = _suspect_patterns(dialect, "\r\n")
+    quote = dialect.quote.encode()
+
+    def matches(data: bytearray) -> bool:
+        if data.find(quote) < 0:
+            return False
+        found = pc.match_substring_regex(_text_pieces(data), pattern=pattern)
+        return bool(pc.any(found).as_py())
+
+    def runs() -> Iterator[bytearray]:
+        """Successive runs of whole lines, each read into its own buffer (no copy)."""
+        with open(path, "rb", buffering=0) as f:
+            carry = b""
+            while True:
+                data = bytearray(GATE_CHUNK + len(carry))
+                data[: len(carry)] = carry
+                size = len(carry) + (f.readinto(memoryview(data)[len(carry) :]) or 0)
+                if size == len(carry):
+                    if carry:
+                        yield bytearray(carry)
+                    return
+                cut = max(data.rfind(b"\n", 0, size), data.rfind(b"\r", 0, size)) + 1
+                carry = bytes(data[cut:size])
+                if cut:
+                    del data[cut:]
+                    yield data
+
+    with ThreadPoolExecutor(max(threads, 1)) as pool:
+        pending: deque[Future[bool]] = deque()
+        for data in runs():
+            pending.append(pool.submit(matches, data))
+            if len(pending) > threads and pending.popleft().result():
+                return True
+        return any(f.result() for f in pending)
 
 
 def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:

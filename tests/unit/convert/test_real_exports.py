@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from lakegov.convert.engine import convert_file
-from lakegov.convert.options import DatasetOptions, options_from_document
+from lakegov.convert.options import ColumnSpec, DatasetOptions, options_from_document
 from lakegov.errors import RejectedFile
 
 Run = Callable[..., Any]
@@ -297,3 +298,55 @@ def test_a_shifted_last_line_without_its_line_end_is_set_aside(run: Run) -> None
     assert [e["line"] for e in out.exceptions] == [41]
     assert out.result.rows_out == 39
     assert set(out.table.column("product").to_pylist()) == {"Lamp"}
+
+
+def test_a_shifted_row_under_a_declared_schema_is_set_aside(run: Run) -> None:
+    # Given a declared schema and a row with a field too many whose last one is empty
+    # (no quote anywhere: DuckDB's own read would drop that field and load the row)
+    body = [f"{i};Lamp;{i};x" for i in range(1, 41)]
+    body[9] = "10;Lamp;LED;5;"  # physical line 11
+    data = ("id;product;qty;note\n" + "\n".join(body) + "\n").encode()
+    columns = (
+        ColumnSpec("id", "bigint", nullable=False),
+        ColumnSpec("product", "string"),
+        ColumnSpec("qty", "bigint"),
+        ColumnSpec("note", "string"),
+    )
+    out = run(data, options=DatasetOptions(columns=columns))
+    # Then it is set aside at its line, with the declared types kept for the rest
+    assert [e["line"] for e in out.exceptions] == [11]
+    assert out.result.rows_out == 39
+    assert set(out.table.column("product").to_pylist()) == {"Lamp"}
+    assert out.table.schema.field("qty").type == pa.int64()
+
+
+def test_a_shifted_row_in_a_file_with_quoted_line_ends_is_set_aside(run: Run) -> None:
+    # Given quoted values holding a line end on every fifth row, and one row with a field
+    # too many whose last one is empty (physical line 1 + 300 + 59 line ends above it)
+    body = [
+        f'{i},"first line\nsecond {i}",{i}.5' if i % 5 == 0 else f"{i},name {i},{i}.5"
+        for i in range(1, 400)
+    ]
+    body[299] = f"300,name,LED,{300}.5,"
+    data = ("id,name,amount\n" + "\n".join(body) + "\n").encode()
+    out = run(data)
+    assert [e["line"] for e in out.exceptions] == [360]
+    assert out.result.rows_out == 398
+    assert out.table.schema.field("amount").type == pa.float64()
+
+
+def test_null_values_hold_in_the_checked_read(run: Run) -> None:
+    # Given empty fields, quoted empty fields and a declared null text, last column too
+    data = b'id,name,note\n1,,x\n2,"",NA\n3,NA,""\n4,b,\n'
+    out = run(data, options=DatasetOptions(null_values=("", "NA")))
+    assert out.table.column("name").to_pylist() == [None, None, None, "b"]
+    assert out.table.column("note").to_pylist() == ["x", None, None, None]
+    assert out.exceptions == []
+
+
+def test_an_empty_line_of_a_one_column_file_is_a_null_value(run: Run) -> None:
+    # Given a one-column export whose empty value is written as an empty line
+    out = run(b"name\na\n\nb\n")
+    # Then it is a row with a null, not a line skipped
+    assert out.table.column("name").to_pylist() == ["a", None, "b"]
+    assert out.result.rows_out == 3
