@@ -1,5 +1,5 @@
 """The lineage function on moto: each lakegov event's OpenLineage events are kept in the
-lake (one object per run and event type), announced as LineageRecorded, and posted to
+lake (one object per lakegov event and day, rewritten by a redelivery), announced as LineageRecorded, and posted to
 Amazon DataZone only where a domain is configured (moto has no DataZone: botocore's Stubber
 checks the call against the service model)."""
 
@@ -17,6 +17,7 @@ from moto import mock_aws
 from tests.conftest import EVENTS_DIR
 
 from lakegov.app import App
+from lakegov.errors import RetryableError
 from lakegov.events import EventPublisher
 from lakegov.layout import LINEAGE_EVENTS_TABLE
 from lakegov.lineage.openlineage import Namespaces, facet, run_event
@@ -90,6 +91,60 @@ def test_a_refresh_is_kept_in_the_lake_once_and_announced(ctx):
     assert announced[0]["lake_key"].startswith("lineage_events/run_date=2026-11-20/")
     # named as the refresh names its dataset, so domains' subscriptions can select it
     assert {a["dataset"] for a in announced} == {refreshed()["dataset"]}
+
+
+class CountingEvents:
+    """An EventBridge client that counts PutEvents calls and fails the entries of one job
+    ``fail`` times."""
+
+    def __init__(self, client, failing_job="", fail=0):
+        self.client, self.calls, self.failing_job, self.fail = client, [], failing_job, fail
+
+    def put_events(self, Entries):
+        self.calls.append(len(Entries))
+        if self.fail:
+            self.fail -= 1
+            results = [
+                {"ErrorCode": "InternalFailure"}
+                if json.loads(e["Detail"])["job"] == self.failing_job
+                else self.client.put_events(Entries=[e])["Entries"][0]
+                for e in Entries
+            ]
+            failed = sum(1 for r in results if "ErrorCode" in r)
+            return {"FailedEntryCount": failed, "Entries": results}
+        return self.client.put_events(Entries=Entries)
+
+
+def test_a_refresh_s_run_events_share_one_lake_object_and_one_put_events_call(ctx):
+    events = CountingEvents(ctx.publisher.events_client)
+    counted = replace(ctx, publisher=EventPublisher(events, ("svc",), record=True))
+    on_lakegov_event("DatasetRefreshed", refreshed(), counted)
+    listing = ctx.s3.list_objects_v2(Bucket=BUCKET, Prefix="lineage_events/")["Contents"]
+    assert len(listing) == 1 and len(lake_events(ctx)) == 2
+    assert events.calls == [2]
+    announced = [e.detail for e in counted.publisher.published]
+    assert {a["lake_key"] for a in announced} == {listing[0]["Key"]}
+
+
+def test_an_announcement_that_keeps_failing_fails_the_event_and_its_redelivery_adds_no_row(ctx):
+    # Given PutEvents failing the registration's entry on every attempt
+    events = CountingEvents(ctx.publisher.events_client, "register.mwaa_blog_cards", fail=3)
+    flaky = replace(ctx, publisher=EventPublisher(events, ("svc",), record=True, attempts=3))
+    with pytest.raises(RetryableError):
+        on_lakegov_event("DatasetRefreshed", refreshed(), flaky)
+    # the conversion's went once, the registration's was tried three times
+    assert events.calls == [2, 1, 1]
+    assert [e.detail["job"] for e in flaky.publisher.published] == ["convert.mwaa_blog_cards"]
+    # When the event is delivered again, it is recorded: the same object, no second row
+    on_lakegov_event("DatasetRefreshed", refreshed(), flaky)
+    assert sorted(r["job_name"] for r in lake_events(ctx)) == [
+        "convert.mwaa_blog_cards",
+        "register.mwaa_blog_cards",
+    ]
+    assert [e.detail["job"] for e in flaky.publisher.published][-2:] == [
+        "convert.mwaa_blog_cards",
+        "register.mwaa_blog_cards",
+    ]
 
 
 def test_events_without_lineage_record_nothing(ctx):
