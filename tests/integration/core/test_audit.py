@@ -117,3 +117,60 @@ def test_the_ttl_attribute_is_the_one_the_template_declares():
 
     props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
     assert props["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+
+
+class CountingDynamoDB:
+    """The moto client, counting the calls made through it by operation."""
+
+    def __init__(self, client):
+        self._client, self.calls = client, []
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+
+        def call(**kwargs):
+            self.calls.append(name)
+            return method(**kwargs)
+
+        return call
+
+
+def test_a_claim_costs_one_write_and_its_duplicate_one_refused_write(audit):
+    counting = CountingDynamoDB(audit._ddb)
+    audit._ddb = counting
+    # new work: one conditional put, nothing read
+    assert audit.claim("file", "s3://raw/g.csv", "v1").acquired
+    assert counting.calls == ["put_item"]
+    # a concurrent delivery: refused, the holder's item comes back with the refusal
+    counting.calls.clear()
+    with pytest.raises(RetryableError, match="another worker"):
+        audit.claim("file", "s3://raw/g.csv", "v1")
+    assert counting.calls == ["put_item"]
+    # a finished one: a duplicate, told by the same refused write
+    audit.record("file", "s3://raw/g.csv", "v1", "PROCESSED")
+    counting.calls.clear()
+    duplicate = audit.claim("file", "s3://raw/g.csv", "v1")
+    assert duplicate.duplicate and duplicate.item["status"] == "PROCESSED"
+    assert counting.calls == ["put_item"]
+
+
+def test_two_retries_taking_over_one_expired_lease_cannot_both_win(audit):
+    audit.claim("file", "s3://raw/h.csv", "v1", lease_seconds=60)
+    audit.clock["now"] += 61
+    # the second retry read the expired item before the first took it over
+    stale = audit.get("file", "s3://raw/h.csv", "v1")
+    assert audit.claim("file", "s3://raw/h.csv", "v1").acquired
+    original = audit._put_if
+    calls = []
+
+    def first_sees_the_stale_item(plain, condition, **kwargs):
+        calls.append(condition)
+        if len(calls) == 1:
+            return stale  # as if the refusal had carried the item before the takeover
+        return original(plain, condition, **kwargs)
+
+    audit._put_if = first_sees_the_stale_item
+    with pytest.raises(RetryableError, match="another worker"):
+        audit.claim("file", "s3://raw/h.csv", "v1")
+    assert len(calls) == 2 and "lease_until < :now" in calls[1]
+    assert audit.get("file", "s3://raw/h.csv", "v1")["attempts"] == 2
