@@ -247,6 +247,34 @@ class LakeVersions:
             return bool(head["VersionId"] == landed.version_id)
         return True
 
+    def open_current(self, landed: LandedObject) -> dict[str, Any] | None:
+        """GetObject of ``landed`` if it is still the key's current version, else None
+        (:meth:`still_current`'s answer and the read in one call: the current version's
+        GetObject carries its VersionId, as the HEAD would). The caller closes the body.
+        Reading the landed version itself raises NoSuchKey / NoSuchVersion as GetObject does.
+        """
+        try:
+            obj: dict[str, Any] = self.s3.get_object(Bucket=landed.bucket, Key=landed.key)
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise RetryableError(f"reading {landed.subject}: {error_code(exc)}") from exc
+        if not landed.version_id:
+            return obj
+        current = obj.get("VersionId")
+        if current not in (None, "null") and current != landed.version_id:
+            obj["Body"].close()
+            return None
+        if current == landed.version_id:
+            return obj
+        # The current version has no id (versioning suspended since): as still_current
+        # does, the key counts as current, and the landed version itself is what is read.
+        obj["Body"].close()
+        landed_version: dict[str, Any] = self.s3.get_object(
+            Bucket=landed.bucket, Key=landed.key, VersionId=landed.version_id
+        )
+        return landed_version
+
     def make_current(self, landed: LandedObject, last_modified: str, written: list[str]) -> bool:
         """A new version of a key replaces the output of the one before: its rows, not both.
 

@@ -280,23 +280,22 @@ class Converter:
 
     def _convert(self, landed: LandedObject, ref: DatasetRef, options: DatasetOptions) -> Outcome:
         started = utc_now()
-        if not self.versions.still_current(landed):
+        try:
+            obj = self.versions.open_current(landed)
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "NoSuchVersion"):
+                raise RejectedFile(
+                    "missing", "the object was deleted before it could be read"
+                ) from exc
+            raise RetryableError(f"reading {landed.subject}: {error_code(exc)}") from exc
+        if obj is None:
             return self._superseded(landed)
+        body = obj["Body"]
+        last_modified = obj["LastModified"].isoformat() if obj.get("LastModified") else ""
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
         targets = conversion_targets(ref, options)
         done: list[_Converted] = []
         with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
-            kwargs: dict[str, Any] = {"VersionId": landed.version_id} if landed.version_id else {}
-            try:
-                obj = self.s3.get_object(Bucket=landed.bucket, Key=landed.key, **kwargs)
-                body = obj["Body"]
-                last_modified = obj["LastModified"].isoformat() if obj.get("LastModified") else ""
-            except ClientError as exc:
-                if error_code(exc) in ("NoSuchKey", "NoSuchVersion"):
-                    raise RejectedFile(
-                        "missing", "the object was deleted before it could be read"
-                    ) from exc
-                raise RetryableError(f"reading {landed.subject}: {error_code(exc)}") from exc
             local: str | None = None
             if len(targets) > 1:  # one workbook, several sheets: read from S3 once
                 local = os.path.join(workdir, "landed")

@@ -364,3 +364,39 @@ def test_files_with_the_schema_already_stored_leave_the_schema_item_unwritten(
     audit = AuditStore("audit", boto3.client("dynamodb", region_name="us-east-1"))
     item = audit.get("dataset", "ev_events", "schema")
     assert item is not None and len(item.get("history", [])) == 1
+
+
+def test_a_version_replaced_before_its_conversion_is_superseded_by_the_read_itself(
+    harness, lambda_context, monkeypatch
+):
+    h, handler = harness
+    key = "shop/replaced/orders.csv"
+    old = h.land(key, b"id\n1\n")
+    new = h.land(key, b"id\n2\n")  # lands before the old one's message is handled
+    converter = handler.get_app().converter
+    calls = []
+    for name in ("head_object", "get_object"):
+        real = getattr(converter.s3, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            if kwargs.get("Bucket") == "raw":
+                calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(converter.s3, name, counted)
+    assert handler.handler(h.batch(old), lambda_context)["batchItemFailures"] == []
+    # one read told that the key moved on: no HEAD first, no output, no event
+    assert calls == ["get_object"]
+    assert "Contents" not in h.s3.list_objects_v2(
+        Bucket="formatted", Prefix="formatted_stg/shop_replaced_orders/"
+    )
+    version = old["detail"]["object"]["version-id"]
+    audit = AuditStore("audit", boto3.client("dynamodb", region_name="us-east-1"))
+    assert audit.get("file", f"s3://raw/{key}", version)["status"] == "SUPERSEDED"
+    assert [e for e in h.published() if e["detail-type"] == "FileConverted"] == []
+    # the current version converts with that one read as well
+    calls.clear()
+    assert handler.handler(h.batch(new), lambda_context)["batchItemFailures"] == []
+    assert calls == ["get_object"]
+    (converted,) = [e for e in h.published() if e["detail-type"] == "FileConverted"]
+    assert converted["detail"]["version_id"] == new["detail"]["object"]["version-id"]
