@@ -366,3 +366,73 @@ def test_a_throttled_catalog_retries_the_batch_and_the_retry_goes_through(env):
     # Then the retry registers the file and announces it once
     again = process_batch(messages(detail), env.services())
     assert again.failed == [] and len(env.published("DatasetRefreshed")) == 1
+
+
+def _fail_entries_of(env, table, times):
+    """PutEvents fails the DatasetRefreshed entries of ``table`` on its next ``times`` calls."""
+    left = {"n": times}
+
+    def fail(parsed, **kwargs):
+        params = kwargs["context"].get("put_events_entries") or []
+        if not left["n"] or not any(f'"table":"{table}"' in e["Detail"] for e in params):
+            return
+        left["n"] -= 1
+        results = [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
+            if f'"table":"{table}"' in e["Detail"]
+            else r
+            for e, r in zip(params, parsed["Entries"], strict=True)
+        ]
+        parsed["Entries"] = results
+        parsed["FailedEntryCount"] = sum(1 for r in results if "ErrorCode" in r)
+
+    def remember(params, context, **_):
+        context["put_events_entries"] = params["Entries"]
+
+    env.events.meta.events.register("provide-client-params.events.PutEvents", remember)
+    env.events.meta.events.register("after-call.events.PutEvents", fail)
+
+
+def test_the_refreshes_of_one_batch_share_one_put_events_call(env):
+    # Given a batch with files of three tables
+    details = [
+        file_converted(name, CUSTOMERS, s3=env.s3, source_key=f"landing/{name}.csv")
+        for name in ("customers", "orders", "cards")
+    ]
+    calls = count_calls(env.events, "PutEvents")
+    # When the catalog handles it
+    result = process_batch(messages(*details), env.services())
+    # Then the three DatasetRefreshed went out in one call
+    assert result.failed == []
+    assert [len(c["Entries"]) for c in calls] == [3]
+    assert sorted(r["table"] for r in env.published("DatasetRefreshed")) == [
+        "cards",
+        "customers",
+        "orders",
+    ]
+
+
+def test_a_refresh_that_cannot_be_published_fails_only_its_table_s_messages(env):
+    # Given PutEvents refusing the orders table's DatasetRefreshed on every attempt
+    details = [
+        file_converted(name, CUSTOMERS, s3=env.s3, source_key=f"landing/{name}.csv")
+        for name in ("customers", "orders")
+    ]
+    _fail_entries_of(env, "orders", times=3)
+    calls = count_calls(env.events, "PutEvents")
+    # When the batch is handled
+    result = process_batch(messages(*details), env.services())
+    # Then only the orders message comes back, its claim released, its file not PROCESSED
+    assert result.failed == ["m1"]
+    assert [len(c["Entries"]) for c in calls] == [2, 1, 1]  # only the failed entry resent
+    assert env.audit.get("catalog", "s3://lakegov-raw/landing/orders.csv", "v1")["status"] == (
+        "FAILED"
+    )
+    assert env.audit.get("catalog", "s3://lakegov-raw/landing/customers.csv", "v1")["status"] == (
+        "PROCESSED"
+    )
+    assert [r["table"] for r in env.published("DatasetRefreshed")] == ["customers"]
+    # And the whole batch delivered again publishes orders once and customers not again
+    again = process_batch(messages(*details), env.services())
+    assert again.failed == [] and again.duplicates == 1
+    assert sorted(r["table"] for r in env.published("DatasetRefreshed")) == ["customers", "orders"]
