@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from tests.conftest import RefusingEvents
 from tests.integration.catalog.support import (
     FORMATTED,
     STAGING,
@@ -368,31 +369,6 @@ def test_a_throttled_catalog_retries_the_batch_and_the_retry_goes_through(env):
     assert again.failed == [] and len(env.published("DatasetRefreshed")) == 1
 
 
-def _fail_entries_of(env, table, times):
-    """PutEvents fails the DatasetRefreshed entries of ``table`` on its next ``times`` calls."""
-    left = {"n": times}
-
-    def fail(parsed, **kwargs):
-        params = kwargs["context"].get("put_events_entries") or []
-        if not left["n"] or not any(f'"table":"{table}"' in e["Detail"] for e in params):
-            return
-        left["n"] -= 1
-        results = [
-            {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
-            if f'"table":"{table}"' in e["Detail"]
-            else r
-            for e, r in zip(params, parsed["Entries"], strict=True)
-        ]
-        parsed["Entries"] = results
-        parsed["FailedEntryCount"] = sum(1 for r in results if "ErrorCode" in r)
-
-    def remember(params, context, **_):
-        context["put_events_entries"] = params["Entries"]
-
-    env.events.meta.events.register("provide-client-params.events.PutEvents", remember)
-    env.events.meta.events.register("after-call.events.PutEvents", fail)
-
-
 def test_the_refreshes_of_one_batch_share_one_put_events_call(env):
     # Given a batch with files of three tables
     details = [
@@ -418,13 +394,13 @@ def test_a_refresh_that_cannot_be_published_fails_only_its_table_s_messages(env)
         file_converted(name, CUSTOMERS, s3=env.s3, source_key=f"landing/{name}.csv")
         for name in ("customers", "orders")
     ]
-    _fail_entries_of(env, "orders", times=3)
-    calls = count_calls(env.events, "PutEvents")
+    refusing = RefusingEvents(env.events, '"table":"orders"', times=3)
+    env.publisher.events_client = refusing
     # When the batch is handled
     result = process_batch(messages(*details), env.services())
     # Then only the orders message comes back, its claim released, its file not PROCESSED
     assert result.failed == ["m1"]
-    assert [len(c["Entries"]) for c in calls] == [2, 1, 1]  # only the failed entry resent
+    assert refusing.calls == [2, 1, 1]  # only the failed entry sent again
     assert env.audit.get("catalog", "s3://lakegov-raw/landing/orders.csv", "v1")["status"] == (
         "FAILED"
     )

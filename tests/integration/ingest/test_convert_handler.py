@@ -9,7 +9,7 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
-from tests.conftest import create_audit_table, load_event
+from tests.conftest import RefusingEvents, create_audit_table, load_event
 
 import lakegov.app
 from lakegov.audit import AuditStore
@@ -400,3 +400,52 @@ def test_a_version_replaced_before_its_conversion_is_superseded_by_the_read_itse
     assert calls == ["get_object"]
     (converted,) = [e for e in h.published() if e["detail-type"] == "FileConverted"]
     assert converted["detail"]["version_id"] == new["detail"]["object"]["version-id"]
+
+
+def _count_put_events(converter, monkeypatch, fail_key="", fail_times=0):
+    """Count the converter's PutEvents calls (entries per call); refuse the FileConverted
+    of ``fail_key`` on the next ``fail_times`` calls."""
+    marker = f'"key":"{fail_key}"' if fail_key else ""
+    client = RefusingEvents(converter.publisher.events_client, marker, fail_times)
+    monkeypatch.setattr(converter.publisher, "events_client", client)
+    return client.calls
+
+
+def test_the_file_converted_events_of_a_batch_share_one_put_events_call(
+    harness, lambda_context, monkeypatch
+):
+    h, handler = harness
+    landed = [h.land(f"b/batch/file{i}.csv", f"x\n{i}\n".encode()) for i in range(4)]
+    calls = _count_put_events(handler.get_app().converter, monkeypatch)
+    # the same event twice in the batch: converted once, the copy is no failure
+    response = handler.handler(h.batch(*landed, landed[0]), lambda_context)
+    assert response["batchItemFailures"] == []
+    assert calls == [4]
+    converted = [e["detail"]["key"] for e in h.published() if e["detail-type"] == "FileConverted"]
+    assert sorted(converted) == [f"b/batch/file{i}.csv" for i in range(4)]
+
+
+def test_a_file_converted_that_cannot_be_published_fails_only_its_record(
+    harness, lambda_context, monkeypatch
+):
+    h, handler = harness
+    ok = h.land("b/pub/one.csv", b"x\n1\n")
+    stuck = h.land("b/pub/two.csv", b"x\n2\n")
+    converter = handler.get_app().converter
+    calls = _count_put_events(converter, monkeypatch, fail_key="b/pub/two.csv", fail_times=3)
+    # When PutEvents refuses the second file's event on every attempt
+    response = handler.handler(h.batch(ok, stuck), lambda_context)
+    # Then only its record is retried: its claim released, the other one PROCESSED
+    assert response["batchItemFailures"] == [{"itemIdentifier": "m1"}]
+    assert calls == [2, 1, 1]
+    audit = AuditStore("audit", boto3.client("dynamodb", region_name="us-east-1"))
+    version = stuck["detail"]["object"]["version-id"]
+    assert audit.get("file", "s3://raw/b/pub/two.csv", version)["status"] == "FAILED"
+    version = ok["detail"]["object"]["version-id"]
+    assert audit.get("file", "s3://raw/b/pub/one.csv", version)["status"] == "PROCESSED"
+    # And the redelivered batch converts it, announcing each file exactly once in all
+    assert handler.handler(h.batch(ok, stuck), lambda_context)["batchItemFailures"] == []
+    converted = [e["detail"]["key"] for e in h.published() if e["detail-type"] == "FileConverted"]
+    assert sorted(converted) == ["b/pub/one.csv", "b/pub/two.csv"]
+    prefix = "formatted_stg/b_pub_two/"
+    assert len(h.s3.list_objects_v2(Bucket="formatted", Prefix=prefix)["Contents"]) == 1

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
-from tests.conftest import EVENTS_DIR
+from tests.conftest import EVENTS_DIR, RefusingEvents
 
 from lakegov.app import App
 from lakegov.errors import RetryableError
@@ -93,30 +93,8 @@ def test_a_refresh_is_kept_in_the_lake_once_and_announced(ctx):
     assert {a["dataset"] for a in announced} == {refreshed()["dataset"]}
 
 
-class CountingEvents:
-    """An EventBridge client that counts PutEvents calls and fails the entries of one job
-    ``fail`` times."""
-
-    def __init__(self, client, failing_job="", fail=0):
-        self.client, self.calls, self.failing_job, self.fail = client, [], failing_job, fail
-
-    def put_events(self, Entries):
-        self.calls.append(len(Entries))
-        if self.fail:
-            self.fail -= 1
-            results = [
-                {"ErrorCode": "InternalFailure"}
-                if json.loads(e["Detail"])["job"] == self.failing_job
-                else self.client.put_events(Entries=[e])["Entries"][0]
-                for e in Entries
-            ]
-            failed = sum(1 for r in results if "ErrorCode" in r)
-            return {"FailedEntryCount": failed, "Entries": results}
-        return self.client.put_events(Entries=Entries)
-
-
 def test_a_refresh_s_run_events_share_one_lake_object_and_one_put_events_call(ctx):
-    events = CountingEvents(ctx.publisher.events_client)
+    events = RefusingEvents(ctx.publisher.events_client)
     counted = replace(ctx, publisher=EventPublisher(events, ("svc",), record=True))
     on_lakegov_event("DatasetRefreshed", refreshed(), counted)
     listing = ctx.s3.list_objects_v2(Bucket=BUCKET, Prefix="lineage_events/")["Contents"]
@@ -128,7 +106,7 @@ def test_a_refresh_s_run_events_share_one_lake_object_and_one_put_events_call(ct
 
 def test_an_announcement_that_keeps_failing_fails_the_event_and_its_redelivery_adds_no_row(ctx):
     # Given PutEvents failing the registration's entry on every attempt
-    events = CountingEvents(ctx.publisher.events_client, "register.mwaa_blog_cards", fail=3)
+    events = RefusingEvents(ctx.publisher.events_client, '"job":"register.mwaa_blog_cards"', 3)
     flaky = replace(ctx, publisher=EventPublisher(events, ("svc",), record=True, attempts=3))
     with pytest.raises(RetryableError):
         on_lakegov_event("DatasetRefreshed", refreshed(), flaky)
