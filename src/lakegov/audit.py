@@ -503,6 +503,32 @@ class AuditStore:
         item = response.get("Item")
         return from_item(item) if item else None
 
+    def get_many(
+        self, keys: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Several items (``(kind, subject, version)`` each) read at once: BatchGetItem,
+        consistent reads, 100 keys a call, unprocessed keys asked again. The answer holds
+        the items that exist."""
+        wanted = {(k, s, v or "-"): (k, s, v) for k, s, v in keys}
+        by_pk_sk = {(f"{k}#{s}", v): key for (k, s, v), key in wanted.items()}
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        pending = [self.key(k, s, v) for k, s, v in wanted]
+        for _ in range(10):
+            if not pending:
+                return found
+            chunk, pending = pending[:100], pending[100:]
+            response = self._ddb.batch_get_item(
+                RequestItems={self.table_name: {"Keys": chunk, "ConsistentRead": True}}
+            )
+            for raw in response.get("Responses", {}).get(self.table_name, []):
+                item = from_item(raw)
+                found[by_pk_sk[(str(item["pk"]), str(item["sk"]))]] = item
+            unprocessed = response.get("UnprocessedKeys", {}).get(self.table_name, {})
+            pending = list(unprocessed.get("Keys", [])) + pending
+        if pending:
+            raise RetryableError(f"BatchGetItem left {len(pending)} keys unprocessed")
+        return found
+
     def versions(self, kind: str, subject: str) -> list[dict[str, Any]]:
         """Every item of one subject (all versions of a file, all runs of a product)."""
         items: list[dict[str, Any]] = []

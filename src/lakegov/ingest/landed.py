@@ -8,7 +8,7 @@ removes its own output, and a deleted key takes its output with it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -192,9 +192,21 @@ class LakeVersions:
         self.audit = audit
         self.formatted_bucket = formatted_bucket
 
-    def previous_schema(self, table: str) -> pa.Schema | None:
-        """The dataset's schema as its last converted file left it (None: none yet)."""
-        item = self.audit.get("dataset", table, "schema")
+    @staticmethod
+    def schema_key(table: str) -> tuple[str, str, str]:
+        """The audit key of the table's schema item."""
+        return ("dataset", table, "schema")
+
+    def previous_schema(
+        self, table: str, *, read: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None
+    ) -> pa.Schema | None:
+        """The dataset's schema as its last converted file left it (None: none yet).
+
+        ``read``: items the caller read already (:meth:`AuditStore.get_many` with
+        :meth:`schema_key`): the item is taken from there (absent: none) rather than read.
+        """
+        key = self.schema_key(table)
+        item = read.get(key) if read is not None else self.audit.get(*key)
         if not item or not item.get("columns"):
             return None
         try:

@@ -38,6 +38,7 @@ from lakegov.compaction.service import (
     follow_generation,
     note_new_file,
     partition_of,
+    state_key,
 )
 from lakegov.convert.engine import ConversionResult, convert
 from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
@@ -324,13 +325,34 @@ class Converter:
         count("FilesSuperseded")
         return Outcome("SUPERSEDED", landed.key, reason="no longer the key's current version")
 
-    def _generation(self, ref: DatasetRef, options: DatasetOptions) -> tuple[PartitionRef, int]:
-        """The partition a target's output goes to and the generation folder it goes in."""
-        partition = partition_of(
+    def _partition(self, ref: DatasetRef) -> PartitionRef:
+        return partition_of(
             ref,
             bucket=self.settings.formatted_bucket,
             database=self.settings.database(STAGING_PREFIX),
         )
+
+    def _read_state(
+        self, targets: list[tuple[DatasetRef, DatasetOptions]]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """What the targets' conversion reads from the audit table (each table's schema,
+        each partition's compaction state), in one BatchGetItem."""
+        keys = {self.versions.schema_key(ref.table_name) for ref, _ in targets}
+        keys |= {
+            state_key(self._partition(ref))
+            for ref, options in targets
+            if not options.compaction.enabled  # those are counted, their answer written
+        }
+        return self.audit.get_many(keys)
+
+    def _generation(
+        self,
+        ref: DatasetRef,
+        options: DatasetOptions,
+        read: dict[tuple[str, str, str], dict[str, Any]],
+    ) -> tuple[PartitionRef, int]:
+        """The partition a target's output goes to and the generation folder it goes in."""
+        partition = self._partition(ref)
         if options.compaction.enabled:
             generation = note_new_file(
                 self.audit,
@@ -339,7 +361,7 @@ class Converter:
                 min_files=options.compaction.min_files,
             )
         else:  # a partition compacted before compaction was turned off stays at its generation
-            generation = current_generation(self.audit, partition)
+            generation = current_generation(self.audit, partition, read=read)
         return partition, generation
 
     def _convert(
@@ -360,6 +382,7 @@ class Converter:
         last_modified = obj["LastModified"].isoformat() if obj.get("LastModified") else ""
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
         targets = conversion_targets(ref, options)
+        read = self._read_state(targets)
         done: list[_Converted] = []
         with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
             local: str | None = None
@@ -373,7 +396,7 @@ class Converter:
             # every target is converted before anything is uploaded: a sheet that is
             # rejected rejects the workbook, and leaves no other sheet's output behind
             for i, (target, target_options) in enumerate(targets):
-                partition, generation = self._generation(target, target_options)
+                partition, generation = self._generation(target, target_options, read)
                 converted = _Converted(
                     target,
                     target_options,
@@ -381,7 +404,7 @@ class Converter:
                     exc_path=os.path.join(workdir, f"exceptions-{i}.jsonl"),
                     output_key=target.output_key(token, generation=generation),
                     exceptions_key=target.exceptions_key(token),
-                    previous=self.versions.previous_schema(target.table_name),
+                    previous=self.versions.previous_schema(target.table_name, read=read),
                     partition=partition,
                     generation=generation,
                 )

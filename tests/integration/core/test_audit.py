@@ -174,3 +174,31 @@ def test_two_retries_taking_over_one_expired_lease_cannot_both_win(audit):
         audit.claim("file", "s3://raw/h.csv", "v1")
     assert len(calls) == 2 and "lease_until < :now" in calls[1]
     assert audit.get("file", "s3://raw/h.csv", "v1")["attempts"] == 2
+
+
+def test_several_items_are_read_in_one_call_and_unprocessed_keys_are_asked_again(audit):
+    audit.record("dataset", "orders", "schema", "CURRENT", attributes={"fingerprint": "f1"})
+    audit.claim("file", "s3://raw/i.csv", "")
+    counting = CountingDynamoDB(audit._ddb)
+    audit._ddb = counting
+    keys = [("dataset", "orders", "schema"), ("file", "s3://raw/i.csv", ""), ("x", "none", "v")]
+    found = audit.get_many(keys)
+    assert counting.calls == ["batch_get_item"]
+    assert set(found) == set(keys[:2])  # the missing one is absent
+    assert found[keys[0]]["fingerprint"] == "f1" and found[keys[1]]["status"] == "RECEIVED"
+    # DynamoDB may leave keys unprocessed (throttling): they are asked for again
+    real = counting._client.batch_get_item
+    answers = []
+
+    def partial(RequestItems):
+        answers.append(len(RequestItems["audit"]["Keys"]))
+        if len(answers) == 1:
+            first, *rest = RequestItems["audit"]["Keys"]
+            response = real(RequestItems={"audit": {**RequestItems["audit"], "Keys": [first]}})
+            response["UnprocessedKeys"] = {"audit": {"Keys": rest}}
+            return response
+        return real(RequestItems=RequestItems)
+
+    audit._ddb = type("Partial", (), {"batch_get_item": staticmethod(partial)})()
+    assert audit.get_many(keys) == found
+    assert answers == [3, 2]
