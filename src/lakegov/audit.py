@@ -30,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code
-from lakegov.dynamodb import from_item, to_attribute, to_item
+from lakegov.dynamodb import batch_get, from_item, to_attribute, to_item
 from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 
@@ -512,21 +512,9 @@ class AuditStore:
         wanted = {(k, s, v or "-"): (k, s, v) for k, s, v in keys}
         by_pk_sk = {(f"{k}#{s}", v): key for (k, s, v), key in wanted.items()}
         found: dict[tuple[str, str, str], dict[str, Any]] = {}
-        pending = [self.key(k, s, v) for k, s, v in wanted]
-        for _ in range(10):
-            if not pending:
-                return found
-            chunk, pending = pending[:100], pending[100:]
-            response = self._ddb.batch_get_item(
-                RequestItems={self.table_name: {"Keys": chunk, "ConsistentRead": True}}
-            )
-            for raw in response.get("Responses", {}).get(self.table_name, []):
-                item = from_item(raw)
-                found[by_pk_sk[(str(item["pk"]), str(item["sk"]))]] = item
-            unprocessed = response.get("UnprocessedKeys", {}).get(self.table_name, {})
-            pending = list(unprocessed.get("Keys", [])) + pending
-        if pending:
-            raise RetryableError(f"BatchGetItem left {len(pending)} keys unprocessed")
+        for raw in batch_get(self._ddb, self.table_name, [self.key(*k) for k in wanted]):
+            item = from_item(raw)
+            found[by_pk_sk[(str(item["pk"]), str(item["sk"]))]] = item
         return found
 
     def versions(self, kind: str, subject: str) -> list[dict[str, Any]]:
