@@ -102,5 +102,38 @@ class RecordingPublisher:
         validate_detail(detail_type, detail)
         self.events.append((detail_type, dict(detail)))
 
+    def publish_all(self, events: Any) -> None:
+        for event in events:
+            self.publish(event.detail_type, dict(event.detail), event.resources)
+
+    def publish_each(self, events: Any) -> list[Any]:
+        self.publish_all(events)
+        return []  # nothing fails here
+
     def of(self, detail_type: str) -> list[dict[str, Any]]:
         return [d for t, d in self.events if t == detail_type]
+
+
+class RefusingEvents:
+    """An EventBridge client in front of ``client`` that refuses (never sends) the entries
+    whose Detail contains ``marker``, on the next ``times`` calls that carry one, as
+    PutEvents reports a partial failure; every call's entry count is kept in ``calls``."""
+
+    def __init__(self, client: Any, marker: str = "", times: int = 0) -> None:
+        self.client, self.marker, self.left = client, marker, times
+        self.calls: list[int] = []
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(len(Entries))
+        refused = [bool(self.marker) and self.marker in e["Detail"] for e in Entries]
+        if not self.left or not any(refused):
+            return dict(self.client.put_events(Entries=Entries))
+        self.left -= 1
+        sent = [e for e, r in zip(Entries, refused, strict=True) if not r]
+        answers = iter(self.client.put_events(Entries=sent)["Entries"] if sent else [])
+        results = [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"} if r else next(answers)
+            for r in refused
+        ]
+        failed = sum(1 for r in results if "ErrorCode" in r)
+        return {"FailedEntryCount": failed, "Entries": results}

@@ -7,7 +7,6 @@ Each record is its own unit of work; a failing record is reported in
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -19,15 +18,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
-from lakegov.ingest.landed import LandedObject
+from lakegov.ingest.service import convert_records
 from lakegov.observability import logger, metrics, tracer
 from lakegov.reprocess.runs import is_map_batch
 from lakegov.reprocess.wiring import reprocess_batch
-
-
-def _record(record: SQSRecord) -> str:
-    landed = LandedObject.from_eventbridge(json.loads(record.body))
-    return get_app().converter.process(landed).status
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -36,10 +30,20 @@ def _record(record: SQSRecord) -> str:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_map_batch(event):  # `lakegov reprocess`: a batch of the Distributed Map
         return reprocess_batch(event, get_app(), context.get_remaining_time_in_millis)
+    # the whole batch is converted first, so that its FileConverted events share PutEvents
+    # calls; each record's outcome (or failure) is then reported by the batch processor
+    outcomes = convert_records(get_app().converter, event.get("Records") or [])
+
+    def record_outcome(record: SQSRecord) -> str:
+        outcome = outcomes[record.message_id]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome.status
+
     # a processor per invocation: it holds the batch's state, and the embedded runtime runs
     # several invocations of this function at once in one process
     processor = BatchProcessor(event_type=EventType.SQS)
     response = process_partial_response(
-        event=event, record_handler=_record, processor=processor, context=context
+        event=event, record_handler=record_outcome, processor=processor, context=context
     )
     return dict(response)

@@ -30,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code
-from lakegov.dynamodb import from_item, to_attribute, to_item
+from lakegov.dynamodb import batch_get, from_item, to_attribute, to_item
 from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 
@@ -59,6 +59,13 @@ DEFAULT_RETENTION_DAYS = 400
 KEPT_VERSIONS = frozenset({"schema", "current"})
 KEPT_KINDS = frozenset({"metadata", "compaction"})
 TTL_ATTRIBUTE = "expires_at"
+
+
+def _claimable(item: Mapping[str, Any], done: list[str], now: int) -> bool:
+    """Whether the claim's condition would let a retry take ``item`` over: not finished,
+    and its lease (present) expired."""
+    lease = item.get("lease_until")
+    return item.get("status") not in done and lease is not None and int(lease) < now
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,29 @@ class AuditStore:
         if expiry:
             plain[TTL_ATTRIBUTE] = expiry
         done = list(done_statuses)
+        # The common case, new work, is one write; the item it found otherwise comes back
+        # with the refusal (no read before the write, no read after it).
+        previous = self._put_if(plain, "attribute_not_exists(pk)")
+        if previous is None:
+            return Claim(acquired=True, item=from_item(to_item(plain)))
+        if not _claimable(previous, done, int(now)):
+            return self._not_acquired(previous, done, kind, subject, version)
+        history = [
+            *previous.get("history", []),
+            {"status": IN_PROGRESS, "at": stamp, "note": "retry"},
+        ]
+        dropped = int(previous.get("history_dropped", 0))
+        if len(history) > HISTORY_LIMIT:
+            dropped += len(history) - HISTORY_KEEP
+            history = history[-HISTORY_KEEP:]
+        plain.update(
+            created_at=str(previous.get("created_at", stamp)),
+            attempts=int(previous.get("attempts", 0)) + 1,
+            history=history,
+            **({"history_dropped": dropped} if dropped else {}),
+        )
+        # A retry taking over an expired lease: the same condition decides, in one write,
+        # so two workers taking over at once cannot both win.
         names = {"#s": "status"}
         values = to_item({":now": int(now), **{f":d{i}": s for i, s in enumerate(done)}})
         done_terms = [f":d{i}" for i in range(len(done))]
@@ -143,41 +173,46 @@ class AuditStore:
             condition += f" OR (NOT #s IN ({', '.join(done_terms)}) AND lease_until < :now)"
         else:
             condition += " OR lease_until < :now"
+        current = self._put_if(plain, condition, names=names if done_terms else None, values=values)
+        if current is None:
+            return Claim(acquired=True, item=from_item(to_item(plain)))
+        return self._not_acquired(current, done, kind, subject, version)
+
+    def _put_if(
+        self,
+        plain: Mapping[str, Any],
+        condition: str,
+        *,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Put ``plain`` if ``condition`` holds: None when written, else the item that
+        refused it (returned with the refusal; read when the service does not return it)."""
         try:
-            previous = self.get(kind, subject, version)
-            if previous:
-                history = [
-                    *previous.get("history", []),
-                    {"status": IN_PROGRESS, "at": stamp, "note": "retry"},
-                ]
-                dropped = int(previous.get("history_dropped", 0))
-                if len(history) > HISTORY_LIMIT:
-                    dropped += len(history) - HISTORY_KEEP
-                    history = history[-HISTORY_KEEP:]
-                plain.update(
-                    created_at=str(previous.get("created_at", stamp)),
-                    attempts=int(previous.get("attempts", 0)) + 1,
-                    history=history,
-                    **({"history_dropped": dropped} if dropped else {}),
-                )
-            item = to_item(plain)
             self._ddb.put_item(
                 TableName=self.table_name,
-                Item=item,
+                Item=to_item(dict(plain)),
                 ConditionExpression=condition,
-                **({"ExpressionAttributeNames": names} if done_terms else {}),
-                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeNames": dict(names)} if names else {}),
+                **({"ExpressionAttributeValues": dict(values)} if values else {}),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            current = self.get(kind, subject, version) or {}
-            if current.get("status") in done:
-                return Claim(acquired=False, item=current)
-            raise RetryableError(
-                f"{kind} {subject} ({version}) is being processed by another worker"
-            ) from exc
-        return Claim(acquired=True, item=from_item(item))
+            item = exc.response.get("Item")
+            if item:
+                return from_item(item)
+            return self.get(str(plain["kind"]), str(plain["subject"]), str(plain["version"])) or {}
+        return None
+
+    @staticmethod
+    def _not_acquired(
+        current: Mapping[str, Any], done: list[str], kind: str, subject: str, version: str
+    ) -> Claim:
+        if current.get("status") in done:
+            return Claim(acquired=False, item=dict(current))
+        raise RetryableError(f"{kind} {subject} ({version}) is being processed by another worker")
 
     def record(
         self,
@@ -467,6 +502,20 @@ class AuditStore:
         )
         item = response.get("Item")
         return from_item(item) if item else None
+
+    def get_many(
+        self, keys: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Several items (``(kind, subject, version)`` each) read at once: BatchGetItem,
+        consistent reads, 100 keys a call, unprocessed keys asked again. The answer holds
+        the items that exist."""
+        wanted = {(k, s, v or "-"): (k, s, v) for k, s, v in keys}
+        by_pk_sk = {(f"{k}#{s}", v): key for (k, s, v), key in wanted.items()}
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for raw in batch_get(self._ddb, self.table_name, [self.key(*k) for k in wanted]):
+            item = from_item(raw)
+            found[by_pk_sk[(str(item["pk"]), str(item["sk"]))]] = item
+        return found
 
     def versions(self, kind: str, subject: str) -> list[dict[str, Any]]:
         """Every item of one subject (all versions of a file, all runs of a product)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from lakegov.errors import LakegovError, RetryableError
 from lakegov.jsonschemas import schema_issues
+from lakegov.observability import logger
 
 SOURCE = "lakegov"
 DETAIL_TYPES = (
@@ -81,16 +82,19 @@ def _entry_bytes(entry: Mapping[str, Any]) -> int:
     return 14 + sum(len(str(f).encode()) for f in [*fields, *entry.get("Resources", [])])
 
 
-def _calls(entries: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
-    """Entries grouped into PutEvents calls: at most 10 entries and 256 KB each."""
-    chunk: list[dict[str, Any]] = []
+def _calls(
+    entries: list[tuple[int, dict[str, Any]]],
+) -> Iterable[list[tuple[int, dict[str, Any]]]]:
+    """(event index, entry) pairs grouped into PutEvents calls: at most 10 entries and
+    256 KB each."""
+    chunk: list[tuple[int, dict[str, Any]]] = []
     size = 0
-    for entry in entries:
-        entry_size = _entry_bytes(entry)
+    for pair in entries:
+        entry_size = _entry_bytes(pair[1])
         if chunk and (len(chunk) == MAX_ENTRIES_PER_CALL or size + entry_size > MAX_EVENT_BYTES):
             yield chunk
             chunk, size = [], 0
-        chunk.append(entry)
+        chunk.append(pair)
         size += entry_size
     if chunk:
         yield chunk
@@ -116,28 +120,54 @@ class EventPublisher:
         self.publish_all([Event(detail_type, detail, tuple(resources))])
 
     def publish_all(self, events: Iterable[Event]) -> None:
+        """Publish ``events`` in as few calls as the limits allow; raises RetryableError
+        when any of them could not be published (the whole unit of work is retried)."""
+        failed = self.publish_each(events)
+        if failed:
+            raise RetryableError(
+                f"PutEvents failed for {len(failed)} of the events: "
+                + ", ".join(sorted({e.detail_type for e in failed}))
+            )
+
+    def publish_each(self, events: Iterable[Event]) -> list[Event]:
+        """Publish ``events`` (events of several units of work, batched into PutEvents calls
+        of up to 10 entries and 256 KB) and return those that could not be published after
+        :attr:`attempts` tries, for their callers to retry or report their units of work.
+
+        An invalid detail raises EventContractError before any call; a failing call
+        (after the client's own retries) raises as it is.
+        """
         batch = list(events)
         for event in batch:
             validate_detail(event.detail_type, event.detail)
-        entries = [event.entry(bus) for event in batch for bus in self.buses if bus]
+        entries = [
+            (i, event.entry(bus)) for i, event in enumerate(batch) for bus in self.buses if bus
+        ]
+        failed: set[int] = set()
         for chunk in _calls(entries):
-            self._put(chunk)
+            failed.update(self._put(chunk))
         if self.record:
-            self.published.extend(batch)
+            self.published.extend(e for i, e in enumerate(batch) if i not in failed)
+        return [e for i, e in enumerate(batch) if i in failed]
 
-    def _put(self, chunk: list[dict[str, Any]]) -> None:
+    def _put(self, chunk: list[tuple[int, dict[str, Any]]]) -> set[int]:
         """Send a chunk; resend only the entries that failed (a resend of the whole chunk
-        would duplicate the ones that went through)."""
+        would duplicate the ones that went through). Returns the indexes of the events
+        whose entries still failed after the last attempt."""
         failures: list[dict[str, Any]] = []
         for _ in range(self.attempts):
-            response = self.events_client.put_events(Entries=chunk)
+            response = self.events_client.put_events(Entries=[entry for _, entry in chunk])
             if not response.get("FailedEntryCount", 0):
-                return
+                return set()
             results = response.get("Entries", [])
             failures = [r for r in results if r.get("ErrorCode")]
             chunk = [
-                entry
-                for entry, result in zip(chunk, results, strict=False)
+                pair
+                for pair, result in zip(chunk, results, strict=False)
                 if result.get("ErrorCode")
             ]
-        raise RetryableError(f"PutEvents failed for {len(failures)} entries: {failures[:3]}")
+        logger.warning(
+            "PutEvents entries failed after retries",
+            extra={"failed": len(failures), "errors": failures[:3]},
+        )
+        return {index for index, _ in chunk}

@@ -14,6 +14,7 @@ from lakegov.catalog import glue as catalog
 from lakegov.catalog.converted import ConvertedFile
 from lakegov.catalog.evolution import Decision, Evolution, evolve
 from lakegov.catalog.parquet import read_footer
+from lakegov.errors import RetryableError
 from lakegov.layout import Partition
 from lakegov.observability import logger
 from lakegov.schema import Column, columns_from_arrow
@@ -87,12 +88,14 @@ def apply_schema(
         if not create or not evolution.accepted:
             return None, evolution, False, False
         first = evolution.accepted[0]
+        parameters = {catalog.P_DATASET: first.dataset, catalog.P_FINGERPRINT: first.fingerprint}
+        # the partitions registered right after count from the start: no UpdateTable after
+        # them (see register_direct)
+        counted = len(_unique_partitions(evolution.accepted)) if evolution.partition_keys else 0
+        if counted:
+            parameters[catalog.P_PARTITIONS] = str(counted)
         table_input = catalog.new_table_input(
-            table_name,
-            evolution.columns,
-            evolution.partition_keys,
-            first.location,
-            {catalog.P_DATASET: first.dataset, catalog.P_FINGERPRINT: first.fingerprint},
+            table_name, evolution.columns, evolution.partition_keys, first.location, parameters
         )
         table = catalog.create_table(glue, database, table_input)
         if table.columns == evolution.columns and table.partition_keys == tuple(
@@ -114,6 +117,11 @@ def apply_schema(
         )
         return table, evolution, False, True
     return table, evolution, False, False
+
+
+def _projection_due(policy: str, count: int, threshold: int) -> bool:
+    """Whether a table of ``count`` partitions should be projected, by its dataset's policy."""
+    return policy == "enabled" or (policy == "auto" and count > threshold)
 
 
 def register_direct(
@@ -169,12 +177,27 @@ def register_direct(
     outcome.partitions_created = result.created
     outcome.partitions_existing = result.existing
     outcome.partition_calls = result.calls
-    if result.created == 0:
+    # A table created here counted its partitions in CreateTable already.
+    presumed = table.partition_count if created else 0
+    if result.created == presumed and not (
+        created and _projection_due(policy, presumed, projection_threshold)
+    ):
         return outcome
-    count = table.partition_count + result.created
+    if not table.read:  # the count was off (another worker registered some) or projection
+        table = catalog.get_table(glue, database, table_name) or table
+        if not table.read:
+            raise RetryableError(f"{database}.{table_name} vanished right after it was created")
+    count = table.partition_count + result.created - presumed
     params: dict[str, str | None] = {catalog.P_PARTITIONS: str(count)}
-    if policy == "enabled" or (policy == "auto" and count > projection_threshold):
+    values: list[list[str]] | None = None
+    if _projection_due(policy, count, projection_threshold):
         values = catalog.partition_values(glue, table)
+        if policy == "auto" and len(values) <= projection_threshold:
+            # The count ran ahead of the partitions (a creation counted some that a failure
+            # then kept out, and the retry counted them again): the listing decides.
+            params[catalog.P_PARTITIONS] = str(len(values))
+            values = None
+    if values is not None:
         projection = catalog.projection_parameters(table.partition_keys, values, table.location)
         if projection:
             params.update(projection)

@@ -7,6 +7,7 @@ in ``BatchCreatePartition`` is success).
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,6 +76,9 @@ class Table:
     database: str
     name: str
     raw: dict[str, Any]
+    # False: the input this worker created the table from, not the table as Glue returned
+    # it (no VersionId to update it against)
+    read: bool = True
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -165,7 +169,12 @@ def get_table(glue: Any, database: str, name: str) -> Table | None:
 
 
 def create_table(glue: Any, database: str, table_input: Mapping[str, Any]) -> Table:
-    """Create the table, or return the existing one when another worker won the race."""
+    """Create the table, or return the existing one when another worker won the race.
+
+    The table this call created is returned as it was asked for, without reading it back
+    (it has no ``VersionId`` then: :func:`update_table` reads it first); the one another
+    worker created is read.
+    """
     name = str(table_input["Name"])
     try:
         glue.create_table(DatabaseName=database, TableInput=dict(table_input))
@@ -174,6 +183,8 @@ def create_table(glue: Any, database: str, table_input: Mapping[str, Any]) -> Ta
             raise PermanentError(f"Glue database {database} does not exist") from exc
         if error_code(exc) != "AlreadyExistsException":
             raise _wrap(exc, f"CreateTable {database}.{name}") from exc
+    else:
+        return Table(database, name, copy.deepcopy(dict(table_input)), read=False)
     table = get_table(glue, database, name)
     if table is None:
         raise RetryableError(f"{database}.{name} vanished right after it was created")
@@ -192,6 +203,10 @@ def update_table(
 
     Returns the table as stored afterwards (``reread``), else ``table`` unchanged.
     """
+    if not table.read:
+        raise ValueError(
+            f"{table.database}.{table.name} was not read from Glue: read it before updating it"
+        )
     kwargs: dict[str, Any] = {"DatabaseName": table.database, "TableInput": dict(table_input)}
     if table.raw.get("VersionId"):
         kwargs["VersionId"] = str(table.raw["VersionId"])

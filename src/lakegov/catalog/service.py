@@ -174,12 +174,15 @@ def process_batch(messages: Sequence[Message], svc: CatalogServices) -> BatchRes
     groups: dict[tuple[str, str, str], list[tuple[Message, ConvertedFile]]] = defaultdict(list)
     for message, file in claimed:
         groups[(file.database, file.table, file.mode)].append((message, file))
+    refreshed: list[_Refreshed] = []  # direct registrations whose DatasetRefreshed is due
     for (_, _, mode), members in groups.items():
         files = [f for _, f in members]
         settled: set[tuple[str, str]] = set()  # files refused (and audited) already
         try:
             if mode == "direct":
-                result.outcomes.append(_direct(files, svc, settled))
+                registered, event = _register_direct(files, svc, settled)
+                result.outcomes.append(registered)
+                refreshed.append(_Refreshed(members, settled, registered, event))
             else:
                 result.crawl_requests += _crawler(files, svc, settled)
         except PermanentError as exc:
@@ -191,11 +194,55 @@ def process_batch(messages: Sequence[Message], svc: CatalogServices) -> BatchRes
                 )
         except Exception as exc:  # retried by SQS, then dead-lettered
             logger.exception("catalog update failed; will retry", extra={"table": files[0].table})
-            for message, f in members:
-                if (f.audit_subject, f.source_version) not in settled:
-                    svc.audit.release(AUDIT_KIND, f.audit_subject, f.source_version, note=repr(exc))
-                result.failed.append(message.message_id)
+            _give_back(svc, result, members, settled, repr(exc))
+    _announce(refreshed, svc, result)
     return result
+
+
+@dataclass
+class _Refreshed:
+    """A table registered directly, its DatasetRefreshed not yet published."""
+
+    members: list[tuple[Message, ConvertedFile]]
+    settled: set[tuple[str, str]]
+    outcome: TableOutcome
+    event: Event | None
+
+
+def _give_back(
+    svc: CatalogServices,
+    result: BatchResult,
+    members: Iterable[tuple[Message, ConvertedFile]],
+    settled: set[tuple[str, str]],
+    note: str,
+) -> None:
+    """Release the claims of files not yet settled and fail their messages (retried)."""
+    for message, f in members:
+        if (f.audit_subject, f.source_version) not in settled:
+            svc.audit.release(AUDIT_KIND, f.audit_subject, f.source_version, note=note)
+        result.failed.append(message.message_id)
+
+
+def _announce(refreshed: list[_Refreshed], svc: CatalogServices, result: BatchResult) -> None:
+    """The batch's DatasetRefreshed events in as few PutEvents calls as the limits allow;
+    then each table's files are audited PROCESSED (done only once its event is out: a
+    table whose event could not be published is retried, as a failure of its own)."""
+    events = [r.event for r in refreshed if r.event is not None]
+    try:
+        failed = {id(e) for e in svc.publisher.publish_each(events)}
+    except Exception as exc:
+        logger.exception("DatasetRefreshed could not be published; will retry")
+        for r in refreshed:
+            _give_back(svc, result, r.members, r.settled, repr(exc))
+        return
+    for r in refreshed:
+        try:
+            if r.event is not None and id(r.event) in failed:
+                raise RetryableError(f"DatasetRefreshed of {r.outcome.table} was not published")
+            _record_direct(r.outcome, svc)
+        except Exception as exc:  # retried by SQS, then dead-lettered
+            logger.exception("catalog update failed; will retry", extra={"table": r.outcome.table})
+            _give_back(svc, result, r.members, r.settled, repr(exc))
 
 
 def _schema_events(outcome_decisions: Iterable[Any], database: str) -> list[Event]:
@@ -230,9 +277,11 @@ def _record_rejections(svc: CatalogServices, decisions: Iterable[Any]) -> None:
         )
 
 
-def _direct(
+def _register_direct(
     files: list[ConvertedFile], svc: CatalogServices, settled: set[tuple[str, str]]
-) -> TableOutcome:
+) -> tuple[TableOutcome, Event | None]:
+    """Register one table's files; the DatasetRefreshed to publish for them (None: none
+    was accepted)."""
     outcome = register_direct(
         svc.glue,
         svc.s3,
@@ -240,19 +289,23 @@ def _direct(
         projection_threshold=svc.settings.partition_projection_threshold,
         on_schema=lambda evolution: _settle_schema(svc, evolution, files[0].database, settled),
     )
-    events: list[Event] = []
     accepted = outcome.accepted
-    if accepted:
-        detail = refreshed_detail(
-            svc.settings,
-            accepted,
-            mode="direct",
-            partitions=[p.to_event() for p in outcome.partitions],
-            row_count=sum(f.rows for f in accepted),
-        )
-        detail["partitions_created"] = outcome.partitions_created
-        events.append(Event("DatasetRefreshed", detail))
-    svc.publisher.publish_all(events)
+    if not accepted:
+        return outcome, None
+    detail = refreshed_detail(
+        svc.settings,
+        accepted,
+        mode="direct",
+        partitions=[p.to_event() for p in outcome.partitions],
+        row_count=sum(f.rows for f in accepted),
+    )
+    detail["partitions_created"] = outcome.partitions_created
+    return outcome, Event("DatasetRefreshed", detail)
+
+
+def _record_direct(outcome: TableOutcome, svc: CatalogServices) -> None:
+    """Audit a registered table's files (its DatasetRefreshed is out)."""
+    accepted = outcome.accepted
     count("PartitionsRegistered", outcome.partitions_created)
     for f in accepted:
         svc.audit.record(
@@ -274,7 +327,6 @@ def _direct(
             attributes={"database": first.database, "table": first.table, "mode": "direct"},
         )
         count("DatasetRefreshed")
-    return outcome
 
 
 def _crawler(

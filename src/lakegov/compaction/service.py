@@ -103,9 +103,24 @@ def partition_of(ref: DatasetRef, *, bucket: str, database: str) -> PartitionRef
     return PartitionRef(bucket, database, ref.table_name, folder, tuple(ref.partitions.values()))
 
 
-def current_generation(audit: AuditStore, partition: PartitionRef) -> int:
-    """The generation new files of the partition go to (0 until it is first compacted)."""
-    item = audit.get(STATE_KIND, partition.subject, STATE_VERSION)
+def state_key(partition: PartitionRef) -> tuple[str, str, str]:
+    """The audit key of the partition's compaction state."""
+    return (STATE_KIND, partition.subject, STATE_VERSION)
+
+
+def current_generation(
+    audit: AuditStore,
+    partition: PartitionRef,
+    *,
+    read: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None,
+) -> int:
+    """The generation new files of the partition go to (0 until it is first compacted).
+
+    ``read``: items the caller read already (:meth:`AuditStore.get_many` with
+    :func:`state_key`): the state is taken from there (absent: none) rather than read.
+    """
+    key = state_key(partition)
+    item = read.get(key) if read is not None else audit.get(*key)
     return int(item.get("generation", 0)) if item else 0
 
 
@@ -548,4 +563,5 @@ __all__ = [
     "note_new_file",
     "partition_of",
     "resolve_output_key",
+    "state_key",
 ]

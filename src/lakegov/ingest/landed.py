@@ -8,7 +8,7 @@ removes its own output, and a deleted key takes its output with it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -192,9 +192,21 @@ class LakeVersions:
         self.audit = audit
         self.formatted_bucket = formatted_bucket
 
-    def previous_schema(self, table: str) -> pa.Schema | None:
-        """The dataset's schema as its last converted file left it (None: none yet)."""
-        item = self.audit.get("dataset", table, "schema")
+    @staticmethod
+    def schema_key(table: str) -> tuple[str, str, str]:
+        """The audit key of the table's schema item."""
+        return ("dataset", table, "schema")
+
+    def previous_schema(
+        self, table: str, *, read: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None
+    ) -> pa.Schema | None:
+        """The dataset's schema as its last converted file left it (None: none yet).
+
+        ``read``: items the caller read already (:meth:`AuditStore.get_many` with
+        :meth:`schema_key`): the item is taken from there (absent: none) rather than read.
+        """
+        key = self.schema_key(table)
+        item = read.get(key) if read is not None else self.audit.get(*key)
         if not item or not item.get("columns"):
             return None
         try:
@@ -246,6 +258,34 @@ class LakeVersions:
         if landed.version_id and head.get("VersionId") not in (None, "null"):
             return bool(head["VersionId"] == landed.version_id)
         return True
+
+    def open_current(self, landed: LandedObject) -> dict[str, Any] | None:
+        """GetObject of ``landed`` if it is still the key's current version, else None
+        (:meth:`still_current`'s answer and the read in one call: the current version's
+        GetObject carries its VersionId, as the HEAD would). The caller closes the body.
+        Reading the landed version itself raises NoSuchKey / NoSuchVersion as GetObject does.
+        """
+        try:
+            obj: dict[str, Any] = self.s3.get_object(Bucket=landed.bucket, Key=landed.key)
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise RetryableError(f"reading {landed.subject}: {error_code(exc)}") from exc
+        if not landed.version_id:
+            return obj
+        current = obj.get("VersionId")
+        if current not in (None, "null") and current != landed.version_id:
+            obj["Body"].close()
+            return None
+        if current == landed.version_id:
+            return obj
+        # The current version has no id (versioning suspended since): as still_current
+        # does, the key counts as current, and the landed version itself is what is read.
+        obj["Body"].close()
+        landed_version: dict[str, Any] = self.s3.get_object(
+            Bucket=landed.bucket, Key=landed.key, VersionId=landed.version_id
+        )
+        return landed_version
 
     def make_current(self, landed: LandedObject, last_modified: str, written: list[str]) -> bool:
         """A new version of a key replaces the output of the one before: its rows, not both.

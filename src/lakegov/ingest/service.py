@@ -7,7 +7,7 @@ Order of effects, chosen so that a crash at any point leaves no partial or dupli
 2. Stream the object through the converter into a local temporary file (``/tmp``).
 3. Upload it under its final, deterministic key (one S3 PUT or multipart upload: the object
    appears whole or not at all; a retry overwrites the same key, never adds a second one).
-4. Record the outcome, then publish ``FileConverted`` (or ``SchemaChanged`` first).
+4. Publish ``FileConverted`` (those of one SQS batch together), then audit it PROCESSED.
 
 A bad file (:class:`~lakegov.errors.RejectedFile`) is copied to ``quarantine/`` in the raw
 bucket with its reason in the object's metadata, audited as REJECTED and announced with
@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote_plus
@@ -38,12 +38,13 @@ from lakegov.compaction.service import (
     follow_generation,
     note_new_file,
     partition_of,
+    state_key,
 )
 from lakegov.convert.engine import ConversionResult, convert
 from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
 from lakegov.convert.tables import SPREADSHEET_FORMATS
 from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
-from lakegov.events import EventPublisher, utc_now
+from lakegov.events import Event, EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
 from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted, reject_landed
 from lakegov.layout import (
@@ -100,6 +101,17 @@ def conversion_targets(
         table = sheet.table_name or normalize_identifier(f"{ref.table_name}_{sheet.name}")
         targets.append((ref.with_table_name(table), replace(options, sheet=sheet.name)))
     return targets
+
+
+@dataclass
+class _Announced:
+    """A converted landed object whose events are due; audited PROCESSED once they are out."""
+
+    landed: LandedObject
+    ref: DatasetRef
+    done: list[_Converted]
+    started: str
+    events: list[Event]
 
 
 @dataclass
@@ -172,12 +184,68 @@ class Converter:
 
     # -- the unit of work --------------------------------------------------------------
     def process(self, landed: LandedObject) -> Outcome:
-        outcome = self._process(landed)
-        if outcome.status == "IGNORED":
-            count("LandedEventsIgnored")
+        (outcome,) = self.process_all([landed])
+        if isinstance(outcome, Exception):
+            raise outcome
         return outcome
 
-    def _process(self, landed: LandedObject) -> Outcome:
+    def process_all(self, batch: Sequence[LandedObject]) -> list[Outcome | Exception]:
+        """Convert each landed object, each its own unit of work (a failure is its own: it
+        is returned in its place, its claim released, for its message to be retried).
+
+        The ``FileConverted`` events of the batch go out together (as few PutEvents calls
+        as the limits allow) once every object is converted; each conversion is audited
+        PROCESSED after its events are out, so a crash in between redelivers it (at least
+        once), and one whose event could not be published is retried alone.
+        """
+        outcomes: list[Outcome | Exception] = []
+        due: list[tuple[int, _Announced]] = []
+        seen: set[LandedObject] = set()
+        for landed in batch:
+            if landed in seen:  # the same event twice in one batch: the first copy owns it
+                outcomes.append(Outcome("DUPLICATE", landed.key, reason="twice in one batch"))
+                continue
+            seen.add(landed)
+            try:
+                outcome = self._process(landed)
+            except Exception as exc:  # released by _process
+                outcomes.append(exc)
+                continue
+            if isinstance(outcome, _Announced):
+                due.append((len(outcomes), outcome))
+                outcomes.append(RetryableError("not announced"))  # replaced below
+                continue
+            if outcome.status == "IGNORED":
+                count("LandedEventsIgnored")
+            outcomes.append(outcome)
+        if not due:
+            return outcomes
+        try:
+            unpublished = {
+                id(e) for e in self.publisher.publish_each(e for _, a in due for e in a.events)
+            }
+        except Exception as exc:
+            for i, announced in due:
+                outcomes[i] = self._give_back(announced.landed, exc)
+            return outcomes
+        for i, announced in due:
+            try:
+                if any(id(e) in unpublished for e in announced.events):
+                    raise RetryableError(f"FileConverted of {announced.landed.key} not published")
+                outcomes[i] = self._finish(announced)
+            except Exception as exc:
+                outcomes[i] = self._give_back(announced.landed, exc)
+        return outcomes
+
+    def _give_back(self, landed: LandedObject, exc: Exception) -> Exception:
+        """Release the claim of a conversion that failed (its message will be retried)."""
+        self.audit.release(
+            "file", landed.subject, landed.version, note=f"{type(exc).__name__}: {exc}"
+        )
+        count("ConversionErrors")
+        return exc
+
+    def _process(self, landed: LandedObject) -> Outcome | _Announced:
         if landed.key.startswith(QUARANTINE_PREFIX) or landed.key.endswith("/"):
             return Outcome("IGNORED", landed.key, reason="quarantine copy or folder marker")
         if landed.deleted:
@@ -231,10 +299,7 @@ class Converter:
         except RejectedFile as rejected:
             return self._reject(landed, ref, rejected)
         except Exception as exc:
-            self.audit.release(
-                "file", landed.subject, landed.version, note=f"{type(exc).__name__}: {exc}"
-            )
-            count("ConversionErrors")
+            self._give_back(landed, exc)
             raise
 
     def _existing_key(self, landed: LandedObject) -> str:
@@ -260,13 +325,34 @@ class Converter:
         count("FilesSuperseded")
         return Outcome("SUPERSEDED", landed.key, reason="no longer the key's current version")
 
-    def _generation(self, ref: DatasetRef, options: DatasetOptions) -> tuple[PartitionRef, int]:
-        """The partition a target's output goes to and the generation folder it goes in."""
-        partition = partition_of(
+    def _partition(self, ref: DatasetRef) -> PartitionRef:
+        return partition_of(
             ref,
             bucket=self.settings.formatted_bucket,
             database=self.settings.database(STAGING_PREFIX),
         )
+
+    def _read_state(
+        self, targets: list[tuple[DatasetRef, DatasetOptions]]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """What the targets' conversion reads from the audit table (each table's schema,
+        each partition's compaction state), in one BatchGetItem."""
+        keys = {self.versions.schema_key(ref.table_name) for ref, _ in targets}
+        keys |= {
+            state_key(self._partition(ref))
+            for ref, options in targets
+            if not options.compaction.enabled  # those are counted, their answer written
+        }
+        return self.audit.get_many(keys)
+
+    def _generation(
+        self,
+        ref: DatasetRef,
+        options: DatasetOptions,
+        read: dict[tuple[str, str, str], dict[str, Any]],
+    ) -> tuple[PartitionRef, int]:
+        """The partition a target's output goes to and the generation folder it goes in."""
+        partition = self._partition(ref)
         if options.compaction.enabled:
             generation = note_new_file(
                 self.audit,
@@ -275,28 +361,30 @@ class Converter:
                 min_files=options.compaction.min_files,
             )
         else:  # a partition compacted before compaction was turned off stays at its generation
-            generation = current_generation(self.audit, partition)
+            generation = current_generation(self.audit, partition, read=read)
         return partition, generation
 
-    def _convert(self, landed: LandedObject, ref: DatasetRef, options: DatasetOptions) -> Outcome:
+    def _convert(
+        self, landed: LandedObject, ref: DatasetRef, options: DatasetOptions
+    ) -> Outcome | _Announced:
         started = utc_now()
-        if not self.versions.still_current(landed):
+        try:
+            obj = self.versions.open_current(landed)
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "NoSuchVersion"):
+                raise RejectedFile(
+                    "missing", "the object was deleted before it could be read"
+                ) from exc
+            raise RetryableError(f"reading {landed.subject}: {error_code(exc)}") from exc
+        if obj is None:
             return self._superseded(landed)
+        body = obj["Body"]
+        last_modified = obj["LastModified"].isoformat() if obj.get("LastModified") else ""
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
         targets = conversion_targets(ref, options)
+        read = self._read_state(targets)
         done: list[_Converted] = []
         with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
-            kwargs: dict[str, Any] = {"VersionId": landed.version_id} if landed.version_id else {}
-            try:
-                obj = self.s3.get_object(Bucket=landed.bucket, Key=landed.key, **kwargs)
-                body = obj["Body"]
-                last_modified = obj["LastModified"].isoformat() if obj.get("LastModified") else ""
-            except ClientError as exc:
-                if error_code(exc) in ("NoSuchKey", "NoSuchVersion"):
-                    raise RejectedFile(
-                        "missing", "the object was deleted before it could be read"
-                    ) from exc
-                raise RetryableError(f"reading {landed.subject}: {error_code(exc)}") from exc
             local: str | None = None
             if len(targets) > 1:  # one workbook, several sheets: read from S3 once
                 local = os.path.join(workdir, "landed")
@@ -308,7 +396,7 @@ class Converter:
             # every target is converted before anything is uploaded: a sheet that is
             # rejected rejects the workbook, and leaves no other sheet's output behind
             for i, (target, target_options) in enumerate(targets):
-                partition, generation = self._generation(target, target_options)
+                partition, generation = self._generation(target, target_options, read)
                 converted = _Converted(
                     target,
                     target_options,
@@ -316,7 +404,7 @@ class Converter:
                     exc_path=os.path.join(workdir, f"exceptions-{i}.jsonl"),
                     output_key=target.output_key(token, generation=generation),
                     exceptions_key=target.exceptions_key(token),
-                    previous=self.versions.previous_schema(target.table_name),
+                    previous=self.versions.previous_schema(target.table_name, read=read),
                     partition=partition,
                     generation=generation,
                 )
@@ -375,12 +463,16 @@ class Converter:
                         converted.exc_path, self.settings.formatted_bucket, converted.exceptions_key
                     )
         written = [key for converted in done for key in converted.written]
-        output_keys = [converted.output_key for converted in done]
         if not self.versions.make_current(landed, last_modified, written):
             return Outcome("SUPERSEDED", landed.key, reason="a newer version is current")
-        for converted in done:
-            self._announce(landed, converted)
+        events = [self._announce(landed, converted) for converted in done]
+        return _Announced(landed, ref, done, started, events)
+
+    def _finish(self, announced: _Announced) -> Outcome:
+        """Audit a conversion PROCESSED, its events being out."""
+        landed, ref, done = announced.landed, announced.ref, announced.done
         results = [c.converted for c in done]
+        output_keys = [converted.output_key for converted in done]
         # marked done only once the events are out: a crash in between redelivers (at least once)
         self.audit.record(
             "file",
@@ -399,7 +491,7 @@ class Converter:
                 "exceptions_key": next(
                     (c.exceptions_key for c in done if c.wrote_exceptions), None
                 ),
-                "started_at": started,
+                "started_at": announced.started,
                 "finished_at": utc_now(),
                 "format": results[0].format,
             },
@@ -417,8 +509,9 @@ class Converter:
         )
         return Outcome("PROCESSED", landed.key, output_keys=output_keys, rows=rows)
 
-    def _announce(self, landed: LandedObject, converted: _Converted) -> None:
-        """The table's schema item, then its ``FileConverted`` (one per sheet of a workbook)."""
+    def _announce(self, landed: LandedObject, converted: _Converted) -> Event:
+        """The table's schema item, then its ``FileConverted`` (one per sheet of a workbook),
+        to publish."""
         result, ref, options = converted.converted, converted.ref, converted.options
         self.versions.record_schema(
             ref.table_name, result.schema, result.schema_fingerprint, previous=converted.previous
@@ -442,7 +535,7 @@ class Converter:
         )
         if options.sheet is not None:
             detail["sheet"] = options.sheet
-        self.publisher.publish("FileConverted", detail)
+        return Event("FileConverted", detail)
 
     def _remove(self, landed: LandedObject) -> Outcome:
         """The landed object was deleted: its Parquet output goes too (nothing else remains)."""
@@ -510,3 +603,22 @@ class Converter:
             },
         )
         return Outcome("REJECTED", landed.key, reason=str(rejected))
+
+
+def convert_records(
+    converter: Converter, records: Sequence[Mapping[str, Any]]
+) -> dict[str, Outcome | Exception]:
+    """The convert queue's SQS records (each an S3 "Object Created" EventBridge event) ->
+    each message id's outcome, or the exception that fails it (a body that cannot be read
+    fails its own record only)."""
+    outcomes: dict[str, Outcome | Exception] = {}
+    landed: list[tuple[str, LandedObject]] = []
+    for record in records:
+        message_id = str(record.get("messageId", ""))
+        try:
+            landed.append((message_id, LandedObject.from_eventbridge(json.loads(record["body"]))))
+        except (KeyError, TypeError, ValueError) as exc:
+            outcomes[message_id] = exc
+    converted = converter.process_all([obj for _, obj in landed])
+    outcomes.update(zip((message_id for message_id, _ in landed), converted, strict=True))
+    return outcomes

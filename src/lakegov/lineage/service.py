@@ -4,14 +4,18 @@ deployment names an Amazon DataZone domain, posted there (``PostLineageEvent``).
 
 Subscribed to ``DatasetRefreshed`` from the catalog (the conversion of each landed object
 it names, and the registration) and ``ProductRunFinished`` (one event per dbt model, from
-the run's artifacts). Every output is keyed by the event's run id and type: a redelivered event
-rewrites the same lake object and posts with the same client token.
+the run's artifacts). The run events of one lakegov event share one lake object (per day
+they fall on) and their ``LineageRecorded`` share PutEvents calls. Every output is keyed by
+the events' run ids and types: a redelivered event rewrites the same lake object and posts
+with the same client token.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +23,8 @@ from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code, is_transient
 from lakegov.errors import RetryableError
-from lakegov.events import EventPublisher
-from lakegov.layout import LINEAGE_EVENTS_TABLE
+from lakegov.events import Event, EventPublisher
+from lakegov.layout import LINEAGE_EVENTS_TABLE, record_partition
 from lakegov.lineage.openlineage import (
     Namespaces,
     conversion_events,
@@ -151,28 +155,74 @@ def record_lineage(
 ) -> dict[str, Any]:
     """Validate one event, keep it in the lake, post it to DataZone, announce it
     (``refreshed``: the dataset of the catalog refresh the event stands for)."""
-    validate_event(event)
-    run_id, event_type = str(event["run"]["runId"]), str(event["eventType"])
-    inputs, outputs = datasets_of(event["inputs"]), datasets_of(event["outputs"])
-    row = {
+    (detail,) = record_all([event], ctx, refreshed)
+    return detail
+
+
+def _object_names(events: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The names of the lake object holding ``events`` (:func:`lakegov.layout.record_key`):
+    one event's run id and type, or a digest of every event's, so that a redelivered
+    lakegov event rewrites the same object (its run ids derive from it) and no other
+    lakegov event's object can share the key."""
+    ids = sorted(f"{e['run']['runId']}/{e['eventType']}" for e in events)
+    if len(ids) == 1:
+        return tuple(ids[0].split("/", 1))
+    return ("events", hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32])
+
+
+def record_all(
+    events: Sequence[Mapping[str, Any]], ctx: LineageContext, refreshed: str | None = None
+) -> list[dict[str, Any]]:
+    """Validate the run events of one lakegov event, keep them in the lake (one object per
+    day they fall on), post each to DataZone, then announce them (``LineageRecorded``, as
+    few PutEvents calls as the limits allow): each announcement follows its lake record."""
+    for event in events:
+        validate_event(event)
+    by_day: dict[str, list[int]] = defaultdict(list)
+    for i, event in enumerate(events):
+        by_day[record_partition(str(event["eventTime"])).folder].append(i)
+    lake_keys: dict[int, str | None] = {}
+    for members in by_day.values():
+        day = [events[i] for i in members]
+        key = ctx.records.write(
+            LINEAGE_EVENTS_TABLE,
+            str(day[0]["eventTime"]),
+            _object_names(day),
+            [_row(event) for event in day],
+        )
+        lake_keys.update(dict.fromkeys(members, key))
+    details = [_announcement(event, ctx, refreshed, lake_keys[i]) for i, event in enumerate(events)]
+    ctx.publisher.publish_all(Event("LineageRecorded", detail) for detail in details)
+    if details:
+        count("LineageEventsRecorded", len(details))
+    return details
+
+
+def _row(event: Mapping[str, Any]) -> dict[str, Any]:
+    """One run event as a row of ``lineage_events``."""
+    return {
         "event_time": event["eventTime"],
-        "event_type": event_type,
+        "event_type": str(event["eventType"]),
         "job_namespace": event["job"]["namespace"],
         "job_name": event["job"]["name"],
-        "run_id": run_id,
-        "inputs": json.dumps(inputs),
-        "outputs": json.dumps(outputs),
+        "run_id": str(event["run"]["runId"]),
+        "inputs": json.dumps(datasets_of(event["inputs"])),
+        "outputs": json.dumps(datasets_of(event["outputs"])),
         "event": json.dumps(event, separators=(",", ":")),
     }
-    key = ctx.records.write(
-        LINEAGE_EVENTS_TABLE, str(event["eventTime"]), (run_id, event_type), [row]
-    )
+
+
+def _announcement(
+    event: Mapping[str, Any], ctx: LineageContext, refreshed: str | None, key: str | None
+) -> dict[str, Any]:
+    """Post ``event`` to DataZone (when configured); its ``LineageRecorded`` detail."""
+    inputs, outputs = datasets_of(event["inputs"]), datasets_of(event["outputs"])
     datazone = ctx.datazone.post(event) if ctx.datazone else f"skipped: {ctx.datazone_skipped}"
     detail = {
         "job": event["job"]["name"],
         "dataset": dataset_written(event, refreshed),
-        "run_id": run_id,
-        "event_type": event_type,
+        "run_id": str(event["run"]["runId"]),
+        "event_type": str(event["eventType"]),
         "event_time": event["eventTime"],
         "inputs": inputs[:MAX_DATASETS_IN_DETAIL],
         "outputs": outputs[:MAX_DATASETS_IN_DETAIL],
@@ -183,8 +233,6 @@ def record_lineage(
     for side, names in (("inputs", inputs), ("outputs", outputs)):
         if len(names) > MAX_DATASETS_IN_DETAIL:
             detail[f"{side}_total"] = len(names)
-    ctx.publisher.publish("LineageRecorded", detail)
-    count("LineageEventsRecorded")
     return detail
 
 
@@ -192,7 +240,7 @@ def on_lakegov_event(
     detail_type: str, detail: Mapping[str, Any], ctx: LineageContext
 ) -> dict[str, Any]:
     refreshed = str(detail.get("dataset") or "") if detail_type == "DatasetRefreshed" else None
-    recorded = [record_lineage(e, ctx, refreshed) for e in lineage_events(detail_type, detail, ctx)]
+    recorded = record_all(lineage_events(detail_type, detail, ctx), ctx, refreshed)
     if not recorded:
         logger.info("no lineage in this event", extra={"detail_type": detail_type})
     return {"recorded": len(recorded), "jobs": [r["job"] for r in recorded]}

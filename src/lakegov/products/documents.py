@@ -125,7 +125,7 @@ def apply_product(document: Any, ctx: ApplyContext) -> dict[str, Any]:
     )
     return {
         "changes": 1 + len(changed["added"]) + len(changed["removed"]),
-        "write_calls": 1 + len(changed["added"]) + len(changed["removed"]),
+        "write_calls": changed["writes"],
         "product": product.name,
         "depends_on": product.dependency_keys(glue_prefix),
         "policy": product.policy,

@@ -4,8 +4,12 @@ Items (``pk`` / ``sk``), next to the audit's own ``file#``, ``run#`` and ``metad
 
 * ``product#<name>`` / ``definition``   the applied document (``kind = "product"``, so
                                         ``by_kind`` lists every product)
-* ``product-dep#<key>`` / ``<name>``     the dependency index: which products a dataset
-                                        key (see :mod:`lakegov.products.model`) triggers
+* ``product-dep#<key>`` / ``dependents`` the dependency index: which products a dataset
+                                        key (see :mod:`lakegov.products.model`) triggers,
+                                        as the string set ``products`` (a refresh's keys
+                                        are read in one BatchGetItem; an item of the
+                                        former layout, ``/ <name>``, is removed with its
+                                        product's dependency)
 * ``product#<name>`` / ``fanin``         the fan-in state (no ``kind``: not in ``by_kind``)
 * ``product-run#<runner>#<external id>`` / ``ref``   which run a runner's job belongs to
 
@@ -27,11 +31,14 @@ from botocore.exceptions import ClientError
 
 from lakegov.audit import KIND_INDEX
 from lakegov.aws import error_code, is_transient
-from lakegov.dynamodb import from_item, to_attribute
+from lakegov.dynamodb import batch_get, from_item, to_attribute
 from lakegov.errors import RetryableError
 from lakegov.events import utc_now
 
 IDLE, STARTING, RUNNING = "idle", "starting", "running"
+DEPENDENCY_PREFIX = "product-dep#"
+DEPENDENTS_SK = "dependents"
+DEPENDENTS_ATTRIBUTE = "products"  # a string set: the names of the dependent products
 REF_PREFIX = "ref#"
 DEFINITION_SK = "definition"
 FANIN_SK = "fanin"
@@ -85,7 +92,8 @@ class ProductStore:
     ) -> dict[str, Any]:
         """Store (or replace) a product and re-point its dependency index entries.
 
-        Returns ``{"added": [...], "removed": [...]}`` dependency keys.
+        Returns ``{"added": [...], "removed": [...]}`` dependency keys and the number of
+        ``writes`` it made.
         """
         previous = self.get_definition(name)
         old_keys = set(previous.get("dependency_keys", [])) if previous else set()
@@ -103,15 +111,37 @@ class ProductStore:
             "created_at": {"S": str(previous.get("created_at", stamp)) if previous else stamp},
             "updated_at": {"S": stamp},
         }
-        for key in sorted(new_keys - old_keys):
-            self._ddb.put_item(
-                TableName=self.table,
-                Item={**self._key(f"product-dep#{key}", name), "product": {"S": name}},
-            )
+        # every key, not only the new ones: adding a name is idempotent, and a product
+        # applied before the index had its dependents items gets them when applied again
+        for key in sorted(new_keys):
+            self._dependents(key, "ADD", name)
         self._ddb.put_item(TableName=self.table, Item=item)
         for key in sorted(old_keys - new_keys):
-            self._ddb.delete_item(TableName=self.table, Key=self._key(f"product-dep#{key}", name))
-        return {"added": sorted(new_keys - old_keys), "removed": sorted(old_keys - new_keys)}
+            self._drop_dependent(key, name)
+        removed = sorted(old_keys - new_keys)
+        return {
+            "added": sorted(new_keys - old_keys),
+            "removed": removed,
+            "writes": len(new_keys) + 1 + 2 * len(removed),
+        }
+
+    def _dependents(self, key: str, action: str, name: str) -> None:
+        """ADD ``name`` to (or DELETE it from) the products depending on ``key`` (one
+        atomic set update: products applied at once never overwrite each other)."""
+        self._ddb.update_item(
+            TableName=self.table,
+            Key=self._key(f"{DEPENDENCY_PREFIX}{key}", DEPENDENTS_SK),
+            UpdateExpression=f"{action} #p :p",
+            ExpressionAttributeNames={"#p": DEPENDENTS_ATTRIBUTE},
+            ExpressionAttributeValues={":p": {"SS": [name]}},
+        )
+
+    def _drop_dependent(self, key: str, name: str) -> None:
+        self._dependents(key, "DELETE", name)
+        # the entry of the former layout (one item per key and product), where one remains
+        self._ddb.delete_item(
+            TableName=self.table, Key=self._key(f"{DEPENDENCY_PREFIX}{key}", name)
+        )
 
     def remove_definition(self, name: str) -> list[str]:
         """Retire a product: its index entries go, its definition stays as REMOVED history."""
@@ -120,7 +150,7 @@ class ProductStore:
             return []
         keys = list(previous.get("dependency_keys", []))
         for key in keys:
-            self._ddb.delete_item(TableName=self.table, Key=self._key(f"product-dep#{key}", name))
+            self._drop_dependent(key, name)
         self._ddb.update_item(
             TableName=self.table,
             Key=self._key(f"product#{name}", DEFINITION_SK),
@@ -148,21 +178,14 @@ class ProductStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def products_for(self, keys: Iterable[str]) -> list[str]:
-        """Names of the products depending on any of these dataset keys."""
+        """Names of the products depending on any of these dataset keys: one consistent
+        BatchGetItem of the keys' dependents items, whatever the number of keys."""
+        wanted = [
+            self._key(f"{DEPENDENCY_PREFIX}{key}", DEPENDENTS_SK) for key in sorted(set(keys))
+        ]
         names: set[str] = set()
-        for key in keys:
-            kwargs: dict[str, Any] = {
-                "TableName": self.table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": {"S": f"product-dep#{key}"}},
-                "ConsistentRead": True,
-            }
-            while True:
-                page = self._ddb.query(**kwargs)
-                names.update(i["sk"]["S"] for i in page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for item in batch_get(self._ddb, self.table, wanted):
+            names.update(item.get(DEPENDENTS_ATTRIBUTE, {}).get("SS", []))
         return sorted(names)
 
     # -- fan-in state ------------------------------------------------------------------

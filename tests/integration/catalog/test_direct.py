@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from tests.conftest import RefusingEvents
 from tests.integration.catalog.support import (
     FORMATTED,
     STAGING,
@@ -366,3 +367,126 @@ def test_a_throttled_catalog_retries_the_batch_and_the_retry_goes_through(env):
     # Then the retry registers the file and announces it once
     again = process_batch(messages(detail), env.services())
     assert again.failed == [] and len(env.published("DatasetRefreshed")) == 1
+
+
+def test_the_refreshes_of_one_batch_share_one_put_events_call(env):
+    # Given a batch with files of three tables
+    details = [
+        file_converted(name, CUSTOMERS, s3=env.s3, source_key=f"landing/{name}.csv")
+        for name in ("customers", "orders", "cards")
+    ]
+    calls = count_calls(env.events, "PutEvents")
+    # When the catalog handles it
+    result = process_batch(messages(*details), env.services())
+    # Then the three DatasetRefreshed went out in one call
+    assert result.failed == []
+    assert [len(c["Entries"]) for c in calls] == [3]
+    assert sorted(r["table"] for r in env.published("DatasetRefreshed")) == [
+        "cards",
+        "customers",
+        "orders",
+    ]
+
+
+def test_a_refresh_that_cannot_be_published_fails_only_its_table_s_messages(env):
+    # Given PutEvents refusing the orders table's DatasetRefreshed on every attempt
+    details = [
+        file_converted(name, CUSTOMERS, s3=env.s3, source_key=f"landing/{name}.csv")
+        for name in ("customers", "orders")
+    ]
+    refusing = RefusingEvents(env.events, '"table":"orders"', times=3)
+    env.publisher.events_client = refusing
+    # When the batch is handled
+    result = process_batch(messages(*details), env.services())
+    # Then only the orders message comes back, its claim released, its file not PROCESSED
+    assert result.failed == ["m1"]
+    assert refusing.calls == [2, 1, 1]  # only the failed entry sent again
+    assert env.audit.get("catalog", "s3://lakegov-raw/landing/orders.csv", "v1")["status"] == (
+        "FAILED"
+    )
+    assert env.audit.get("catalog", "s3://lakegov-raw/landing/customers.csv", "v1")["status"] == (
+        "PROCESSED"
+    )
+    assert [r["table"] for r in env.published("DatasetRefreshed")] == ["customers"]
+    # And the whole batch delivered again publishes orders once and customers not again
+    again = process_batch(messages(*details), env.services())
+    assert again.failed == [] and again.duplicates == 1
+    assert sorted(r["table"] for r in env.published("DatasetRefreshed")) == ["customers", "orders"]
+
+
+def test_a_new_table_costs_a_read_a_create_and_a_partition_call_and_counts_its_partitions(env):
+    detail = file_converted(
+        "customers",
+        CUSTOMERS,
+        [{"partition_dt": "2026-11-20"}, {"partition_dt": "2026-11-21"}],
+        s3=env.s3,
+    )
+    calls = {
+        op: count_calls(env.glue, op)
+        for op in ("GetTable", "CreateTable", "BatchCreatePartition", "UpdateTable")
+    }
+    assert process_batch(messages(detail), env.services()).failed == []
+    assert {op: len(c) for op, c in calls.items()} == {
+        "GetTable": 1,  # the table is missing: created, not read back
+        "CreateTable": 1,
+        "BatchCreatePartition": 1,
+        "UpdateTable": 0,  # its two partitions were counted when it was created
+    }
+    assert _table(env)["Parameters"]["lakegov.partition_count"] == "2"
+    # a further file in a registered partition: a read and a partition call, nothing else
+    for c in calls.values():
+        c.clear()
+    second = file_converted(
+        "customers", CUSTOMERS, [{"partition_dt": "2026-11-21"}], s3=env.s3, version="v2"
+    )
+    assert process_batch(messages(second), env.services()).failed == []
+    assert {op: len(c) for op, c in calls.items()} == {
+        "GetTable": 1,
+        "CreateTable": 0,
+        "BatchCreatePartition": 1,
+        "UpdateTable": 0,
+    }
+    # a new partition of the table: its count goes up by one
+    third = file_converted(
+        "customers", CUSTOMERS, [{"partition_dt": "2026-11-22"}], s3=env.s3, version="v3"
+    )
+    assert process_batch(messages(third), env.services()).failed == []
+    assert _table(env)["Parameters"]["lakegov.partition_count"] == "3"
+
+
+def test_a_partition_count_that_ran_ahead_is_corrected_by_the_listing_not_projected(env):
+    # Given a table whose count says 5 partitions while only 2 exist (a creation that
+    # counted its partitions, then failed to register them, and was retried)
+    svc = env.services(
+        settings=env.settings.__class__(
+            **{**env.settings.__dict__, "partition_projection_threshold": 3}
+        )
+    )
+    process_batch(
+        messages(
+            file_converted(
+                "clicks",
+                CUSTOMERS,
+                [{"partition_dt": "2026-11-01"}],
+                s3=env.s3,
+            )
+        ),
+        svc,
+    )
+    table = _table(env, "clicks")
+    table_input = {k: table[k] for k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType")}
+    table_input["Parameters"] = {**table["Parameters"], "lakegov.partition_count": "5"}
+    env.glue.update_table(DatabaseName=STAGING, TableInput=table_input)
+    # When a second partition is registered (the count now says 6, over the threshold)
+    process_batch(
+        messages(
+            file_converted(
+                "clicks", CUSTOMERS, [{"partition_dt": "2026-11-02"}], s3=env.s3, version="v2"
+            )
+        ),
+        svc,
+    )
+    # Then the listing finds 2: no projection, and the count is the listing's
+    params = _table(env, "clicks")["Parameters"]
+    assert "projection.enabled" not in params
+    assert params["lakegov.partition_count"] == "2"

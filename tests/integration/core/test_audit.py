@@ -117,3 +117,88 @@ def test_the_ttl_attribute_is_the_one_the_template_declares():
 
     props = load_template(ROOT / "template.yaml")["Resources"]["AuditTable"]["Properties"]
     assert props["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+
+
+class CountingDynamoDB:
+    """The moto client, counting the calls made through it by operation."""
+
+    def __init__(self, client):
+        self._client, self.calls = client, []
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+
+        def call(**kwargs):
+            self.calls.append(name)
+            return method(**kwargs)
+
+        return call
+
+
+def test_a_claim_costs_one_write_and_its_duplicate_one_refused_write(audit):
+    counting = CountingDynamoDB(audit._ddb)
+    audit._ddb = counting
+    # new work: one conditional put, nothing read
+    assert audit.claim("file", "s3://raw/g.csv", "v1").acquired
+    assert counting.calls == ["put_item"]
+    # a concurrent delivery: refused, the holder's item comes back with the refusal
+    counting.calls.clear()
+    with pytest.raises(RetryableError, match="another worker"):
+        audit.claim("file", "s3://raw/g.csv", "v1")
+    assert counting.calls == ["put_item"]
+    # a finished one: a duplicate, told by the same refused write
+    audit.record("file", "s3://raw/g.csv", "v1", "PROCESSED")
+    counting.calls.clear()
+    duplicate = audit.claim("file", "s3://raw/g.csv", "v1")
+    assert duplicate.duplicate and duplicate.item["status"] == "PROCESSED"
+    assert counting.calls == ["put_item"]
+
+
+def test_two_retries_taking_over_one_expired_lease_cannot_both_win(audit):
+    audit.claim("file", "s3://raw/h.csv", "v1", lease_seconds=60)
+    audit.clock["now"] += 61
+    # the second retry read the expired item before the first took it over
+    stale = audit.get("file", "s3://raw/h.csv", "v1")
+    assert audit.claim("file", "s3://raw/h.csv", "v1").acquired
+    original = audit._put_if
+    calls = []
+
+    def first_sees_the_stale_item(plain, condition, **kwargs):
+        calls.append(condition)
+        if len(calls) == 1:
+            return stale  # as if the refusal had carried the item before the takeover
+        return original(plain, condition, **kwargs)
+
+    audit._put_if = first_sees_the_stale_item
+    with pytest.raises(RetryableError, match="another worker"):
+        audit.claim("file", "s3://raw/h.csv", "v1")
+    assert len(calls) == 2 and "lease_until < :now" in calls[1]
+    assert audit.get("file", "s3://raw/h.csv", "v1")["attempts"] == 2
+
+
+def test_several_items_are_read_in_one_call_and_unprocessed_keys_are_asked_again(audit):
+    audit.record("dataset", "orders", "schema", "CURRENT", attributes={"fingerprint": "f1"})
+    audit.claim("file", "s3://raw/i.csv", "")
+    counting = CountingDynamoDB(audit._ddb)
+    audit._ddb = counting
+    keys = [("dataset", "orders", "schema"), ("file", "s3://raw/i.csv", ""), ("x", "none", "v")]
+    found = audit.get_many(keys)
+    assert counting.calls == ["batch_get_item"]
+    assert set(found) == set(keys[:2])  # the missing one is absent
+    assert found[keys[0]]["fingerprint"] == "f1" and found[keys[1]]["status"] == "RECEIVED"
+    # DynamoDB may leave keys unprocessed (throttling): they are asked for again
+    real = counting._client.batch_get_item
+    answers = []
+
+    def partial(RequestItems):
+        answers.append(len(RequestItems["audit"]["Keys"]))
+        if len(answers) == 1:
+            first, *rest = RequestItems["audit"]["Keys"]
+            response = real(RequestItems={"audit": {**RequestItems["audit"], "Keys": [first]}})
+            response["UnprocessedKeys"] = {"audit": {"Keys": rest}}
+            return response
+        return real(RequestItems=RequestItems)
+
+    audit._ddb = type("Partial", (), {"batch_get_item": staticmethod(partial)})()
+    assert audit.get_many(keys) == found
+    assert answers == [3, 2]

@@ -9,7 +9,7 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
-from tests.conftest import create_audit_table, load_event
+from tests.conftest import RefusingEvents, create_audit_table, load_event
 
 import lakegov.app
 from lakegov.audit import AuditStore
@@ -364,3 +364,88 @@ def test_files_with_the_schema_already_stored_leave_the_schema_item_unwritten(
     audit = AuditStore("audit", boto3.client("dynamodb", region_name="us-east-1"))
     item = audit.get("dataset", "ev_events", "schema")
     assert item is not None and len(item.get("history", [])) == 1
+
+
+def test_a_version_replaced_before_its_conversion_is_superseded_by_the_read_itself(
+    harness, lambda_context, monkeypatch
+):
+    h, handler = harness
+    key = "shop/replaced/orders.csv"
+    old = h.land(key, b"id\n1\n")
+    new = h.land(key, b"id\n2\n")  # lands before the old one's message is handled
+    converter = handler.get_app().converter
+    calls = []
+    for name in ("head_object", "get_object"):
+        real = getattr(converter.s3, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            if kwargs.get("Bucket") == "raw":
+                calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(converter.s3, name, counted)
+    assert handler.handler(h.batch(old), lambda_context)["batchItemFailures"] == []
+    # one read told that the key moved on: no HEAD first, no output, no event
+    assert calls == ["get_object"]
+    assert "Contents" not in h.s3.list_objects_v2(
+        Bucket="formatted", Prefix="formatted_stg/shop_replaced_orders/"
+    )
+    version = old["detail"]["object"]["version-id"]
+    audit = AuditStore("audit", boto3.client("dynamodb", region_name="us-east-1"))
+    assert audit.get("file", f"s3://raw/{key}", version)["status"] == "SUPERSEDED"
+    assert [e for e in h.published() if e["detail-type"] == "FileConverted"] == []
+    # the current version converts with that one read as well
+    calls.clear()
+    assert handler.handler(h.batch(new), lambda_context)["batchItemFailures"] == []
+    assert calls == ["get_object"]
+    (converted,) = [e for e in h.published() if e["detail-type"] == "FileConverted"]
+    assert converted["detail"]["version_id"] == new["detail"]["object"]["version-id"]
+
+
+def _count_put_events(converter, monkeypatch, fail_key="", fail_times=0):
+    """Count the converter's PutEvents calls (entries per call); refuse the FileConverted
+    of ``fail_key`` on the next ``fail_times`` calls."""
+    marker = f'"key":"{fail_key}"' if fail_key else ""
+    client = RefusingEvents(converter.publisher.events_client, marker, fail_times)
+    monkeypatch.setattr(converter.publisher, "events_client", client)
+    return client.calls
+
+
+def test_the_file_converted_events_of_a_batch_share_one_put_events_call(
+    harness, lambda_context, monkeypatch
+):
+    h, handler = harness
+    landed = [h.land(f"b/batch/file{i}.csv", f"x\n{i}\n".encode()) for i in range(4)]
+    calls = _count_put_events(handler.get_app().converter, monkeypatch)
+    # the same event twice in the batch: converted once, the copy is no failure
+    response = handler.handler(h.batch(*landed, landed[0]), lambda_context)
+    assert response["batchItemFailures"] == []
+    assert calls == [4]
+    converted = [e["detail"]["key"] for e in h.published() if e["detail-type"] == "FileConverted"]
+    assert sorted(converted) == [f"b/batch/file{i}.csv" for i in range(4)]
+
+
+def test_a_file_converted_that_cannot_be_published_fails_only_its_record(
+    harness, lambda_context, monkeypatch
+):
+    h, handler = harness
+    ok = h.land("b/pub/one.csv", b"x\n1\n")
+    stuck = h.land("b/pub/two.csv", b"x\n2\n")
+    converter = handler.get_app().converter
+    calls = _count_put_events(converter, monkeypatch, fail_key="b/pub/two.csv", fail_times=3)
+    # When PutEvents refuses the second file's event on every attempt
+    response = handler.handler(h.batch(ok, stuck), lambda_context)
+    # Then only its record is retried: its claim released, the other one PROCESSED
+    assert response["batchItemFailures"] == [{"itemIdentifier": "m1"}]
+    assert calls == [2, 1, 1]
+    audit = AuditStore("audit", boto3.client("dynamodb", region_name="us-east-1"))
+    version = stuck["detail"]["object"]["version-id"]
+    assert audit.get("file", "s3://raw/b/pub/two.csv", version)["status"] == "FAILED"
+    version = ok["detail"]["object"]["version-id"]
+    assert audit.get("file", "s3://raw/b/pub/one.csv", version)["status"] == "PROCESSED"
+    # And the redelivered batch converts it, announcing each file exactly once in all
+    assert handler.handler(h.batch(ok, stuck), lambda_context)["batchItemFailures"] == []
+    converted = [e["detail"]["key"] for e in h.published() if e["detail-type"] == "FileConverted"]
+    assert sorted(converted) == ["b/pub/one.csv", "b/pub/two.csv"]
+    prefix = "formatted_stg/b_pub_two/"
+    assert len(h.s3.list_objects_v2(Bucket="formatted", Prefix=prefix)["Contents"]) == 1

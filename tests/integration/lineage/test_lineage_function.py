@@ -1,5 +1,5 @@
 """The lineage function on moto: each lakegov event's OpenLineage events are kept in the
-lake (one object per run and event type), announced as LineageRecorded, and posted to
+lake (one object per lakegov event and day, rewritten by a redelivery), announced as LineageRecorded, and posted to
 Amazon DataZone only where a domain is configured (moto has no DataZone: botocore's Stubber
 checks the call against the service model)."""
 
@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
-from tests.conftest import EVENTS_DIR
+from tests.conftest import EVENTS_DIR, RefusingEvents
 
 from lakegov.app import App
+from lakegov.errors import RetryableError
 from lakegov.events import EventPublisher
 from lakegov.layout import LINEAGE_EVENTS_TABLE
 from lakegov.lineage.openlineage import Namespaces, facet, run_event
@@ -90,6 +91,38 @@ def test_a_refresh_is_kept_in_the_lake_once_and_announced(ctx):
     assert announced[0]["lake_key"].startswith("lineage_events/run_date=2026-11-20/")
     # named as the refresh names its dataset, so domains' subscriptions can select it
     assert {a["dataset"] for a in announced} == {refreshed()["dataset"]}
+
+
+def test_a_refresh_s_run_events_share_one_lake_object_and_one_put_events_call(ctx):
+    events = RefusingEvents(ctx.publisher.events_client)
+    counted = replace(ctx, publisher=EventPublisher(events, ("svc",), record=True))
+    on_lakegov_event("DatasetRefreshed", refreshed(), counted)
+    listing = ctx.s3.list_objects_v2(Bucket=BUCKET, Prefix="lineage_events/")["Contents"]
+    assert len(listing) == 1 and len(lake_events(ctx)) == 2
+    assert events.calls == [2]
+    announced = [e.detail for e in counted.publisher.published]
+    assert {a["lake_key"] for a in announced} == {listing[0]["Key"]}
+
+
+def test_an_announcement_that_keeps_failing_fails_the_event_and_its_redelivery_adds_no_row(ctx):
+    # Given PutEvents failing the registration's entry on every attempt
+    events = RefusingEvents(ctx.publisher.events_client, '"job":"register.mwaa_blog_cards"', 3)
+    flaky = replace(ctx, publisher=EventPublisher(events, ("svc",), record=True, attempts=3))
+    with pytest.raises(RetryableError):
+        on_lakegov_event("DatasetRefreshed", refreshed(), flaky)
+    # the conversion's went once, the registration's was tried three times
+    assert events.calls == [2, 1, 1]
+    assert [e.detail["job"] for e in flaky.publisher.published] == ["convert.mwaa_blog_cards"]
+    # When the event is delivered again, it is recorded: the same object, no second row
+    on_lakegov_event("DatasetRefreshed", refreshed(), flaky)
+    assert sorted(r["job_name"] for r in lake_events(ctx)) == [
+        "convert.mwaa_blog_cards",
+        "register.mwaa_blog_cards",
+    ]
+    assert [e.detail["job"] for e in flaky.publisher.published][-2:] == [
+        "convert.mwaa_blog_cards",
+        "register.mwaa_blog_cards",
+    ]
 
 
 def test_events_without_lineage_record_nothing(ctx):
@@ -171,8 +204,9 @@ def test_a_warm_function_registers_a_day_of_its_tables_once_across_invocations()
         for run_id in ("r1", "r2"):
             records = lineage_context(app).records
             records.write(LINEAGE_EVENTS_TABLE, "2026-11-30T10:00:00Z", (run_id, "COMPLETE"), [row])
-        # Then the table and the day's partition were looked up and registered by the first only
-        assert glue_calls == ["GetTable", "CreateTable", "GetTable", "BatchCreatePartition"]
+        # Then the table and the day's partition were looked up and registered by the first
+        # only (the table it created is not read back)
+        assert glue_calls == ["GetTable", "CreateTable", "BatchCreatePartition"]
         table = app.client("glue").get_partitions(
             DatabaseName=app.settings.database("formatted"), TableName=LINEAGE_EVENTS_TABLE
         )

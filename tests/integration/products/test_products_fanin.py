@@ -239,3 +239,52 @@ def test_racing_threads_on_moto_start_one_job_per_generation(aws, clock, round_)
     assert sum(1 for k in state if k.startswith("ref#")) == len(deps)
     assert len(runner.started) == 1
     assert state["generation"] == 1
+
+
+def test_a_refresh_finds_its_products_in_one_read_of_the_dependency_index(aws, ctx, runner):
+    # Given two products sharing a dependency, and one of them changed to drop it
+    apply(aws, PRODUCT)
+    other = {**PRODUCT, "name": "cards_only", "depends_on": ["formatted_stg.mwaa_blog_cards"]}
+    apply(aws, other)
+    store = ProductStore("audit", aws["ddb"])
+    keys = ["dataset:x", f"db:{GLUE_PREFIX}formatted_stg.mwaa_blog_cards", "table:mwaa_blog_cards"]
+    reads: list[str] = []
+    real = store._ddb
+
+    class Counting:
+        def __getattr__(self, name):
+            reads.append(name)
+            return getattr(real, name)
+
+    store._ddb = Counting()
+    # When a refresh's keys are looked up: one BatchGetItem, whatever the number of keys
+    assert store.products_for([*keys, keys[1]]) == ["cards_only", "customers_cards"]
+    assert reads == ["batch_get_item"]
+    store._ddb = real
+    # Then a product that no longer depends on the key is no longer found, the other is
+    apply(aws, {**other, "depends_on": ["formatted_stg.mwaa_blog_customers"]})
+    assert store.products_for(keys) == ["customers_cards"]
+    # and a retired product leaves nothing behind in the index
+    store.remove_definition("customers_cards")
+    assert store.products_for(keys) == []
+
+
+def test_a_product_indexed_in_the_former_layout_moves_over_when_applied_again(aws, ctx, runner):
+    # Given a product applied by a former version: its dependency entry is one item per key
+    # and product, and there is no dependents item
+    apply(aws, PRODUCT)
+    key = f"db:{GLUE_PREFIX}formatted_stg.mwaa_blog_cards"
+    aws["ddb"].delete_item(
+        TableName="audit", Key={"pk": {"S": f"product-dep#{key}"}, "sk": {"S": "dependents"}}
+    )
+    old = {"pk": {"S": f"product-dep#{key}"}, "sk": {"S": "customers_cards"}}
+    aws["ddb"].put_item(TableName="audit", Item={**old, "product": {"S": "customers_cards"}})
+    store = ProductStore("audit", aws["ddb"])
+    assert store.products_for([key]) == []  # not read: the index is the dependents items
+    # When the product is applied again, unchanged, it is indexed
+    apply(aws, PRODUCT)
+    assert store.products_for([key]) == ["customers_cards"]
+    # and retiring it removes the former entry too
+    store.remove_definition("customers_cards")
+    assert store.products_for([key]) == []
+    assert "Item" not in aws["ddb"].get_item(TableName="audit", Key=old)

@@ -5,7 +5,13 @@ import json
 import pytest
 
 from lakegov.errors import RetryableError
-from lakegov.events import DETAIL_TYPES, EventContractError, EventPublisher, validate_detail
+from lakegov.events import (
+    DETAIL_TYPES,
+    Event,
+    EventContractError,
+    EventPublisher,
+    validate_detail,
+)
 from lakegov.jsonschemas import SCHEMA_DIR, load_schema
 
 NOW = "2026-11-21T10:00:00.000Z"
@@ -171,3 +177,62 @@ def test_failed_entries_are_retryable():
         EventPublisher(FakeEvents(fail=1), ("bus",)).publish(
             "DatasetRefreshed", VALID["DatasetRefreshed"]
         )
+
+
+class FlakyEvents:
+    """Fails the entries whose detail names a table in ``failing``, ``times`` calls each."""
+
+    def __init__(self, failing, times=1):
+        self.calls = []
+        self.failing = dict.fromkeys(failing, times)
+
+    def put_events(self, Entries):
+        self.calls.append([json.loads(e["Detail"])["table"] for e in Entries])
+        results = []
+        for entry in Entries:
+            table = json.loads(entry["Detail"])["table"]
+            if self.failing.get(table, 0) > 0:
+                self.failing[table] -= 1
+                results.append({"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"})
+            else:
+                results.append({"EventId": table})
+        failed = sum(1 for r in results if "ErrorCode" in r)
+        return {"FailedEntryCount": failed, "Entries": results}
+
+
+def _refreshed(table):
+    return Event("DatasetRefreshed", {**VALID["DatasetRefreshed"], "table": table})
+
+
+def test_events_of_one_invocation_share_calls_and_only_failed_entries_are_sent_again():
+    client = FlakyEvents(failing=["t3"], times=1)
+    publisher = EventPublisher(client, ("bus",), record=True)
+    failed = publisher.publish_each([_refreshed(f"t{i}") for i in range(12)])
+    assert failed == []
+    # 12 events: a call of 10 and one of 2, then t3 alone again (not the nine that went)
+    assert client.calls == [[f"t{i}" for i in range(10)], ["t3"], ["t10", "t11"]]
+    assert [e.detail["table"] for e in publisher.published] == [f"t{i}" for i in range(12)]
+
+
+def test_an_event_failing_every_attempt_is_handed_back_and_the_others_are_published():
+    client = FlakyEvents(failing=["t1"], times=99)
+    publisher = EventPublisher(client, ("bus",), record=True, attempts=3)
+    failed = publisher.publish_each([_refreshed("t0"), _refreshed("t1"), _refreshed("t2")])
+    assert [e.detail["table"] for e in failed] == ["t1"]
+    assert client.calls == [["t0", "t1", "t2"], ["t1"], ["t1"]]
+    assert [e.detail["table"] for e in publisher.published] == ["t0", "t2"]
+    with pytest.raises(RetryableError, match="DatasetRefreshed"):
+        publisher.publish_all([_refreshed("t1")])
+
+
+def test_calls_stay_under_the_256_kb_limit():
+    client = FlakyEvents(failing=[])
+    big = [
+        Event(
+            "DatasetRefreshed",
+            {**VALID["DatasetRefreshed"], "table": f"t{i}", "pad": "x" * 100_000},
+        )
+        for i in range(5)
+    ]
+    assert EventPublisher(client, ("bus",)).publish_each(big) == []
+    assert client.calls == [["t0", "t1"], ["t2", "t3"], ["t4"]]
