@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +57,9 @@ from lakegov.observability import logger, metrics
 DEFAULT_CONCURRENCY = 4  # per function: threads of one process, so more buys little
 MAX_IDLE_POLL = 0.5  # seconds before receiving again after a failed receive
 LONG_POLL = 1  # WaitTimeSeconds: moto answers as soon as a message arrives, else after this
+OBSERVE_GATHER = 0.5  # seconds an observer lets events gather after a receive of fewer than 10
+DELETE_AFTER = 1.0  # seconds a delivered event's receipt may wait to be deleted with others
+BATCHING_STEP = 1.0  # seconds between receives gathering an SQS source's batching window
 
 
 def find_template(start: Path | None = None) -> Path:
@@ -123,6 +126,78 @@ class _Function:
         )
 
 
+def delete_received(sqs: Any, url: str, receipts: list[str]) -> None:
+    """Delete received messages from ``url``, ten per call (DeleteMessageBatch's limit);
+    an entry SQS refuses is logged (its message comes back after its visibility timeout)."""
+    for start in range(0, len(receipts), 10):
+        chunk = receipts[start : start + 10]
+        answer = sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)],
+        )
+        for failed in answer.get("Failed", []):
+            logger.warning("message not deleted", extra={"queue": url, "error": failed})
+
+
+class _Inbox:
+    """An EventBridge source's inbox (the queue standing in for Lambda's async invocation
+    queue): how many of its received events are not settled yet, and the receipts of those
+    delivered, deleted ten per call rather than one call per event.
+
+    A delivered event's receipt waits at most ``DELETE_AFTER`` seconds, and none waits once
+    nothing else received from the inbox is unsettled: its deletion is never due after its
+    visibility timeout (the function's timeout + 30 s), so it is not delivered twice, and
+    :meth:`LocalRuntime.wait_idle` sees an empty inbox once its invocations are over."""
+
+    def __init__(self, sqs: Any, url: str) -> None:
+        self.sqs = sqs
+        self.url = url
+        self._lock = threading.Lock()
+        self._unsettled = 0
+        self._delivered: list[str] = []
+        self._first_delivered = 0.0  # monotonic time of the oldest receipt waiting
+
+    def received(self, count: int) -> None:
+        with self._lock:
+            self._unsettled += count
+
+    def abandoned(self, count: int) -> None:
+        """``count`` received events will not be started (stopping): they come back later."""
+        self.settled(None, count)
+
+    def settled(self, receipt: str | None, count: int = 1) -> None:
+        """An event's invocation is over: ``receipt`` to delete (None: it is left to come back)."""
+        with self._lock:
+            self._unsettled -= count
+            if receipt is not None:
+                if not self._delivered:
+                    self._first_delivered = time.monotonic()
+                self._delivered.append(receipt)
+            due = self._due(DELETE_AFTER)
+        if due:
+            delete_received(self.sqs, self.url, due)
+
+    def flush(self, older_than: float = 0.0) -> None:
+        """Delete the receipts waiting (when the oldest has waited ``older_than`` seconds)."""
+        with self._lock:
+            due = self._due(older_than)
+        if due:
+            delete_received(self.sqs, self.url, due)
+
+    def _due(self, older_than: float) -> list[str]:
+        """The receipts to delete now, taken from the waiting ones (under the lock)."""
+        if not self._delivered:
+            return []
+        if (
+            len(self._delivered) < 10
+            and self._unsettled > 0
+            and time.monotonic() - self._first_delivered < older_than
+        ):
+            return []
+        due, self._delivered = self._delivered, []
+        return due
+
+
 class LocalRuntime:
     """The whole service on one machine. Use as a context manager, or start()/stop()."""
 
@@ -159,6 +234,7 @@ class LocalRuntime:
         self._in_flight = 0  # invocations received and not yet settled
         self._cond = threading.Condition()
         self._observer_queues: dict[str, str] = {}
+        self._event_waiters = 0  # callers of wait_for_event now
         self._clients: dict[str, Clients] = {}
         self._clients_lock = threading.Lock()
         self._account_credentials: dict[str, dict[str, str]] = {}
@@ -439,7 +515,12 @@ class LocalRuntime:
         self._observer_queues[bus] = url
 
     def _observe_loop(self, bus: str, url: str) -> None:
-        """Record every event the observer queue of ``bus`` receives (long polling)."""
+        """Record every event the observer queue of ``bus`` receives (long polling).
+
+        Observing is the runtime's own cost, not the service's: after a receive that was not
+        full, events are left to gather for ``OBSERVE_GATHER`` seconds, so a busy bus is read
+        ten events per receive rather than one, unless a caller waits for an event
+        (:meth:`wait_for_event`), who is answered as soon as it arrives."""
         sqs = self.client("sqs")
         while not self._stop.is_set():
             try:
@@ -460,13 +541,10 @@ class LocalRuntime:
                 for listener in list(self.listeners):
                     listener("event", event)
             if messages:
-                sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(messages)
-                    ],
-                )
+                delete_received(sqs, url, [m["ReceiptHandle"] for m in messages])
+            if 0 < len(messages) < 10:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._event_waiters > 0, timeout=OBSERVE_GATHER)
 
     def wait_for_event(
         self,
@@ -478,7 +556,7 @@ class LocalRuntime:
     ) -> dict[str, Any]:
         """The first recorded event of ``detail_type`` (on ``bus``) matching ``predicate``."""
         deadline = time.monotonic() + timeout
-        with self._cond:
+        with self._waited_on(), self._cond:
             while True:
                 for event in self.events:
                     if event.get("detail-type") != detail_type:
@@ -492,6 +570,19 @@ class LocalRuntime:
                     seen = sorted({str(e.get("detail-type")) for e in self.events})
                     raise TimeoutError(f"no {detail_type} event within {timeout}s (seen: {seen})")
                 self._cond.wait(min(remaining, 0.5))
+
+    @contextlib.contextmanager
+    def _waited_on(self) -> Iterator[None]:
+        """Someone waits for an event or for idleness: the observers record each event as
+        soon as it arrives, rather than letting events gather."""
+        with self._cond:
+            self._event_waiters += 1
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._event_waiters -= 1
 
     def events_of(self, detail_type: str, *, bus: str | None = None) -> list[dict[str, Any]]:
         with self._cond:
@@ -508,6 +599,10 @@ class LocalRuntime:
         urls = {(s.queue_url, self.account) for s in self.stack.subscriptions if s.queue_url}
         urls.update((s.queue_url, s.function.account) for s in self._attached if s.queue_url)
         urls.update((url, self.account) for url in self._observer_queues.values())
+        with self._waited_on():
+            self._wait_idle(urls, timeout, settle)
+
+    def _wait_idle(self, urls: set[tuple[str, str]], timeout: float, settle: float) -> None:
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
@@ -550,7 +645,10 @@ class LocalRuntime:
         if sub.max_concurrency > 0:
             limit = min(limit, sub.max_concurrency)
         source_slots = threading.BoundedSemaphore(limit)
+        inbox = _Inbox(sqs, sub.queue_url) if sub.source != "sqs" else None
         while not self._stop.is_set():
+            if inbox is not None:
+                inbox.flush(older_than=DELETE_AFTER)
             if not self._acquire(source_slots, function):
                 continue
             pause = 0.0  # an empty receive has waited already (long polling)
@@ -565,16 +663,23 @@ class LocalRuntime:
                 self._stop.wait(pause)
                 continue
             with self._cond:
-                self._in_flight += 1 if sub.source == "sqs" else len(messages)
-            if sub.source == "sqs":
+                self._in_flight += 1 if inbox is None else len(messages)
+            if inbox is None:
                 self._submit(function, source_slots, self._deliver_sqs_batch, sqs, sub, messages)
                 continue
+            inbox.received(len(messages))
             for i, message in enumerate(messages):  # one invocation per event, as Lambda's
                 if i and not self._acquire(source_slots, function, wait_forever=True):
-                    with self._cond:  # stopping: what was not started comes back later
+                    inbox.abandoned(len(messages) - i)  # stopping: not started, they come back
+                    with self._cond:
                         self._in_flight -= len(messages) - i
                     break
-                self._submit(function, source_slots, self._deliver_eventbridge, sqs, sub, message)
+                self._submit(
+                    function, source_slots, self._deliver_eventbridge, sqs, sub, inbox, message
+                )
+        if inbox is not None:
+            with contextlib.suppress(Exception):  # the endpoint may be gone already
+                inbox.flush()
 
     def _acquire(
         self,
@@ -632,14 +737,17 @@ class LocalRuntime:
             kwargs["VisibilityTimeout"] = sub.function.timeout + 30
         messages: list[dict[str, Any]] = sqs.receive_message(**kwargs).get("Messages", [])
         if sub.source == "sqs" and messages and sub.batching_window > 0:
-            # Lambda's batching window: gather up to the batch size for at most that long
+            # Lambda's batching window: gather up to the batch size for at most that long,
+            # looking again every BATCHING_STEP (a long poll would answer each new message
+            # at once: one receive per message)
             deadline = time.monotonic() + sub.batching_window
-            while len(messages) < sub.batch_size and not self._stop.is_set():
-                if time.monotonic() >= deadline:
+            kwargs["WaitTimeSeconds"] = 0
+            while len(messages) < sub.batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.wait(min(remaining, BATCHING_STEP)):
                     break
                 kwargs["MaxNumberOfMessages"] = sub.batch_size - len(messages)
-                more = sqs.receive_message(**kwargs).get("Messages", [])
-                messages.extend(more)
+                messages.extend(sqs.receive_message(**kwargs).get("Messages", []))
         return messages
 
     def _backoff(self, sqs: Any, sub: Subscription, message: Mapping[str, Any]) -> None:
@@ -668,20 +776,22 @@ class LocalRuntime:
             if message["MessageId"] in failed:
                 self._backoff(sqs, sub, message)
         if done:
-            sqs.delete_message_batch(
-                QueueUrl=sub.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
-                ],
-            )
+            delete_received(sqs, sub.queue_url, [m["ReceiptHandle"] for m in done])
 
-    def _deliver_eventbridge(self, sqs: Any, sub: Subscription, message: dict[str, Any]) -> None:
-        event = json.loads(message["Body"])
-        invocation = self.invoke(sub.function, event, source=f"eventbridge:{sub.event_name}")
-        if invocation.ok:
-            sqs.delete_message(QueueUrl=sub.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        else:
-            self._backoff(sqs, sub, message)
+    def _deliver_eventbridge(
+        self, sqs: Any, sub: Subscription, inbox: _Inbox, message: dict[str, Any]
+    ) -> None:
+        """One invocation for one event; a delivered event is deleted with others of its
+        inbox (:class:`_Inbox`), a failed one comes back after its backoff."""
+        delivered = False
+        try:
+            event = json.loads(message["Body"])
+            invocation = self.invoke(sub.function, event, source=f"eventbridge:{sub.event_name}")
+            delivered = invocation.ok
+            if not delivered:
+                self._backoff(sqs, sub, message)
+        finally:
+            inbox.settled(message["ReceiptHandle"] if delivered else None)
 
     def _schedule_loop(self) -> None:
         assert self.stack is not None
