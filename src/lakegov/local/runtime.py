@@ -141,44 +141,32 @@ def delete_received(sqs: Any, url: str, receipts: list[str]) -> None:
 
 class _Inbox:
     """An EventBridge source's inbox (the queue standing in for Lambda's async invocation
-    queue): how many of its received events are not settled yet, and the receipts of those
-    delivered, deleted ten per call rather than one call per event.
+    queue) and the receipts of its delivered events, deleted ten per call rather than one
+    call per event.
 
-    A delivered event's receipt waits at most ``DELETE_AFTER`` seconds, and none waits once
-    nothing else received from the inbox is unsettled: its deletion is never due after its
-    visibility timeout (the function's timeout + 30 s), so it is not delivered twice, and
-    :meth:`LocalRuntime.wait_idle` sees an empty inbox once its invocations are over."""
+    A receipt waits at most ``DELETE_AFTER`` seconds (plus one receive): its deletion is
+    never due after its visibility timeout (the function's timeout + 30 s), so no event is
+    delivered twice; :meth:`LocalRuntime.wait_idle` deletes what waits once nothing runs."""
 
     def __init__(self, sqs: Any, url: str) -> None:
         self.sqs = sqs
         self.url = url
         self._lock = threading.Lock()
-        self._unsettled = 0
         self._delivered: list[str] = []
         self._first_delivered = 0.0  # monotonic time of the oldest receipt waiting
 
-    def received(self, count: int) -> None:
+    def delivered(self, receipt: str) -> None:
+        """An event's invocation succeeded: its message is to be deleted."""
         with self._lock:
-            self._unsettled += count
-
-    def abandoned(self, count: int) -> None:
-        """``count`` received events will not be started (stopping): they come back later."""
-        self.settled(None, count)
-
-    def settled(self, receipt: str | None, count: int = 1) -> None:
-        """An event's invocation is over: ``receipt`` to delete (None: it is left to come back)."""
-        with self._lock:
-            self._unsettled -= count
-            if receipt is not None:
-                if not self._delivered:
-                    self._first_delivered = time.monotonic()
-                self._delivered.append(receipt)
+            if not self._delivered:
+                self._first_delivered = time.monotonic()
+            self._delivered.append(receipt)
             due = self._due(DELETE_AFTER)
         if due:
             delete_received(self.sqs, self.url, due)
 
     def flush(self, older_than: float = 0.0) -> None:
-        """Delete the receipts waiting (when the oldest has waited ``older_than`` seconds)."""
+        """Delete the receipts waiting (if the oldest has waited ``older_than`` seconds)."""
         with self._lock:
             due = self._due(older_than)
         if due:
@@ -188,11 +176,8 @@ class _Inbox:
         """The receipts to delete now, taken from the waiting ones (under the lock)."""
         if not self._delivered:
             return []
-        if (
-            len(self._delivered) < 10
-            and self._unsettled > 0
-            and time.monotonic() - self._first_delivered < older_than
-        ):
+        waited = time.monotonic() - self._first_delivered
+        if len(self._delivered) < 10 and waited < older_than:
             return []
         due, self._delivered = self._delivered, []
         return due
@@ -235,6 +220,7 @@ class LocalRuntime:
         self._cond = threading.Condition()
         self._observer_queues: dict[str, str] = {}
         self._event_waiters = 0  # callers of wait_for_event now
+        self._inboxes: list[_Inbox] = []  # of the EventBridge sources polled
         self._clients: dict[str, Clients] = {}
         self._clients_lock = threading.Lock()
         self._account_credentials: dict[str, dict[str, str]] = {}
@@ -406,6 +392,7 @@ class LocalRuntime:
             for function in self._functions.values():
                 function.pool.shutdown(wait=True)
             self._functions.clear()
+            self._inboxes.clear()
         finally:
             self._stop_endpoint()
             if self._work_dir is not None:
@@ -612,6 +599,10 @@ class LocalRuntime:
                 quiet_since = None
                 time.sleep(0.1)
                 continue
+            with self._cond:
+                inboxes = list(self._inboxes)
+            for inbox in inboxes:  # nothing runs: what was delivered need not wait
+                inbox.flush()
             pending = 0
             for url, account in urls:
                 attrs = self.client("sqs", account=account).get_queue_attributes(
@@ -645,7 +636,11 @@ class LocalRuntime:
         if sub.max_concurrency > 0:
             limit = min(limit, sub.max_concurrency)
         source_slots = threading.BoundedSemaphore(limit)
-        inbox = _Inbox(sqs, sub.queue_url) if sub.source != "sqs" else None
+        inbox = None
+        if sub.source != "sqs":
+            inbox = _Inbox(sqs, sub.queue_url)
+            with self._cond:
+                self._inboxes.append(inbox)
         while not self._stop.is_set():
             if inbox is not None:
                 inbox.flush(older_than=DELETE_AFTER)
@@ -667,11 +662,9 @@ class LocalRuntime:
             if inbox is None:
                 self._submit(function, source_slots, self._deliver_sqs_batch, sqs, sub, messages)
                 continue
-            inbox.received(len(messages))
             for i, message in enumerate(messages):  # one invocation per event, as Lambda's
                 if i and not self._acquire(source_slots, function, wait_forever=True):
-                    inbox.abandoned(len(messages) - i)  # stopping: not started, they come back
-                    with self._cond:
+                    with self._cond:  # stopping: what was not started comes back later
                         self._in_flight -= len(messages) - i
                     break
                 self._submit(
@@ -783,15 +776,12 @@ class LocalRuntime:
     ) -> None:
         """One invocation for one event; a delivered event is deleted with others of its
         inbox (:class:`_Inbox`), a failed one comes back after its backoff."""
-        delivered = False
-        try:
-            event = json.loads(message["Body"])
-            invocation = self.invoke(sub.function, event, source=f"eventbridge:{sub.event_name}")
-            delivered = invocation.ok
-            if not delivered:
-                self._backoff(sqs, sub, message)
-        finally:
-            inbox.settled(message["ReceiptHandle"] if delivered else None)
+        event = json.loads(message["Body"])
+        invocation = self.invoke(sub.function, event, source=f"eventbridge:{sub.event_name}")
+        if invocation.ok:
+            inbox.delivered(message["ReceiptHandle"])
+        else:
+            self._backoff(sqs, sub, message)
 
     def _schedule_loop(self) -> None:
         assert self.stack is not None

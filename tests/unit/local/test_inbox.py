@@ -26,53 +26,41 @@ class Queue:
         return {"Successful": [], "Failed": failed}
 
 
-def test_delivered_events_are_deleted_ten_per_call_and_the_rest_when_none_is_left_running():
+def _clock(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_delivered_events_are_deleted_ten_per_call(monkeypatch):
+    _clock(monkeypatch)
     sqs = Queue()
     inbox = _Inbox(sqs, URL)
-    inbox.received(12)
     for n in range(12):
-        inbox.settled(f"r{n}")
+        inbox.delivered(f"r{n}")
+    assert sqs.batches == [[f"r{n}" for n in range(10)]]
+    inbox.flush()  # (wait_idle, once nothing runs)
     assert sqs.batches == [[f"r{n}" for n in range(10)], ["r10", "r11"]]
 
 
-def test_a_failed_event_is_left_to_come_back_while_the_others_of_its_receive_are_deleted():
+def test_a_receipt_waits_no_longer_than_the_bound(monkeypatch):
+    now = _clock(monkeypatch)
     sqs = Queue()
     inbox = _Inbox(sqs, URL)
-    inbox.received(3)
-    inbox.settled("ok-1")
-    inbox.settled(None)  # its invocation failed: backoff, then it is received again
-    assert sqs.batches == []  # one event still running: the receipts wait for it
-    inbox.settled("ok-2")
-    assert sqs.batches == [["ok-1", "ok-2"]]
-
-
-def test_a_receipt_waits_no_longer_than_the_bound_while_other_events_run(monkeypatch):
-    now = [100.0]
-    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
-    sqs = Queue()
-    inbox = _Inbox(sqs, URL)
-    inbox.received(3)
-    inbox.settled("early")
-    inbox.flush(older_than=runtime.DELETE_AFTER)
-    assert sqs.batches == []  # two still running, and it has not waited long
-    now[0] += runtime.DELETE_AFTER
+    inbox.delivered("early")
     inbox.flush(older_than=runtime.DELETE_AFTER)  # the poller looks before each receive
+    assert sqs.batches == []  # it has not waited long
+    now[0] += runtime.DELETE_AFTER
+    inbox.flush(older_than=runtime.DELETE_AFTER)
     assert sqs.batches == [["early"]]
     now[0] += 0.1
-    inbox.settled("late")  # a fresh receipt, another event still running: it waits
+    inbox.delivered("second")
+    now[0] += runtime.DELETE_AFTER / 2
+    inbox.delivered("third")  # the oldest waiting has not waited long enough yet
     assert sqs.batches == [["early"]]
-    now[0] += runtime.DELETE_AFTER
-    inbox.settled(None)  # the last one failed; the waiting receipt goes now
-    assert sqs.batches == [["early"], ["late"]]
-
-
-def test_events_abandoned_on_stop_are_not_deleted_and_release_the_others():
-    sqs = Queue()
-    inbox = _Inbox(sqs, URL)
-    inbox.received(4)
-    inbox.settled("done")
-    inbox.abandoned(3)  # stopping: received, never started; SQS hands them out again
-    assert sqs.batches == [["done"]]
+    now[0] += runtime.DELETE_AFTER / 2
+    inbox.delivered("fourth")  # now it has: it goes with the ones after it
+    assert sqs.batches == [["early"], ["second", "third", "fourth"]]
 
 
 def test_deleting_splits_into_calls_of_ten_and_reports_what_sqs_refused(caplog):
@@ -85,6 +73,5 @@ def test_deleting_splits_into_calls_of_ten_and_reports_what_sqs_refused(caplog):
 def test_nothing_to_delete_makes_no_call():
     sqs = Queue()
     delete_received(sqs, URL, [])
-    inbox = _Inbox(sqs, URL)
-    inbox.flush()
+    _Inbox(sqs, URL).flush()
     assert sqs.batches == []
