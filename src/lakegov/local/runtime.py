@@ -392,6 +392,8 @@ class LocalRuntime:
             for function in self._functions.values():
                 function.pool.shutdown(wait=True)
             self._functions.clear()
+            for inbox in self._inboxes:  # what they delivered is not handed out again
+                inbox.flush()
             self._inboxes.clear()
         finally:
             self._stop_endpoint()
@@ -670,9 +672,6 @@ class LocalRuntime:
                 self._submit(
                     function, source_slots, self._deliver_eventbridge, sqs, sub, inbox, message
                 )
-        if inbox is not None:
-            with contextlib.suppress(Exception):  # the endpoint may be gone already
-                inbox.flush()
 
     def _acquire(
         self,
