@@ -56,7 +56,10 @@ from lakegov.observability import logger, metrics
 
 DEFAULT_CONCURRENCY = 4  # per function: threads of one process, so more buys little
 MAX_IDLE_POLL = 0.5  # seconds before receiving again after a failed receive
-LONG_POLL = 1  # WaitTimeSeconds: moto answers as soon as a message arrives, else after this
+# WaitTimeSeconds (SQS's longest, as Lambda's pollers use): moto answers as soon as a message
+# arrives, else after this; stopping the runtime ends a receive still waiting
+LONG_POLL = 20
+STOP_JOIN = 2.0  # seconds stop() waits for its pollers once the endpoint is gone
 OBSERVE_GATHER = 0.5  # seconds an observer lets events gather after a receive of fewer than 10
 DELETE_AFTER = 1.0  # seconds a delivered event's receipt may wait to be deleted with others
 BATCHING_STEP = 1.0  # seconds between receives gathering an SQS source's batching window
@@ -386,17 +389,20 @@ class LocalRuntime:
         self._stop.set()
         try:
             self._stop_states()
-            for thread in self._threads:
-                thread.join(timeout=30)
-            self._threads.clear()
-            for function in self._functions.values():
+            for function in self._functions.values():  # the invocations running end first
                 function.pool.shutdown(wait=True)
             self._functions.clear()
             for inbox in self._inboxes:  # what they delivered is not handed out again
                 inbox.flush()
             self._inboxes.clear()
         finally:
+            # then the endpoint: a receive still waiting on a long poll ends with it, and its
+            # poller (or observer) with the receive, seeing the runtime stop
             self._stop_endpoint()
+            deadline = time.monotonic() + STOP_JOIN
+            for thread in self._threads:  # daemons: one still retrying its receive is left
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            self._threads.clear()
             if self._work_dir is not None:
                 self._work_dir.cleanup()
                 self._work_dir = None
@@ -517,7 +523,8 @@ class LocalRuntime:
                     QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=LONG_POLL
                 ).get("Messages", [])
             except Exception:  # the loop must survive anything a poll throws
-                logger.exception("observer poll failed", extra={"bus": bus})
+                if not self._stop.is_set():  # (stopping: the endpoint is gone)
+                    logger.exception("observer poll failed", extra={"bus": bus})
                 self._stop.wait(MAX_IDLE_POLL)
                 continue
             for message in messages:
@@ -652,7 +659,8 @@ class LocalRuntime:
             try:
                 messages = self._receive(sqs, sub, 1 if sub.source == "sqs" else limit)
             except Exception:  # the loop must survive anything a poll throws
-                logger.exception("dispatcher poll failed", extra={"queue": sub.queue_url})
+                if not self._stop.is_set():  # (stopping: the endpoint is gone)
+                    logger.exception("dispatcher poll failed", extra={"queue": sub.queue_url})
                 messages, pause = [], MAX_IDLE_POLL
             if not messages:
                 function.slots.release()
@@ -711,7 +719,14 @@ class LocalRuntime:
                     self._in_flight -= 1
                     self._cond.notify_all()
 
-        function.pool.submit(run)
+        try:
+            function.pool.submit(run)
+        except RuntimeError:  # stopping: the pool takes no more work, the message comes back
+            function.slots.release()
+            source_slots.release()
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
 
     def _receive(self, sqs: Any, sub: Subscription, slots: int) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
