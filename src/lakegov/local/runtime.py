@@ -14,6 +14,15 @@ Differences from AWS, on purpose: a failed SQS message comes back after a short 
 and dead-lettering take seconds, not hours; a function's concurrent invocations share one
 process (module globals, Powertools' logger keys), where Lambda gives each its own
 execution environment.
+
+Each SQS call the runtime makes for itself is work taken from moto's server, so it makes
+few: queues are long-polled (20 s, answered as soon as a message arrives); an EventBridge
+source's delivered events are deleted ten per call, at most a second after their
+invocation (:class:`~lakegov.local.inbox.Inbox`); an SQS source's batching window is
+gathered a receive per second, not a receive per message; and the observers that record
+the buses' events for :meth:`LocalRuntime.wait_for_event` read a busy bus ten events per
+receive, letting events gather for half a second when nobody waits for one. Powertools' Tracer is off outside
+Lambda (it needs ``LAMBDA_TASK_ROOT``), as under ``sam local``.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from lakegov.local.endpoint import (
     deployer_arn,
     local_clients,
 )
+from lakegov.local.inbox import Inbox, delete_received
 from lakegov.local.stack import FunctionSpec, LocalStack, StackBuilder, Subscription
 from lakegov.local.states import LocalStateMachines, StatesListener
 from lakegov.observability import logger, metrics
@@ -61,7 +71,6 @@ MAX_IDLE_POLL = 0.5  # seconds before receiving again after a failed receive
 LONG_POLL = 20
 STOP_JOIN = 2.0  # seconds stop() waits for its pollers once the endpoint is gone
 OBSERVE_GATHER = 0.5  # seconds an observer lets events gather after a receive of fewer than 10
-DELETE_AFTER = 1.0  # seconds a delivered event's receipt may wait to be deleted with others
 BATCHING_STEP = 1.0  # seconds between receives gathering an SQS source's batching window
 
 
@@ -129,63 +138,6 @@ class _Function:
         )
 
 
-def delete_received(sqs: Any, url: str, receipts: list[str]) -> None:
-    """Delete received messages from ``url``, ten per call (DeleteMessageBatch's limit);
-    an entry SQS refuses is logged (its message comes back after its visibility timeout)."""
-    for start in range(0, len(receipts), 10):
-        chunk = receipts[start : start + 10]
-        answer = sqs.delete_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)],
-        )
-        for failed in answer.get("Failed", []):
-            logger.warning("message not deleted", extra={"queue": url, "error": failed})
-
-
-class _Inbox:
-    """An EventBridge source's inbox (the queue standing in for Lambda's async invocation
-    queue) and the receipts of its delivered events, deleted ten per call rather than one
-    call per event.
-
-    A receipt waits at most ``DELETE_AFTER`` seconds (plus one receive): its deletion is
-    never due after its visibility timeout (the function's timeout + 30 s), so no event is
-    delivered twice; :meth:`LocalRuntime.wait_idle` deletes what waits once nothing runs."""
-
-    def __init__(self, sqs: Any, url: str) -> None:
-        self.sqs = sqs
-        self.url = url
-        self._lock = threading.Lock()
-        self._delivered: list[str] = []
-        self._first_delivered = 0.0  # monotonic time of the oldest receipt waiting
-
-    def delivered(self, receipt: str) -> None:
-        """An event's invocation succeeded: its message is to be deleted."""
-        with self._lock:
-            if not self._delivered:
-                self._first_delivered = time.monotonic()
-            self._delivered.append(receipt)
-            due = self._due(DELETE_AFTER)
-        if due:
-            delete_received(self.sqs, self.url, due)
-
-    def flush(self, older_than: float = 0.0) -> None:
-        """Delete the receipts waiting (if the oldest has waited ``older_than`` seconds)."""
-        with self._lock:
-            due = self._due(older_than)
-        if due:
-            delete_received(self.sqs, self.url, due)
-
-    def _due(self, older_than: float) -> list[str]:
-        """The receipts to delete now, taken from the waiting ones (under the lock)."""
-        if not self._delivered:
-            return []
-        waited = time.monotonic() - self._first_delivered
-        if len(self._delivered) < 10 and waited < older_than:
-            return []
-        due, self._delivered = self._delivered, []
-        return due
-
-
 class LocalRuntime:
     """The whole service on one machine. Use as a context manager, or start()/stop()."""
 
@@ -223,7 +175,7 @@ class LocalRuntime:
         self._cond = threading.Condition()
         self._observer_queues: dict[str, str] = {}
         self._event_waiters = 0  # callers of wait_for_event now
-        self._inboxes: list[_Inbox] = []  # of the EventBridge sources polled
+        self._inboxes: list[Inbox] = []  # of the EventBridge sources polled
         self._clients: dict[str, Clients] = {}
         self._clients_lock = threading.Lock()
         self._account_credentials: dict[str, dict[str, str]] = {}
@@ -647,12 +599,10 @@ class LocalRuntime:
         source_slots = threading.BoundedSemaphore(limit)
         inbox = None
         if sub.source != "sqs":
-            inbox = _Inbox(sqs, sub.queue_url)
+            inbox = Inbox(sqs, sub.queue_url)
             with self._cond:
                 self._inboxes.append(inbox)
         while not self._stop.is_set():
-            if inbox is not None:
-                inbox.flush(older_than=DELETE_AFTER)
             if not self._acquire(source_slots, function):
                 continue
             pause = 0.0  # an empty receive has waited already (long polling)
@@ -786,10 +736,11 @@ class LocalRuntime:
             delete_received(sqs, sub.queue_url, [m["ReceiptHandle"] for m in done])
 
     def _deliver_eventbridge(
-        self, sqs: Any, sub: Subscription, inbox: _Inbox, message: dict[str, Any]
+        self, sqs: Any, sub: Subscription, inbox: Inbox, message: dict[str, Any]
     ) -> None:
         """One invocation for one event; a delivered event is deleted with others of its
-        inbox (:class:`_Inbox`), a failed one comes back after its backoff."""
+        inbox (:class:`~lakegov.local.inbox.Inbox`), a failed one comes back after its
+        backoff."""
         event = json.loads(message["Body"])
         invocation = self.invoke(sub.function, event, source=f"eventbridge:{sub.event_name}")
         if invocation.ok:

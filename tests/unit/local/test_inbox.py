@@ -1,8 +1,9 @@
-"""The embedded runtime's inbox bookkeeping: delivered events are deleted ten per call, a
-failed one is never deleted, and no receipt waits past a bound."""
+"""The embedded runtime's inbox bookkeeping: delivered events are deleted ten per call, and
+no receipt waits past a bound."""
 
-from lakegov.local import runtime
-from lakegov.local.runtime import _Inbox, delete_received
+import threading
+
+from lakegov.local.inbox import Inbox, delete_received
 
 URL = "http://127.0.0.1:1/123456789012/fn-Events-in"
 
@@ -13,11 +14,13 @@ class Queue:
     def __init__(self, refuse=()):
         self.batches = []
         self.refuse = set(refuse)
+        self.deleted = threading.Event()
 
     def delete_message_batch(self, QueueUrl, Entries):
         assert QueueUrl == URL
         assert 1 <= len(Entries) <= 10  # SQS's limit per call
         self.batches.append([e["ReceiptHandle"] for e in Entries])
+        self.deleted.set()
         failed = [
             {"Id": e["Id"], "SenderFault": True, "Code": "ReceiptHandleIsInvalid"}
             for e in Entries
@@ -26,41 +29,30 @@ class Queue:
         return {"Successful": [], "Failed": failed}
 
 
-def _clock(monkeypatch):
-    now = [100.0]
-    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
-    return now
-
-
-def test_delivered_events_are_deleted_ten_per_call(monkeypatch):
-    _clock(monkeypatch)
+def test_delivered_events_are_deleted_ten_per_call():
     sqs = Queue()
-    inbox = _Inbox(sqs, URL)
+    inbox = Inbox(sqs, URL, wait=60)
     for n in range(12):
         inbox.delivered(f"r{n}")
     assert sqs.batches == [[f"r{n}" for n in range(10)]]
-    inbox.flush()  # (wait_idle, once nothing runs)
+    inbox.flush()  # (wait_idle, once nothing runs; stop)
     assert sqs.batches == [[f"r{n}" for n in range(10)], ["r10", "r11"]]
+    inbox.flush()
+    assert len(sqs.batches) == 2  # nothing left: no call
 
 
-def test_a_receipt_waits_no_longer_than_the_bound(monkeypatch):
-    now = _clock(monkeypatch)
+def test_a_receipt_waits_no_longer_than_the_bound():
     sqs = Queue()
-    inbox = _Inbox(sqs, URL)
-    inbox.delivered("early")
-    inbox.flush(older_than=runtime.DELETE_AFTER)  # the poller looks before each receive
-    assert sqs.batches == []  # it has not waited long
-    now[0] += runtime.DELETE_AFTER
-    inbox.flush(older_than=runtime.DELETE_AFTER)
-    assert sqs.batches == [["early"]]
-    now[0] += 0.1
+    inbox = Inbox(sqs, URL, wait=0.2)
+    inbox.delivered("first")
     inbox.delivered("second")
-    now[0] += runtime.DELETE_AFTER / 2
-    inbox.delivered("third")  # the oldest waiting has not waited long enough yet
-    assert sqs.batches == [["early"]]
-    now[0] += runtime.DELETE_AFTER / 2
-    inbox.delivered("fourth")  # now it has: it goes with the ones after it
-    assert sqs.batches == [["early"], ["second", "third", "fourth"]]
+    assert sqs.batches == []  # gathering
+    assert sqs.deleted.wait(10), "the waiting receipts were never deleted"
+    assert sqs.batches == [["first", "second"]]
+    sqs.deleted.clear()
+    inbox.delivered("third")  # a new wait starts with the next receipt
+    assert sqs.deleted.wait(10)
+    assert sqs.batches == [["first", "second"], ["third"]]
 
 
 def test_deleting_splits_into_calls_of_ten_and_reports_what_sqs_refused(caplog):
@@ -73,5 +65,5 @@ def test_deleting_splits_into_calls_of_ten_and_reports_what_sqs_refused(caplog):
 def test_nothing_to_delete_makes_no_call():
     sqs = Queue()
     delete_received(sqs, URL, [])
-    _Inbox(sqs, URL).flush()
+    Inbox(sqs, URL).flush()
     assert sqs.batches == []
