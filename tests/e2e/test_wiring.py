@@ -8,6 +8,7 @@ import time
 import pytest
 from tests.conftest import ROOT
 
+from lakegov.local import runtime as runtime_module
 from lakegov.local.runtime import LocalRuntime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]
@@ -91,6 +92,94 @@ def test_a_poison_message_is_retried_then_dead_lettered_without_failing_its_neig
     keys = [r["key"] for r in received if r["function"] == "batch"]
     assert keys.count("in/fine.csv") == 1  # delivered once, not re-run with the poison one
     assert keys.count("in/poison.csv") == 2  # maxReceiveCount: 2
+
+
+def test_a_failing_event_is_retried_and_dead_lettered_alone_among_events_delivered_once(
+    runtime, received
+):
+    # Given a burst of events for one function, one of which its handler fails on
+    entries = [
+        {
+            "Source": "lakegov.test",
+            "DetailType": "WidgetMade",
+            "Detail": json.dumps({"colour": "poison" if n == 3 else "blue", "n": n}),
+            "EventBusName": runtime.outputs["BusName"],
+        }
+        for n in range(8)
+    ]
+    # When they are put on the bus at once (received together from the function's inbox)
+    runtime.client("events").put_events(Entries=entries)
+    # Then the failing one is tried three times (1 + 2 retries) and dead-lettered, alone
+    sqs = runtime.client("sqs")
+    (dead_letters,) = [
+        url
+        for url in sqs.list_queues(QueueNamePrefix="wiring-RecordingFunction")["QueueUrls"]
+        if url.endswith("-dlq")
+    ]
+    deadline = time.monotonic() + 60
+    dead: list[dict] = []
+    while time.monotonic() < deadline and not dead:
+        dead = sqs.receive_message(QueueUrl=dead_letters, WaitTimeSeconds=1).get("Messages", [])
+    assert [json.loads(m["Body"])["detail"]["n"] for m in dead] == [3]
+    runtime.wait_idle(timeout=30)
+    assert sqs.receive_message(QueueUrl=dead_letters).get("Messages", []) == []
+    # and every other one was invoked exactly once: deleted, never handed out again
+    calls = [r for r in received if r["function"] == "record"]
+    delivered = sorted(r["event"]["detail"]["n"] for r in calls if not r.get("failed"))
+    assert delivered == [0, 1, 2, 4, 5, 6, 7]
+    assert [r["event"]["detail"]["n"] for r in calls if r.get("failed")] == [3, 3, 3]
+
+
+def test_the_observer_reads_a_busy_bus_many_events_per_receive_and_records_each_once(runtime):
+    # Given the runtime's observer of the bus, and nobody waiting for an event
+    sizes: list[int] = []
+
+    def count(parsed, **_):
+        bodies = [json.loads(m["Body"]) for m in parsed.get("Messages", [])]
+        observed = sum(1 for b in bodies if b.get("detail-type") == "Counted")
+        if observed:
+            sizes.append(observed)
+
+    sqs = runtime.client("sqs")  # the client the observer receives with
+    sqs.meta.events.register("after-call.sqs.ReceiveMessage", count)
+    try:
+        # When 30 events reach the bus within a moment
+        for first in range(0, 30, 10):
+            runtime.client("events").put_events(
+                Entries=[
+                    {
+                        "Source": "lakegov",
+                        "DetailType": "Counted",
+                        "Detail": json.dumps({"n": n}),
+                        "EventBusName": runtime.outputs["BusName"],
+                    }
+                    for n in range(first, first + 10)
+                ]
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(runtime.events_of("Counted")) < 30:
+            time.sleep(0.2)
+    finally:
+        sqs.meta.events.unregister("after-call.sqs.ReceiveMessage", count)
+    # Then each is recorded once, read in a few receives rather than one per event
+    assert sorted(e["detail"]["n"] for e in runtime.events_of("Counted")) == list(range(30))
+    assert sum(sizes) == 30 and len(sizes) <= 8, sizes
+
+
+def test_waiting_for_an_event_is_answered_as_soon_as_it_arrives(runtime):
+    # Given an observer that lets events gather when nobody waits
+    put = runtime.client("events").put_events
+    entry = {"Source": "lakegov", "EventBusName": runtime.outputs["BusName"], "Detail": "{}"}
+    put(Entries=[{**entry, "DetailType": "Ready"}])
+    runtime.wait_for_event("Ready", timeout=30)
+    # When someone waits for an event that arrives after a first, lone one
+    put(Entries=[{**entry, "DetailType": "Lone"}])
+    started = time.monotonic()
+    put(Entries=[{**entry, "DetailType": "Awaited"}])
+    runtime.wait_for_event("Awaited", timeout=30)
+    # Then it does not wait out the gathering pause behind the first one
+    assert time.monotonic() - started < runtime_module.OBSERVE_GATHER / 2
+    assert runtime.events_of("Lone")
 
 
 def test_outputs_are_written_with_the_endpoint(runtime, tmp_path):

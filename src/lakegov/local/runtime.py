@@ -14,6 +14,15 @@ Differences from AWS, on purpose: a failed SQS message comes back after a short 
 and dead-lettering take seconds, not hours; a function's concurrent invocations share one
 process (module globals, Powertools' logger keys), where Lambda gives each its own
 execution environment.
+
+Each SQS call the runtime makes for itself is work taken from moto's server, so it makes
+few: queues are long-polled (20 s, answered as soon as a message arrives); an EventBridge
+source's delivered events are deleted ten per call, at most a second after their
+invocation (:class:`~lakegov.local.inbox.Inbox`); an SQS source's batching window is
+gathered a receive per second, not a receive per message; and the observers that record
+the buses' events for :meth:`LocalRuntime.wait_for_event` read a busy bus ten events per
+receive, letting events gather for half a second when nobody waits for one. Powertools' Tracer is off outside
+Lambda (it needs ``LAMBDA_TASK_ROOT``), as under ``sam local``.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,13 +59,19 @@ from lakegov.local.endpoint import (
     deployer_arn,
     local_clients,
 )
+from lakegov.local.inbox import Inbox, delete_received
 from lakegov.local.stack import FunctionSpec, LocalStack, StackBuilder, Subscription
 from lakegov.local.states import LocalStateMachines, StatesListener
 from lakegov.observability import logger, metrics
 
 DEFAULT_CONCURRENCY = 4  # per function: threads of one process, so more buys little
 MAX_IDLE_POLL = 0.5  # seconds before receiving again after a failed receive
-LONG_POLL = 1  # WaitTimeSeconds: moto answers as soon as a message arrives, else after this
+# WaitTimeSeconds (SQS's longest, as Lambda's pollers use): moto answers as soon as a message
+# arrives, else after this; stopping the runtime ends a receive still waiting
+LONG_POLL = 20
+STOP_JOIN = 2.0  # seconds stop() waits for its pollers once the endpoint is gone
+OBSERVE_GATHER = 0.5  # seconds an observer lets events gather after a receive of fewer than 10
+BATCHING_STEP = 1.0  # seconds between receives gathering an SQS source's batching window
 
 
 def find_template(start: Path | None = None) -> Path:
@@ -159,6 +174,8 @@ class LocalRuntime:
         self._in_flight = 0  # invocations received and not yet settled
         self._cond = threading.Condition()
         self._observer_queues: dict[str, str] = {}
+        self._event_waiters = 0  # callers of wait_for_event now
+        self._inboxes: list[Inbox] = []  # of the EventBridge sources polled
         self._clients: dict[str, Clients] = {}
         self._clients_lock = threading.Lock()
         self._account_credentials: dict[str, dict[str, str]] = {}
@@ -324,14 +341,20 @@ class LocalRuntime:
         self._stop.set()
         try:
             self._stop_states()
-            for thread in self._threads:
-                thread.join(timeout=30)
-            self._threads.clear()
-            for function in self._functions.values():
+            for function in self._functions.values():  # the invocations running end first
                 function.pool.shutdown(wait=True)
             self._functions.clear()
+            for inbox in self._inboxes:  # what they delivered is not handed out again
+                inbox.flush()
+            self._inboxes.clear()
         finally:
+            # then the endpoint: a receive still waiting on a long poll ends with it, and its
+            # poller (or observer) with the receive, seeing the runtime stop
             self._stop_endpoint()
+            deadline = time.monotonic() + STOP_JOIN
+            for thread in self._threads:  # daemons: one still retrying its receive is left
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            self._threads.clear()
             if self._work_dir is not None:
                 self._work_dir.cleanup()
                 self._work_dir = None
@@ -439,7 +462,12 @@ class LocalRuntime:
         self._observer_queues[bus] = url
 
     def _observe_loop(self, bus: str, url: str) -> None:
-        """Record every event the observer queue of ``bus`` receives (long polling)."""
+        """Record every event the observer queue of ``bus`` receives (long polling).
+
+        Observing is the runtime's own cost, not the service's: after a receive that was not
+        full, events are left to gather for ``OBSERVE_GATHER`` seconds, so a busy bus is read
+        ten events per receive rather than one, unless a caller waits for an event
+        (:meth:`wait_for_event`), who is answered as soon as it arrives."""
         sqs = self.client("sqs")
         while not self._stop.is_set():
             try:
@@ -447,7 +475,8 @@ class LocalRuntime:
                     QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=LONG_POLL
                 ).get("Messages", [])
             except Exception:  # the loop must survive anything a poll throws
-                logger.exception("observer poll failed", extra={"bus": bus})
+                if not self._stop.is_set():  # (stopping: the endpoint is gone)
+                    logger.exception("observer poll failed", extra={"bus": bus})
                 self._stop.wait(MAX_IDLE_POLL)
                 continue
             for message in messages:
@@ -460,13 +489,10 @@ class LocalRuntime:
                 for listener in list(self.listeners):
                     listener("event", event)
             if messages:
-                sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(messages)
-                    ],
-                )
+                delete_received(sqs, url, [m["ReceiptHandle"] for m in messages])
+            if 0 < len(messages) < 10:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._event_waiters > 0, timeout=OBSERVE_GATHER)
 
     def wait_for_event(
         self,
@@ -478,7 +504,7 @@ class LocalRuntime:
     ) -> dict[str, Any]:
         """The first recorded event of ``detail_type`` (on ``bus``) matching ``predicate``."""
         deadline = time.monotonic() + timeout
-        with self._cond:
+        with self._waited_on(), self._cond:
             while True:
                 for event in self.events:
                     if event.get("detail-type") != detail_type:
@@ -492,6 +518,19 @@ class LocalRuntime:
                     seen = sorted({str(e.get("detail-type")) for e in self.events})
                     raise TimeoutError(f"no {detail_type} event within {timeout}s (seen: {seen})")
                 self._cond.wait(min(remaining, 0.5))
+
+    @contextlib.contextmanager
+    def _waited_on(self) -> Iterator[None]:
+        """Someone waits for an event or for idleness: the observers record each event as
+        soon as it arrives, rather than letting events gather."""
+        with self._cond:
+            self._event_waiters += 1
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._event_waiters -= 1
 
     def events_of(self, detail_type: str, *, bus: str | None = None) -> list[dict[str, Any]]:
         with self._cond:
@@ -508,6 +547,10 @@ class LocalRuntime:
         urls = {(s.queue_url, self.account) for s in self.stack.subscriptions if s.queue_url}
         urls.update((s.queue_url, s.function.account) for s in self._attached if s.queue_url)
         urls.update((url, self.account) for url in self._observer_queues.values())
+        with self._waited_on():
+            self._wait_idle(urls, timeout, settle)
+
+    def _wait_idle(self, urls: set[tuple[str, str]], timeout: float, settle: float) -> None:
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
@@ -517,6 +560,10 @@ class LocalRuntime:
                 quiet_since = None
                 time.sleep(0.1)
                 continue
+            with self._cond:
+                inboxes = list(self._inboxes)
+            for inbox in inboxes:  # nothing runs: what was delivered need not wait
+                inbox.flush()
             pending = 0
             for url, account in urls:
                 attrs = self.client("sqs", account=account).get_queue_attributes(
@@ -550,6 +597,11 @@ class LocalRuntime:
         if sub.max_concurrency > 0:
             limit = min(limit, sub.max_concurrency)
         source_slots = threading.BoundedSemaphore(limit)
+        inbox = None
+        if sub.source != "sqs":
+            inbox = Inbox(sqs, sub.queue_url)
+            with self._cond:
+                self._inboxes.append(inbox)
         while not self._stop.is_set():
             if not self._acquire(source_slots, function):
                 continue
@@ -557,7 +609,8 @@ class LocalRuntime:
             try:
                 messages = self._receive(sqs, sub, 1 if sub.source == "sqs" else limit)
             except Exception:  # the loop must survive anything a poll throws
-                logger.exception("dispatcher poll failed", extra={"queue": sub.queue_url})
+                if not self._stop.is_set():  # (stopping: the endpoint is gone)
+                    logger.exception("dispatcher poll failed", extra={"queue": sub.queue_url})
                 messages, pause = [], MAX_IDLE_POLL
             if not messages:
                 function.slots.release()
@@ -565,8 +618,8 @@ class LocalRuntime:
                 self._stop.wait(pause)
                 continue
             with self._cond:
-                self._in_flight += 1 if sub.source == "sqs" else len(messages)
-            if sub.source == "sqs":
+                self._in_flight += 1 if inbox is None else len(messages)
+            if inbox is None:
                 self._submit(function, source_slots, self._deliver_sqs_batch, sqs, sub, messages)
                 continue
             for i, message in enumerate(messages):  # one invocation per event, as Lambda's
@@ -574,7 +627,9 @@ class LocalRuntime:
                     with self._cond:  # stopping: what was not started comes back later
                         self._in_flight -= len(messages) - i
                     break
-                self._submit(function, source_slots, self._deliver_eventbridge, sqs, sub, message)
+                self._submit(
+                    function, source_slots, self._deliver_eventbridge, sqs, sub, inbox, message
+                )
 
     def _acquire(
         self,
@@ -614,7 +669,14 @@ class LocalRuntime:
                     self._in_flight -= 1
                     self._cond.notify_all()
 
-        function.pool.submit(run)
+        try:
+            function.pool.submit(run)
+        except RuntimeError:  # stopping: the pool takes no more work, the message comes back
+            function.slots.release()
+            source_slots.release()
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
 
     def _receive(self, sqs: Any, sub: Subscription, slots: int) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -632,14 +694,17 @@ class LocalRuntime:
             kwargs["VisibilityTimeout"] = sub.function.timeout + 30
         messages: list[dict[str, Any]] = sqs.receive_message(**kwargs).get("Messages", [])
         if sub.source == "sqs" and messages and sub.batching_window > 0:
-            # Lambda's batching window: gather up to the batch size for at most that long
+            # Lambda's batching window: gather up to the batch size for at most that long,
+            # looking again every BATCHING_STEP (a long poll would answer each new message
+            # at once: one receive per message)
             deadline = time.monotonic() + sub.batching_window
-            while len(messages) < sub.batch_size and not self._stop.is_set():
-                if time.monotonic() >= deadline:
+            kwargs["WaitTimeSeconds"] = 0
+            while len(messages) < sub.batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.wait(min(remaining, BATCHING_STEP)):
                     break
                 kwargs["MaxNumberOfMessages"] = sub.batch_size - len(messages)
-                more = sqs.receive_message(**kwargs).get("Messages", [])
-                messages.extend(more)
+                messages.extend(sqs.receive_message(**kwargs).get("Messages", []))
         return messages
 
     def _backoff(self, sqs: Any, sub: Subscription, message: Mapping[str, Any]) -> None:
@@ -668,18 +733,18 @@ class LocalRuntime:
             if message["MessageId"] in failed:
                 self._backoff(sqs, sub, message)
         if done:
-            sqs.delete_message_batch(
-                QueueUrl=sub.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
-                ],
-            )
+            delete_received(sqs, sub.queue_url, [m["ReceiptHandle"] for m in done])
 
-    def _deliver_eventbridge(self, sqs: Any, sub: Subscription, message: dict[str, Any]) -> None:
+    def _deliver_eventbridge(
+        self, sqs: Any, sub: Subscription, inbox: Inbox, message: dict[str, Any]
+    ) -> None:
+        """One invocation for one event; a delivered event is deleted with others of its
+        inbox (:class:`~lakegov.local.inbox.Inbox`), a failed one comes back after its
+        backoff."""
         event = json.loads(message["Body"])
         invocation = self.invoke(sub.function, event, source=f"eventbridge:{sub.event_name}")
         if invocation.ok:
-            sqs.delete_message(QueueUrl=sub.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            inbox.delivered(message["ReceiptHandle"])
         else:
             self._backoff(sqs, sub, message)
 
