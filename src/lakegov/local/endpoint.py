@@ -37,8 +37,14 @@ DEFAULT_ACCOUNT = "123456789012"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": MOTO_KEYS[0], "AWS_SECRET_ACCESS_KEY": MOTO_KEYS[1]}
 DEPLOYER_KEYS = {"aws_access_key_id": MOTO_KEYS[0], "aws_secret_access_key": MOTO_KEYS[1]}
 CONFIGURE_PATH = "/_lakegov/athena-output"
-# many threads share these clients (pollers, functions): a connection each, not 10 in all
-LOCAL_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64)
+# Many threads share these clients (pollers, functions): a connection each, not 10 in all.
+# The read timeout is long on purpose: in a burst, moto's one-request-at-a-time queue can
+# hold a request for over a minute, and a ReceiveMessage the client gives up on has still
+# hidden its messages, for the queue's visibility timeout (90 minutes for ConvertQueue);
+# botocore's default 60 s left one file of a 10,000-file burst waiting that long.
+LOCAL_RETRIES = Config(
+    retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64, read_timeout=600
+)
 
 
 def deployer_arn(account: str) -> str:
