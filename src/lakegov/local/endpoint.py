@@ -40,8 +40,7 @@ CONFIGURE_PATH = "/_lakegov/athena-output"
 # Many threads share these clients (pollers, functions): a connection each, not 10 in all.
 # The read timeout is long on purpose: in a burst, moto's one-request-at-a-time queue can
 # hold a request for over a minute, and a ReceiveMessage the client gives up on has still
-# hidden its messages, for the queue's visibility timeout (90 minutes for ConvertQueue);
-# botocore's default 60 s left one file of a 10,000-file burst waiting that long.
+# hidden its messages, for the queue's visibility timeout (90 minutes for ConvertQueue).
 LOCAL_RETRIES = Config(
     retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64, read_timeout=600
 )
