@@ -411,8 +411,16 @@ STEPS: list[Callable[[Demo], None]] = [
 def run_demo(template: Path | None = None, verbose: bool = False) -> int:
     started = time.monotonic()
     print("lakegov demo: the service on the embedded runtime (moto server, no AWS account)")
+    level = logger.log_level
     if not verbose:  # handlers log JSON for CloudWatch; the demo narrates instead
         logger.setLevel("ERROR")
+    try:
+        return _run(template, verbose, started)
+    finally:
+        logger.setLevel(level)  # an in-process caller (a test) keeps its own level
+
+
+def _run(template: Path | None, verbose: bool, started: float) -> int:
     with LocalRuntime(template or find_template()) as rt:
         if verbose:
             rt.listeners.append(lambda kind, item: print(f"   [{kind}] {item}", flush=True))

@@ -1,6 +1,7 @@
 """The embedded runtime's inbox bookkeeping: delivered events are deleted ten per call, and
 no receipt waits past a bound."""
 
+import logging
 import threading
 
 from lakegov.local.inbox import Inbox, delete_received
@@ -56,6 +57,7 @@ def test_a_receipt_waits_no_longer_than_the_bound():
 
 
 def test_deleting_splits_into_calls_of_ten_and_reports_what_sqs_refused(caplog):
+    caplog.set_level(logging.WARNING, logger="lakegov")  # whatever level an earlier test left
     sqs = Queue(refuse={"r3"})
     delete_received(sqs, URL, [f"r{n}" for n in range(23)])
     assert [len(b) for b in sqs.batches] == [10, 10, 3]
