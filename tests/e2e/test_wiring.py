@@ -130,6 +130,37 @@ def test_a_failing_event_is_retried_and_dead_lettered_alone_among_events_deliver
     assert [r["event"]["detail"]["n"] for r in calls if r.get("failed")] == [3, 3, 3]
 
 
+def test_a_burst_on_a_queue_is_handled_once_per_message_and_leaves_nothing_in_flight(
+    runtime, received
+):
+    # Given 200 messages sent to an SQS-sourced function's queue at once, while the function
+    # runs batches on its threads (deletes of one batch meet the receive of the next)
+    sqs = runtime.client("sqs")
+    url = runtime.outputs["QueueUrl"]
+    keys = [f"in/burst-{n}.csv" for n in range(200)]
+    for start in range(0, len(keys), 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "MessageBody": json.dumps({"detail": {"object": {"key": key}}})}
+                for i, key in enumerate(keys[start : start + 10])
+            ],
+        )
+    # When the runtime has handled them
+    runtime.wait_idle(timeout=120)
+    # Then each message ran once, and each was deleted: none visible, none in flight
+    handled = [r["key"] for r in received if r["function"] == "batch"]
+    assert sorted(handled) == sorted(keys)
+    counts = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert counts == {
+        "ApproximateNumberOfMessages": "0",
+        "ApproximateNumberOfMessagesNotVisible": "0",
+    }
+
+
 def test_the_observer_reads_a_busy_bus_many_events_per_receive_and_records_each_once(runtime):
     # Given the runtime's observer of the bus, and nobody waiting for an event
     sizes: list[int] = []

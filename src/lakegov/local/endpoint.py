@@ -204,7 +204,7 @@ class _OneAtATime:
     """WSGI: moto's backends are plain dicts and lists, not made for concurrent requests (a
     DynamoDB ``Query`` iterating a table while a ``PutItem`` adds to it fails with a server
     error): requests reach moto one at a time, but for SQS, whose long polls wait for
-    messages and whose backend locks its queues itself."""
+    messages: its queues are locked one by one instead (:mod:`lakegov.local.moto_sqs`)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -234,7 +234,7 @@ def serve(
     port: int, account: str, region: str, stop: threading.Event, states_url: str = ""
 ) -> None:
     """Serve on 127.0.0.1:``port`` until ``stop`` is set."""
-    from lakegov.local import moto_events, moto_lakeformation, moto_ram, moto_speed
+    from lakegov.local import moto_events, moto_lakeformation, moto_ram, moto_speed, moto_sqs
     from lakegov.local.athena.server import AthenaMiddleware, LocalEndpoint
     from lakegov.local.request_stats import RequestStats
 
@@ -242,6 +242,7 @@ def serve(
     moto_ram.install()  # cross-account grants make RAM shares with invitations
     moto_events.install()  # PutEvents on another account's bus, as its policy allows
     moto_speed.install()  # moto's needless work per request, removed
+    moto_sqs.install()  # concurrent SQS requests do not undo each other's changes
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
     athena = AthenaOnEndpoint(f"http://127.0.0.1:{port}", account, region)
     server = LocalEndpoint(

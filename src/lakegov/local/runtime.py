@@ -704,18 +704,26 @@ class LocalRuntime:
                 if remaining <= 0 or self._stop.wait(min(remaining, BATCHING_STEP)):
                     break
                 kwargs["MaxNumberOfMessages"] = sub.batch_size - len(messages)
-                messages.extend(sqs.receive_message(**kwargs).get("Messages", []))
+                try:
+                    messages.extend(sqs.receive_message(**kwargs).get("Messages", []))
+                except Exception:  # what was received is run, not left hidden in flight
+                    if not self._stop.is_set():
+                        logger.exception("dispatcher poll failed", extra={"queue": sub.queue_url})
+                    break
         return messages
 
     def _backoff(self, sqs: Any, sub: Subscription, message: Mapping[str, Any]) -> None:
         receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         delay = min(30, 2 ** (receives - 1))
-        with contextlib.suppress(Exception):
+        try:
             sqs.change_message_visibility(
                 QueueUrl=sub.queue_url,
                 ReceiptHandle=message["ReceiptHandle"],
                 VisibilityTimeout=delay,
             )
+        except Exception:  # the message comes back after its visibility timeout instead
+            if not self._stop.is_set():
+                logger.exception("retry delay not set", extra={"queue": sub.queue_url})
 
     def _deliver_sqs_batch(
         self, sqs: Any, sub: Subscription, messages: list[dict[str, Any]]
