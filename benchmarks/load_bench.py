@@ -86,6 +86,30 @@ def _operations(rows: list[dict[str, Any]], files: int, top: int) -> dict[str, o
     }
 
 
+def _messages_left(sqs: Any) -> dict[str, dict[str, int]]:
+    """The stack's queues that still hold messages once settled: waiting (visible) or
+    received and neither deleted nor returned (in flight). Only dead-letter queues may."""
+    left = {}
+    for page in sqs.get_paginator("list_queues").paginate():
+        for url in page.get("QueueUrls", []):
+            counts = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            visible = int(counts["ApproximateNumberOfMessages"])
+            in_flight = int(counts["ApproximateNumberOfMessagesNotVisible"])
+            if visible or in_flight:
+                left[url.rsplit("/", 1)[1]] = {"visible": visible, "in_flight": in_flight}
+    return left
+
+
+def _dead_letters(name: str) -> bool:
+    return "DeadLetter" in name or name.endswith("-dlq")
+
+
 def run(files: int, documents: int, timeout: float, top: int = 15) -> dict[str, object]:
     from lakegov.local.request_stats import difference, read_stats
     from lakegov.local.runtime import LocalRuntime
@@ -157,6 +181,7 @@ def run(files: int, documents: int, timeout: float, top: int = 15) -> dict[str, 
         ):
             processed += page["Count"]
         failures = [i for i in rt.invocations if not i.ok]
+        left = _messages_left(rt.client("sqs"))
         return {
             "files": files,
             "documents": documents,
@@ -193,6 +218,10 @@ def run(files: int, documents: int, timeout: float, top: int = 15) -> dict[str, 
             "handler_invocations": len(rt.invocations),
             "failed_invocations": len(failures),
             "rejected_files": len(rt.events_of("FileRejected")),
+            "messages_left": left,  # by queue, once settled
+            "messages_left_outside_dead_letter_queues": sum(
+                n["visible"] + n["in_flight"] for q, n in left.items() if not _dead_letters(q)
+            ),
             # the endpoint's requests from the first upload until settled (not the counting)
             **_operations(operations, files, top),
         }
@@ -215,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         result["lost_files"] == 0
         and result["lost_documents"] == 0
         and result["FileConverted_duplicates"] == 0
+        and result["messages_left_outside_dead_letter_queues"] == 0
     )
     return 0 if ok else 1
 
