@@ -12,6 +12,7 @@ shows what each AWS operation costs (:mod:`lakegov.local.request_stats`).
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import inspect
@@ -29,6 +30,7 @@ def install() -> None:
         random_strings_drawn_at_once()
         query_only_candidates()
         update_expressions_parsed_once()
+        update_expression_trees_copied_directly()
         sqs_retention_read_directly()
         sqs_one_clock_reading_per_pass()
     except ImportError as exc:
@@ -298,6 +300,30 @@ def update_expressions_parsed_once() -> None:
         return parsed(cls, expression)
 
     _replace(parser, "make", make)
+
+
+def update_expression_trees_copied_directly() -> None:
+    """DynamoDB ``UpdateItem``: every ``Validator`` deep-copies the expression's tree before
+    rewriting it, and ``copy.deepcopy`` copies each node the generic way (its
+    ``__reduce_ex__``, then a rebuild from the parts: a quarter of an ``UpdateItem``'s time).
+    A node is a plain object whose attributes are its type name, its children (nodes,
+    strings, numbers, moto's ``DynamoType`` values, which copy themselves) and its parent:
+    here a node copies itself as ``deepcopy`` would, a new object of its class with each
+    attribute deep-copied through the same memo (the parent found there, already copied,
+    when the copy starts at the root)."""
+    ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
+    node = ast_nodes.Node
+    if getattr(node.__dict__.get("__deepcopy__"), "_lakegov_speed", False):
+        return
+
+    def node_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update({k: copy.deepcopy(v, memo) for k, v in self.__dict__.items()})
+        return clone
+
+    node_deepcopy._lakegov_speed = True  # type: ignore[attr-defined]
+    node.__deepcopy__ = node_deepcopy
 
 
 def _root_first(walk: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

@@ -3,6 +3,7 @@ on the same data answer the same, to the byte (pages, order, counts, errors incl
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -593,6 +594,49 @@ def test_update_item_answers_the_same_with_expressions_parsed_once(monkeypatch):
         "REMOVE",
     ]
     assert sum("overlap" in e for e in errors) == 2
+
+
+def test_update_item_answers_the_same_with_trees_copied_directly(monkeypatch):
+    ast_nodes = pytest.importorskip("moto.dynamodb.parsing.ast_nodes")
+    monkeypatch.delattr(ast_nodes.Node, "__deepcopy__", raising=False)
+    with mock_aws():
+        released = _update_scenario()
+    moto_speed.update_expression_trees_copied_directly()
+    assert "__deepcopy__" in ast_nodes.Node.__dict__  # the patch is what runs now
+    with mock_aws():
+        patched = _update_scenario()
+    assert patched == released
+    assert sum(isinstance(a, tuple) for a in released) == 28  # refusals too, both rounds
+
+
+def test_a_copied_tree_is_the_same_tree_sharing_nothing_with_its_original():
+    ast_nodes = pytest.importorskip("moto.dynamodb.parsing.ast_nodes")
+    expressions = pytest.importorskip("moto.dynamodb.parsing.expressions")
+    moto_speed.update_expression_trees_copied_directly()
+    tree = expressions.UpdateExpressionParser.make(
+        "SET #a = list_append(if_not_exists(#a, :e), :h), b.c[2] = :v + :w REMOVE d ADD n :one"
+    )
+
+    def nodes(node: Any) -> list[Any]:
+        below = [n for c in node.children or [] if isinstance(c, ast_nodes.Node) for n in nodes(c)]
+        return [node, *below]
+
+    def shape(node: Any) -> Any:
+        return (
+            type(node).__name__,
+            node.type,
+            [shape(c) if isinstance(c, ast_nodes.Node) else c for c in node.children or []],
+        )
+
+    copied = copy.deepcopy(tree)
+    assert shape(copied) == shape(tree)
+    originals, copies = nodes(tree), nodes(copied)
+    assert len(copies) > 20
+    assert not {id(n) for n in originals} & {id(n) for n in copies}
+    by_original = {id(o): c for o, c in zip(originals, copies, strict=True)}
+    for original, clone in zip(originals, copies, strict=True):  # parents point into the copy
+        parent = getattr(original, "parent", None)
+        assert getattr(clone, "parent", None) is (parent and by_original[id(parent)])
 
 
 # -- dispatch --------------------------------------------------------------------------
