@@ -23,22 +23,17 @@ import json
 import re
 from typing import Any
 
-from lakegov.errors import ConfigurationError
+from lakegov.local.moto_patch import once
 
 _BUS_ARN = re.compile(
     r"^arn:aws[a-z-]*:events:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):event-bus/(?P<name>.+)$"
 )
-_installed = False
 
 
+@once
 def install() -> None:
-    global _installed
-    if _installed:
-        return
-    try:
-        from moto.events import models
-    except ImportError as exc:
-        raise ConfigurationError("moto is needed for the embedded runtime") from exc
+    from moto.events import models
+
     original = models.EventsBackend.put_events
 
     def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,7 +60,6 @@ def install() -> None:
         models.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
             '"source": "<source>", ', '"source": "<source>", "account": "<account>", ', 1
         )
-    _installed = True
 
 
 def _allowed(policy: str | None, caller: str) -> bool:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lakegov.errors import ConfigurationError
+from lakegov.local.moto_patch import once
 
 _FILTERS = "lakegov_data_cells_filters"
 _OPERATIONS = (
@@ -35,18 +35,12 @@ _OPERATIONS = (
     "UpdateDataCellsFilter",
     "DeleteDataCellsFilter",
 )
-_installed = False
 
 
+@once
 def install() -> None:
     """Add the missing operations to moto's Lake Formation (once per process)."""
-    global _installed
-    if _installed:
-        return
-    try:
-        from moto.lakeformation import models, responses, urls
-    except ImportError as exc:  # the local extra is not installed
-        raise ConfigurationError("moto is needed for the embedded runtime") from exc
+    from moto.lakeformation import models, responses, urls
 
     models.PermissionCatalog.add_permission = _add_permission  # type: ignore[method-assign]
     backend_cls = models.LakeFormationBackend
@@ -66,7 +60,6 @@ def install() -> None:
     response_cls.delete_data_cells_filter = _response_delete_filter  # type: ignore[attr-defined]
     for operation in _OPERATIONS:
         urls.url_paths[f"{{0}}/{operation}$"] = urls.response.dispatch
-    _installed = True
 
 
 def _batch_grant(self: Any, catalog_id: str, entries: list[dict[str, Any]]) -> None:

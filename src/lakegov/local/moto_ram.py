@@ -21,23 +21,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from lakegov.errors import ConfigurationError
+from lakegov.local.moto_patch import once
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _STORE = "lakegov_invitations"
-_installed = False
 
 
+@once
 def install() -> None:
     """Add the share and invitation behaviour to moto (once per process)."""
-    global _installed
-    if _installed:
-        return
-    try:
-        from moto.lakeformation import models as lf_models
-        from moto.ram import responses, urls
-    except ImportError as exc:
-        raise ConfigurationError("moto is needed for the embedded runtime") from exc
+    from moto.lakeformation import models as lf_models
+    from moto.ram import responses, urls
 
     original = lf_models.LakeFormationBackend.grant_permissions
 
@@ -59,7 +53,6 @@ def install() -> None:
     urls.url_paths["{0}/acceptresourceshareinvitation$"] = (
         responses.ResourceAccessManagerResponse.dispatch
     )
-    _installed = True
 
 
 def _invitations(account: str, region: str) -> list[dict[str, Any]]:

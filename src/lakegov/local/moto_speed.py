@@ -19,22 +19,20 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from lakegov.errors import ConfigurationError
+from lakegov.local.moto_patch import once
 
 
+@once
 def install() -> None:
     """Every patch of this module."""
-    try:
-        cache_jsonpath_parsers()
-        dispatch_names_remembered()
-        random_strings_drawn_at_once()
-        query_only_candidates()
-        update_expressions_parsed_once()
-        update_expression_trees_copied_directly()
-        sqs_retention_read_directly()
-        sqs_one_clock_reading_per_pass()
-    except ImportError as exc:
-        raise ConfigurationError("moto is needed for the embedded runtime") from exc
+    cache_jsonpath_parsers()
+    dispatch_names_remembered()
+    random_strings_drawn_at_once()
+    query_only_candidates()
+    update_expressions_parsed_once()
+    update_expression_trees_copied_directly()
+    sqs_retention_read_directly()
+    sqs_one_clock_reading_per_pass()
 
 
 def _replace(owner: Any, name: str, new: Callable[..., Any]) -> None:

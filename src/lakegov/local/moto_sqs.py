@@ -28,24 +28,17 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from lakegov.errors import ConfigurationError
-
-_installed = False
+from lakegov.local.moto_patch import once
 
 
+@once
 def install() -> None:
-    global _installed
-    if _installed:
-        return
-    try:
-        from moto.sqs import models
-    except ImportError as exc:
-        raise ConfigurationError("moto is needed for the embedded runtime") from exc
+    from moto.sqs import models
+
     for name in ("add_message", "delete_message"):
         setattr(models.Queue, name, _holding_the_queue(getattr(models.Queue, name)))
     for name in ("receive_message", "change_message_visibility", "purge_queue"):
         setattr(models.SQSBackend, name, _holding_the_named_queue(getattr(models.SQSBackend, name)))
-    _installed = True
 
 
 def _holding_the_queue(method: Callable[..., Any]) -> Callable[..., Any]:
