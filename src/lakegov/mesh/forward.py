@@ -55,7 +55,7 @@ def central_copy(event: Mapping[str, Any], *, producer_account: str = "") -> Eve
     The detail keeps its contract; ``producer_account`` (this deployment's account, else
     the envelope's) is filled in when the producer left it out, so consumers know where
     the data lives. Raises PermanentError for an event that is not forwarded and
-    EventContractError for a detail that breaks its contract.
+    EventContractError for a detail that breaks its contract or the size limit.
     """
     detail_type = str(event.get("detail-type", ""))
     if event.get("source") != SOURCE or detail_type not in FORWARDED_DETAIL_TYPES:
@@ -67,7 +67,9 @@ def central_copy(event: Mapping[str, Any], *, producer_account: str = "") -> Eve
     if account and not detail.get("producer_account"):
         detail["producer_account"] = account
     validate_detail(detail_type, detail)
-    return Event(detail_type, detail, tuple(event.get("resources") or ()))
+    copy = Event(detail_type, detail, tuple(event.get("resources") or ()))
+    copy.entry(bus="")  # the publisher's size check, here: too large fails this copy alone
+    return copy
 
 
 def _eventbridge_event(body: str) -> Mapping[str, Any]:

@@ -219,3 +219,14 @@ def test_a_message_that_is_not_an_eventbridge_event_is_dropped_with_a_logged_rea
     # while the good ones are forwarded in one call
     assert [outcomes["m-0"].status, outcomes["m-1"].status] == ["FORWARDED", "FORWARDED"]
     assert events.calls == [2]
+
+
+def test_a_copy_over_the_size_limit_is_dropped_alone():
+    # Given a refresh whose detail, with the producer account added, is over the limit
+    events = CountingEvents()
+    big = _event(source_files=["s3://raw/" + "x" * 1000 for _ in range(260)])
+    # When it is forwarded with another refresh
+    big_result, other = _forward(EventPublisher(events, (CENTRAL,)), big, _refreshes(1)[0])
+    # Then it is dropped with the reason, and the other one is forwarded all the same
+    assert big_result.status == "DROPPED" and "over the limit" in big_result.reason
+    assert other.status == "FORWARDED" and events.calls == [1]
