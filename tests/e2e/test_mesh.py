@@ -13,7 +13,7 @@ import uuid
 import pytest
 from tests.conftest import ROOT
 
-from lakegov.events import EventPublisher, utc_now
+from lakegov.events import Event, EventPublisher, utc_now
 from lakegov.local.domains import deploy_domain
 from lakegov.local.runtime import LocalRuntime
 from lakegov.mesh.subscriptions import subscription_kind
@@ -171,6 +171,67 @@ def test_a_refresh_reaches_exactly_the_subscribed_domain(runtime):
     )
     assert event["detail"]["producer_account"] == runtime.account
     assert _received(marketing, 1) == ["sales/apac"]
+
+
+def test_a_burst_of_refreshes_is_forwarded_in_batches_from_the_forward_queue(runtime):
+    # Given a domain subscribed to burst/*
+    burst = _domain(runtime, "burst")
+    _applied(runtime, _subscribe(runtime, burst, ["burst/*"]))
+    runtime.wait_idle(timeout=30)
+    before = len(runtime.invocations)
+    # When a producer refreshes twelve datasets at once on the service bus
+    datasets = [f"burst/d{i:02d}" for i in range(12)]
+    publisher = EventPublisher(runtime.client("events"), (runtime.outputs["ServiceEventBusName"],))
+    publisher.publish_all(
+        Event(
+            "DatasetRefreshed",
+            {
+                "dataset": d,
+                "database": "db",
+                "table": d.replace("/", "_"),
+                "refreshed_at": utc_now(),
+            },
+        )
+        for d in datasets
+    )
+    # Then each reaches the subscribed domain once, with the producer's account
+    assert _received(burst, 12) == datasets
+    runtime.wait_idle(timeout=30)
+    assert burst.receive() == []
+    central = runtime.outputs["CentralEventBusArn"].rsplit("/", 1)[1]
+    forwarded = [
+        e
+        for e in runtime.events_of("DatasetRefreshed", bus=central)
+        if e["detail"]["dataset"] in datasets
+    ]
+    assert sorted(e["detail"]["dataset"] for e in forwarded) == datasets
+    assert {e["detail"]["producer_account"] for e in forwarded} == {runtime.account}
+    # through the forward queue's SQS event source, several events to an invocation
+    forwards = [i for i in runtime.invocations[before:] if i.function == "MeshForwardFunction"]
+    assert forwards and all(i.ok and i.failed_items == 0 for i in forwards)
+    assert {i.source for i in forwards} == {"sqs:DatasetEvents"}
+    assert len(forwards) < len(datasets)
+
+
+def test_a_message_on_the_forward_queue_that_is_no_event_is_dropped_not_retried(runtime):
+    # Given a message the rule would never queue (the queue policy admits the rule only;
+    # moto does not enforce it, so the message can be sent here)
+    sqs = runtime.client("sqs")
+    queue = sqs.get_queue_url(QueueName="mesh-MeshForwardQueue")["QueueUrl"]
+    dead_letter = sqs.get_queue_url(QueueName="mesh-MeshForwardDeadLetterQueue")["QueueUrl"]
+    before = len(runtime.invocations)
+    sqs.send_message(QueueUrl=queue, MessageBody="not an event")
+    # When the forwarder has read it
+    runtime.wait_idle(timeout=30)
+    # Then it was handled once, dropped (not failed), and is neither queued nor dead-lettered
+    forwards = [i for i in runtime.invocations[before:] if i.function == "MeshForwardFunction"]
+    assert [(i.ok, i.failed_items) for i in forwards] == [(True, 0)]
+    for url in (queue, dead_letter):
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        assert set(attributes.values()) == {"0"}, url
 
 
 def test_an_event_put_directly_on_the_central_bus_is_delivered_too(runtime):

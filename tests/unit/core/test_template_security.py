@@ -450,3 +450,110 @@ def test_every_statement_that_deletes_a_database_covers_its_children():
                     for kind in (":catalog", ":database/", ":table/", ":userDefinedFunction/"):
                         assert kind in text, (path.name, kind)
     assert checked
+
+
+def _target(value: Any) -> str:
+    return str(value["Fn::GetAtt"][0] if "Fn::GetAtt" in value else value["Ref"])
+
+
+def _queue_policy_statements(resources: dict[str, Any], queue: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for resource in resources.values()
+        if resource["Type"] == "AWS::SQS::QueuePolicy"
+        and {"Ref": queue} in resource["Properties"]["Queues"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_a_queue_a_rule_sends_to_admits_that_rule_only():
+    resources = _resources(ROOT / "template.yaml")
+    fed = [
+        (rule, _target(target["Arn"]))
+        for rule, resource in resources.items()
+        if resource["Type"] == "AWS::Events::Rule"
+        for target in resource["Properties"].get("Targets") or []
+        if resources.get(_target(target["Arn"]), {}).get("Type") == "AWS::SQS::Queue"
+    ]
+    assert ("MeshForwardRule", "MeshForwardQueue") in fed
+    for rule, queue in fed:
+        statements = _queue_policy_statements(resources, queue)
+        assert statements, queue
+        for statement in statements:
+            assert statement["Principal"] == {"Service": "events.amazonaws.com"}, queue
+            assert statement["Action"] == "sqs:SendMessage", queue
+            assert statement["Condition"] == {
+                "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}
+            }, queue
+
+
+def test_queues_outlast_the_functions_that_read_them_and_report_partial_failures():
+    """AWS advises a visibility timeout of at least six times the function timeout for an
+    SQS event source; without ReportBatchItemFailures one failed message retries its batch."""
+    resources = _resources(ROOT / "template.yaml")
+    sources = [
+        (lid, resource["Properties"], event["Properties"])
+        for lid, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for event in (resource["Properties"].get("Events") or {}).values()
+        if event["Type"] == "SQS"
+    ]
+    assert "MeshForwardFunction" in [lid for lid, _, _ in sources]
+    for lid, function, source in sources:
+        queue = resources[_target(source["Queue"])]["Properties"]
+        assert queue["VisibilityTimeout"] >= 6 * function["Timeout"], lid
+        assert queue["SqsManagedSseEnabled"] is True, lid
+        assert "RedrivePolicy" in queue, lid
+        assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"], lid
+
+
+def test_the_mesh_forwarder_reads_its_queue_in_batches_of_put_events_size():
+    from lakegov.events import MAX_ENTRIES_PER_CALL
+    from lakegov.mesh.forward import FORWARDED_DETAIL_TYPES
+
+    resources = _resources(ROOT / "template.yaml")
+    # the rule queues exactly the forwarded events of the service bus, dead-lettering
+    # what it cannot queue
+    rule = resources["MeshForwardRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "ServiceEventBus"}
+    assert rule["EventPattern"] == {
+        "source": ["lakegov"],
+        "detail-type": list(FORWARDED_DETAIL_TYPES),
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["MeshForwardQueue", "Arn"]}
+    assert target["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": ["MeshForwardDeadLetterQueue", "Arn"]}
+    }
+    # the queue redrives to its own dead-letter queue, which an alarm watches
+    queue = resources["MeshForwardQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["MeshForwardDeadLetterQueue", "Arn"]
+    }
+    assert resources["MeshForwardDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    assert any(
+        r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["Namespace"] == "AWS/SQS"
+        and r["Properties"]["Dimensions"]
+        == [
+            {
+                "Name": "QueueName",
+                "Value": {"Fn::GetAtt": ["MeshForwardDeadLetterQueue", "QueueName"]},
+            }
+        ]
+        for r in resources.values()
+    )
+    # the function reads that queue only, in batches of up to one PutEvents call
+    function = resources["MeshForwardFunction"]["Properties"]
+    (source,) = function["Events"].values()
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["MeshForwardQueue", "Arn"]}
+    assert 1 < source["Properties"]["BatchSize"] <= MAX_ENTRIES_PER_CALL
+    assert source["Properties"]["MaximumBatchingWindowInSeconds"] >= 1
+    assert "EventInvokeConfig" not in function  # not invoked asynchronously any more
+    # with receive and delete rights on that queue, and PutEvents on the central bus only
+    pollers = [p["SQSPollerPolicy"] for p in function["Policies"] if "SQSPollerPolicy" in p]
+    assert pollers == [{"QueueName": {"Fn::GetAtt": ["MeshForwardQueue", "QueueName"]}}]
+    statements = _statements(resources["MeshForwardFunction"])
+    assert [s["Action"] for s in statements] == ["events:PutEvents"]
+    assert "CentralEventBus" in str(statements[0]["Resource"])
