@@ -8,7 +8,7 @@ import time
 import pytest
 from tests.conftest import ROOT
 
-from lakegov.local import runtime as runtime_module
+from lakegov.local import observer as observer_module
 from lakegov.local.runtime import LocalRuntime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("runtime")]
@@ -209,7 +209,7 @@ def test_waiting_for_an_event_is_answered_as_soon_as_it_arrives(runtime):
     put(Entries=[{**entry, "DetailType": "Awaited"}])
     runtime.wait_for_event("Awaited", timeout=30)
     # Then it does not wait out the gathering pause behind the first one
-    assert time.monotonic() - started < runtime_module.OBSERVE_GATHER / 2
+    assert time.monotonic() - started < observer_module.OBSERVE_GATHER / 2
     assert runtime.events_of("Lone")
 
 

@@ -2,7 +2,7 @@
 
 moto's server (with lakegov's Lake Formation additions) behind the local Athena, on
 127.0.0.1. :class:`lakegov.local.runtime.LocalRuntime` starts it as a child process and
-stops it; the functions' handlers run in the runtime's process, so moto's emulation and
+stops it (:class:`EndpointProcess`); the functions' handlers run in the runtime's process, so moto's emulation and
 the handlers do not take turns on one interpreter lock.
 
     python -m lakegov.local.endpoint --port 4566 --account 123456789012 --region us-east-1
@@ -18,16 +18,23 @@ answers the requests it served, per AWS operation, with the CPU time they took
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 
 from lakegov.aws import MOTO_KEYS, Clients, session_with
+from lakegov.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from lakegov.local.athena.service import LocalAthena
@@ -269,6 +276,83 @@ def serve(
     finally:
         athena.close()
         server.stop()
+
+
+class EndpointProcess:
+    """This module's :func:`main`, run by the embedded runtime as a child process on
+    ``127.0.0.1:port``: started, waited for until it serves with every backend reset (a
+    port reused by another endpoint would keep its state), and stopped."""
+
+    def __init__(self, port: int, account: str, region: str, *, states_url: str = "") -> None:
+        self.port = port
+        self.account = account
+        self.region = region
+        self.states_url = states_url
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self, timeout: float = 60.0) -> EndpointProcess:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        states = ["--states-url", self.states_url] if self.states_url else []
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lakegov.local.endpoint",
+                "--port",
+                str(self.port),
+                "--account",
+                self.account,
+                "--region",
+                self.region,
+                *states,
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            # not in the terminal's process group: Ctrl-C stops the runtime, which stops its
+            # functions and then the endpoint (the endpoint exits if its parent dies)
+            start_new_session=True,
+        )
+        self._wait_until_serving(timeout)
+        with contextlib.suppress(OSError):
+            self.post("/moto-api/reset")
+        return self
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise ConfigurationError(
+                    f"the local endpoint exited with {self._process.returncode} "
+                    f"(port {self.port} in use?)"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.5),
+            ):
+                return
+            time.sleep(0.05)
+        raise ConfigurationError(f"moto server did not start on port {self.port}")
+
+    def post(self, path: str, body: bytes = b"") -> None:
+        url = f"http://127.0.0.1:{self.port}{path}"
+        request = urllib.request.Request(url, data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=5)
+        self._process = None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,11 @@ from typing import Any
 from lakegov.observability import logger
 
 DELETE_AFTER = 1.0  # seconds a delivered event's receipt may wait to be deleted with others
+# WaitTimeSeconds of the runtime's receives (SQS's longest, as Lambda's pollers use): moto
+# answers as soon as a message arrives, else after this; stopping the runtime ends a receive
+# still waiting
+LONG_POLL = 20
+MAX_IDLE_POLL = 0.5  # seconds before receiving again after a failed receive
 
 
 def delete_received(sqs: Any, url: str, receipts: list[str]) -> None:

@@ -23,27 +23,27 @@ gathered a receive per second, not a receive per message; and the observers that
 the buses' events for :meth:`LocalRuntime.wait_for_event` read a busy bus ten events per
 receive, letting events gather for half a second when nobody waits for one. Powertools' Tracer is off outside
 Lambda (it needs ``LAMBDA_TASK_ROOT``), as under ``sam local``.
+
+Its parts: the endpoint's process (:class:`~lakegov.local.endpoint.EndpointProcess`), the
+record of the buses' events (:mod:`~lakegov.local.observer`), the inbox bookkeeping
+(:mod:`~lakegov.local.inbox`) and Lambda's shapes of what a handler receives
+(:mod:`~lakegov.local.lambda_events`). What stays here (a little over 600 lines) is one
+piece of state and its rules: the functions' slots, the count of invocations in flight,
+and the order in which starting and stopping take them up and down.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,22 +55,25 @@ from lakegov.local.endpoint import (
     DEFAULT_ACCOUNT,
     DEPLOYER_KEYS,
     LOCAL_CREDENTIALS,
+    EndpointProcess,
     account_credentials,
     deployer_arn,
     local_clients,
 )
-from lakegov.local.inbox import Inbox, delete_received
+from lakegov.local.inbox import LONG_POLL, MAX_IDLE_POLL, Inbox, delete_received
+from lakegov.local.lambda_events import (
+    Invocation,
+    LambdaContext,
+    scheduled_event,
+    sqs_record,
+)
+from lakegov.local.observer import BusObserver
 from lakegov.local.stack import FunctionSpec, LocalStack, StackBuilder, Subscription
 from lakegov.local.states import LocalStateMachines, StatesListener
 from lakegov.observability import logger, metrics
 
 DEFAULT_CONCURRENCY = 4  # per function: threads of one process, so more buys little
-MAX_IDLE_POLL = 0.5  # seconds before receiving again after a failed receive
-# WaitTimeSeconds (SQS's longest, as Lambda's pollers use): moto answers as soon as a message
-# arrives, else after this; stopping the runtime ends a receive still waiting
-LONG_POLL = 20
 STOP_JOIN = 2.0  # seconds stop() waits for its pollers once the endpoint is gone
-OBSERVE_GATHER = 0.5  # seconds an observer lets events gather after a receive of fewer than 10
 BATCHING_STEP = 1.0  # seconds between receives gathering an SQS source's batching window
 
 
@@ -91,38 +94,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass
-class LambdaContext:
-    """What a handler reads from its context object."""
-
-    function_name: str
-    timeout_s: int
-    memory_limit_in_mb: int = 512
-    function_version: str = "$LATEST"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = ""
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    _deadline: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-@dataclass
-class Invocation:
-    function: str
-    source: str
-    ok: bool
-    error: str = ""
-    failed_items: int = 0
-    duration_ms: float = 0.0
-    result: Any = None
 
 
 class _Function:
@@ -163,23 +134,28 @@ class LocalRuntime:
         self.concurrency = max(1, concurrency)
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.stack: LocalStack | None = None
-        self.events: list[dict[str, Any]] = []
         self.invocations: list[Invocation] = []
         self.listeners: list[Callable[[str, Any], None]] = []
-        self._endpoint: subprocess.Popen[bytes] | None = None
+        self._endpoint: EndpointProcess | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._functions: dict[str, _Function] = {}  # by _function_key
         self._attached: list[Subscription] = []  # other accounts' stacks (consumer domains)
         self._in_flight = 0  # invocations received and not yet settled
         self._cond = threading.Condition()
-        self._observer_queues: dict[str, str] = {}
-        self._event_waiters = 0  # callers of wait_for_event now
         self._inboxes: list[Inbox] = []  # of the EventBridge sources polled
         self._clients: dict[str, Clients] = {}
         self._clients_lock = threading.Lock()
         self._account_credentials: dict[str, dict[str, str]] = {}
         self._work_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.observer = BusObserver(
+            self.client,
+            self._stop,
+            name_prefix=stack_name,
+            region=region,
+            account=account,
+            listeners=self.listeners,
+        )
         self.state_machines = LocalStateMachines(self)
         self._states: StatesListener | None = None
 
@@ -239,9 +215,12 @@ class LocalRuntime:
         self.work_dir.mkdir(exist_ok=True)
         try:
             self._start_states()
-            self._start_endpoint()
-            self._wait_for_server()
-            self._reset_backends()
+            self._endpoint = EndpointProcess(
+                self.port,
+                self.account,
+                self.region,
+                states_url=self._states.url if self._states is not None else "",
+            ).start()
             builder = StackBuilder(
                 self.template_path,
                 self.client,
@@ -254,15 +233,15 @@ class LocalRuntime:
             self.stack = builder.build()
             bucket = self.stack.outputs.get("FormattedBucketName", "")
             if bucket:
-                self._post(CONFIGURE_PATH, f"s3://{bucket}/_athena_results/".encode())
+                self._endpoint.post(CONFIGURE_PATH, f"s3://{bucket}/_athena_results/".encode())
             for bus in self.stack.buses:
-                self._observe(bus)
+                self.observer.add(bus)
         except BaseException:
             self.stop()
             raise
         self._dispatch(self.stack)
-        for bus, url in self._observer_queues.items():
-            self._spawn(f"observe-{bus}", self._observe_loop, bus, url)
+        for bus, url in self.observer.queues.items():
+            self._spawn(f"observe-{bus}", self.observer.read, bus, url)
         if self.schedules:
             self._spawn("schedules", self._schedule_loop)
         logger.debug("embedded runtime started", extra={"endpoint": self.endpoint_url})
@@ -298,36 +277,10 @@ class LocalRuntime:
         thread.start()
         self._threads.append(thread)
 
-    def _start_endpoint(self) -> None:
-        """moto's server (behind the local Athena) in a child process on ``self.port``."""
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self._endpoint = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "lakegov.local.endpoint",
-                "--port",
-                str(self.port),
-                "--account",
-                self.account,
-                "--region",
-                self.region,
-                *self._states_arguments(),
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            # not in the terminal's process group: Ctrl-C stops the runtime, which stops its
-            # functions and then the endpoint (the endpoint exits if this process dies)
-            start_new_session=True,
-        )
-
     def _start_states(self) -> None:
         """The listener the endpoint forwards the template's state machines' calls to:
         they run here, where the functions do (see :mod:`lakegov.local.states`)."""
         self._states = StatesListener(self.state_machines).start()
-
-    def _states_arguments(self) -> list[str]:
-        return ["--states-url", self._states.url] if self._states is not None else []
 
     def _stop_states(self) -> None:
         self.state_machines.stop()
@@ -350,7 +303,9 @@ class LocalRuntime:
         finally:
             # then the endpoint: a receive still waiting on a long poll ends with it, and its
             # poller (or observer) with the receive, seeing the runtime stop
-            self._stop_endpoint()
+            if self._endpoint is not None:
+                self._endpoint.stop()
+                self._endpoint = None
             deadline = time.monotonic() + STOP_JOIN
             for thread in self._threads:  # daemons: one still retrying its receive is left
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -358,44 +313,6 @@ class LocalRuntime:
             if self._work_dir is not None:
                 self._work_dir.cleanup()
                 self._work_dir = None
-
-    def _stop_endpoint(self) -> None:
-        if self._endpoint is None:
-            return
-        self._endpoint.terminate()
-        try:
-            self._endpoint.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._endpoint.kill()
-            self._endpoint.wait(timeout=5)
-        self._endpoint = None
-
-    def _post(self, path: str, body: bytes = b"") -> None:
-        url = f"{self.endpoint_url}{path}"  # always http://127.0.0.1:<port>
-        request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310
-        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
-            pass
-
-    def _reset_backends(self) -> None:
-        """Forget every resource (a port reused by another endpoint would keep its state)."""
-        with contextlib.suppress(OSError):
-            self._post("/moto-api/reset")
-
-    def _wait_for_server(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._endpoint is not None and self._endpoint.poll() is not None:
-                raise ConfigurationError(
-                    f"the local endpoint exited with {self._endpoint.returncode} "
-                    f"(port {self.port} in use?)"
-                )
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.5),
-            ):
-                return
-            time.sleep(0.05)
-        raise ConfigurationError(f"moto server did not start on port {self.port}")
 
     # -- outputs -----------------------------------------------------------------------
     @property
@@ -446,53 +363,10 @@ class LocalRuntime:
         }
 
     # -- observing events --------------------------------------------------------------
-    def _observe(self, bus: str) -> None:
-        """A local-only rule copying every lakegov event on ``bus`` to an observer queue."""
-        sqs, events = self.client("sqs"), self.client("events")
-        name = f"{self.stack_name}-observe-{hashlib.sha1(bus.encode()).hexdigest()[:8]}"  # noqa: S324
-        url = sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = f"arn:aws:sqs:{self.region}:{self.account}:{name}"
-        events.put_rule(
-            Name=name,
-            EventBusName=bus,
-            State="ENABLED",
-            EventPattern=json.dumps({"source": ["lakegov"]}),
-        )
-        events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
-        self._observer_queues[bus] = url
-
-    def _observe_loop(self, bus: str, url: str) -> None:
-        """Record every event the observer queue of ``bus`` receives (long polling).
-
-        Observing is the runtime's own cost, not the service's: after a receive that was not
-        full, events are left to gather for ``OBSERVE_GATHER`` seconds, so a busy bus is read
-        ten events per receive rather than one, unless a caller waits for an event
-        (:meth:`wait_for_event`), who is answered as soon as it arrives."""
-        sqs = self.client("sqs")
-        while not self._stop.is_set():
-            try:
-                messages = sqs.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=LONG_POLL
-                ).get("Messages", [])
-            except Exception:  # the loop must survive anything a poll throws
-                if not self._stop.is_set():  # (stopping: the endpoint is gone)
-                    logger.exception("observer poll failed", extra={"bus": bus})
-                self._stop.wait(MAX_IDLE_POLL)
-                continue
-            for message in messages:
-                event = json.loads(message["Body"])
-                event["_bus"] = bus
-                event["_received_at"] = time.time()
-                with self._cond:
-                    self.events.append(event)
-                    self._cond.notify_all()
-                for listener in list(self.listeners):
-                    listener("event", event)
-            if messages:
-                delete_received(sqs, url, [m["ReceiptHandle"] for m in messages])
-            if 0 < len(messages) < 10:
-                with self._cond:
-                    self._cond.wait_for(lambda: self._event_waiters > 0, timeout=OBSERVE_GATHER)
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every lakegov event seen on this runtime's buses, in arrival order."""
+        return self.observer.events
 
     def wait_for_event(
         self,
@@ -503,42 +377,10 @@ class LocalRuntime:
         timeout: float = 60.0,
     ) -> dict[str, Any]:
         """The first recorded event of ``detail_type`` (on ``bus``) matching ``predicate``."""
-        deadline = time.monotonic() + timeout
-        with self._waited_on(), self._cond:
-            while True:
-                for event in self.events:
-                    if event.get("detail-type") != detail_type:
-                        continue
-                    if bus is not None and event.get("_bus") != bus:
-                        continue
-                    if predicate is None or predicate(event["detail"]):
-                        return event
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    seen = sorted({str(e.get("detail-type")) for e in self.events})
-                    raise TimeoutError(f"no {detail_type} event within {timeout}s (seen: {seen})")
-                self._cond.wait(min(remaining, 0.5))
-
-    @contextlib.contextmanager
-    def _waited_on(self) -> Iterator[None]:
-        """Someone waits for an event or for idleness: the observers record each event as
-        soon as it arrives, rather than letting events gather."""
-        with self._cond:
-            self._event_waiters += 1
-            self._cond.notify_all()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._event_waiters -= 1
+        return self.observer.wait_for_event(detail_type, predicate, bus=bus, timeout=timeout)
 
     def events_of(self, detail_type: str, *, bus: str | None = None) -> list[dict[str, Any]]:
-        with self._cond:
-            return [
-                e
-                for e in self.events
-                if e.get("detail-type") == detail_type and (bus is None or e.get("_bus") == bus)
-            ]
+        return self.observer.events_of(detail_type, bus=bus)
 
     def wait_idle(self, timeout: float = 60.0, settle: float = 0.5) -> None:
         """Until no queue holds work and nothing runs for ``settle`` seconds."""
@@ -546,8 +388,8 @@ class LocalRuntime:
         # each queue is asked in its own account (moto finds a queue by the caller's account)
         urls = {(s.queue_url, self.account) for s in self.stack.subscriptions if s.queue_url}
         urls.update((s.queue_url, s.function.account) for s in self._attached if s.queue_url)
-        urls.update((url, self.account) for url in self._observer_queues.values())
-        with self._waited_on():
+        urls.update((url, self.account) for url in self.observer.queues.values())
+        with self.observer.waited_on():
             self._wait_idle(urls, timeout, settle)
 
     def _wait_idle(self, urls: set[tuple[str, str]], timeout: float, settle: float) -> None:
@@ -728,7 +570,7 @@ class LocalRuntime:
     def _deliver_sqs_batch(
         self, sqs: Any, sub: Subscription, messages: list[dict[str, Any]]
     ) -> None:
-        records = [self._sqs_record(sub, m) for m in messages]
+        records = [sqs_record(sub.queue_arn, m, self.region) for m in messages]
         invocation = self.invoke(sub.function, {"Records": records}, source=f"sqs:{sub.event_name}")
         failed: set[str] = set()
         if not invocation.ok:
@@ -779,38 +621,7 @@ class LocalRuntime:
         self.invoke(sub.function, self.scheduled_event(sub), source=f"schedule:{sub.event_name}")
 
     def scheduled_event(self, sub: Subscription) -> dict[str, Any]:
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": self.account,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": self.region,
-            "resources": [f"arn:aws:events:{self.region}:{self.account}:rule/{sub.event_name}"],
-            "detail": {},
-        }
-
-    def _sqs_record(self, sub: Subscription, message: Mapping[str, Any]) -> dict[str, Any]:
-        attrs = message.get("Attributes", {})
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": {
-                "ApproximateReceiveCount": attrs.get("ApproximateReceiveCount", "1"),
-                "SentTimestamp": attrs.get("SentTimestamp", str(int(time.time() * 1000))),
-                "SenderId": attrs.get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
-                "ApproximateFirstReceiveTimestamp": attrs.get(
-                    "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
-                ),
-            },
-            "messageAttributes": message.get("MessageAttributes", {}),
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": sub.queue_arn,
-            "awsRegion": self.region,
-        }
+        return scheduled_event(sub.event_name, self.account, self.region)
 
     def invoke(self, fn: FunctionSpec, event: Any, *, source: str = "direct") -> Invocation:
         """Call ``fn``'s handler in-process, with its own environment, as Lambda would (on the
