@@ -1,7 +1,8 @@
 """The schema model: engine types, their Glue/Athena names, the lattice, diffs, policy.
 
 One module owns every rule about column types, for the converter, the catalog and the
-Athena path:
+Athena path (over 600 lines for that reason: split by consumer, the rules were copied and
+the copies disagreed):
 
 - **Engine types** are Arrow types (what DuckDB writes to Parquet and reads back):
   :func:`duckdb_type` names them in DuckDB SQL, :func:`type_name` gives the stable text
