@@ -776,10 +776,10 @@ def _may_hold_misplaced_quotes(path: str, dialect: CsvDialect, threads: int) -> 
         found = pc.match_substring_regex(_text_pieces(data), pattern=pattern)
         return bool(pc.any(found).as_py())
 
-    size = os.path.getsize(path)
+    file_size = os.path.getsize(path)
     # a buffer no larger than the file: a zeroed GATE_CHUNK per small file costs more CPU
     # than the search itself
-    chunk = min(GATE_CHUNK, max(size, 1))
+    chunk = min(GATE_CHUNK, max(file_size, 1))
 
     def runs() -> Iterator[bytearray]:
         """Successive runs of whole lines, each read into its own buffer (no copy)."""
@@ -799,7 +799,7 @@ def _may_hold_misplaced_quotes(path: str, dialect: CsvDialect, threads: int) -> 
                     del data[cut:]
                     yield data
 
-    if size <= GATE_CHUNK:  # a run or two: not worth a thread
+    if file_size <= GATE_CHUNK:  # a run or two: not worth a thread
         return any(matches(data) for data in runs())
     with ThreadPoolExecutor(max(threads, 1)) as pool:
         pending: deque[Future[bool]] = deque()
