@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from lakegov.audit import AuditStore
-from lakegov.aws import CREDENTIAL_VARIABLES, Clients
+from lakegov.aws import CREDENTIAL_VARIABLES, RETRY_CONFIG, Clients, local_endpoint_config
 from lakegov.errors import ConfigurationError
 from lakegov.events import EventPublisher
 from lakegov.settings import SETTINGS_VARIABLES, Settings
@@ -45,11 +45,15 @@ class App:
     @classmethod
     def from_settings(cls, settings: Settings, environment: Mapping[str, str] | None = None) -> App:
         """The App of a deployment: its settings, and clients for its region and endpoint
-        (with the credentials ``environment`` carries, when it carries them)."""
+        (with the credentials ``environment`` carries, when it carries them; on the embedded
+        runtime, configured for its local endpoint)."""
         return cls(
             settings=settings,
             clients=Clients.from_environment(
-                environment or {}, region=settings.region, endpoint_url=settings.endpoint_url
+                environment or {},
+                region=settings.region,
+                endpoint_url=settings.endpoint_url,
+                config=local_endpoint_config(RETRY_CONFIG) if settings.local_mode else RETRY_CONFIG,
             ),
         )
 

@@ -5,8 +5,10 @@ decompressor (gzip, bzip2, zstd, chosen by magic bytes) that stops a decompressi
 while it streams, and for text a transcoder to UTF-8 (BOM dropped, declared encodings
 decoded), into a spool file in ``workdir`` (``/tmp`` on Lambda); a local plain UTF-8 file
 is read in place. DuckDB reads it with every vCPU the function has, under a memory limit
-(:data:`DEFAULT_MEMORY_LIMIT`, spilling to ``workdir``), and writes Parquet with ``COPY``
-(row groups of DuckDB's default size, its default codec).
+(:data:`DEFAULT_MEMORY_LIMIT`, spilling to a directory of its own in the temp dir), and
+writes Parquet with ``COPY`` (row groups of DuckDB's default size, its default codec); its
+database is kept open for the next file when the caller passes a
+:class:`~lakegov.convert.databases.DuckDBPool` (the convert function does).
 
 Types. DuckDB alone would fail on, or silently round, what lakegov promises to keep, so
 lakegov's layer decides the types and DuckDB checks them:
@@ -74,6 +76,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakegov.convert.avro import avro_batches
+from lakegov.convert.databases import DuckDBPool
 from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
 from lakegov.convert.options import DatasetOptions
 from lakegov.convert.sql import (
@@ -303,18 +306,16 @@ class _Run:
         workdir: str,
         threads: int,
         memory_limit: str,
+        databases: DuckDBPool | None = None,
     ) -> None:
         self.options = options
         self.workdir = workdir
         self.threads = threads
-        self.con = duckdb.connect(
-            config={
-                "threads": threads,
-                "memory_limit": memory_limit,
-                "temp_directory": os.path.join(workdir, "duckdb-spill"),
-                "preserve_insertion_order": True,
-            }
-        )
+        self._own_pool: DuckDBPool | None = None
+        if databases is None:  # a database of its own, spilling to workdir, closed with the run
+            databases = self._own_pool = DuckDBPool(spill_root=workdir)
+        self._connection = databases.connect(threads, memory_limit)
+        self.con = self._connection.con
         self.con.execute("SET enable_progress_bar = false")
         self.bad: list[_Bad] = []
         self.bad_count = 0
@@ -326,8 +327,12 @@ class _Run:
         with contextlib.suppress(duckdb.CatalogException):
             self.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
 
-    def close(self) -> None:
-        self.con.close()
+    def close(self, failure: BaseException | None = None) -> None:
+        """Done: the connection closed, its database back to the pool (unless ``failure``,
+        what ended the run if anything, invalidated it)."""
+        self._connection.release(failure)
+        if self._own_pool is not None:
+            self._own_pool.close()
 
     def copy(self, select: str, out: str, row_group_rows: int) -> int:
         """Write ``select`` to the Parquet file ``out``; the number of rows written."""
@@ -771,12 +776,17 @@ def _may_hold_misplaced_quotes(path: str, dialect: CsvDialect, threads: int) -> 
         found = pc.match_substring_regex(_text_pieces(data), pattern=pattern)
         return bool(pc.any(found).as_py())
 
+    file_size = os.path.getsize(path)
+    # a buffer no larger than the file: a zeroed GATE_CHUNK per small file costs more CPU
+    # than the search itself
+    chunk = min(GATE_CHUNK, max(file_size, 1))
+
     def runs() -> Iterator[bytearray]:
         """Successive runs of whole lines, each read into its own buffer (no copy)."""
         with open(path, "rb", buffering=0) as f:
             carry = b""
             while True:
-                data = bytearray(GATE_CHUNK + len(carry))
+                data = bytearray(chunk + len(carry))
                 data[: len(carry)] = carry
                 size = len(carry) + (f.readinto(memoryview(data)[len(carry) :]) or 0)
                 if size == len(carry):
@@ -789,6 +799,8 @@ def _may_hold_misplaced_quotes(path: str, dialect: CsvDialect, threads: int) -> 
                     del data[cut:]
                     yield data
 
+    if file_size <= GATE_CHUNK:  # a run or two: not worth a thread
+        return any(matches(data) for data in runs())
     with ThreadPoolExecutor(max(threads, 1)) as pool:
         pending: deque[Future[bool]] = deque()
         for data in runs():
@@ -1530,6 +1542,7 @@ def convert(
     threads: int | None = None,
     row_group_rows: int = ROW_GROUP_ROWS,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    databases: DuckDBPool | None = None,
 ) -> ConversionResult:
     """Convert one file read forwards from ``source`` into one Parquet file on ``sink``.
 
@@ -1540,6 +1553,8 @@ def convert(
     is called once, when bad rows are set aside, and receives JSON Lines
     ``{"line", "reason_code", "reason", "raw"|"record"}``. Temporary files go to
     ``workdir`` (default: the system temp dir; ``/tmp`` on Lambda) and are removed.
+    ``databases``: where DuckDB's database comes from, kept open for the next conversion
+    (a warm container's); by default one is opened for this conversion and closed after.
 
     Raises :class:`RejectedFile` for a file that cannot be converted; nothing useful is
     left on ``sink`` then (the caller discards it).
@@ -1576,7 +1591,8 @@ def convert(
         raise RejectedFile("unsupported_format", f"format {fmt!r} is not supported")
 
     workdir = tempfile.mkdtemp(prefix="lakegov-", dir=base)
-    run = _Run(options, exceptions_sink, workdir, threads, memory_limit)
+    run = _Run(options, exceptions_sink, workdir, threads, memory_limit, databases)
+    failure: BaseException | None = None
     try:
         text = fmt in TRANSCODED_FORMATS
         spool = _readable_as_is(
@@ -1637,8 +1653,11 @@ def convert(
         elif out != direct:
             shutil.copyfile(out, direct)
         output_bytes = os.path.getsize(out)
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
-        run.close()
+        run.close(failure)
         shutil.rmtree(workdir, ignore_errors=True)
 
     seen = names.output_names()

@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -40,6 +41,7 @@ from lakegov.compaction.service import (
     partition_of,
     state_key,
 )
+from lakegov.convert.databases import DuckDBPool
 from lakegov.convert.engine import ConversionResult, convert
 from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
 from lakegov.convert.tables import SPREADSHEET_FORMATS
@@ -160,7 +162,11 @@ class DatasetDocuments:
 
 
 class Converter:
-    """Everything needed to convert landed objects; built once per warm container."""
+    """Everything needed to convert landed objects; built once per warm container.
+
+    With the default engine, the DuckDB database a conversion opens is kept for the next one
+    (:class:`~lakegov.convert.databases.DuckDBPool`): a small file costs about as much to
+    convert as a database costs to open."""
 
     def __init__(
         self,
@@ -170,7 +176,7 @@ class Converter:
         audit: AuditStore,
         settings: Settings,
         documents: DatasetDocuments | None = None,
-        convert_fn: Callable[..., ConversionResult] = convert,
+        convert_fn: Callable[..., ConversionResult] | None = None,
         athena: AthenaConverter | None = None,
     ) -> None:
         self.s3 = s3
@@ -178,7 +184,7 @@ class Converter:
         self.audit = audit
         self.settings = settings
         self.documents = documents or DatasetDocuments(s3, settings.config_bucket)
-        self.convert_fn = convert_fn
+        self.convert_fn = convert_fn or partial(convert, databases=DuckDBPool())
         self.athena = athena
         self.versions = LakeVersions(s3=s3, audit=audit, formatted_bucket=settings.formatted_bucket)
 

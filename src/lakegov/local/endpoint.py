@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 
-from lakegov.aws import MOTO_KEYS, Clients, session_with
+from lakegov.aws import MOTO_KEYS, Clients, local_endpoint_config, session_with
 from lakegov.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -48,8 +48,10 @@ CONFIGURE_PATH = "/_lakegov/athena-output"
 # The read timeout is long on purpose: in a burst, moto's one-request-at-a-time queue can
 # hold a request for over a minute, and a ReceiveMessage the client gives up on has still
 # hidden its messages, for the queue's visibility timeout (90 minutes for ConvertQueue).
-LOCAL_RETRIES = Config(
-    retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64, read_timeout=600
+LOCAL_RETRIES = local_endpoint_config(
+    Config(
+        retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64, read_timeout=600
+    )
 )
 
 

@@ -449,3 +449,35 @@ def test_a_file_converted_that_cannot_be_published_fails_only_its_record(
     assert sorted(converted) == ["b/pub/one.csv", "b/pub/two.csv"]
     prefix = "formatted_stg/b_pub_two/"
     assert len(h.s3.list_objects_v2(Bucket="formatted", Prefix=prefix)["Contents"]) == 1
+
+
+def test_a_warm_convert_function_opens_duckdb_once(harness, lambda_context, monkeypatch):
+    """Opening a DuckDB database costs as much CPU as converting a small file: a warm
+    container keeps the one its first conversion opened."""
+    import duckdb
+
+    from lakegov.convert import databases
+
+    opened = []
+    connect = duckdb.connect
+
+    def counting(*args, **kwargs):
+        opened.append(args)
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(databases.duckdb, "connect", counting)
+    h, handler = harness
+    first = [h.land(f"b/warm/file{i}.csv", f"x\n{i}\n".encode()) for i in range(3)]
+    rejected = h.land("b/warm/ragged.csv", b"id,amount\n1,2\n3\n")
+    second = h.land("b/warm/file9.csv", b"x\n9\n")
+    # When two invocations of one container convert four files and reject one
+    assert handler.handler(h.batch(*first, rejected), lambda_context)["batchItemFailures"] == []
+    assert handler.handler(h.batch(second), lambda_context)["batchItemFailures"] == []
+    # Then every file has its output, and DuckDB opened one database for all of them
+    events = [(e["detail-type"], e["detail"]["key"]) for e in h.published()]
+    assert sorted(key for kind, key in events if kind == "FileConverted") == [
+        *(f"b/warm/file{i}.csv" for i in range(3)),
+        "b/warm/file9.csv",
+    ]
+    assert [key for kind, key in events if kind == "FileRejected"] == ["b/warm/ragged.csv"]
+    assert len(opened) == 1

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from lakegov.convert.databases import DuckDBPool
 from lakegov.convert.engine import ConversionResult, convert
 from lakegov.convert.options import DatasetOptions
 
@@ -59,10 +60,20 @@ class Converted:
     parquet: bytes
 
 
+@pytest.fixture(scope="session")
+def databases() -> Any:
+    """One pool for every conversion of the session, as the convert function keeps one per
+    warm container: each test also shows that nothing of the conversions before it leaks
+    into its own."""
+    pool = DuckDBPool()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def run(tmp_path: Path) -> Callable[..., Converted]:
-    """Convert ``data`` (bytes) named ``name``; returns the result, the Parquet table read
-    back and the exceptions records."""
+def run(tmp_path: Path, databases: DuckDBPool) -> Callable[..., Converted]:
+    """Convert ``data`` (bytes) named ``name`` (on the session's DuckDB pool); returns the
+    result, the Parquet table read back and the exceptions records."""
 
     def _run(
         data: bytes, name: str = "file.csv", *, options: DatasetOptions | None = None, **kwargs: Any
@@ -78,7 +89,7 @@ def run(tmp_path: Path) -> Callable[..., Converted]:
             source_name=name,
             exceptions_sink=lambda: exc,
             workdir=str(tmp_path),
-            **kwargs,
+            **{"databases": databases, **kwargs},
         )
         parquet = sink.getvalue()
         table = pq.read_table(io.BytesIO(parquet))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,42 @@ def test_a_variable_the_settings_do_not_read_does_not_make_a_new_app():
     first = app_for({**BASE, "_X_AMZN_TRACE_ID": "Root=1"})
     assert app_for({**BASE, "_X_AMZN_TRACE_ID": "Root=2"}) is first
     assert app_for({**BASE, "AUDIT_TABLE": "other"}) is not first
+
+
+def test_a_warm_function_builds_each_client_once_and_another_function_its_own():
+    app = app_for(BASE)
+    s3 = app.clients("s3")
+    assert app_for(BASE).clients("s3") is s3  # the next invocation of the same function
+    assert app_for({**BASE, "AUDIT_TABLE": "other"}).clients("s3") is not s3
+
+
+class _Sent(Exception):
+    """Raised instead of sending: carries the request's headers."""
+
+
+def _user_agent(app: lakegov.app.App) -> str:
+    sts = app.clients("sts")
+
+    def capture(request: Any, **_: Any) -> None:
+        raise _Sent(request.headers["User-Agent"])
+
+    sts.meta.events.register("before-send", capture)
+    with pytest.raises(_Sent) as sent:
+        sts.get_caller_identity()
+    header = sent.value.args[0]
+    return header.decode() if isinstance(header, bytes) else str(header)
+
+
+def test_on_the_embedded_runtime_clients_send_a_fixed_user_agent_with_the_same_retries():
+    from lakegov.aws import LOCAL_USER_AGENT, RETRY_CONFIG
+
+    deployed = app_for(BASE)
+    local = app_for({**BASE, "LAKEGOV_LOCAL": "1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    # in Lambda, botocore's own header (SDK, platform and feature ids), rebuilt per request
+    assert "ua/2.1" in _user_agent(deployed) and "lakegov" in _user_agent(deployed)
+    # on the embedded runtime, one fixed header (botocore need not rebuild it per request;
+    # Powertools still appends its own part)
+    assert _user_agent(local).startswith(LOCAL_USER_AGENT)
+    assert "ua/2.1" not in _user_agent(local)
+    for app in (deployed, local):
+        assert app.clients("sts").meta.config.retries == RETRY_CONFIG.retries
