@@ -1,5 +1,10 @@
 """The converter: one landed file in, one Parquet file out, on DuckDB.
 
+This module is the driver (format detection, spooling, the choice of reader, the result);
+the readers are :mod:`.csv_read` (delimited text) and :mod:`.json_read`, and what every
+conversion shares (its run and DuckDB connection, bad rows, column names, the typed copy
+that checks declared types) is :mod:`.run`. The rules below hold for all of them.
+
 Reading. The source is read forwards once, through a byte limit (``too_large``), a
 decompressor (gzip, bzip2, zstd, chosen by magic bytes) that stops a decompression bomb
 while it streams, and for text a transcoder to UTF-8 (BOM dropped, declared encodings
@@ -52,22 +57,16 @@ DuckDB writes the Parquet file at its path (once, no copy); otherwise it is writ
 
 from __future__ import annotations
 
-import array
 import codecs
 import contextlib
-import csv
 import dataclasses
 import io
 import json
 import os
-import re
 import shutil
 import stat
 import tempfile
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -76,17 +75,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakegov.convert.avro import avro_batches
+from lakegov.convert.csv_read import (
+    check_declared,
+    convert_csv,
+    csv_inferred,
+    declared_copy,
+    first_line,
+)
 from lakegov.convert.databases import DuckDBPool
-from lakegov.convert.dialect import CsvDialect, sniff_csv_dialect
+from lakegov.convert.dialect import CsvDialect
+from lakegov.convert.json_read import convert_json
 from lakegov.convert.options import DatasetOptions
+from lakegov.convert.run import (
+    AVRO_MAGIC,
+    DEFAULT_MEMORY_LIMIT,
+    PARQUET_MAGIC,
+    ROW_GROUP_ROWS,
+    TRANSCODED_FORMATS,
+    BadLine,
+    BadRow,
+    ColumnNames,
+    ConversionResult,
+    Run,
+    read_head,
+    spool_chunks,
+)
 from lakegov.convert.sql import (
-    WIDEN,
-    fits,
     identifier,
-    lines_of_file,
     literal,
-    typed_text,
-    widen_request,
 )
 from lakegov.convert.streams import (
     READ_CHUNK,
@@ -105,147 +121,14 @@ from lakegov.convert.tables import (
     read_text_columns,
 )
 from lakegov.errors import RejectedFile
-from lakegov.layout import DELIMITER_BY_EXTENSION, normalize_identifier, split_file_name
+from lakegov.layout import DELIMITER_BY_EXTENSION, split_file_name
 from lakegov.schema import (
-    LIST_ITEM,
-    ColumnPath,
-    FloatText,
-    SchemaDiff,
     change_allowed,
     compare_schemas,
     duckdb_type,
     join_types,
-    json_value_type,
     schema_fingerprint,
-    texts_type,
-    widen_for_text,
 )
-
-ROW_GROUP_ROWS = 122_880  # DuckDB's default: bounded memory, same size as its COPY
-SAMPLE_ROWS = 20_480  # rows typed before the file is read whole (DuckDB's sniffer sample)
-HEAD_BYTES = 4 * 1024 * 1024
-MAX_REPORTED_BAD_ROWS = 100
-REJECT_LINES = 10
-MAX_RETYPES = 64
-MAX_STRAY_QUOTES = 20  # re-reads after a quote that never closes; more rejects the file
-DEFAULT_MEMORY_LIMIT = "320MB"
-PARQUET_MAGIC = b"PAR1"
-AVRO_MAGIC = b"Obj\x01"
-TRANSCODED_FORMATS = ("csv", "json", "fixed_width")  # read as UTF-8 text (XML declares its own)
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """A row that could not be converted: where, which class, why."""
-
-    line: int
-    reason_code: str
-    reason: str
-
-
-@dataclass
-class ConversionResult:
-    """What one conversion did. ``schema`` is the Parquet file's schema."""
-
-    rows_in: int
-    rows_out: int
-    bad_row_count: int
-    bad_rows: list[BadRow]  # the first MAX_REPORTED_BAD_ROWS
-    schema: pa.Schema
-    schema_fingerprint: str
-    schema_diff: SchemaDiff
-    format: str
-    compression: str | None
-    bytes_in: int
-    bytes_decompressed: int
-    output_bytes: int
-    row_groups: int
-    exceptions_written: int = 0
-    delimiter: str | None = None
-    encoding: str | None = None
-    renamed_columns: dict[str, str] = field(default_factory=dict)
-    missing_columns: list[str] = field(default_factory=list)
-    dialect: CsvDialect | None = None  # CSV: how the file was read (skipped lines, header)
-
-    def summary(self) -> str:
-        parts = [
-            f"{self.format}{'+' + self.compression if self.compression else ''}",
-            f"{self.rows_in} rows in",
-            f"{self.rows_out} rows out",
-            f"{len(self.schema)} columns",
-            f"{self.row_groups} row groups",
-            f"{self.output_bytes} bytes",
-        ]
-        if self.dialect is not None:
-            parts.append(self.dialect.describe())
-        if self.bad_row_count:
-            parts.append(f"{self.bad_row_count} bad rows set aside")
-        if self.schema_diff.kind != "none":
-            parts.append(f"schema {self.schema_diff.kind}: {self.schema_diff.describe()}")
-        return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class _Bad:
-    line: int
-    code: str
-    reason: str
-    raw: Any  # the line's text (str) or the record (dict)
-
-
-# --------------------------------------------------------------------------- names
-
-
-class ColumnNames:
-    """Maps source column names to output names (normalised, de-duplicated), stably."""
-
-    def __init__(self, normalize: bool) -> None:
-        self._normalize = normalize
-        self._map: dict[str, str] = {}
-        self._used: set[str] = set()
-        self._extra_renamed: dict[str, str] = {}  # repeated or empty header names
-
-    def __call__(self, raw: str) -> str:
-        out = self._map.get(raw)
-        if out is None:
-            out = self._claim(raw, len(self._map) + 1)
-            self._map[raw] = out
-        return out
-
-    def header(self, fields: tuple[str, ...] | list[str]) -> list[str]:
-        """Output names for a header's fields, one distinct name per position: a repeated
-        name gets ``_2``, ``_3``... and an empty one ``col_<position>``, so that no
-        column's values are lost to another of the same name."""
-        out = []
-        first: set[str] = set()
-        for i, raw in enumerate(fields):
-            if raw in first or not raw.strip():
-                name = self._claim(raw, i + 1)
-                self._extra_renamed[f"{raw} (column {i + 1})"] = name
-                out.append(name)
-            else:
-                first.add(raw)
-                out.append(self(raw))
-        return out
-
-    def _claim(self, raw: str, position: int) -> str:
-        base = normalize_identifier(raw, prefix="c") if self._normalize else raw.strip()
-        base = base or f"col_{position}"
-        out, n = base, 1
-        while out in self._used:
-            n += 1
-            out = f"{base}_{n}"
-        self._used.add(out)
-        return out
-
-    def output_names(self) -> set[str]:
-        return set(self._map.values()) | set(self._extra_renamed.values())
-
-    @property
-    def renamed(self) -> dict[str, str]:
-        renamed = {k: v for k, v in self._map.items() if k != v}
-        return renamed | self._extra_renamed
-
 
 # --------------------------------------------------------------------------- detection
 
@@ -293,1116 +176,11 @@ def _refuse_binary(head: bytes, encoding: str, fmt: str, compressed: bool) -> No
         )
 
 
-# --------------------------------------------------------------------------- the run
-
-
-class _Run:
-    """One conversion's DuckDB session, bad rows and exceptions output."""
-
-    def __init__(
-        self,
-        options: DatasetOptions,
-        exceptions_sink: Callable[[], BinaryIO] | None,
-        workdir: str,
-        threads: int,
-        memory_limit: str,
-        databases: DuckDBPool | None = None,
-    ) -> None:
-        self.options = options
-        self.workdir = workdir
-        self.threads = threads
-        self._own_pool: DuckDBPool | None = None
-        if databases is None:  # a database of its own, spilling to workdir, closed with the run
-            databases = self._own_pool = DuckDBPool(spill_root=workdir)
-        self._connection = databases.connect(threads, memory_limit)
-        self.con = self._connection.con
-        self.con.execute("SET enable_progress_bar = false")
-        self.bad: list[_Bad] = []
-        self.bad_count = 0
-        self._open_exceptions = exceptions_sink
-        self.exceptions_written = 0
-
-    def clear_rejects(self) -> None:
-        """Empty DuckDB's reject tables (they exist once a read stored rejects)."""
-        with contextlib.suppress(duckdb.CatalogException):
-            self.con.execute("DELETE FROM reject_errors; DELETE FROM reject_scans")
-
-    def close(self, failure: BaseException | None = None) -> None:
-        """Done: the connection closed, its database back to the pool (unless ``failure``,
-        what ended the run if anything, invalidated it)."""
-        self._connection.release(failure)
-        if self._own_pool is not None:
-            self._own_pool.close()
-
-    def copy(self, select: str, out: str, row_group_rows: int) -> int:
-        """Write ``select`` to the Parquet file ``out``; the number of rows written."""
-        row = self.con.execute(
-            f"COPY ({select}) TO {literal(out)} "
-            f"(FORMAT parquet, ROW_GROUP_SIZE {row_group_rows}, USE_TMP_FILE false)"
-        ).fetchone()
-        return int(row[0]) if row else 0
-
-    def set_aside(self, bad: list[_Bad], rows_in: int) -> None:
-        """Apply the bad-row policy to ``bad`` out of ``rows_in`` rows: set them aside to
-        the exceptions output, or reject the file (policy ``reject``, more than the
-        dataset's fraction of bad rows, or no good row at all)."""
-        if not bad:
-            return
-        bad = sorted(bad, key=lambda b: b.line)
-        first = bad[0]
-        share = len(bad) / max(rows_in, 1)
-        if (
-            self.options.bad_rows == "reject"
-            or share > self.options.max_bad_row_fraction
-            or len(bad) >= rows_in
-        ):
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            over = (
-                f"; {len(bad)} of {rows_in} rows are bad, more than the "
-                f"{self.options.max_bad_row_fraction:.0%} the dataset sets aside"
-                if self.options.bad_rows != "reject" and len(bad) < rows_in
-                else ""
-            )
-            raise RejectedFile(
-                first.code,
-                f"line {first.line}: {first.reason}{more}{over}",
-                [b.line for b in bad[:REJECT_LINES]],
-            )
-        if self._open_exceptions is None:
-            raise ValueError("bad_rows='exceptions' needs an exceptions sink")
-        sink = self._open_exceptions()
-        records = []
-        for b in bad:
-            entry: dict[str, Any] = {"line": b.line, "reason_code": b.code, "reason": b.reason}
-            entry["raw" if isinstance(b.raw, str) else "record"] = b.raw
-            records.append(json.dumps(entry, ensure_ascii=False, default=str))
-        sink.write(("\n".join(records) + "\n").encode("utf-8"))
-        self.exceptions_written += len(records)
-        self.bad_count += len(bad)
-        self.bad.extend(bad[: MAX_REPORTED_BAD_ROWS - len(self.bad)])
-
-
-# --------------------------------------------------------------------------- spooling
-
-
-def _spool(chunks: Iterator[bytes], path: str) -> None:
-    with open(path, "wb") as out:
-        for chunk in chunks:
-            out.write(chunk)
-
-
-def _head(path: str, size: int = HEAD_BYTES) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(size)
-
-
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
-
-
-def _line_breaks(data: bytes) -> int:
-    """Line ends in ``data``: LF, CR or CRLF (a physical line is what an editor shows)."""
-    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-
-
-def _lines_at(path: str, positions: list[int]) -> dict[int, int]:
-    """Physical 1-based line number of each byte offset in ``path`` (one forward pass)."""
-    out: dict[int, int] = {}
-    line, done = 1, 0
-    last = b""
-    wanted = sorted(set(positions))
-    with open(path, "rb") as f:
-        for pos in wanted:
-            while done < pos:
-                chunk = f.read(min(READ_CHUNK, pos - done))
-                if not chunk:
-                    break
-                line += _line_breaks(chunk) - (last == b"\r" and chunk[:1] == b"\n")
-                last = chunk[-1:]
-                done += len(chunk)
-            out[pos] = line
-    return out
-
-
-def _complete_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(number of its first line, text) of successive runs of whole physical lines."""
-    line = 1
-    carry = b""
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(READ_CHUNK), b""):
-            data = carry + chunk
-            # cut after the last line end that is not the last byte (a CR may be half a CRLF)
-            cut = max(data.rfind(b"\n", 0, len(data) - 1), data.rfind(b"\r", 0, len(data) - 1))
-            if cut < 0:
-                carry = data
-                continue
-            part, carry = data[: cut + 1], data[cut + 1 :]
-            if part.endswith(b"\r") and carry.startswith(b"\n"):
-                part, carry = part + b"\n", carry[1:]
-            yield line, part
-            line += _line_breaks(part)
-    if carry:
-        yield line, carry
-
-
-# --------------------------------------------------------------------------- CSV
-
-
-def _csv_reader(
-    spool: str, dialect: CsvDialect, options: DatasetOptions, ncols: int, checked: bool = False
-) -> str:
-    """DuckDB's read of the CSV as ``ncols`` text columns ``c0``... A ``checked`` read also
-    refuses, with :data:`SHIFTED`, the rows a plain one would load shifted or reject
-    without a quote's help: see :func:`_checked_texts`."""
-    params = [
-        "auto_detect=false",
-        f"delim={literal(dialect.delimiter)}",
-        f"quote={literal(dialect.quote or '')}",
-        f"escape={literal(dialect.escape or dialect.quote or '')}",
-        # DuckDB drops comment lines itself and does not count them in ``skip``
-        f"skip={dialect.skip_lines_without_comments + max(dialect.header_lines - 1, 0)}",
-        f"header={'true' if dialect.header_lines else 'false'}",
-        "columns={"
-        + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols + (1 if checked else 0)))
-        + "}",
-        "store_rejects=true",
-        "strict_mode=true",
-    ]
-    if checked:
-        # no unquoted field is a line end and no quoted one is a null: every field read
-        # is a text, every field padded a NULL (the null values are mapped in SQL)
-        params += ["nullstr=" + literal("\n"), "allow_quoted_nulls=false", "null_padding=true"]
-    else:
-        params.append("nullstr=[" + ", ".join(literal(v) for v in options.null_values) + "]")
-    if dialect.comment:
-        params.append(f"comment={literal(dialect.comment)}")
-    if dialect.newline == "\r":
-        # "\n" and "\r\n" are both read when new_line is unset; setting either (DuckDB
-        # 1.4.4, strict mode) reads no rows at all
-        params.append("new_line='\\r'")
-    reader = f"read_csv({literal(spool)}, {', '.join(params)})"
-    return _checked_texts(reader, options, ncols) if checked else reader
-
-
-SHIFTED = "lakegov-shifted"
-
-
-def _checked_texts(reader: str, options: DatasetOptions, ncols: int) -> str:
-    """The ``ncols`` text columns of a ``reader`` of ``ncols + 1`` columns that pads short
-    rows with NULLs and reads every field present as text: a row is kept when its last
-    column is there and the one after it is not. Any other row (too few fields, or one
-    field too many whose last is empty, which DuckDB's plain read drops silently) stops
-    the read with :data:`SHIFTED` before its values are typed."""
-    nulls = ", ".join(literal(v) for v in options.null_values)
-    texts = ", ".join(
-        f"CASE WHEN c{i} IN ({nulls}) THEN NULL ELSE c{i} END AS c{i}" if nulls else f"c{i}"
-        for i in range(ncols)
-    )
-    whole = f"c{ncols - 1} IS NOT NULL AND c{ncols} IS NULL"
-    return (
-        f"(SELECT {texts} FROM {reader} "  # noqa: S608 - literals quoted
-        f"WHERE CASE WHEN {whole} THEN true ELSE error('{SHIFTED}') END)"
-    )
-
-
-_REJECT_CODES = {
-    "MISSING COLUMNS": "ragged_rows",
-    "TOO MANY COLUMNS": "ragged_rows",
-    "INVALID UNICODE": "encoding",
-    "INVALID ENCODING": "encoding",
-    "UNQUOTED VALUE": "malformed",
-    "LINE SIZE OVER MAXIMUM": "malformed",
-    "INVALID STATE": "malformed",
-    "CAST": "schema_mismatch",
-}
-
-
-def _csv_rejects(run: _Run, spool: str, ncols: int) -> list[_Bad]:
-    try:
-        rows = run.con.execute(
-            "SELECT line_byte_position, error_type::VARCHAR, csv_line, error_message "
-            "FROM reject_errors ORDER BY line_byte_position"
-        ).fetchall()
-    except duckdb.CatalogException:
-        return []
-    run.clear_rejects()
-    if not rows:
-        return []
-    # a reject after empty lines starts at the first of them; its record after them
-    starts = []
-    for pos, kind, text, message in rows:
-        record = text.lstrip("\r\n")
-        starts.append((max(int(pos) - 1, 0) + len(text) - len(record), kind, record, message))
-    lines = _lines_at(spool, [r[0] for r in starts])
-    bad = []
-    seen: set[int] = set()
-    for pos, kind, text, message in starts:
-        line = lines[pos]
-        if line in seen:
-            continue
-        seen.add(line)
-        code = _REJECT_CODES.get(kind, "malformed")
-        if code == "ragged_rows":
-            reason = f"expected {ncols} fields"
-        elif code == "encoding":
-            reason = "the line is not valid UTF-8 (declare the file's encoding)"
-        else:
-            reason = message
-        bad.append(_Bad(line, code, reason, text))
-    return bad
-
-
-def _sample_types(run: _Run, reader: str, ncols: int) -> list[pa.DataType]:
-    rows = run.con.execute(f"SELECT * FROM {reader} LIMIT {SAMPLE_ROWS}").fetchall()  # noqa: S608
-    run.clear_rejects()
-    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) or [()] * ncols
-    return [texts_type([v for v in values if v is not None]) for values in columns]
-
-
-def _check_declared(header: list[str], declared: pa.Schema) -> None:
-    """A file's columns against its declared schema: none undeclared, none required missing."""
-    undeclared = [h for h in header if h not in declared.names]
-    if undeclared:
-        raise RejectedFile(
-            "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
-        )
-    missing = [f.name for f in declared if f.name not in header and not f.nullable]
-    if missing:
-        raise RejectedFile(
-            "schema_mismatch", f"declared column {missing[0]} is missing and not nullable"
-        )
-
-
-def _convert_csv(
-    run: _Run,
-    spool: str,
-    out: str,
-    names: ColumnNames,
-    declared: pa.Schema | None,
-    floors: dict[str, pa.DataType],
-    row_group_rows: int,
-) -> tuple[int, int, CsvDialect]:
-    """(rows in, rows out, the dialect it was read with)."""
-    options = run.options
-    dialect = sniff_csv_dialect(_head(spool), options)
-    header = names.header(dialect.columns)
-    if not header:
-        raise RejectedFile("empty", "the file has no header")
-    ncols = len(header)
-    if declared is not None:
-        _check_declared(header, declared)
-
-    def read(spool: str, checked: bool = False) -> tuple[int, list[_Bad], list[_Bad]]:
-        """(rows written, rows not fitting the declared schema, the reader's rejects)."""
-        reader = _csv_reader(spool, dialect, options, ncols, checked)
-        try:
-            if declared is not None:
-                text = {name: f"c{i}" for i, name in enumerate(header)}
-
-                def lines_of(ordinals: list[int]) -> dict[int, int]:
-                    rejected = {b.line for b in _csv_rejects(run, spool, ncols)}
-                    return _csv_record_lines(spool, dialect, ordinals, rejected)
-
-                rows_out, failing = _declared_copy(
-                    run, reader, declared, text, out, row_group_rows, lines_of, lambda r: r
-                )
-            else:
-                rows_out = _csv_inferred(run, reader, out, header, floors, row_group_rows)
-                failing = []
-        except duckdb.Error as exc:
-            # DuckDB's parallel reader pads no row of a file with quoted line ends
-            if checked and (SHIFTED in str(exc) or "null_padding" in str(exc)):
-                raise _ShiftedRows from exc
-            if not isinstance(exc, duckdb.InvalidInputException):
-                raise
-            raise RejectedFile(
-                "malformed", f"the CSV cannot be parsed: {_first_line(exc)}"
-            ) from exc
-        return rows_out, failing, _csv_rejects(run, spool, ncols)
-
-    # Rows DuckDB would load shifted: with no quote where an unquoted field has one (a
-    # search over the file's bytes tells), the checked read finds the others itself.
-    # Otherwise, or when it found one, the lines are looked for first and the file read
-    # from a copy with them emptied (every line keeps its number). A file of one column
-    # is never read checked: DuckDB reads its empty lines as null values, and a second,
-    # padded column would make them blank lines, skipped.
-    malformed: list[_Bad] = []
-    try:
-        if ncols == 1 or _may_hold_misplaced_quotes(spool, dialect, run.threads):
-            raise _ShiftedRows
-        rows_out, failing, rejects = read(spool, checked=True)
-        if any(_swallows_lines(b) for b in rejects):
-            raise _ShiftedRows  # a quote that never closes hid lines from the check
-    except _ShiftedRows:
-        run.clear_rejects()
-        malformed = _suspect_lines(run, spool, dialect)
-        if malformed:
-            spool = _without_lines(spool, {b.line for b in malformed}, run.workdir)
-        rows_out, failing, rejects = read(spool)
-    # A quote that never closes makes DuckDB read the rest of the file (or up to the next
-    # quote) as one rejected value: the rows after it would be lost in that reject. Its
-    # line is emptied too and the file read again.
-    for _ in range(MAX_STRAY_QUOTES):
-        swallowing = [b for b in rejects if _swallows_lines(b)]
-        if not swallowing:
-            break
-        spool = _without_lines(spool, {b.line for b in swallowing}, run.workdir)
-        malformed += [
-            _Bad(
-                b.line,
-                "malformed",
-                "a quote opened on this line never closes",
-                str(b.raw).splitlines()[0],
-            )
-            for b in swallowing
-        ]
-        rows_out, failing, rejects = read(spool)
-    else:
-        raise RejectedFile(
-            "malformed",
-            f"quotes that never close on more than {MAX_STRAY_QUOTES} lines",
-            [b.line for b in malformed[:REJECT_LINES]],
-        )
-    bad = sorted(malformed + rejects + failing, key=lambda b: b.line)
-    run.set_aside(bad, rows_out + len(bad))
-    return rows_out + len(bad), rows_out, dialect
-
-
-def _swallows_lines(bad: _Bad) -> bool:
-    """A reject for an unterminated quote whose text runs over the following lines."""
-    text = str(bad.raw).rstrip("\r\n")
-    return "unterminated quote" in bad.reason and ("\n" in text or "\r" in text)
-
-
-def _without_lines(path: str, lines: set[int], workdir: str) -> str:
-    """A copy of ``path`` in ``workdir`` with the physical ``lines`` emptied, their line
-    ends kept (every other line keeps its number; DuckDB skips empty lines). The copy is
-    new each time: ``path`` may be the caller's own file, read in place."""
-    fd, emptied = tempfile.mkstemp(prefix="input-", suffix=".csv", dir=workdir)
-    with os.fdopen(fd, "wb") as dst:
-        for first, part in _complete_lines(path):
-            pieces = _LINE_BREAK.split(part)
-            ends = _LINE_BREAK.findall(part)
-            for i, text in enumerate(pieces):
-                dst.write(b"" if first + i in lines else text)
-                if i < len(ends):
-                    dst.write(ends[i])
-    return emptied
-
-
-def _re2_class(chars: set[str]) -> str:
-    """A negated RE2 character class of ``chars``."""
-    escaped = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
-    return (
-        "[^" + "".join(escaped.get(c, c if c.isalnum() else "\\" + c) for c in sorted(chars)) + "]"
-    )
-
-
-def _re2_text(text: str) -> str:
-    return "".join("\\t" if c == "\t" else c if c.isalnum() else "\\" + c for c in text)
-
-
-def _suspect_patterns(dialect: CsvDialect, breaks: str = "") -> tuple[str | None, str]:
-    """RE2 patterns over one physical line: (a quote where no field can have one, exactly
-    one field too many with the last one empty). ``breaks``: characters no match may
-    contain besides the dialect's (the line ends, when the text is more than one line)."""
-    d = _re2_text(dialect.delimiter)
-    d0 = dialect.delimiter[0]
-    width = len(dialect.columns)
-    cut = set(breaks)
-    if dialect.quote is None:
-        return None, f"^(?:{_re2_class({d0} | cut)}*{d}){{{width}}}$"
-    q = _re2_text(dialect.quote)
-    if dialect.escape:
-        e = _re2_text(dialect.escape)
-        quoted = f"{q}(?:{_re2_class({dialect.quote, dialect.escape} | cut)}|{e}.)*{q}"
-    else:
-        quoted = f"(?:{q}{_re2_class({dialect.quote} | cut)}*{q})+"
-    field = f"(?:{quoted}|{_re2_class({dialect.quote, d0} | cut)}*)"
-    trailing = f"^(?:{field}{d}){{{width}}}$"
-    around = {dialect.quote, dialect.delimiter[0], dialect.delimiter[-1]} | cut
-    before = around | ({dialect.escape} if dialect.escape else set())
-    quotes = f"{_re2_class(before)}{q}{_re2_class(around)}"
-    return quotes, trailing
-
-
-GATE_CHUNK = 8 * 1024 * 1024  # bytes of whole lines handed to one thread at a time
-GATE_PIECE = 64 * 1024  # bytes per value the patterns run over (cut after a line end)
-
-
-def _text_pieces(data: bytes | bytearray) -> pa.Array:
-    """``data`` (whole lines) as a binary array of ~GATE_PIECE-byte values, each cut right
-    after a line end, without copying it."""
-    offsets = array.array("i", [0])
-    size = len(data)
-    while offsets[-1] < size:
-        start = offsets[-1] + GATE_PIECE
-        if start >= size:
-            offsets.append(size)
-            break
-        ends = [data.find(b, start, start + GATE_PIECE) for b in (b"\n", b"\r")]
-        if max(ends) < 0:  # a line longer than the window
-            ends = [data.find(b, start) for b in (b"\n", b"\r")]
-        found = [e for e in ends if e >= 0]
-        offsets.append(min(found) + 1 if found else size)
-    return pa.Array.from_buffers(
-        pa.binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
-
-
-class _ShiftedRows(Exception):
-    """A CSV may hold rows DuckDB would load shifted: look for their lines first."""
-
-
-def _may_hold_misplaced_quotes(path: str, dialect: CsvDialect, threads: int) -> bool:
-    """Whether any physical line of ``path`` may have a quote where no field can (the
-    first of :func:`_suspect_patterns`; ``False`` only when none has). The pattern runs
-    over runs of whole lines as bytes (RE2's Latin-1 mode, on every vCPU); it matches no
-    line end, so each line's match is one here. The header, a preamble or a comment may
-    match too: :func:`_suspect_lines` then sorts them out. ``True`` when the dialect is
-    not plain ASCII or ends lines with CR alone (where a LF is text)."""
-    if dialect.quote is None:
-        return False
-    chars = dialect.delimiter + dialect.quote + (dialect.escape or "")
-    if dialect.newline == "\r" or not chars.isascii():
-        return True
-    import pyarrow.compute as pc  # only CSV reads need it (~0.04 s to import)
-
-    pattern, _ = _suspect_patterns(dialect, "\r\n")
-    quote = dialect.quote.encode()
-
-    def matches(data: bytearray) -> bool:
-        if data.find(quote) < 0:
-            return False
-        found = pc.match_substring_regex(_text_pieces(data), pattern=pattern)
-        return bool(pc.any(found).as_py())
-
-    file_size = os.path.getsize(path)
-    # a buffer no larger than the file: a zeroed GATE_CHUNK per small file costs more CPU
-    # than the search itself
-    chunk = min(GATE_CHUNK, max(file_size, 1))
-
-    def runs() -> Iterator[bytearray]:
-        """Successive runs of whole lines, each read into its own buffer (no copy)."""
-        with open(path, "rb", buffering=0) as f:
-            carry = b""
-            while True:
-                data = bytearray(chunk + len(carry))
-                data[: len(carry)] = carry
-                size = len(carry) + (f.readinto(memoryview(data)[len(carry) :]) or 0)
-                if size == len(carry):
-                    if carry:
-                        yield bytearray(carry)
-                    return
-                cut = max(data.rfind(b"\n", 0, size), data.rfind(b"\r", 0, size)) + 1
-                carry = bytes(data[cut:size])
-                if cut:
-                    del data[cut:]
-                    yield data
-
-    if file_size <= GATE_CHUNK:  # a run or two: not worth a thread
-        return any(matches(data) for data in runs())
-    with ThreadPoolExecutor(max(threads, 1)) as pool:
-        pending: deque[Future[bool]] = deque()
-        for data in runs():
-            pending.append(pool.submit(matches, data))
-            if len(pending) > threads and pending.popleft().result():
-                return True
-        return any(f.result() for f in pending)
-
-
-def _suspect_lines(run: _Run, path: str, dialect: CsvDialect) -> list[_Bad]:
-    """Rows DuckDB would load with shifted values, found before it reads the file:
-
-    - a quote inside an unquoted field (``07:31 "Lamp; LED"``: a delimiter is missing
-      before it) or text right after a closing quote (``"Smith, Jr." Lisbon``): DuckDB reads
-      the first kind as text and splits at the delimiter inside the quotes;
-    - a row with one field too many whose last field is empty (``a,b,extra,c,``): DuckDB
-      takes the trailing delimiter for a line end and loads the row shifted.
-
-    DuckDB itself reads the file line by line (one text column; empty lines are rows, so
-    the row number is the physical line) and matches the lines with RE2, on every vCPU.
-    A file it cannot read that way is left to the conversion's own read to report.
-    """
-    quotes, trailing = _suspect_patterns(dialect)
-    # the trailing pattern ends with the delimiter: the cheap suffix test goes first
-    matches = [
-        f"(suffix(line, {literal(dialect.delimiter)}) "
-        f"AND regexp_matches(line, {literal(trailing)}))"
-    ]
-    if quotes is not None:
-        # most lines of most files hold no quote at all: a byte search decides for them
-        matches.insert(
-            0,
-            f"(contains(line, {literal(dialect.quote or '')}) "
-            f"AND regexp_matches(line, {literal(quotes)}))",
-        )
-    lines = lines_of_file(path, new_line="\\r" if dialect.newline == "\r" else None)
-    any_match = f"SELECT count(*) FROM {lines} WHERE {' OR '.join(matches)}"  # noqa: S608
-    query = (
-        f"SELECT n, line, {matches[0]} FROM "  # noqa: S608 - literals quoted
-        f"(SELECT row_number() OVER () AS n, line FROM {lines}) "
-        f"WHERE n > {dialect.skip_lines + dialect.header_lines} AND line IS NOT NULL "
-        f"AND ({' OR '.join(matches)}) ORDER BY n LIMIT 100001"
-    )
-    try:
-        # Numbering the lines costs three times the scan (the window keeps every line):
-        # a parallel scan first tells whether any line is suspect at all (the header
-        # and preamble may match too; then the numbered query sorts them out).
-        first = run.con.execute(any_match).fetchone()
-        if not first or not first[0]:
-            return []
-        rows = run.con.execute(query).fetchall()
-    except duckdb.Error:
-        return []
-    width = len(dialect.columns)
-    found = []
-    for n, line, misplaced_quote in rows:
-        if dialect.comment and line.startswith(dialect.comment):
-            continue
-        if misplaced_quote and quotes is not None:
-            reason = "a quote inside an unquoted field: a delimiter or a quote is missing"
-            found.append(_Bad(int(n), "malformed", reason, line))
-        else:
-            found.append(_Bad(int(n), "ragged_rows", f"expected {width} fields", line))
-    return found
-
-
-def _csv_inferred(
-    run: _Run,
-    reader: str,
-    out: str,
-    header: list[str],
-    floors: dict[str, pa.DataType],
-    row_group_rows: int,
-) -> int:
-    """Write the file with inferred types (widened and written again if a later value needs
-    it); the number of rows written."""
-    ncols = len(header)
-    types = _sample_types(run, reader, ncols)
-    for i, name in enumerate(header):
-        if name in floors:
-            types[i] = join_types(floors[name], types[i])
-    wide = [False] * ncols
-    for _ in range(MAX_RETYPES):
-        select = ", ".join(
-            f"{typed_text(t, f'c{i}', i)} AS {identifier(name)}"
-            for i, (t, name) in enumerate(zip(types, header, strict=True))
-        )
-        absent = [
-            f"NULL::{duckdb_type(t)} AS {identifier(n)}"
-            for n, t in floors.items()
-            if n not in header
-        ]
-        query = f"SELECT {', '.join([select, *absent])} FROM {reader}"  # noqa: S608
-        try:
-            return run.copy(query, out, row_group_rows)
-        except duckdb.Error as exc:
-            request = widen_request(exc)
-            if request is None:
-                raise
-            position, value = request
-            types[position], wide[position] = widen_for_text(
-                types[position], wide[position], value, retype=True
-            )
-            run.clear_rejects()
-    raise RejectedFile("malformed", "the column types do not settle")  # pragma: no cover
-
-
-@dataclass(frozen=True)
-class _Check:
-    """One declared column: its text in the source (``None``: absent) and whether a row's
-    value fits (a SQL condition)."""
-
-    field: pa.Field
-    text: str | None
-    ok: str
-
-
-def _declared_plan(declared: pa.Schema, text: dict[str, str]) -> tuple[list[str], list[_Check]]:
-    """The ``SELECT`` list casting each declared column from its ``text`` column, and the
-    checks a row must pass (a value that does not fit, a null in a non-nullable column)."""
-    select, checks = [], []
-    for f in declared:
-        col = text.get(f.name)
-        t = duckdb_type(f.type)
-        if col is None:
-            select.append(f"NULL::{t} AS {identifier(f.name)}")
-            if not f.nullable:
-                checks.append(_Check(f, None, "false"))
-            continue
-        fit = fits(f.type, col)
-        ok = f"({col} IS NOT NULL AND {fit})" if not f.nullable else f"({col} IS NULL OR {fit})"
-        checks.append(_Check(f, col, ok))
-        select.append(f"TRY_CAST({col} AS {t}) AS {identifier(f.name)}")
-    return select, checks
-
-
-def _declared_copy(
-    run: _Run,
-    reader: str,
-    declared: pa.Schema,
-    text: dict[str, str],
-    out: str,
-    row_group_rows: int,
-    lines_of: Callable[[list[int]], dict[int, int]],
-    raw_record: Callable[[dict[str, Any]], Any],
-) -> tuple[int, list[_Bad]]:
-    """Write the rows that fit the declared schema; (rows written, the rows that do not,
-    with their lines). One pass when every row fits; otherwise the failing rows are listed
-    (their record numbers mapped to lines by ``lines_of``) and the good ones written."""
-    select, checks = _declared_plan(declared, text)
-    good = " AND ".join(c.ok for c in checks) or "true"
-    query = f"SELECT {', '.join(select)} FROM {reader}"  # noqa: S608 - names quoted
-    try:
-        guard = f"CASE WHEN {good} THEN true ELSE error('{WIDEN} bad row') END"
-        return run.copy(f"{query} WHERE {guard}", out, row_group_rows), []
-    except duckdb.Error as exc:
-        if WIDEN not in str(exc):
-            raise
-    run.clear_rejects()
-    values = ", ".join(c.text for c in checks if c.text is not None)
-    flags = ", ".join(f"NOT coalesce({c.ok}, false)" for c in checks)
-    failing = run.con.execute(
-        f"SELECT _n, {flags}{', ' + values if values else ''} FROM "  # noqa: S608
-        f"(SELECT row_number() OVER () AS _n, * FROM {reader}) WHERE NOT ({good}) ORDER BY _n"
-    ).fetchall()
-    lines = lines_of([int(row[0]) for row in failing])
-    present = [c for c in checks if c.text is not None]
-    bad = []
-    for row in failing:
-        flagged = row[1 : 1 + len(checks)]
-        record = dict(zip((c.field.name for c in present), row[1 + len(checks) :], strict=True))
-        check = next(c for c, wrong in zip(checks, flagged, strict=True) if wrong)
-        value = record.get(check.field.name)
-        reason = (
-            f"column {check.field.name} is null but declared not nullable"
-            if value is None
-            else f"column {check.field.name}: {value!r} is not a valid {check.field.type}"
-        )
-        bad.append(_Bad(lines[int(row[0])], "schema_mismatch", reason, raw_record(record)))
-    run.clear_rejects()
-    return run.copy(f"{query} WHERE {good}", out, row_group_rows), bad
-
-
-def _csv_record_lines(
-    spool: str, dialect: CsvDialect, ordinals: list[int], rejected: set[int]
-) -> dict[int, int]:
-    """Physical line of the data records numbered ``ordinals`` (1-based, as DuckDB reads
-    them: blank lines and the rows it rejected, starting on the lines ``rejected``, are not
-    records). One pass with Python's csv module: only files with bad rows pay for it."""
-    wanted = set(ordinals)
-    out: dict[int, int] = {}
-    skip = dialect.skip_lines + dialect.header_lines
-    with open(spool, encoding="utf-8", errors="replace", newline="") as f:
-        reader = csv.reader(
-            f,
-            delimiter=dialect.delimiter[0],
-            quotechar=dialect.quote or '"',
-            quoting=csv.QUOTE_MINIMAL if dialect.quote else csv.QUOTE_NONE,
-            escapechar=dialect.escape,
-            skipinitialspace=dialect.delimiter[1:].isspace(),  # ", ": a quote after the space
-            strict=False,
-        )
-        n = 0
-        start = 1
-        for record in reader:
-            line, start = start, reader.line_num + 1
-            if line <= skip or not record or line in rejected:
-                continue
-            if dialect.comment and record[0].startswith(dialect.comment):
-                continue
-            n += 1
-            if n in wanted:
-                out[n] = line
-                if len(out) == len(wanted):
-                    break
-    return out
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-_UNSAFE_JSON = re.compile(r"JSON|MAP|UBIGINT|HUGEINT|STRUCT\(\)")
-_NESTED_FLOAT = re.compile(r"(DOUBLE|FLOAT)(\[\]|[,)])")
-
-
-def _json_fast_types(run: _Run, spool: str, sample_rows: int) -> pa.Schema | None:
-    """DuckDB's structure of the file from ``sample_rows`` records (-1: all) when it is
-    safe to read with: no integer beyond int64, no mixed-type (JSON) value, no map, no
-    float inside a struct or list (top-level floats are read as text and checked).
-    ``None``: lakegov types the file itself."""
-    source = (
-        f"SELECT * FROM read_json({literal(spool)}, format='auto', records='true', "  # noqa: S608
-        f"map_inference_threshold=-1, sample_size={sample_rows})"
-    )
-    try:
-        # one read of the sample gives both DuckDB's types and the Arrow schema
-        result = run.con.execute(f"{source} LIMIT 0")
-        described = [(str(d[0]), str(d[1])) for d in result.description or []]
-        schema = result.fetch_arrow_table().schema
-    except duckdb.Error:
-        return None
-    for _, t in described:
-        if _UNSAFE_JSON.search(t) or (t not in ("DOUBLE", "FLOAT") and _NESTED_FLOAT.search(t)):
-            return None
-    if not described or _renamed_keys([name for name, _ in described]):
-        return None
-    return schema
-
-
-def _renamed_keys(names: list[str]) -> bool:
-    """Whether DuckDB may have renamed keys that differ only in case (``Id``, ``id``
-    become ``Id``, ``id_1``): read with those names, the renamed keys' values would be
-    lost. (A file whose keys really are ``id`` and ``id_1`` also answers yes: it is only
-    read the slower way.)"""
-    bases = [re.sub(r"_\d+$", "", n).lower() for n in names]
-    return len(set(bases)) < len(bases)
-
-
-def _json_fast(
-    run: _Run,
-    spool: str,
-    out: str,
-    names: ColumnNames,
-    schema: pa.Schema,
-    floors: dict[str, pa.DataType],
-    row_group_rows: int,
-) -> int:
-    """Read with ``schema`` (each column at least its type in ``floors``); a top-level
-    float column is read as text and checked like a CSV one."""
-    columns, select = [], []
-    for i, f in enumerate(schema):
-        name = names(f.name)
-        t = join_types(floors[name], f.type) if name in floors else f.type
-        floating = pa.types.is_floating(t)
-        columns.append(f"{literal(f.name)}: {literal('VARCHAR' if floating else duckdb_type(t))}")
-        col = identifier(f.name)
-        select.append(f"{typed_text(t, col, i) if floating else col} AS {identifier(name)}")
-    seen = set(names.output_names())
-    select += [
-        f"NULL::{duckdb_type(t)} AS {identifier(n)}" for n, t in floors.items() if n not in seen
-    ]
-    reader = f"read_json({literal(spool)}, format='auto', records='true', columns={{{', '.join(columns)}}})"
-    return run.copy(f"SELECT {', '.join(select)} FROM {reader}", out, row_group_rows)  # noqa: S608
-
-
-@dataclass
-class _JsonScan:
-    """The records of a JSON file, one per line in ``clean``, typed on the lattice."""
-
-    clean: str
-    lines: list[int]  # physical line (or record number) of each clean record
-    schema: dict[str, pa.DataType]
-    wide: set[ColumnPath]
-    floats: set[ColumnPath]
-    bad: list[_Bad]
-
-
-def _json_type(value: Any, path: ColumnPath, scan: _JsonScan) -> pa.DataType:
-    if isinstance(value, dict):
-        return pa.struct([pa.field(k, _json_type(v, (*path, k), scan)) for k, v in value.items()])
-    if isinstance(value, list):
-        item: pa.DataType = pa.null()
-        for v in value:
-            item = join_types(item, _json_type(v, (*path, LIST_ITEM), scan))
-        return pa.list_(item)
-    t, wide = json_value_type(value)
-    if wide:
-        scan.wide.add(path)
-    if pa.types.is_floating(t):
-        scan.floats.add(path)
-    return t
-
-
-def _exact(t: pa.DataType, path: ColumnPath, text: set[ColumnPath]) -> pa.DataType:
-    if pa.types.is_struct(t):
-        return pa.struct(
-            [
-                pa.field(t.field(i).name, _exact(t.field(i).type, (*path, t.field(i).name), text))
-                for i in range(t.num_fields)
-            ]
-        )
-    if pa.types.is_list(t):
-        return pa.list_(_exact(t.value_type, (*path, LIST_ITEM), text))
-    return (
-        pa.string() if path in text and (pa.types.is_floating(t) or pa.types.is_decimal(t)) else t
-    )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, FloatText):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _json_records(spool: str) -> Iterator[tuple[int, bytes | None, Any, str | None]]:
-    """(line, the record's JSON text, the parsed value, error) for each record: lines for
-    JSON Lines, record numbers for a JSON array or objects one after another."""
-    with open(spool, "rb") as f:
-        head = f.read(HEAD_BYTES)
-    text = head.lstrip(b" \t\r\n")
-    documents = text.startswith(b"[")
-    if not documents:
-        first = text.split(b"\n", 1)[0]
-        try:
-            json.loads(first)
-        except ValueError:
-            documents = b"\n" in text or len(text) < len(head)
-    if not documents:
-        with open(spool, "rb") as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield n, line, json.loads(line, parse_float=FloatText), None
-                except UnicodeDecodeError:
-                    yield n, line, None, "encoding"
-                except ValueError as exc:
-                    yield n, line, None, f"not valid JSON: {exc}"
-        return
-    yield from _json_documents(spool)
-
-
-def _json_documents(spool: str) -> Iterator[tuple[int, bytes | None, Any, str | None]]:
-    """The records of a JSON array, or of JSON values one after another, read forwards in
-    chunks (memory: one chunk and one record)."""
-    decoder = json.JSONDecoder(parse_float=FloatText)
-    utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-    space = re.compile(r"\s*")
-    with open(spool, "rb") as source:
-        buf, pos, eof = "", 0, False
-
-        def more() -> bool:
-            """Append the next chunk (dropping what was consumed); False at the end."""
-            nonlocal buf, pos, eof
-            if eof:
-                return False
-            chunk = source.read(READ_CHUNK)
-            eof = not chunk
-            try:
-                text = utf8.decode(chunk, final=eof)
-            except UnicodeDecodeError as exc:
-                raise RejectedFile("encoding", "the JSON document is not valid UTF-8") from exc
-            buf, pos = buf[pos:] + text, 0
-            return True
-
-        def skip_space() -> None:
-            nonlocal pos
-            while True:
-                pos = space.match(buf, pos).end()  # type: ignore[union-attr]
-                if pos < len(buf) or not more():
-                    return
-
-        skip_space()
-        in_array = buf.startswith("[", pos)
-        if in_array:
-            pos += 1
-            skip_space()
-        record = 0
-        while pos < len(buf):
-            if in_array and buf[pos] == "]":
-                pos += 1
-                skip_space()
-                if pos < len(buf):
-                    raise RejectedFile(
-                        "malformed", f"unexpected data after the JSON array (record {record})"
-                    )
-                return
-            if in_array and record > 0:
-                if buf[pos] != ",":
-                    raise RejectedFile(
-                        "malformed", f"expected ',' or ']' after record {record}", [record]
-                    )
-                pos += 1
-                skip_space()
-            while True:
-                try:
-                    value, end = decoder.raw_decode(buf, pos)
-                    if end < len(buf) or eof:  # a number at the end may go on
-                        break
-                except json.JSONDecodeError as exc:
-                    if eof:
-                        raise RejectedFile(
-                            "malformed",
-                            f"record {record + 1} is not valid JSON: {exc.msg}",
-                            [record + 1],
-                        ) from exc
-                more()
-            pos = end
-            record += 1
-            yield record, None, value, None
-            skip_space()
-        if in_array:
-            raise RejectedFile("malformed", f"the JSON array is not closed after record {record}")
-
-
-def _scan_json(spool: str, workdir: str) -> _JsonScan:
-    fd, clean = tempfile.mkstemp(prefix="lakegov-", suffix=".jsonl", dir=workdir)
-    scan = _JsonScan(clean, [], {}, set(), set(), [])
-    with os.fdopen(fd, "wb") as out:
-        for line, raw, value, error in _json_records(spool):
-            raw_text = raw.decode("utf-8", "replace").rstrip("\r\n") if raw is not None else ""
-            if error == "encoding":
-                scan.bad.append(_Bad(line, "encoding", "the line is not valid UTF-8", raw_text))
-                continue
-            if error is not None:
-                scan.bad.append(_Bad(line, "malformed", error, raw_text))
-                continue
-            if not isinstance(value, dict):
-                scan.bad.append(
-                    _Bad(
-                        line,
-                        "malformed",
-                        "not a JSON object",
-                        raw_text or json.dumps(_plain(value)),
-                    )
-                )
-                continue
-            for k, v in value.items():
-                t = _json_type(v, (k,), scan)
-                scan.schema[k] = join_types(scan.schema[k], t) if k in scan.schema else t
-            out.write(
-                raw
-                if raw is not None and raw.endswith(b"\n")
-                else (
-                    raw.rstrip(b"\r\n")
-                    if raw is not None
-                    else json.dumps(_plain(value), ensure_ascii=False).encode()
-                )
-                + b"\n"
-            )
-            scan.lines.append(line)
-    text = scan.wide & scan.floats
-    scan.schema = {k: _exact(t, (k,), text) for k, t in scan.schema.items()}
-    return scan
-
-
-def _convert_json(
-    run: _Run,
-    spool: str,
-    out: str,
-    declared: pa.Schema | None,
-    floors: dict[str, pa.DataType],
-    row_group_rows: int,
-) -> tuple[int, int, ColumnNames]:
-    """(rows in, rows out, the column names). DuckDB's reader with its sampled structure
-    first, then with the structure of every record; lakegov types the records itself
-    when neither is safe, when a value does not fit, or with a declared schema."""
-    normalize = run.options.normalize_column_names
-    if declared is None:
-        for sample_rows in (SAMPLE_ROWS, -1):
-            schema = _json_fast_types(run, spool, sample_rows)
-            if schema is None:
-                continue
-            names = ColumnNames(normalize)
-            try:
-                rows = _json_fast(run, spool, out, names, schema, floors, row_group_rows)
-            except duckdb.Error:
-                continue
-            return rows, rows, names
-    names = ColumnNames(normalize)
-    scan = _scan_json(spool, run.workdir)
-    try:
-        rows_in, rows_out = _json_typed(run, scan, out, names, declared, floors, row_group_rows)
-    finally:
-        Path(scan.clean).unlink(missing_ok=True)
-    return rows_in, rows_out, names
-
-
-def _refuse_keys_differing_in_case(keys: Iterable[str]) -> None:
-    """DuckDB's JSON reader does not tell keys apart by case: reading ``Id`` and ``id`` as
-    two columns fails and reading them as one would lose values, so the file is refused."""
-    seen: dict[str, str] = {}
-    for key in keys:
-        other = seen.setdefault(key.lower(), key)
-        if other != key:
-            raise RejectedFile(
-                "malformed",
-                f"the keys {other!r} and {key!r} differ only in case: they cannot be told "
-                "apart (rename one of them in the export)",
-            )
-
-
-def _json_typed(
-    run: _Run,
-    scan: _JsonScan,
-    out: str,
-    names: ColumnNames,
-    declared: pa.Schema | None,
-    floors: dict[str, pa.DataType],
-    row_group_rows: int,
-) -> tuple[int, int]:
-    rows_in = len(scan.lines) + len(scan.bad)
-    if not scan.lines:
-        if scan.bad:
-            run.set_aside(scan.bad, rows_in)
-        raise RejectedFile("empty", "the file has no data rows")
-    _refuse_keys_differing_in_case(scan.schema)
-    output = {raw: names(raw) for raw in scan.schema}
-    if declared is not None:
-        undeclared = [n for n in output.values() if n not in declared.names]
-        if undeclared:
-            raise RejectedFile(
-                "schema_mismatch", f"column {undeclared[0]} is not in the declared schema"
-            )
-        columns = ", ".join(f"{literal(raw)}: 'VARCHAR'" for raw in output)
-        reader = (
-            f"read_json({literal(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
-        )
-        text = {name: identifier(raw) for raw, name in output.items()}
-        try:
-            rows_out, bad = _declared_copy(
-                run,
-                reader,
-                declared,
-                text,
-                out,
-                row_group_rows,
-                lambda ordinals: {n: scan.lines[n - 1] for n in ordinals},
-                lambda record: record,
-            )
-        except duckdb.Error as exc:
-            raise RejectedFile("malformed", f"the JSON cannot be read: {_first_line(exc)}") from exc
-        bad += scan.bad
-        run.set_aside(bad, rows_in)
-        return rows_in, rows_out
-    types = dict(scan.schema)
-    for raw, name in output.items():
-        if name in floors:
-            types[raw] = join_types(floors[name], types[raw])
-    columns = ", ".join(f"{literal(raw)}: {literal(duckdb_type(t))}" for raw, t in types.items())
-    reader = f"read_json({literal(scan.clean)}, format='newline_delimited', columns={{{columns}}})"
-    select = [
-        f"{'NULL::VARCHAR' if t == pa.struct([]) else identifier(raw)} AS {identifier(output[raw])}"
-        for raw, t in types.items()
-    ]
-    select += [
-        f"NULL::{duckdb_type(t)} AS {identifier(n)}"
-        for n, t in floors.items()
-        if n not in output.values()
-    ]
-    query = f"SELECT {', '.join(select)} FROM {reader}"  # noqa: S608
-    run.set_aside(scan.bad, rows_in)
-    try:
-        rows_out = run.copy(query, out, row_group_rows)
-    except duckdb.Error as exc:
-        raise RejectedFile("malformed", f"the JSON cannot be read: {_first_line(exc)}") from exc
-    return rows_in, rows_out
-
-
 # --------------------------------------------------------------------------- Parquet, Avro
 
 
 def _convert_binary(
-    run: _Run,
+    run: Run,
     fmt: str,
     spool: str,
     out: str,
@@ -1429,7 +207,7 @@ def _convert_binary(
     try:
         schema = run.con.execute(f"SELECT * FROM {reader} LIMIT 0").fetch_arrow_table().schema  # noqa: S608
     except duckdb.Error as exc:
-        raise RejectedFile("malformed", f"not a readable {fmt} file: {_first_line(exc)}") from exc
+        raise RejectedFile("malformed", f"not a readable {fmt} file: {first_line(exc)}") from exc
     output = [names(f.name) for f in schema]
     if declared is not None:
         undeclared = [n for n in output if n not in declared.names]
@@ -1458,10 +236,10 @@ def _convert_binary(
     try:
         rows = run.copy(f"SELECT {', '.join(select)} FROM {reader}", out, row_group_rows)  # noqa: S608
     except duckdb.ConversionException as exc:
-        raise RejectedFile("schema_mismatch", _first_line(exc)) from exc
+        raise RejectedFile("schema_mismatch", first_line(exc)) from exc
     except duckdb.Error as exc:
         raise RejectedFile(
-            "malformed", f"the {fmt} file cannot be read: {_first_line(exc)}"
+            "malformed", f"the {fmt} file cannot be read: {first_line(exc)}"
         ) from exc
     return rows, rows
 
@@ -1470,7 +248,7 @@ def _convert_binary(
 
 
 def _convert_text_columns(
-    run: _Run,
+    run: Run,
     table: TextColumns,
     out: str,
     names: ColumnNames,
@@ -1485,14 +263,14 @@ def _convert_text_columns(
         raise RejectedFile("empty", "the file has no columns")
     nested = {header[table.header.index(raw)]: t for raw, t in table.nested.items()}
     if declared is not None:
-        _check_declared(header, declared)
+        check_declared(header, declared)
         text = {name: f"c{i}" for i, name in enumerate(header)}
-        rows_out, bad = _declared_copy(
+        rows_out, bad = declared_copy(
             run, table.reader, declared, text, out, row_group_rows, table.lines_of, lambda r: r
         )
     else:
         flat = {n: t for n, t in floors.items() if n not in nested}
-        rows_out = _csv_inferred(run, table.reader, out, header, flat, row_group_rows)
+        rows_out = csv_inferred(run, table.reader, out, header, flat, row_group_rows)
         bad = []
         for n, t in nested.items():
             if n in floors:
@@ -1512,7 +290,7 @@ def _convert_text_columns(
                 row_group_rows,
             )
             os.replace(typed, out)
-    bad += [_Bad(u.line, u.code, u.reason, u.raw) for u in table.unread]
+    bad += [BadLine(u.line, u.code, u.reason, u.raw) for u in table.unread]
     bad.sort(key=lambda b: b.line)
     run.set_aside(bad, rows_out + len(bad))
     return rows_out + len(bad), rows_out, table.format
@@ -1591,7 +369,7 @@ def convert(
         raise RejectedFile("unsupported_format", f"format {fmt!r} is not supported")
 
     workdir = tempfile.mkdtemp(prefix="lakegov-", dir=base)
-    run = _Run(options, exceptions_sink, workdir, threads, memory_limit, databases)
+    run = Run(options, exceptions_sink, workdir, threads, memory_limit, databases)
     failure: BaseException | None = None
     try:
         text = fmt in TRANSCODED_FORMATS
@@ -1601,8 +379,8 @@ def convert(
         if spool is None:
             spool = os.path.join(workdir, "input")
             chunks = stream.chunks()
-            _spool(utf8_chunks(chunks, options.encoding) if text else chunks, spool)
-        if text and not _head(spool).strip(b" \t\r\n\xef\xbb\xbf"):
+            spool_chunks(utf8_chunks(chunks, options.encoding) if text else chunks, spool)
+        if text and not read_head(spool).strip(b" \t\r\n\xef\xbb\xbf"):
             raise RejectedFile("empty", "the file is empty")
         direct = _local_file(sink)
         out = direct or os.path.join(workdir, "output.parquet")
@@ -1618,12 +396,12 @@ def convert(
         if fmt == "csv" and options.delimiter is None and hinted:
             run.options = dataclasses.replace(options, delimiter=hinted)  # .tsv, .psv
         if fmt == "csv":
-            rows_in, rows_out, dialect = _convert_csv(
+            rows_in, rows_out, dialect = convert_csv(
                 run, spool, out, names, declared, floors, row_group_rows
             )
             delimiter = dialect.delimiter
         elif fmt == "json":
-            rows_in, rows_out, names = _convert_json(
+            rows_in, rows_out, names = convert_json(
                 run, spool, out, declared, floors, row_group_rows
             )
         elif fmt in TEXT_TABLE_FORMATS:

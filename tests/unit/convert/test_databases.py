@@ -11,8 +11,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from lakegov.convert import csv_read, engine
 from lakegov.convert import databases as databases_module
-from lakegov.convert import engine
 from lakegov.convert.databases import DuckDBPool
 from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
@@ -104,15 +104,15 @@ def test_a_database_duckdb_invalidated_is_closed_not_kept(
     pool = DuckDBPool(spill_root=str(tmp_path / "spill"))
     (tmp_path / "spill").mkdir()
     convert(CLEAN, pool, tmp_path)
-    sample = engine._sample_types
+    sample = csv_read._sample_types
 
     def fatal(*args: Any, **kwargs: Any) -> Any:
         raise duckdb.FatalException("database invalidated")
 
-    monkeypatch.setattr(engine, "_sample_types", fatal)
+    monkeypatch.setattr(csv_read, "_sample_types", fatal)
     with pytest.raises(duckdb.FatalException):
         convert(CLEAN, pool, tmp_path)
-    monkeypatch.setattr(engine, "_sample_types", sample)
+    monkeypatch.setattr(csv_read, "_sample_types", sample)
     with pytest.raises(duckdb.ConnectionException):  # closed, with its spill directory
         opened[0].execute("SELECT 1")
     assert len(list((tmp_path / "spill").iterdir())) == 0

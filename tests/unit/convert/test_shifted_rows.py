@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lakegov.convert import engine
+from lakegov.convert import csv_read, run
 from lakegov.convert.dialect import sniff_csv_dialect
 from lakegov.convert.options import DatasetOptions
 
@@ -33,13 +33,17 @@ def file_of(tmp: Path, lines: list[str], newline: str) -> str:
 def scan(path: str) -> tuple[bool, list[int]]:
     """(the byte search's answer, the lines the line scan sets aside for a quote)."""
     options = DatasetOptions()
-    dialect = sniff_csv_dialect(engine._head(path), options)
-    run = engine._Run(options, None, tempfile.mkdtemp(), 2, "256MB")
+    dialect = sniff_csv_dialect(run.read_head(path), options)
+    conversion = run.Run(options, None, tempfile.mkdtemp(), 2, "256MB")
     try:
-        maybe = engine._may_hold_misplaced_quotes(path, dialect, 2)
-        found = [b.line for b in engine._suspect_lines(run, path, dialect) if b.code == "malformed"]
+        maybe = csv_read._may_hold_misplaced_quotes(path, dialect, 2)
+        found = [
+            b.line
+            for b in csv_read._suspect_lines(conversion, path, dialect)
+            if b.code == "malformed"
+        ]
     finally:
-        run.close()
+        conversion.close()
     return maybe, found
 
 
@@ -56,8 +60,8 @@ def test_every_misplaced_quote_the_line_scan_finds_is_seen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str, newline: str, at: int
 ) -> None:
     # runs and pieces much smaller than the file: the row may sit across their cuts
-    monkeypatch.setattr(engine, "GATE_CHUNK", 4096)
-    monkeypatch.setattr(engine, "GATE_PIECE", 512)
+    monkeypatch.setattr(csv_read, "GATE_CHUNK", 4096)
+    monkeypatch.setattr(csv_read, "GATE_PIECE", 512)
     lines = [CLEAN[i % len(CLEAN)].format(i=i) for i in range(3000)]
     lines[at] = bad.format(i=at)
     maybe, found = scan(file_of(tmp_path, lines, newline))
