@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from lakegov.errors import LakegovError, RetryableError
 from lakegov.jsonschemas import schema_issues
 from lakegov.observability import logger
@@ -63,17 +65,17 @@ class Event:
 
     def entry(self, bus: str) -> dict[str, Any]:
         body = json.dumps(self.detail, default=str, separators=(",", ":"))
-        if len(body) > MAX_EVENT_BYTES - 1024:
-            raise EventContractError(
-                f"{self.detail_type} detail is {len(body)} bytes, over the limit"
-            )
-        return {
+        entry = {
             "Source": SOURCE,
             "DetailType": self.detail_type,
             "Detail": body,
             "EventBusName": bus,
             "Resources": list(self.resources),
         }
+        size = _entry_bytes(entry)
+        if size >= MAX_EVENT_BYTES:  # PutEvents: an entry must be less than 256 KB
+            raise EventContractError(f"{self.detail_type} event is {size} bytes, over the limit")
+        return entry
 
 
 def _entry_bytes(entry: Mapping[str, Any]) -> int:
@@ -91,7 +93,7 @@ def _calls(
     size = 0
     for pair in entries:
         entry_size = _entry_bytes(pair[1])
-        if chunk and (len(chunk) == MAX_ENTRIES_PER_CALL or size + entry_size > MAX_EVENT_BYTES):
+        if chunk and (len(chunk) == MAX_ENTRIES_PER_CALL or size + entry_size >= MAX_EVENT_BYTES):
             yield chunk
             chunk, size = [], 0
         chunk.append(pair)
@@ -134,8 +136,9 @@ class EventPublisher:
         of up to 10 entries and 256 KB) and return those that could not be published after
         :attr:`attempts` tries, for their callers to retry or report their units of work.
 
-        An invalid detail raises EventContractError before any call; a failing call
-        (after the client's own retries) raises as it is.
+        An invalid detail raises EventContractError before any call; a call that fails
+        outright (after the client's own retries) fails its own events only: those of
+        calls that went through are not sent again by a retry of the others.
         """
         batch = list(events)
         for event in batch:
@@ -156,7 +159,13 @@ class EventPublisher:
         whose entries still failed after the last attempt."""
         failures: list[dict[str, Any]] = []
         for _ in range(self.attempts):
-            response = self.events_client.put_events(Entries=[entry for _, entry in chunk])
+            try:
+                response = self.events_client.put_events(Entries=[entry for _, entry in chunk])
+            except (BotoCoreError, ClientError) as exc:  # after the client's own retries
+                logger.warning(
+                    "PutEvents call failed", extra={"entries": len(chunk), "error": repr(exc)}
+                )
+                return {index for index, _ in chunk}
             if not response.get("FailedEntryCount", 0):
                 return set()
             results = response.get("Entries", [])

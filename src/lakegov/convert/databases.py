@@ -82,6 +82,8 @@ class DuckDBPool:
         return database
 
     def give_back(self, key: tuple[int, str], database: Any, *, keep: bool) -> None:
+        if keep and not _usable(database):  # invalidated by an error the caller wrapped
+            keep = False
         with self._lock:
             if keep and not self._closed:
                 self._idle.setdefault(key, []).append(database)
@@ -105,3 +107,17 @@ class DuckDBPool:
             self._idle.clear()
         for database in idle:
             self._close(database)
+
+
+def _usable(database: Any) -> bool:
+    """Whether ``database`` still answers a query (DuckDB refuses every query on a database
+    a fatal or internal error invalidated, whatever the conversion reported)."""
+    try:
+        cursor = database.cursor()
+        try:
+            cursor.execute("SELECT 1").fetchall()
+        finally:
+            cursor.close()
+    except duckdb.Error:
+        return False
+    return True

@@ -83,6 +83,11 @@ def _eventbridge_event(body: str) -> Mapping[str, Any]:
         raise PermanentError(
             "not an EventBridge event: the body has no source, detail-type and detail"
         )
+    if not isinstance(event["detail"], dict):
+        raise PermanentError("not an EventBridge event: its detail is not an object")
+    resources = event.get("resources") or []
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        raise PermanentError("not an EventBridge event: its resources are not a list of ARNs")
     return event
 
 
@@ -95,8 +100,8 @@ def forward_messages(
     """The mesh-forward queue's messages (message id, body) -> each message id's outcome,
     or the RetryableError that fails it (its copy was refused by the central bus).
 
-    A ``PutEvents`` call that fails outright (after the client's own retries) raises as it
-    is: the whole batch is delivered again.
+    A ``PutEvents`` call that fails outright (after the client's own retries) fails the
+    messages whose copies it carried, and only those.
     """
     outcomes: dict[str, Outcome | RetryableError] = {}
     copies: list[tuple[str, Mapping[str, Any], Event]] = []

@@ -121,3 +121,23 @@ def test_a_database_duckdb_invalidated_is_closed_not_kept(
     pool.close()
     with pytest.raises(duckdb.ConnectionException):
         opened[1].execute("SELECT 1")
+
+
+def test_a_database_that_no_longer_answers_is_not_given_back_to_the_pool(tmp_path: Path) -> None:
+    # Given a conversion's database that stopped answering, whatever its conversion reported
+    # (an invalidating error the engine wrapped as a rejected file, say)
+    pool = DuckDBPool(spill_root=str(tmp_path))
+    first = pool.connect(1, "64MB")
+    first.con.close()
+    first._database.close()  # every query on it now fails
+    # When the conversion gives it back as if all were well
+    first._pool.give_back(first._key, first._database, keep=True)
+    # Then it is not kept: the next conversion gets a database that answers
+    second = pool.connect(1, "64MB")
+    try:
+        assert second._database is not first._database
+        assert second.con.execute("SELECT 42").fetchone() == (42,)
+    finally:
+        second.release()
+        pool.close()
+    assert pool.opened == 2

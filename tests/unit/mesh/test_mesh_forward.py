@@ -8,6 +8,7 @@ import json
 import math
 
 import pytest
+from botocore.exceptions import ClientError
 from tests.conftest import RefusingEvents
 
 from lakegov.events import EventPublisher
@@ -198,6 +199,21 @@ def test_a_copy_refused_once_goes_through_on_the_publishers_resend():
         ("{not json", "the body is not JSON"),
         (json.dumps(["a", "list"]), "has no source, detail-type and detail"),
         (json.dumps({"hello": "world"}), "has no source, detail-type and detail"),
+        (
+            json.dumps({"source": "lakegov", "detail-type": "DatasetRefreshed", "detail": "x"}),
+            "its detail is not an object",
+        ),
+        (
+            json.dumps(
+                {
+                    "source": "lakegov",
+                    "detail-type": "DatasetRefreshed",
+                    "detail": {},
+                    "resources": "arn:aws:glue:x",
+                }
+            ),
+            "its resources are not a list of ARNs",
+        ),
     ],
 )
 def test_a_message_that_is_not_an_eventbridge_event_is_dropped_with_a_logged_reason(
@@ -230,3 +246,28 @@ def test_a_copy_over_the_size_limit_is_dropped_alone():
     # Then it is dropped with the reason, and the other one is forwarded all the same
     assert big_result.status == "DROPPED" and "over the limit" in big_result.reason
     assert other.status == "FORWARDED" and events.calls == [1]
+
+
+class FailingCallEvents(CountingEvents):
+    """Answers the first PutEvents call; every later call fails outright (as a call does
+    once the client's own retries are spent)."""
+
+    def put_events(self, Entries):
+        if self.calls:
+            self.calls.append(len(Entries))
+            raise ClientError(
+                {"Error": {"Code": "InternalException", "Message": "try later"}}, "PutEvents"
+            )
+        return super().put_events(Entries)
+
+
+def test_a_call_failing_outright_fails_only_the_messages_it_carried():
+    # Given a central bus whose second PutEvents call fails outright
+    events = FailingCallEvents()
+    # When fifteen refreshes are forwarded as one batch (a call of ten, then one of five)
+    results = _forward(EventPublisher(events, (CENTRAL,)), *_refreshes(15))
+    # Then the ten of the first call are forwarded and not failed (no second copy on retry)
+    assert [r.status for r in results[:10]] == ["FORWARDED"] * 10
+    # and only the five of the failed call fail, for SQS to deliver them again
+    assert all(type(r).__name__ == "RetryableError" for r in results[10:])
+    assert events.calls == [10, 5] and len(events.entries) == 10
