@@ -244,3 +244,25 @@ def test_stopping_ends_the_endpoint_process_even_when_stopping_a_function_fails(
         os.kill(pid, 0)
     monkeypatch.undo()
     rt.stop()  # what the failure left: the state machines' listener
+
+
+def test_a_chosen_port_another_listener_took_meanwhile_is_chosen_again():
+    # Given a port the runtime chose, taken meanwhile by a listener that is not its endpoint
+    import http.server
+    import threading
+
+    squatter = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=squatter.serve_forever, daemon=True).start()
+    taken = squatter.server_address[1]
+    rt = LocalRuntime(TEMPLATE, stack_name="wiring-port")
+    rt.port, rt.endpoint_url = taken, f"http://127.0.0.1:{taken}"
+    try:
+        # When it starts, its endpoint cannot bind the port (the squatter answers there)
+        with rt:
+            # Then it runs on another port, and its stack was built on its own endpoint
+            assert rt.port != taken and rt.endpoint_url.endswith(f":{rt.port}")
+            buckets = [b["Name"] for b in rt.client("s3").list_buckets()["Buckets"]]
+            assert rt.outputs["BucketName"] in buckets
+    finally:
+        squatter.shutdown()
+        squatter.server_close()

@@ -22,7 +22,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from botocore.config import Config
 
 from lakegov.aws import MOTO_KEYS, Clients, local_endpoint_config, session_with
 from lakegov.errors import ConfigurationError
+from lakegov.local.request_stats import read_stats
 
 if TYPE_CHECKING:
     from lakegov.local.athena.service import LocalAthena
@@ -331,13 +331,18 @@ class EndpointProcess:
                     f"the local endpoint exited with {self._process.returncode} "
                     f"(port {self.port} in use?)"
                 )
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.5),
-            ):
+            if self._answers():
                 return
             time.sleep(0.05)
         raise ConfigurationError(f"moto server did not start on port {self.port}")
+
+    def _answers(self) -> bool:
+        """Whether this endpoint answers on the port (its own figures' path): another
+        listener that took the port meanwhile answers otherwise, or not at all."""
+        try:
+            return isinstance(read_stats(f"http://127.0.0.1:{self.port}", timeout=2), dict)
+        except (OSError, ValueError):
+            return False
 
     def post(self, path: str, body: bytes = b"") -> None:
         url = f"http://127.0.0.1:{self.port}{path}"

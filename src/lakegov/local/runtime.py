@@ -126,6 +126,7 @@ class LocalRuntime:
     ) -> None:
         self.template_path = (template_path or find_template()).resolve()
         self.port = port or free_port()
+        self._port_chosen = not port  # ours to choose again if another process takes it
         self.region = region
         self.account = account
         self.stack_name = stack_name
@@ -215,12 +216,7 @@ class LocalRuntime:
         self.work_dir.mkdir(exist_ok=True)
         try:
             self._start_states()
-            self._endpoint = EndpointProcess(
-                self.port,
-                self.account,
-                self.region,
-                states_url=self._states.url if self._states is not None else "",
-            ).start()
+            self._endpoint = self._start_endpoint()
             builder = StackBuilder(
                 self.template_path,
                 self.client,
@@ -276,6 +272,24 @@ class LocalRuntime:
         thread = threading.Thread(target=target, args=args, name=f"lakegov-{name}", daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _start_endpoint(self, attempts: int = 3) -> EndpointProcess:
+        """The endpoint on ``self.port``; a port chosen here and taken meanwhile by another
+        listener (the free port was free when chosen, not reserved) is chosen again."""
+        for attempt in range(attempts):
+            try:
+                return EndpointProcess(
+                    self.port,
+                    self.account,
+                    self.region,
+                    states_url=self._states.url if self._states is not None else "",
+                ).start()
+            except ConfigurationError:
+                if not self._port_chosen or attempt == attempts - 1:
+                    raise
+                self.port = free_port()
+                self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
 
     def _start_states(self) -> None:
         """The listener the endpoint forwards the template's state machines' calls to:
