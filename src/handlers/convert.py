@@ -9,12 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakegov.app import get_app
@@ -22,6 +16,7 @@ from lakegov.ingest.service import convert_records
 from lakegov.observability import logger, metrics, tracer
 from lakegov.reprocess.runs import is_map_batch
 from lakegov.reprocess.wiring import reprocess_batch
+from lakegov.sqs_batch import partial_batch_response
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -34,16 +29,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # calls; each record's outcome (or failure) is then reported by the batch processor
     outcomes = convert_records(get_app().converter, event.get("Records") or [])
 
-    def record_outcome(record: SQSRecord) -> str:
-        outcome = outcomes[record.message_id]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome.status
-
-    # a processor per invocation: it holds the batch's state, and the embedded runtime runs
-    # several invocations of this function at once in one process
-    processor = BatchProcessor(event_type=EventType.SQS)
-    response = process_partial_response(
-        event=event, record_handler=record_outcome, processor=processor, context=context
-    )
-    return dict(response)
+    return partial_batch_response(event, outcomes, context)
