@@ -1,7 +1,8 @@
 """Load on the embedded runtime: a burst of small files and metadata documents.
 
 Uploads N small landed files (spread over several datasets and partitions) and M governance
-documents as fast as boto3 allows, then waits until every one has its outcome event, and
+documents as fast as boto3 allows (a burst), or at a steady rate (``--rate``: files per
+second, the documents spread over the same time), then waits until every one has its outcome event, and
 reports throughput, end-to-end latency percentiles (upload -> FileConverted or
 GovernanceApplied seen on the service bus), and the counts that prove nothing was lost or
 duplicated: events per key, audit items, Parquet objects in the formatted bucket. From the
@@ -9,6 +10,11 @@ local endpoint's figures (``GET /_lakegov/stats``, :mod:`lakegov.local.request_s
 adds the AWS calls per file and the operations that took the most of the endpoint's CPU.
 
     python -m benchmarks.load_bench --files 1000 --documents 100
+    python -m benchmarks.load_bench --files 1000 --documents 100 --rate 25
+
+A burst measures throughput; its latencies are those of the backlog it makes (the last
+files wait for every file before them). A steady rate measures whether the runtime keeps
+up: if it does, each file's latency is its own, however long the run.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -110,7 +117,16 @@ def _dead_letters(name: str) -> bool:
     return "DeadLetter" in name or name.endswith("-dlq")
 
 
-def run(files: int, documents: int, timeout: float, top: int = 15) -> dict[str, object]:
+def _at(start: float, offset: float) -> None:
+    """Wait until ``offset`` seconds after ``start`` (``time.time()``)."""
+    delay = start + offset - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def run(
+    files: int, documents: int, timeout: float, top: int = 15, rate: float = 0.0
+) -> dict[str, object]:
     from lakegov.local.request_stats import difference, read_stats
     from lakegov.local.runtime import LocalRuntime
     from lakegov.observability import logger
@@ -124,6 +140,9 @@ def run(files: int, documents: int, timeout: float, top: int = 15) -> dict[str, 
         cpu_before = time.process_time(), _cpu_seconds(rt.endpoint_pid)
         started = time.time()
 
+        # a steady rate: file i at i / rate seconds, the documents spread over the same time
+        period = files / rate if rate > 0 else 0.0
+
         def put_file(i: int) -> None:
             key = f"load/orders_{i % 10}/order_dt=2026-11-{1 + i % 20:02d}/batch-{i:05d}.csv"
             uploaded[key] = time.time()
@@ -135,8 +154,25 @@ def run(files: int, documents: int, timeout: float, top: int = 15) -> dict[str, 
             s3.put_object(Bucket=out["ConfigBucketName"], Key=key, Body=_document(i))
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(put_file, range(files)))
-            list(pool.map(put_document, range(documents)))
+            if period:  # submitted in the order they are due: a worker waits for each
+                due = sorted(
+                    [(i / rate, put_file, i) for i in range(files)]
+                    + [
+                        ((i + 0.5) * period / max(1, documents), put_document, i)
+                        for i in range(documents)
+                    ],
+                    key=lambda d: d[0],
+                )
+
+                def put_at(offset: float, put: Callable[[int], None], i: int) -> None:
+                    _at(started, offset)
+                    put(i)
+
+                for future in [pool.submit(put_at, *d) for d in due]:
+                    future.result()
+            else:
+                list(pool.map(put_file, range(files)))
+                list(pool.map(put_document, range(documents)))
         upload_s = time.time() - started
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -185,6 +221,7 @@ def run(files: int, documents: int, timeout: float, top: int = 15) -> dict[str, 
         return {
             "files": files,
             "documents": documents,
+            "rate_files_per_second": rate or "burst",
             "upload_seconds": round(upload_s, 1),
             "total_seconds": round(elapsed, 1),
             "settled_seconds": round(settled, 1),
@@ -234,9 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--documents", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="files per second (default: a burst)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "load.json")
     args = parser.parse_args(argv)
-    result = run(args.files, args.documents, args.timeout)
+    result = run(args.files, args.documents, args.timeout, rate=args.rate)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -31,6 +31,9 @@ def install() -> None:
     query_only_candidates()
     update_expressions_parsed_once()
     update_expression_trees_copied_directly()
+    update_expression_walks_by_type()
+    condition_expressions_parsed_once()
+    item_sizes_counted_directly()
     sqs_retention_read_directly()
     sqs_one_clock_reading_per_pass()
 
@@ -308,20 +311,185 @@ def update_expression_trees_copied_directly() -> None:
     strings, numbers, moto's ``DynamoType`` values, which copy themselves) and its parent:
     here a node copies itself as ``deepcopy`` would, a new object of its class with each
     attribute deep-copied through the same memo (the parent found there, already copied,
-    when the copy starts at the root)."""
+    when the copy starts at the root); strings and numbers, which ``deepcopy`` returns as
+    they are, are not passed through it, and a list is copied as ``deepcopy`` copies one
+    (remembered in the memo, each element deep-copied)."""
     ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
     node = ast_nodes.Node
     if getattr(node.__dict__.get("__deepcopy__"), "_lakegov_speed", False):
         return
 
+    deepcopy = copy.deepcopy
+    atomic = (str, int, float, bool, type(None))
+
     def node_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
         clone = object.__new__(type(self))
         memo[id(self)] = clone
-        clone.__dict__.update({k: copy.deepcopy(v, memo) for k, v in self.__dict__.items()})
+        attributes = clone.__dict__
+        for name, value in self.__dict__.items():
+            kind = type(value)
+            if kind in atomic:  # deepcopy returns these themselves
+                attributes[name] = value
+            elif kind is list:  # children: deepcopy's own list copy, memo and all
+                copied = memo.get(id(value))
+                if copied is None:
+                    copied = memo[id(value)] = [deepcopy(v, memo) for v in value]
+                    memo.setdefault(id(memo), []).append(value)  # kept alive, as deepcopy does
+                attributes[name] = copied
+            else:
+                attributes[name] = deepcopy(value, memo)
         return clone
 
     node_deepcopy._lakegov_speed = True  # type: ignore[attr-defined]
     node.__deepcopy__ = node_deepcopy
+
+
+def update_expression_walks_by_type() -> None:
+    """DynamoDB ``UpdateItem``: the ten walks of an update expression's tree ask, at every
+    node, ``isinstance(node, Node)`` (``Node`` is an abstract class: each answer goes
+    through ``ABCMeta.__instancecheck__``), then whether the walker processes the node (an
+    ``isinstance`` against each of its node types), and call ``pre_processing_of_child``
+    before each child, a hook only one walker has.
+
+    Both answers are fixed by the node's class: the walk here asks them once per class
+    (per walker class for the second, whose node types are the same for every walker of a
+    class in moto 5.2), and calls the hook only for a walker that has one of its own. The
+    walk is moto's otherwise: children first, left to right, each processed node put in
+    its parent's place, in the same order."""
+    ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
+    walker_base, node_base = ast_nodes.DepthFirstTraverser, ast_nodes.Node
+    no_hook = walker_base.pre_processing_of_child
+    is_node: dict[type, bool] = {}
+    handled: dict[tuple[type, type], type | None] = {}  # (walker, node) class -> map key
+
+    def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
+        walker = type(self)
+        table = self.__dict__.get("_lakegov_processing_map") or self._processing_map()
+        hook = None if walker.pre_processing_of_child is no_hook else self.pre_processing_of_child
+
+        def walk(node: Any, child_id: int) -> Any:
+            kind = type(node)
+            known = is_node.get(kind)
+            if known is None:
+                known = is_node[kind] = isinstance(node, node_base)
+            if not known:
+                return node
+            parent = node.parent
+            children = node.children
+            if children is not None:
+                for i, child in enumerate(children):
+                    if hook is not None:
+                        hook(node, i)
+                    walk(child, i)
+            key = handled.get((walker, kind), handled)
+            if key is handled:
+                key = handled[(walker, kind)] = next(
+                    (k for k in table if isinstance(node, k)), None
+                )
+            if key is not None:
+                node = table[key](node)
+                node.parent = parent
+                if parent:
+                    parent.children[child_id] = node
+            return node
+
+        return walk(node, child_id)
+
+    _replace(walker_base, "traverse_node_recursively", traverse_node_recursively)
+
+
+def condition_expressions_parsed_once() -> None:
+    """DynamoDB conditions (``ConditionExpression``, a ``Query``'s or ``Scan``'s
+    ``FilterExpression``): moto parses each one twice per request (the request's check of
+    the names and values it uses, then the backend), lexing it character class by
+    character class. The parse is a function of the expression's text, of the attribute
+    names and of the values it refers to (its placeholders, each a part of the text), and
+    nothing changes the tree it returns (evaluating a condition reads the item, and
+    the tree's values): the tree and the names and values found are remembered by the
+    text, every name and the values whose placeholder occurs in the text. An expression
+    that does not parse is parsed, and refused, every time."""
+    import json
+
+    comparisons: Any = importlib.import_module("moto.dynamodb.comparisons")
+    parser = comparisons.ConditionExpressionParser
+    parse = inspect.getattr_static(parser, "parse")
+    remembered: dict[tuple[Any, ...], tuple[Any, list[str], list[str]]] = {}
+
+    def parse_once(self: Any) -> Any:
+        text = self.condition_expression
+        names = self.expression_attribute_names or {}
+        values = self.expression_attribute_values or {}
+        try:
+            key = (
+                text,
+                tuple(sorted(names.items())),
+                tuple(
+                    sorted(
+                        (p, json.dumps(v, sort_keys=True))
+                        for p, v in values.items()
+                        if text and p in text
+                    )
+                ),
+            )
+            hash(key)
+        except TypeError:  # not text, or names or values of no fixed form: parsed as before
+            return parse(self)
+        found = remembered.get(key)
+        if found is None:
+            tree = parse(self)
+            if len(remembered) >= 4096:
+                remembered.clear()
+            remembered[key] = found = (
+                tree,
+                list(self.expr_attr_names_found),
+                list(self.expr_attr_values_found),
+            )
+            return tree
+        tree, names_found, values_found = found
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return tree
+
+    _replace(parser, "parse", parse_once)
+
+
+def item_sizes_counted_directly() -> None:
+    """DynamoDB writes: moto keeps an item's attributes in a dictionary that, on every
+    attribute set, adds up the size of every attribute of the item (its 400 KB limit), each
+    value's size found by ``DynamoType.size``, which asks ``is_number()``, ``is_set()``...
+    in turn and wraps every value of a map in a new ``DynamoType`` (its lists copied) to
+    ask that one's size. ``UpdateItem`` sets each attribute of its expression this way: the
+    audit's ten-attribute update sums the whole item ten times.
+
+    The size here is moto's sum, computed directly: the same cases in the same order (a
+    number's digits as written, a set's members as moto sizes them one by one, a list's
+    elements, a map's keys and values, a boolean 1, anything else its UTF-8 bytes)."""
+    dynamo_type: Any = importlib.import_module("moto.dynamodb.models.dynamo_type")
+    kind = dynamo_type.DynamoType
+    sets = ("SS", "NS", "BS")
+
+    def encoded(value: Any) -> int:  # moto's bytesize
+        return len(value if isinstance(value, bytes) else value.encode("utf-8"))
+
+    def size(self: Any) -> int:
+        of, value = self.type, self.value
+        if of == "N":
+            return len(str(value))
+        if of in sets:
+            if of == "NS":
+                return sum(len(str(v)) for v in value)
+            return sum(1 if isinstance(v, bool) else encoded(v) for v in value)
+        if of == "L":
+            return sum(size(v) if type(v) is kind else v.size() for v in value)
+        if of == "M":
+            return sum(
+                encoded(k) + size(v if type(v) is kind else kind(v)) for k, v in value.items()
+            )
+        if isinstance(value, bool):
+            return 1
+        return encoded(value)
+
+    _replace(kind, "size", size)
 
 
 def _root_first(walk: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

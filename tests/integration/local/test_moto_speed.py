@@ -609,6 +609,199 @@ def test_update_item_answers_the_same_with_trees_copied_directly(monkeypatch):
     assert sum(isinstance(a, tuple) for a in released) == 28  # refusals too, both rounds
 
 
+def test_update_item_answers_the_same_with_walks_by_type(monkeypatch):
+    ast_nodes = pytest.importorskip("moto.dynamodb.parsing.ast_nodes")
+    released, patched = _with_and_without(
+        monkeypatch,
+        ast_nodes.DepthFirstTraverser,
+        "traverse_node_recursively",
+        moto_speed.update_expression_walks_by_type,
+        _update_scenario,
+    )
+    assert patched == released
+    assert sum(isinstance(a, tuple) for a in released) == 28  # refusals too, both rounds
+    assert released[: len(released) // 2] != released[len(released) // 2 :]
+
+
+# -- DynamoDB conditions ---------------------------------------------------------------
+
+
+def _condition_scenario() -> list[Any]:
+    """The same condition texts with other values and other names, conditions on writes,
+    deletes, queries and scans, and refusals (a missing placeholder, a reserved word, bad
+    syntax), each twice."""
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    _tables(ddb)
+    answers: list[Any] = []
+    for round_ in range(2):
+        for limit, name in ((0, "amount"), (1000, "amount"), (5, "amount"), (0, "other")):
+            condition = {
+                "ConditionExpression": "attribute_not_exists(#t) OR #t < :limit",
+                "ExpressionAttributeNames": {"#t": name},
+                "ExpressionAttributeValues": {":limit": _n(limit), ":v": _n(limit + round_)},
+            }
+            answers.append(
+                _answer(
+                    lambda c=condition: ddb.update_item(
+                        TableName="ranged",
+                        Key={"pk": _s("a"), "sk": _s("1")},
+                        UpdateExpression="SET amount = :v",
+                        ReturnValues="ALL_NEW",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                        **c,
+                    )
+                )
+            )
+            answers.append(
+                _answer(
+                    lambda c=condition, r=round_, lim=limit: ddb.put_item(
+                        TableName="ranged",
+                        Item={"pk": _s("b"), "sk": _s(f"{r}-{lim}"), "total": _n(lim)},
+                        **{k: v for k, v in c.items() if k != "ExpressionAttributeValues"},
+                        ExpressionAttributeValues={":limit": _n(lim)},
+                    )
+                )
+            )
+        for low in (0, 3, 50):
+            answers.append(
+                _answer(
+                    lambda lo=low: ddb.query(
+                        TableName="ranged",
+                        KeyConditionExpression="pk = :p",
+                        FilterExpression="#t >= :low AND size(sk) > :one",
+                        ExpressionAttributeNames={"#t": "total"},
+                        ExpressionAttributeValues={":p": _s("b"), ":low": _n(lo), ":one": _n(1)},
+                    )
+                )
+            )
+            answers.append(
+                _answer(
+                    lambda lo=low: ddb.scan(
+                        TableName="ranged",
+                        FilterExpression="#t >= :low",
+                        ExpressionAttributeNames={"#t": "total"},
+                        ExpressionAttributeValues={":low": _n(lo)},
+                    )
+                )
+            )
+        answers.append(
+            _answer(
+                lambda r=round_: ddb.delete_item(
+                    TableName="ranged",
+                    Key={"pk": _s("b"), "sk": _s(f"{r}-0")},
+                    ConditionExpression="#t = :zero",
+                    ExpressionAttributeNames={"#t": "total"},
+                    ExpressionAttributeValues={":zero": _n(0)},
+                    ReturnValues="ALL_OLD",
+                )
+            )
+        )
+        for refused in (
+            {"ConditionExpression": "#t < :missing", "ExpressionAttributeNames": _TOTAL},
+            {"ConditionExpression": "#nowhere < :a", "ExpressionAttributeValues": _ONE},
+            {"ConditionExpression": "size < :a", "ExpressionAttributeValues": _ONE},
+            {"ConditionExpression": "total < < :a", "ExpressionAttributeValues": _ONE},
+        ):
+            answers.append(
+                _answer(
+                    lambda c=refused: ddb.put_item(
+                        TableName="ranged", Item={"pk": _s("c"), "sk": _s("1")}, **c
+                    )
+                )
+            )
+        answers.append(_answer(lambda: ddb.scan(TableName="ranged", ConsistentRead=True)))
+    return answers
+
+
+def test_conditions_answer_the_same_parsed_once(monkeypatch):
+    comparisons = pytest.importorskip("moto.dynamodb.comparisons")
+    released, patched = _with_and_without(
+        monkeypatch,
+        comparisons.ConditionExpressionParser,
+        "parse",
+        moto_speed.condition_expressions_parsed_once,
+        _condition_scenario,
+    )
+    assert patched == released
+    # the scenario reaches what it means to: the same condition passing and failing with
+    # other values and names, filters keeping more or fewer items, every refusal
+    half = len(released) // 2
+    first = released[:half]
+    updates = first[0:8:2]
+    assert [isinstance(a, tuple) for a in updates] == [False, False, True, False]
+    assert updates[2][1] == "ConditionalCheckFailedException"
+    assert released[half] != first[0]  # the same update, refused the second time round
+    counts = [a["Count"] for a in first[8:14]]
+    assert len(set(counts)) > 1
+    assert all(isinstance(a, tuple) for a in first[15:19])  # each refusal refused
+
+
+def test_item_sizes_are_moto_s_sizes(monkeypatch):
+    dynamo_type = pytest.importorskip("moto.dynamodb.models.dynamo_type")
+    kind = dynamo_type.DynamoType
+    monkeypatch.setattr(kind, "size", inspect.unwrap(kind.__dict__["size"]))
+    values = [
+        _n(12345),
+        _n(-0.5),
+        _s("héllo"),
+        _s(""),
+        {"B": b"\x00\x01\x02"},
+        {"BOOL": True},
+        {"BOOL": False},
+        {"NULL": True},
+        {"SS": ["a", "bé", ""]},
+        {"NS": ["1", "22.5"]},
+        {"BS": [b"ab", b"c"]},
+        {"L": [_s("x"), _n(7), {"M": {"k": {"L": [_s("deep")]}}}]},
+        {"M": {"ké": _s("v"), "n": _n(3), "l": {"L": []}, "m": {"M": {"s": {"SS": ["q"]}}}}},
+    ]
+    released = [kind(v).size() for v in values]
+    moto_speed.item_sizes_counted_directly()
+    assert kind.size.__wrapped__ is not None  # the patch is what runs now
+    assert [kind(v).size() for v in values] == released
+    assert released[2] == 6 and released[8] == 4  # UTF-8 bytes, set members one by one
+
+
+def test_item_size_limit_answers_the_same(monkeypatch):
+    dynamo_type = pytest.importorskip("moto.dynamodb.models.dynamo_type")
+
+    def scenario() -> list[Any]:
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        _tables(ddb)
+        key = {"pk": _s("big"), "sk": _s("1")}
+        answers = []
+        for size in (100_000, 200_000, 120_000, 1):
+            answers.append(
+                _answer(
+                    lambda n=size: ddb.update_item(
+                        TableName="ranged",
+                        Key=key,
+                        UpdateExpression="SET #x = :x",
+                        ExpressionAttributeNames={"#x": f"x{n}"},
+                        ExpressionAttributeValues={":x": _s("é" * (n // 2))},
+                        ReturnValues="UPDATED_NEW",
+                    )
+                )
+            )
+        answers.append(_answer(lambda: ddb.get_item(TableName="ranged", Key=key)))
+        return answers
+
+    released, patched = _with_and_without(
+        monkeypatch,
+        dynamo_type.DynamoType,
+        "size",
+        moto_speed.item_sizes_counted_directly,
+        scenario,
+    )
+    assert patched == released
+    assert [a[1] if isinstance(a, tuple) else "ok" for a in released[:4]] == [
+        "ok",
+        "ok",
+        "ValidationException",  # over 400 KB: refused, the item as it was
+        "ok",
+    ]
+
+
 def test_a_copied_tree_is_the_same_tree_sharing_nothing_with_its_original():
     ast_nodes = pytest.importorskip("moto.dynamodb.parsing.ast_nodes")
     expressions = pytest.importorskip("moto.dynamodb.parsing.expressions")
