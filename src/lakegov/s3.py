@@ -5,10 +5,14 @@ limit) must be copied as a multipart upload of ``UploadPartCopy`` ranges, each 5
 5 GiB, at most 10,000 of them. :func:`copy_object` picks the right one by the source's size.
 ``DeleteObjects`` takes at most 1,000 keys and answers 200 even when some were not deleted:
 :func:`delete_keys` batches them and fails on any key S3 reports as not deleted.
+:func:`upload_file` writes a local file as one ``PutObject`` below the transfer manager's
+multipart threshold (boto3's ``upload_file`` starts a thread pool for every file, small
+ones included), and through the transfer manager's multipart upload above it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +26,16 @@ MAX_PART_BYTES = 5 * GiB
 MAX_PARTS = 10_000
 MAX_DELETE_KEYS = 1000  # keys one DeleteObjects request may name
 DEFAULT_PART_BYTES = 512 * MiB
+MULTIPART_THRESHOLD = 8 * MiB  # boto3's TransferConfig default: above it, a multipart upload
+
+
+def upload_file(s3: Any, path: str | os.PathLike[str], bucket: str, key: str) -> None:
+    """The local file at ``path`` written to ``bucket``/``key``."""
+    if os.path.getsize(path) < MULTIPART_THRESHOLD:
+        with open(path, "rb") as body:
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+    else:
+        s3.upload_file(str(path), bucket, key)
 
 
 def part_ranges(size: int, part_bytes: int = DEFAULT_PART_BYTES) -> list[tuple[int, int]]:

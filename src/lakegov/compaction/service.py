@@ -55,7 +55,7 @@ from lakegov.layout import (
     key_generation,
 )
 from lakegov.observability import count, logger
-from lakegov.s3 import copy_object, delete_keys
+from lakegov.s3 import copy_object, delete_keys, upload_file
 
 STATE_KIND = "compaction"
 STATE_VERSION = "state"
@@ -440,7 +440,7 @@ class Compactor:
                     ) from exc
                 out = os.path.join(tmp, "out.parquet")
                 pq.write_table(merged, out, compression="snappy")
-                self.s3.upload_file(out, partition.bucket, key)
+                upload_file(self.s3, out, partition.bucket, key)
                 outputs.append(key)
                 rows_total += merged.num_rows
             for source in plan.carried:

@@ -43,6 +43,7 @@ from lakegov.runners.base import (
     RunStateChange,
     RunStatus,
 )
+from lakegov.s3 import upload_file
 
 NAME = "local"
 EVENT_SOURCE = "lakegov.local"
@@ -203,7 +204,7 @@ class LocalRunner:
         bucket, prefix = _split_s3(request.artifacts_uri)
         for path in (outcome.run_results_path, outcome.manifest_path):
             if path is not None and Path(path).is_file():
-                self.s3.upload_file(str(path), bucket, f"{prefix}{Path(path).name}")
+                upload_file(self.s3, path, bucket, f"{prefix}{Path(path).name}")
 
     def _report(
         self, request: RunRequest, external_id: str, status: RunStatus, duration_s: float

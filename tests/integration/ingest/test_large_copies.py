@@ -130,3 +130,23 @@ def test_a_source_overwritten_during_a_multipart_copy_fails_the_copy(lowered_cop
             )
         assert "Contents" not in s3.list_objects_v2(Bucket="copies", Prefix="copy.csv")
         assert s3.list_multipart_uploads(Bucket="copies").get("Uploads", []) == []
+
+
+def test_a_small_file_is_one_put_and_a_large_one_a_multipart_upload(tmp_path, monkeypatch):
+    monkeypatch.setattr(lakegov_s3, "MULTIPART_THRESHOLD", 5 * MiB)
+    small, large = tmp_path / "small.parquet", tmp_path / "large.parquet"
+    small.write_bytes(b"PAR1" * 1000)
+    large.write_bytes(bytes(range(256)) * (9 * MiB // 256))
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="uploads")
+        calls: list[str] = []
+        s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+        lakegov_s3.upload_file(s3, small, "uploads", "small.parquet")
+        assert calls == ["PutObject"]
+        calls.clear()
+        lakegov_s3.upload_file(s3, str(large), "uploads", "large.parquet")
+        assert calls[0] == "CreateMultipartUpload" and "CompleteMultipartUpload" in calls
+        for path, key in ((small, "small.parquet"), (large, "large.parquet")):
+            body = s3.get_object(Bucket="uploads", Key=key)["Body"].read()
+            assert body == path.read_bytes()

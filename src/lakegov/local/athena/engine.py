@@ -59,6 +59,7 @@ from lakegov.local.athena.catalog import (
     split_s3,
     view_sql,
 )
+from lakegov.s3 import upload_file
 
 READ = "athena"  # sqlglot's dialect of Athena (Trino for queries, Hive for DDL)
 _LEADING_COMMENTS = re.compile(
@@ -779,7 +780,7 @@ class LocalAthenaEngine:
                     import pyarrow.parquet as pq
 
                     schema = pq.read_schema(local)
-                self.s3.upload_file(local, bucket, key)
+                upload_file(self.s3, local, bucket, key)
         finally:
             cursor.close()
         return f"s3://{bucket}/{key}", scope.scanned, schema
