@@ -507,6 +507,37 @@ def test_queues_outlast_the_functions_that_read_them_and_report_partial_failures
         assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"], lid
 
 
+def test_a_function_fed_by_a_queue_reads_that_queue_only():
+    """SAM gives a function with an SQS event AWSLambdaSQSQueueExecutionRole, which lets it
+    receive and delete messages on every queue of the account: a Deny leaves it its own."""
+    resources = _resources(ROOT / "template.yaml")
+    fed: dict[str, list[Any]] = {}
+    for lid, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event["Type"] == "SQS":
+                fed.setdefault(lid, []).append(event["Properties"]["Queue"])
+    assert {"ConvertFunction", "CatalogFunction", "MeshForwardFunction"} <= set(fed)
+    for lid, queues in fed.items():
+        denies = [
+            statement
+            for policy in resources[lid]["Properties"].get("Policies") or []
+            if isinstance(policy, dict)
+            for statement in policy.get("Statement") or []
+            if statement.get("Effect") == "Deny"
+        ]
+        assert [d["Sid"] for d in denies] == ["ReadOnlyItsOwnQueue"], lid
+        (deny,) = denies
+        assert set(deny["Action"]) == {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+        }, lid
+        assert [deny["NotResource"]] == queues, lid
+
+
 def test_the_mesh_forwarder_reads_its_queue_in_batches_of_put_events_size():
     from lakegov.events import MAX_ENTRIES_PER_CALL
     from lakegov.mesh.forward import FORWARDED_DETAIL_TYPES
@@ -554,6 +585,8 @@ def test_the_mesh_forwarder_reads_its_queue_in_batches_of_put_events_size():
     # with receive and delete rights on that queue, and PutEvents on the central bus only
     pollers = [p["SQSPollerPolicy"] for p in function["Policies"] if "SQSPollerPolicy" in p]
     assert pollers == [{"QueueName": {"Fn::GetAtt": ["MeshForwardQueue", "QueueName"]}}]
-    statements = _statements(resources["MeshForwardFunction"])
+    statements = [
+        s for s in _statements(resources["MeshForwardFunction"]) if s["Effect"] == "Allow"
+    ]  # (its Deny of other queues: test_a_function_fed_by_a_queue_reads_that_queue_only)
     assert [s["Action"] for s in statements] == ["events:PutEvents"]
     assert "CentralEventBus" in str(statements[0]["Resource"])
