@@ -532,6 +532,11 @@ def _check_rule_queues_for_batches(
     queue = resources[f"{name}Queue"]["Properties"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == dead_letter_arn
     assert resources[f"{name}DeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    # where the rule alone sends what it cannot queue
+    statements = _queue_policy_statements(resources, f"{name}DeadLetterQueue")
+    assert [s["Condition"] for s in statements] == [
+        {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [f"{name}Rule", "Arn"]}}}
+    ]
     assert any(
         r["Type"] == "AWS::CloudWatch::Alarm"
         and r["Properties"]["Namespace"] == "AWS/SQS"
