@@ -44,7 +44,7 @@ from lakegov.observability import count, logger
 from lakegov.products.artifacts import DbtResults, load_artifacts
 from lakegov.sqs_batch import eventbridge_event
 
-# the lakegov events lineage is told by (what the rule queues for the lineage function)
+# the lakegov events lineage records (what the rule queues for the lineage function)
 LINEAGE_DETAIL_TYPES = ("DatasetRefreshed", "ProductRunFinished")
 
 NOT_CONFIGURED = "not configured"
@@ -355,7 +355,7 @@ def _announcement(
 class Outcome:
     """What became of one queue message: ``RECORDED`` (the run events its lakegov event
     stands for, ``jobs``, none or more, are in the lake and announced) or ``DROPPED``
-    (lineage is not told by it; ``reason`` says why)."""
+    (it is not an event lineage records; ``reason`` says why)."""
 
     status: str
     detail_type: str = ""
@@ -364,16 +364,15 @@ class Outcome:
     reason: str = ""
 
 
-def _told_event(body: str) -> tuple[str, Mapping[str, Any]]:
-    """A queue message's lakegov event that lineage is told by: its detail-type and detail
-    (PermanentError for a message that is not one, EventContractError for a detail that
-    breaks its contract)."""
+def _recorded_event(body: str) -> tuple[str, Mapping[str, Any]]:
+    """A queue message's body as a lakegov event lineage records: its detail-type and the
+    event (PermanentError for a message that is not one, EventContractError for a detail
+    that breaks its contract)."""
     event = eventbridge_event(body)
     detail_type = str(event["detail-type"])
     if event["source"] != SOURCE or detail_type not in LINEAGE_DETAIL_TYPES:
         raise PermanentError(
-            f"not an event lineage is told by: source={event['source']!r} "
-            f"detail-type={detail_type!r}"
+            f"not an event lineage records: source={event['source']!r} detail-type={detail_type!r}"
         )
     validate_detail(detail_type, event["detail"])
     return detail_type, event
@@ -385,18 +384,18 @@ def record_messages(
     """The lineage queue's messages (message id, body: a lakegov event as the rule sent it)
     -> each message id's outcome, or the exception that fails it (for SQS to deliver it
     again). The batch's run events share one lake object per day and PutEvents calls; a
-    failure fails the messages whose run events it concerns, and only those. A message
-    lineage is not told by is logged and dropped with the reason (no number of retries
-    would change it)."""
+    failure fails the messages whose run events it concerns, and only those. A message that
+    is not an event lineage records is logged and dropped with the reason (no number of
+    retries would change it)."""
     outcomes: dict[str, Outcome | Exception] = {}
     units: dict[str, _Unit] = {}
-    told: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    received: dict[str, tuple[str, Mapping[str, Any]]] = {}
     for message_id, body in messages:
         try:
-            told[message_id] = detail_type, event = _told_event(body)
+            received[message_id] = detail_type, event = _recorded_event(body)
         except (PermanentError, EventContractError) as exc:
             logger.error(
-                "message dropped: lineage is not told by it",
+                "message dropped: not an event lineage records",
                 extra={"message_id": message_id, "reason": str(exc), "body": body[:500]},
             )
             outcomes[message_id] = Outcome("DROPPED", reason=str(exc))
@@ -408,7 +407,7 @@ def record_messages(
         except Exception as exc:  # e.g. a product run's artifacts not read: this one retries
             outcomes[message_id] = _failure(message_id, exc)
     for message_id, result in _record_units(units, ctx).items():
-        detail_type, event = told[message_id]
+        detail_type, event = received[message_id]
         if isinstance(result, Exception):
             outcomes[message_id] = result
             continue

@@ -144,12 +144,12 @@ def test_ten_refreshes_take_one_object_and_two_put_events_calls_instead_of_ten_e
     assert len(_lake_rows()[puts[0]]) == 20
 
 
-def test_a_message_lineage_is_not_told_by_is_dropped_and_the_others_recorded(
+def test_a_message_that_is_no_event_lineage_records_is_dropped_and_the_others_recorded(
     lake, lambda_context, caplog
 ):
     from handlers.lineage import handler
 
-    # Given a batch with a body that is no event and an event lineage is not told by
+    # Given a batch with a body that is no event and an event lineage does not record
     converted = {**json.loads(_refresh(9)), "detail-type": "FileConverted"}
     bodies = [_refresh(0), "not an event", json.dumps(converted), _refresh(1)]
     # When the function receives it
