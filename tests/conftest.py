@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,66 @@ def load_event(name: str) -> dict[str, Any]:
 @pytest.fixture
 def sample_event() -> Any:
     return load_event
+
+
+def sqs_batch(queue_arn: str, *bodies: str) -> dict[str, Any]:
+    """An SQS event source's batch of ``bodies`` (message ids ``msg-0``, ``msg-1``...), as
+    Lambda hands a function the messages of ``queue_arn``."""
+    return {
+        "Records": [
+            {
+                "messageId": f"msg-{i}",
+                "receiptHandle": "rh",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": queue_arn.split(":")[3],
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def events_of_bus(
+    events: Any, sqs: Any, bus: str, pattern: dict[str, Any]
+) -> Callable[[], list[dict[str, Any]]]:
+    """A rule that queues the events of ``bus`` matching ``pattern``; what reads them: each
+    call returns (and removes) the events queued since the last."""
+    url = sqs.create_queue(QueueName=f"{bus}-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name=f"{bus}-events", EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=f"{bus}-events", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    def queued() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            out += [json.loads(m["Body"]) for m in batch]
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
+                ],
+            )
+        return out
+
+    return queued
+
+
+def put_events_calls(client: Any) -> list[int]:
+    """The number of entries of each PutEvents call ``client`` makes from now on."""
+    calls: list[int] = []
+    client.meta.events.register(
+        "provide-client-params.events.PutEvents",
+        lambda params, **_: calls.append(len(params["Entries"])),
+    )
+    return calls
 
 
 def create_audit_table(ddb: Any, name: str = "audit") -> None:

@@ -2,12 +2,18 @@
 (``lineage_events``), announced on the service bus (``LineageRecorded``) and, when the
 deployment names an Amazon DataZone domain, posted there (``PostLineageEvent``).
 
-Subscribed to ``DatasetRefreshed`` from the catalog (the conversion of each landed object
-it names, and the registration) and ``ProductRunFinished`` (one event per dbt model, from
-the run's artifacts). The run events of one lakegov event share one lake object (per day
-they fall on) and their ``LineageRecorded`` share PutEvents calls. Every output is keyed by
-the events' run ids and types: a redelivered event rewrites the same lake object and posts
-with the same client token.
+Told by ``DatasetRefreshed`` from the catalog (the conversion of each landed object it
+names, and the registration) and ``ProductRunFinished`` (one event per dbt model, from the
+run's artifacts). A rule queues those events on the lineage queue and the function reads it
+in batches: the run events of a batch's lakegov events share one lake object per day they
+fall on, and their ``LineageRecorded`` share PutEvents calls. Each queue message is its own
+unit of work: a failure fails the messages it concerns, for SQS to deliver again, alone.
+
+Every output is keyed by the events' run ids and types: a redelivered event posts to
+DataZone with the same client token, and the same run events rewrite the same object. A
+message that fails after its day's object was written (its announcement refused) is
+written again by its retry, in the object of the batch it then arrives in: the table holds
+at least one row per run event, and readers keep one per run id and type.
 """
 
 from __future__ import annotations
@@ -15,15 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from lakegov.aws import error_code, is_transient
-from lakegov.errors import RetryableError
-from lakegov.events import Event, EventPublisher
+from lakegov.errors import PermanentError, RetryableError
+from lakegov.events import SOURCE, Event, EventContractError, EventPublisher, validate_detail
 from lakegov.layout import LINEAGE_EVENTS_TABLE, record_partition
 from lakegov.lineage.openlineage import (
     Namespaces,
@@ -36,6 +42,10 @@ from lakegov.lineage.openlineage import (
 from lakegov.lineage.records import LakeRecords
 from lakegov.observability import count, logger
 from lakegov.products.artifacts import DbtResults, load_artifacts
+from lakegov.sqs_batch import eventbridge_event
+
+# the lakegov events lineage records (what the rule queues for the lineage function)
+LINEAGE_DETAIL_TYPES = ("DatasetRefreshed", "ProductRunFinished")
 
 NOT_CONFIGURED = "not configured"
 MAX_DATAZONE_EVENT_BYTES = 300_000  # PostLineageEvent's limit on the event blob
@@ -161,41 +171,142 @@ def record_lineage(
 
 def _object_names(events: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     """The names of the lake object holding ``events`` (:func:`lakegov.layout.record_key`):
-    one event's run id and type, or a digest of every event's, so that a redelivered
-    lakegov event rewrites the same object (its run ids derive from it) and no other
-    lakegov event's object can share the key."""
+    one event's run id and type, or a digest of every event's, so that the same run events
+    written again rewrite the same object and no other set of events can share the key."""
     ids = sorted(f"{e['run']['runId']}/{e['eventType']}" for e in events)
     if len(ids) == 1:
         return tuple(ids[0].split("/", 1))
     return ("events", hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32])
 
 
+@dataclass
+class _Unit:
+    """The run events of one lakegov event (one queue message): recorded, or failed, whole.
+    ``refreshed`` is the dataset of the catalog refresh they stand for."""
+
+    events: Sequence[Mapping[str, Any]]
+    refreshed: str | None = None
+    datazone: list[str] = field(default_factory=list)  # each event's DataZone answer
+
+
 def record_all(
     events: Sequence[Mapping[str, Any]], ctx: LineageContext, refreshed: str | None = None
 ) -> list[dict[str, Any]]:
-    """Validate the run events of one lakegov event, keep them in the lake (one object per
-    day they fall on), post each to DataZone, then announce them (``LineageRecorded``, as
-    few PutEvents calls as the limits allow): each announcement follows its lake record."""
-    for event in events:
-        validate_event(event)
-    by_day: dict[str, list[int]] = defaultdict(list)
-    for i, event in enumerate(events):
-        by_day[record_partition(str(event["eventTime"])).folder].append(i)
-    lake_keys: dict[int, str | None] = {}
-    for members in by_day.values():
-        day = [events[i] for i in members]
-        key = ctx.records.write(
-            LINEAGE_EVENTS_TABLE,
-            str(day[0]["eventTime"]),
-            _object_names(day),
-            [_row(event) for event in day],
-        )
-        lake_keys.update(dict.fromkeys(members, key))
-    details = [_announcement(event, ctx, refreshed, lake_keys[i]) for i, event in enumerate(events)]
-    ctx.publisher.publish_all(Event("LineageRecorded", detail) for detail in details)
-    if details:
-        count("LineageEventsRecorded", len(details))
-    return details
+    """Validate the run events of one lakegov event, post each to DataZone, keep them in
+    the lake (one object per day they fall on), then announce them (``LineageRecorded``):
+    their ``LineageRecorded`` details; raises what failed them."""
+    (result,) = _record_units({"": _Unit(events, refreshed)}, ctx).values()
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _record_units(
+    units: Mapping[str, _Unit], ctx: LineageContext
+) -> dict[str, list[dict[str, Any]] | Exception]:
+    """Record the run events of several lakegov events together: one lake object per day
+    they fall on and as few PutEvents calls as the limits allow for all their
+    ``LineageRecorded``. Each unit's outcome (by its key): its details, or the exception
+    that failed it, and it alone.
+
+    Each announcement follows its lake record. DataZone is posted to before the lake is
+    written (posts are idempotent by client token), so a unit that fails there leaves no
+    row that its retry, batched with other units, would write again in another object.
+    """
+    failed: dict[str, Exception] = {}
+    for key, unit in units.items():
+        try:
+            for event in unit.events:
+                validate_event(event)
+            unit.datazone = [_post(event, ctx) for event in unit.events]
+        except Exception as exc:  # this unit's failure, whatever it is: the others go on
+            failed[key] = _failure(key, exc)
+    lake_keys = _write_days({k: u for k, u in units.items() if k not in failed}, ctx, failed)
+    announced: dict[str, list[Event]] = {}
+    for key, unit in units.items():
+        if key in failed:
+            continue
+        announced[key] = [
+            Event("LineageRecorded", _announcement(event, ctx, unit.refreshed, lake_key, answer))
+            for event, answer, lake_key in zip(
+                unit.events, unit.datazone, (lake_keys[_day(e)] for e in unit.events), strict=True
+            )
+        ]
+        try:
+            for announcement in announced[key]:
+                validate_detail(announcement.detail_type, announcement.detail)
+                announcement.entry(bus="")  # the size check: too large fails this unit alone
+        except EventContractError as exc:
+            failed[key] = _failure(key, exc)
+            del announced[key]
+    refused = {
+        id(e) for e in ctx.publisher.publish_each(e for es in announced.values() for e in es)
+    }
+    results: dict[str, list[dict[str, Any]] | Exception] = dict(failed)
+    for key, events in announced.items():
+        not_sent = [e for e in events if id(e) in refused]
+        if not_sent:
+            results[key] = _failure(
+                key,
+                RetryableError(
+                    f"PutEvents failed for {len(not_sent)} of the events: LineageRecorded"
+                ),
+            )
+            continue
+        results[key] = [dict(e.detail) for e in events]
+    recorded = sum(len(r) for r in results.values() if isinstance(r, list))
+    if recorded:
+        count("LineageEventsRecorded", recorded)
+    return {key: results[key] for key in units}
+
+
+def _day(event: Mapping[str, Any]) -> str:
+    return record_partition(str(event["eventTime"])).folder
+
+
+def _write_days(
+    units: Mapping[str, _Unit], ctx: LineageContext, failed: dict[str, Exception]
+) -> dict[str, str | None]:
+    """Write ``units``' run events to the lake, one object per day (a run event two units
+    share, as a duplicate delivery does, is written once); the object key of each day.
+    A day whose object cannot be written fails (in ``failed``) every unit with an event on
+    it."""
+    by_day: dict[str, dict[tuple[str, str], Mapping[str, Any]]] = defaultdict(dict)
+    units_of_day: dict[str, list[str]] = defaultdict(list)
+    for key, unit in units.items():
+        for event in unit.events:
+            day = _day(event)
+            by_day[day].setdefault((str(event["run"]["runId"]), str(event["eventType"])), event)
+            if key not in units_of_day[day]:
+                units_of_day[day].append(key)
+    lake_keys: dict[str, str | None] = {}
+    for day, unique in by_day.items():
+        events = list(unique.values())
+        try:
+            lake_keys[day] = ctx.records.write(
+                LINEAGE_EVENTS_TABLE,
+                str(events[0]["eventTime"]),
+                _object_names(events),
+                [_row(event) for event in events],
+            )
+        except Exception as exc:  # the day's units fail; the other days' go on
+            for key in units_of_day[day]:
+                failed.setdefault(key, _failure(key, exc))
+    return lake_keys
+
+
+def _failure(key: str, exc: Exception) -> Exception:
+    """``exc``, logged as what failed the unit ``key`` (a queue message id)."""
+    logger.warning(
+        "lineage not recorded: the message will be delivered again",
+        extra={"message_id": key, "error": repr(exc)},
+    )
+    return exc
+
+
+def _post(event: Mapping[str, Any], ctx: LineageContext) -> str:
+    """Post ``event`` to DataZone (when configured): what became of it."""
+    return ctx.datazone.post(event) if ctx.datazone else f"skipped: {ctx.datazone_skipped}"
 
 
 def _row(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -213,11 +324,15 @@ def _row(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _announcement(
-    event: Mapping[str, Any], ctx: LineageContext, refreshed: str | None, key: str | None
+    event: Mapping[str, Any],
+    ctx: LineageContext,
+    refreshed: str | None,
+    key: str | None,
+    datazone: str,
 ) -> dict[str, Any]:
-    """Post ``event`` to DataZone (when configured); its ``LineageRecorded`` detail."""
+    """The ``LineageRecorded`` detail of ``event`` (kept at ``key``; ``datazone``: what
+    became of its post)."""
     inputs, outputs = datasets_of(event["inputs"]), datasets_of(event["outputs"])
-    datazone = ctx.datazone.post(event) if ctx.datazone else f"skipped: {ctx.datazone_skipped}"
     detail = {
         "job": event["job"]["name"],
         "dataset": dataset_written(event, refreshed),
@@ -236,11 +351,78 @@ def _announcement(
     return detail
 
 
-def on_lakegov_event(
-    detail_type: str, detail: Mapping[str, Any], ctx: LineageContext
-) -> dict[str, Any]:
-    refreshed = str(detail.get("dataset") or "") if detail_type == "DatasetRefreshed" else None
-    recorded = record_all(lineage_events(detail_type, detail, ctx), ctx, refreshed)
-    if not recorded:
-        logger.info("no lineage in this event", extra={"detail_type": detail_type})
-    return {"recorded": len(recorded), "jobs": [r["job"] for r in recorded]}
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one queue message: ``RECORDED`` (the run events its lakegov event
+    stands for, ``jobs``, none or more, are in the lake and announced) or ``DROPPED``
+    (it is not an event lineage records; ``reason`` says why)."""
+
+    status: str
+    detail_type: str = ""
+    event_id: str | None = None
+    jobs: tuple[str, ...] = ()
+    reason: str = ""
+
+
+def _recorded_event(body: str) -> tuple[str, Mapping[str, Any]]:
+    """A queue message's body as a lakegov event lineage records: its detail-type and the
+    event (PermanentError for a message that is not one, EventContractError for a detail
+    that breaks its contract)."""
+    event = eventbridge_event(body)
+    detail_type = str(event["detail-type"])
+    if event["source"] != SOURCE or detail_type not in LINEAGE_DETAIL_TYPES:
+        raise PermanentError(
+            f"not an event lineage records: source={event['source']!r} detail-type={detail_type!r}"
+        )
+    validate_detail(detail_type, event["detail"])
+    return detail_type, event
+
+
+def record_messages(
+    messages: Iterable[tuple[str, str]], ctx: LineageContext
+) -> dict[str, Outcome | Exception]:
+    """The lineage queue's messages (message id, body: a lakegov event as the rule sent it)
+    -> each message id's outcome, or the exception that fails it (for SQS to deliver it
+    again). The batch's run events share one lake object per day and PutEvents calls; a
+    failure fails the messages whose run events it concerns, and only those. A message that
+    is not an event lineage records is logged and dropped with the reason (no number of
+    retries would change it)."""
+    outcomes: dict[str, Outcome | Exception] = {}
+    units: dict[str, _Unit] = {}
+    received: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    for message_id, body in messages:
+        try:
+            received[message_id] = detail_type, event = _recorded_event(body)
+        except (PermanentError, EventContractError) as exc:
+            logger.error(
+                "message dropped: not an event lineage records",
+                extra={"message_id": message_id, "reason": str(exc), "body": body[:500]},
+            )
+            outcomes[message_id] = Outcome("DROPPED", reason=str(exc))
+            continue
+        detail = event["detail"]
+        refreshed = str(detail.get("dataset") or "") if detail_type == "DatasetRefreshed" else None
+        try:
+            units[message_id] = _Unit(lineage_events(detail_type, detail, ctx), refreshed)
+        except Exception as exc:  # e.g. a product run's artifacts not read: this one retries
+            outcomes[message_id] = _failure(message_id, exc)
+    for message_id, result in _record_units(units, ctx).items():
+        detail_type, event = received[message_id]
+        if isinstance(result, Exception):
+            outcomes[message_id] = result
+            continue
+        if not result:
+            logger.info(
+                "no lineage in this event",
+                extra={"message_id": message_id, "detail_type": detail_type},
+            )
+        outcomes[message_id] = Outcome(
+            "RECORDED",
+            detail_type=detail_type,
+            event_id=event.get("id"),
+            jobs=tuple(str(d["job"]) for d in result),
+        )
+    dropped = sum(1 for o in outcomes.values() if isinstance(o, Outcome) and o.status == "DROPPED")
+    if dropped:
+        count("LineageMessagesDropped", dropped)
+    return outcomes

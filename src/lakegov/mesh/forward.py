@@ -18,7 +18,6 @@ lakegov event, or whose detail breaks its contract, is logged and dropped with t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from lakegov.errors import PermanentError, RetryableError
 from lakegov.events import SOURCE, Event, EventContractError, EventPublisher, validate_detail
 from lakegov.observability import count, logger
+from lakegov.sqs_batch import eventbridge_event
 
 FORWARDED_DETAIL_TYPES = (
     "DatasetRefreshed",
@@ -72,25 +72,6 @@ def central_copy(event: Mapping[str, Any], *, producer_account: str = "") -> Eve
     return copy
 
 
-def _eventbridge_event(body: str) -> Mapping[str, Any]:
-    """A queue message's body as the EventBridge event the rule sent (PermanentError if it
-    is not one)."""
-    try:
-        event = json.loads(body)
-    except ValueError as exc:
-        raise PermanentError(f"not an EventBridge event: the body is not JSON ({exc})") from exc
-    if not isinstance(event, dict) or not {"source", "detail-type", "detail"} <= event.keys():
-        raise PermanentError(
-            "not an EventBridge event: the body has no source, detail-type and detail"
-        )
-    if not isinstance(event["detail"], dict):
-        raise PermanentError("not an EventBridge event: its detail is not an object")
-    resources = event.get("resources") or []
-    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
-        raise PermanentError("not an EventBridge event: its resources are not a list of ARNs")
-    return event
-
-
 def forward_messages(
     messages: Iterable[tuple[str, str]],
     publisher: EventPublisher,
@@ -107,7 +88,7 @@ def forward_messages(
     copies: list[tuple[str, Mapping[str, Any], Event]] = []
     for message_id, body in messages:
         try:
-            event = _eventbridge_event(body)
+            event = eventbridge_event(body)
             copies.append(
                 (message_id, event, central_copy(event, producer_account=producer_account))
             )

@@ -12,9 +12,10 @@ from dataclasses import replace
 import boto3
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
-from tests.conftest import EVENTS_DIR, RefusingEvents
+from tests.conftest import EVENTS_DIR, RefusingEvents, load_event
 
 from lakegov.app import App
 from lakegov.errors import RetryableError
@@ -27,8 +28,8 @@ from lakegov.lineage.service import (
     MAX_DATAZONE_EVENT_BYTES,
     DataZoneLineage,
     LineageContext,
-    on_lakegov_event,
     record_lineage,
+    record_messages,
 )
 from lakegov.lineage.wiring import EMBEDDED_NO_DATAZONE, lineage_context
 from lakegov.settings import Settings
@@ -62,6 +63,19 @@ def ctx():
 def refreshed() -> dict:
     """A catalog DatasetRefreshed: one landed file converted and registered."""
     return json.loads((EVENTS_DIR / "dataset_refreshed.json").read_text())["detail"]
+
+
+def on_lakegov_event(detail_type: str, detail: dict, ctx: LineageContext) -> dict:
+    """One lakegov event as the rule queues it (the body of one message of the lineage
+    queue), recorded: what it recorded; raises what failed its message."""
+    body = json.dumps(
+        {**load_event("dataset_refreshed.json"), "detail-type": detail_type, "detail": detail}
+    )
+    (outcome,) = record_messages([("msg-0", body)], ctx).values()
+    if isinstance(outcome, Exception):
+        raise outcome
+    assert outcome.status == "RECORDED", outcome.reason
+    return {"recorded": len(outcome.jobs), "jobs": list(outcome.jobs)}
 
 
 def lake_events(ctx: LineageContext) -> list[dict]:
@@ -263,3 +277,74 @@ def test_an_event_over_datazone_s_size_is_posted_without_facets_or_skipped_sayin
         # and one whose dataset names alone are over the limit is not posted (the stubber
         # has no second response): the answer says why
         assert datazone.post(wide_model_run(4000)).startswith("skipped: ")
+
+
+class FailingDayRecords:
+    """The lake's records, except that writing an object of ``day`` fails (as S3 does
+    once the client's own retries are spent)."""
+
+    def __init__(self, records: LakeRecords, day: str) -> None:
+        self.records, self.day = records, day
+
+    def write(self, table, timestamp, names, rows):
+        if str(timestamp).startswith(self.day):
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "later"}}, "PutObject")
+        return self.records.write(table, timestamp, names, rows)
+
+
+def queued(i: int, day: str) -> tuple[str, str]:
+    """Message ``msg-<i>`` of the lineage queue: a refresh of its own table on ``day``."""
+    event = load_event("dataset_refreshed.json")
+    event["detail"] = {
+        **event["detail"],
+        "table": f"t{i}",
+        "source_files": [f"s3://raw/p/partition_dt={day}/t{i}.csv"],
+        "refreshed_at": f"{day}T10:00:00Z",
+    }
+    return f"msg-{i}", json.dumps(event)
+
+
+def test_a_lake_object_not_written_fails_the_messages_of_its_day_alone(ctx):
+    # Given a batch of refreshes of two days, and S3 failing to take the second day's object
+    messages = [queued(0, "2026-11-20"), queued(1, "2026-11-21"), queued(2, "2026-11-20")]
+    failing = replace(ctx, records=FailingDayRecords(ctx.records, "2026-11-21"))
+    # When it is recorded
+    outcomes = record_messages(messages, failing)
+    # Then the message of that day fails (for SQS to deliver again), and nothing of it is
+    # announced; the other day's are recorded and announced
+    assert isinstance(outcomes["msg-1"], ClientError)
+    assert [outcomes["msg-0"].status, outcomes["msg-2"].status] == ["RECORDED", "RECORDED"]
+    assert sorted(r["job_name"] for r in lake_events(ctx)) == [
+        "convert.t0",
+        "convert.t2",
+        "register.t0",
+        "register.t2",
+    ]
+    assert sorted(e.detail["job"] for e in ctx.publisher.published) == [
+        "convert.t0",
+        "convert.t2",
+        "register.t0",
+        "register.t2",
+    ]
+
+
+def test_a_datazone_refusal_fails_its_message_alone_and_leaves_nothing_of_it(ctx):
+    # Given DataZone accepting the first message's two events, then refusing
+    client = boto3.client("datazone", region_name=REGION)
+    stubber = Stubber(client)
+    for _ in range(2):
+        stubber.add_response(
+            "post_lineage_event",
+            {},
+            {"domainIdentifier": "dzd_abc123", "event": ANY, "clientToken": ANY},
+        )
+    stubber.add_client_error("post_lineage_event", "ThrottlingException", http_status_code=400)
+    posting = replace(ctx, datazone=DataZoneLineage(client, "dzd_abc123"))
+    # When a batch of two refreshes is recorded
+    with stubber:
+        outcomes = record_messages([queued(0, "2026-11-20"), queued(1, "2026-11-20")], posting)
+    # Then the second fails, retryable, with nothing of it in the lake or on the bus
+    assert isinstance(outcomes["msg-1"], RetryableError)
+    assert outcomes["msg-0"].jobs == ("convert.t0", "register.t0")
+    assert sorted(r["job_name"] for r in lake_events(ctx)) == ["convert.t0", "register.t0"]
+    assert [e.detail["datazone"] for e in ctx.publisher.published] == ["posted", "posted"]

@@ -6,7 +6,13 @@ import json
 
 import pytest
 from moto import mock_aws
-from tests.conftest import RefusingEvents, load_event
+from tests.conftest import (
+    RefusingEvents,
+    events_of_bus,
+    load_event,
+    put_events_calls,
+    sqs_batch,
+)
 
 import lakegov.app
 
@@ -26,16 +32,7 @@ def central(monkeypatch):
         events = boto3.client("events", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         bus_arn = events.create_event_bus(Name=CENTRAL_BUS)["EventBusArn"]
-        url = sqs.create_queue(QueueName="central-copies")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        events.put_rule(
-            Name="all", EventBusName=CENTRAL_BUS, EventPattern=json.dumps({"source": ["lakegov"]})
-        )
-        events.put_targets(
-            Rule="all", EventBusName=CENTRAL_BUS, Targets=[{"Id": "q", "Arn": queue_arn}]
-        )
+        copies = events_of_bus(events, sqs, CENTRAL_BUS, {"source": ["lakegov"]})
         for name, value in {
             "LAKEGOV_ENVIRONMENT": "dev",
             "LAKEGOV_ACCOUNT_ID": ACCOUNT,
@@ -48,21 +45,6 @@ def central(monkeypatch):
         }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setattr(lakegov.app, "_apps", {})  # a cold container per test
-
-        def copies() -> list[dict]:
-            out: list[dict] = []
-            while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            ):
-                out += [json.loads(m["Body"]) for m in batch]
-                sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(batch)
-                    ],
-                )
-            return out
 
         yield copies
 
@@ -77,32 +59,7 @@ def _refresh(i: int) -> dict:
 
 
 def _batch(*bodies: str) -> dict:
-    return {
-        "Records": [
-            {
-                "messageId": f"msg-{i}",
-                "receiptHandle": "rh",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": QUEUE_ARN,
-                "awsRegion": REGION,
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
-
-
-def _put_events_calls(client) -> list[int]:
-    """The number of entries of each PutEvents call ``client`` makes from now on."""
-    calls: list[int] = []
-    client.meta.events.register(
-        "provide-client-params.events.PutEvents",
-        lambda params, **_: calls.append(len(params["Entries"])),
-    )
-    return calls
+    return sqs_batch(QUEUE_ARN, *bodies)
 
 
 def test_a_batch_is_forwarded_in_put_events_calls_of_ten(central, lambda_context):
@@ -111,7 +68,7 @@ def test_a_batch_is_forwarded_in_put_events_calls_of_ten(central, lambda_context
     # Given ten refreshes, a message that is no event, and two more refreshes on the queue
     bodies = [json.dumps(_refresh(i)) for i in range(12)]
     bodies.insert(10, "not an event")
-    calls = _put_events_calls(lakegov.app.get_app().clients("events"))
+    calls = put_events_calls(lakegov.app.get_app().clients("events"))
     # When the function receives them as one batch
     response = handler(_batch(*bodies), lambda_context)
     # Then nothing is retried (the malformed message is dropped), in two PutEvents calls

@@ -6,6 +6,7 @@ reason the API leaves no narrower choice.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -476,6 +477,7 @@ def test_a_queue_a_rule_sends_to_admits_that_rule_only():
         if resources.get(_target(target["Arn"]), {}).get("Type") == "AWS::SQS::Queue"
     ]
     assert ("MeshForwardRule", "MeshForwardQueue") in fed
+    assert ("LineageRule", "LineageQueue") in fed
     for rule, queue in fed:
         statements = _queue_policy_statements(resources, queue)
         assert statements, queue
@@ -498,7 +500,7 @@ def test_queues_outlast_the_functions_that_read_them_and_report_partial_failures
         for event in (resource["Properties"].get("Events") or {}).values()
         if event["Type"] == "SQS"
     ]
-    assert "MeshForwardFunction" in [lid for lid, _, _ in sources]
+    assert {"MeshForwardFunction", "LineageFunction"} <= {lid for lid, _, _ in sources}
     for lid, function, source in sources:
         queue = resources[_target(source["Queue"])]["Properties"]
         assert queue["VisibilityTimeout"] >= 6 * function["Timeout"], lid
@@ -518,7 +520,9 @@ def test_a_function_fed_by_a_queue_reads_that_queue_only():
         for event in (resource["Properties"].get("Events") or {}).values():
             if event["Type"] == "SQS":
                 fed.setdefault(lid, []).append(event["Properties"]["Queue"])
-    assert {"ConvertFunction", "CatalogFunction", "MeshForwardFunction"} <= set(fed)
+    assert {"ConvertFunction", "CatalogFunction", "MeshForwardFunction", "LineageFunction"} <= set(
+        fed
+    )
     for lid, queues in fed.items():
         denies = [
             statement
@@ -538,30 +542,34 @@ def test_a_function_fed_by_a_queue_reads_that_queue_only():
         assert [deny["NotResource"]] == queues, lid
 
 
-def test_the_mesh_forwarder_reads_its_queue_in_batches_of_put_events_size():
+def _check_rule_queues_for_batches(
+    resources: dict[str, Any], name: str, detail_types: Iterable[str]
+) -> dict[str, Any]:
+    """``<name>Rule`` queues exactly ``detail_types`` of the service bus on ``<name>Queue``,
+    which redrives to ``<name>DeadLetterQueue`` (an alarm watches it), and
+    ``<name>Function`` reads that queue only, in batches of up to one PutEvents call; the
+    function's properties."""
     from lakegov.events import MAX_ENTRIES_PER_CALL
-    from lakegov.mesh.forward import FORWARDED_DETAIL_TYPES
 
-    resources = _resources(ROOT / "template.yaml")
-    # the rule queues exactly the forwarded events of the service bus, dead-lettering
-    # what it cannot queue
-    rule = resources["MeshForwardRule"]["Properties"]
+    queue_arn = {"Fn::GetAtt": [f"{name}Queue", "Arn"]}
+    dead_letter_arn = {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]}
+    # the rule queues exactly those events of the service bus, dead-lettering what it
+    # cannot queue
+    rule = resources[f"{name}Rule"]["Properties"]
     assert rule["EventBusName"] == {"Ref": "ServiceEventBus"}
-    assert rule["EventPattern"] == {
-        "source": ["lakegov"],
-        "detail-type": list(FORWARDED_DETAIL_TYPES),
-    }
+    assert rule["EventPattern"] == {"source": ["lakegov"], "detail-type": list(detail_types)}
     (target,) = rule["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": ["MeshForwardQueue", "Arn"]}
-    assert target["DeadLetterConfig"] == {
-        "Arn": {"Fn::GetAtt": ["MeshForwardDeadLetterQueue", "Arn"]}
-    }
+    assert target["Arn"] == queue_arn
+    assert target["DeadLetterConfig"] == {"Arn": dead_letter_arn}
     # the queue redrives to its own dead-letter queue, which an alarm watches
-    queue = resources["MeshForwardQueue"]["Properties"]
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
-        "Fn::GetAtt": ["MeshForwardDeadLetterQueue", "Arn"]
-    }
-    assert resources["MeshForwardDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    queue = resources[f"{name}Queue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == dead_letter_arn
+    assert resources[f"{name}DeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    # where the rule alone sends what it cannot queue
+    statements = _queue_policy_statements(resources, f"{name}DeadLetterQueue")
+    assert [s["Condition"] for s in statements] == [
+        {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [f"{name}Rule", "Arn"]}}}
+    ]
     assert any(
         r["Type"] == "AWS::CloudWatch::Alarm"
         and r["Properties"]["Namespace"] == "AWS/SQS"
@@ -569,24 +577,43 @@ def test_the_mesh_forwarder_reads_its_queue_in_batches_of_put_events_size():
         == [
             {
                 "Name": "QueueName",
-                "Value": {"Fn::GetAtt": ["MeshForwardDeadLetterQueue", "QueueName"]},
+                "Value": {"Fn::GetAtt": [f"{name}DeadLetterQueue", "QueueName"]},
             }
         ]
         for r in resources.values()
     )
     # the function reads that queue only, in batches of up to one PutEvents call
-    function = resources["MeshForwardFunction"]["Properties"]
+    function: dict[str, Any] = resources[f"{name}Function"]["Properties"]
     (source,) = function["Events"].values()
     assert source["Type"] == "SQS"
-    assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["MeshForwardQueue", "Arn"]}
+    assert source["Properties"]["Queue"] == queue_arn
     assert 1 < source["Properties"]["BatchSize"] <= MAX_ENTRIES_PER_CALL
     assert source["Properties"]["MaximumBatchingWindowInSeconds"] >= 1
     assert "EventInvokeConfig" not in function  # not invoked asynchronously any more
-    # with receive and delete rights on that queue, and PutEvents on the central bus only
+    # with receive and delete rights on that queue
     pollers = [p["SQSPollerPolicy"] for p in function["Policies"] if "SQSPollerPolicy" in p]
-    assert pollers == [{"QueueName": {"Fn::GetAtt": ["MeshForwardQueue", "QueueName"]}}]
+    assert pollers == [{"QueueName": {"Fn::GetAtt": [f"{name}Queue", "QueueName"]}}]
+    return function
+
+
+def test_the_mesh_forwarder_reads_its_queue_in_batches_of_put_events_size():
+    from lakegov.mesh.forward import FORWARDED_DETAIL_TYPES
+
+    resources = _resources(ROOT / "template.yaml")
+    _check_rule_queues_for_batches(resources, "MeshForward", FORWARDED_DETAIL_TYPES)
+    # and PutEvents on the central bus only
     statements = [
         s for s in _statements(resources["MeshForwardFunction"]) if s["Effect"] == "Allow"
     ]  # (its Deny of other queues: test_a_function_fed_by_a_queue_reads_that_queue_only)
     assert [s["Action"] for s in statements] == ["events:PutEvents"]
     assert "CentralEventBus" in str(statements[0]["Resource"])
+
+
+def test_the_lineage_function_reads_its_queue_in_batches_of_put_events_size():
+    from lakegov.lineage.service import LINEAGE_DETAIL_TYPES
+
+    resources = _resources(ROOT / "template.yaml")
+    function = _check_rule_queues_for_batches(resources, "Lineage", LINEAGE_DETAIL_TYPES)
+    # and PutEvents on its own service bus only
+    buses = [p for p in function["Policies"] if "EventBridgePutEventsPolicy" in p]
+    assert buses == [{"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "ServiceEventBus"}}}]
