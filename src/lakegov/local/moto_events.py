@@ -15,12 +15,21 @@ moto 5.2 also leaves ``account`` out of the event a rule delivers to its targets
 default input template lacks it, though its paths map reads it); AWS delivers the whole
 event, and the central account's audit reads who sent a report from it: the template is
 given the field.
+
+moto 5.2's S3 also sends an ``Object Tags Added`` event (``s3:ObjectTagging:Put``) for
+every object it creates (``PutObject``, ``CopyObject``, ``CompleteMultipartUpload``), tags
+or not: it sets a new object's tags through the same code as ``PutObjectTagging``; and
+two ``Object Created`` events for a completed multipart upload (``Put``, then
+``CompleteMultipartUpload``): a large file landed with the AWS CLI reached the service
+twice. AWS sends ``Object Tags Added`` for ``PutObjectTagging`` only, and one event per
+created object: :func:`s3_events_as_aws_sends_them` drops the others.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import Any
 
 from lakegov.local.moto_patch import once
@@ -55,11 +64,51 @@ def install() -> None:
         return [answers[i] for i in range(len(events))]
 
     models.EventsBackend.put_events = put_events  # type: ignore[method-assign]
+    s3_events_as_aws_sends_them()
     template = models.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
     if '"account"' not in template:
         models.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
             '"source": "<source>", ', '"source": "<source>", "account": "<account>", ', 1
         )
+
+
+def s3_events_as_aws_sends_them() -> None:
+    """S3's event notifications for tags and multipart uploads as AWS sends them (see the
+    module's docstring), to every destination (EventBridge, queues, topics). Idempotent."""
+    from moto.s3 import models, notifications, responses
+
+    if getattr(notifications.send_event, "_lakegov_as_aws", False):
+        return
+    send_event = notifications.send_event
+    kinds = notifications.S3NotificationEvent
+    answering = threading.local()  # what this thread answers now: "tagging", "completing"
+
+    def send_event_as_aws(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
+        now = getattr(answering, "request", "")
+        if event_name == kinds.OBJECT_TAGGING_PUT_EVENT and now != "tagging":
+            return  # tags set while creating an object: its Object Created says it
+        if event_name == kinds.OBJECT_CREATED_PUT_EVENT and now == "completing":
+            return  # the upload's object: its CompleteMultipartUpload event says it
+        send_event(account_id, event_name, bucket, key)
+
+    def answering_as(request: str, answer: Any) -> Any:
+        def answered(self: Any, *args: Any, **kwargs: Any) -> Any:
+            answering.request = request
+            try:
+                return answer(self, *args, **kwargs)
+            finally:
+                answering.request = ""
+
+        return answered
+
+    send_event_as_aws._lakegov_as_aws = True  # type: ignore[attr-defined]
+    notifications.send_event = send_event_as_aws
+    responses.S3Response.put_object_tagging = answering_as(  # type: ignore[method-assign]
+        "tagging", responses.S3Response.put_object_tagging
+    )
+    models.S3Backend.complete_multipart_upload = answering_as(  # type: ignore[method-assign]
+        "completing", models.S3Backend.complete_multipart_upload
+    )
 
 
 def _allowed(policy: str | None, caller: str) -> bool:

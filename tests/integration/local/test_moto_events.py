@@ -113,3 +113,74 @@ def test_a_rule_delivers_the_whole_event_with_its_account_as_aws_does(accounts):
     (event,) = _delivered(central, whole)
     assert event["account"] == DOMAIN
     assert event["detail-type"] == "AccessLinked" and event["detail"] == {"status": "DONE"}
+
+
+def test_s3_sends_one_event_per_object_and_tags_added_for_put_object_tagging_only():
+    """AWS's S3 sends ``Object Tags Added`` for ``PutObjectTagging``; creating an object,
+    with tags or without, copying one or completing a multipart upload is ``Object
+    Created`` alone, once."""
+    moto_events.install()
+    with mock_aws():
+        s3, events, sqs = (
+            boto3.client(s, region_name="us-east-1") for s in ("s3", "events", "sqs")
+        )
+        s3.create_bucket(Bucket="landing-zone")
+        s3.put_bucket_notification_configuration(
+            Bucket="landing-zone", NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        url = sqs.create_queue(QueueName="seen")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(Name="s3", EventPattern=json.dumps({"source": ["aws.s3"]}))
+        events.put_targets(Rule="s3", Targets=[{"Id": "q", "Arn": arn}])
+
+        def seen() -> list[tuple[str, str]]:
+            found = []
+            while True:
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+                    "Messages", []
+                )
+                if not messages:
+                    return found
+                for m in messages:
+                    body = json.loads(m["Body"])
+                    found.append((body["detail-type"], body["detail"]["object"]["key"]))
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+        s3.put_object(Bucket="landing-zone", Key="a.csv", Body=b"x")
+        s3.put_object(Bucket="landing-zone", Key="b.csv", Body=b"x", Tagging="team=sales")
+        s3.copy_object(
+            Bucket="landing-zone",
+            Key="c.csv",
+            CopySource={"Bucket": "landing-zone", "Key": "b.csv"},
+            TaggingDirective="REPLACE",
+            Tagging="team=ops",
+        )
+        upload = s3.create_multipart_upload(Bucket="landing-zone", Key="d.csv", Tagging="t=1")
+        part = s3.upload_part(
+            Bucket="landing-zone", Key="d.csv", UploadId=upload["UploadId"], PartNumber=1, Body=b"x"
+        )
+        s3.complete_multipart_upload(
+            Bucket="landing-zone",
+            Key="d.csv",
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+        )
+        assert sorted(seen()) == [
+            ("Object Created", "a.csv"),
+            ("Object Created", "b.csv"),
+            ("Object Created", "c.csv"),
+            ("Object Created", "d.csv"),
+        ]
+        s3.put_object_tagging(
+            Bucket="landing-zone", Key="a.csv", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]}
+        )
+        assert seen() == [("Object Tags Added", "a.csv")]
+        # the tags themselves are set as before
+        assert s3.get_object_tagging(Bucket="landing-zone", Key="b.csv")["TagSet"] == [
+            {"Key": "team", "Value": "sales"}
+        ]
+        assert s3.get_object_tagging(Bucket="landing-zone", Key="d.csv")["TagSet"] == [
+            {"Key": "t", "Value": "1"}
+        ]
