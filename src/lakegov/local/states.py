@@ -39,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from lakegov.local.serving import ServerThread
 from lakegov.observability import logger
 
 if TYPE_CHECKING:
@@ -526,13 +527,12 @@ class StatesListener:
 
     def __init__(self, machines: LocalStateMachines) -> None:
         self.machines = machines
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._served: ServerThread[ThreadingHTTPServer] | None = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "the listener is not started"
-        host, port = self._server.server_address[:2]
+        assert self._served is not None, "the listener is not started"
+        host, port = self._served.server.server_address[:2]
         return f"http://{host!s}:{port}/"
 
     def start(self) -> StatesListener:
@@ -566,22 +566,15 @@ class StatesListener:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # no per-request access log
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="lakegov-states-listener", daemon=True
-        )
-        self._thread.start()
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self._served = ServerThread(server, name="lakegov-states-listener", join_timeout=5).start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
 
 
 class StatesForwarder:
