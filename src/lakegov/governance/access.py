@@ -56,8 +56,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lakegov.errors import LakegovError
+from lakegov.governance.current_state import HeldPermission, list_permissions
 from lakegov.governance.model import TABLE_PERMISSIONS
-from lakegov.governance.plan import HeldPermission, list_permissions
 from lakegov.governance.table_grant import GrantPart, TableGrant, combine, within
 
 IAM_ALLOWED_PRINCIPALS = "IAM_ALLOWED_PRINCIPALS"
