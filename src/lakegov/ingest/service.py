@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -43,24 +42,22 @@ from lakegov.compaction.service import (
 )
 from lakegov.convert.databases import DuckDBPool
 from lakegov.convert.engine import ConversionResult, convert
-from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
-from lakegov.convert.tables import SPREADSHEET_FORMATS
-from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
+from lakegov.convert.options import DatasetOptions
+from lakegov.errors import RejectedFile, RetryableError
 from lakegov.events import Event, EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
 from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted, reject_landed
+from lakegov.ingest.targets import DatasetDocuments, conversion_targets
 from lakegov.layout import (
     QUARANTINE_PREFIX,
     STAGING_PREFIX,
     DatasetRef,
-    normalize_identifier,
     parse_key,
 )
 from lakegov.observability import count, logger
 from lakegov.settings import Settings
 
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
-DATASETS_PREFIX = "datasets/"
 
 
 @dataclass
@@ -89,22 +86,6 @@ class _Converted:
         return [self.output_key, *([self.exceptions_key] if self.wrote_exceptions else [])]
 
 
-def conversion_targets(
-    ref: DatasetRef, options: DatasetOptions
-) -> list[tuple[DatasetRef, DatasetOptions]]:
-    """What one landed file is converted to: itself to its table, or, for a workbook whose
-    ``datasets/`` document names sheets, each sheet to its own table (the sheet's
-    ``table_name``, else ``<table>_<sheet name>``)."""
-    sheets = options.spreadsheet.sheets
-    if sheets is None or (options.format or ref.format) not in SPREADSHEET_FORMATS:
-        return [(ref, options)]
-    targets = []
-    for sheet in sheets:
-        table = sheet.table_name or normalize_identifier(f"{ref.table_name}_{sheet.name}")
-        targets.append((ref.with_table_name(table), replace(options, sheet=sheet.name)))
-    return targets
-
-
 @dataclass
 class _Announced:
     """A converted landed object whose events are due; audited PROCESSED once they are out."""
@@ -123,42 +104,6 @@ class Outcome:
     reason: str = ""
     output_keys: list[str] = field(default_factory=list)
     rows: int = 0
-
-
-@dataclass
-class DatasetDocuments:
-    """The ``datasets/`` documents of the config bucket, re-read at most every ``ttl_s``."""
-
-    s3: Any
-    bucket: str
-    ttl_s: float = 30.0
-    _loaded_at: float = -1e9
-    _documents: list[DatasetDocument] = field(default_factory=list)
-
-    def all(self) -> list[DatasetDocument]:
-        if time.monotonic() - self._loaded_at > self.ttl_s:
-            self._documents = list(self._load())
-            self._loaded_at = time.monotonic()
-        return self._documents
-
-    def _load(self) -> Any:
-        paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=DATASETS_PREFIX):
-            for item in page.get("Contents", []):
-                key = item["Key"]
-                if not key.endswith(".json"):
-                    continue
-                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-                try:
-                    yield load_document(json.loads(body), source=key)
-                except (InvalidDocument, ValueError) as exc:
-                    # Refused documents are reported by the config path; here they do not apply.
-                    logger.warning(
-                        "ignoring invalid dataset document", extra={"key": key, "error": str(exc)}
-                    )
-
-    def for_key(self, key: str) -> DatasetDocument | None:
-        return select_document(self.all(), key)
 
 
 class Converter:
