@@ -9,9 +9,10 @@ The engine is plain functions over injected clients::
 """
 
 from lakegov.governance.apply import ApplyResult, ChangeOutcome, apply
+from lakegov.governance.current_state import read_state
 from lakegov.governance.drift import Difference, DriftReport, detect_drift, merge_documents
 from lakegov.governance.model import DesiredState
-from lakegov.governance.plan import Change, Plan, plan, read_state
+from lakegov.governance.plan import Change, Plan, plan
 from lakegov.governance.validate import (
     Guardrails,
     ValidatedDocument,

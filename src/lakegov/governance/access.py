@@ -23,7 +23,8 @@ the Lake Formation developer guide describes:
 - any permission on a table lets the principal describe it (the Data Catalog shows a
   principal the tables it has permissions on), with the columns its grants give.
 
-Several grants on one table add up, cell by cell, as in Lake Formation: a column is shown
+Several grants on one table add up, cell by cell, as in Lake Formation
+(:mod:`lakegov.governance.table_grant`): a column is shown
 on a row when some grant covering the column keeps the row. When that is not simply "these
 columns on those rows", :attr:`TableGrant.cell_filters` lists the columns shown on fewer
 rows than the row filter keeps, each with the predicate of the rows it shows on.
@@ -55,8 +56,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lakegov.errors import LakegovError
+from lakegov.governance.current_state import HeldPermission, list_permissions
 from lakegov.governance.model import TABLE_PERMISSIONS
-from lakegov.governance.plan import HeldPermission, list_permissions
+from lakegov.governance.table_grant import GrantPart, TableGrant, combine, within
 
 IAM_ALLOWED_PRINCIPALS = "IAM_ALLOWED_PRINCIPALS"
 _IMPLIES_EVERYTHING = frozenset({"ALL", "SUPER"})
@@ -90,50 +92,6 @@ class TableNotFound(LakegovError):
     """The table is not in the Data Catalog."""
 
 
-@dataclass(frozen=True)
-class TableGrant:
-    """What a principal may read of one table.
-
-    ``columns``: the columns it may read (lower case), ``None`` for every column.
-    ``row_filter``: a SQL predicate (a data cells filter's ``FilterExpression``, or several
-    joined by ``OR``) keeping the rows it may read; ``None`` for every row.
-    ``cell_filters``: ``(column, predicate)`` pairs for columns of ``columns`` it may read
-    only on the rows where ``predicate`` holds (cell-level security, from several grants
-    with different columns and rows): an engine must show them as NULL on the other rows
-    (``CASE WHEN predicate THEN column END``). Empty in the usual cases.
-    """
-
-    columns: frozenset[str] | None
-    row_filter: str | None
-    cell_filters: tuple[tuple[str, str], ...] = ()
-
-    def allows(self, column: str) -> bool:
-        """True when the column is readable (on some rows at least: see ``cell_filters``)."""
-        return self.columns is None or column.lower() in self.columns
-
-    def missing(self, columns: Iterable[str]) -> list[str]:
-        """The columns of ``columns`` this grant does not give, in order."""
-        return [c for c in columns if not self.allows(c)]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TableGrant:
-        columns = data.get("columns")
-        return cls(
-            None if columns is None else frozenset(columns),
-            data.get("row_filter"),
-            tuple((c["column"], c["predicate"]) for c in data.get("cell_filters", [])),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "columns": None if self.columns is None else sorted(self.columns),
-            "row_filter": self.row_filter,
-        }
-        if self.cell_filters:
-            out["cell_filters"] = [{"column": c, "predicate": p} for c, p in self.cell_filters]
-        return out
-
-
 def role_arn(principal_arn: str) -> str:
     """The IAM role behind an STS assumed-role session ARN; any other ARN unchanged."""
     m = _ARN.match(principal_arn)
@@ -158,14 +116,6 @@ def _identity(principal: str) -> tuple[str, str, str] | None:
     if kind not in ("role", "user") or not path_and_name:
         return None
     return (m["account"], kind, path_and_name.rsplit("/", 1)[-1])
-
-
-@dataclass
-class _Part:
-    """One grant's contribution to a table: columns (None: all) on rows (None: all)."""
-
-    columns: frozenset[str] | None
-    row_filter: str | None
 
 
 @dataclass
@@ -294,19 +244,6 @@ def _matches(expression: list[dict[str, Any]], tags: dict[str, str]) -> bool:
     )
 
 
-def _joined(predicates: Iterable[str], operator: str) -> str:
-    unique = sorted(set(predicates))
-    return unique[0] if len(unique) == 1 else f" {operator} ".join(f"({p})" for p in unique)
-
-
-def _or(predicates: Iterable[str]) -> str:
-    return _joined(predicates, "OR")
-
-
-def _and(predicates: Iterable[str]) -> str:
-    return _joined(predicates, "AND")
-
-
 class AccessPolicy:
     """Lake Formation's answer to "may this principal read this table, and what of it"."""
 
@@ -359,7 +296,7 @@ class AccessPolicy:
         parts = list(self._parts(snap, account, database, table, permission, all_columns))
         if not parts:
             raise AccessDenied(account, permission, f"{database}.{table}")
-        return _combine(parts, all_columns)
+        return combine(parts, all_columns)
 
     def check_columns(
         self,
@@ -488,7 +425,7 @@ class AccessPolicy:
         if permission == "DESCRIBE":
             # any permission on a table shows it in the catalog (with the columns it gives)
             parts = [
-                _Part(part.columns, None)
+                GrantPart(part.columns, None)
                 for held in sorted(TABLE_PERMISSIONS - {"ALL"})
                 for part in self._parts(snap, principal, database, table, held, all_columns)
             ]
@@ -496,7 +433,7 @@ class AccessPolicy:
             parts = list(self._parts(snap, principal, database, table, permission, all_columns))
         if not parts:
             raise AccessDenied(principal, permission, name)
-        return _combine(parts, all_columns)
+        return combine(parts, all_columns)
 
     def _parts(
         self,
@@ -506,7 +443,7 @@ class AccessPolicy:
         table: str,
         permission: str,
         all_columns: list[str],
-    ) -> Iterator[_Part]:
+    ) -> Iterator[GrantPart]:
         for held in snap.permissions():
             perms = held.permissions
             if perms & _IMPLIES_EVERYTHING:
@@ -516,11 +453,11 @@ class AccessPolicy:
             kind, body = next(iter(json.loads(held.resource).items()))
             if kind == "Table" and body.get("DatabaseName") == database:
                 if "TableWildcard" in body or body.get("Name") == table:
-                    yield _Part(None, None)
+                    yield GrantPart(None, None)
             elif kind == "TableWithColumns" and permission == "SELECT":
                 if body.get("DatabaseName") != database or body.get("Name") != table:
                     continue
-                yield _Part(_column_set(body, all_columns), None)
+                yield GrantPart(_column_set(body, all_columns), None)
             elif kind == "DataCellsFilter" and permission == "SELECT":
                 if body.get("DatabaseName") != database or body.get("TableName") != table:
                     continue
@@ -528,19 +465,19 @@ class AccessPolicy:
                 if found is not None:
                     row = found.get("RowFilter") or {}
                     expression = str(row.get("FilterExpression") or "").strip()
-                    yield _Part(_column_set(found, all_columns), expression or None)
+                    yield GrantPart(_column_set(found, all_columns), expression or None)
             elif kind == "LFTagPolicy" and body.get("ResourceType") == "TABLE":
                 tag_expression: list[dict[str, Any]] = body.get("Expression") or []
                 table_tags, column_tags = snap.effective_tags(database, table)
                 if permission != "SELECT":
                     if _matches(tag_expression, table_tags):
-                        yield _Part(None, None)
+                        yield GrantPart(None, None)
                     continue
                 matching = [c for c in all_columns if _matches(tag_expression, column_tags[c])]
                 if len(matching) == len(all_columns) and all_columns:
-                    yield _Part(None, None)
+                    yield GrantPart(None, None)
                 elif matching:
-                    yield _Part(frozenset(matching), None)
+                    yield GrantPart(frozenset(matching), None)
 
     def _catalog_tables(self, snap: _Snapshot) -> Iterator[tuple[str, str]]:
         for page in self.glue.get_paginator("get_databases").paginate(CatalogId=snap.catalog_id):
@@ -550,30 +487,6 @@ class AccessPolicy:
                 ):
                     for t in tpage.get("TableList") or []:
                         yield str(db["Name"]).lower(), str(t["Name"]).lower()
-
-
-def within(grant: TableGrant, bound: TableGrant) -> TableGrant | None:
-    """What both give: a principal's ``grant`` inside the ``bound`` another grant sets (a
-    consumer account's grant to its role on a shared table, within what the producer
-    granted the account). None when they share no column."""
-    if grant.columns is None:
-        columns = bound.columns
-    elif bound.columns is None:
-        columns = grant.columns
-    else:
-        columns = grant.columns & bound.columns
-    if columns is not None and not columns:
-        return None
-    filters = [f for f in (grant.row_filter, bound.row_filter) if f]
-    row_filter = _and(filters) if filters else None
-    cells: dict[str, list[str]] = {}
-    for column, predicate in (*grant.cell_filters, *bound.cell_filters):
-        cells.setdefault(column, []).append(predicate)
-    return TableGrant(
-        columns,
-        row_filter,
-        tuple((c, _and(p)) for c, p in sorted(cells.items()) if columns is None or c in columns),
-    )
 
 
 def shared_table_access(
@@ -625,26 +538,3 @@ def _column_set(body: dict[str, Any], all_columns: list[str]) -> frozenset[str] 
     if not excluded:
         return None
     return frozenset(c for c in all_columns if c not in excluded)
-
-
-def _combine(parts: list[_Part], all_columns: list[str]) -> TableGrant:
-    """Grants on one table add up cell by cell (a column shows where a grant covering it
-    keeps the row)."""
-    every_row = any(p.row_filter is None for p in parts)
-    row_filter = None if every_row else _or(p.row_filter for p in parts if p.row_filter)
-    columns: frozenset[str] | None
-    if any(p.columns is None for p in parts):
-        columns = None
-    else:
-        columns = frozenset().union(*(p.columns or frozenset() for p in parts))
-    cell_filters: list[tuple[str, str]] = []
-    if len(parts) > 1:  # one grant: its columns on its rows, nothing finer
-        for column in sorted(columns if columns is not None else all_columns):
-            covering = [p for p in parts if p.columns is None or column in p.columns]
-            if any(p.row_filter is None for p in covering):
-                condition = None
-            else:
-                condition = _or(p.row_filter for p in covering if p.row_filter)
-            if condition != row_filter and condition is not None:
-                cell_filters.append((column, condition))
-    return TableGrant(columns, row_filter, tuple(cell_filters))

@@ -15,7 +15,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lakegov.errors import LakegovError
-from lakegov.governance.access import AccessPolicy, TableGrant, TableNotFound
+from lakegov.governance.access import AccessPolicy, TableNotFound
+from lakegov.governance.table_grant import TableGrant
 from lakegov.ops.deployment import deployment_arguments, deployment_or_environment
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lakegov.governance.plan import TRANSIENT_CODES, Change, Plan
+from lakegov.governance.current_state import TRANSIENT_CODES
+from lakegov.governance.plan import Change, Plan
 
 BATCH_SIZE = 20  # BatchGrantPermissions / BatchRevokePermissions limit
 TAG_VALUES_PER_CALL = 50  # CreateLFTag / UpdateLFTag limit

@@ -1,25 +1,27 @@
 """Planning: the desired state compared with Lake Formation, reduced to the changes.
 
 Reads only (``ListPermissions``, ``ListLFTags``, ``GetResourceLFTags``,
-``GetDataCellsFilter``); writes nothing. A document already in force plans no change.
-
-Reading permissions: one paginated ``ListPermissions`` on the whole catalog (no
-``Principal``/``Resource`` filter: with both set, Lake Formation returns *effective*
-rather than explicitly granted permissions, and the filters cannot select LF-Tag policy
-resources everywhere). The number of read calls therefore depends on the size of the
-catalog's grants, not on the document.
+``GetDataCellsFilter``, through :mod:`lakegov.governance.current_state`); writes nothing. A
+document already in force plans no change.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lakegov.errors import RetryableError
+from lakegov.aws import error_code
+from lakegov.governance.current_state import (
+    CurrentState,
+    assigned_tags,
+    counted_read,
+    data_lake_admins,
+    read_state,
+    resource_tags,
+)
 from lakegov.governance.model import (
     DataCellsFilterSpec,
     DesiredState,
@@ -42,18 +44,6 @@ ACTIONS = (
     "remove_lf_tags",
 )
 UNREQUESTED = "(no document in force)"  # the source of a change undoing what none asks for
-TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "ConcurrentModificationException",
-        "InternalServiceException",
-        "OperationTimeoutException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "RequestLimitExceeded",
-    }
-)
 
 
 @dataclass
@@ -167,150 +157,6 @@ class Plan:
         return out
 
 
-@dataclass
-class CurrentState:
-    """What Lake Formation holds today, indexed for comparison."""
-
-    catalog_id: str
-    permissions: dict[tuple[str, str], tuple[set[str], set[str]]] = field(default_factory=dict)
-    # (principal, resource key) -> the resource as ListPermissions names it (what a revoke
-    # must name: Lake Formation matches a revoked resource exactly)
-    listed: dict[tuple[str, str], Resource] = field(default_factory=dict)
-    tags: dict[str, tuple[str, set[str]]] = field(default_factory=dict)  # casefold key -> values
-    read_calls: int = 0
-
-    def has_tag_value(self, key: str, value: str) -> bool:
-        entry = self.tags.get(key.casefold())
-        return entry is not None and value.casefold() in {v.casefold() for v in entry[1]}
-
-
-def _client_error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _read(state: CurrentState, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-    state.read_calls += 1
-    try:
-        return fn(**kwargs)
-    except ClientError as exc:
-        if _client_error_code(exc) in TRANSIENT_CODES:
-            raise RetryableError(f"Lake Formation read failed: {_client_error_code(exc)}") from exc
-        raise
-
-
-def _pages(
-    state: CurrentState, fn: Callable[..., dict[str, Any]], key: str, **kwargs: Any
-) -> Iterator[dict[str, Any]]:
-    token: str | None = None
-    while True:
-        args = dict(kwargs)
-        if token:
-            args["NextToken"] = token
-        page = _read(state, fn, **args)
-        yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
-
-
-@dataclass(frozen=True)
-class HeldPermission:
-    """One ``ListPermissions`` item: ``resource`` is :func:`resource_key`, a canonical JSON."""
-
-    principal: str
-    resource: str
-    permissions: frozenset[str]
-    grantable: frozenset[str]
-    listed: Resource = field(default_factory=dict, compare=False, hash=False)
-
-
-def list_permissions(
-    lakeformation_client: Any, *, catalog_id: str, state: CurrentState | None = None
-) -> Iterator[HeldPermission]:
-    """Every explicit grant of the catalog, all pages, resources in canonical form.
-
-    Unfiltered: Lake Formation takes a ``Principal`` filter only with a ``Resource``, and
-    then answers with effective rather than granted permissions. ``state`` counts the calls.
-    """
-    state = state if state is not None else CurrentState(catalog_id)
-    for item in _pages(
-        state,
-        lakeformation_client.list_permissions,
-        "PrincipalResourcePermissions",
-        CatalogId=catalog_id,
-    ):
-        principal = (item.get("Principal") or {}).get("DataLakePrincipalIdentifier")
-        resource = item.get("Resource")
-        if not principal or not isinstance(resource, dict) or not resource:
-            continue
-        yield HeldPermission(
-            principal,
-            resource_key(resource, catalog_id),
-            frozenset(item.get("Permissions") or []),
-            frozenset(item.get("PermissionsWithGrantOption") or []),
-            resource,
-        )
-
-
-def read_state(lakeformation_client: Any, *, catalog_id: str) -> CurrentState:
-    """Every explicit permission and LF-Tag of the catalog."""
-    state = CurrentState(catalog_id)
-    for held in list_permissions(lakeformation_client, catalog_id=catalog_id, state=state):
-        perms, grantable = state.permissions.setdefault(
-            (held.principal, held.resource), (set(), set())
-        )
-        perms.update(held.permissions)
-        grantable.update(held.grantable)
-        state.listed.setdefault((held.principal, held.resource), held.listed)
-    for tag in _pages(state, lakeformation_client.list_lf_tags, "LFTags", CatalogId=catalog_id):
-        tag_key = str(tag.get("TagKey", ""))
-        state.tags[tag_key.casefold()] = (tag_key, set(tag.get("TagValues") or []))
-    return state
-
-
-def _get_resource_tags(state: CurrentState, lf: Any, resource: Resource) -> dict[str, Any] | None:
-    """GetResourceLFTags of ``resource`` (directly assigned tags); None: it does not exist."""
-    try:
-        return _read(
-            state,
-            lf.get_resource_lf_tags,
-            CatalogId=state.catalog_id,
-            Resource=resource,
-            ShowAssignedLFTags=True,
-        )
-    except ClientError as exc:
-        if _client_error_code(exc) == "EntityNotFoundException":
-            return None
-        raise
-
-
-def _resource_tags(
-    state: CurrentState, lf: Any, resource: Resource, notes: list[str]
-) -> dict[str, dict[str, str]]:
-    """Tags directly assigned to ``resource``: {target: {casefold key: value}}.
-
-    ``target`` is ``""`` for a database or table, the column name for columns.
-    """
-    resp = _get_resource_tags(state, lf, resource)
-    if resp is None:
-        notes.append(f"{describe_resource(resource)} does not exist: tagging it will fail")
-        return {}
-
-    def as_map(tags: list[dict[str, Any]] | None) -> dict[str, str]:
-        return {
-            str(t["TagKey"]).casefold(): str((t.get("TagValues") or [""])[0]) for t in tags or []
-        }
-
-    if "Database" in resource:
-        return {"": as_map(resp.get("LFTagOnDatabase"))}
-    if "Table" in resource:
-        return {"": as_map(resp.get("LFTagsOnTable"))}
-    return {
-        str(c.get("Name")).lower(): as_map(c.get("LFTags"))
-        for c in resp.get("LFTagsOnColumns") or []
-    }
-
-
 def _filter_body(data: dict[str, Any]) -> dict[str, Any]:
     """The parts of a data cells filter that define it (for comparison)."""
     row = data.get("RowFilter") or {}
@@ -336,7 +182,7 @@ def _plan_filter(
 ) -> None:
     d = spec.table_data
     try:
-        resp = _read(
+        resp = counted_read(
             state,
             lf.get_data_cells_filter,
             TableCatalogId=d["TableCatalogId"],
@@ -345,7 +191,7 @@ def _plan_filter(
             Name=d["Name"],
         )
     except ClientError as exc:
-        if _client_error_code(exc) != "EntityNotFoundException":
+        if error_code(exc) != "EntityNotFoundException":
             raise
         changes.append(
             Change("create_data_cells_filter", data_cells_filter=d, sources=[spec.source])
@@ -382,16 +228,10 @@ def _check_catalog(glue: Any, desired: DesiredState, notes: list[str]) -> None:
             else:
                 glue.get_table(CatalogId=desired.catalog_id, DatabaseName=target[0], Name=target[1])
         except ClientError as exc:
-            if _client_error_code(exc) != "EntityNotFoundException":
+            if error_code(exc) != "EntityNotFoundException":
                 raise
             what = f"table {target[0]}.{target[1]}" if target[1] else f"database {target[0]}"
             notes.append(f"{what} is not in the Data Catalog: changes on it will fail")
-
-
-def _admins(state: CurrentState, lf: Any) -> set[str]:
-    settings = _read(state, lf.get_data_lake_settings, CatalogId=state.catalog_id)
-    listed = (settings.get("DataLakeSettings") or {}).get("DataLakeAdmins") or []
-    return {str(p.get("DataLakePrincipalIdentifier")) for p in listed}
 
 
 def _revoke_held(
@@ -422,7 +262,7 @@ def _plan_unrequested(
 ) -> list[Change]:
     """Grants and tag assignments in the governed scope that no document in force asks for."""
     changes: list[Change] = []
-    admins = _admins(state, lf)
+    admins = data_lake_admins(state, lf)
     for (principal, rkey), (perms, _) in sorted(state.permissions.items()):
         if scope.protects(principal) or principal in admins or not scope.covers(rkey):
             continue
@@ -440,7 +280,7 @@ def _plan_unrequested(
         resource = {kind: {"CatalogId": state.catalog_id, **body}}
         assignment = desired.assignments.get(resource_key(resource, state.catalog_id))
         wanted_tags = {k.casefold(): v for k, v in (assignment.tags if assignment else {}).items()}
-        assigned = _assigned_tags(state, lf, resource)
+        assigned = assigned_tags(state, lf, resource)
         extra = [
             t
             for t in assigned
@@ -459,15 +299,6 @@ def _plan_unrequested(
     return changes
 
 
-def _assigned_tags(state: CurrentState, lf: Any, resource: Resource) -> list[dict[str, Any]]:
-    """The tags assigned directly to a database or table, as Lake Formation lists them."""
-    resp = _get_resource_tags(state, lf, resource) or {}
-    tags = resp.get("LFTagOnDatabase") if "Database" in resource else resp.get("LFTagsOnTable")
-    return [
-        {"TagKey": t["TagKey"], "TagValues": list(t.get("TagValues") or [])} for t in tags or []
-    ]
-
-
 def _plan_retired(
     retired: DesiredState, state: CurrentState, lf: Any, notes: list[str]
 ) -> list[Change]:
@@ -480,7 +311,7 @@ def _plan_retired(
         if change is not None:
             changes.append(change)
     for assignment in retired.assignments.values():
-        current = _resource_tags(state, lf, assignment.resource, notes)
+        current = resource_tags(state, lf, assignment.resource, notes)
         body = assignment.resource.get("TableWithColumns")
         if body is None:
             _retire_tags(changes, assignment, current.get("", {}), None)
@@ -561,7 +392,7 @@ def plan(
 
     # tag assignments
     for assignment in desired.assignments.values():
-        current = _resource_tags(state, lakeformation_client, assignment.resource, notes)
+        current = resource_tags(state, lakeformation_client, assignment.resource, notes)
         kind, body = next(iter(assignment.resource.items()))
         targets = body.get("ColumnNames", [""]) if kind == "TableWithColumns" else [""]
         stale_targets = []

@@ -9,6 +9,9 @@ Order of effects, chosen so that a crash at any point leaves no partial or dupli
    appears whole or not at all; a retry overwrites the same key, never adds a second one).
 4. Publish ``FileConverted`` (those of one SQS batch together), then audit it PROCESSED.
 
+Steps 2 and 3 are the Lambda engine's (:mod:`lakegov.ingest.lambda_engine`), or, for a
+file over the size threshold, the Athena engine's (:mod:`lakegov.ingest.athena`).
+
 A bad file (:class:`~lakegov.errors.RejectedFile`) is copied to ``quarantine/`` in the raw
 bucket with its reason in the object's metadata, audited as REJECTED and announced with
 ``FileRejected``; its message is then done (never retried). Anything else releases the
@@ -18,91 +21,35 @@ claim and propagates, so SQS retries it and, after a few receives, dead-letters 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 from urllib.parse import unquote_plus
 
-import pyarrow as pa
 from botocore.exceptions import ClientError
 
 from lakegov.audit import AuditStore
 from lakegov.aws import error_code
-from lakegov.compaction.service import (
-    PartitionRef,
-    current_generation,
-    follow_generation,
-    note_new_file,
-    partition_of,
-    state_key,
-)
 from lakegov.convert.databases import DuckDBPool
 from lakegov.convert.engine import ConversionResult, convert
-from lakegov.convert.options import DatasetDocument, DatasetOptions, load_document, select_document
-from lakegov.convert.tables import SPREADSHEET_FORMATS
-from lakegov.errors import InvalidDocument, RejectedFile, RetryableError
+from lakegov.convert.options import DatasetOptions
+from lakegov.errors import RejectedFile, RetryableError
 from lakegov.events import Event, EventPublisher, utc_now
 from lakegov.ingest.athena import AthenaConverter
+from lakegov.ingest.lambda_engine import ConvertedTarget, LambdaEngine
 from lakegov.ingest.landed import LakeVersions, LandedObject, file_converted, reject_landed
+from lakegov.ingest.targets import DatasetDocuments, conversion_targets
 from lakegov.layout import (
     QUARANTINE_PREFIX,
     STAGING_PREFIX,
     DatasetRef,
-    normalize_identifier,
     parse_key,
 )
 from lakegov.observability import count, logger
 from lakegov.settings import Settings
 
 ATHENA_FORMATS = ("csv", "json")  # what the Athena path reads; others stay in Lambda
-DATASETS_PREFIX = "datasets/"
-
-
-@dataclass
-class _Converted:
-    """One target of a landed file's conversion (a workbook has one per sheet)."""
-
-    ref: DatasetRef
-    options: DatasetOptions
-    out_path: str
-    exc_path: str
-    output_key: str
-    exceptions_key: str
-    previous: pa.Schema | None
-    partition: PartitionRef
-    generation: int
-    result: ConversionResult | None = None
-    wrote_exceptions: bool = False
-
-    @property
-    def converted(self) -> ConversionResult:
-        assert self.result is not None
-        return self.result
-
-    @property
-    def written(self) -> list[str]:
-        return [self.output_key, *([self.exceptions_key] if self.wrote_exceptions else [])]
-
-
-def conversion_targets(
-    ref: DatasetRef, options: DatasetOptions
-) -> list[tuple[DatasetRef, DatasetOptions]]:
-    """What one landed file is converted to: itself to its table, or, for a workbook whose
-    ``datasets/`` document names sheets, each sheet to its own table (the sheet's
-    ``table_name``, else ``<table>_<sheet name>``)."""
-    sheets = options.spreadsheet.sheets
-    if sheets is None or (options.format or ref.format) not in SPREADSHEET_FORMATS:
-        return [(ref, options)]
-    targets = []
-    for sheet in sheets:
-        table = sheet.table_name or normalize_identifier(f"{ref.table_name}_{sheet.name}")
-        targets.append((ref.with_table_name(table), replace(options, sheet=sheet.name)))
-    return targets
 
 
 @dataclass
@@ -111,7 +58,7 @@ class _Announced:
 
     landed: LandedObject
     ref: DatasetRef
-    done: list[_Converted]
+    done: list[ConvertedTarget]
     started: str
     events: list[Event]
 
@@ -123,42 +70,6 @@ class Outcome:
     reason: str = ""
     output_keys: list[str] = field(default_factory=list)
     rows: int = 0
-
-
-@dataclass
-class DatasetDocuments:
-    """The ``datasets/`` documents of the config bucket, re-read at most every ``ttl_s``."""
-
-    s3: Any
-    bucket: str
-    ttl_s: float = 30.0
-    _loaded_at: float = -1e9
-    _documents: list[DatasetDocument] = field(default_factory=list)
-
-    def all(self) -> list[DatasetDocument]:
-        if time.monotonic() - self._loaded_at > self.ttl_s:
-            self._documents = list(self._load())
-            self._loaded_at = time.monotonic()
-        return self._documents
-
-    def _load(self) -> Any:
-        paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=DATASETS_PREFIX):
-            for item in page.get("Contents", []):
-                key = item["Key"]
-                if not key.endswith(".json"):
-                    continue
-                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-                try:
-                    yield load_document(json.loads(body), source=key)
-                except (InvalidDocument, ValueError) as exc:
-                    # Refused documents are reported by the config path; here they do not apply.
-                    logger.warning(
-                        "ignoring invalid dataset document", extra={"key": key, "error": str(exc)}
-                    )
-
-    def for_key(self, key: str) -> DatasetDocument | None:
-        return select_document(self.all(), key)
 
 
 class Converter:
@@ -331,44 +242,16 @@ class Converter:
         count("FilesSuperseded")
         return Outcome("SUPERSEDED", landed.key, reason="no longer the key's current version")
 
-    def _partition(self, ref: DatasetRef) -> PartitionRef:
-        return partition_of(
-            ref,
-            bucket=self.settings.formatted_bucket,
+    def _lambda_engine(self) -> LambdaEngine:
+        """The Lambda engine, with this converter's clients and settings as they are now."""
+        return LambdaEngine(
+            s3=self.s3,
+            audit=self.audit,
+            versions=self.versions,
+            convert_fn=self.convert_fn,
+            formatted_bucket=self.settings.formatted_bucket,
             database=self.settings.database(STAGING_PREFIX),
         )
-
-    def _read_state(
-        self, targets: list[tuple[DatasetRef, DatasetOptions]]
-    ) -> dict[tuple[str, str, str], dict[str, Any]]:
-        """What the targets' conversion reads from the audit table (each table's schema,
-        each partition's compaction state), in one BatchGetItem."""
-        keys = {self.versions.schema_key(ref.table_name) for ref, _ in targets}
-        keys |= {
-            state_key(self._partition(ref))
-            for ref, options in targets
-            if not options.compaction.enabled  # those are counted, their answer written
-        }
-        return self.audit.get_many(keys)
-
-    def _generation(
-        self,
-        ref: DatasetRef,
-        options: DatasetOptions,
-        read: dict[tuple[str, str, str], dict[str, Any]],
-    ) -> tuple[PartitionRef, int]:
-        """The partition a target's output goes to and the generation folder it goes in."""
-        partition = self._partition(ref)
-        if options.compaction.enabled:
-            generation = note_new_file(
-                self.audit,
-                partition,
-                target_bytes=options.compaction.target_bytes,
-                min_files=options.compaction.min_files,
-            )
-        else:  # a partition compacted before compaction was turned off stays at its generation
-            generation = current_generation(self.audit, partition, read=read)
-        return partition, generation
 
     def _convert(
         self, landed: LandedObject, ref: DatasetRef, options: DatasetOptions
@@ -387,87 +270,7 @@ class Converter:
         body = obj["Body"]
         last_modified = obj["LastModified"].isoformat() if obj.get("LastModified") else ""
         token = (landed.version_id or landed.etag or "").replace('"', "")[:16]
-        targets = conversion_targets(ref, options)
-        read = self._read_state(targets)
-        done: list[_Converted] = []
-        with tempfile.TemporaryDirectory(prefix="lakegov-") as workdir:
-            local: str | None = None
-            if len(targets) > 1:  # one workbook, several sheets: read from S3 once
-                local = os.path.join(workdir, "landed")
-                try:
-                    with open(local, "wb") as spool:
-                        shutil.copyfileobj(body, spool, 1024 * 1024)
-                finally:
-                    body.close()
-            # every target is converted before anything is uploaded: a sheet that is
-            # rejected rejects the workbook, and leaves no other sheet's output behind
-            for i, (target, target_options) in enumerate(targets):
-                partition, generation = self._generation(target, target_options, read)
-                converted = _Converted(
-                    target,
-                    target_options,
-                    out_path=os.path.join(workdir, f"out-{i}.parquet"),
-                    exc_path=os.path.join(workdir, f"exceptions-{i}.jsonl"),
-                    output_key=target.output_key(token, generation=generation),
-                    exceptions_key=target.exceptions_key(token),
-                    previous=self.versions.previous_schema(target.table_name, read=read),
-                    partition=partition,
-                    generation=generation,
-                )
-                source = body if local is None else open(local, "rb")  # noqa: SIM115 - closed below
-                exc_handles: list[Any] = []
-
-                def open_exceptions(
-                    path: str = converted.exc_path, handles: list[Any] = exc_handles
-                ) -> Any:
-                    handle = open(path, "wb")  # noqa: SIM115 - closed below, after the conversion
-                    handles.append(handle)
-                    return handle
-
-                try:
-                    with open(converted.out_path, "wb") as sink:
-                        converted.result = self.convert_fn(
-                            source,
-                            sink,
-                            options=target_options,
-                            source_name=landed.key,
-                            previous_schema=converted.previous,
-                            exceptions_sink=open_exceptions,
-                            workdir=workdir,
-                        )
-                except RejectedFile as rejected:
-                    if target_options.sheet is None:
-                        raise
-                    raise RejectedFile(
-                        rejected.reason_code,
-                        f"sheet {target_options.sheet!r}: {rejected.reason}",
-                        rejected.bad_lines,
-                    ) from rejected
-                finally:
-                    source.close()
-                    for handle in exc_handles:
-                        handle.close()
-                converted.wrote_exceptions = (
-                    bool(exc_handles) and os.path.getsize(converted.exc_path) > 0
-                )
-                done.append(converted)
-            for converted in done:
-                self.s3.upload_file(
-                    converted.out_path, self.settings.formatted_bucket, converted.output_key
-                )
-                if converted.options.compaction.enabled or converted.generation:
-                    # compacted while this file converted: into the partition's new generation
-                    converted.output_key = follow_generation(
-                        self.s3,
-                        self.audit,
-                        converted.partition,
-                        converted.output_key,
-                        converted.generation,
-                    )
-                if converted.wrote_exceptions:
-                    self.s3.upload_file(
-                        converted.exc_path, self.settings.formatted_bucket, converted.exceptions_key
-                    )
+        done = self._lambda_engine().convert(landed, body, conversion_targets(ref, options), token)
         written = [key for converted in done for key in converted.written]
         if not self.versions.make_current(landed, last_modified, written):
             return Outcome("SUPERSEDED", landed.key, reason="a newer version is current")
@@ -515,7 +318,7 @@ class Converter:
         )
         return Outcome("PROCESSED", landed.key, output_keys=output_keys, rows=rows)
 
-    def _announce(self, landed: LandedObject, converted: _Converted) -> Event:
+    def _announce(self, landed: LandedObject, converted: ConvertedTarget) -> Event:
         """The table's schema item, then its ``FileConverted`` (one per sheet of a workbook),
         to publish."""
         result, ref, options = converted.converted, converted.ref, converted.options

@@ -31,7 +31,7 @@ from lakegov.aws import error_code, is_transient
 from lakegov.errors import PermanentError, RetryableError
 from lakegov.events import utc_now
 from lakegov.governance.apply import BATCH_SIZE, in_batches
-from lakegov.governance.plan import list_permissions
+from lakegov.governance.current_state import list_permissions
 
 ACCESS_EVENTS = ("AccessGranted", "AccessRevoked")
 DEFAULT_LINK_PREFIX = "shared_"

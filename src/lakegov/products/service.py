@@ -12,36 +12,31 @@
   children.
 * :func:`sweep` (on a schedule) polls runners without state-change events (MWAA), takes
   over stuck starts, starts pending retries and the schedule fallbacks.
+
+Each takes a :class:`~lakegov.products.context.ProductsContext`; what a run's end reports
+besides its state, audit and events (lake records, the alarm) is
+:mod:`lakegov.products.run_reports`'s.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lakegov.audit import AuditStore
-from lakegov.aws import error_code, is_transient
+from lakegov.aws import is_transient
 from lakegov.errors import PermanentError, RetryableError
-from lakegov.events import Event, EventPublisher, utc_now
-from lakegov.layout import AUDIT_CONTROL_TABLE, TEST_RESULTS_TABLE
-from lakegov.lineage.records import LakeRecords
+from lakegov.events import Event, utc_now
 from lakegov.observability import count, logger
-from lakegov.products.artifacts import (
-    MAX_MODELS_IN_EVENT,
-    DbtResults,
-    RunArtifacts,
-    artifacts_prefix,
-    load_artifacts,
-)
+from lakegov.products.artifacts import MAX_MODELS_IN_EVENT, artifacts_prefix
+from lakegov.products.context import ProductsContext
 from lakegov.products.fanin import Readiness, evaluate, normalise_time, schedule_due, stamp_of
 from lakegov.products.model import Product, event_keys
 from lakegov.products.run_end import decide_run_end
-from lakegov.products.store import IDLE, RUNNING, STARTING, ProductStore
+from lakegov.products.run_reports import alarm_failed_run, record_in_lake
+from lakegov.products.store import IDLE, RUNNING, STARTING
 from lakegov.runners import ecs
 from lakegov.runners.base import (
     FAILED,
@@ -58,37 +53,6 @@ from lakegov.runners.base import (
 RUN_KIND = "run"
 FINAL_RUN_STATUSES = frozenset({SUCCEEDED, FAILED, TIMED_OUT, STOPPED})
 POLLED_RUNNERS = frozenset({"mwaa"})  # no state-change events: the sweeper asks
-
-
-@dataclass
-class ProductsContext:
-    """What the products' functions need; built once per container by the handlers."""
-
-    store: ProductStore
-    audit: AuditStore
-    publisher: EventPublisher
-    runners: Callable[[str], Runner]
-    s3: Any
-    config_bucket: str
-    glue_prefix: str = ""
-    default_runner: str = "codebuild"
-    sns: Any = None
-    alarm_topic_arn: str = ""
-    dbt_project_key: str = "dbt/project.zip"
-    account_id: str = ""
-    environment: str = ""
-    # A stuck start is taken over after this; below CodeBuild's 5-minute idempotency-token
-    # window, so the takeover's StartBuild returns the build that may already exist.
-    lease_s: int = 240
-    clock: Callable[[], float] = time.time
-    dbt: DbtResults = field(default_factory=DbtResults)
-    # audit_control and test_results in the lake (None: kept in the audit table only)
-    records: LakeRecords | None = None
-    load_artifacts: Callable[[Any, str, str, str], RunArtifacts] = load_artifacts
-
-    def product(self, name: str) -> Product | None:
-        document = self.store.get_document(name)
-        return Product.from_document(document) if document else None
 
 
 # -- fan-in ------------------------------------------------------------------------------
@@ -424,7 +388,7 @@ def finish_run(
             row.status,
             attributes={**row.fields, "run_id": run_id, "unique_id": row.unique_id},
         )
-    _record_in_lake(ctx, name, run_id, change.runner, run, rows, artifacts)
+    record_in_lake(ctx, name, run_id, change.runner, run, rows, artifacts)
     state = ctx.store.get_state(name)
     finished_at = utc_now()
     end = decide_run_end(
@@ -492,7 +456,7 @@ def finish_run(
             events.append(Event("DatasetRefreshed", {k: v for k, v in refreshed.items() if v}))
     ctx.publisher.publish_all(events)
     if status != SUCCEEDED:
-        _alarm(
+        alarm_failed_run(
             ctx, name, run_id, status, reason, attempt, max_attempts, will_retry, retry_selection
         )
     ctx.audit.record(
@@ -522,76 +486,6 @@ def finish_run(
         "will_retry": will_retry,
         "next": next_run,
     }
-
-
-def _record_in_lake(
-    ctx: ProductsContext,
-    name: str,
-    run_id: str,
-    runner: str,
-    run: Mapping[str, Any],
-    rows: list[Any],
-    artifacts: RunArtifacts,
-) -> None:
-    """The run's models as ``audit_control`` rows and its dbt tests as ``test_results`` rows.
-
-    Partitioned by the day the run started (the same for every delivery of its end), one
-    object per run: a duplicate end rewrites the same objects.
-    """
-    if ctx.records is None:
-        return
-    day_of = str(run.get("started_at") or utc_now())
-    recorded_at = utc_now()
-    common = {"run_id": run_id, "product": name, "runner": runner, "recorded_at": recorded_at}
-    models = [{**r.fields, "unique_id": r.unique_id, **common} for r in rows]
-    ctx.records.write(AUDIT_CONTROL_TABLE, day_of, (name, run_id), models)
-    tests = [{**t.to_dict(), **common} for t in ctx.dbt.tests(artifacts)]
-    ctx.records.write(TEST_RESULTS_TABLE, day_of, (name, run_id), tests)
-
-
-def _alarm(
-    ctx: ProductsContext,
-    name: str,
-    run_id: str,
-    status: str,
-    reason: str | None,
-    attempt: int,
-    max_attempts: int,
-    will_retry: bool,
-    retry_selection: list[str],
-) -> None:
-    if will_retry:
-        what = ", ".join(retry_selection) or "the same selection"
-        follow_up = f"retrying {what} (failed models and children), attempt {attempt + 1}"
-    else:
-        follow_up = f"no retry left after attempt {attempt}; waiting for a new refresh"
-    follow_up += f" (max_attempts {max_attempts})"
-    logger.error(
-        "product run failed",
-        extra={"product": name, "run_id": run_id, "status": status, "reason": reason},
-    )
-    if not (ctx.sns and ctx.alarm_topic_arn):
-        return
-    message = {
-        "product": name,
-        "run_id": run_id,
-        "status": status,
-        "reason": reason,
-        "attempt": attempt,
-        "max_attempts": max_attempts,
-        "follow_up": follow_up,
-        "environment": ctx.environment,
-    }
-    try:
-        ctx.sns.publish(
-            TopicArn=ctx.alarm_topic_arn,
-            Subject=f"lakegov: product {name} run {status}"[:100],
-            Message=json.dumps(message, indent=2, default=str),
-        )
-    except ClientError as exc:
-        # The run is already audited and evented; a lost alarm must not redo the run's end.
-        logger.error("alarm publish failed", extra={"code": error_code(exc)})
-        count("AlarmPublishFailures")
 
 
 # -- sweeper -----------------------------------------------------------------------------
@@ -630,7 +524,6 @@ def _sweep_one(product: Product, state: Mapping[str, Any], ctx: ProductsContext)
 
 __all__ = [
     "STARTING",
-    "ProductsContext",
     "advance",
     "finish_run",
     "on_dataset_refreshed",

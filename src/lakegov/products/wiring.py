@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 
 from lakegov.aws import Clients
 from lakegov.errors import ConfigurationError
+from lakegov.products.context import ProductsContext
 from lakegov.products.model import RUNNERS
-from lakegov.products.service import ProductsContext
 from lakegov.products.store import ProductStore
 from lakegov.runners.base import Runner
 from lakegov.runners.codebuild import CodeBuildRunner

@@ -15,7 +15,8 @@ import pytest
 from tests.integration.governance.conftest import ACCOUNT, CARDS_COLUMNS
 
 from lakegov.governance import apply, plan, validate
-from lakegov.governance.access import AccessDenied, AccessPolicy, TableGrant, role_arn
+from lakegov.governance.access import AccessDenied, AccessPolicy, role_arn
+from lakegov.governance.table_grant import TableGrant
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "governance" / "lf_tags_metadata.json"
 ANALYST = f"arn:aws:iam::{ACCOUNT}:role/analyst"

@@ -12,7 +12,8 @@ from tests.conftest import RecordingPublisher, create_audit_table
 from lakegov.audit import AuditStore
 from lakegov.errors import RejectedFile
 from lakegov.ingest.athena import AthenaConverter, AthenaJob, csv_dialect, ddl, header_columns
-from lakegov.ingest.service import Converter, LandedObject
+from lakegov.ingest.landed import LandedObject
+from lakegov.ingest.service import Converter
 from lakegov.settings import Settings
 
 SETTINGS = Settings(

@@ -20,8 +20,8 @@ from lakegov.audit import AuditStore
 from lakegov.events import EventPublisher
 from lakegov.metadata.kinds import ApplyContext, DocumentClients, DocumentRef
 from lakegov.products.artifacts import DbtResults
+from lakegov.products.context import ProductsContext
 from lakegov.products.documents import apply_product
-from lakegov.products.service import ProductsContext
 from lakegov.products.store import ProductStore
 from lakegov.runners.base import RunRequest, RunStatus
 

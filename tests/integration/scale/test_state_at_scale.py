@@ -33,9 +33,11 @@ from tests.strict_aws import item_bytes
 from lakegov.audit import HISTORY_LIMIT, AuditStore
 from lakegov.catalog.service import CatalogServices, Message, process_batch
 from lakegov.events import EventPublisher
-from lakegov.ingest.service import Converter, LandedObject
+from lakegov.ingest.landed import LandedObject
+from lakegov.ingest.service import Converter
+from lakegov.products.context import ProductsContext
 from lakegov.products.model import Product
-from lakegov.products.service import ProductsContext, on_dataset_refreshed
+from lakegov.products.service import on_dataset_refreshed
 from lakegov.products.store import ProductStore
 from lakegov.settings import Settings
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from lakegov.governance.access import TableGrant, _combine, _Part, role_arn
+from lakegov.governance.access import role_arn
+from lakegov.governance.table_grant import GrantPart, TableGrant, combine
 
 COLUMNS = ["id", "country", "card_number"]
 
 
 def test_a_whole_table_grant_outweighs_any_filter() -> None:
-    grant = _combine([_Part(None, None), _Part(frozenset({"id"}), "country = 'FR'")], COLUMNS)
+    grant = combine(
+        [GrantPart(None, None), GrantPart(frozenset({"id"}), "country = 'FR'")], COLUMNS
+    )
     assert grant == TableGrant(None, None)
 
 
 def test_filters_with_the_same_columns_or_their_rows() -> None:
-    grant = _combine(
-        [_Part(frozenset({"id"}), "country = 'FR'"), _Part(frozenset({"id"}), "country = 'DE'")],
+    grant = combine(
+        [
+            GrantPart(frozenset({"id"}), "country = 'FR'"),
+            GrantPart(frozenset({"id"}), "country = 'DE'"),
+        ],
         COLUMNS,
     )
     assert grant == TableGrant(frozenset({"id"}), "(country = 'DE') OR (country = 'FR')")
@@ -22,7 +28,9 @@ def test_filters_with_the_same_columns_or_their_rows() -> None:
 
 def test_a_column_list_on_all_rows_and_a_row_filter_on_all_columns_make_cells() -> None:
     """id everywhere; the other columns only on French rows."""
-    grant = _combine([_Part(frozenset({"id"}), None), _Part(None, "country = 'FR'")], COLUMNS)
+    grant = combine(
+        [GrantPart(frozenset({"id"}), None), GrantPart(None, "country = 'FR'")], COLUMNS
+    )
     assert grant.columns is None and grant.row_filter is None
     assert grant.cell_filters == (
         ("card_number", "country = 'FR'"),

@@ -1,6 +1,6 @@
 """A consumer account's grant to its role, within what the producer shared with the account."""
 
-from lakegov.governance.access import TableGrant, within
+from lakegov.governance.table_grant import TableGrant, within
 
 
 def test_columns_narrow_to_both_and_row_filters_all_apply():

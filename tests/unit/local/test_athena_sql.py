@@ -186,7 +186,8 @@ def test_leading_comments_do_not_hide_the_statement():
 def test_show_tables_lists_only_the_tables_the_principal_holds_permissions_on():
     """Lake Formation's catalog shows a principal only the tables it has permissions on;
     names of the others are not disclosed."""
-    from lakegov.governance.access import AccessDenied, TableGrant
+    from lakegov.governance.access import AccessDenied
+    from lakegov.governance.table_grant import TableGrant
 
     class _Glue:
         class exceptions:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from tests.conftest import ROOT
 
-from lakegov.local.states import Interpreter, StatesError, parameters, read_path
+from lakegov.local.states_language import Interpreter, StatesError, parameters, read_path
 
 
 class Listing:
@@ -327,7 +327,7 @@ def test_payloads_over_256_kib_fail_as_on_step_functions():
 
 @pytest.mark.parametrize("name", ["x" * 81, "has space", "a/b", ""])
 def test_execution_names_step_functions_refuses_are_refused(name):
-    from lakegov.local.states import check_execution_name
+    from lakegov.local.states_language import check_execution_name
 
     with pytest.raises(StatesError) as refused:
         check_execution_name(name)

@@ -45,7 +45,8 @@ from sqlglot.schema import MappingSchema
 
 from lakegov.convert.sql import identifier, literal
 from lakegov.errors import LakegovError
-from lakegov.governance.access import AccessDenied, TableGrant, TableNotFound, principal_account
+from lakegov.governance.access import AccessDenied, TableNotFound, principal_account
+from lakegov.governance.table_grant import TableGrant
 from lakegov.local.athena.catalog import (
     PARQUET,
     PATH_COLUMN,

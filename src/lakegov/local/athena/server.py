@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from lakegov.local.athena.service import InvalidRequest, LocalAthena
+from lakegov.local.serving import ServerThread
 from lakegov.observability import logger
 
 _ACTIONS = {
@@ -281,26 +282,18 @@ class LocalEndpoint:
 
     def __init__(self, host: str, port: int, wrap: Callable[[Any], Any]) -> None:
         self.host, self.port, self.wrap = host, port, wrap
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._served: ServerThread[Any] | None = None
 
     def start(self) -> None:
         from werkzeug.serving import make_server
 
         app = self.wrap(_moto_application())
-        self._server = make_server(
+        server = make_server(
             self.host, self.port, app, threaded=True, request_handler=_request_handler()
         )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="lakegov-endpoint", daemon=True
-        )
-        self._thread.start()
+        self._served = ServerThread(server, name="lakegov-endpoint", join_timeout=10).start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
