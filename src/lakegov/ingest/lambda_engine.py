@@ -34,6 +34,7 @@ from lakegov.convert.options import DatasetOptions
 from lakegov.errors import RejectedFile
 from lakegov.ingest.landed import LakeVersions, LandedObject
 from lakegov.layout import DatasetRef
+from lakegov.s3 import upload_file
 
 
 @dataclass
@@ -182,7 +183,9 @@ class LambdaEngine:
                 )
                 done.append(converted)
             for converted in done:
-                self.s3.upload_file(converted.out_path, self.formatted_bucket, converted.output_key)
+                upload_file(
+                    self.s3, converted.out_path, self.formatted_bucket, converted.output_key
+                )
                 if converted.options.compaction.enabled or converted.generation:
                     # compacted while this file converted: into the partition's new generation
                     converted.output_key = follow_generation(
@@ -193,7 +196,7 @@ class LambdaEngine:
                         converted.generation,
                     )
                 if converted.wrote_exceptions:
-                    self.s3.upload_file(
-                        converted.exc_path, self.formatted_bucket, converted.exceptions_key
+                    upload_file(
+                        self.s3, converted.exc_path, self.formatted_bucket, converted.exceptions_key
                     )
         return done

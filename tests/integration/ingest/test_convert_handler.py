@@ -140,19 +140,19 @@ def test_a_transient_failure_fails_only_its_record_and_leaves_no_output(
     ok = h.land("a/one.csv", b"x\n1\n")
     flaky = h.land("a/two.csv", b"x\n2\n")
     converter = handler.get_app().converter
-    real_upload = converter.s3.upload_file
+    real_upload = converter.s3.put_object  # a small file's output: one PutObject
 
-    def failing_upload(path, bucket, key, *args, **kwargs):
-        if "two" in key:
+    def failing_upload(*args, **kwargs):
+        if "two" in kwargs["Key"]:
             raise ConnectionError("S3 went away mid-write")
-        return real_upload(path, bucket, key, *args, **kwargs)
+        return real_upload(*args, **kwargs)
 
-    monkeypatch.setattr(converter.s3, "upload_file", failing_upload)
+    monkeypatch.setattr(converter.s3, "put_object", failing_upload)
     response = handler.handler(h.batch(ok, flaky), lambda_context)
     assert response["batchItemFailures"] == [{"itemIdentifier": "m1"}]
     assert "Contents" not in h.s3.list_objects_v2(Bucket="formatted", Prefix="formatted_stg/a_two/")
     # the retry after the fault converts it, exactly once
-    monkeypatch.setattr(converter.s3, "upload_file", real_upload)
+    monkeypatch.setattr(converter.s3, "put_object", real_upload)
     assert handler.handler(h.batch(flaky), lambda_context)["batchItemFailures"] == []
     converted = [e["detail"]["key"] for e in h.published() if e["detail-type"] == "FileConverted"]
     assert sorted(converted) == ["a/one.csv", "a/two.csv"]
