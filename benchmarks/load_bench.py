@@ -143,14 +143,16 @@ def run(
         # a steady rate: file i at i / rate seconds, the documents spread over the same time
         period = files / rate if rate > 0 else 0.0
 
-        def put_file(i: int) -> None:
+        late: list[float] = []  # at a steady rate: how late each upload started
+
+        def put_file(i: int, due: float | None = None) -> None:
             key = f"load/orders_{i % 10}/order_dt=2026-11-{1 + i % 20:02d}/batch-{i:05d}.csv"
-            uploaded[key] = time.time()
+            uploaded[key] = time.time() if due is None else due  # a late start is latency too
             s3.put_object(Bucket=out["RawBucketName"], Key=key, Body=_csv(i))
 
-        def put_document(i: int) -> None:
+        def put_document(i: int, due: float | None = None) -> None:
             key = f"governance/load-{i:03d}.json"
-            uploaded[key] = time.time()
+            uploaded[key] = time.time() if due is None else due
             s3.put_object(Bucket=out["ConfigBucketName"], Key=key, Body=_document(i))
 
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -164,9 +166,10 @@ def run(
                     key=lambda d: d[0],
                 )
 
-                def put_at(offset: float, put: Callable[[int], None], i: int) -> None:
+                def put_at(offset: float, put: Callable[..., None], i: int) -> None:
                     _at(started, offset)
-                    put(i)
+                    late.append(time.time() - started - offset)
+                    put(i, started + offset)
 
                 for future in [pool.submit(put_at, *d) for d in due]:
                     future.result()
@@ -223,6 +226,8 @@ def run(
             "documents": documents,
             "rate_files_per_second": rate or "burst",
             "upload_seconds": round(upload_s, 1),
+            # at a steady rate, latencies count from when each upload was due
+            "upload_late_max_s": round(max(late), 2) if late else None,
             "total_seconds": round(elapsed, 1),
             "settled_seconds": round(settled, 1),
             "files_per_second": round(files / elapsed, 1),

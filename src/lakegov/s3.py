@@ -26,7 +26,7 @@ MAX_PART_BYTES = 5 * GiB
 MAX_PARTS = 10_000
 MAX_DELETE_KEYS = 1000  # keys one DeleteObjects request may name
 DEFAULT_PART_BYTES = 512 * MiB
-MULTIPART_THRESHOLD = 8 * MiB  # boto3's TransferConfig default: above it, a multipart upload
+MULTIPART_THRESHOLD = 8 * MiB  # boto3's default: from it up, a multipart upload
 
 
 def upload_file(s3: Any, path: str | os.PathLike[str], bucket: str, key: str) -> None:
@@ -35,7 +35,10 @@ def upload_file(s3: Any, path: str | os.PathLike[str], bucket: str, key: str) ->
         with open(path, "rb") as body:
             s3.put_object(Bucket=bucket, Key=key, Body=body)
     else:
-        s3.upload_file(str(path), bucket, key)
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD)
+        s3.upload_file(os.fspath(path), bucket, key, Config=config)
 
 
 def part_ranges(size: int, part_bytes: int = DEFAULT_PART_BYTES) -> list[tuple[int, int]]:

@@ -2,8 +2,11 @@
 
 Each record set is one Parquet object at a deterministic key (:func:`lakegov.layout.record_key`)
 in the formatted bucket, registered in the formatted database as a table partitioned by
-``run_date``. Writing the same run twice (a duplicate run-end event) rewrites the same
-object: the table never holds a run twice.
+``run_date``. A run's audit and test results are keyed by the run: writing the same run
+twice (a duplicate run-end event) rewrites the same object, and those tables never hold a
+run twice. A ``lineage_events`` object is named by the run events it holds (a batch's): a
+run event delivered again in another batch is held twice, and readers keep one row per run
+id and event type.
 """
 
 from __future__ import annotations

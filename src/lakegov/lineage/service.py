@@ -11,9 +11,11 @@ unit of work: a failure fails the messages it concerns, for SQS to deliver again
 
 Every output is keyed by the events' run ids and types: a redelivered event posts to
 DataZone with the same client token, and the same run events rewrite the same object. A
-message that fails after its day's object was written (its announcement refused) is
-written again by its retry, in the object of the batch it then arrives in: the table holds
-at least one row per run event, and readers keep one per run id and type.
+run event delivered again in another batch (at-least-once delivery, or a message retried
+after its day's object was written) is written again in that batch's object: the table
+holds at least one row per run event, and readers keep one per run id and type. Each
+announcement is checked before anything is written, so a message that can never be
+announced writes no rows.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from botocore.exceptions import ClientError
 from lakegov.aws import error_code, is_transient
 from lakegov.errors import PermanentError, RetryableError
 from lakegov.events import SOURCE, Event, EventContractError, EventPublisher, validate_detail
-from lakegov.layout import LINEAGE_EVENTS_TABLE, record_partition
+from lakegov.layout import LINEAGE_EVENTS_TABLE, record_key, record_partition
 from lakegov.lineage.openlineage import (
     Namespaces,
     conversion_events,
@@ -221,24 +223,24 @@ def _record_units(
             unit.datazone = [_post(event, ctx) for event in unit.events]
         except Exception as exc:  # this unit's failure, whatever it is: the others go on
             failed[key] = _failure(key, exc)
+    # each announcement checked before anything is written: one that breaks its contract
+    # fails its unit on every delivery, which must not write its rows each time
+    planned = _day_keys({k: u for k, u in units.items() if k not in failed})
+    for key, unit in units.items():
+        if key not in failed:
+            try:
+                _announcements(unit, ctx, planned)
+            except EventContractError as exc:
+                failed[key] = _failure(key, exc)
     lake_keys = _write_days({k: u for k, u in units.items() if k not in failed}, ctx, failed)
     announced: dict[str, list[Event]] = {}
     for key, unit in units.items():
         if key in failed:
             continue
-        announced[key] = [
-            Event("LineageRecorded", _announcement(event, ctx, unit.refreshed, lake_key, answer))
-            for event, answer, lake_key in zip(
-                unit.events, unit.datazone, (lake_keys[_day(e)] for e in unit.events), strict=True
-            )
-        ]
-        try:
-            for announcement in announced[key]:
-                validate_detail(announcement.detail_type, announcement.detail)
-                announcement.entry(bus="")  # the size check: too large fails this unit alone
+        try:  # with the keys written (those checked above, unless a unit failed since)
+            announced[key] = _announcements(unit, ctx, lake_keys)
         except EventContractError as exc:
             failed[key] = _failure(key, exc)
-            del announced[key]
     refused = {
         id(e) for e in ctx.publisher.publish_each(e for es in announced.values() for e in es)
     }
@@ -260,6 +262,49 @@ def _record_units(
     return {key: results[key] for key in units}
 
 
+def _announcements(
+    unit: _Unit, ctx: LineageContext, lake_keys: Mapping[str, str | None]
+) -> list[Event]:
+    """The ``LineageRecorded`` of ``unit``'s run events, each naming its day's object in
+    ``lake_keys``, checked against their contract and size (EventContractError)."""
+    announcements = [
+        Event("LineageRecorded", _announcement(event, ctx, unit.refreshed, lake_key, answer))
+        for event, answer, lake_key in zip(
+            unit.events, unit.datazone, (lake_keys.get(_day(e)) for e in unit.events), strict=True
+        )
+    ]
+    for announcement in announcements:
+        validate_detail(announcement.detail_type, announcement.detail)
+        announcement.entry(bus="")  # the size check: too large fails this unit alone
+    return announcements
+
+
+def _by_day(
+    units: Mapping[str, _Unit],
+) -> dict[str, dict[tuple[str, str], Mapping[str, Any]]]:
+    """``units``' run events by the day they fall on, each run event once (by run id and
+    type: one that two units share, as a duplicate delivery does, is written once)."""
+    by_day: dict[str, dict[tuple[str, str], Mapping[str, Any]]] = defaultdict(dict)
+    for unit in units.values():
+        for event in unit.events:
+            by_day[_day(event)].setdefault(
+                (str(event["run"]["runId"]), str(event["eventType"])), event
+            )
+    return by_day
+
+
+def _day_keys(units: Mapping[str, _Unit]) -> dict[str, str | None]:
+    """The key of the object each day of ``units``' run events would be written to."""
+    return {
+        day: record_key(
+            LINEAGE_EVENTS_TABLE,
+            str(next(iter(unique.values()))["eventTime"]),
+            *_object_names(list(unique.values())),
+        )
+        for day, unique in _by_day(units).items()
+    }
+
+
 def _day(event: Mapping[str, Any]) -> str:
     return record_partition(str(event["eventTime"])).folder
 
@@ -271,16 +316,12 @@ def _write_days(
     share, as a duplicate delivery does, is written once); the object key of each day.
     A day whose object cannot be written fails (in ``failed``) every unit with an event on
     it."""
-    by_day: dict[str, dict[tuple[str, str], Mapping[str, Any]]] = defaultdict(dict)
     units_of_day: dict[str, list[str]] = defaultdict(list)
     for key, unit in units.items():
-        for event in unit.events:
-            day = _day(event)
-            by_day[day].setdefault((str(event["run"]["runId"]), str(event["eventType"])), event)
-            if key not in units_of_day[day]:
-                units_of_day[day].append(key)
+        for day in dict.fromkeys(_day(event) for event in unit.events):
+            units_of_day[day].append(key)
     lake_keys: dict[str, str | None] = {}
-    for day, unique in by_day.items():
+    for day, unique in _by_day(units).items():
         events = list(unique.values())
         try:
             lake_keys[day] = ctx.records.write(
@@ -376,6 +417,17 @@ def _recorded_event(body: str) -> tuple[str, Mapping[str, Any]]:
         )
     validate_detail(detail_type, event["detail"])
     return detail_type, event
+
+
+def record_invoked(event: Mapping[str, Any], ctx: LineageContext) -> dict[str, Any]:
+    """An EventBridge event a rule handed the function directly, as the rule of a stack
+    deployed before lineage read a queue does while that stack is updated: recorded as a
+    queue message of its own would be; what failed it is raised (Lambda retries it)."""
+    message_id = str(event.get("id") or "")
+    (outcome,) = record_messages([(message_id, json.dumps(event))], ctx).values()
+    if isinstance(outcome, Exception):
+        raise outcome
+    return {"status": outcome.status, "jobs": list(outcome.jobs), "reason": outcome.reason}
 
 
 def record_messages(

@@ -352,20 +352,23 @@ def update_expression_walks_by_type() -> None:
     before each child, a hook only one walker has.
 
     Both answers are fixed by the node's class: the walk here asks them once per class
-    (per walker class for the second, whose node types are the same for every walker of a
-    class in moto 5.2), and calls the hook only for a walker that has one of its own. The
+    (per node types of the walker for the second), and calls the hook only for a walker
+    that has one of its own. The
     walk is moto's otherwise: children first, left to right, each processed node put in
     its parent's place, in the same order."""
     ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
     walker_base, node_base = ast_nodes.DepthFirstTraverser, ast_nodes.Node
     no_hook = walker_base.pre_processing_of_child
     is_node: dict[type, bool] = {}
-    handled: dict[tuple[type, type], type | None] = {}  # (walker, node) class -> map key
+    # (the walker's node types, the node's class) -> the type whose processor takes it
+    handled: dict[tuple[tuple[type, ...], type], type | None] = {}
 
     def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
-        walker = type(self)
         table = self.__dict__.get("_lakegov_processing_map") or self._processing_map()
-        hook = None if walker.pre_processing_of_child is no_hook else self.pre_processing_of_child
+        types = tuple(table)
+        hook = (
+            None if type(self).pre_processing_of_child is no_hook else self.pre_processing_of_child
+        )
 
         def walk(node: Any, child_id: int) -> Any:
             kind = type(node)
@@ -381,11 +384,9 @@ def update_expression_walks_by_type() -> None:
                     if hook is not None:
                         hook(node, i)
                     walk(child, i)
-            key = handled.get((walker, kind), handled)
+            key = handled.get((types, kind), handled)
             if key is handled:
-                key = handled[(walker, kind)] = next(
-                    (k for k in table if isinstance(node, k)), None
-                )
+                key = handled[(types, kind)] = next((k for k in table if isinstance(node, k)), None)
             if key is not None:
                 node = table[key](node)
                 node.parent = parent

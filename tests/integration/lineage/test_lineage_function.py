@@ -1,6 +1,6 @@
 """The lineage function on moto: each lakegov event's OpenLineage events are kept in the
-lake (one object per lakegov event and day, rewritten by a redelivery), announced as LineageRecorded, and posted to
-Amazon DataZone only where a domain is configured (moto has no DataZone: botocore's Stubber
+lake (one object per batch and day; a redelivery in the same batch rewrites it), announced
+as LineageRecorded, and posted to Amazon DataZone only where a domain is configured (moto has no DataZone: botocore's Stubber
 checks the call against the service model)."""
 
 from __future__ import annotations

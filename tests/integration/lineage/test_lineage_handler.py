@@ -198,3 +198,55 @@ def test_a_refused_announcement_fails_its_message_alone(lake, lambda_context):
     assert sorted(job for job, _ in kept) == sorted(
         f"{step}.mwaa_blog_t{i:02d}" for step in ("convert", "register") for i in range(4)
     )
+
+
+def test_an_announcement_that_breaks_its_contract_fails_its_message_before_any_row(
+    lake, lambda_context, monkeypatch
+):
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    from handlers.lineage import handler
+    from lakegov.events import EventContractError
+    from lakegov.lineage import service
+
+    # Given announcements of t01 that can never be published (their detail breaks the
+    # LineageRecorded contract on every delivery)
+    check = service.validate_detail
+
+    def refusing(detail_type: str, detail: dict) -> None:
+        if detail_type == "LineageRecorded" and detail["dataset"].endswith("mwaa_blog_t01"):
+            raise EventContractError("LineageRecorded detail breaks its contract")
+        check(detail_type, detail)
+
+    monkeypatch.setattr(service, "validate_detail", refusing)
+    bodies = [_refresh(i) for i in range(3)]
+    # When the batch is recorded, and that message delivered again alone
+    response = handler(sqs_batch(QUEUE_ARN, *bodies), lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-1"}]}
+    with pytest.raises(BatchProcessingError):  # alone, it fails its whole batch
+        handler(sqs_batch(QUEUE_ARN, bodies[1]), lambda_context)
+    # Then the lake holds the others' run events, and never one of t01
+    jobs = sorted(r["job_name"] for rows in _lake_rows().values() for r in rows)
+    assert jobs == sorted(
+        f"{s}.mwaa_blog_t{i:02d}" for s in ("convert", "register") for i in (0, 2)
+    )
+    assert sorted(d["job"] for d in lake()) == jobs
+
+
+def test_an_event_handed_over_directly_is_recorded_alone(lake, lambda_context):
+    """The rule of a stack deployed before lineage read a queue invokes the function with
+    the event itself while the stack is updated: it is recorded, not lost."""
+    from handlers.lineage import handler
+
+    outcome = handler(json.loads(_refresh(5)), lambda_context)
+    assert outcome["status"] == "RECORDED"
+    assert sorted(outcome["jobs"]) == ["convert.mwaa_blog_t05", "register.mwaa_blog_t05"]
+    assert sorted(d["job"] for d in lake()) == sorted(outcome["jobs"])
+    assert len(_lake_rows()) == 1
+    # and one that cannot be recorded fails the invocation (Lambda retries it)
+    publisher = lakegov.app.get_app().publisher
+    publisher.events_client = RefusingEvents(
+        publisher.events_client, marker='"job":"register.mwaa_blog_t06"', times=99
+    )
+    with pytest.raises(Exception, match="PutEvents failed"):
+        handler(json.loads(_refresh(6)), lambda_context)
