@@ -48,6 +48,16 @@ def _csv(i: int) -> bytes:
     return ("order_id,customer,amount,order_date\n" + "\n".join(rows) + "\n").encode()
 
 
+def _key(i: int, layout: str) -> str:
+    """File ``i``'s key. ``tables``: each file a table of its own (the landing layout names
+    a table after its folders and file name), the catalog's most work per file: a table
+    created for each. ``partitions``: ten tables, each file a new partition of one."""
+    day = f"order_dt=2026-11-{1 + i % 20:02d}"
+    if layout == "partitions":
+        return f"load/orders_{i % 10}/{day}/batch={i:05d}/orders.csv"
+    return f"load/orders_{i % 10}/{day}/batch-{i:05d}.csv"
+
+
 def _document(i: int) -> bytes:
     return json.dumps(
         [
@@ -125,7 +135,12 @@ def _at(start: float, offset: float) -> None:
 
 
 def run(
-    files: int, documents: int, timeout: float, top: int = 15, rate: float = 0.0
+    files: int,
+    documents: int,
+    timeout: float,
+    top: int = 15,
+    rate: float = 0.0,
+    layout: str = "tables",
 ) -> dict[str, object]:
     from lakegov.local.request_stats import difference, read_stats
     from lakegov.local.runtime import LocalRuntime
@@ -146,7 +161,7 @@ def run(
         late: list[float] = []  # at a steady rate: how late each upload started
 
         def put_file(i: int, due: float | None = None) -> None:
-            key = f"load/orders_{i % 10}/order_dt=2026-11-{1 + i % 20:02d}/batch-{i:05d}.csv"
+            key = _key(i, layout)
             uploaded[key] = time.time() if due is None else due  # a late start is latency too
             s3.put_object(Bucket=out["RawBucketName"], Key=key, Body=_csv(i))
 
@@ -225,6 +240,7 @@ def run(
             "files": files,
             "documents": documents,
             "rate_files_per_second": rate or "burst",
+            "layout": layout,
             "upload_seconds": round(upload_s, 1),
             # at a steady rate, latencies count from when each upload was due
             "upload_late_max_s": round(max(late), 2) if late else None,
@@ -279,9 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="files per second (default: a burst)"
     )
+    parser.add_argument(
+        "--layout",
+        choices=("tables", "partitions"),
+        default="tables",
+        help="each file a table of its own (default), or ten tables of many partitions",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "load.json")
     args = parser.parse_args(argv)
-    result = run(args.files, args.documents, args.timeout, rate=args.rate)
+    result = run(args.files, args.documents, args.timeout, rate=args.rate, layout=args.layout)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
