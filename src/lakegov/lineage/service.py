@@ -189,6 +189,7 @@ class _Unit:
     events: Sequence[Mapping[str, Any]]
     refreshed: str | None = None
     datazone: list[str] = field(default_factory=list)  # each event's DataZone answer
+    about: dict[str, Any] = field(default_factory=dict)  # its lakegov event, for the logs
 
 
 def record_all(
@@ -222,7 +223,7 @@ def _record_units(
                 validate_event(event)
             unit.datazone = [_post(event, ctx) for event in unit.events]
         except Exception as exc:  # this unit's failure, whatever it is: the others go on
-            failed[key] = _failure(key, exc)
+            failed[key] = _failure(key, exc, unit)
     # each announcement checked before anything is written: one that breaks its contract
     # fails its unit on every delivery, which must not write its rows each time
     planned = _day_keys({k: u for k, u in units.items() if k not in failed})
@@ -231,7 +232,7 @@ def _record_units(
             try:
                 _announcements(unit, ctx, planned)
             except EventContractError as exc:
-                failed[key] = _failure(key, exc)
+                failed[key] = _failure(key, exc, unit)
     lake_keys = _write_days({k: u for k, u in units.items() if k not in failed}, ctx, failed)
     announced: dict[str, list[Event]] = {}
     for key, unit in units.items():
@@ -240,7 +241,7 @@ def _record_units(
         try:  # with the keys written (those checked above, unless a unit failed since)
             announced[key] = _announcements(unit, ctx, lake_keys)
         except EventContractError as exc:
-            failed[key] = _failure(key, exc)
+            failed[key] = _failure(key, exc, unit)
     refused = {
         id(e) for e in ctx.publisher.publish_each(e for es in announced.values() for e in es)
     }
@@ -253,6 +254,7 @@ def _record_units(
                 RetryableError(
                     f"PutEvents failed for {len(not_sent)} of the events: LineageRecorded"
                 ),
+                units[key],
             )
             continue
         results[key] = [dict(e.detail) for e in events]
@@ -332,15 +334,16 @@ def _write_days(
             )
         except Exception as exc:  # the day's units fail; the other days' go on
             for key in units_of_day[day]:
-                failed.setdefault(key, _failure(key, exc))
+                failed.setdefault(key, _failure(key, exc, units[key]))
     return lake_keys
 
 
-def _failure(key: str, exc: Exception) -> Exception:
-    """``exc``, logged as what failed the unit ``key`` (a queue message id)."""
+def _failure(key: str, exc: Exception, unit: _Unit | None = None) -> Exception:
+    """``exc``, logged as what failed the unit ``key`` (a queue message id; the lakegov
+    event it carries, when known)."""
     logger.warning(
         "lineage not recorded: the message will be delivered again",
-        extra={"message_id": key, "error": repr(exc)},
+        extra={"message_id": key, "error": repr(exc), **(unit.about if unit else {})},
     )
     return exc
 
@@ -454,10 +457,13 @@ def record_messages(
             continue
         detail = event["detail"]
         refreshed = str(detail.get("dataset") or "") if detail_type == "DatasetRefreshed" else None
+        about = {"event_id": event.get("id"), "detail_type": detail_type}
         try:
             units[message_id] = _Unit(lineage_events(detail_type, detail, ctx), refreshed)
         except Exception as exc:  # e.g. a product run's artifacts not read: this one retries
-            outcomes[message_id] = _failure(message_id, exc)
+            outcomes[message_id] = _failure(message_id, exc, _Unit((), about=about))
+            continue
+        units[message_id].about = about
     for message_id, result in _record_units(units, ctx).items():
         detail_type, event = received[message_id]
         if isinstance(result, Exception):

@@ -201,7 +201,7 @@ def test_a_refused_announcement_fails_its_message_alone(lake, lambda_context):
 
 
 def test_an_announcement_that_breaks_its_contract_fails_its_message_before_any_row(
-    lake, lambda_context, monkeypatch
+    lake, lambda_context, monkeypatch, caplog
 ):
     from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
@@ -223,6 +223,13 @@ def test_an_announcement_that_breaks_its_contract_fails_its_message_before_any_r
     # When the batch is recorded, and that message delivered again alone
     response = handler(sqs_batch(QUEUE_ARN, *bodies), lambda_context)
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-1"}]}
+    # the log says which message, and which lakegov event it carries
+    (failure,) = [r for r in caplog.records if r.getMessage().startswith("lineage not recorded")]
+    assert (failure.message_id, failure.event_id, failure.detail_type) == (
+        "msg-1",
+        "event-1",
+        "DatasetRefreshed",
+    )
     with pytest.raises(BatchProcessingError):  # alone, it fails its whole batch
         handler(sqs_batch(QUEUE_ARN, bodies[1]), lambda_context)
     # Then the lake holds the others' run events, and never one of t01
