@@ -45,6 +45,8 @@ DONE_STATUSES = (
     "DELETED",
 )
 # CONVERTING: handed to a job (Athena) that reports its own end; a redelivery is a duplicate.
+# The item naming the current version of a landed file (its "current" version's pointer).
+CURRENT_VERSION_KIND = "file-current"
 KIND_INDEX = "by_kind"
 # The timeline of one item: at most this many entries; when it is full the oldest are
 # removed down to HISTORY_KEEP (two extra writes per HISTORY_LIMIT - HISTORY_KEEP records,

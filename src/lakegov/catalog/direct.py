@@ -13,21 +13,35 @@ from typing import Any
 from lakegov.catalog import glue as catalog
 from lakegov.catalog.converted import ConvertedFile
 from lakegov.catalog.evolution import Decision, Evolution, evolve
-from lakegov.catalog.parquet import read_footer
-from lakegov.errors import RetryableError
+from lakegov.catalog.parquet import ObjectGone, read_footer
+from lakegov.errors import PermanentError, RetryableError
 from lakegov.layout import Partition
 from lakegov.observability import logger
 from lakegov.schema import Column, columns_from_arrow
 
 
+class OutputGone(PermanentError):
+    """A converted file's output is no longer there: a newer version of its landed file
+    replaced it (or the landed file was deleted) after it was converted. Nothing of it is
+    left to register; the newer version's own FileConverted registers what replaced it."""
+
+    def __init__(self, file: ConvertedFile, reason: str) -> None:
+        super().__init__(reason)
+        self.file = file
+
+
 def file_columns(s3: Any, files: Sequence[ConvertedFile]) -> dict[str, list[Column]]:
-    """Columns per file (keyed by its first output key), one footer per distinct schema."""
+    """Columns per file (keyed by its first output key), one footer per distinct schema.
+    OutputGone names a file whose footer was read and whose output is gone."""
     by_schema: dict[str, list[Column]] = {}
     out: dict[str, list[Column]] = {}
     for f in files:
         schema_id = f.fingerprint or f"{f.bucket}/{f.keys[0]}"
         if schema_id not in by_schema:
-            footer = read_footer(s3, f.bucket, f.keys[0])
+            try:
+                footer = read_footer(s3, f.bucket, f.keys[0])
+            except ObjectGone as exc:
+                raise OutputGone(f, str(exc)) from exc
             by_schema[schema_id] = columns_from_arrow(footer.schema)
         out[f.keys[0]] = by_schema[schema_id]
     return out

@@ -21,6 +21,10 @@ from lakegov.errors import PermanentError, RetryableError
 TAIL_BYTES = 256 * 1024
 
 
+class ObjectGone(PermanentError):
+    """The object is not there (deleted, or never written)."""
+
+
 class S3RangeFile(io.RawIOBase):
     """Seekable, read-only view of one S3 object, fetched by byte ranges on demand."""
 
@@ -43,8 +47,10 @@ class S3RangeFile(io.RawIOBase):
         except ClientError as exc:
             if is_transient(exc):
                 raise RetryableError(f"s3://{self.bucket}/{self.key}: {exc}") from exc
-            if error_code(exc) in ("NoSuchKey", "404", "InvalidRange"):
-                raise PermanentError(f"s3://{self.bucket}/{self.key} is missing or empty") from exc
+            if error_code(exc) in ("NoSuchKey", "404"):
+                raise ObjectGone(f"s3://{self.bucket}/{self.key} is missing") from exc
+            if error_code(exc) == "InvalidRange":
+                raise PermanentError(f"s3://{self.bucket}/{self.key} is empty") from exc
             raise
 
     def readable(self) -> bool:

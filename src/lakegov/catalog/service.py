@@ -38,10 +38,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakegov.audit import AuditStore
+from lakegov.audit import CURRENT_VERSION_KIND, AuditStore
 from lakegov.catalog import crawler as crawling
 from lakegov.catalog.converted import ConvertedFile
-from lakegov.catalog.direct import TableOutcome, apply_schema, file_columns, register_direct
+from lakegov.catalog.direct import (
+    OutputGone,
+    TableOutcome,
+    apply_schema,
+    file_columns,
+    register_direct,
+)
 from lakegov.catalog.evolution import Evolution
 from lakegov.errors import PermanentError, RetryableError
 from lakegov.events import Event, EventPublisher, utc_now
@@ -176,27 +182,54 @@ def process_batch(messages: Sequence[Message], svc: CatalogServices) -> BatchRes
         groups[(file.database, file.table, file.mode)].append((message, file))
     refreshed: list[_Refreshed] = []  # direct registrations whose DatasetRefreshed is due
     for (_, _, mode), members in groups.items():
-        files = [f for _, f in members]
-        settled: set[tuple[str, str]] = set()  # files refused (and audited) already
-        try:
-            if mode == "direct":
-                registered, event = _register_direct(files, svc, settled)
-                result.outcomes.append(registered)
-                refreshed.append(_Refreshed(members, settled, registered, event))
-            else:
-                result.crawl_requests += _crawler(files, svc, settled)
-        except PermanentError as exc:
-            logger.error("files cannot be catalogued", extra={"error": str(exc)})
-            count("CatalogRejected", len(files))
-            for f in files:
-                svc.audit.record(
-                    AUDIT_KIND, f.audit_subject, f.source_version, "REJECTED", note=str(exc)
+        while members:
+            files = [f for _, f in members]
+            settled: set[tuple[str, str]] = set()  # files refused (and audited) already
+            try:
+                if mode == "direct":
+                    registered, event = _register_direct(files, svc, settled)
+                    result.outcomes.append(registered)
+                    refreshed.append(_Refreshed(members, settled, registered, event))
+                else:
+                    result.crawl_requests += _crawler(files, svc, settled)
+            except OutputGone as gone:  # raised before anything changed: the rest again
+                _output_gone(gone, svc)
+                members = [(m, f) for m, f in members if f is not gone.file]
+                continue
+            except PermanentError as exc:
+                logger.error("files cannot be catalogued", extra={"error": str(exc)})
+                count("CatalogRejected", len(files))
+                for f in files:
+                    svc.audit.record(
+                        AUDIT_KIND, f.audit_subject, f.source_version, "REJECTED", note=str(exc)
+                    )
+            except Exception as exc:  # retried by SQS, then dead-lettered
+                logger.exception(
+                    "catalog update failed; will retry", extra={"table": files[0].table}
                 )
-        except Exception as exc:  # retried by SQS, then dead-lettered
-            logger.exception("catalog update failed; will retry", extra={"table": files[0].table})
-            _give_back(svc, result, members, settled, repr(exc))
+                _give_back(svc, result, members, settled, repr(exc))
+            break
     _announce(refreshed, svc, result)
     return result
+
+
+def _output_gone(gone: OutputGone, svc: CatalogServices) -> None:
+    """Audit a file whose output is gone: SUPERSEDED when another version of its landed
+    file is the current one (that version's own FileConverted registers what replaced
+    it), else REJECTED (the current version's output is missing). Either way the table's
+    other files go on without it, and it is not retried."""
+    f = gone.file
+    pointer = svc.audit.get(CURRENT_VERSION_KIND, f.source, "current") or {}
+    current = str(pointer.get("current_version") or "")
+    if current and current != f.source_version:
+        count("CatalogSuperseded")
+        status, note = "SUPERSEDED", f"{gone}: version {current} of the landed file replaced it"
+        logger.info("output gone: superseded", extra={"reason": note})
+    else:
+        count("CatalogRejected")
+        status, note = "REJECTED", str(gone)
+        logger.error("files cannot be catalogued", extra={"error": note})
+    svc.audit.record(AUDIT_KIND, f.audit_subject, f.source_version, status, note=note)
 
 
 @dataclass

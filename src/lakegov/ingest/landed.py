@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from botocore.exceptions import ClientError
 
-from lakegov.audit import AuditStore
+from lakegov.audit import CURRENT_VERSION_KIND, AuditStore
 from lakegov.aws import error_code
 from lakegov.errors import RejectedFile, RetryableError
 from lakegov.events import EventPublisher, utc_now
@@ -300,14 +300,14 @@ class LakeVersions:
         """
         order = f"{last_modified}|{landed.sequencer:0>32}|{utc_now()}"
         won, previous = self.audit.advance_pointer(
-            "file-current",
+            CURRENT_VERSION_KIND,
             landed.subject,
             order=order,
             version=landed.version,
             attributes={"output_keys": written},
         )
         if not won and self.audit.refresh_pointer(
-            "file-current",
+            CURRENT_VERSION_KIND,
             landed.subject,
             version=landed.version,
             attributes={"output_keys": written},

@@ -29,7 +29,7 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from lakegov.audit import AuditStore
+from lakegov.audit import CURRENT_VERSION_KIND, AuditStore
 from lakegov.aws import error_code
 from lakegov.convert.databases import DuckDBPool
 from lakegov.convert.engine import ConversionResult, convert
@@ -354,10 +354,10 @@ class Converter:
         except ClientError as exc:
             if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
                 raise
-        pointer = self.audit.clear_pointer("file-current", landed.subject)
+        pointer = self.audit.clear_pointer(CURRENT_VERSION_KIND, landed.subject)
         if not pointer and ("%" in landed.key or "+" in landed.key):  # an S3-encoded key
             landed = replace(landed, key=unquote_plus(landed.key))
-            pointer = self.audit.clear_pointer("file-current", landed.subject)
+            pointer = self.audit.clear_pointer(CURRENT_VERSION_KIND, landed.subject)
         if not pointer:
             return Outcome("IGNORED", landed.key, reason="nothing was converted from this key")
         removed = list(pointer.get("output_keys", []))

@@ -490,3 +490,49 @@ def test_a_partition_count_that_ran_ahead_is_corrected_by_the_listing_not_projec
     params = _table(env, "clicks")["Parameters"]
     assert "projection.enabled" not in params
     assert params["lakegov.partition_count"] == "2"
+
+
+def test_a_version_superseded_before_it_was_registered_leaves_the_newer_one_registered(env):
+    from lakegov.audit import CURRENT_VERSION_KIND
+
+    # Given two versions of one landed file converted in quick succession: the newer
+    # conversion (now the current version) removed the older one's output before the
+    # catalog saw either
+    key = "landing/race/r.csv"
+    older = file_converted("race", CUSTOMERS, s3=env.s3, source_key=key, version="v1")
+    newer = file_converted("race", CUSTOMERS, s3=env.s3, source_key=key, version="v2")
+    env.s3.delete_object(Bucket=FORMATTED, Key=older["output_keys"][0])
+    env.audit.advance_pointer(
+        CURRENT_VERSION_KIND, f"s3://lakegov-raw/{key}", order="2", version="v2", attributes={}
+    )
+    # And, in the same table, a file whose own current output is missing
+    lost = file_converted("race", CUSTOMERS, s3=env.s3, source_key="landing/race/l.csv")
+    env.s3.delete_object(Bucket=FORMATTED, Key=lost["output_keys"][0])
+    # When their FileConverted arrive in one batch, the older first
+    result = process_batch(messages(older, lost, newer), env.services())
+    # Then the newer is registered and announced, the older superseded, the lost one
+    # rejected alone
+    assert result.failed == []
+    assert _partitions(env, "race") == [("2026-11-20",)]
+    (refreshed,) = env.published("DatasetRefreshed")
+    assert refreshed["source_files"] == [f"s3://lakegov-raw/{key}"]
+
+    def status(source: str, version: str) -> str:
+        return str(env.audit.get("catalog", f"s3://lakegov-raw/{source}", version)["status"])
+
+    assert (status(key, "v1"), status(key, "v2")) == ("SUPERSEDED", "PROCESSED")
+    assert status("landing/race/l.csv", "v1") == "REJECTED"
+    # And a superseded version arriving alone, later, is superseded too (nothing retried)
+    late = file_converted("race", CUSTOMERS, s3=env.s3, source_key=key, version="v0")
+    env.s3.delete_object(Bucket=FORMATTED, Key=late["output_keys"][0])
+    assert process_batch(messages(late), env.services()).failed == []
+    assert status(key, "v0") == "SUPERSEDED"
+    assert len(env.published("DatasetRefreshed")) == 1
+
+
+def test_an_empty_output_is_still_rejected(env):
+    detail = file_converted("hollow", CUSTOMERS, s3=env.s3)
+    env.s3.put_object(Bucket=FORMATTED, Key=detail["output_keys"][0], Body=b"")
+    assert process_batch(messages(detail), env.services()).failed == []
+    item = env.audit.get("catalog", "s3://lakegov-raw/landing/hollow/v1.csv", "v1")
+    assert item["status"] == "REJECTED" and "0 bytes" in item["history"][-1]["note"]
