@@ -22,7 +22,10 @@ or not: it sets a new object's tags through the same code as ``PutObjectTagging`
 two ``Object Created`` events for a completed multipart upload (``Put``, then
 ``CompleteMultipartUpload``): a large file landed with the AWS CLI reached the service
 twice. AWS sends ``Object Tags Added`` for ``PutObjectTagging`` only, and one event per
-created object: :func:`s3_events_as_aws_sends_them` drops the others.
+created object: :func:`s3_events_as_aws_sends_them` drops the others. And moto sends
+nothing when a delete in a versioned bucket leaves a delete marker (``aws s3 rm`` of a
+landed file or of a governance document), where AWS sends ``Object Deleted``
+(``s3:ObjectRemoved:DeleteMarkerCreated``): it is sent here.
 """
 
 from __future__ import annotations
@@ -72,9 +75,18 @@ def install() -> None:
         )
 
 
+class _DeleteMarkerView:
+    """A delete marker as moto's notifications read an object: no size, no ETag."""
+
+    def __init__(self, name: str, version_id: str) -> None:
+        self.name, self.version_id = name, version_id
+        self.size, self.etag = 0, ""
+
+
 def s3_events_as_aws_sends_them() -> None:
-    """S3's event notifications for tags and multipart uploads as AWS sends them (see the
-    module's docstring), to every destination (EventBridge, queues, topics). Idempotent."""
+    """S3's event notifications for tags, multipart uploads and delete markers as AWS
+    sends them (see the module's docstring), to every destination (EventBridge, queues,
+    topics). Idempotent."""
     from moto.s3 import models, notifications, responses
 
     if getattr(notifications.send_event, "_lakegov_as_aws", False):
@@ -101,8 +113,21 @@ def s3_events_as_aws_sends_them() -> None:
 
         return answered
 
+    set_delete_marker = models.S3Backend._set_delete_marker
+
+    def set_delete_marker_and_say_so(self: Any, bucket_name: str, key_name: str) -> Any:
+        marker = set_delete_marker(self, bucket_name, key_name)
+        notifications.send_event(
+            self.account_id,
+            kinds.OBJECT_REMOVED_DELETE_MARKER_CREATED_EVENT,
+            self.get_bucket(bucket_name),
+            _DeleteMarkerView(key_name, marker.version_id),
+        )
+        return marker
+
     send_event_as_aws._lakegov_as_aws = True  # type: ignore[attr-defined]
     notifications.send_event = send_event_as_aws
+    models.S3Backend._set_delete_marker = set_delete_marker_and_say_so  # type: ignore[method-assign]
     responses.S3Response.put_object_tagging = answering_as(  # type: ignore[method-assign]
         "tagging", responses.S3Response.put_object_tagging
     )

@@ -118,7 +118,7 @@ def test_a_rule_delivers_the_whole_event_with_its_account_as_aws_does(accounts):
 def test_s3_sends_one_event_per_object_and_tags_added_for_put_object_tagging_only():
     """AWS's S3 sends ``Object Tags Added`` for ``PutObjectTagging``; creating an object,
     with tags or without, copying one or completing a multipart upload is ``Object
-    Created`` alone, once."""
+    Created`` alone, once; a delete that leaves a delete marker is ``Object Deleted``."""
     moto_events.install()
     with mock_aws():
         s3, events, sqs = (
@@ -177,6 +177,14 @@ def test_s3_sends_one_event_per_object_and_tags_added_for_put_object_tagging_onl
             Bucket="landing-zone", Key="a.csv", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]}
         )
         assert seen() == [("Object Tags Added", "a.csv")]
+        # a delete in a versioned bucket leaves a delete marker: AWS says Object Deleted
+        s3.put_bucket_versioning(
+            Bucket="landing-zone", VersioningConfiguration={"Status": "Enabled"}
+        )
+        s3.put_object(Bucket="landing-zone", Key="e.csv", Body=b"x")
+        marker = s3.delete_object(Bucket="landing-zone", Key="e.csv")
+        assert marker["DeleteMarker"] is True
+        assert seen() == [("Object Created", "e.csv"), ("Object Deleted", "e.csv")]
         # the tags themselves are set as before
         assert s3.get_object_tagging(Bucket="landing-zone", Key="b.csv")["TagSet"] == [
             {"Key": "team", "Value": "sales"}
