@@ -45,6 +45,10 @@ MAX_DEPTH = 32  # the deepest valid document is 5 levels; jsonschema recurses pe
 _S3_LOCATION = re.compile(rf"arn:{PARTITION}:s3:::[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9](?:/.*)?")
 
 
+# an envelope's fields that ask for nothing to be done
+ENVELOPE_NOTES = frozenset({"entries", "version", "description"})
+
+
 @dataclass
 class ValidatedDocument:
     """A document that passed validation: its desired state and any warnings."""
@@ -193,7 +197,9 @@ class _Checker(Checks):
             if not isinstance(entries, list):
                 self.error("$.entries", f"expected array, got {json_type(entries)}", entries)
             else:
-                self.check_entries(entries, ["entries"])
+                # tags declared, assigned or filters defined: something to do without entries
+                acts = any(v for k, v in document.items() if k not in ENVELOPE_NOTES)
+                self.check_entries(entries, ["entries"], alone=not acts)
             if not top_issues:
                 check_envelope(self, document)
         elif isinstance(document, dict):
@@ -208,9 +214,12 @@ class _Checker(Checks):
         if not any(i.severity != WARNING for i in self.issues):
             self.check_conflicts()
 
-    def check_entries(self, entries: list[Any], prefix: list[str | int]) -> None:
+    def check_entries(
+        self, entries: list[Any], prefix: list[str | int], *, alone: bool = True
+    ) -> None:
+        """``alone``: the entries are all the document asks for."""
         self.entry_count = len(entries)
-        if not entries:
+        if not entries and alone:
             self.warn(path_str(prefix), "the document has no entries: nothing to do")
         for i, entry in enumerate(entries):
             self.check_entry(entry, [*prefix, i])

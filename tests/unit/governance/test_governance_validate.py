@@ -637,3 +637,23 @@ def test_published_schema_accepts_every_shape_and_rejects_garbage() -> None:
         assert checker.is_valid(good)
     for bad in ([{"access_type": "MAYBE"}], {"version": 1, "entries": [{}]}, 7, [entry(x=1)]):
         assert not checker.is_valid(bad)
+
+
+def test_an_envelope_of_tag_assignments_alone_has_something_to_do() -> None:
+    assigned = {
+        "version": 1,
+        "assignments": [
+            {
+                "Database": "sales",
+                "Table": "orders",
+                "lf_tags": [{"TagKey": "pii", "TagValues": ["no"]}],
+            }
+        ],
+    }
+    assert "no entries" not in " ".join(w.message for w in validate(assigned).warnings)
+    nothing = {"version": 1, "description": "placeholder", "entries": []}
+    (warning,) = validate(nothing).warnings
+    assert (warning.path, warning.message) == (
+        "$.entries",
+        "the document has no entries: nothing to do",
+    )
