@@ -226,10 +226,19 @@ class _Checker(Checks):
 
     def check_entry(self, entry: Any, prefix: list[str | int]) -> None:
         schema_issues = _schema_issues("entry", entry, prefix)
+        at = path_str(prefix)
         if schema_issues:
             self.issues.extend(schema_issues)
+            # the principal too, when its own field is well formed: every error at once
+            flagged = {i.path for i in schema_issues}
+            for name in ("role_arn", "principal"):
+                value = entry.get(name) if isinstance(entry, dict) else None
+                path = f"{at}.{name}"
+                if isinstance(value, str) and not any(
+                    f == path or f.startswith((f"{path}.", f"{path}[")) for f in flagged
+                ):
+                    self.principal(value, path)
             return
-        at = path_str(prefix)
         revoke = entry["access_type"] == "REVOKE"
 
         # principal

@@ -657,3 +657,12 @@ def test_an_envelope_of_tag_assignments_alone_has_something_to_do() -> None:
         "$.entries",
         "the document has no entries: nothing to do",
     )
+
+
+def test_a_bad_principal_is_reported_with_the_entry_s_schema_errors() -> None:
+    bad = entry(table_permissions=["SELECT", "READ"])
+    bad["role_arn"] = "analyst"
+    with pytest.raises(InvalidDocument) as info:
+        validate([bad])
+    paths = sorted(i.path for i in info.value.issues if i.severity == "error")
+    assert paths == ["$[0].role_arn", "$[0].table_permissions[1]"]
