@@ -70,19 +70,32 @@ def _local_run(args: argparse.Namespace) -> int:
     return 0
 
 
+_PRINTED = threading.Lock()  # one whole line at a time: functions run on several threads
+
+
 def _print_activity(kind: str, item: Any) -> None:
     if kind == "invocation":
         outcome = "ok" if item.ok else f"FAILED {item.error}"
         failed = f" ({item.failed_items} failed items)" if item.failed_items else ""
         took = f"{item.duration_ms:.0f} ms"
         line = f"[invoke] {item.function:<28} {item.source:<34} {outcome}{failed} {took}"
-        print(line, flush=True)
     elif kind == "event":
         detail = item.get("detail", {})
-        subject = detail.get("key") or detail.get("table") or detail.get("product") or ""
-        print(
-            f"[event ] {item.get('detail-type'):<28} on {item.get('_bus')}  {subject}", flush=True
+        document = detail.get("document")
+        subject = (
+            detail.get("key")
+            or detail.get("table")
+            or detail.get("product")
+            or detail.get("dataset")
+            or (document.get("key") if isinstance(document, dict) else None)
+            or ""
         )
+        line = f"[event ] {item.get('detail-type'):<28} on {item.get('_bus')}  {subject}"
+    else:
+        return
+    with _PRINTED:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def _demo(args: argparse.Namespace) -> int:
