@@ -11,6 +11,9 @@ evaluator (:mod:`lakegov.governance.access`) asks:
   (``KeyError``): the grant is re-stored after the merge;
 - ``BatchGrantPermissions`` and ``BatchRevokePermissions`` read each entry's grant options
   from a misspelt key and drop them: the API's ``PermissionsWithGrantOption`` is read;
+- a grant on a database or table that is not in the Glue catalog is stored, where AWS
+  refuses it (``EntityNotFoundException``; in ``BatchGrantPermissions``, a failure of that
+  entry alone): refused here too;
 - data cells filters exist only as ``ListDataCellsFilter``, which always answers ``[]``:
   ``CreateDataCellsFilter``, ``GetDataCellsFilter``, ``UpdateDataCellsFilter`` and
   ``DeleteDataCellsFilter`` are missing.
@@ -44,7 +47,8 @@ def install() -> None:
 
     models.PermissionCatalog.add_permission = _add_permission  # type: ignore[method-assign]
     backend_cls = models.LakeFormationBackend
-    backend_cls.batch_grant_permissions = _batch_grant  # type: ignore[method-assign]
+    backend_cls.grant_permissions = _grant_existing(backend_cls.grant_permissions)  # type: ignore[method-assign]
+    backend_cls.batch_grant_permissions = _batch_grant  # type: ignore[method-assign,assignment]
     backend_cls.batch_revoke_permissions = _batch_revoke  # type: ignore[method-assign]
     response_cls = responses.LakeFormationResponse
     backend_cls.get_resource_lf_tags = _get_resource_lf_tags  # type: ignore[method-assign]
@@ -53,6 +57,7 @@ def install() -> None:
     backend_cls.put_data_cells_filter = _backend_put_filter  # type: ignore[attr-defined]
     backend_cls.get_data_cells_filter = _backend_get_filter  # type: ignore[attr-defined]
     backend_cls.delete_data_cells_filter = _backend_delete_filter  # type: ignore[attr-defined]
+    response_cls.batch_grant_permissions = _response_batch_grant  # type: ignore[method-assign]
     response_cls.list_data_cells_filter = _response_list_filters  # type: ignore[method-assign]
     response_cls.create_data_cells_filter = _response_create_filter  # type: ignore[attr-defined]
     response_cls.update_data_cells_filter = _response_update_filter  # type: ignore[attr-defined]
@@ -62,15 +67,47 @@ def install() -> None:
         urls.url_paths[f"{{0}}/{operation}$"] = urls.response.dispatch
 
 
-def _batch_grant(self: Any, catalog_id: str, entries: list[dict[str, Any]]) -> None:
+def _batch_grant(self: Any, catalog_id: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each entry granted, or its failure (as ``BatchGrantPermissions`` reports them)."""
+    failures = []
     for entry in entries:
-        self.grant_permissions(
-            catalog_id=catalog_id,
-            principal=entry.get("Principal"),
-            resource=entry.get("Resource"),
-            permissions=entry.get("Permissions"),
-            permissions_with_grant_options=entry.get("PermissionsWithGrantOption"),
-        )
+        try:
+            self.grant_permissions(
+                catalog_id=catalog_id,
+                principal=entry.get("Principal"),
+                resource=entry.get("Resource"),
+                permissions=entry.get("Permissions"),
+                permissions_with_grant_options=entry.get("PermissionsWithGrantOption"),
+            )
+        except Exception as exc:  # moto's JSON errors: code and message
+            code = getattr(exc, "error_type", type(exc).__name__)
+            message = getattr(exc, "message", str(exc))
+            failures.append(
+                {"RequestEntry": entry, "Error": {"ErrorCode": code, "ErrorMessage": message}}
+            )
+    return failures
+
+
+def _response_batch_grant(self: Any) -> str:
+    import json
+
+    catalog_id = self._get_param("CatalogId") or self.current_account
+    failures = self.lakeformation_backend.batch_grant_permissions(
+        catalog_id, self._get_param("Entries")
+    )
+    return json.dumps({"Failures": failures})
+
+
+def _grant_existing(grant: Any) -> Any:
+    """moto's ``grant_permissions``, refused for a database or table not in Glue."""
+
+    def grant_permissions(
+        self: Any, catalog_id: str, principal: Any, resource: Any, *a: Any, **k: Any
+    ) -> Any:
+        _require_granted_resource(self, resource or {})
+        return grant(self, catalog_id, principal, resource, *a, **k)
+
+    return grant_permissions
 
 
 def _batch_revoke(self: Any, catalog_id: str, entries: list[dict[str, Any]]) -> None:
@@ -231,6 +268,28 @@ def _require_resource(backend: Any, resource: dict[str, Any]) -> None:
         unknown = sorted(c for c in body.get("ColumnNames") or [] if str(c).lower() not in columns)
         if unknown:
             raise _not_found(f"Columns not in table {database}.{table}: {', '.join(unknown)}")
+
+
+def _require_granted_resource(backend: Any, resource: dict[str, Any]) -> None:
+    """A grant's database, table (or every table of a database) exists in the Glue
+    catalog it names (``CatalogId``: another account's, for a cross-account grant)."""
+    from types import SimpleNamespace
+
+    def catalog(body: dict[str, Any]) -> Any:
+        account = str(body.get("CatalogId") or backend.account_id)
+        return SimpleNamespace(account_id=account, region_name=backend.region_name)
+
+    if "Database" in resource:
+        body = resource["Database"]
+        _require_resource(catalog(body), {"Database": body})
+    for kind in ("Table", "TableWithColumns"):
+        body = resource.get(kind)
+        if body is None:
+            continue
+        if "TableWildcard" in body or body.get("Name") is None:
+            _require_resource(catalog(body), {"Database": {"Name": body["DatabaseName"]}})
+        else:
+            _require_resource(catalog(body), {kind: body})
 
 
 # -- data cells filters -----------------------------------------------------------------

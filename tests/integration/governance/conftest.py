@@ -23,9 +23,22 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
+# what the engine's tests grant on: Lake Formation refuses a grant on what Glue lacks
+GRANTED_ON = {
+    "sales": ["orders", *(f"t{i}" for i in range(45))],
+    "bdb4834_formatted": ["audit_control"],
+    "bdb4834_formatted_stg": [],
+}
+
+
 @pytest.fixture
 def lakeformation() -> Iterator[Any]:
     with mock_aws():
+        glue = boto3.client("glue", region_name="eu-west-1")
+        for database, tables in GRANTED_ON.items():
+            glue.create_database(DatabaseInput={"Name": database})
+            for table in tables:
+                glue.create_table(DatabaseName=database, TableInput={"Name": table})
         yield boto3.client("lakeformation", region_name="eu-west-1")
 
 

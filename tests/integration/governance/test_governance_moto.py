@@ -173,3 +173,31 @@ def test_cli_missing_file_is_one_line_error(
     assert run_cli("validate", str(tmp_path / "nope.json")) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read" in err[0]
+
+
+def test_a_grant_on_a_table_glue_lacks_fails_that_change_alone(lakeformation: Any) -> None:
+    """Lake Formation refuses a grant on a table that is not in the catalog
+    (EntityNotFoundException), in a batch as a failure of that entry alone."""
+    from lakegov.local import moto_lakeformation
+
+    moto_lakeformation.install()
+    doc = [
+        {
+            "role_arn": ROLE,
+            "access_type": "GRANT",
+            "table_permissions": ["SELECT"],
+            "named_data_catalog": [
+                {"Database": "sales", "Table": "orders"},
+                {"Database": "sales", "Table": "nope"},
+                {"Database": "nowhere", "Table": "*"},
+            ],
+        }
+    ]
+    result = apply(plan(validate(doc), lakeformation, catalog_id=ACCOUNT), lakeformation)
+    assert sorted((o.change.describe(), o.error_code) for o in result.failed) == [
+        (f"grant SELECT on table nowhere.* to {ROLE}", "EntityNotFoundException"),
+        (f"grant SELECT on table sales.nope to {ROLE}", "EntityNotFoundException"),
+    ]
+    assert [json.loads(r) for _, r in held(lakeformation)] == [
+        {"Table": {"CatalogId": ACCOUNT, "DatabaseName": "sales", "Name": "orders"}}
+    ]
