@@ -178,7 +178,7 @@ def process_batch(messages: Sequence[Message], svc: CatalogServices) -> BatchRes
             continue
         claimed.append((message, file))
     groups: dict[tuple[str, str, str], list[tuple[Message, ConvertedFile]]] = defaultdict(list)
-    for message, file in claimed:
+    for message, file in _current_versions(claimed, svc, result):
         groups[(file.database, file.table, file.mode)].append((message, file))
     refreshed: list[_Refreshed] = []  # direct registrations whose DatasetRefreshed is due
     for (_, _, mode), members in groups.items():
@@ -193,8 +193,13 @@ def process_batch(messages: Sequence[Message], svc: CatalogServices) -> BatchRes
                 else:
                     result.crawl_requests += _crawler(files, svc, settled)
             except OutputGone as gone:  # raised before anything changed: the rest again
-                _output_gone(gone, svc)
+                member = [(m, f) for m, f in members if f is gone.file]
                 members = [(m, f) for m, f in members if f is not gone.file]
+                try:
+                    _output_gone(gone, svc)
+                except Exception as exc:  # its message alone is retried
+                    logger.exception("catalog update failed; will retry")
+                    _give_back(svc, result, member, set(), repr(exc))
                 continue
             except PermanentError as exc:
                 logger.error("files cannot be catalogued", extra={"error": str(exc)})
@@ -211,6 +216,39 @@ def process_batch(messages: Sequence[Message], svc: CatalogServices) -> BatchRes
             break
     _announce(refreshed, svc, result)
     return result
+
+
+def _current_versions(
+    claimed: list[tuple[Message, ConvertedFile]], svc: CatalogServices, result: BatchResult
+) -> list[tuple[Message, ConvertedFile]]:
+    """``claimed`` but the files another version of whose landed file is now current (read
+    at once from the current-version pointers): each audited SUPERSEDED, since that
+    version's own FileConverted registers what replaced it, whichever order they arrive in.
+    A file without a pointer is kept (its registration says what became of it)."""
+    if not claimed:
+        return claimed
+    try:
+        pointers = svc.audit.get_many(
+            (CURRENT_VERSION_KIND, f.source, "current") for _, f in claimed
+        )
+    except Exception:  # each file's registration checks its output again
+        logger.warning("current versions not read; registering every file", exc_info=True)
+        return claimed
+    kept = []
+    for message, f in claimed:
+        pointer = pointers.get((CURRENT_VERSION_KIND, f.source, "current")) or {}
+        current = str(pointer.get("current_version") or "")
+        if not current or current == f.source_version:
+            kept.append((message, f))
+            continue
+        count("CatalogSuperseded")
+        note = f"version {current} of the landed file replaced it before it was registered"
+        logger.info("superseded before registration", extra={"file": f.source, "note": note})
+        try:
+            svc.audit.record(AUDIT_KIND, f.audit_subject, f.source_version, "SUPERSEDED", note=note)
+        except Exception as exc:  # its message alone is retried
+            _give_back(svc, result, [(message, f)], set(), repr(exc))
+    return kept
 
 
 def _output_gone(gone: OutputGone, svc: CatalogServices) -> None:

@@ -25,7 +25,9 @@ twice. AWS sends ``Object Tags Added`` for ``PutObjectTagging`` only, and one ev
 created object: :func:`s3_events_as_aws_sends_them` drops the others. And moto sends
 nothing when a delete in a versioned bucket leaves a delete marker (``aws s3 rm`` of a
 landed file or of a governance document), where AWS sends ``Object Deleted``
-(``s3:ObjectRemoved:DeleteMarkerCreated``): it is sent here.
+(``s3:ObjectRemoved:DeleteMarkerCreated``): it is sent here, in moto's form of that event
+(its detail says ``reason: ObjectRemoved`` and has no ``deletion-type``; AWS says
+``DeleteObject`` and ``Delete Marker Created``: nothing in lakegov reads either).
 """
 
 from __future__ import annotations

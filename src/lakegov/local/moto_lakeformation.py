@@ -69,6 +69,8 @@ def install() -> None:
 
 def _batch_grant(self: Any, catalog_id: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each entry granted, or its failure (as ``BatchGrantPermissions`` reports them)."""
+    from moto.core.exceptions import JsonRESTError, ServiceException
+
     failures = []
     for entry in entries:
         try:
@@ -79,8 +81,8 @@ def _batch_grant(self: Any, catalog_id: str, entries: list[dict[str, Any]]) -> l
                 permissions=entry.get("Permissions"),
                 permissions_with_grant_options=entry.get("PermissionsWithGrantOption"),
             )
-        except Exception as exc:  # moto's JSON errors: code and message
-            code = getattr(exc, "error_type", type(exc).__name__)
+        except (JsonRESTError, ServiceException) as exc:  # an AWS error: this entry's
+            code = getattr(exc, "error_type", None) or getattr(exc, "code", type(exc).__name__)
             message = getattr(exc, "message", str(exc))
             failures.append(
                 {"RequestEntry": entry, "Error": {"ErrorCode": code, "ErrorMessage": message}}

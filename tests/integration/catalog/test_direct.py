@@ -536,3 +536,53 @@ def test_an_empty_output_is_still_rejected(env):
     assert process_batch(messages(detail), env.services()).failed == []
     item = env.audit.get("catalog", "s3://lakegov-raw/landing/hollow/v1.csv", "v1")
     assert item["status"] == "REJECTED" and "0 bytes" in item["history"][-1]["note"]
+
+
+def test_a_superseded_version_arriving_after_the_newer_one_is_superseded_too(env):
+    from lakegov.audit import CURRENT_VERSION_KIND
+
+    # Given the newer version first and the older, whose output it replaced, after it:
+    # one schema, so only one footer is read for both
+    key = "landing/race/r.csv"
+    newer = file_converted("race", CUSTOMERS, s3=env.s3, source_key=key, version="v2")
+    older = file_converted("race", CUSTOMERS, s3=env.s3, source_key=key, version="v1")
+    env.s3.delete_object(Bucket=FORMATTED, Key=older["output_keys"][0])
+    env.audit.advance_pointer(
+        CURRENT_VERSION_KIND, f"s3://lakegov-raw/{key}", order="2", version="v2", attributes={}
+    )
+    result = process_batch(messages(newer, older), env.services())
+    assert result.failed == []
+    # Then only the newer is registered and announced, with its own file and rows
+    (refreshed,) = env.published("DatasetRefreshed")
+    assert refreshed["row_count"] == CUSTOMERS.num_rows
+    assert refreshed["source_files"] == [f"s3://lakegov-raw/{key}"]
+    statuses = [
+        env.audit.get("catalog", f"s3://lakegov-raw/{key}", v)["status"] for v in ("v1", "v2")
+    ]
+    assert statuses == ["SUPERSEDED", "PROCESSED"]
+
+
+def test_an_audit_failure_over_a_gone_output_retries_that_message_alone(env, monkeypatch):
+    from lakegov.catalog import service
+    from lakegov.errors import RetryableError
+
+    # Given a table's good file and another table's file whose output is gone, and an
+    # audit table that fails the gone file's verdict once
+    good = file_converted("kept", CUSTOMERS, s3=env.s3)
+    lost = file_converted("lost", CUSTOMERS, s3=env.s3, source_key="landing/lost/l.csv")
+    env.s3.delete_object(Bucket=FORMATTED, Key=lost["output_keys"][0])
+    verdict = service._output_gone
+
+    def failing(gone, svc):
+        raise RetryableError("audit table throttled")
+
+    monkeypatch.setattr(service, "_output_gone", failing)
+    batch = messages(good, lost)
+    result = process_batch(batch, env.services())
+    # Then the good file is registered and announced; the gone one's message alone retries
+    assert result.failed == [batch[1].message_id]
+    assert [e["table"] for e in env.published("DatasetRefreshed")] == ["kept"]
+    monkeypatch.setattr(service, "_output_gone", verdict)
+    assert process_batch(messages(lost), env.services()).failed == []
+    item = env.audit.get("catalog", "s3://lakegov-raw/landing/lost/l.csv", "v1")
+    assert item["status"] == "REJECTED"
