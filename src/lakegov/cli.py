@@ -15,6 +15,7 @@ from typing import Any
 
 from lakegov import __version__
 from lakegov.errors import LakegovError
+from lakegov.observability import uncounted
 
 EPILOG = """examples:
   lakegov demo                                   the walk-through on the embedded runtime
@@ -199,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.func(args)
+        with uncounted():  # no metrics outside Lambda, and none printed into the output
+            code: int = args.func(args)
     except LakegovError as exc:
         print(f"lakegov: error: {exc}", file=sys.stderr)
         return 1

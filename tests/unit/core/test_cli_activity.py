@@ -40,3 +40,30 @@ def test_lines_from_several_threads_do_not_run_together(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 800
     assert all(line.startswith("[invoke] F") and line.endswith("ok 12 ms") for line in lines)
+
+
+def test_a_command_that_counts_often_prints_no_metrics_into_its_output(capsys, monkeypatch):
+    """Powertools prints held metrics to stdout every 100 values of one metric; the CLI
+    (`lakegov reprocess --json` over a thousand files) must print its JSON alone."""
+    import argparse
+
+    from lakegov import cli
+    from lakegov.observability import count, metrics
+
+    def busy(args: argparse.Namespace) -> int:
+        for _ in range(250):
+            count("FilesConverted")
+        print('{"converted": 250}')
+        return 0
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=busy)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    metrics.clear_metrics()
+    assert cli.main([]) == 0
+    assert capsys.readouterr().out == '{"converted": 250}\n'
+    # outside a command, counts are kept (and a hundred of them printed, as in Lambda)
+    for _ in range(100):
+        count("FilesConverted")
+    assert '"FilesConverted"' in capsys.readouterr().out
+    metrics.clear_metrics()
