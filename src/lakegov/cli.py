@@ -15,7 +15,6 @@ from typing import Any
 
 from lakegov import __version__
 from lakegov.errors import LakegovError
-from lakegov.observability import uncounted
 
 EPILOG = """examples:
   lakegov demo                                   the walk-through on the embedded runtime
@@ -199,6 +198,8 @@ def _registrations() -> list[Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from lakegov.observability import uncounted  # Powertools: not for --help or --version
+
     try:
         with uncounted():  # no metrics outside Lambda, and none printed into the output
             code: int = args.func(args)

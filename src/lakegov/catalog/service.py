@@ -236,9 +236,8 @@ def _current_versions(
         return claimed
     kept = []
     for message, f in claimed:
-        pointer = pointers.get((CURRENT_VERSION_KIND, f.source, "current")) or {}
-        current = str(pointer.get("current_version") or "")
-        if not current or current == f.source_version:
+        current = _replaced_by(pointers.get((CURRENT_VERSION_KIND, f.source, "current")), f)
+        if not current:
             kept.append((message, f))
             continue
         count("CatalogSuperseded")
@@ -251,15 +250,21 @@ def _current_versions(
     return kept
 
 
+def _replaced_by(pointer: Mapping[str, Any] | None, f: ConvertedFile) -> str:
+    """The version of ``f``'s landed file that its current-version ``pointer`` names, when
+    that is another version than ``f``'s (``""``: ``f``'s own, or no pointer)."""
+    current = str((pointer or {}).get("current_version") or "")
+    return current if current != f.source_version else ""
+
+
 def _output_gone(gone: OutputGone, svc: CatalogServices) -> None:
     """Audit a file whose output is gone: SUPERSEDED when another version of its landed
     file is the current one (that version's own FileConverted registers what replaced
     it), else REJECTED (the current version's output is missing). Either way the table's
     other files go on without it, and it is not retried."""
     f = gone.file
-    pointer = svc.audit.get(CURRENT_VERSION_KIND, f.source, "current") or {}
-    current = str(pointer.get("current_version") or "")
-    if current and current != f.source_version:
+    current = _replaced_by(svc.audit.get(CURRENT_VERSION_KIND, f.source, "current"), f)
+    if current:
         count("CatalogSuperseded")
         status, note = "SUPERSEDED", f"{gone}: version {current} of the landed file replaced it"
         logger.info("output gone: superseded", extra={"reason": note})

@@ -617,3 +617,19 @@ def test_the_lineage_function_reads_its_queue_in_batches_of_put_events_size():
     # and PutEvents on its own service bus only
     buses = [p for p in function["Policies"] if "EventBridgePutEventsPolicy" in p]
     assert buses == [{"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "ServiceEventBus"}}}]
+    # a stack updated over one whose rule invoked the function changes its code only once
+    # the new rule queues (README, Upgrading)
+    assert set(resources["LineageFunction"]["DependsOn"]) == {"LineageRule", "LineageQueuePolicy"}
+
+
+def test_the_catalog_may_tell_a_missing_output_from_a_refused_read():
+    """Without s3:ListBucket, S3 answers a GET of a missing object 403, not 404: an output a
+    newer version replaced would be retried as a failure, never found superseded."""
+    resources = _resources(ROOT / "template.yaml")
+    listing = [
+        s
+        for s in _statements(resources["CatalogFunction"])
+        if s["Effect"] == "Allow" and "s3:ListBucket" in s["Action"]
+    ]
+    assert [s["Resource"] for s in listing] == [{"Fn::GetAtt": ["FormattedBucket", "Arn"]}]
+    assert all("Condition" not in s for s in listing)  # a GET carries no s3:prefix
